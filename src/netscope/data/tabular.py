@@ -1,0 +1,101 @@
+"""A user's own grouped data: one CSV or Parquet file with a task column and a target column.
+
+Categorical (text) feature columns are one-hot encoded; numeric ones are kept as numbers
+(the protocol standardizes every feature with training statistics later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from netscope.errors import NetscopeError
+from netscope.multitask.tasks import TaskData
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise NetscopeError(f"{path}: file not found.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise NetscopeError(
+                    f"{path}: reading Parquet needs pyarrow; `pip install netscope[parquet]` "
+                    f"or save the table as CSV."
+                ) from None
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise NetscopeError(f"{path}: the file is empty (no header, no rows).") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise NetscopeError(f"{path}: cannot parse as a table ({exc}).") from None
+
+
+def _numeric_or_error(col: pd.Series, name: str, path: Path) -> np.ndarray:
+    values = pd.to_numeric(col, errors="coerce")
+    bad = values.isna() & col.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise NetscopeError(
+            f"{path}: column '{name}' must be numeric but row {row + 1} holds {col.iloc[row]!r}."
+        )
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise NetscopeError(f"{path}: column '{name}' has a missing value at row {row + 1}.")
+    return values.to_numpy(dtype=np.float64)
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    """Mostly numbers with a few stray strings is a data error, not a category."""
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return True
+    parsed = pd.to_numeric(col.dropna(), errors="coerce")
+    return len(parsed) > 0 and parsed.notna().mean() >= 0.5
+
+
+def load_table(path: str | Path, task: str, target: str,
+               features: Sequence[str] | None = None) -> TaskData:
+    """Load grouped rows from ``path``; ``features`` defaults to every other column."""
+    path = Path(path)
+    df = _read(path)
+    if df.shape[0] == 0:
+        raise NetscopeError(f"{path}: the table has a header but no rows.")
+    for col in (task, target, *(features or [])):
+        if col not in df.columns:
+            raise NetscopeError(
+                f"{path}: no column '{col}'; the columns are {', '.join(map(str, df.columns))}."
+            )
+    features = list(features) if features else [c for c in df.columns if c not in (task, target)]
+    if not features:
+        raise NetscopeError(f"{path}: no feature columns besides '{task}' and '{target}'.")
+    if df[task].isna().any():
+        row = int(np.flatnonzero(df[task].isna().to_numpy())[0])
+        raise NetscopeError(f"{path}: task column '{task}' is empty at row {row + 1}.")
+    y = _numeric_or_error(df[target], target, path)
+    blocks, names = [], []
+    for col in features:
+        series = df[col]
+        if _looks_numeric(series):
+            blocks.append(_numeric_or_error(series, col, path)[:, None])
+            names.append(str(col))
+        else:
+            if series.isna().any():
+                row = int(np.flatnonzero(series.isna().to_numpy())[0])
+                raise NetscopeError(f"{path}: column '{col}' has a missing value at row {row + 1}.")
+            levels = sorted(series.astype(str).unique())
+            onehot = (series.astype(str).to_numpy()[:, None] == np.array(levels)[None, :])
+            blocks.append(onehot.astype(np.float64))
+            names.extend(f"{col}={level}" for level in levels)
+    labels = df[task].astype(str).to_numpy()
+    task_names = list(dict.fromkeys(labels))  # first-seen order
+    index = {name: i for i, name in enumerate(task_names)}
+    return TaskData(
+        X=np.hstack(blocks), y=y, task=np.array([index[v] for v in labels]),
+        task_names=task_names, feature_names=names, name=path.stem, target_name=str(target),
+    )

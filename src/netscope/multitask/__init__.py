@@ -1,0 +1,1 @@
+"""The multi-task half: grouped tabular data, model families, training and comparison."""

@@ -1,0 +1,179 @@
+"""The estimator contract shared by every model family, and saving/loading trained models.
+
+scikit-learn style: ``__init__`` stores hyper-parameters, ``fit(X, y, tasks)`` returns self,
+learned state ends in ``_``; ``predict(X, tasks)`` accepts the same task labels used in fit.
+A saved model is a folder with ``config.json`` and ``state.pt`` (tensors only, loaded with
+``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from netscope.errors import NetscopeError
+
+Progress = Callable[[str], None]
+REGISTRY: dict[str, type[TaskEstimator]] = {}
+
+
+class TaskEstimator:
+    """Base class: maps task labels to indices, validates input, saves and loads."""
+
+    family = "base"
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        REGISTRY[cls.__name__] = cls
+
+    # -- scikit-learn contract -------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names if n != "progress"}
+
+    def fit(self, X, y, tasks) -> TaskEstimator:
+        X, y = self._check_X(X), self._check_y(y, X.shape[0] if hasattr(X, "shape") else None)
+        labels = np.asarray(tasks).reshape(-1)
+        if labels.shape[0] != X.shape[0]:
+            raise NetscopeError(f"fit: {X.shape[0]} rows but {labels.shape[0]} task labels.")
+        self.tasks_, t = np.unique(labels, return_inverse=True)
+        self.n_features_in_ = X.shape[1]
+        self._fit(X, y, t.reshape(-1), len(self.tasks_))
+        return self
+
+    def predict(self, X, tasks) -> np.ndarray:
+        if not hasattr(self, "tasks_"):
+            raise NetscopeError(f"{type(self).__name__} is not fitted yet; call fit first.")
+        X = self._check_X(X)
+        if X.shape[1] != self.n_features_in_:
+            raise NetscopeError(
+                f"predict: X has {X.shape[1]} features but the model was fit on "
+                f"{self.n_features_in_}."
+            )
+        return self._predict(X, self.task_index(tasks, X.shape[0]))
+
+    def task_index(self, tasks, n_rows: int) -> np.ndarray:
+        labels = np.asarray(tasks).reshape(-1)
+        if labels.shape[0] != n_rows:
+            raise NetscopeError(f"predict: {n_rows} rows but {labels.shape[0]} task labels.")
+        pos = np.searchsorted(self.tasks_, labels)
+        pos = np.clip(pos, 0, len(self.tasks_) - 1)
+        unknown = self.tasks_[pos] != labels
+        if unknown.any():
+            bad = labels[np.flatnonzero(unknown)[0]]
+            raise NetscopeError(
+                f"predict: task {bad!r} was not seen in fit ({unknown.sum()} row(s)); "
+                f"known tasks are {_preview(self.tasks_)}."
+            )
+        return pos
+
+    @staticmethod
+    def _check_X(X) -> np.ndarray:
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise NetscopeError(f"X must be numeric ({exc}).") from None
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise NetscopeError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
+        if not np.isfinite(X).all():
+            col = int(np.flatnonzero(~np.isfinite(X).all(axis=0))[0])
+            raise NetscopeError(f"X column {col} holds NaN or infinity.")
+        return X
+
+    @staticmethod
+    def _check_y(y, n_rows: int | None) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if n_rows is not None and y.shape[0] != n_rows:
+            raise NetscopeError(f"fit: {n_rows} rows in X but {y.shape[0]} targets.")
+        if not np.isfinite(y).all():
+            raise NetscopeError(f"y holds NaN or infinity (first at row "
+                                f"{int(np.flatnonzero(~np.isfinite(y))[0])}).")
+        return y
+
+    # -- what subclasses provide -----------------------------------------------------------
+    def _fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray, n_tasks: int) -> None:
+        raise NotImplementedError
+
+    def _predict(self, X: np.ndarray, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _set_state(self, state: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``path/`` atomically: a temporary folder renamed into place when complete."""
+        if not hasattr(self, "tasks_"):
+            raise NetscopeError("cannot save a model that is not fitted.")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        try:
+            config = {
+                "class": type(self).__name__, "params": _jsonable(self.get_params()),
+                "tasks": [_label(v) for v in self.tasks_.tolist()],
+                "n_features": int(self.n_features_in_), "format": 1,
+            }
+            (tmp / "config.json").write_text(json.dumps(config, indent=2))
+            torch.save({k: v.detach().cpu() for k, v in self._state().items()}, tmp / "state.pt")
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        return path
+
+
+def load_model(path: str | Path) -> TaskEstimator:
+    """Load a folder written by ``save``; tensors only (``weights_only=True``), never pickles."""
+    path = Path(path)
+    cfg_path, state_path = path / "config.json", path / "state.pt"
+    if not cfg_path.is_file() or not state_path.is_file():
+        raise NetscopeError(f"{path}: not a saved netscope model (needs config.json and state.pt).")
+    try:
+        config = json.loads(cfg_path.read_text())
+        cls = REGISTRY[config["class"]]
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise NetscopeError(f"{cfg_path}: unreadable model config ({exc}).") from None
+    try:
+        state = torch.load(state_path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # a damaged or unsafe file
+        raise NetscopeError(f"{state_path}: cannot be loaded safely ({exc}).") from None
+    model = cls(**config["params"])
+    model.tasks_ = np.asarray(config["tasks"])
+    model.n_features_in_ = config["n_features"]
+    model._set_state(state)
+    return model
+
+
+def _label(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        if hasattr(v, "__dataclass_fields__"):
+            v = {f: getattr(v, f) for f in v.__dataclass_fields__}
+        if isinstance(v, tuple):
+            v = list(v)
+        out[k] = v
+    return out
+
+
+def _preview(values: np.ndarray, k: int = 5) -> str:
+    shown = ", ".join(repr(_label(v)) for v in values[:k])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > k else "")

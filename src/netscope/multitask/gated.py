@@ -1,0 +1,71 @@
+"""Task-gated network: the task picks which projected features pass.
+
+h = sigmoid(E[task]) * relu(x W_p + b_p)   (embedding and projection both of size 32)
+out = relu(h W_1 + b_1) w_o + b_o          (Dense 16, then a linear output)
+One network for all rows; the per-task part is only the 32-number gate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.optim import OptimizerSpec
+from netscope.multitask.pooled import dense, train_minibatch
+
+
+class GatedNet(nn.Module):
+    def __init__(self, n_features: int, n_tasks: int, width: int = 32, hidden: int = 16,
+                 seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.embed = nn.Embedding(n_tasks, width, dtype=torch.float64)
+        with torch.no_grad():  # Keras's Embedding default: uniform(-0.05, 0.05)
+            self.embed.weight.copy_((torch.rand(n_tasks, width, generator=gen,
+                                                dtype=torch.float64) * 2 - 1) * 0.05)
+        self.project = dense(n_features, width, gen)
+        self.hidden = dense(width, hidden, gen)
+        self.out = dense(hidden, 1, gen)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        h = torch.sigmoid(self.embed(t)) * torch.relu(self.project(x))
+        return self.out(torch.relu(self.hidden(h))).squeeze(-1)
+
+
+class TaskGatedMLP(TaskEstimator):
+    """Task embedding through a sigmoid gates a dense projection of the features."""
+
+    family = "task-gated"
+
+    def __init__(self, width: int = 32, hidden: int = 16, epochs: int = 20, batch_size: int = 32,
+                 optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
+                 progress: Progress | None = None) -> None:
+        self.width = width
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr = lr
+        self.seed = seed
+        self.progress = progress
+
+    def _fit(self, X, y, t, n_tasks) -> None:
+        self.net_ = GatedNet(X.shape[1], n_tasks, self.width, self.hidden, self.seed)
+        train_minibatch(self.net_, list(self.net_.parameters()), torch.from_numpy(X),
+                        torch.from_numpy(t), torch.from_numpy(y),
+                        OptimizerSpec(self.optimizer, self.lr), self.epochs, self.batch_size,
+                        self.seed, "task-gated", self.progress)
+
+    def _predict(self, X, t) -> np.ndarray:
+        with torch.no_grad():
+            return self.net_(torch.from_numpy(X), torch.from_numpy(t)).numpy()
+
+    def _state(self):
+        return self.net_.state_dict()
+
+    def _set_state(self, state):
+        n_tasks, _ = state["embed.weight"].shape
+        self.net_ = GatedNet(state["project.weight"].shape[1], n_tasks, self.width, self.hidden)
+        self.net_.load_state_dict(state)

@@ -1,0 +1,88 @@
+"""Per-task optimizers on stacked parameters.
+
+Adam and RMSprop are element-wise, so one optimizer state tensor with a leading task axis,
+updated only at the tasks that took a step, is exactly equal to T separate optimizers.
+Shared parameters get one state per task too (each task's optimizer proposes its own step
+for them), which is what "one optimizer per task" means when tasks share layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from netscope.errors import NetscopeError
+
+KINDS = ("adam", "rmsprop", "sgd")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Hyper-parameters, with Keras's defaults (the course used Keras)."""
+
+    kind: str = "adam"
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    rho: float = 0.9
+    eps: float = 1e-7
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise NetscopeError(f"optimizer must be one of {KINDS}, got {self.kind!r}.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise NetscopeError(f"learning rate must be a positive number, got {self.lr}.")
+
+    def scaled(self, factor: float) -> OptimizerSpec:
+        return OptimizerSpec(self.kind, self.lr * factor, self.beta1, self.beta2, self.rho,
+                             self.eps)
+
+    def torch(self, params) -> torch.optim.Optimizer:
+        """The equivalent single-task torch optimizer (used by loops and tests)."""
+        if self.kind == "adam":
+            return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2),
+                                    eps=self.eps)
+        if self.kind == "rmsprop":
+            return torch.optim.RMSprop(params, lr=self.lr, alpha=self.rho, eps=self.eps)
+        return torch.optim.SGD(params, lr=self.lr)
+
+
+class StackedOptimizer:
+    """State for ``n_tasks`` optimizers over parameters of any shape; steps only named tasks."""
+
+    def __init__(self, spec: OptimizerSpec, n_tasks: int) -> None:
+        self.spec = spec
+        self.n_tasks = n_tasks
+        self.steps = torch.zeros(n_tasks, dtype=torch.float64)
+        self._m: dict[str, torch.Tensor] = {}
+        self._v: dict[str, torch.Tensor] = {}
+
+    def tick(self, tasks: torch.Tensor) -> None:
+        """Advance the step counters of ``tasks`` (once per update, before ``delta`` calls)."""
+        self.steps[tasks] += 1
+
+    def delta(self, key: str, grad: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
+        """Per-task steps (to subtract) for ``grad`` of shape (len(tasks), *param_shape)."""
+        s = self.spec
+        if s.kind == "sgd":
+            return s.lr * grad
+        if key not in self._v:
+            self._v[key] = grad.new_zeros((self.n_tasks, *grad.shape[1:]))
+            if s.kind == "adam":
+                self._m[key] = grad.new_zeros((self.n_tasks, *grad.shape[1:]))
+        shape = (-1,) + (1,) * (grad.dim() - 1)
+        v = self._v[key][tasks]
+        if s.kind == "rmsprop":
+            v = s.rho * v + (1 - s.rho) * grad * grad
+            self._v[key][tasks] = v
+            return s.lr * grad / (v.sqrt() + s.eps)
+        m = self._m[key][tasks]
+        m = m + (1 - s.beta1) * (grad - m)
+        v = s.beta2 * v + (1 - s.beta2) * grad * grad
+        self._m[key][tasks], self._v[key][tasks] = m, v
+        step = self.steps[tasks]
+        bc1 = (1 - s.beta1**step).to(grad.dtype).view(shape)
+        bc2 = (1 - s.beta2**step).to(grad.dtype).view(shape)
+        return (s.lr / bc1) * m / (v.sqrt() / bc2.sqrt() + s.eps)

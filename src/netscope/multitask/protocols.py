@@ -1,0 +1,138 @@
+"""Evaluation protocols: which rows train and test, and which rows the scalers see.
+
+A protocol's ``definition`` is printed next to every number it produces, because papers
+differ on exactly these choices and numbers mean nothing without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from netscope.errors import NetscopeError
+from netscope.multitask.tasks import Split, Standardizer, TaskData
+
+SCALE_CHOICES = ("all", "train", "none")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    definition: str
+    splits: list[Split]
+    scale_from: str  # "all" rows (the course), "train" rows only, or "none" (raw scale)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One split, scaled for the models; ``target`` maps predictions back to the data's units."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    t_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    t_test: np.ndarray
+    target: Standardizer
+    features: Standardizer
+    n_tasks: int
+    split: Split
+
+
+def random_split(data: TaskData, test_fraction: float, seed: int, name: str) -> Split:
+    """Within every task, a seeded random ``test_fraction`` of rows (at least one each side)."""
+    if not 0.0 < test_fraction < 1.0:
+        raise NetscopeError(f"test fraction must be between 0 and 1, got {test_fraction}.")
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for t in range(data.n_tasks):
+        rows = rng.permutation(data.rows_of(t))
+        n_test = int(np.clip(round(test_fraction * rows.size), 1, rows.size - 1))
+        test.append(rows[:n_test])
+        train.append(rows[n_test:])
+    return Split(train=np.sort(np.concatenate(train)), test=np.sort(np.concatenate(test)),
+                 name=name)
+
+
+def prepare(data: TaskData, split: Split, scale_from: str) -> Prepared:
+    """Scale features and target with statistics from the rows the protocol allows."""
+    if scale_from not in SCALE_CHOICES:
+        raise NetscopeError(f"scale_from must be one of {SCALE_CHOICES}, got {scale_from!r}.")
+    split.check(data)
+    if scale_from == "none":
+        keep = Standardizer.fit(data.X[split.train]).keep
+        fx = Standardizer.identity(data.n_features, keep)
+        fy = Standardizer.identity(1)
+    else:
+        rows = np.arange(data.X.shape[0]) if scale_from == "all" else split.train
+        fx = Standardizer.fit(data.X[rows])
+        fy = Standardizer.fit(data.y[rows, None], drop_constant=False)
+    return Prepared(
+        X_train=fx.transform(data.X[split.train]), y_train=fy.transform_target(data.y[split.train]),
+        t_train=data.task[split.train],
+        X_test=fx.transform(data.X[split.test]), y_test=fy.transform_target(data.y[split.test]),
+        t_test=data.task[split.test], target=fy, features=fx, n_tasks=data.n_tasks, split=split,
+    )
+
+
+def lecture(data: TaskData, seed: int = 0, test_fraction: float | None = None) -> Protocol:
+    """The course's protocol: one seeded random split inside each task."""
+    if data.name == "survey":
+        frac = 0.25 if test_fraction is None else test_fraction
+        return Protocol(
+            "lecture",
+            f"one random {1 - frac:.0%}/{frac:.0%} train/test split inside each subject "
+            f"(seed {seed}); ratings on their raw 0-10 scale, features as given.",
+            [random_split(data, frac, seed, f"random {1 - frac:.0%}/{frac:.0%} (seed {seed})")],
+            "none",
+        )
+    frac = 0.4 if test_fraction is None else test_fraction
+    return Protocol(
+        "lecture",
+        f"one random {1 - frac:.0%}/{frac:.0%} train/test split inside each task (seed {seed}); "
+        f"features and target standardized with mean and SD over ALL rows, as the course did.",
+        [random_split(data, frac, seed, f"random {1 - frac:.0%}/{frac:.0%} (seed {seed})")],
+        "all",
+    )
+
+
+def standard(data: TaskData, root: str | Path | None = None, n_splits: int | None = None,
+             seed: int = 0, test_fraction: float = 0.25,
+             progress: Callable[[str], None] | None = None) -> Protocol:
+    """The literature's protocol: published splits; scalers fit on training rows only."""
+    if data.name == "school":
+        from netscope.data.school import N_SPLITS, load_school_split
+
+        k = n_splits or N_SPLITS
+        splits = [load_school_split(i, data, root, progress) for i in range(1, k + 1)]
+        return Protocol(
+            "standard",
+            f"the {k} published school splits of Argyriou, Evgeniou & Pontil (2008) "
+            f"(11,472 train / 3,890 test rows each); scalers fit on training rows; "
+            f"mean and SD over splits.",
+            splits, "train",
+        )
+    if data.name == "survey":
+        from netscope.data.survey import N_CALIBRATION, N_PROFILES
+
+        profile = np.tile(np.arange(N_PROFILES), data.n_tasks)
+        split = Split(train=np.flatnonzero(profile < N_CALIBRATION),
+                      test=np.flatnonzero(profile >= N_CALIBRATION), name="profiles 1-16 / 17-20")
+        return Protocol(
+            "standard",
+            "for every subject, the 16 calibration profiles train and the 4 hold-out profiles "
+            "test (Lenk et al. 1996); scalers fit on training rows; errors in rating units.",
+            [split], "train",
+        )
+    k = n_splits or 5
+    splits = [random_split(data, test_fraction, seed + i, f"random split {i + 1} (seed {seed + i})")
+              for i in range(k)]
+    return Protocol(
+        "standard",
+        f"{k} seeded random {1 - test_fraction:.0%}/{test_fraction:.0%} splits inside each task; "
+        f"scalers fit on training rows; mean and SD over splits.",
+        splits, "train",
+    )

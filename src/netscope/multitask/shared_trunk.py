@@ -1,0 +1,148 @@
+"""Shared-trunk multi-task network: the pooled MLP's hidden layers shared, one head per task.
+
+Heads start as copies of the pooled model's output layer. Training is staged, as in the
+course: stage 1 trains only the heads, stage 2 also the second shared layer, stage 3 both
+shared layers, each stage with a smaller learning rate (``stage_lr``) and fresh optimizers.
+Every task has its own optimizer state, for its head and for the shared layers it updates.
+
+Two methods:
+- ``accumulate``: at each step every task's gradient is computed on its own mini-batch
+  before any weight moves; then every task's optimizer applies its step (shared layers
+  receive the sum, or the mean with ``shared_reduce="mean"``, of the tasks' steps);
+- ``random``: per-task mini-batches in random order, each applied at once (fit-on-batch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from netscope.errors import NetscopeError
+from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
+from netscope.multitask.pooled import PooledMLP
+from netscope.multitask.stacked import batch_plan
+
+SHARED = ("W0", "b0", "W1", "b1")
+TRAINABLE = {1: (), 2: ("W1", "b1"), 3: SHARED}  # shared layers trained in each stage
+METHODS = ("accumulate", "random")
+
+
+def trunk_forward(p: dict[str, torch.Tensor], X: torch.Tensor, head_w: torch.Tensor,
+                  head_b: torch.Tensor) -> torch.Tensor:
+    """Prediction for a batch of rows X (..., B, d) with their heads (..., 16), (...)."""
+    h = torch.relu(X @ p["W0"] + p["b0"].unsqueeze(-2))
+    h = torch.relu(h @ p["W1"] + p["b1"].unsqueeze(-2))
+    return (h * head_w.unsqueeze(-2)).sum(-1) + head_b.unsqueeze(-1)
+
+
+class SharedTrunkMTL(TaskEstimator):
+    """Two shared hidden layers (from the pooled MLP) and a linear head per task."""
+
+    family = "shared-trunk"
+
+    def __init__(self, method: str = "accumulate", stage_epochs: tuple[int, ...] = (10, 10, 10),
+                 stage_lr: tuple[float, ...] = (1e-3, 1e-4, 1e-5), batch_size: int = 32,
+                 optimizer: str = "adam", shared_reduce: str = "sum",
+                 pooled_epochs: int = 20, seed: int = 0,
+                 progress: Progress | None = None) -> None:
+        self.method = method
+        self.stage_epochs = stage_epochs
+        self.stage_lr = stage_lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.shared_reduce = shared_reduce
+        self.pooled_epochs = pooled_epochs
+        self.seed = seed
+        self.progress = progress
+
+    def fit(self, X, y, tasks, pooled: PooledMLP | None = None) -> SharedTrunkMTL:
+        """Fit; ``pooled`` is an already fitted PooledMLP to start from (else one is fit)."""
+        if self.method not in METHODS:
+            raise NetscopeError(f"method must be one of {METHODS}, got {self.method!r}.")
+        if self.shared_reduce not in ("sum", "mean"):
+            raise NetscopeError(f"shared_reduce must be 'sum' or 'mean', got {self.shared_reduce!r}.")
+        if len(self.stage_epochs) != 3 or len(self.stage_lr) != 3:
+            raise NetscopeError("stage_epochs and stage_lr need three values (one per stage).")
+        self._pooled = pooled
+        return super().fit(X, y, tasks)
+
+    def _start(self, X, y, t, n_tasks) -> None:
+        pooled = self._pooled
+        if pooled is None:
+            pooled = PooledMLP(epochs=self.pooled_epochs, seed=self.seed,
+                               progress=self.progress).fit(X, y, t)
+        if len(pooled.hidden) != 2:
+            raise NetscopeError("the pooled model must have exactly two hidden layers.")
+        net = pooled.net_
+        self.trunk_ = {"W0": net[0].weight.detach().T.clone(), "b0": net[0].bias.detach().clone(),
+                       "W1": net[2].weight.detach().T.clone(), "b1": net[2].bias.detach().clone()}
+        self.head_w_ = net[4].weight.detach()[0].repeat(n_tasks, 1)
+        self.head_b_ = net[4].bias.detach().repeat(n_tasks)
+
+    def _fit(self, X, y, t, n_tasks) -> None:
+        self._start(X, y, t, n_tasks)
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        rng = np.random.default_rng(self.seed)
+        for stage, (epochs, lr) in enumerate(zip(self.stage_epochs, self.stage_lr,
+                                                 strict=True), start=1):
+            opt = StackedOptimizer(OptimizerSpec(self.optimizer, lr), n_tasks)
+            plan = batch_plan(t, n_tasks, self.batch_size, epochs, rng)
+            run = self._accumulate if self.method == "accumulate" else self._random
+            run(plan, Xt, yt, opt, TRAINABLE[stage], rng)
+            if self.progress:
+                self.progress(f"shared-trunk ({self.method}): stage {stage}/3 done")
+        if not all(torch.isfinite(v).all() for v in (*self.trunk_.values(), self.head_w_)):
+            raise FloatingPointError("shared-trunk training diverged; lower stage_lr.")
+
+    def _step(self, tasks: torch.Tensor, Xb, yb, mask, opt: StackedOptimizer,
+              trainable: tuple[str, ...]) -> None:
+        """One update: per-task gradients for the given tasks, then each task's step."""
+        k = tasks.numel()
+        reps = {n: v.unsqueeze(0).expand(k, *v.shape).clone().requires_grad_(n in trainable)
+                for n, v in self.trunk_.items()}
+        hw = self.head_w_[tasks].clone().requires_grad_(True)
+        hb = self.head_b_[tasks].clone().requires_grad_(True)
+        pred = trunk_forward(reps, Xb, hw, hb)
+        per_task = ((pred - yb) ** 2 * mask).sum(1) / mask.sum(1).clamp(min=1)
+        wrt = [hw, hb] + [reps[n] for n in trainable]
+        grads = torch.autograd.grad(per_task.sum(), wrt)
+        opt.tick(tasks)
+        with torch.no_grad():
+            self.head_w_[tasks] -= opt.delta("hw", grads[0], tasks)
+            self.head_b_[tasks] -= opt.delta("hb", grads[1], tasks)
+            for n, g in zip(trainable, grads[2:], strict=True):
+                d = opt.delta(n, g, tasks)
+                self.trunk_[n] -= d.sum(0) if self.shared_reduce == "sum" else d.mean(0)
+
+    def _accumulate(self, plan, X, y, opt, trainable, rng) -> None:
+        for step in plan:
+            idx = torch.from_numpy(step)
+            mask = idx >= 0
+            tasks = torch.nonzero(mask.any(1)).squeeze(1)
+            idx, mask = idx[tasks].clamp(min=0), mask[tasks].to(X.dtype)
+            self._step(tasks, X[idx], y[idx], mask, opt, trainable)
+
+    def _random(self, plan, X, y, opt, trainable, rng) -> None:
+        pairs = [(s, task) for s in range(plan.shape[0]) for task in range(plan.shape[1])
+                 if plan[s, task, 0] >= 0]
+        for j in rng.permutation(len(pairs)):
+            s, task = pairs[j]
+            rows = plan[s, task][plan[s, task] >= 0]
+            idx = torch.from_numpy(rows).unsqueeze(0)
+            mask = torch.ones(1, rows.size, dtype=X.dtype)
+            self._step(torch.tensor([task]), X[idx], y[idx], mask, opt, trainable)
+
+    def _predict(self, X, t) -> np.ndarray:
+        with torch.no_grad():
+            tt = torch.from_numpy(t)
+            Xt = torch.from_numpy(X).unsqueeze(1)
+            trunk = {k: v for k, v in self.trunk_.items()}
+            return trunk_forward(trunk, Xt, self.head_w_[tt], self.head_b_[tt]).squeeze(-1).numpy()
+
+    def _state(self):
+        return {**self.trunk_, "head_w": self.head_w_, "head_b": self.head_b_}
+
+    def _set_state(self, state):
+        self.trunk_ = {k: state[k].to(torch.float64) for k in SHARED}
+        self.head_w_, self.head_b_ = state["head_w"], state["head_b"]

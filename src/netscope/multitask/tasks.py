@@ -1,0 +1,150 @@
+"""Grouped tabular data: rows, their task, and the scalers and splits that act on them.
+
+Every model family and every protocol works on this one structure, so a user's own
+CSV, the school data and the survey all flow through the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netscope.errors import NetscopeError
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Features ``X`` (n, d), targets ``y`` (n,), and ``task`` (n,) indices into ``task_names``."""
+
+    X: np.ndarray
+    y: np.ndarray
+    task: np.ndarray
+    task_names: list[str]
+    feature_names: list[str]
+    name: str = "data"
+    target_name: str = "y"
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        X = np.asarray(self.X, dtype=np.float64)
+        y = np.asarray(self.y, dtype=np.float64).reshape(-1)
+        task = np.asarray(self.task, dtype=np.int64).reshape(-1)
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "y", y)
+        object.__setattr__(self, "task", task)
+        _validate(self)
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    def task_sizes(self) -> np.ndarray:
+        return np.bincount(self.task, minlength=self.n_tasks)
+
+    def rows_of(self, t: int) -> np.ndarray:
+        return np.flatnonzero(self.task == t)
+
+
+def _validate(d: TaskData) -> None:
+    if d.X.ndim != 2:
+        raise NetscopeError(f"{d.name}: features must be a 2-D table, got shape {d.X.shape}.")
+    n = d.X.shape[0]
+    if n == 0:
+        raise NetscopeError(f"{d.name}: the data set has no rows.")
+    if d.y.shape[0] != n or d.task.shape[0] != n:
+        raise NetscopeError(
+            f"{d.name}: {n} feature rows but {d.y.shape[0]} targets and {d.task.shape[0]} task ids."
+        )
+    if len(d.feature_names) != d.X.shape[1]:
+        raise NetscopeError(
+            f"{d.name}: {d.X.shape[1]} feature columns but {len(d.feature_names)} names."
+        )
+    bad_cols = np.flatnonzero(~np.isfinite(d.X).all(axis=0))
+    if bad_cols.size:
+        col = bad_cols[0]
+        row = int(np.flatnonzero(~np.isfinite(d.X[:, col]))[0])
+        raise NetscopeError(
+            f"{d.name}: feature column '{d.feature_names[col]}' has a missing or infinite value "
+            f"(first at row {row}); fill or drop those rows first."
+        )
+    if not np.isfinite(d.y).all():
+        row = int(np.flatnonzero(~np.isfinite(d.y))[0])
+        raise NetscopeError(
+            f"{d.name}: target '{d.target_name}' has a missing or infinite value (first at row {row})."
+        )
+    if d.task.min() < 0 or d.task.max() >= len(d.task_names):
+        raise NetscopeError(f"{d.name}: task ids must index into the {len(d.task_names)} names.")
+    sizes = np.bincount(d.task, minlength=len(d.task_names))
+    small = [d.task_names[i] for i in np.flatnonzero(sizes < 2)]
+    if small:
+        raise NetscopeError(
+            f"{d.name}: task '{small[0]}' has {int(sizes[d.task_names.index(small[0])])} row(s); "
+            f"every task needs at least 2 (one to train on, one to test). "
+            f"{len(small)} task(s) affected: drop or merge them."
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train and test row indices into one TaskData, with a human name for reports."""
+
+    train: np.ndarray
+    test: np.ndarray
+    name: str = "split"
+
+    def check(self, data: TaskData) -> None:
+        """Every task must have rows on both sides, or per-task models cannot be fit or scored."""
+        n = data.X.shape[0]
+        for side, idx in (("train", self.train), ("test", self.test)):
+            if idx.size == 0:
+                raise NetscopeError(f"{self.name}: the {side} set is empty.")
+            if idx.min() < 0 or idx.max() >= n:
+                raise NetscopeError(f"{self.name}: {side} index out of range for {n} rows.")
+        if np.intersect1d(self.train, self.test).size:
+            raise NetscopeError(f"{self.name}: train and test rows overlap.")
+        for side, idx in (("train", self.train), ("test", self.test)):
+            sizes = np.bincount(data.task[idx], minlength=data.n_tasks)
+            empty = np.flatnonzero(sizes == 0)
+            if empty.size:
+                raise NetscopeError(
+                    f"{self.name}: task '{data.task_names[empty[0]]}' has no {side} rows "
+                    f"({empty.size} task(s) affected)."
+                )
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Column means and scales; constant columns are dropped (they carry no information)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    keep: np.ndarray
+
+    @classmethod
+    def fit(cls, X: np.ndarray, drop_constant: bool = True) -> Standardizer:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[:, None]
+        mean, std = X.mean(axis=0), X.std(axis=0)
+        keep = std > 1e-12 if drop_constant else np.ones(X.shape[1], bool)
+        return cls(mean=mean, scale=np.where(std > 1e-12, std, 1.0), keep=keep)
+
+    @classmethod
+    def identity(cls, n_cols: int, keep: np.ndarray | None = None) -> Standardizer:
+        keep = np.ones(n_cols, bool) if keep is None else keep
+        return cls(mean=np.zeros(n_cols), scale=np.ones(n_cols), keep=keep)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        return ((X - self.mean) / self.scale)[:, self.keep]
+
+    def transform_target(self, y: np.ndarray) -> np.ndarray:
+        return (np.asarray(y, dtype=np.float64) - self.mean[0]) / self.scale[0]
+
+    def inverse_target(self, z: np.ndarray) -> np.ndarray:
+        return np.asarray(z, dtype=np.float64) * self.scale[0] + self.mean[0]
