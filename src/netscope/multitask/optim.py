@@ -39,11 +39,11 @@ class OptimizerSpec:
         return OptimizerSpec(self.kind, self.lr * factor, self.beta1, self.beta2, self.rho,
                              self.eps)
 
-    def torch(self, params) -> torch.optim.Optimizer:
-        """The equivalent single-task torch optimizer (used by loops and tests)."""
+    def torch(self, params, fused: bool = False) -> torch.optim.Optimizer:
+        """The equivalent single-task torch optimizer (``fused``: one kernel per step)."""
         if self.kind == "adam":
             return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2),
-                                    eps=self.eps)
+                                    eps=self.eps, fused=fused or None)
         if self.kind == "rmsprop":
             return torch.optim.RMSprop(params, lr=self.lr, alpha=self.rho, eps=self.eps)
         return torch.optim.SGD(params, lr=self.lr)

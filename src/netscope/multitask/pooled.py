@@ -35,7 +35,7 @@ def train_minibatch(forward, params, X: torch.Tensor, t: torch.Tensor, y: torch.
                     spec: OptimizerSpec, epochs: int, batch_size: int, seed: int,
                     name: str, progress: Progress | None = None) -> None:
     """Shuffled mini-batch MSE training of ``forward(X, t)``; Keras ``fit`` semantics."""
-    opt = spec.torch(params)
+    opt = spec.torch(params, fused=True)
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     for epoch in range(epochs):

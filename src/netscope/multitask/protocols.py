@@ -41,6 +41,13 @@ class Prepared:
     n_tasks: int
     split: Split
 
+    @property
+    def reference_scale(self) -> float:
+        """The target SD that defines the "standardized" MSE (training SD on a raw scale)."""
+        if self.target.scale[0] != 1.0 or self.target.mean[0] != 0.0:
+            return float(self.target.scale[0])
+        return float(np.std(self.y_train))
+
 
 def random_split(data: TaskData, test_fraction: float, seed: int, name: str) -> Split:
     """Within every task, a seeded random ``test_fraction`` of rows (at least one each side)."""

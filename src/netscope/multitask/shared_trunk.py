@@ -25,15 +25,54 @@ from netscope.multitask.stacked import batch_plan
 
 SHARED = ("W0", "b0", "W1", "b1")
 TRAINABLE = {1: (), 2: ("W1", "b1"), 3: SHARED}  # shared layers trained in each stage
+FIRST_TRAINED = {1: 2, 2: 1, 3: 0}  # the layer where each stage's trainable part begins
 METHODS = ("accumulate", "random")
 
 
-def trunk_forward(p: dict[str, torch.Tensor], X: torch.Tensor, head_w: torch.Tensor,
-                  head_b: torch.Tensor) -> torch.Tensor:
-    """Prediction for a batch of rows X (..., B, d) with their heads (..., 16), (...)."""
-    h = torch.relu(X @ p["W0"] + p["b0"].unsqueeze(-2))
-    h = torch.relu(h @ p["W1"] + p["b1"].unsqueeze(-2))
+def trunk_forward(p: dict[str, torch.Tensor], Z: torch.Tensor, head_w: torch.Tensor,
+                  head_b: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Prediction for rows Z (..., B, width) that enter the network at layer ``start``
+    (0: features, 1: first hidden layer's output, 2: second's), with their heads."""
+    h = Z
+    for layer in range(start, 2):
+        h = torch.relu(h @ p[f"W{layer}"] + p[f"b{layer}"].unsqueeze(-2))
     return (h * head_w.unsqueeze(-2)).sum(-1) + head_b.unsqueeze(-1)
+
+
+def trunk_grads(p: dict[str, torch.Tensor], Z: torch.Tensor, head_w: torch.Tensor,
+                head_b: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+                start: int) -> dict[str, torch.Tensor]:
+    """Per-task gradients of each task's mean squared error on its padded batch.
+
+    Z (k, B, width) enters at layer ``start``; heads (k, 16), (k,); y and mask (k, B).
+    Hand-written backpropagation (checked against autograd in the tests): the networks are
+    tiny, so autograd's per-call overhead would dominate every step.
+    """
+    acts = [Z]
+    pre = []
+    for layer in range(start, 2):
+        a = acts[-1] @ p[f"W{layer}"] + p[f"b{layer}"].unsqueeze(-2)
+        pre.append(a)
+        acts.append(torch.relu(a))
+    h = acts[-1]
+    pred = (h * head_w.unsqueeze(-2)).sum(-1) + head_b.unsqueeze(-1)
+    r = 2 * (pred - y) * mask / mask.sum(1, keepdim=True).clamp(min=1)  # dLoss/dpred
+    grads = {"hw": (r.unsqueeze(-1) * h).sum(1), "hb": r.sum(1)}
+    d_h = r.unsqueeze(-1) * head_w.unsqueeze(-2)
+    for i, layer in reversed(list(enumerate(range(start, 2)))):
+        d_a = d_h * (pre[i] > 0)
+        grads[f"W{layer}"] = acts[i].transpose(-1, -2) @ d_a
+        grads[f"b{layer}"] = d_a.sum(1)
+        d_h = d_a @ p[f"W{layer}"].T
+    return grads
+
+
+def frozen_input(p: dict[str, torch.Tensor], X: torch.Tensor, start: int) -> torch.Tensor:
+    """The output of the frozen layers below ``start``, computed once per stage."""
+    h = X
+    for layer in range(start):
+        h = torch.relu(h @ p[f"W{layer}"] + p[f"b{layer}"])
+    return h
 
 
 class SharedTrunkMTL(TaskEstimator):
@@ -88,42 +127,52 @@ class SharedTrunkMTL(TaskEstimator):
                                                  strict=True), start=1):
             opt = StackedOptimizer(OptimizerSpec(self.optimizer, lr), n_tasks)
             plan = batch_plan(t, n_tasks, self.batch_size, epochs, rng)
-            run = self._accumulate if self.method == "accumulate" else self._random
-            run(plan, Xt, yt, opt, TRAINABLE[stage], rng)
+            start = FIRST_TRAINED[stage]
+            Z = frozen_input(self.trunk_, Xt, start)
+            # With the trunk frozen (stage 1) tasks cannot interact, so any interleaving of
+            # their mini-batches gives the same weights: the batched path is then exact.
+            batched = self.method == "accumulate" or not TRAINABLE[stage]
+            run = self._accumulate if batched else self._random
+            run(plan, Z, yt, opt, TRAINABLE[stage], start, rng)
             if self.progress:
                 self.progress(f"shared-trunk ({self.method}): stage {stage}/3 done")
         if not all(torch.isfinite(v).all() for v in (*self.trunk_.values(), self.head_w_)):
             raise FloatingPointError("shared-trunk training diverged; lower stage_lr.")
 
-    def _step(self, tasks: torch.Tensor, Xb, yb, mask, opt: StackedOptimizer,
-              trainable: tuple[str, ...]) -> None:
-        """One update: per-task gradients for the given tasks, then each task's step."""
-        k = tasks.numel()
-        reps = {n: v.unsqueeze(0).expand(k, *v.shape).clone().requires_grad_(n in trainable)
-                for n, v in self.trunk_.items()}
-        hw = self.head_w_[tasks].clone().requires_grad_(True)
-        hb = self.head_b_[tasks].clone().requires_grad_(True)
-        pred = trunk_forward(reps, Xb, hw, hb)
-        per_task = ((pred - yb) ** 2 * mask).sum(1) / mask.sum(1).clamp(min=1)
-        wrt = [hw, hb] + [reps[n] for n in trainable]
-        grads = torch.autograd.grad(per_task.sum(), wrt)
+    def _step(self, tasks: torch.Tensor, Zb, yb, mask, opt: StackedOptimizer,
+              trainable: tuple[str, ...], start: int) -> None:
+        """One update: per-task gradients for the given tasks, then each task's step.
+
+        All of a task's trainable numbers form one flat vector, so the optimizer runs once.
+        """
+        grads = trunk_grads(self.trunk_, Zb, self.head_w_[tasks], self.head_b_[tasks], yb, mask,
+                            start)
+        names = ("hw", "hb", *trainable)
+        flat = torch.cat([grads[n].reshape(tasks.numel(), -1) for n in names], dim=1)
         opt.tick(tasks)
-        with torch.no_grad():
-            self.head_w_[tasks] -= opt.delta("hw", grads[0], tasks)
-            self.head_b_[tasks] -= opt.delta("hb", grads[1], tasks)
-            for n, g in zip(trainable, grads[2:], strict=True):
-                d = opt.delta(n, g, tasks)
+        delta = opt.delta("all", flat, tasks)
+        offset = 0
+        for n in names:
+            shape = grads[n].shape
+            size = shape[1:].numel()
+            d = delta[:, offset:offset + size].reshape(shape)
+            offset += size
+            if n == "hw":
+                self.head_w_[tasks] -= d
+            elif n == "hb":
+                self.head_b_[tasks] -= d
+            else:
                 self.trunk_[n] -= d.sum(0) if self.shared_reduce == "sum" else d.mean(0)
 
-    def _accumulate(self, plan, X, y, opt, trainable, rng) -> None:
+    def _accumulate(self, plan, X, y, opt, trainable, start, rng) -> None:
         for step in plan:
             idx = torch.from_numpy(step)
             mask = idx >= 0
             tasks = torch.nonzero(mask.any(1)).squeeze(1)
             idx, mask = idx[tasks].clamp(min=0), mask[tasks].to(X.dtype)
-            self._step(tasks, X[idx], y[idx], mask, opt, trainable)
+            self._step(tasks, X[idx], y[idx], mask, opt, trainable, start)
 
-    def _random(self, plan, X, y, opt, trainable, rng) -> None:
+    def _random(self, plan, X, y, opt, trainable, start, rng) -> None:
         pairs = [(s, task) for s in range(plan.shape[0]) for task in range(plan.shape[1])
                  if plan[s, task, 0] >= 0]
         for j in rng.permutation(len(pairs)):
@@ -131,7 +180,7 @@ class SharedTrunkMTL(TaskEstimator):
             rows = plan[s, task][plan[s, task] >= 0]
             idx = torch.from_numpy(rows).unsqueeze(0)
             mask = torch.ones(1, rows.size, dtype=X.dtype)
-            self._step(torch.tensor([task]), X[idx], y[idx], mask, opt, trainable)
+            self._step(torch.tensor([task]), X[idx], y[idx], mask, opt, trainable, start)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():

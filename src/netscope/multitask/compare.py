@@ -1,0 +1,180 @@
+"""Train every model family on the same splits and collect comparable scores.
+
+This is the library side of `netscope multitask run`: it returns numbers and predictions;
+``results.py`` writes them and ``render/`` draws them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from netscope.errors import NetscopeError
+from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.evaluate import score
+from netscope.multitask.gated import TaskGatedMLP
+from netscope.multitask.pertask import PerTaskMLP
+from netscope.multitask.pooled import PooledMLP
+from netscope.multitask.protocols import Protocol, prepare
+from netscope.multitask.ridge import MeanRegularizedRidge, PooledRidge, RidgePerTask
+from netscope.multitask.shared_trunk import SharedTrunkMTL
+from netscope.multitask.tasks import TaskData
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Hyper-parameters; the defaults are the course's values for the school data."""
+
+    per_task_hidden: tuple[int, ...] = (30, 15)
+    per_task_epochs: int = 5
+    per_task_optimizer: str = "rmsprop"
+    pooled_hidden: tuple[int, int] = (32, 16)
+    pooled_epochs: int = 20
+    gated_width: int = 32
+    gated_hidden: int = 16
+    gated_epochs: int = 20
+    stage_epochs: tuple[int, int, int] = (10, 10, 10)
+    stage_lr: tuple[float, float, float] = (1e-3, 1e-4, 1e-5)
+    shared_reduce: str = "sum"
+    batch_size: int = 32
+    lr: float = 1e-3
+    ridge_folds: int = 3
+    seed: int = 0
+
+    @classmethod
+    def for_dataset(cls, name: str, **overrides) -> Settings:
+        """Course defaults; the survey's tasks have 15-16 rows (one mini-batch per epoch),
+        so its per-task parts need more epochs and a larger first-stage learning rate."""
+        base = cls()
+        if name == "survey":
+            base = cls(per_task_epochs=100, pooled_epochs=20, gated_epochs=60,
+                       stage_epochs=(40, 20, 20), stage_lr=(1e-2, 1e-3, 1e-4))
+        fields = asdict(base)
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Family:
+    key: str
+    label: str
+    description: str
+    build: Callable[[Settings, Progress | None], TaskEstimator]
+
+
+FAMILIES: dict[str, Family] = {f.key: f for f in [
+    Family("ridge-per-task", "ridge per task",
+           "independent ridge regression per task, penalty by inner CV",
+           lambda s, p: RidgePerTask(folds=s.ridge_folds, seed=s.seed, progress=p)),
+    Family("pooled-ridge", "pooled ridge", "one ridge regression for all rows",
+           lambda s, p: PooledRidge(folds=s.ridge_folds, seed=s.seed, progress=p)),
+    Family("mtl-ridge", "mean-regularized MTL ridge",
+           "Evgeniou & Pontil (2004): w_t = w_0 + v_t, both penalties by inner CV",
+           lambda s, p: MeanRegularizedRidge(folds=s.ridge_folds, seed=s.seed, progress=p)),
+    Family("per-task-mlp", "per-task MLP", "one MLP per task, trained as one batched program",
+           lambda s, p: PerTaskMLP(s.per_task_hidden, s.per_task_epochs, s.batch_size,
+                                   s.per_task_optimizer, s.lr, s.seed, p)),
+    Family("pooled-mlp", "pooled MLP", "one MLP for all rows, task ignored",
+           lambda s, p: PooledMLP(s.pooled_hidden, s.pooled_epochs, s.batch_size, "adam", s.lr,
+                                  s.seed, p)),
+    Family("shared-trunk-accumulate", "shared trunk (accumulate)",
+           "pooled MLP's hidden layers shared, a head per task; all tasks' gradients "
+           "before each update; staged unfreezing (time includes the pooled start)",
+           lambda s, p: SharedTrunkMTL("accumulate", s.stage_epochs, s.stage_lr, s.batch_size,
+                                       "adam", s.shared_reduce, s.pooled_epochs, s.seed, p)),
+    Family("shared-trunk-random", "shared trunk (random batches)",
+           "as above, but per-task mini-batches in random order, each applied at once",
+           lambda s, p: SharedTrunkMTL("random", s.stage_epochs, s.stage_lr, s.batch_size,
+                                       "adam", s.shared_reduce, s.pooled_epochs, s.seed, p)),
+    Family("task-gated", "task-gated network",
+           "sigmoid(task embedding) gates a Dense(32) projection; Dense 16; linear output",
+           lambda s, p: TaskGatedMLP(s.gated_width, s.gated_hidden, s.gated_epochs,
+                                     s.batch_size, "adam", s.lr, s.seed, p)),
+]}
+
+
+@dataclass
+class FamilyResult:
+    family: Family
+    runs: list[dict] = field(default_factory=list)  # one dict of metrics per split
+    per_task_mse: list[np.ndarray] = field(default_factory=list)
+    y_true: np.ndarray | None = None  # first split, original scale
+    y_pred: np.ndarray | None = None
+    model: TaskEstimator | None = None  # fitted on the first split
+
+    def summary(self) -> dict:
+        keys = ("mse_std", "mse", "rmse", "explained_variance", "train_seconds")
+        out: dict = {"family": self.family.key, "model": self.family.label,
+                     "splits": len(self.runs)}
+        for k in keys:
+            vals = np.array([r[k] for r in self.runs])
+            out[k] = float(vals.mean())
+            out[f"{k}_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        return out
+
+
+@dataclass
+class Comparison:
+    data: TaskData
+    protocol: Protocol
+    settings: Settings
+    results: list[FamilyResult]
+
+    def summary(self) -> list[dict]:
+        return [r.summary() for r in self.results]
+
+    def best(self) -> dict:
+        return min(self.summary(), key=lambda row: row["mse"])
+
+
+def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None,
+            families: Sequence[str] | None = None, progress: Progress | None = None) -> Comparison:
+    """Fit every requested family on every split of ``protocol``; score on original scale."""
+    settings = settings or Settings.for_dataset(data.name)
+    keys = list(families or FAMILIES)
+    unknown = [k for k in keys if k not in FAMILIES]
+    if unknown:
+        raise NetscopeError(f"unknown model family {unknown[0]!r}; choose from "
+                            f"{', '.join(FAMILIES)}.")
+    results = [FamilyResult(FAMILIES[k]) for k in keys]
+    for i, split in enumerate(protocol.splits):
+        prep = prepare(data, split, protocol.scale_from)
+        y_true = data.y[split.test]
+        pooled: tuple[PooledMLP, float] | None = None
+        for res in results:
+            if progress:
+                progress(f"[{split.name}] {res.family.label}: training")
+            est = res.family.build(settings, progress)
+            start = time.perf_counter()
+            if isinstance(est, SharedTrunkMTL):
+                if pooled is None:
+                    pooled = _fit_pooled(prep, settings, progress)
+                est.fit(prep.X_train, prep.y_train, prep.t_train, pooled=pooled[0])
+                seconds = time.perf_counter() - start + pooled[1]
+            else:
+                est.fit(prep.X_train, prep.y_train, prep.t_train)
+                seconds = time.perf_counter() - start
+                if isinstance(est, PooledMLP):
+                    pooled = (est, seconds)
+            y_pred = prep.target.inverse_target(est.predict(prep.X_test, prep.t_test))
+            s = score(y_true, y_pred, prep.t_test, data.n_tasks, prep.reference_scale)
+            res.runs.append({"split": split.name, "mse_std": s.mse_std, "mse": s.mse,
+                             "rmse": s.rmse, "explained_variance": s.explained_variance,
+                             "train_seconds": seconds})
+            res.per_task_mse.append(s.per_task_mse)
+            if i == 0:
+                res.y_true, res.y_pred, res.model = y_true, y_pred, est
+            if progress:
+                progress(f"[{split.name}] {res.family.label}: test MSE {s.mse_std:.4f} "
+                         f"(standardized), {seconds:.1f}s")
+    return Comparison(data, protocol, settings, results)
+
+
+def _fit_pooled(prep, settings: Settings, progress: Progress | None) -> tuple[PooledMLP, float]:
+    start = time.perf_counter()
+    model = FAMILIES["pooled-mlp"].build(settings, progress)
+    model.fit(prep.X_train, prep.y_train, prep.t_train)
+    return model, time.perf_counter() - start

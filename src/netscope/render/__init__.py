@@ -1,0 +1,1 @@
+"""Pictures and pages: the only part of netscope that draws."""

@@ -1,0 +1,156 @@
+"""Everything a multi-task comparison leaves on disk: CSV, JSON, plots and one HTML page."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from netscope.multitask.compare import Comparison  # noqa: E402
+from netscope.multitask.evaluate import DEFINITIONS  # noqa: E402
+from netscope.render.atomic import write_bytes, write_text  # noqa: E402
+from netscope.render.blandaltman import bland_altman_png  # noqa: E402
+from netscope.render.table import markdown_table, with_sd  # noqa: E402
+
+HEADER = ["model", "test MSE (standardized)", "test MSE (original scale)",
+          "explained variance", "train time (s)"]
+
+
+def table_rows(comp: Comparison) -> list[list[str]]:
+    rows = []
+    for s in comp.summary():
+        n = s["splits"]
+        rows.append([s["model"], with_sd(s["mse_std"], s["mse_std_sd"], n, ".4f"),
+                     with_sd(s["mse"], s["mse_sd"], n, ".3f"),
+                     with_sd(s["explained_variance"], s["explained_variance_sd"], n, ".2%"),
+                     with_sd(s["train_seconds"], s["train_seconds_sd"], n, ".2f")])
+    return rows
+
+
+def text_report(comp: Comparison) -> str:
+    """The table with the protocol and metric definitions printed next to it."""
+    best = comp.best()
+    lines = [
+        f"data: {comp.data.name} ({comp.data.X.shape[0]} rows, {comp.data.n_tasks} tasks, "
+        f"target {comp.data.target_name})",
+        f"protocol '{comp.protocol.name}': {comp.protocol.definition}",
+        "",
+        markdown_table(HEADER, table_rows(comp)),
+        "",
+        *(f"- {k}: {v}" for k, v in DEFINITIONS.items() if k != "rmse"),
+        f"best: {best['model']} (original-scale test MSE {best['mse']:.4f}, explained variance "
+        f"{best['explained_variance']:.2%})",
+    ]
+    return "\n".join(lines)
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def per_task_rows(comp: Comparison) -> list[dict]:
+    """Mean over splits of each task's original-scale test MSE, one column per family."""
+    sizes = comp.data.task_sizes()
+    rows = []
+    for t, name in enumerate(comp.data.task_names):
+        row = {"task": name, "rows": int(sizes[t])}
+        for res in comp.results:
+            row[res.family.key] = float(np.nanmean([m[t] for m in res.per_task_mse]))
+        rows.append(row)
+    return rows
+
+
+def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
+    """Per-task MSE of a sharing family against a per-task baseline; below the line gains."""
+    fams = {r.family.key: r for r in comp.results}
+    if baseline not in fams or shared not in fams:
+        return None
+    a = np.nanmean(np.stack(fams[baseline].per_task_mse), axis=0)
+    b = np.nanmean(np.stack(fams[shared].per_task_mse), axis=0)
+    fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=110)
+    ax.scatter(a, b, s=12, alpha=0.6)
+    hi = float(np.nanmax([a.max(), b.max()]))
+    ax.plot([0, hi], [0, hi], color="grey", linewidth=1)
+    ax.set_xlabel(f"{fams[baseline].family.label}: per-task test MSE")
+    ax.set_ylabel(f"{fams[shared].family.label}: per-task test MSE")
+    gain = int((b < a).sum())
+    ax.set_title(f"{gain} of {len(a)} tasks gain from sharing", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _img(data: bytes, alt: str) -> str:
+    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}">')
+
+
+def html_report(comp: Comparison, pictures: dict[str, bytes]) -> str:
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                   for r in table_rows(comp))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    defs = "".join(f"<li><b>{k}</b>: {html.escape(v)}</li>" for k, v in DEFINITIONS.items())
+    figs = "".join(f"<figure>{_img(png, name)}<figcaption>{html.escape(name)}</figcaption>"
+                   f"</figure>" for name, png in pictures.items())
+    best = comp.best()
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>netscope: {html.escape(comp.data.name)} multi-task comparison</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:.5em}}
+img{{max-width:520px}}</style></head><body>
+<h1>Multi-task comparison: {html.escape(comp.data.name)}</h1>
+<p>{comp.data.X.shape[0]} rows, {comp.data.n_tasks} tasks, target
+<code>{html.escape(comp.data.target_name)}</code>.</p>
+<p><b>Protocol '{html.escape(comp.protocol.name)}'</b>: {html.escape(comp.protocol.definition)}</p>
+<table><tr>{head}</tr>{rows}</table>
+<p>Best: <b>{html.escape(best['model'])}</b>. Values are mean ± SD over splits where there
+are several.</p><ul>{defs}</ul>
+<h2>Bland-Altman plots (first split, original scale) and per-task gains</h2>{figs}
+</body></html>"""
+
+
+def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
+    """Write results.csv, runs.csv, per_task.csv, results.json, PNGs and report.html."""
+    out = Path(out_dir)
+    paths: dict[str, Path] = {}
+    summary = comp.summary()
+    paths["results.csv"] = write_text(out / "results.csv", _csv_text(summary))
+    runs = [{"family": r.family.key, **run} for r in comp.results for run in r.runs]
+    paths["runs.csv"] = write_text(out / "runs.csv", _csv_text(runs))
+    paths["per_task.csv"] = write_text(out / "per_task.csv", _csv_text(per_task_rows(comp)))
+    doc = {"dataset": comp.data.name, "protocol": comp.protocol.name,
+           "protocol_definition": comp.protocol.definition, "definitions": DEFINITIONS,
+           "settings": {k: (list(v) if isinstance(v, tuple) else v)
+                        for k, v in comp.settings.__dict__.items()},
+           "summary": summary, "runs": runs}
+    paths["results.json"] = write_text(out / "results.json", json.dumps(doc, indent=2))
+    pictures: dict[str, bytes] = {}
+    for res in comp.results:
+        png = bland_altman_png(res.y_true, res.y_pred, f"{res.family.label}",
+                               comp.data.target_name)
+        pictures[f"Bland-Altman: {res.family.label}"] = png
+        paths[f"bland_altman_{res.family.key}.png"] = write_bytes(
+            out / f"bland_altman_{res.family.key}.png", png)
+    for shared in ("mtl-ridge", "shared-trunk-accumulate", "task-gated"):
+        png = gain_png(comp, "ridge-per-task", shared)
+        if png is not None:
+            pictures[f"per-task gain: {shared} vs ridge per task"] = png
+            paths[f"gain_{shared}.png"] = write_bytes(out / f"gain_{shared}.png", png)
+    paths["report.html"] = write_text(out / "report.html", html_report(comp, pictures))
+    return paths

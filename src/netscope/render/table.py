@@ -1,0 +1,19 @@
+"""Plain-text tables for the terminal (Markdown pipe syntax, so they paste into notes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), sep, *(line(r) for r in rows)])
+
+
+def with_sd(mean: float, sd: float, splits: int, fmt: str) -> str:
+    return format(mean, fmt) + (f" ± {format(sd, fmt)}" if splits > 1 else "")
