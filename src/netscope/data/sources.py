@@ -59,7 +59,9 @@ def data_dir(explicit: str | Path | None = None) -> Path:
     if chosen:
         path = Path(chosen).expanduser()
         if not path.is_dir():
-            raise NetscopeError(f"data folder {path} does not exist (from --data-dir/NETSCOPE_DATA).")
+            raise NetscopeError(
+                f"data folder {path} does not exist (from --data-dir or NETSCOPE_DATA)."
+            )
         return path
     return cache_dir()
 

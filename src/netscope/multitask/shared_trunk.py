@@ -100,7 +100,9 @@ class SharedTrunkMTL(TaskEstimator):
         if self.method not in METHODS:
             raise NetscopeError(f"method must be one of {METHODS}, got {self.method!r}.")
         if self.shared_reduce not in ("sum", "mean"):
-            raise NetscopeError(f"shared_reduce must be 'sum' or 'mean', got {self.shared_reduce!r}.")
+            raise NetscopeError(
+                f"shared_reduce must be 'sum' or 'mean', got {self.shared_reduce!r}."
+            )
         if len(self.stage_epochs) != 3 or len(self.stage_lr) != 3:
             raise NetscopeError("stage_epochs and stage_lr need three values (one per stage).")
         self._pooled = pooled

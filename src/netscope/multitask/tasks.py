@@ -75,7 +75,8 @@ def _validate(d: TaskData) -> None:
     if not np.isfinite(d.y).all():
         row = int(np.flatnonzero(~np.isfinite(d.y))[0])
         raise NetscopeError(
-            f"{d.name}: target '{d.target_name}' has a missing or infinite value (first at row {row})."
+            f"{d.name}: target '{d.target_name}' has a missing or infinite value "
+            f"(first at row {row})."
         )
     if d.task.min() < 0 or d.task.max() >= len(d.task_names):
         raise NetscopeError(f"{d.name}: task ids must index into the {len(d.task_names)} names.")
