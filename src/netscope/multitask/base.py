@@ -71,7 +71,7 @@ class TaskEstimator:
         if unknown.any():
             bad = labels[np.flatnonzero(unknown)[0]]
             raise NetscopeError(
-                f"predict: task {bad!r} was not seen in fit ({unknown.sum()} row(s)); "
+                f"predict: task {_label(bad)!r} was not seen in fit ({unknown.sum()} row(s)); "
                 f"known tasks are {_preview(self.tasks_)}."
             )
         return pos

@@ -134,7 +134,7 @@ class PooledRidge(_LinearFamily):
     family = "pooled ridge"
 
     def _solve(self, A, b, penalties):
-        return np.broadcast_to(solve_pooled(A, b, penalties[0]), b.shape)
+        return np.tile(solve_pooled(A, b, penalties[0]), (b.shape[0], 1))
 
 
 class MeanRegularizedRidge(_LinearFamily):

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from netscope.data import load_school, load_survey
+from netscope.errors import NetscopeError
+from netscope.multitask import protocols
+from netscope.multitask.tasks import Split, TaskData
+
+
+def test_lecture_school_split_and_scaling(data_root):
+    d = load_school(data_root)
+    p = protocols.lecture(d, seed=3)
+    split = p.splits[0]
+    sizes_test = np.bincount(d.task[split.test], minlength=139)
+    assert np.all(np.abs(sizes_test - 0.4 * d.task_sizes()) <= 1)
+    prep = protocols.prepare(d, split, p.scale_from)
+    assert prep.X_train.shape[1] == 27  # the constant bias column is dropped
+    all_y = (d.y - d.y.mean()) / d.y.std()
+    np.testing.assert_allclose(prep.y_test, all_y[split.test])  # scaled over ALL rows
+    assert "ALL rows" in p.definition
+    again = protocols.lecture(d, seed=3).splits[0]
+    assert np.array_equal(again.test, split.test)  # seeded
+
+
+def test_standard_survey_is_16_and_4(data_root):
+    d = load_survey(data_root)
+    p = protocols.standard(d)
+    split = p.splits[0]
+    assert split.train.size == 190 * 16 and split.test.size == 190 * 4
+    assert np.all(split.test % 20 >= 16)
+    prep = protocols.prepare(d, split, p.scale_from)
+    np.testing.assert_allclose(prep.y_train.mean(), 0, atol=1e-12)  # training rows only
+    assert prep.reference_scale == pytest.approx(d.y[split.train].std())
+
+
+def test_lecture_survey_raw_scale(data_root):
+    d = load_survey(data_root)
+    p = protocols.lecture(d)
+    prep = protocols.prepare(d, p.splits[0], p.scale_from)
+    np.testing.assert_array_equal(prep.y_test, d.y[p.splits[0].test])
+    assert prep.X_train.shape[1] == 13  # constant dropped, +/-1 kept
+
+
+def test_split_must_leave_rows_on_both_sides():
+    d = TaskData(X=np.arange(8.0)[:, None], y=np.arange(8.0), task=[0, 0, 0, 0, 1, 1, 1, 1],
+                 task_names=["a", "b"], feature_names=["x"])
+    with pytest.raises(NetscopeError, match="task 'b' has no test rows"):
+        Split(train=np.array([0, 1, 4, 5, 6, 7]), test=np.array([2, 3])).check(d)
+    with pytest.raises(NetscopeError, match="test fraction"):
+        protocols.random_split(d, 1.5, 0, "x")
+
+
+def test_taskdata_names_bad_feature_column():
+    with pytest.raises(NetscopeError, match="feature column 'b' has a missing"):
+        TaskData(X=[[1.0, np.nan], [2.0, 3.0]], y=[1, 2], task=[0, 0], task_names=["t"],
+                 feature_names=["a", "b"])

@@ -1,0 +1,133 @@
+"""Shared-trunk network: hand-written gradients, forward pass, staging and both methods."""
+
+import numpy as np
+import pytest
+import torch
+
+from netscope.errors import NetscopeError
+from netscope.multitask.pooled import PooledMLP
+from netscope.multitask.shared_trunk import SharedTrunkMTL, trunk_forward, trunk_grads
+
+
+def _trunk(seed=0, d=3):
+    g = torch.Generator().manual_seed(seed)
+    return {"W0": torch.randn(d, 5, generator=g, dtype=torch.float64),
+            "b0": torch.randn(5, generator=g, dtype=torch.float64),
+            "W1": torch.randn(5, 4, generator=g, dtype=torch.float64),
+            "b1": torch.randn(4, generator=g, dtype=torch.float64)}
+
+
+@pytest.mark.parametrize("start", [0, 1, 2])
+def test_hand_gradients_equal_autograd(start):
+    p = _trunk()
+    g = torch.Generator().manual_seed(1)
+    k, B = 3, 6
+    width = {0: 3, 1: 5, 2: 4}[start]
+    Z = torch.randn(k, B, width, generator=g, dtype=torch.float64)
+    y = torch.randn(k, B, generator=g, dtype=torch.float64)
+    mask = torch.ones(k, B, dtype=torch.float64)
+    mask[1, 4:] = 0  # a short batch
+    hw = torch.randn(k, 4, generator=g, dtype=torch.float64)
+    hb = torch.randn(k, generator=g, dtype=torch.float64)
+    got = trunk_grads(p, Z, hw, hb, y, mask, start)
+    for t in range(k):
+        rows = mask[t] > 0
+        leaves = {n: v.clone().requires_grad_(True) for n, v in p.items()}
+        w, b = hw[t].clone().requires_grad_(True), hb[t].clone().requires_grad_(True)
+        pred = trunk_forward(leaves, Z[t, rows], w, b, start)
+        loss = ((pred - y[t, rows]) ** 2).mean()
+        names = ["W0", "b0", "W1", "b1"][2 * start:]
+        auto = torch.autograd.grad(loss, [w, b] + [leaves[n] for n in names])
+        torch.testing.assert_close(got["hw"][t], auto[0])
+        torch.testing.assert_close(got["hb"][t], auto[1])
+        for n, a in zip(names, auto[2:], strict=True):
+            torch.testing.assert_close(got[n][t], a)
+
+
+def test_forward_by_hand():
+    p = {"W0": torch.tensor([[1.0, -1.0]], dtype=torch.float64),
+         "b0": torch.tensor([0.0, 1.0], dtype=torch.float64),
+         "W1": torch.tensor([[1.0], [1.0]], dtype=torch.float64),
+         "b1": torch.tensor([-0.5], dtype=torch.float64)}
+    X = torch.tensor([[2.0], [-3.0]], dtype=torch.float64)
+    # x=2: h0 = relu([2, -1]) = [2, 0]; h1 = relu(2 - .5) = 1.5; head 2*1.5 + 1 = 4
+    # x=-3: h0 = relu([-3, 4]) = [0, 4]; h1 = 3.5; head 2*3.5 + 1 = 8
+    out = trunk_forward(p, X, torch.tensor([2.0], dtype=torch.float64),
+                        torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(out, torch.tensor([4.0, 8.0], dtype=torch.float64))
+
+
+@pytest.fixture
+def pooled(tiny):
+    X, y, t = tiny
+    return PooledMLP(hidden=(6, 4), epochs=5, batch_size=8).fit(X, y, t)
+
+
+def test_heads_start_from_pooled_head(tiny, pooled):
+    X, y, t = tiny
+    m = SharedTrunkMTL(stage_epochs=(0, 0, 0)).fit(X, y, t, pooled=pooled)
+    np.testing.assert_allclose(m.predict(X, t), pooled.predict(X, t), atol=1e-12)
+
+
+def test_stage_one_moves_heads_only(tiny, pooled):
+    X, y, t = tiny
+    m = SharedTrunkMTL(stage_epochs=(3, 0, 0)).fit(X, y, t, pooled=pooled)
+    torch.testing.assert_close(m.trunk_["W0"], pooled.net_[0].weight.detach().T)
+    torch.testing.assert_close(m.trunk_["W1"], pooled.net_[2].weight.detach().T)
+    assert not torch.allclose(m.head_w_[0], pooled.net_[4].weight.detach()[0])
+
+
+def test_stage_two_keeps_first_layer(tiny, pooled):
+    X, y, t = tiny
+    m = SharedTrunkMTL(stage_epochs=(1, 2, 0)).fit(X, y, t, pooled=pooled)
+    torch.testing.assert_close(m.trunk_["W0"], pooled.net_[0].weight.detach().T)
+    assert not torch.allclose(m.trunk_["W1"], pooled.net_[2].weight.detach().T)
+
+
+def test_accumulate_step_equals_per_task_torch_optimizers(tiny, pooled):
+    """One stage-3 step: every task's gradient at the same weights, each task's own Adam,
+    the shared layers receive the sum of the tasks' steps."""
+    X, y, t = tiny
+    lr = 0.01
+    m = SharedTrunkMTL(stage_epochs=(0, 0, 1), stage_lr=(lr, lr, lr), batch_size=64)
+    m.fit(X, y, t, pooled=pooled)  # batch 64 > task size: one step with all rows
+    net = pooled.net_
+    start = {"W0": net[0].weight.detach().T, "b0": net[0].bias.detach(),
+             "W1": net[2].weight.detach().T, "b1": net[2].bias.detach()}
+    total = {k: torch.zeros_like(v) for k, v in start.items()}
+    for task in range(4):
+        leaves = {k: v.clone().requires_grad_(True) for k, v in start.items()}
+        hw = net[4].weight.detach()[0].clone().requires_grad_(True)
+        hb = net[4].bias.detach()[0].clone().requires_grad_(True)
+        opt = torch.optim.Adam([hw, hb, *leaves.values()], lr=lr, eps=1e-7)
+        rows = torch.from_numpy(np.flatnonzero(t == task))
+        Xt, yt = torch.from_numpy(X)[rows], torch.from_numpy(y)[rows]
+        ((trunk_forward(leaves, Xt, hw, hb) - yt) ** 2).mean().backward()
+        opt.step()
+        torch.testing.assert_close(m.head_w_[task], hw.detach())
+        for k in total:
+            total[k] += start[k] - leaves[k].detach()
+    for k in total:
+        torch.testing.assert_close(m.trunk_[k], start[k] - total[k])
+
+
+def test_random_method_trains(tiny, pooled):
+    X, y, t = tiny
+    before = np.mean((pooled.predict(X, t) - y) ** 2)
+    m = SharedTrunkMTL("random", stage_epochs=(20, 10, 10), stage_lr=(1e-2, 1e-3, 1e-3),
+                       batch_size=4).fit(X, y, t, pooled=pooled)
+    assert np.mean((m.predict(X, t) - y) ** 2) < before
+
+
+def test_random_equals_accumulate_while_trunk_is_frozen(tiny, pooled):
+    X, y, t = tiny
+    a = SharedTrunkMTL("accumulate", stage_epochs=(4, 0, 0), batch_size=4).fit(
+        X, y, t, pooled=pooled)
+    b = SharedTrunkMTL("random", stage_epochs=(4, 0, 0), batch_size=4).fit(X, y, t, pooled=pooled)
+    torch.testing.assert_close(a.head_w_, b.head_w_)
+
+
+def test_bad_method(tiny):
+    X, y, t = tiny
+    with pytest.raises(NetscopeError, match="method must be one of"):
+        SharedTrunkMTL("sometimes").fit(X, y, t)
