@@ -46,7 +46,7 @@ def test_non_numeric_value_names_the_column(tmp_path):
     df = _frame().astype({"size": object})
     df.loc[2, "size"] = "three"
     df.to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(NetscopeError, match="column 'size' must be numeric but row 3 holds 'three'"):
+    with pytest.raises(NetscopeError, match="'size' must be numeric but row 3 holds 'three'"):
         load_table(tmp_path / "m.csv", task="group", target="score")
 
 

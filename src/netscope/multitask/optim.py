@@ -73,15 +73,18 @@ class StackedOptimizer:
             if s.kind == "adam":
                 self._m[key] = grad.new_zeros((self.n_tasks, *grad.shape[1:]))
         shape = (-1,) + (1,) * (grad.dim() - 1)
-        v = self._v[key][tasks]
+        every = tasks.numel() == self.n_tasks  # all tasks step: update state in place
+        v = self._v[key] if every else self._v[key][tasks]
         if s.kind == "rmsprop":
-            v = s.rho * v + (1 - s.rho) * grad * grad
-            self._v[key][tasks] = v
+            v.mul_(s.rho).addcmul_(grad, grad, value=1 - s.rho)
+            if not every:
+                self._v[key][tasks] = v
             return s.lr * grad / (v.sqrt() + s.eps)
-        m = self._m[key][tasks]
-        m = m + (1 - s.beta1) * (grad - m)
-        v = s.beta2 * v + (1 - s.beta2) * grad * grad
-        self._m[key][tasks], self._v[key][tasks] = m, v
+        m = self._m[key] if every else self._m[key][tasks]
+        m.lerp_(grad, 1 - s.beta1)
+        v.mul_(s.beta2).addcmul_(grad, grad, value=1 - s.beta2)
+        if not every:
+            self._m[key][tasks], self._v[key][tasks] = m, v
         step = self.steps[tasks]
         bc1 = (1 - s.beta1**step).to(grad.dtype).view(shape)
         bc2 = (1 - s.beta2**step).to(grad.dtype).view(shape)

@@ -21,7 +21,7 @@ import numpy as np
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
 
-DEFAULT_GRID = tuple(float(v) for v in 10.0 ** np.arange(-3, 5))
+DEFAULT_GRID = tuple(float(v) for v in 10.0 ** np.arange(-3, 5.01, 0.5))
 
 
 def with_constant(X: np.ndarray) -> np.ndarray:
@@ -51,13 +51,19 @@ def solve_pooled(A, b, lam: float) -> np.ndarray:
 
 def solve_mean_regularized(A, b, lam_shared: float, lam_task: float):
     """Exact minimizer; returns (w_0, V) with per-task weights w_0 + V[t]."""
+    return next(mean_regularized_path(A, b, (lam_shared,), lam_task))[1:]
+
+
+def mean_regularized_path(A, b, shared_grid, lam_task: float):
+    """Solutions for every lam_shared at one lam_task, inverting A_t + lam_task I only once."""
     d = A.shape[1]
     M = np.linalg.inv(A + lam_task * np.eye(d))
-    lhs = lam_shared * np.eye(d) + lam_task * (M @ A).sum(0)
+    MA = lam_task * (M @ A).sum(0)
     rhs = lam_task * (M @ b[..., None])[..., 0].sum(0)
-    w0 = np.linalg.solve(lhs, rhs)
-    V = (M @ (b - A @ w0)[..., None])[..., 0]
-    return w0, V
+    for lam_shared in shared_grid:
+        w0 = np.linalg.solve(lam_shared * np.eye(d) + MA, rhs)
+        V = (M @ (b - A @ w0)[..., None])[..., 0]
+        yield lam_shared, w0, V
 
 
 def inner_folds(t: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -86,22 +92,27 @@ class _LinearFamily(TaskEstimator):
         """Per-task weights (T, d) for one penalty setting."""
         raise NotImplementedError
 
+    def _path(self, A, b):
+        """(penalties, weights) for every grid point; families may share work across it."""
+        for pen in itertools.product(self.grid, repeat=self.n_penalties):
+            yield pen, self._solve(A, b, pen)
+
     def _fit(self, X, y, t, n_tasks) -> None:
         if self.folds < 2:
             raise NetscopeError(f"folds must be at least 2, got {self.folds}.")
         Xc = with_constant(X)
         fold = inner_folds(t, self.folds, self.seed)
-        combos = list(itertools.product(self.grid, repeat=self.n_penalties))
-        errors = np.zeros(len(combos))
+        errors: dict[tuple[float, ...], float] = {}
         for f in range(self.folds):
             tr, va = fold != f, fold == f
             A, b = task_grams(Xc[tr], y[tr], t[tr], n_tasks)
-            for i, pen in enumerate(combos):
-                W = self._solve(A, b, pen)
-                errors[i] += ((np.einsum("nd,nd->n", Xc[va], W[t[va]]) - y[va]) ** 2).sum()
-        best = int(np.argmin(errors))
+            for pen, W in self._path(A, b):
+                err = ((np.einsum("nd,nd->n", Xc[va], W[t[va]]) - y[va]) ** 2).sum()
+                errors[pen] = errors.get(pen, 0.0) + err
+        combos = list(errors)
+        best = int(np.argmin(list(errors.values())))
         self.penalties_ = tuple(float(v) for v in combos[best])
-        self.cv_mse_ = errors / len(y)
+        self.cv_mse_ = np.array(list(errors.values())) / len(y)
         self.cv_grid_ = combos
         A, b = task_grams(Xc, y, t, n_tasks)
         self.coef_ = self._solve(A, b, self.penalties_)
@@ -144,3 +155,8 @@ class MeanRegularizedRidge(_LinearFamily):
     def _solve(self, A, b, penalties):
         w0, V = solve_mean_regularized(A, b, *penalties)
         return w0 + V
+
+    def _path(self, A, b):
+        for lam_task in self.grid:
+            for lam_shared, w0, V in mean_regularized_path(A, b, self.grid, lam_task):
+                yield (lam_shared, lam_task), w0 + V

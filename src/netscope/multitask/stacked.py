@@ -44,6 +44,7 @@ def batch_plan(task: np.ndarray, n_tasks: int, batch_size: int, epochs: int,
                rng: np.random.Generator) -> np.ndarray:
     """Per-task shuffled mini-batches for every epoch, aligned step by step across tasks."""
     rows = [np.flatnonzero(task == t) for t in range(n_tasks)]
+    batch_size = min(batch_size, max(r.size for r in rows))  # no all-padding columns
     steps_per_epoch = max(math.ceil(r.size / batch_size) for r in rows)
     plan = np.full((epochs, steps_per_epoch * batch_size, n_tasks), -1, dtype=np.int64)
     for e in range(epochs):

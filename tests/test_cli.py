@@ -1,0 +1,64 @@
+"""The command line end to end, on the survey with few epochs, and its error messages."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from netscope.cli import main
+
+FAST = ["--per-task-epochs", "2", "--pooled-epochs", "2", "--gated-epochs", "2",
+        "--stage-epochs", "1,1,1", "--quiet"]
+
+
+def test_survey_standard_end_to_end(tmp_path, data_root, capsys):
+    out = tmp_path / "res"
+    rc = main(["multitask", "run", "--dataset", "survey", "--protocol", "standard",
+               "--data-dir", str(data_root), "--out", str(out), "--save-models", *FAST])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| model" in text and "mean-regularized MTL ridge" in text
+    assert "16 calibration profiles train" in text  # the protocol's definition is printed
+    summary = pd.read_csv(out / "results.csv")
+    assert len(summary) == 8
+    assert set(summary.columns) >= {"mse_std", "mse", "explained_variance", "train_seconds"}
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["protocol"] == "standard" and len(doc["runs"]) == 8
+    per_task = pd.read_csv(out / "per_task.csv")
+    assert len(per_task) == 190
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 8 and "Bland-Altman" in html
+    assert (out / "bland_altman_task-gated.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "models" / "mtl-ridge" / "state.pt").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_user_csv(tmp_path, capsys):
+    rows = [{"shop": s, "size": i % 5, "kind": "ab"[i % 2], "sales": i * (1 + (s == "x"))}
+            for s in ("x", "y", "z") for i in range(10)]
+    pd.DataFrame(rows).to_csv(tmp_path / "shops.csv", index=False)
+    rc = main(["multitask", "run", "--csv", str(tmp_path / "shops.csv"), "--task-column", "shop",
+               "--target-column", "sales", "--families", "pooled-ridge,mtl-ridge",
+               "--out", str(tmp_path / "o"), *FAST])
+    assert rc == 0
+    assert "shops (30 rows, 3 tasks" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--csv", "missing.csv", "--task-column", "a", "--target-column", "b"], "file not found"),
+    (["--csv", "x.csv"], "--csv needs --task-column and --target-column"),
+    (["--families", "ridge,forest"], "unknown model family 'ridge'"),
+])
+def test_errors_are_one_clear_line(tmp_path, data_root, capsys, argv, message):
+    rc = main(["multitask", "run", "--dataset", "survey", "--data-dir", str(data_root),
+               "--out", str(tmp_path), "--quiet", *argv])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netscope: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_missing_data_dir(tmp_path, capsys):
+    rc = main(["multitask", "run", "--data-dir", str(tmp_path / "nowhere")])
+    assert rc == 2
+    assert "does not exist" in capsys.readouterr().err
