@@ -1,0 +1,73 @@
+"""Intermediate activations: what each layer outputs for one image, and which layers exist."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from netscope.vision.capture import LayerRef, capture
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    kind: str
+    shape: tuple[int, ...] | None  # output shape for the probe input; None if it did not run
+    calls: int
+
+
+def list_layers(model: nn.Module, input_size: int = 224) -> list[LayerInfo]:
+    """Every named submodule with its output shape for one probe image."""
+    names = [n for n, _ in model.named_modules() if n]
+    shapes: dict[str, list[tuple[int, ...]]] = {n: [] for n in names}
+    handles = []
+
+    def hook(name):
+        def record(module, inputs, output):
+            if isinstance(output, torch.Tensor):
+                shapes[name].append(tuple(output.shape))
+        return record
+
+    modules = dict(model.named_modules())
+    with capture(model, []), torch.no_grad():
+        try:
+            for n in names:
+                handles.append(modules[n].register_forward_hook(hook(n)))
+            model(torch.zeros(1, 3, input_size, input_size))
+        finally:
+            for h in handles:
+                h.remove()
+    return [LayerInfo(n, type(modules[n]).__name__, shapes[n][-1] if shapes[n] else None,
+                      len(shapes[n])) for n in names]
+
+
+def conv_stages(model: nn.Module) -> list[str]:
+    """The natural 'stages' to show: children of the top-level containers and top-level convs,
+    keeping only those that hold a convolution."""
+    stages = []
+    for name, child in model.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            stages += [f"{name}.{n}" for n, c in child.named_children() if _has_conv(c)]
+        elif isinstance(child, nn.Conv2d) or (_has_conv(child) and not _is_head(child)):
+            stages.append(name)
+    return stages
+
+
+def _has_conv(m: nn.Module) -> bool:
+    return any(isinstance(x, nn.Conv2d) for x in m.modules())
+
+
+def _is_head(m: nn.Module) -> bool:
+    return any(isinstance(x, nn.Linear) for x in m.modules())
+
+
+def activations(model: nn.Module, x: torch.Tensor,
+                layers: Sequence[str | LayerRef] | None = None) -> dict[str, torch.Tensor]:
+    """Each requested layer's output for input ``x`` (default: every convolutional stage)."""
+    refs = [LayerRef.parse(r) for r in (layers or conv_stages(model))]
+    with capture(model, refs) as rec, torch.no_grad():
+        model(x)
+        return {str(r): rec[r].detach() for r in refs}

@@ -1,0 +1,263 @@
+"""Where a classifier looks: saliency, SmoothGrad, CAM, Grad-CAM, Grad-CAM++, guided variants.
+
+The CAM family shares one pipeline: record the layer's activations A (N, K, h, w) and the
+gradient of each image's target score with respect to them, let the method supply channel
+weights alpha (N, K), then map = ReLU(sum_k alpha_k A_k). Grad-CAM's weights are the spatial
+mean of the gradient; Grad-CAM++ weights positive gradients by its alpha coefficients; CAM
+reads them from the linear head. Maps are divided by their maximum (``normalize="max"``,
+the Grad-CAM paper's convention) or min-max scaled (``"minmax"``); an all-zero map stays zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.capture import LayerRef, capture
+from netscope.vision.models import find_layer
+
+Targets = int | Sequence[int] | torch.Tensor | None
+NORMALIZE = ("max", "minmax", "none")
+
+
+@dataclass
+class Heatmaps:
+    """Maps at layer resolution (N, h, w), the logits, and the class each map explains."""
+
+    maps: torch.Tensor
+    logits: torch.Tensor
+    targets: torch.Tensor
+    layer: str
+    method: str
+
+    def upsampled(self, size: tuple[int, int]) -> torch.Tensor:
+        """Bilinear upsampling to the input's (H, W), renormalized to the same range."""
+        up = F.interpolate(self.maps[:, None], size=size, mode="bilinear", align_corners=False)
+        return up[:, 0]
+
+
+def resolve_targets(logits: torch.Tensor, targets: Targets) -> torch.Tensor:
+    """Per-image target indices; None means each image's own top-1 class."""
+    n, c = logits.shape
+    if targets is None:
+        return logits.argmax(1)
+    t = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise NetscopeError(f"{t.numel()} targets for a batch of {n} images; give one per image.")
+    bad = (t < 0) | (t >= c)
+    if bad.any():
+        raise NetscopeError(f"class index {int(t[bad][0])} is out of range: the model has "
+                            f"{c} outputs (0..{c - 1}).")
+    return t.clone()
+
+
+def normalize_maps(maps: torch.Tensor, how: str = "max") -> torch.Tensor:
+    """Per-image scaling to [0, 1]; maps whose maximum (or range) is zero stay all zero."""
+    if how not in NORMALIZE:
+        raise NetscopeError(f"normalize must be one of {NORMALIZE}, got {how!r}.")
+    if how == "none":
+        return maps
+    flat = maps.flatten(1)
+    hi = flat.max(1).values.view(-1, 1, 1)
+    lo = flat.min(1).values.view(-1, 1, 1) if how == "minmax" else torch.zeros_like(hi)
+    span = hi - lo
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, (maps - lo) / safe, torch.zeros_like(maps))
+
+
+def _scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return logits.gather(1, targets[:, None]).sum()
+
+
+def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str | LayerRef,
+                    targets: Targets = None):
+    """Activations A, dScore/dA and logits; the backward pass stops at the layer."""
+    ref = LayerRef.parse(layer)
+    with capture(model, [ref], cut=True) as rec:
+        logits = model(x)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+            raise NetscopeError("the model must return class scores of shape (batch, classes).")
+        A = rec[ref]
+        if A.dim() != 4:
+            raise NetscopeError(
+                f"layer {ref} has output shape {tuple(A.shape)} with no spatial grid; "
+                f"Grad-CAM needs a convolutional layer (batch, channels, height, width)."
+            )
+        t = resolve_targets(logits.detach(), targets)
+        (grad,) = torch.autograd.grad(_scores(logits, t), A, allow_unused=True)
+    if grad is None:  # the score does not depend on this layer
+        grad = torch.zeros_like(A)
+    return A.detach(), grad, logits.detach(), t
+
+
+def gradcam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM: alpha_k = spatial mean of dy/dA_k."""
+    return grad.mean((2, 3))
+
+
+def gradcampp_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM++ (Chattopadhay et al. 2018) with the exponential-score closed form:
+    a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3), alpha_k = sum_ij a_kij ReLU(g_kij)."""
+    g2, g3 = grad**2, grad**3
+    denom = 2 * g2 + A.sum((2, 3), keepdim=True) * g3
+    a = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
+                    torch.zeros_like(denom))
+    return (a * F.relu(grad)).sum((2, 3))
+
+
+METHODS = {"gradcam": gradcam_weights, "gradcam++": gradcampp_weights}
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
+             targets: Targets = None, method: str = "gradcam",
+             normalize: str = "max") -> Heatmaps:
+    """Grad-CAM (or Grad-CAM++) maps for a batch, one target class per image."""
+    if method not in METHODS:
+        raise NetscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
+    layer = layer or default_cam_layer(model)
+    A, grad, logits, t = layer_gradients(model, x, layer, targets)
+    maps = F.relu((METHODS[method](A, grad)[:, :, None, None] * A).sum(1))
+    return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), method)
+
+
+def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
+        fc: str | None = None, targets: Targets = None, normalize: str = "max") -> Heatmaps:
+    """Class activation maps (Zhou et al. 2016) for a global-average-pool + linear head:
+    ReLU(sum_k w_ck A_k) with w from the linear layer (the bias is a constant, left out)."""
+    layer = LayerRef.parse(layer or default_cam_layer(model))
+    head = find_layer(model, fc) if fc else _last_linear(model)
+    with capture(model, [layer]) as rec, torch.no_grad():
+        logits = model(x)
+        A = rec[layer]
+    if A.dim() != 4 or A.shape[1] != head.in_features:
+        raise NetscopeError(
+            f"CAM needs layer {layer} to give (batch, {head.in_features}, h, w) feeding the "
+            f"linear head through global average pooling; it gives {tuple(A.shape)}. "
+            f"Use Grad-CAM for other architectures."
+        )
+    t = resolve_targets(logits, targets)
+    w = head.weight.detach()[t]  # (N, K)
+    maps = F.relu((w[:, :, None, None] * A).sum(1))
+    return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), "cam")
+
+
+def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples: int = 0,
+             noise: float = 0.15, seed: int = 0) -> Heatmaps:
+    """|d score / d pixel|, max over colour channels (Simonyan et al. 2013). ``samples`` > 0
+    averages the gradient over noisy copies (SmoothGrad; noise = SD / input range)."""
+    with capture(model, []):
+        logits = model(x).detach()
+        t = resolve_targets(logits, targets)
+        if samples <= 0:
+            grad = _input_grad(model, x, t)
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            sd = noise * float(x.max() - x.min())
+            grad = torch.zeros_like(x)
+            for _ in range(samples):
+                eps = torch.randn(x.shape, generator=gen, dtype=x.dtype) * sd
+                grad += _input_grad(model, x + eps, t)
+            grad /= samples
+    maps = grad.abs().amax(1)
+    return Heatmaps(normalize_maps(maps, "max"), logits, t, "input", "saliency")
+
+
+def _input_grad(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    xi = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_scores(model(xi), t), xi)
+    return grad
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradients at positive inputs."""
+
+    @staticmethod
+    def forward(ctx, x, upper):
+        ctx.save_for_backward(x)
+        ctx.upper = upper
+        return x.clamp(0, upper) if upper is not None else x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        keep = (x > 0) & (g > 0)
+        if ctx.upper is not None:
+            keep &= x < ctx.upper
+        return g * keep, None
+
+
+@contextmanager
+def guided_relus(model: nn.Module):
+    """Swap every nn.ReLU/ReLU6 module's forward for the guided one; always swapped back."""
+    swapped = []
+    try:
+        for m in model.modules():
+            if isinstance(m, (nn.ReLU, nn.ReLU6)):
+                upper = 6.0 if isinstance(m, nn.ReLU6) else None
+                swapped.append((m, m.__dict__.get("forward")))
+                m.forward = (lambda u: lambda inp: _GuidedReLU.apply(inp, u))(upper)
+        yield len(swapped)
+    finally:
+        for m, own in swapped:
+            if own is None:
+                del m.forward  # back to the class's forward
+            else:
+                m.forward = own
+
+
+def guided_backprop(model: nn.Module, x: torch.Tensor, targets: Targets = None) -> torch.Tensor:
+    """Guided backpropagation (Springenberg et al. 2015): input gradient through guided ReLUs."""
+    with capture(model, []), guided_relus(model) as n:
+        if n == 0:
+            raise NetscopeError("guided backpropagation needs nn.ReLU/ReLU6 modules; "
+                                "this model has none.")
+        logits = model(x).detach()
+        t = resolve_targets(logits, targets)
+        return _input_grad(model, x, t)
+
+
+def guided_grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
+                    targets: Targets = None) -> torch.Tensor:
+    """Guided backprop times the upsampled Grad-CAM map: (N, 3, H, W)."""
+    heat = grad_cam(model, x, layer, targets)
+    guided = guided_backprop(model, x, heat.targets)
+    return guided * heat.upsampled(tuple(x.shape[-2:]))[:, None]
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise NetscopeError("CAM needs a linear classification head; none found. Use Grad-CAM.")
+    return linears[-1]
+
+
+def default_cam_layer(model: nn.Module) -> LayerRef:
+    """The feature map the classifier pools: input of the last global pooling, else the
+    output of the last Conv2d."""
+    pools = [n for n, m in model.named_modules()
+             if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
+    if pools:
+        return LayerRef(pools[-1], "input")
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise NetscopeError("no convolutional layer found; name a layer explicitly.")
+    return LayerRef(convs[-1])
+
+
+def predict(model: nn.Module, x: torch.Tensor, k: int = 5,
+            names: Sequence[str] | None = None) -> list[list[tuple[int, str, float]]]:
+    """Top-k (index, name, probability) per image."""
+    with capture(model, []), torch.no_grad():
+        probs = model(x).softmax(1)
+    top = probs.topk(min(k, probs.shape[1]), dim=1)
+    return [[(int(i), names[int(i)] if names else f"class {int(i)}", float(p))
+             for p, i in zip(ps, idx, strict=True)]
+            for ps, idx in zip(top.values, top.indices, strict=True)]

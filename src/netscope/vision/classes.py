@@ -1,0 +1,39 @@
+"""Class names for a model's outputs, and lookup by name with close-match suggestions."""
+
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from pathlib import Path
+
+from netscope.errors import NetscopeError
+
+
+@lru_cache(maxsize=1)
+def imagenet_classes() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names in the standard (torchvision/Keras) index order."""
+    text = (Path(__file__).with_name("imagenet_classes.txt")).read_text(encoding="utf-8")
+    return tuple(line for line in text.splitlines() if line)
+
+
+def resolve_class(target: int | str, names: tuple[str, ...] | None, n_outputs: int) -> int:
+    """An output index from an index or a class name ("flamingo", "Egyptian cat")."""
+    if isinstance(target, str) and target.strip().lstrip("-").isdigit():
+        target = int(target)
+    if isinstance(target, int):
+        if not 0 <= target < n_outputs:
+            raise NetscopeError(f"class index {target} is out of range: the model has "
+                                f"{n_outputs} outputs (0..{n_outputs - 1}).")
+        return target
+    if not names:
+        raise NetscopeError(f"the model has no class names; give a class index 0..{n_outputs - 1}.")
+    wanted = target.strip().lower().replace("_", " ")
+    lowered = [n.lower() for n in names]
+    if wanted in lowered:
+        return lowered.index(wanted)
+    close = difflib.get_close_matches(wanted, lowered, n=5, cutoff=0.6)
+    contains = [n for n in lowered if wanted in n][:5]
+    hints = list(dict.fromkeys(close + contains))
+    hint = f" Did you mean: {', '.join(repr(names[lowered.index(h)]) for h in hints)}?" if hints \
+        else ""
+    raise NetscopeError(f"unknown class name {target!r}.{hint}")

