@@ -25,7 +25,9 @@ def to_rgb(array: np.ndarray, where: str = "image") -> np.ndarray:
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4) or min(a.shape[:2]) < 1:
-        raise NetscopeError(f"{where}: expected an image (H x W [x channels]), got shape {a.shape}.")
+        raise NetscopeError(
+            f"{where}: expected an image (H x W [x channels]), got shape {a.shape}."
+        )
     if a.dtype == np.uint8:
         x = a.astype(np.float32) / 255.0
     elif a.dtype == np.uint16:

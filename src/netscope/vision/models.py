@@ -125,8 +125,8 @@ def _timm(name: str) -> LoadedModel:
     except Exception as exc:
         raise NetscopeError(f"timm:{name}: cannot load ({exc}).") from None
     cfg = model.pretrained_cfg
-    pre = Preprocess(cfg.get("input_size", (3, 224, 224))[-1], tuple(cfg.get("mean", IMAGENET_MEAN)),
-                     tuple(cfg.get("std", IMAGENET_STD)))
+    pre = Preprocess(cfg.get("input_size", (3, 224, 224))[-1],
+                     tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
     names = imagenet_classes() if getattr(model, "num_classes", 0) == 1000 else None
     return LoadedModel(f"timm:{name}", model.eval(), pre, names)
 
