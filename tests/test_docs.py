@@ -2,7 +2,7 @@
 
 import doctest
 
-from conftest import REPO
+from tests.conftest import REPO
 
 
 def test_readme_examples(data_root, monkeypatch):

@@ -52,12 +52,15 @@ class AscentResult:
     labels: list[str]
 
 
-def _start(seeds: Sequence[int], cfg: AscentConfig, pre: Preprocess) -> torch.Tensor:
+def _start(model: nn.Module, seeds: Sequence[int], cfg: AscentConfig,
+           pre: Preprocess) -> torch.Tensor:
+    """Grey plus seeded noise per image, in the model's dtype."""
     imgs = []
     for s in seeds:
         gen = torch.Generator().manual_seed(s)
         imgs.append(0.5 + cfg.noise * torch.randn(3, cfg.size, cfg.size, generator=gen))
-    return pre.normalize(torch.stack(imgs).clamp(0, 1))
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    return pre.normalize(torch.stack(imgs).clamp(0, 1).to(dtype))
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -81,7 +84,8 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
     """Maximize ``objective(x)`` (one value per image) from ``x0``; returns images in [0, 1]
     and the objective's history (steps x N)."""
     x = x0.clone()
-    lo, hi = pre.normalize(torch.zeros(1, 3, 1, 1)), pre.normalize(torch.ones(1, 3, 1, 1))
+    lo = pre.normalize(torch.zeros(1, 3, 1, 1, dtype=x0.dtype))
+    hi = pre.normalize(torch.ones(1, 3, 1, 1, dtype=x0.dtype))
     history = []
     for octave in range(cfg.octaves):
         if octave:
@@ -116,7 +120,7 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     channels = [int(c) for c in channels]
     if not channels:
         raise NetscopeError("give at least one channel to visualize.")
-    x0 = _start([cfg.seed * 100_003 + c for c in channels], cfg, pre)
+    x0 = _start(model, [cfg.seed * 100_003 + c for c in channels], cfg, pre)
     ref = resolve_call(model, layer, x0[:1])
     index = torch.tensor(channels)
     with capture(model, [ref], stop=True) as rec:
@@ -144,7 +148,7 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
     """Class-model visualization (Simonyan et al. 2013): maximize the class logit minus an
     L2 penalty on the image, one image per class in one batch."""
     classes = [int(c) for c in classes]
-    x0 = _start([cfg.seed * 100_003 + c for c in classes], cfg, pre)
+    x0 = _start(model, [cfg.seed * 100_003 + c for c in classes], cfg, pre)
     index = torch.tensor(classes)
     with capture(model, []):
         n_out = model(x0[:1]).shape[1]

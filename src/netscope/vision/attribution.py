@@ -35,11 +35,12 @@ class Heatmaps:
     targets: torch.Tensor
     layer: str
     method: str
+    normalized: str = "max"
 
     def upsampled(self, size: tuple[int, int]) -> torch.Tensor:
-        """Bilinear upsampling to the input's (H, W), renormalized to the same range."""
+        """Bilinear upsampling to the input's (H, W), rescaled as the maps were."""
         up = F.interpolate(self.maps[:, None], size=size, mode="bilinear", align_corners=False)
-        return up[:, 0]
+        return normalize_maps(up[:, 0], self.normalized)
 
 
 def resolve_targets(logits: torch.Tensor, targets: Targets) -> torch.Tensor:
@@ -125,7 +126,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = N
     layer = layer or default_cam_layer(model)
     A, grad, logits, t = layer_gradients(model, x, layer, targets)
     maps = F.relu((METHODS[method](A, grad)[:, :, None, None] * A).sum(1))
-    return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), method)
+    return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), method, normalize)
 
 
 def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
@@ -146,7 +147,7 @@ def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
     t = resolve_targets(logits, targets)
     w = head.weight.detach()[t]  # (N, K)
     maps = F.relu((w[:, :, None, None] * A).sum(1))
-    return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), "cam")
+    return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), "cam", normalize)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples: int = 0,

@@ -61,14 +61,18 @@ class LayerRef:
 
 
 class Recording:
-    """Tensors recorded per layer, one per call of the module."""
+    """Tensors recorded per layer (name and port), one per call of the module."""
 
     def __init__(self) -> None:
-        self.calls: dict[LayerRef, list[torch.Tensor]] = defaultdict(list)
+        self.calls: dict[tuple[str, str], list[torch.Tensor]] = defaultdict(list)
+
+    def all_calls(self, ref: str | LayerRef) -> list[torch.Tensor]:
+        ref = LayerRef.parse(ref)
+        return self.calls.get((ref.name, ref.port), [])
 
     def __getitem__(self, ref: str | LayerRef) -> torch.Tensor:
         ref = LayerRef.parse(ref)
-        calls = self.calls.get(ref)
+        calls = self.all_calls(ref)
         if not calls:
             raise NetscopeError(f"layer {ref} did not run in the forward pass.")
         try:
@@ -137,17 +141,17 @@ def _keep(ref: LayerRef, record: Recording, value, cut: bool) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise NetscopeError(f"layer {ref} produces {type(value).__name__}, not a tensor; "
                             f"pick a layer whose {ref.port} is a single tensor.")
-    k = len(record.calls[ref])
-    if cut and (ref.call == -1 or ref.call == k):
+    calls = record.calls[(ref.name, ref.port)]
+    if cut and (ref.call == -1 or ref.call == len(calls)):
         value = value.detach().requires_grad_(True)
-    record.calls[ref].append(value)
+    calls.append(value)
     return value.clone()  # downstream in-place ops change the copy, never the record
 
 
 def _hook(ref, record, cut, stop):
     def hook(module, inputs, output):
         kept = _keep(ref, record, output, cut)
-        if stop and ref.call >= 0 and len(record.calls[ref]) > ref.call:
+        if stop and ref.call >= 0 and len(record.all_calls(ref)) > ref.call:
             raise StopForward
         return kept
     return hook
@@ -158,7 +162,7 @@ def _pre_hook(ref, record, cut, stop):
         if not inputs:
             raise NetscopeError(f"layer {ref} is called without inputs.")
         kept = _keep(ref, record, inputs[0], cut)
-        if stop and ref.call >= 0 and len(record.calls[ref]) > ref.call:
+        if stop and ref.call >= 0 and len(record.all_calls(ref)) > ref.call:
             raise StopForward
         return (kept, *inputs[1:])
     return hook
@@ -179,7 +183,7 @@ def resolve_call(model: nn.Module, ref: str | LayerRef, x: torch.Tensor) -> Laye
         return ref
     with capture(model, [ref]) as rec, torch.no_grad():
         model(x)
-        n = len(rec.calls[ref])
+        n = len(rec.all_calls(ref))
     if n == 0:
         raise NetscopeError(f"layer {ref} did not run in the forward pass.")
     return LayerRef(ref.name, ref.port, n - 1)

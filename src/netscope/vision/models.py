@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +136,9 @@ def _torchscript(path: Path) -> LoadedModel:
     if not path.is_file():
         raise NetscopeError(f"{path}: model file not found.")
     try:
-        model = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is deprecated but still what people have
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise NetscopeError(
             f"{path}: not a TorchScript model that can be loaded safely ({type(exc).__name__}). "

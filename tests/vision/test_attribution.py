@@ -1,0 +1,161 @@
+"""Grad-CAM, CAM, saliency and friends on tiny models with hand-computed results."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision import attribution as A
+from tests.vision.tiny import Reused, TinyGAP, image
+
+
+class HandNet(nn.Module):
+    """x (1x1x2x2) -> 1x1 conv to 2 channels -> flatten -> linear to 2 classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1).double()
+        self.fc = nn.Linear(8, 2).double()
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+            self.conv.bias.copy_(torch.tensor([0.0, 2.0]))
+            self.fc.weight.copy_(torch.tensor([[1, 0, 0, 1, 2, 2, 2, 2],
+                                               [0, 0, 0, 0, 0, 0, 0, 0]], dtype=torch.float64))
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(1))
+
+
+def test_grad_cam_by_hand():
+    # A0 = x = [[1,2],[3,4]], A1 = 2 - x = [[1,0],[-1,-2]]
+    # class 0: alpha = (mean(1,0,0,1), mean(2,2,2,2)) = (0.5, 2)
+    # map = relu(0.5 A0 + 2 A1) = relu([[2.5, 1], [-0.5, -2]]) = [[2.5, 1], [0, 0]]
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)
+    raw = A.grad_cam(HandNet(), x, "conv", targets=0, normalize="none")
+    torch.testing.assert_close(raw.maps[0], torch.tensor([[2.5, 1.0], [0.0, 0.0]],
+                                                          dtype=torch.float64))
+    norm = A.grad_cam(HandNet(), x, "conv", targets=0)
+    torch.testing.assert_close(norm.maps[0], torch.tensor([[1.0, 0.4], [0.0, 0.0]],
+                                                           dtype=torch.float64))
+
+
+def test_zero_gradient_gives_zero_map_not_nan():
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)
+    for how in ("max", "minmax"):
+        h = A.grad_cam(HandNet(), x, "conv", targets=1, normalize=how)  # class 1: all-zero row
+        assert torch.isfinite(h.maps).all() and (h.maps == 0).all()
+
+
+def test_cam_equals_grad_cam_on_gap_head():
+    model, x = TinyGAP(), image(2)
+    for target in (0, 1, 2):
+        c = A.cam(model, x, "features.3", targets=target, normalize="none")
+        g = A.grad_cam(model, x, "features.3", targets=target, normalize="none")
+        hw = c.maps.shape[-1] * c.maps.shape[-2]
+        torch.testing.assert_close(g.maps * hw, c.maps, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(A.normalize_maps(g.maps), A.normalize_maps(c.maps),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_default_layer_is_the_pooled_feature_map():
+    model = TinyGAP()
+    assert str(A.default_cam_layer(model)) == "pool:input"
+    a = A.grad_cam(model, image(), targets=1, normalize="none").maps
+    b = A.grad_cam(model, image(), "features.3", targets=1, normalize="none").maps
+    torch.testing.assert_close(a, b)
+
+
+def test_per_image_targets_match_single_calls():
+    model, x = TinyGAP(), image(3)
+    batch = A.grad_cam(model, x, "features.2", targets=[0, 2, 1])
+    for i, t in enumerate([0, 2, 1]):
+        one = A.grad_cam(model, x[i:i + 1], "features.2", targets=t)
+        torch.testing.assert_close(batch.maps[i], one.maps[0])
+    assert batch.targets.tolist() == [0, 2, 1]
+
+
+def test_default_target_is_each_images_top_class():
+    model, x = TinyGAP(), image(4, seed=3)
+    h = A.grad_cam(model, x)
+    assert torch.equal(h.targets, model(x).argmax(1))
+
+
+def test_saliency_equals_finite_differences():
+    model, x = TinyGAP(), image(1, size=5)
+    s = A.saliency(model, x, targets=2)
+    eps = 1e-6
+    fd = torch.zeros_like(x)
+    with torch.no_grad():
+        for idx in np.ndindex(*x.shape):
+            d = torch.zeros_like(x)
+            d[idx] = eps
+            fd[idx] = (model(x + d)[0, 2] - model(x - d)[0, 2]) / (2 * eps)
+    expected = fd.abs().amax(1)
+    torch.testing.assert_close(s.maps, expected / expected.max(), rtol=1e-5, atol=1e-6)
+
+
+def test_smoothgrad_is_mean_of_noisy_gradients():
+    model, x = TinyGAP(), image(1, size=6)
+    s = A.saliency(model, x, targets=0, samples=4, noise=0.1, seed=5)
+    gen = torch.Generator().manual_seed(5)
+    sd = 0.1 * float(x.max() - x.min())
+    total = torch.zeros_like(x)
+    for _ in range(4):
+        xi = (x + torch.randn(x.shape, generator=gen, dtype=x.dtype) * sd).requires_grad_()
+        model(xi)[0, 0].backward()
+        total += xi.grad
+    m = (total / 4).abs().amax(1)
+    torch.testing.assert_close(s.maps, m / m.max())
+
+
+def test_gradcampp_formula():
+    model, x = TinyGAP(), image(1)
+    Aa, g, _, _ = A.layer_gradients(model, x, "features.3", 1)
+    a, gg = Aa.numpy()[0], g.numpy()[0]
+    alpha = []
+    for k in range(a.shape[0]):
+        num, den = gg[k] ** 2, 2 * gg[k] ** 2 + a[k].sum() * gg[k] ** 3
+        coef = np.where(den != 0, num / np.where(den != 0, den, 1), 0)
+        alpha.append((coef * np.maximum(gg[k], 0)).sum())
+    expected = np.maximum((np.array(alpha)[:, None, None] * a).sum(0), 0)
+    got = A.grad_cam(model, x, "features.3", 1, method="gradcam++", normalize="none").maps[0]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+
+
+def test_guided_grad_cam_shape_and_relus_restored():
+    model, x = Reused(), image(2)
+    out = A.guided_grad_cam(model, x, "conv2", targets=[0, 1])
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert "forward" not in model.act.__dict__
+
+
+def test_guided_backprop_passes_only_positive_signals():
+    relu = nn.ReLU()
+    with A.guided_relus(nn.Sequential(relu)):
+        x = torch.tensor([-1.0, 2.0, 3.0], requires_grad=True)
+        relu(x).mul(torch.tensor([5.0, 7.0, -4.0])).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([0.0, 7.0, 0.0]))
+
+
+def test_upsampled_size():
+    h = A.grad_cam(TinyGAP(), image(size=8), "features.3")
+    assert h.upsampled((32, 40)).shape == (1, 32, 40)
+
+
+def test_bad_inputs():
+    model = TinyGAP()
+    with pytest.raises(NetscopeError, match=r"no layer named 'features\.9'.*Close matches"):
+        A.grad_cam(model, image(), "features.9")
+    with pytest.raises(NetscopeError, match="no spatial grid"):
+        A.grad_cam(model, image(), "fc")
+    with pytest.raises(NetscopeError, match="class index 7 is out of range: the model has 3"):
+        A.grad_cam(model, image(), targets=7)
+    with pytest.raises(NetscopeError, match="2 targets for a batch of 3"):
+        A.grad_cam(model, image(3), targets=[0, 1])
+    with pytest.raises(NetscopeError, match="normalize must be one of"):
+        A.grad_cam(model, image(), normalize="softmax")
+    with pytest.raises(NetscopeError, match=r"CAM needs layer 0 to give \(batch, 6, h, w\)"):
+        A.cam(nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 6, 1), nn.AdaptiveAvgPool2d(1),
+                            nn.Flatten(), nn.Linear(6, 2)).double(), image(), "0")

@@ -1,0 +1,48 @@
+"""Tiny deterministic CNNs with traps: in-place ReLUs, a module reused twice, a GAP head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TinyGAP(nn.Module):
+    """conv -> ReLU(inplace) -> conv -> ReLU(inplace) -> global average pool -> linear."""
+
+    def __init__(self, seed: int = 0, dtype=torch.float64) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(inplace=True),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(5, 3)
+        self.to(dtype)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+class Reused(nn.Module):
+    """One activation module called twice in a forward pass."""
+
+    def __init__(self, dtype=torch.float64) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6, 2)
+        self.to(dtype)
+
+    def forward(self, x):
+        x = self.act(self.conv1(x))
+        x = self.act(self.conv2(x))
+        return self.fc(self.pool(x).flatten(1))
+
+
+def image(n: int = 1, size: int = 8, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed),
+                       dtype=dtype)
