@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from netscope.errors import NetscopeError
 
 
@@ -146,11 +148,273 @@ def _data_check(args) -> int:
     return 1 if bad else 0
 
 
+def _channels(text: str) -> list[int]:
+    """'0-15' or '0,3,7' -> channel list."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                a, b = part.split("-")
+                out += list(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected channels like 0-15 or 0,3,7, got {text!r}") \
+            from None
+    return out
+
+
+def _add_vision(sub) -> None:
+    vis = sub.add_parser("vision", help="see inside convolutional networks")
+    vs = vis.add_subparsers(dest="action", required=True)
+
+    def common(p, images: bool = True):
+        p.add_argument("--model", default="efficientnet-lite0",
+                       help="efficientnet-lite0 (offline default), torchvision:NAME, timm:NAME, "
+                       "a TorchScript file, or module:function")
+        if images:
+            p.add_argument("images", nargs="*",
+                           help="image files, or sample names: chelsea coffee astronaut rocket")
+        p.add_argument("--out", default="netscope-results/vision", help="output folder")
+
+    p = vs.add_parser("layers", help="list every layer with its output shape")
+    common(p, images=False)
+    p.add_argument("--size", type=int, help="probe image size (default: the model's)")
+    p.set_defaults(func=_vision_layers)
+
+    p = vs.add_parser("predict", help="top-k classes for images")
+    common(p)
+    p.add_argument("--top", type=int, default=5)
+    p.set_defaults(func=_vision_predict)
+
+    p = vs.add_parser("gradcam", help="class heatmaps over images (Grad-CAM and relatives)")
+    common(p)
+    p.add_argument("--layer", help="layer (default: the feature map the head pools)")
+    p.add_argument("--class", dest="classes", action="append",
+                   help="class name or index (repeat per image; default: top-1)")
+    p.add_argument("--method", choices=["gradcam", "gradcam++", "cam", "guided"],
+                   default="gradcam")
+    p.add_argument("--normalize", choices=["max", "minmax"], default="max",
+                   help="divide by the maximum (default) or min-max scale")
+    p.set_defaults(func=_vision_gradcam)
+
+    p = vs.add_parser("saliency", help="image-gradient saliency (optionally SmoothGrad)")
+    common(p)
+    p.add_argument("--class", dest="classes", action="append")
+    p.add_argument("--smooth", type=int, default=0, help="SmoothGrad samples (0: plain)")
+    p.set_defaults(func=_vision_saliency)
+
+    p = vs.add_parser("activations", help="feature maps of chosen layers as grids")
+    common(p)
+    p.add_argument("--layers", help="comma-separated layers (default: every conv stage)")
+    p.add_argument("--max-channels", type=int, default=64)
+    p.set_defaults(func=_vision_activations)
+
+    for name, helptext in (("filters", "pictures that excite filters (gradient ascent)"),
+                           ("classes", "pictures that excite classes (Simonyan et al. 2013)")):
+        p = vs.add_parser(name, help=helptext)
+        common(p, images=False)
+        if name == "filters":
+            p.add_argument("--layer", required=True)
+            p.add_argument("--channels", type=_channels, default=list(range(16)))
+        else:
+            p.add_argument("targets", nargs="+", help="class names or indices")
+            p.add_argument("--l2", type=float, default=1e-3)
+        p.add_argument("--steps", type=int, default=40)
+        p.add_argument("--lr", type=float, default=0.1)
+        p.add_argument("--size", type=int, default=128)
+        p.add_argument("--jitter", type=int, default=4)
+        p.add_argument("--blur-every", type=int, default=4)
+        p.add_argument("--tv", type=float, default=0.0)
+        p.add_argument("--octaves", type=int, default=1)
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=_vision_ascent)
+
+    p = vs.add_parser("report", help="HTML report per image: predictions, Grad-CAM, saliency, "
+                      "activations")
+    common(p)
+    p.add_argument("--demo", action="store_true", help="use the four bundled sample photos")
+    p.add_argument("--one-page", action="store_true", help="one page for all images")
+    p.add_argument("--top", type=int, default=3, help="classes explained per image")
+    p.add_argument("--layer", help="Grad-CAM layer")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_vision_report)
+
+
+def _images(args) -> list[tuple[str, object]]:
+    from netscope.vision.images import SAMPLES, load_image
+
+    names = list(args.images) or (list(SAMPLES) if getattr(args, "demo", False) else [])
+    if getattr(args, "demo", False) and args.images:
+        names = list(args.images)
+    if not names:
+        raise NetscopeError("give at least one image (a file, or a sample: "
+                            f"{', '.join(SAMPLES)}), or --demo.")
+    return [(Path(n).stem, load_image(n)) for n in names]
+
+
+def _vision_layers(args) -> int:
+    from netscope.render.table import markdown_table
+    from netscope.vision.activations import list_layers
+    from netscope.vision.models import load_model
+
+    lm = load_model(args.model)
+    rows = [[i.name, i.kind, "x".join(map(str, i.shape)) if i.shape else "-", str(i.calls)]
+            for i in list_layers(lm.model, args.size or lm.preprocess.size)]
+    print(markdown_table(["layer", "type", "output shape", "calls"], rows))
+    return 0
+
+
+def _vision_predict(args) -> int:
+    from netscope.vision.attribution import predict
+    from netscope.vision.models import load_model
+
+    lm = load_model(args.model)
+    for name, rgb in _images(args):
+        print(name)
+        for i, label, p in predict(lm.model, lm.preprocess.tensor(rgb), args.top,
+                                   lm.class_names)[0]:
+            print(f"  {p:7.2%}  {label} ({i})")
+    return 0
+
+
+def _targets(args, lm, n: int):
+    from netscope.vision.classes import resolve_class
+
+    if not args.classes:
+        return None
+    n_out = lm.model(lm.preprocess.tensor(np.zeros((8, 8, 3), np.float32))).shape[1] \
+        if lm.class_names is None else len(lm.class_names)
+    idx = [resolve_class(c, lm.class_names, n_out) for c in args.classes]
+    return idx if len(idx) == n else idx[:1] * n
+
+
+def _vision_gradcam(args) -> int:
+    import torch
+
+    from netscope.render.heatmap import gradient_image, overlay
+    from netscope.render.vision_report import slug
+    from netscope.vision import attribution as A
+    from netscope.vision.images import save_png
+    from netscope.vision.models import load_model
+
+    lm = load_model(args.model)
+    images = _images(args)
+    x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
+    targets = _targets(args, lm, len(images))
+    if args.method == "cam":
+        heat = A.cam(lm.model, x, args.layer, targets=targets, normalize=args.normalize)
+    else:
+        method = "gradcam" if args.method == "guided" else args.method
+        heat = A.grad_cam(lm.model, x, args.layer, targets, method, args.normalize)
+    up = heat.upsampled(tuple(x.shape[-2:])).numpy()
+    guided = A.guided_grad_cam(lm.model, x, args.layer, heat.targets).numpy() \
+        if args.method == "guided" else None
+    for j, (name, rgb) in enumerate(images):
+        t = int(heat.targets[j])
+        label = lm.class_names[t] if lm.class_names else f"class {t}"
+        picture = gradient_image(guided[j]) if guided is not None else \
+            overlay(lm.preprocess.image(rgb), up[j])
+        path = save_png(picture, Path(args.out) / f"{slug(name)}_{args.method}_{slug(label)}.png")
+        print(f"{name}: {label} ({t}), layer {heat.layer} -> {path}")
+    return 0
+
+
+def _vision_saliency(args) -> int:
+    import torch
+
+    from netscope.render.heatmap import saliency_image
+    from netscope.render.vision_report import slug
+    from netscope.vision import attribution as A
+    from netscope.vision.images import save_png
+    from netscope.vision.models import load_model
+
+    lm = load_model(args.model)
+    images = _images(args)
+    x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
+    sal = A.saliency(lm.model, x, _targets(args, lm, len(images)), samples=args.smooth)
+    for j, (name, _) in enumerate(images):
+        t = int(sal.targets[j])
+        label = lm.class_names[t] if lm.class_names else f"class {t}"
+        path = save_png(saliency_image(sal.maps[j].numpy()),
+                        Path(args.out) / f"{slug(name)}_saliency_{slug(label)}.png")
+        print(f"{name}: {label} ({t}) -> {path}")
+    return 0
+
+
+def _vision_activations(args) -> int:
+    from netscope.render.atomic import write_bytes
+    from netscope.render.grids import feature_grid_png
+    from netscope.render.vision_report import slug
+    from netscope.vision.activations import activations
+    from netscope.vision.models import load_model
+
+    lm = load_model(args.model)
+    layers = args.layers.split(",") if args.layers else None
+    for name, rgb in _images(args):
+        acts = activations(lm.model, lm.preprocess.tensor(rgb), layers)
+        for layer, a in acts.items():
+            path = write_bytes(Path(args.out) / f"{slug(name)}_activations_{slug(layer)}.png",
+                               feature_grid_png(a[0].numpy(), layer, args.max_channels))
+            print(f"{name}: {layer} {tuple(a.shape[1:])} -> {path}")
+    return 0
+
+
+def _vision_ascent(args) -> int:
+    from netscope.render.vision_report import slug, write_gallery
+    from netscope.vision.ascent import AscentConfig, visualize_classes, visualize_filters
+    from netscope.vision.classes import resolve_class
+    from netscope.vision.explain import as_numpy_images
+    from netscope.vision.models import load_model
+
+    lm = load_model(args.model)
+    common = dict(steps=args.steps, lr=args.lr, size=args.size, jitter=args.jitter,
+                  blur_every=args.blur_every, tv=args.tv, octaves=args.octaves, seed=args.seed)
+    if args.action == "filters":
+        res = visualize_filters(lm.model, args.layer, args.channels, lm.preprocess,
+                                AscentConfig(**common))
+        title, stem = f"Filters of {args.layer}", f"filters_{slug(args.layer)}"
+        note = ("Each picture maximizes the mean activation of one channel by gradient ascent "
+                "from grey plus noise, with RMS-normalized gradient steps.")
+    else:
+        n_out = len(lm.class_names) if lm.class_names else 1000
+        classes = [resolve_class(c, lm.class_names, n_out) for c in args.targets]
+        res = visualize_classes(lm.model, classes, lm.preprocess,
+                                AscentConfig(l2=args.l2, **common), lm.class_names)
+        title, stem = "Class visualizations", "classes_" + "_".join(slug(r) for r in res.labels)
+        note = ("Each picture maximizes one class logit minus an L2 penalty on the image "
+                "(Simonyan et al. 2013), with RMS-normalized gradient steps.")
+    gain = (res.history[-1] - res.history[0]).tolist()
+    path = write_gallery(as_numpy_images(res.images), res.labels, title,
+                         note + f" Settings: {common}.", args.out, stem)
+    for label, g in zip(res.labels, gain, strict=True):
+        print(f"{label}: objective +{g:.3f} over {len(res.history)} steps")
+    print(f"wrote {path}")
+    return 0
+
+
+def _vision_report(args) -> int:
+    from netscope.render.vision_report import write_explanations
+    from netscope.vision.explain import explain
+    from netscope.vision.models import load_model
+
+    progress = _progress(args.quiet)
+    lm = load_model(args.model)
+    exps = []
+    for name, rgb in _images(args):
+        progress(f"explaining {name}")
+        exps.append(explain(lm, rgb, name, top=args.top, layer=args.layer))
+    for path in write_explanations(exps, args.out, lm.name, args.one_page):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netscope", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_multitask(sub)
     _add_data(sub)
+    _add_vision(sub)
     return parser
 
 

@@ -24,3 +24,10 @@ def gradient_image(grad: np.ndarray) -> np.ndarray:
     g = np.transpose(grad, (1, 2, 0))
     scale = np.percentile(np.abs(g), 99) or 1.0
     return np.clip(0.5 + 0.5 * g / scale, 0, 1)
+
+
+def saliency_image(sal: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+    """Saliency for display: scaled so its 99th percentile is full brightness (a few extreme
+    pixels would otherwise leave the rest black)."""
+    top = np.percentile(sal, percentile)
+    return colorize(np.clip(sal / top, 0, 1) if top > 0 else np.zeros_like(sal), "inferno")

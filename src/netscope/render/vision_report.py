@@ -1,0 +1,104 @@
+"""Self-contained HTML pages (images embedded) plus PNG files for the vision techniques."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from netscope.render.atomic import write_bytes, write_text
+from netscope.render.grids import feature_grid_png, image_row_png
+from netscope.render.heatmap import overlay, saliency_image
+from netscope.vision.explain import Explanation
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
+figure{display:inline-block;margin:.4em;vertical-align:top}figcaption{font-size:.85em}
+img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}
+.pic img{width:224px;image-rendering:auto}"""
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "item"
+
+
+def _img(data: bytes, alt: str) -> str:
+    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}">')
+
+
+def _figure(data: bytes, caption: str, cls: str = "pic") -> str:
+    return (f'<figure class="{cls}">{_img(data, caption)}'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def page(title: str, body: str) -> str:
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}'
+            f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"{body}</body></html>")
+
+
+def explanation_section(ex: Explanation, out: Path, model_name: str) -> str:
+    """HTML for one image, writing each picture as a PNG under ``out`` too."""
+    stem = slug(ex.title)
+    pictures: list[tuple[str, str, bytes]] = [("input", "input (as the model sees it)",
+                                               png_bytes(ex.image))]
+    for view in ex.classes:
+        name = slug(view.name)
+        pictures.append((f"gradcam_{name}", f"Grad-CAM: {view.name}",
+                         png_bytes(overlay(ex.image, view.gradcam))))
+        pictures.append((f"saliency_{name}", f"saliency: {view.name}",
+                         png_bytes(saliency_image(view.saliency))))
+    for file, _, data in pictures:
+        write_bytes(out / f"{stem}_{file}.png", data)
+    rows = "".join(f"<tr><td>{i}</td><td>{html.escape(n)}</td><td>{p:.1%}</td></tr>"
+                   for i, n, p in ex.predictions)
+    grids = ""
+    for layer, act in ex.activations.items():
+        data = feature_grid_png(act, layer)
+        write_bytes(out / f"{stem}_activations_{slug(layer)}.png", data)
+        grids += _figure(data, f"activations of {layer}", "grid")
+    figs = "".join(_figure(d, c) for _, c, d in pictures)
+    return (f"<h2>{html.escape(ex.title)}</h2><p>Model <code>{html.escape(model_name)}</code>; "
+            f"Grad-CAM at layer <code>{html.escape(ex.layer)}</code>, maps divided by their "
+            f"maximum; saliency = max over colour channels of |d score / d pixel|.</p>"
+            f"<table><tr><th>class</th><th>name</th><th>probability</th></tr>{rows}</table>"
+            f"<div>{figs}</div><h3>Activations</h3><div>{grids}</div>")
+
+
+def write_explanations(explanations: Sequence[Explanation], out: str | Path, model_name: str,
+                       one_page: bool = False) -> list[Path]:
+    """One HTML page per image (or one for all) plus the PNGs of every picture."""
+    out = Path(out)
+    sections = [(ex, explanation_section(ex, out, model_name)) for ex in explanations]
+    if one_page:
+        body = "".join(s for _, s in sections)
+        return [write_text(out / "report.html", page("netscope vision report", body))]
+    return [write_text(out / f"{slug(ex.title)}.html", page(f"netscope: {ex.title}", s))
+            for ex, s in sections]
+
+
+def write_gallery(images: Sequence[np.ndarray], labels: Sequence[str], title: str,
+                  note: str, out: str | Path, stem: str) -> Path:
+    """A grid PNG, one PNG per picture, and an HTML page with all of them."""
+    out = Path(out)
+    grid = image_row_png(images, labels)
+    write_bytes(out / f"{stem}.png", grid)
+    figs = ""
+    for im, label in zip(images, labels, strict=True):
+        data = png_bytes(im)
+        write_bytes(out / f"{stem}_{slug(label)}.png", data)
+        figs += _figure(data, label)
+    body = f"<p>{html.escape(note)}</p>{_img(grid, title)}<div>{figs}</div>"
+    return write_text(out / f"{stem}.html", page(title, body))

@@ -1,0 +1,65 @@
+"""Everything a per-image report shows, computed in one place: predictions, Grad-CAM and
+saliency for the top classes, and activations of a few layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from netscope.vision import attribution as A
+from netscope.vision.activations import activations, conv_stages
+from netscope.vision.models import LoadedModel
+
+
+@dataclass
+class ClassView:
+    index: int
+    name: str
+    probability: float
+    gradcam: np.ndarray  # (H, W) in [0, 1], at the model's input resolution
+    saliency: np.ndarray  # (H, W) in [0, 1]
+
+
+@dataclass
+class Explanation:
+    title: str
+    image: np.ndarray  # the RGB crop the model saw, (H, W, 3) in [0, 1]
+    predictions: list[tuple[int, str, float]]
+    classes: list[ClassView]
+    layer: str
+    activations: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (C, h, w)
+
+
+def pick_layers(stages: Sequence[str], k: int = 3) -> list[str]:
+    """k stages spread from first to last."""
+    if len(stages) <= k:
+        return list(stages)
+    idx = np.linspace(0, len(stages) - 1, k).round().astype(int)
+    return [stages[i] for i in dict.fromkeys(idx)]
+
+
+def explain(lm: LoadedModel, rgb: np.ndarray, title: str, top: int = 3,
+            layer: str | None = None, activation_layers: Sequence[str] | None = None,
+            smooth: int = 0) -> Explanation:
+    """Top-5 predictions, and for the top ``top`` classes Grad-CAM and saliency maps."""
+    x = lm.preprocess.tensor(rgb)
+    size = tuple(x.shape[-2:])
+    preds = A.predict(lm.model, x, 5, lm.class_names)[0]
+    chosen = preds[:top]
+    targets = [i for i, _, _ in chosen]
+    batch = x.expand(len(targets), -1, -1, -1)
+    heat = A.grad_cam(lm.model, batch, layer, targets)
+    sal = A.saliency(lm.model, batch, targets, samples=smooth)
+    up = heat.upsampled(size).numpy()
+    sal_up = sal.maps.numpy()
+    views = [ClassView(i, n, p, up[j], sal_up[j]) for j, (i, n, p) in enumerate(chosen)]
+    layers = list(activation_layers or pick_layers(conv_stages(lm.model)))
+    acts = {k: v[0].numpy() for k, v in activations(lm.model, x, layers).items()} if layers else {}
+    return Explanation(title, lm.preprocess.image(rgb), preds, views, heat.layer, acts)
+
+
+def as_numpy_images(t: torch.Tensor) -> list[np.ndarray]:
+    return [im.permute(1, 2, 0).numpy() for im in t]

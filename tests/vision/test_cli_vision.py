@@ -1,0 +1,72 @@
+"""`netscope vision ...` end to end on the offline default model, and its error messages."""
+
+import pytest
+from PIL import Image
+
+from netscope.cli import main
+
+
+def run(capsys, *argv):
+    rc = main(["vision", *argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_layers(capsys):
+    rc, out, _ = run(capsys, "layers")
+    assert rc == 0
+    assert "| _conv_stem " in out and "1x32x112x112" in out and "| _fc " in out
+
+
+def test_predict(capsys):
+    rc, out, _ = run(capsys, "predict", "chelsea", "--top", "3")
+    assert rc == 0 and "Egyptian cat (285)" in out
+
+
+def test_gradcam_methods_write_pngs(tmp_path, capsys):
+    for method in ("gradcam", "gradcam++", "cam", "guided"):
+        rc, out, _ = run(capsys, "gradcam", "chelsea", "--method", method, "--class", "tabby",
+                         "--out", str(tmp_path))
+        assert rc == 0 and "tabby (281)" in out
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["chelsea_cam_tabby.png", "chelsea_gradcam++_tabby.png",
+                     "chelsea_gradcam_tabby.png", "chelsea_guided_tabby.png"]
+    assert Image.open(tmp_path / "chelsea_gradcam_tabby.png").size == (224, 224)
+
+
+def test_report_one_page(tmp_path, capsys):
+    rc, out, _ = run(capsys, "report", "coffee", "--one-page", "--quiet", "--out", str(tmp_path))
+    assert rc == 0
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 10
+    assert "Grad-CAM: espresso" in page or "Grad-CAM: cup" in page
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_filters_gallery(tmp_path, capsys):
+    rc, out, _ = run(capsys, "filters", "--layer", "_blocks.1", "--channels", "0-1",
+                     "--steps", "3", "--size", "32", "--out", str(tmp_path))
+    assert rc == 0 and "_blocks.1 channel 1: objective" in out
+    assert (tmp_path / "filters_blocks.1.html").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gradcam", "chelsea", "--layer", "_blocks.99"], "no layer named '_blocks.99'"),
+    (["gradcam", "chelsea", "--layer", "_fc"], "no spatial grid"),
+    (["gradcam", "chelsea", "--class", "flamingoo"], "Did you mean: 'flamingo'"),
+    (["gradcam", "chelsea", "--class", "1000"], "out of range"),
+    (["classes", "kitty cat"], "unknown class name 'kitty cat'"),
+    (["predict"], "give at least one image"),
+])
+def test_errors(tmp_path, capsys, argv, message):
+    rc, _, err = run(capsys, *argv, "--out", str(tmp_path))
+    assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_bad_files(tmp_path, capsys):
+    (tmp_path / "fake.png").write_text("not really a png")
+    rc, _, err = run(capsys, "predict", str(tmp_path / "fake.png"))
+    assert rc == 2 and "not an image file" in err
+    (tmp_path / "m.pt").write_bytes(b"\x80\x04garbage")
+    rc, _, err = run(capsys, "predict", "chelsea", "--model", str(tmp_path / "m.pt"))
+    assert rc == 2 and "can be loaded safely" in err
