@@ -37,9 +37,9 @@ def plain_filter_loop(model, layer: str, channels, pre, cfg: AscentConfig) -> fl
     start = time.perf_counter()
     for p in model.parameters():
         p.requires_grad_(False)
+    store: dict[str, torch.Tensor] = {}
+    handle = module.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
     for c in channels:
-        store = {}
-        handle = module.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
         gen = torch.Generator().manual_seed(c)
         x = pre.normalize((0.5 + 0.1 * torch.randn(1, 3, cfg.size, cfg.size, generator=gen))
                           .clamp(0, 1))
@@ -48,7 +48,7 @@ def plain_filter_loop(model, layer: str, channels, pre, cfg: AscentConfig) -> fl
             model(x)
             (g,) = torch.autograd.grad(store["a"][0, c].mean(), x)
             x = x + cfg.lr * g / (g.pow(2).mean().sqrt() + 1e-8)
-        handle.remove()
+    handle.remove()
     for p in model.parameters():
         p.requires_grad_(True)
     return time.perf_counter() - start
