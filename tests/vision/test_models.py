@@ -55,3 +55,12 @@ def test_class_names():
         resolve_class(1000, names, 1000)
     with pytest.raises(NetscopeError, match="no class names"):
         resolve_class("cat", None, 10)
+
+
+def test_optional_extras_missing_say_how_to_install():
+    for spec, extra in (("torchvision:resnet50", "torchvision"), ("timm:resnet18", "timm")):
+        try:
+            __import__(extra)
+        except ImportError:
+            with pytest.raises(NetscopeError, match=rf"pip install 'netscope\[{extra}\]'"):
+                load_model(spec)
