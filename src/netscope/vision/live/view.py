@@ -1,0 +1,137 @@
+"""What live mode draws on each frame, and the keys that change it.
+
+Heatmap mode: Grad-CAM of the top-1 class over the whole frame (the frame is resized to the
+model's input square, so the map lines up with the frame exactly), with the class name, its
+probability and the frame rate. Activations mode: a grid of the current layer's feature maps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from netscope.errors import NetscopeError
+from netscope.vision import attribution as A
+from netscope.vision.activations import activations, conv_stages
+from netscope.vision.live.sources import _cv2
+from netscope.vision.models import LoadedModel, find_layer
+
+MODES = ("heatmap", "activations")
+KEYS = {"n": "next layer", "p": "previous layer", "m": "switch mode", " ": "pause",
+        "s": "snapshot", "q": "quit"}
+
+
+class LiveView:
+    def __init__(self, lm: LoadedModel, mode: str = "heatmap", layer: str | None = None,
+                 snapshot_dir: str | Path = "netscope-results/live", max_channels: int = 36,
+                 cam_layer: str | None = None) -> None:
+        if mode not in MODES:
+            raise NetscopeError(f"mode must be one of {MODES}, got {mode!r}.")
+        self.lm, self.mode, self.max_channels = lm, mode, max_channels
+        self.layers = conv_stages(lm.model)
+        if layer is not None:
+            find_layer(lm.model, layer)  # clear error with close matches
+            if layer not in self.layers:
+                self.layers.append(layer)
+        self.layer_index = self.layers.index(layer) if layer else len(self.layers) // 2
+        self.cam_layer = cam_layer
+        self.paused = False
+        self.snapshot_dir = Path(snapshot_dir)
+        self.snapshots: list[Path] = []
+        self._last: np.ndarray | None = None
+        self._times: list[float] = []
+        self._cv2 = _cv2()
+
+    @property
+    def layer(self) -> str:
+        return self.layers[self.layer_index]
+
+    def handle_key(self, key: str) -> bool:
+        """Apply a key; False means quit."""
+        if key == "q":
+            return False
+        if key == "n":
+            self.layer_index = (self.layer_index + 1) % len(self.layers)
+        elif key == "p":
+            self.layer_index = (self.layer_index - 1) % len(self.layers)
+        elif key == "m":
+            self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+        elif key == " ":
+            self.paused = not self.paused
+        elif key == "s" and self._last is not None:
+            from netscope.vision.images import save_png
+
+            path = self.snapshot_dir / f"snapshot_{len(self.snapshots) + 1:03d}_{self.mode}.png"
+            self.snapshots.append(save_png(self._last.astype(np.float32) / 255, path))
+        return True
+
+    def _input(self, frame: np.ndarray) -> torch.Tensor:
+        size = self.lm.preprocess.size
+        small = self._cv2.resize(frame, (size, size), interpolation=self._cv2.INTER_AREA)
+        x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255
+        return self.lm.preprocess.normalize(x)
+
+    def render(self, frame: np.ndarray) -> np.ndarray:
+        """The output picture (RGB uint8) for one frame; a paused view repeats its last one."""
+        if self.paused and self._last is not None:
+            return self._last
+        x = self._input(frame)
+        out = self._heatmap(frame, x) if self.mode == "heatmap" else self._activations(frame, x)
+        now = time.perf_counter()
+        self._times = [t for t in self._times if now - t < 2.0] + [now]
+        fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) \
+            if len(self._times) > 1 else 0.0
+        self._text(out, f"{fps:4.1f} fps", (10, out.shape[0] - 12))
+        self._last = out
+        return out
+
+    def _heatmap(self, frame: np.ndarray, x: torch.Tensor) -> np.ndarray:
+        cv2 = self._cv2
+        heat = A.grad_cam(self.lm.model, x, self.cam_layer)
+        h, w = frame.shape[:2]
+        m = cv2.resize(heat.maps[0].numpy().astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_LINEAR)
+        colour = cv2.applyColorMap((m * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+        out = cv2.addWeighted(frame, 0.55, colour, 0.45, 0)
+        t = int(heat.targets[0])
+        p = float(heat.logits.softmax(1)[0, t])
+        name = self.lm.class_names[t] if self.lm.class_names else f"class {t}"
+        self._text(out, f"{name}  {p:.0%}", (10, 30))
+        return out
+
+    def _activations(self, frame: np.ndarray, x: torch.Tensor) -> np.ndarray:
+        cv2 = self._cv2
+        act = activations(self.lm.model, x, [self.layer])[self.layer][0].numpy()
+        if act.ndim != 3:
+            raise NetscopeError(f"layer {self.layer} has no feature maps (shape {act.shape}).")
+        grid = tile(act[: self.max_channels])
+        h, w = frame.shape[:2]
+        colour = cv2.applyColorMap((grid * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)[..., ::-1]
+        out = np.ascontiguousarray(cv2.resize(colour, (w, h), interpolation=cv2.INTER_NEAREST))
+        self._text(out, f"{self.layer} {tuple(act.shape)}", (10, 30))
+        return out
+
+    def _text(self, img: np.ndarray, text: str, org: tuple[int, int]) -> None:
+        cv2 = self._cv2
+        cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2,
+                    cv2.LINE_AA)
+
+
+def tile(maps: np.ndarray, gap: int = 2) -> np.ndarray:
+    """(C, h, w) -> one (rows*h, cols*w) image in [0, 1], each map scaled on its own."""
+    c, h, w = maps.shape
+    cols = math.ceil(math.sqrt(c))
+    rows = math.ceil(c / cols)
+    grid = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap), np.float32)
+    lo = maps.reshape(c, -1).min(1)[:, None, None]
+    span = maps.reshape(c, -1).max(1)[:, None, None] - lo
+    scaled = np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0)
+    for i in range(c):
+        r, q = divmod(i, cols)
+        grid[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = scaled[i]
+    return grid
