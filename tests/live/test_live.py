@@ -1,0 +1,157 @@
+"""Live mode without a camera: generated videos, the test pattern, slow consumers."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from netscope.cli import main
+from netscope.errors import NetscopeError
+from netscope.vision.live import pipeline
+from netscope.vision.live.pipeline import Frame, LatestSlot
+from netscope.vision.live.record import Recorder
+from netscope.vision.live.sources import FolderSource, PatternSource, open_source
+from netscope.vision.live.view import LiveView, tile
+from netscope.vision.models import load_model
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_model()
+
+
+def make_video(path, frames=12, size=(160, 120)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    for i in range(frames):
+        img = np.full((size[1], size[0], 3), (i * 20) % 255, np.uint8)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def no_reader_threads():
+    return not [t for t in threading.enumerate() if t.name == "netscope-live-reader"]
+
+
+def test_slot_keeps_only_the_newest():
+    slot = LatestSlot()
+    for i in range(10):
+        slot.put(Frame(i, 0.0, np.zeros(1)))
+    assert slot.take(0.1).index == 9 and slot.dropped == 9
+    slot.close()
+    assert slot.take(0.1) is None
+
+
+def test_slow_consumer_drops_stale_frames_and_stops_cleanly():
+    seen = []
+
+    def slow(frame):
+        time.sleep(0.03)
+        seen.append(frame.index)
+        return frame.image
+
+    stats = pipeline.run(PatternSource(64, 48, frames=200, fps=500), slow, [], max_frames=10,
+                         fps=500)
+    assert stats.processed == 10 and stats.dropped > 0
+    assert seen == sorted(seen) and seen[-1] - seen[0] > 9  # jumped over stale frames
+    assert no_reader_threads()
+
+
+def test_every_frame_mode_processes_all_in_order():
+    seen = []
+    stats = pipeline.run(PatternSource(32, 24, frames=25), lambda f: seen.append(f.index) or
+                         f.image, [], block=True)
+    assert seen == list(range(25)) and stats.dropped == 0
+
+
+def test_video_file_source(tmp_path):
+    src = open_source(str(make_video(tmp_path / "v.mp4")))
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    src.close()
+    assert len(frames) == 12 and frames[0].shape == (120, 160, 3) and frames[0].dtype == np.uint8
+
+
+def test_bad_sources(tmp_path):
+    with pytest.raises(NetscopeError, match="no such video file or folder"):
+        open_source(str(tmp_path / "missing.mp4"))
+    (tmp_path / "bad.mp4").write_bytes(b"\x00\x01 not a video" * 50)
+    with pytest.raises(NetscopeError, match="bad.mp4"):
+        open_source(str(tmp_path / "bad.mp4"))
+    with pytest.raises(NetscopeError, match="camera 97 cannot be opened"):
+        open_source("97")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NetscopeError, match="no images"):
+        FolderSource(tmp_path / "empty")
+
+
+def test_view_keys_layers_modes_pause_snapshot(lite0, tmp_path):
+    view = LiveView(lite0, "activations", "_blocks.4", snapshot_dir=tmp_path)
+    assert view.layer == "_blocks.4"
+    view.handle_key("n")
+    assert view.layer == "_blocks.5"
+    view.handle_key("p")
+    view.handle_key("p")
+    assert view.layer == "_blocks.3"
+    frame = PatternSource(96, 64).read()
+    out = view.render(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    view.handle_key("m")
+    assert view.mode == "heatmap"
+    heat = view.render(frame)
+    assert not np.array_equal(heat, out)
+    view.handle_key(" ")
+    assert view.render(PatternSource(96, 64).read()) is heat  # paused: repeats
+    view.handle_key("s")
+    snap = view.snapshots[0]
+    assert snap.is_file() and cv2.imread(str(snap)).shape == (64, 96, 3)
+    assert not view.handle_key("q")
+
+
+def test_unknown_layer(lite0):
+    with pytest.raises(NetscopeError, match=r"no layer named '_block.4'.*_blocks.4"):
+        LiveView(lite0, "activations", "_block.4")
+
+
+def test_tile():
+    maps = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    grid = tile(maps, gap=1)
+    assert grid.shape == (3, 9)
+    np.testing.assert_allclose(grid[:, :4], (maps[0] - 0) / 11)
+
+
+def test_recorder_writes_a_valid_video_atomically(tmp_path):
+    rec = Recorder(tmp_path / "out.mp4", fps=10)
+    for i in range(5):
+        rec(np.full((48, 64, 3), i * 40, np.uint8))
+    assert rec.close() == tmp_path / "out.mp4"
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    cap.release()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    empty = Recorder(tmp_path / "none.mp4")
+    assert empty.close() is None and not (tmp_path / "none.mp4").exists()
+
+
+def test_cli_records_video_file_and_leaves_model_clean(lite0, tmp_path, capsys):
+    video = make_video(tmp_path / "in.mp4", frames=8)
+    rc = main(["live", "--source", str(video), "--record", str(tmp_path / "out.mp4"),
+               "--no-display", "--every-frame"])
+    assert rc == 0
+    assert "8 frames" in capsys.readouterr().out
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    assert no_reader_threads()
+
+
+def test_many_frames_leave_no_hooks_or_threads(lite0):
+    view = LiveView(lite0, "heatmap")
+    pipeline.run(PatternSource(80, 60, frames=40, fps=1000), lambda f: view.render(f.image), [],
+                 block=True)
+    for m in lite0.model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks
+    assert all(p.requires_grad for p in lite0.model.parameters())
+    assert no_reader_threads()
