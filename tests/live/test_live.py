@@ -155,3 +155,31 @@ def test_many_frames_leave_no_hooks_or_threads(lite0):
         assert not m._forward_hooks and not m._forward_pre_hooks
     assert all(p.requires_grad for p in lite0.model.parameters())
     assert no_reader_threads()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"), reason="Linux only")
+def test_thousand_frames_memory_flat():
+    import torch
+
+    from netscope.vision.models import LoadedModel, Preprocess
+    from tests.vision.tiny import TinyGAP
+
+    tiny = LoadedModel("tiny", TinyGAP(dtype=torch.float32).eval(), Preprocess(32), None)
+    view = LiveView(tiny, "heatmap")
+    run = lambda n: pipeline.run(PatternSource(64, 48, frames=n, fps=10_000),  # noqa: E731
+                                 lambda f: view.render(f.image), [], block=True)
+    run(100)
+    before = _rss_mb()
+    stats = run(1000)
+    assert stats.processed == 1000
+    assert _rss_mb() - before < 20
+    view.handle_key("m")
+    run(50)  # activations mode too
+    for m in tiny.model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks
+    assert no_reader_threads()
