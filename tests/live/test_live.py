@@ -183,3 +183,49 @@ def test_thousand_frames_memory_flat():
     for m in tiny.model.modules():
         assert not m._forward_hooks and not m._forward_pre_hooks
     assert no_reader_threads()
+
+
+def test_web_page_stream_and_buttons(lite0):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from netscope.vision.live.web import WebSink
+
+    view = LiveView(lite0, "activations", "_blocks.2")
+    web = WebSink(view, "127.0.0.1", 0)
+    assert web.server.server_address[0] == "127.0.0.1"
+    done = threading.Event()
+    result = {}
+
+    def serve():
+        result["stats"] = pipeline.run(PatternSource(96, 64, fps=30),
+                                       lambda f: view.render(f.image), [web],
+                                       should_stop=done.is_set)
+
+    worker = threading.Thread(target=serve)
+    worker.start()
+    try:
+        get = lambda path: urllib.request.urlopen(web.url + path, timeout=10)  # noqa: E731
+        page = get("").read().decode()
+        assert 'src="/stream"' in page and 'id="key-n"' in page
+        jpeg = get("frame.jpg").read()
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (64, 96, 3)
+        urllib.request.urlopen(urllib.request.Request(web.url + "key?k=n", method="POST"))
+        deadline = time.time() + 10
+        while json.loads(get("status").read())["layer"] != "_blocks.3":
+            assert time.time() < deadline
+            time.sleep(0.05)
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            get("../../etc/passwd")
+        with pytest.raises(urllib.error.HTTPError, match="400"):
+            urllib.request.urlopen(urllib.request.Request(web.url + "key?k=x", method="POST"))
+        urllib.request.urlopen(urllib.request.Request(web.url + "key?k=q", method="POST"))
+        worker.join(timeout=10)
+        assert not worker.is_alive()  # the quit button ended the run
+    finally:
+        done.set()
+        worker.join(timeout=10)
+        web.close()
+    assert no_reader_threads()
+    assert not [t for t in threading.enumerate() if t.name == "netscope-live-web"]
