@@ -10,6 +10,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+# The live page's browser test drives Debian's Chromium; install it when we may (as root).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      chromium chromium-driver >/dev/null) || echo "setup: could not install chromium; the browser test will be skipped" >&2
+  else
+    echo "setup: for the browser test, install Debian's chromium and chromium-driver" >&2
+  fi
+fi
 if [ -z "${NETSCOPE_DATA:-}" ] && [ -d ../shared/data ]; then
   export NETSCOPE_DATA="$(cd ../shared/data && pwd)"
 fi
