@@ -450,7 +450,8 @@ def _live(args) -> int:
             sinks.append(window)
         else:
             try:
-                web = WebSink(view, args.host, args.port)
+                web = WebSink(view, args.host, args.port,
+                              notify=lambda m: print(f"netscope: {m}", file=sys.stderr))
             except OSError as exc:
                 source.close()
                 raise NetscopeError(f"cannot serve on {args.host}:{args.port} ({exc}); "
@@ -477,7 +478,8 @@ def _live(args) -> int:
     if stats is None:
         print("stopped")
         return 0
-    print(f"{source.name}: {stats.processed} frames in {stats.seconds:.1f} s "
+    ended = "ended" if args.frames is None or stats.processed < args.frames else "stopped"
+    print(f"{source.name} {ended}: {stats.processed} frames in {stats.seconds:.1f} s "
           f"({stats.fps:.1f} fps), median latency {stats.median_latency * 1e3:.0f} ms, "
           f"{stats.dropped} stale frames dropped")
     if written:

@@ -229,3 +229,39 @@ def test_web_page_stream_and_buttons(lite0):
         web.close()
     assert no_reader_threads()
     assert not [t for t in threading.enumerate() if t.name == "netscope-live-web"]
+
+
+def test_closed_tab_pauses_and_new_tab_resumes(lite0):
+    import socket
+
+    from netscope.vision.live.web import WebSink
+
+    view = LiveView(lite0, "activations", "_blocks.1")
+    messages = []
+    web = WebSink(view, "127.0.0.1", 0, notify=messages.append)
+    frame = PatternSource(48, 32).read()
+    try:
+        host, port = web.server.server_address
+        sock = socket.create_connection((host, port))
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        _ = [web(view.render(frame)) for _ in range(3)]
+        deadline = time.time() + 10
+        while web.viewers != 1:
+            assert time.time() < deadline
+            time.sleep(0.02)
+        sock.close()
+        while not view.paused:  # the server notices the closed tab on its next write
+            web(view.render(frame))
+            assert time.time() < deadline
+            time.sleep(0.02)
+        assert messages == ["browser tab closed: paused; open the page again to resume"]
+        sock = socket.create_connection((host, port))
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        while view.paused:
+            web(view.render(frame))
+            assert time.time() < deadline
+            time.sleep(0.02)
+        assert messages[-1] == "viewer connected: resumed"
+        sock.close()
+    finally:
+        web.close()

@@ -45,8 +45,15 @@ document.addEventListener('keydown', e => {{ if ('npmsq '.includes(e.key)) key(e
 
 
 class WebSink:
-    def __init__(self, view: LiveView, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """``notify`` receives one-line messages (a closed tab pauses the view; a new one resumes)."""
+
+    def __init__(self, view: LiveView, host: str = "127.0.0.1", port: int = 8765,
+                 notify=None) -> None:
         self.view = view
+        self.notify = notify or (lambda message: None)
+        self.viewers = 0
+        self._had_viewer = False
+        self._auto_paused = False
         self.keys: queue.Queue[str] = queue.Queue()
         self.frames = 0
         self._jpeg: bytes | None = None
@@ -70,7 +77,17 @@ class WebSink:
         while not self.keys.empty():
             if not self.view.handle_key(self.keys.get_nowait()):
                 self._quit = True
+        self._follow_viewers()
         return not self._quit
+
+    def _follow_viewers(self) -> None:
+        """Pause while nobody watches (after someone has), resume when a tab comes back."""
+        if self.viewers == 0 and self._had_viewer and not self.view.paused:
+            self.view.paused = self._auto_paused = True
+            self.notify("browser tab closed: paused; open the page again to resume")
+        elif self.viewers > 0 and self._auto_paused:
+            self.view.paused = self._auto_paused = False
+            self.notify("viewer connected: resumed")
 
     def latest(self, after: int = -1, timeout: float = 5.0) -> tuple[int, bytes | None]:
         with self._cond:
@@ -138,6 +155,9 @@ class WebSink:
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
                 seen = 0
+                with sink._cond:
+                    sink.viewers += 1
+                    sink._had_viewer = True
                 try:
                     while not sink._closed:
                         seen, jpeg = sink.latest(after=seen, timeout=1.0)
@@ -147,6 +167,9 @@ class WebSink:
                                          + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
                                          + jpeg + b"\r\n")
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the tab was closed: this client is gone, the stream goes on
+                    pass  # the tab was closed
+                finally:
+                    with sink._cond:
+                        sink.viewers -= 1
 
         return Handler
