@@ -478,8 +478,7 @@ def _live(args) -> int:
     if stats is None:
         print("stopped")
         return 0
-    ended = "ended" if args.frames is None or stats.processed < args.frames else "stopped"
-    print(f"{source.name} {ended}: {stats.processed} frames in {stats.seconds:.1f} s "
+    print(f"{source.name} ({stats.reason}): {stats.processed} frames in {stats.seconds:.1f} s "
           f"({stats.fps:.1f} fps), median latency {stats.median_latency * 1e3:.0f} ms, "
           f"{stats.dropped} stale frames dropped")
     if written:

@@ -54,7 +54,7 @@ def test_slow_consumer_drops_stale_frames_and_stops_cleanly():
 
     stats = pipeline.run(PatternSource(64, 48, frames=200, fps=500), slow, [], max_frames=10,
                          fps=500)
-    assert stats.processed == 10 and stats.dropped > 0
+    assert stats.processed == 10 and stats.dropped > 0 and stats.reason == "frame limit"
     assert seen == sorted(seen) and seen[-1] - seen[0] > 9  # jumped over stale frames
     assert no_reader_threads()
 
@@ -63,7 +63,7 @@ def test_every_frame_mode_processes_all_in_order():
     seen = []
     stats = pipeline.run(PatternSource(32, 24, frames=25), lambda f: seen.append(f.index) or
                          f.image, [], block=True)
-    assert seen == list(range(25)) and stats.dropped == 0
+    assert seen == list(range(25)) and stats.dropped == 0 and stats.reason == "source ended"
 
 
 def test_video_file_source(tmp_path):

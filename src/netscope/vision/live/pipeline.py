@@ -93,6 +93,7 @@ class Stats:
     dropped: int = 0
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    reason: str = "stopped"  # "source ended", "frame limit", "quit" or "stopped"
 
     @property
     def fps(self) -> float:
@@ -118,14 +119,17 @@ def run(source, process: Callable[[Frame], np.ndarray], sinks: list[Callable[[np
             frame = slot.take(timeout=0.5)
             if frame is None:
                 if slot.closed:
+                    stats.reason = "source ended"
                     break
                 continue
             out = process(frame)
             stats.latencies.append(time.perf_counter() - frame.captured)
             stats.processed += 1
             if not all(sink(out) for sink in sinks):
+                stats.reason = "quit"
                 break
             if max_frames is not None and stats.processed >= max_frames:
+                stats.reason = "frame limit"
                 break
     finally:
         reader.stop.set()
