@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from netscope.perf import tune_malloc
 from netscope.vision import attribution as A
 from netscope.vision.ascent import AscentConfig, visualize_filters
 from netscope.vision.images import SAMPLES, sample_image
@@ -55,10 +56,11 @@ def plain_filter_loop(model, layer: str, channels, pre, cfg: AscentConfig) -> fl
 
 
 def main() -> None:
+    tune_malloc()  # as the netscope command does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--filters", type=int, default=16)
-    parser.add_argument("--layer", default="_blocks.2")
+    parser.add_argument("--layers", default="_conv_stem,_blocks.2,_blocks.8")
     args = parser.parse_args()
     lm = load_model()
     model, pre = lm.model, lm.preprocess
@@ -77,23 +79,29 @@ def main() -> None:
               f"ratio {g / f:4.2f}")
     cfg = AscentConfig(steps=20, size=128)
     channels = list(range(args.filters))
-    start = time.perf_counter()
-    batched = visualize_filters(model, args.layer, channels, pre, cfg)
-    t_batch = time.perf_counter() - start
-    start = time.perf_counter()
-    singles = [visualize_filters(model, args.layer, [c], pre, cfg) for c in channels]
-    t_single = time.perf_counter() - start
-    diff = torch.stack([(batched.images[i] - s.images[0]).abs() for i, s in enumerate(singles)])
-    t_plain = plain_filter_loop(model, args.layer, channels, pre, cfg)
-    print(f"{args.filters} filters of {args.layer}, {cfg.steps} steps at {cfg.size}px:")
-    print(f"  plain loop (one filter at a time, whole network) {t_plain:6.2f} s")
-    print(f"  netscope, one filter at a time                   {t_single:6.2f} s")
-    print(f"  netscope, batched                                {t_batch:6.2f} s")
-    print(f"  speed-up: {t_plain / t_batch:.1f}x over the plain loop, "
-          f"{t_single / t_batch:.1f}x over netscope one by one")
-    print(f"  batched vs alone: mean pixel difference {diff.mean():.1e}, max {diff.max():.1e} "
-          f"(float rounding differs between batch sizes; ascent amplifies it)")
-
+    print(f"{args.filters} filters, {cfg.steps} steps at {cfg.size}px "
+          f"(seconds; speed-up of batched in brackets):")
+    print("  layer        plain loop          netscope 1-by-1     netscope batched   "
+          "mean |diff|")
+    warm = AscentConfig(steps=2, size=cfg.size)
+    for layer in args.layers.split(","):
+        # oneDNN builds kernels on first use of each shape: warm every path up first
+        visualize_filters(model, layer, channels, pre, warm)
+        visualize_filters(model, layer, channels[:1], pre, warm)
+        plain_filter_loop(model, layer, channels[:1], pre, warm)
+        start = time.perf_counter()
+        batched = visualize_filters(model, layer, channels, pre, cfg)
+        t_batch = time.perf_counter() - start
+        start = time.perf_counter()
+        singles = [visualize_filters(model, layer, [c], pre, cfg) for c in channels]
+        t_single = time.perf_counter() - start
+        diff = torch.stack([(batched.images[i] - s.images[0]).abs()
+                            for i, s in enumerate(singles)])
+        t_plain = plain_filter_loop(model, layer, channels, pre, cfg)
+        print(f"  {layer:11s} {t_plain:6.2f} ({t_plain / t_batch:4.1f}x)     "
+              f"{t_single:6.2f} ({t_single / t_batch:4.1f}x)     {t_batch:6.2f}            "
+              f"{float(diff.mean()):.1e}")
+    print("  plain loop: one filter at a time, the whole network every step (the course's way)")
 
 if __name__ == "__main__":
     main()

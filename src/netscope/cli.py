@@ -497,7 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from netscope.perf import tune_malloc
+
     args = build_parser().parse_args(argv)
+    tune_malloc()
     try:
         return args.func(args)
     except NetscopeError as exc:
