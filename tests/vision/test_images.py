@@ -72,13 +72,3 @@ def test_save_png_round_trip(tmp_path):
     np.testing.assert_allclose(back, x, atol=1 / 255)
     assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
 
-
-def test_tune_malloc_is_idempotent():
-    import sys
-
-    from netscope.perf import tune_malloc
-
-    first = tune_malloc()
-    assert tune_malloc() == first
-    if sys.platform.startswith("linux"):
-        assert first  # glibc here
