@@ -1,4 +1,6 @@
 """Process-level speed settings."""
+
+
 def test_tune_malloc_is_idempotent():
     import sys
 
