@@ -72,6 +72,7 @@ def _add_multitask(sub) -> None:
     hp.add_argument("--stage-lr", type=_floats, help="three values, e.g. 1e-3,1e-4,1e-5")
     hp.add_argument("--shared-reduce", choices=["sum", "mean"])
     hp.add_argument("--ridge-folds", type=int)
+    hp.add_argument("--weight-decay", type=float, help="L2 on the networks' weights")
     run.set_defaults(func=_multitask_run)
 
 
@@ -101,7 +102,8 @@ def _multitask_run(args) -> int:
                                       seed=args.seed or 0,
                                       test_fraction=args.test_fraction or 0.25, progress=progress)
     names = ("seed", "batch_size", "lr", "per_task_epochs", "per_task_hidden", "pooled_epochs",
-             "gated_epochs", "stage_epochs", "stage_lr", "shared_reduce", "ridge_folds")
+             "gated_epochs", "stage_epochs", "stage_lr", "shared_reduce", "ridge_folds",
+             "weight_decay")
     settings = Settings.for_dataset(data.name, **{n: getattr(args, n) for n in names})
     families = args.families.split(",") if args.families else list(FAMILIES)
     comp = compare(data, protocol, settings, families, progress)

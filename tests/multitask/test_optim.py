@@ -7,10 +7,11 @@ from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
 
 
 @pytest.mark.parametrize("kind", ["adam", "rmsprop", "sgd"])
-def test_stacked_equals_separate_optimizers_with_skipped_steps(kind):
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_stacked_equals_separate_optimizers_with_skipped_steps(kind, weight_decay):
     gen = torch.Generator().manual_seed(0)
     T, shape = 3, (4, 2)
-    spec = OptimizerSpec(kind, lr=0.01)
+    spec = OptimizerSpec(kind, lr=0.01, weight_decay=weight_decay)
     stacked = torch.randn(T, *shape, generator=gen, dtype=torch.float64)
     separate = [stacked[t].clone().requires_grad_(True) for t in range(T)]
     opts = [spec.torch([p]) for p in separate]
@@ -19,7 +20,7 @@ def test_stacked_equals_separate_optimizers_with_skipped_steps(kind):
         grads = torch.randn(T, *shape, generator=gen, dtype=torch.float64)
         active = torch.tensor([t for t in range(T) if (step + t) % 3 != 0])  # some tasks skip
         opt.tick(active)
-        stacked[active] -= opt.delta("w", grads[active], active)
+        stacked[active] -= opt.delta("w", grads[active], active, stacked[active])
         for t in active.tolist():
             separate[t].grad = grads[t].clone()
             opts[t].step()
@@ -34,3 +35,5 @@ def test_bad_spec():
         OptimizerSpec("lbfgs")
     with pytest.raises(NetscopeError, match="positive number"):
         OptimizerSpec("adam", lr=-1)
+    with pytest.raises(NetscopeError, match="weight decay must be >= 0"):
+        OptimizerSpec("adam", weight_decay=-0.1)

@@ -84,12 +84,14 @@ def test_stage_two_keeps_first_layer(tiny, pooled):
     assert not torch.allclose(m.trunk_["W1"], pooled.net_[2].weight.detach().T)
 
 
-def test_accumulate_step_equals_per_task_torch_optimizers(tiny, pooled):
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_accumulate_step_equals_per_task_torch_optimizers(tiny, pooled, wd):
     """One stage-3 step: every task's gradient at the same weights, each task's own Adam,
     the shared layers receive the sum of the tasks' steps."""
     X, y, t = tiny
     lr = 0.01
-    m = SharedTrunkMTL(stage_epochs=(0, 0, 1), stage_lr=(lr, lr, lr), batch_size=64)
+    m = SharedTrunkMTL(stage_epochs=(0, 0, 1), stage_lr=(lr, lr, lr), batch_size=64,
+                       weight_decay=wd)
     m.fit(X, y, t, pooled=pooled)  # batch 64 > task size: one step with all rows
     net = pooled.net_
     start = {"W0": net[0].weight.detach().T, "b0": net[0].bias.detach(),
@@ -99,7 +101,7 @@ def test_accumulate_step_equals_per_task_torch_optimizers(tiny, pooled):
         leaves = {k: v.clone().requires_grad_(True) for k, v in start.items()}
         hw = net[4].weight.detach()[0].clone().requires_grad_(True)
         hb = net[4].bias.detach()[0].clone().requires_grad_(True)
-        opt = torch.optim.Adam([hw, hb, *leaves.values()], lr=lr, eps=1e-7)
+        opt = torch.optim.Adam([hw, hb, *leaves.values()], lr=lr, eps=1e-7, weight_decay=wd)
         rows = torch.from_numpy(np.flatnonzero(t == task))
         Xt, yt = torch.from_numpy(X)[rows], torch.from_numpy(y)[rows]
         ((trunk_forward(leaves, Xt, hw, hb) - yt) ** 2).mean().backward()

@@ -42,16 +42,20 @@ class Settings:
     batch_size: int = 32
     lr: float = 1e-3
     ridge_folds: int = 3
+    weight_decay: float = 0.0  # L2 on every neural family's weights (0: the course)
     seed: int = 0
 
     @classmethod
     def for_dataset(cls, name: str, **overrides) -> Settings:
         """Course defaults; the survey's tasks have 15-16 rows (one mini-batch per epoch),
-        so its per-task parts need more epochs and a larger first-stage learning rate."""
+        so its per-task parts need more epochs and a larger first-stage learning rate, and
+        every subject rates the same 16 computers, so the networks need weight decay not to
+        memorize them (without it they extrapolate badly to the 4 hold-out profiles)."""
         base = cls()
         if name == "survey":
             base = cls(per_task_epochs=100, pooled_epochs=20, gated_epochs=60,
-                       stage_epochs=(40, 20, 20), stage_lr=(1e-2, 1e-3, 1e-4))
+                       stage_epochs=(40, 20, 20), stage_lr=(1e-2, 1e-3, 1e-4),
+                       weight_decay=1e-2)
         fields = asdict(base)
         fields.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**fields)
@@ -76,23 +80,25 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            lambda s, p: MeanRegularizedRidge(folds=s.ridge_folds, seed=s.seed, progress=p)),
     Family("per-task-mlp", "per-task MLP", "one MLP per task, trained as one batched program",
            lambda s, p: PerTaskMLP(s.per_task_hidden, s.per_task_epochs, s.batch_size,
-                                   s.per_task_optimizer, s.lr, s.seed, p)),
+                                   s.per_task_optimizer, s.lr, s.seed, p, s.weight_decay)),
     Family("pooled-mlp", "pooled MLP", "one MLP for all rows, task ignored",
            lambda s, p: PooledMLP(s.pooled_hidden, s.pooled_epochs, s.batch_size, "adam", s.lr,
-                                  s.seed, p)),
+                                  s.seed, p, s.weight_decay)),
     Family("shared-trunk-accumulate", "shared trunk (accumulate)",
            "pooled MLP's hidden layers shared, a head per task; all tasks' gradients "
            "before each update; staged unfreezing (time includes the pooled start)",
            lambda s, p: SharedTrunkMTL("accumulate", s.stage_epochs, s.stage_lr, s.batch_size,
-                                       "adam", s.shared_reduce, s.pooled_epochs, s.seed, p)),
+                                       "adam", s.shared_reduce, s.pooled_epochs, s.seed, p,
+                                       s.weight_decay)),
     Family("shared-trunk-random", "shared trunk (random batches)",
            "as above, but per-task mini-batches in random order, each applied at once",
            lambda s, p: SharedTrunkMTL("random", s.stage_epochs, s.stage_lr, s.batch_size,
-                                       "adam", s.shared_reduce, s.pooled_epochs, s.seed, p)),
+                                       "adam", s.shared_reduce, s.pooled_epochs, s.seed, p,
+                                       s.weight_decay)),
     Family("task-gated", "task-gated network",
            "sigmoid(task embedding) gates a Dense(32) projection; Dense 16; linear output",
            lambda s, p: TaskGatedMLP(s.gated_width, s.gated_hidden, s.gated_epochs,
-                                     s.batch_size, "adam", s.lr, s.seed, p)),
+                                     s.batch_size, "adam", s.lr, s.seed, p, s.weight_decay)),
 ]}
 
 

@@ -41,7 +41,7 @@ class TaskGatedMLP(TaskEstimator):
 
     def __init__(self, width: int = 32, hidden: int = 16, epochs: int = 20, batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, weight_decay: float = 0.0) -> None:
         self.width = width
         self.hidden = hidden
         self.epochs = epochs
@@ -50,13 +50,14 @@ class TaskGatedMLP(TaskEstimator):
         self.lr = lr
         self.seed = seed
         self.progress = progress
+        self.weight_decay = weight_decay
 
     def _fit(self, X, y, t, n_tasks) -> None:
         self.net_ = GatedNet(X.shape[1], n_tasks, self.width, self.hidden, self.seed)
         train_minibatch(self.net_, list(self.net_.parameters()), torch.from_numpy(X),
                         torch.from_numpy(t), torch.from_numpy(y),
-                        OptimizerSpec(self.optimizer, self.lr), self.epochs, self.batch_size,
-                        self.seed, "task-gated", self.progress)
+                        OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay),
+                        self.epochs, self.batch_size, self.seed, "task-gated", self.progress)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():

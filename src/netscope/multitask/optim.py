@@ -28,25 +28,30 @@ class OptimizerSpec:
     beta2: float = 0.999
     rho: float = 0.9
     eps: float = 1e-7
+    weight_decay: float = 0.0  # L2: adds weight_decay * w to each gradient (torch's convention)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise NetscopeError(f"optimizer must be one of {KINDS}, got {self.kind!r}.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise NetscopeError(f"learning rate must be a positive number, got {self.lr}.")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise NetscopeError(f"weight decay must be >= 0, got {self.weight_decay}.")
 
     def scaled(self, factor: float) -> OptimizerSpec:
         return OptimizerSpec(self.kind, self.lr * factor, self.beta1, self.beta2, self.rho,
-                             self.eps)
+                             self.eps, self.weight_decay)
 
     def torch(self, params, fused: bool = False) -> torch.optim.Optimizer:
         """The equivalent single-task torch optimizer (``fused``: one kernel per step)."""
         if self.kind == "adam":
             return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2),
-                                    eps=self.eps, fused=fused or None)
+                                    eps=self.eps, weight_decay=self.weight_decay,
+                                    fused=fused or None)
         if self.kind == "rmsprop":
-            return torch.optim.RMSprop(params, lr=self.lr, alpha=self.rho, eps=self.eps)
-        return torch.optim.SGD(params, lr=self.lr)
+            return torch.optim.RMSprop(params, lr=self.lr, alpha=self.rho, eps=self.eps,
+                                       weight_decay=self.weight_decay)
+        return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay)
 
 
 class StackedOptimizer:
@@ -63,9 +68,13 @@ class StackedOptimizer:
         """Advance the step counters of ``tasks`` (once per update, before ``delta`` calls)."""
         self.steps[tasks] += 1
 
-    def delta(self, key: str, grad: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:
-        """Per-task steps (to subtract) for ``grad`` of shape (len(tasks), *param_shape)."""
+    def delta(self, key: str, grad: torch.Tensor, tasks: torch.Tensor,
+              param: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-task steps (to subtract) for ``grad`` of shape (len(tasks), *param_shape);
+        ``param`` (the current values, same shape or broadcastable) enables weight decay."""
         s = self.spec
+        if s.weight_decay and param is not None:
+            grad = grad + s.weight_decay * param
         if s.kind == "sgd":
             return s.lr * grad
         if key not in self._v:

@@ -40,7 +40,7 @@ def train_stacked(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Ten
         opt.tick(active)
         with torch.no_grad():
             for (k, p), g in zip(params.items(), grads, strict=True):
-                p[active] -= opt.delta(k, g[active], active)
+                p[active] -= opt.delta(k, g[active], active, p[active])
         if progress and (s + 1) % every == 0:
             progress(f"per-task MLPs: step {s + 1}/{len(plan)}")
     return {k: v.detach() for k, v in params.items()}
@@ -83,7 +83,7 @@ class PerTaskMLP(TaskEstimator):
 
     def __init__(self, hidden: tuple[int, ...] = (30, 15), epochs: int = 5, batch_size: int = 32,
                  optimizer: str = "rmsprop", lr: float = 1e-3, seed: int = 0,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, weight_decay: float = 0.0) -> None:
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -91,13 +91,14 @@ class PerTaskMLP(TaskEstimator):
         self.lr = lr
         self.seed = seed
         self.progress = progress
+        self.weight_decay = weight_decay
 
     def _fit(self, X, y, t, n_tasks) -> None:
         sizes = [X.shape[1], *self.hidden, 1]
         init = init_stacked_mlp(n_tasks, sizes, self.seed)
         plan = batch_plan(t, n_tasks, self.batch_size, self.epochs,
                           np.random.default_rng(self.seed))
-        spec = OptimizerSpec(self.optimizer, self.lr)
+        spec = OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay)
         self.params_ = train_stacked(init, torch.from_numpy(X), torch.from_numpy(y), plan, spec,
                                      self.progress)
 

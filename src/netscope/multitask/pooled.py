@@ -60,7 +60,7 @@ class PooledMLP(TaskEstimator):
 
     def __init__(self, hidden: tuple[int, ...] = (32, 16), epochs: int = 20, batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, weight_decay: float = 0.0) -> None:
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -68,6 +68,7 @@ class PooledMLP(TaskEstimator):
         self.lr = lr
         self.seed = seed
         self.progress = progress
+        self.weight_decay = weight_decay
 
     def _build(self, n_features: int) -> nn.Sequential:
         return mlp([n_features, *self.hidden, 1], self.seed)
@@ -76,8 +77,8 @@ class PooledMLP(TaskEstimator):
         self.net_ = self._build(X.shape[1])
         train_minibatch(lambda xb, tb: self.net_(xb).squeeze(-1), list(self.net_.parameters()),
                         torch.from_numpy(X), torch.from_numpy(t), torch.from_numpy(y),
-                        OptimizerSpec(self.optimizer, self.lr), self.epochs, self.batch_size,
-                        self.seed, "pooled MLP", self.progress)
+                        OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay),
+                        self.epochs, self.batch_size, self.seed, "pooled MLP", self.progress)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():

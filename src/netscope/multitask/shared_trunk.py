@@ -84,7 +84,7 @@ class SharedTrunkMTL(TaskEstimator):
                  stage_lr: tuple[float, ...] = (1e-3, 1e-4, 1e-5), batch_size: int = 32,
                  optimizer: str = "adam", shared_reduce: str = "sum",
                  pooled_epochs: int = 20, seed: int = 0,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, weight_decay: float = 0.0) -> None:
         self.method = method
         self.stage_epochs = stage_epochs
         self.stage_lr = stage_lr
@@ -94,6 +94,7 @@ class SharedTrunkMTL(TaskEstimator):
         self.pooled_epochs = pooled_epochs
         self.seed = seed
         self.progress = progress
+        self.weight_decay = weight_decay
 
     def fit(self, X, y, tasks, pooled: PooledMLP | None = None) -> SharedTrunkMTL:
         """Fit; ``pooled`` is an already fitted PooledMLP to start from (else one is fit)."""
@@ -112,7 +113,8 @@ class SharedTrunkMTL(TaskEstimator):
         pooled = self._pooled
         if pooled is None:
             pooled = PooledMLP(epochs=self.pooled_epochs, seed=self.seed,
-                               progress=self.progress).fit(X, y, t)
+                               progress=self.progress,
+                               weight_decay=self.weight_decay).fit(X, y, t)
         if len(pooled.hidden) != 2:
             raise NetscopeError("the pooled model must have exactly two hidden layers.")
         net = pooled.net_
@@ -127,7 +129,8 @@ class SharedTrunkMTL(TaskEstimator):
         rng = np.random.default_rng(self.seed)
         for stage, (epochs, lr) in enumerate(zip(self.stage_epochs, self.stage_lr,
                                                  strict=True), start=1):
-            opt = StackedOptimizer(OptimizerSpec(self.optimizer, lr), n_tasks)
+            opt = StackedOptimizer(OptimizerSpec(self.optimizer, lr,
+                                                 weight_decay=self.weight_decay), n_tasks)
             plan = batch_plan(t, n_tasks, self.batch_size, epochs, rng)
             start = FIRST_TRAINED[stage]
             Z = frozen_input(self.trunk_, Xt, start)
@@ -150,9 +153,15 @@ class SharedTrunkMTL(TaskEstimator):
         grads = trunk_grads(self.trunk_, Zb, self.head_w_[tasks], self.head_b_[tasks], yb, mask,
                             start)
         names = ("hw", "hb", *trainable)
-        flat = torch.cat([grads[n].reshape(tasks.numel(), -1) for n in names], dim=1)
+        k = tasks.numel()
+        flat = torch.cat([grads[n].reshape(k, -1) for n in names], dim=1)
+        values = None
+        if self.weight_decay:
+            current = {"hw": self.head_w_[tasks], "hb": self.head_b_[tasks],
+                       **{n: self.trunk_[n].expand(k, *self.trunk_[n].shape) for n in trainable}}
+            values = torch.cat([current[n].reshape(k, -1) for n in names], dim=1)
         opt.tick(tasks)
-        delta = opt.delta("all", flat, tasks)
+        delta = opt.delta("all", flat, tasks, values)
         offset = 0
         for n in names:
             shape = grads[n].shape
