@@ -1,0 +1,40 @@
+"""`netscope data ...`: fetch and verify the reference data sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netscope.cli.common import progress_printer
+
+
+def add(sub) -> None:
+    data = sub.add_parser("data", help="the reference data sets")
+    ds = data.add_subparsers(dest="action", required=True)
+    fetch = ds.add_parser("fetch", help="download school and survey data into the cache "
+                          "(SHA-256 verified)")
+    fetch.add_argument("--dir", help="target folder (default: the cache)")
+    fetch.set_defaults(func=_data_fetch)
+    check = ds.add_parser("check", help="verify a data folder against the known checksums")
+    check.add_argument("--data-dir")
+    check.set_defaults(func=_data_check)
+
+
+def _data_fetch(args) -> int:
+    from netscope.data.sources import fetch_all
+
+    root = fetch_all(Path(args.dir) if args.dir else None, progress=progress_printer(False))
+    print(f"data ready in {root}")
+    return 0
+
+
+def _data_check(args) -> int:
+    from netscope.data.sources import FILES, data_dir, sha256
+
+    root, bad = data_dir(args.data_dir), 0
+    for rel, (_, expected) in FILES.items():
+        path = root / rel
+        status = "missing" if not path.is_file() else (
+            "ok" if sha256(path) == expected else "CHECKSUM MISMATCH")
+        bad += status != "ok"
+        print(f"{status:18s} {path}")
+    return 1 if bad else 0

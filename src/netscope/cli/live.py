@@ -1,0 +1,84 @@
+"""`netscope live`: heatmaps and activations on camera or video frames."""
+
+from __future__ import annotations
+
+import sys
+
+from netscope.errors import NetscopeError
+
+
+def add(sub) -> None:
+    p = sub.add_parser("live", help="Grad-CAM heatmaps or layer activations on camera or "
+                       "video frames in real time")
+    p.add_argument("--source", default="0",
+                   help="camera index (default 0), video file, folder of images, or 'pattern'")
+    p.add_argument("--model", default="efficientnet-lite0")
+    p.add_argument("--mode", choices=["heatmap", "activations"], default="heatmap")
+    p.add_argument("--layer", help="starting layer for activations mode")
+    p.add_argument("--frames", type=int, help="stop after N processed frames")
+    p.add_argument("--record", help="write the overlaid stream to this .mp4/.avi file")
+    p.add_argument("--snapshots", default="netscope-results/live", help="snapshot folder")
+    p.add_argument("--no-display", action="store_true", help="no window and no page (headless)")
+    p.add_argument("--web", action="store_true",
+                   help="serve the stream and controls as a web page instead of a window "
+                   "(automatic where no display exists)")
+    p.add_argument("--host", default="127.0.0.1", help="address for the page (default local)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--every-frame", action="store_true",
+                   help="process every frame of a file instead of dropping stale ones")
+    p.set_defaults(func=_live)
+
+
+def _live(args) -> int:
+    from netscope.vision.live import pipeline
+    from netscope.vision.live.record import Recorder
+    from netscope.vision.live.sources import open_source
+    from netscope.vision.live.view import LiveView
+    from netscope.vision.live.web import WebSink
+    from netscope.vision.live.window import WindowSink, window_available
+    from netscope.vision.models import load_model
+
+    lm = load_model(args.model)
+    view = LiveView(lm, args.mode, args.layer, args.snapshots)
+    source = open_source(args.source)
+    sinks, window, web, recorder = [], None, None, None
+    if not args.no_display:
+        if not args.web and window_available():
+            window = WindowSink(view)
+            sinks.append(window)
+        else:
+            try:
+                web = WebSink(view, args.host, args.port,
+                              notify=lambda m: print(f"netscope: {m}", file=sys.stderr))
+            except OSError as exc:
+                source.close()
+                raise NetscopeError(f"cannot serve on {args.host}:{args.port} ({exc}); "
+                                    f"pick another --port.") from None
+            sinks.append(web)
+            print(f"live page: {web.url}  (Ctrl-C or the quit button stops)", flush=True)
+    if args.record:
+        recorder = Recorder(args.record)
+        sinks.append(recorder)
+    if not sinks and args.frames is None and args.source.isdigit():
+        raise NetscopeError("nothing to show or record: add --record FILE or --frames N.")
+    try:
+        stats = pipeline.run(source, lambda f: view.render(f.image), sinks, args.frames,
+                             block=args.every_frame,
+                             fps=None if args.every_frame else source.fps)
+    except KeyboardInterrupt:
+        stats = None
+    finally:
+        if window:
+            window.close()
+        if web:
+            web.close()
+        written = recorder.close() if recorder else None
+    if stats is None:
+        print("stopped")
+        return 0
+    print(f"{source.name} ({stats.reason}): {stats.processed} frames in {stats.seconds:.1f} s "
+          f"({stats.fps:.1f} fps), median latency {stats.median_latency * 1e3:.0f} ms, "
+          f"{stats.dropped} stale frames dropped")
+    if written:
+        print(f"recorded {recorder.frames} frames to {written}")
+    return 0
