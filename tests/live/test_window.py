@@ -34,7 +34,7 @@ class FakeGUI:
 def test_keys_reach_the_view_and_q_quits(monkeypatch):
     view = LiveView(load_model(), "activations", "_blocks.2")
     gui = FakeGUI([ord("n"), -1, ord("m"), ord("q")])
-    monkeypatch.setattr(W, "_cv2", lambda: gui)
+    monkeypatch.setattr(W, "opencv", lambda: gui)
     sink = W.WindowSink(view)
     frame = np.zeros((20, 30, 3), np.uint8)
     assert sink(frame) and view.layer == "_blocks.3"
@@ -48,7 +48,7 @@ def test_keys_reach_the_view_and_q_quits(monkeypatch):
 def test_closing_the_window_stops(monkeypatch):
     view = LiveView(load_model(), "heatmap")
     gui = FakeGUI([])
-    monkeypatch.setattr(W, "_cv2", lambda: gui)
+    monkeypatch.setattr(W, "opencv", lambda: gui)
     sink = W.WindowSink(view)
     assert sink(np.zeros((4, 4, 3), np.uint8))
     gui.visible = 0.0  # the user closed the window

@@ -72,3 +72,10 @@ def test_save_png_round_trip(tmp_path):
     np.testing.assert_allclose(back, x, atol=1 / 255)
     assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
 
+
+
+def test_pillow_limit_is_left_as_found(tmp_path):
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.new("RGB", (4, 4)).save(tmp_path / "s.png")
+    load_image(tmp_path / "s.png")
+    assert Image.MAX_IMAGE_PIXELS == limit

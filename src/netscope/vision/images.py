@@ -15,8 +15,8 @@ from PIL import Image, UnidentifiedImageError
 from netscope.errors import NetscopeError
 
 MAX_SIDE = 4096  # larger images are reduced on load
+MAX_PIXELS = 40_000 * 40_000  # we reduce big images ourselves; refuse only real bombs
 SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
-Image.MAX_IMAGE_PIXELS = 40_000 * 40_000  # we reduce big images ourselves; refuse only bombs
 
 
 def to_rgb(array: np.ndarray, where: str = "image") -> np.ndarray:
@@ -58,6 +58,7 @@ def load_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise NetscopeError(f"{path}: file not found.")
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS  # restored below
     try:
         with Image.open(path) as im:
             im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode reduced when huge
@@ -68,6 +69,8 @@ def load_image(path: str | Path) -> np.ndarray:
         raise NetscopeError(f"{path}: not an image file that Pillow can read.") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise NetscopeError(f"{path}: cannot read the image ({exc}).") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     return to_rgb(arr, str(path))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from netscope.errors import NetscopeError
-from netscope.vision.live.sources import _cv2
+from netscope.vision.live.opencv import opencv
 
 
 class Recorder:
@@ -27,7 +27,7 @@ class Recorder:
         self._tmp = Path(tmp)
 
     def __call__(self, frame: np.ndarray) -> bool:
-        cv2 = _cv2()
+        cv2 = opencv()
         if self._writer is None:
             h, w = frame.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix != ".avi" else "MJPG"))

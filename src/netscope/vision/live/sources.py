@@ -9,17 +9,9 @@ import numpy as np
 
 from netscope.errors import NetscopeError
 from netscope.vision.images import load_image
+from netscope.vision.live.opencv import opencv
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise NetscopeError("live mode needs OpenCV: pip install opencv-python-headless "
-                            "(or opencv-python for a desktop window).") from None
-    return cv2
 
 
 class PatternSource:
@@ -76,7 +68,7 @@ class CaptureSource:
     """A camera index or a video file, read through OpenCV."""
 
     def __init__(self, target: int | Path) -> None:
-        cv2 = _cv2()
+        cv2 = opencv()
         self._cv2 = cv2
         self.cap = cv2.VideoCapture(target if isinstance(target, int) else str(target))
         self.name = f"camera {target}" if isinstance(target, int) else str(target)

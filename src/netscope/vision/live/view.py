@@ -17,7 +17,7 @@ import torch
 from netscope.errors import NetscopeError
 from netscope.vision import attribution as A
 from netscope.vision.activations import activations, conv_stages
-from netscope.vision.live.sources import _cv2
+from netscope.vision.live.opencv import opencv
 from netscope.vision.models import LoadedModel, find_layer
 
 MODES = ("heatmap", "activations")
@@ -44,7 +44,7 @@ class LiveView:
         self.snapshots: list[Path] = []
         self._last: np.ndarray | None = None
         self._times: list[float] = []
-        self._cv2 = _cv2()
+        self._cv2 = opencv()
 
     @property
     def layer(self) -> str:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from netscope.vision.live.sources import _cv2
+from netscope.vision.live.opencv import opencv
 from netscope.vision.live.view import KEYS, LiveView
 
 
@@ -68,7 +68,7 @@ class WebSink:
         self._thread.start()
 
     def __call__(self, frame: np.ndarray) -> bool:
-        cv2 = _cv2()
+        cv2 = opencv()
         ok, buf = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
         with self._cond:
             self._jpeg = buf.tobytes() if ok else self._jpeg

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from netscope.vision.live.sources import _cv2
+from netscope.vision.live.opencv import opencv
 from netscope.vision.live.view import LiveView
 
 TITLE = "netscope live (n/p layer, m mode, space pause, s snapshot, q quit)"
@@ -17,7 +17,7 @@ def window_available() -> bool:
     if os.name != "nt" and not os.environ.get("DISPLAY") and not os.environ.get(
             "WAYLAND_DISPLAY"):
         return False
-    cv2 = _cv2()
+    cv2 = opencv()
     try:
         cv2.namedWindow("netscope-probe", cv2.WINDOW_AUTOSIZE)
         cv2.destroyWindow("netscope-probe")
@@ -29,7 +29,7 @@ def window_available() -> bool:
 class WindowSink:
     def __init__(self, view: LiveView) -> None:
         self.view = view
-        self.cv2 = _cv2()
+        self.cv2 = opencv()
         self.opened = False
 
     def __call__(self, frame: np.ndarray) -> bool:
