@@ -100,6 +100,8 @@ def add(sub) -> None:
     p.add_argument("--one-page", action="store_true", help="one page for all images")
     p.add_argument("--top", type=int, default=3, help="classes explained per image")
     p.add_argument("--layer", help="Grad-CAM layer")
+    p.add_argument("--smooth", type=int, default=8,
+                   help="SmoothGrad samples for the saliency maps (0: plain gradient)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_vision_report)
 
@@ -266,7 +268,7 @@ def _vision_report(args) -> int:
     exps = []
     for name, rgb in _images(args):
         progress(f"explaining {name}")
-        exps.append(explain(lm, rgb, name, top=args.top, layer=args.layer))
+        exps.append(explain(lm, rgb, name, top=args.top, layer=args.layer, smooth=args.smooth))
     for path in write_explanations(exps, args.out, lm.name, args.one_page):
         print(f"wrote {path}")
     return 0

@@ -31,6 +31,7 @@ class Explanation:
     classes: list[ClassView]
     layer: str
     activations: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (C, h, w)
+    smooth: int = 0  # SmoothGrad samples behind the saliency maps (0: plain gradient)
 
 
 def pick_layers(stages: Sequence[str], k: int = 3) -> list[str]:
@@ -58,7 +59,7 @@ def explain(lm: LoadedModel, rgb: np.ndarray, title: str, top: int = 3,
     views = [ClassView(i, n, p, up[j], sal_up[j]) for j, (i, n, p) in enumerate(chosen)]
     layers = list(activation_layers or pick_layers(conv_stages(lm.model)))
     acts = {k: v[0].numpy() for k, v in activations(lm.model, x, layers).items()} if layers else {}
-    return Explanation(title, lm.preprocess.image(rgb), preds, views, heat.layer, acts)
+    return Explanation(title, lm.preprocess.image(rgb), preds, views, heat.layer, acts, smooth)
 
 
 def as_numpy_images(t: torch.Tensor) -> list[np.ndarray]:
