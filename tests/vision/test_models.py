@@ -64,3 +64,45 @@ def test_optional_extras_missing_say_how_to_install():
         except ImportError:
             with pytest.raises(NetscopeError, match=rf"pip install 'netscope\[{extra}\]'"):
                 load_model(spec)
+
+
+def test_torchvision_and_timm_wrappers_with_stand_in_modules(monkeypatch):
+    """The real packages cannot be installed beside torch 2.13.0 CPU here; stand-ins check
+    what netscope asks of them and what it builds from their answers."""
+    import sys
+    import types
+
+    calls = {}
+
+    def get_model(name, weights):
+        calls["torchvision"] = (name, weights)
+        return make_tiny().train()
+
+    tv = types.ModuleType("torchvision")
+    tv.models = types.SimpleNamespace(get_model=get_model)
+    monkeypatch.setitem(sys.modules, "torchvision", tv)
+    loaded = load_model("torchvision:resnet50")
+    assert calls["torchvision"] == ("resnet50", "DEFAULT")
+    assert not loaded.model.training and len(loaded.class_names) == 1000
+    assert loaded.preprocess.mean == (0.485, 0.456, 0.406)
+
+    def create_model(name, pretrained):
+        calls["timm"] = (name, pretrained)
+        model = make_tiny()
+        model.pretrained_cfg = {"input_size": (3, 256, 256), "mean": (0.5, 0.5, 0.5),
+                                "std": (0.25, 0.25, 0.25)}
+        model.num_classes = 3
+        return model
+
+    monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=create_model))
+    loaded = load_model("timm:tiny_net")
+    assert calls["timm"] == ("tiny_net", True)
+    assert loaded.preprocess.size == 256 and loaded.preprocess.std == (0.25, 0.25, 0.25)
+    assert loaded.class_names is None  # not an ImageNet head
+
+    def failing(name, weights):
+        raise RuntimeError("no network")
+
+    tv.models = types.SimpleNamespace(get_model=failing)
+    with pytest.raises(NetscopeError, match="torchvision:resnet50: cannot load .no network"):
+        load_model("torchvision:resnet50")
