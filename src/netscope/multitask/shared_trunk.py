@@ -110,7 +110,7 @@ class SharedTrunkMTL(TaskEstimator):
         return super().fit(X, y, tasks)
 
     def _start(self, X, y, t, n_tasks) -> None:
-        pooled = self._pooled
+        pooled, self._pooled = self._pooled, None  # keep no reference after fitting
         if pooled is None:
             pooled = PooledMLP(epochs=self.pooled_epochs, seed=self.seed,
                                progress=self.progress,
@@ -197,8 +197,7 @@ class SharedTrunkMTL(TaskEstimator):
         with torch.no_grad():
             tt = torch.from_numpy(t)
             Xt = torch.from_numpy(X).unsqueeze(1)
-            trunk = {k: v for k, v in self.trunk_.items()}
-            return trunk_forward(trunk, Xt, self.head_w_[tt], self.head_b_[tt]).squeeze(-1).numpy()
+            return trunk_forward(self.trunk_, Xt, self.head_w_[tt], self.head_b_[tt]).squeeze(-1).numpy()
 
     def _state(self):
         return {**self.trunk_, "head_w": self.head_w_, "head_b": self.head_b_}
