@@ -197,7 +197,8 @@ class SharedTrunkMTL(TaskEstimator):
         with torch.no_grad():
             tt = torch.from_numpy(t)
             Xt = torch.from_numpy(X).unsqueeze(1)
-            return trunk_forward(self.trunk_, Xt, self.head_w_[tt], self.head_b_[tt]).squeeze(-1).numpy()
+            pred = trunk_forward(self.trunk_, Xt, self.head_w_[tt], self.head_b_[tt])
+            return pred.squeeze(-1).numpy()
 
     def _state(self):
         return {**self.trunk_, "head_w": self.head_w_, "head_b": self.head_b_}
