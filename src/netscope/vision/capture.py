@@ -107,8 +107,10 @@ def capture(model: nn.Module, layers: Sequence[str | LayerRef] = (), *, cut: boo
             eval_mode: bool = True, stop: bool = False) -> Iterator[Recording]:
     """Record ``layers`` during forward passes inside the block; see the module docstring.
 
-    ``stop=True`` ends each forward pass (raising StopForward, caught by ``run_until``)
-    as soon as every layer has been recorded: the rest of the network is never computed."""
+    ``stop=True`` ends each forward pass (raising StopForward, caught by ``run_until``) once
+    the one recorded layer has run, so the rest of the network is never computed. It needs a
+    single layer with an explicit call index (``resolve_call`` finds the last one); otherwise
+    the pass runs to the end."""
     refs = [LayerRef.parse(r) for r in layers]
     if cut and len(refs) != 1:
         raise NetscopeError("cut=True starts the graph at one layer; pass exactly one.")
