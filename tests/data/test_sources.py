@@ -1,11 +1,19 @@
-"""Downloads land in the cache only when the SHA-256 matches (file:// URLs, no network)."""
+"""Downloads land only when the SHA-256 matches (file:// URLs, no network)."""
 
 import hashlib
+import io
+import zipfile
 
 import pytest
 
+from netscope.cli import main
 from netscope.data import sources
+from netscope.data.sources import Remote
 from netscope.errors import NetscopeError
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture
@@ -20,8 +28,8 @@ def fake_remote(tmp_path, monkeypatch):
 
 def test_verified_download_into_cache(fake_remote, monkeypatch):
     remote, cache = fake_remote
-    digest = hashlib.sha256(b"reference data").hexdigest()
-    monkeypatch.setitem(sources.FILES, "x/file.bin", (remote.as_uri(), digest))
+    monkeypatch.setitem(sources.FILES, "x/file.bin", Remote(remote.as_uri(),
+                                                             sha(b"reference data")))
     messages = []
     path = sources.ensure("x/file.bin", sources.data_dir(), progress=messages.append)
     assert path == cache / "x" / "file.bin" and path.read_bytes() == b"reference data"
@@ -29,21 +37,68 @@ def test_verified_download_into_cache(fake_remote, monkeypatch):
     assert sources.ensure("x/file.bin", sources.data_dir()) == path  # cached: no download
 
 
+def test_member_of_a_verified_zip(fake_remote, tmp_path, monkeypatch):
+    _, cache = fake_remote
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("inner/data.mat", b"the survey")
+    (tmp_path / "pack.zip").write_bytes(buf.getvalue())
+    url = (tmp_path / "pack.zip").as_uri()
+    monkeypatch.setitem(sources.FILES, "s/data.mat", Remote(
+        url, sha(buf.getvalue()), "inner/data.mat", sha(b"the survey")))
+    assert sources.ensure("s/data.mat", sources.data_dir()).read_bytes() == b"the survey"
+    monkeypatch.setitem(sources.FILES, "s/other.mat", Remote(
+        url, sha(buf.getvalue()), "inner/data.mat", "0" * 64))
+    with pytest.raises(NetscopeError, match="inner/data.mat: checksum mismatch"):
+        sources.ensure("s/other.mat", sources.data_dir())
+    assert not (cache / "s" / "other.mat").exists()
+
+
 def test_checksum_mismatch_leaves_nothing(fake_remote, monkeypatch):
     remote, cache = fake_remote
-    monkeypatch.setitem(sources.FILES, "x/file.bin", (remote.as_uri(), "0" * 64))
+    monkeypatch.setitem(sources.FILES, "x/file.bin", Remote(remote.as_uri(), "0" * 64))
     with pytest.raises(NetscopeError, match="checksum mismatch"):
         sources.ensure("x/file.bin", sources.data_dir())
-    assert list((cache / "x").iterdir()) == []
+    assert not (cache / "x").exists() or list((cache / "x").iterdir()) == []
 
 
 def test_unreachable_source_says_what_to_do(fake_remote, monkeypatch):
     remote, _ = fake_remote
-    monkeypatch.setitem(sources.FILES, "x/file.bin", ((remote.parent / "gone").as_uri(), "0" * 64))
+    monkeypatch.setitem(sources.FILES, "x/file.bin",
+                        Remote((remote.parent / "gone").as_uri(), "0" * 64))
     with pytest.raises(NetscopeError, match="pass --data-dir or set NETSCOPE_DATA"):
         sources.ensure("x/file.bin", sources.data_dir())
 
 
+def test_named_folder_is_not_written_unasked(tmp_path, fake_remote, monkeypatch):
+    remote, _ = fake_remote
+    monkeypatch.setitem(sources.FILES, "x/file.bin", Remote(remote.as_uri(),
+                                                             sha(b"reference data")))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert not sources.ensure("x/file.bin", mine).exists()
+    assert sources.ensure("x/file.bin", mine, download=True).read_bytes() == b"reference data"
+
+
 def test_known_checksums_match_the_shared_copies(data_root):
-    for rel, (_, expected) in sources.FILES.items():
-        assert sources.sha256(data_root / rel) == expected, rel
+    for rel, remote in sources.FILES.items():
+        assert sources.sha256(data_root / rel) == (remote.member_sha256 or remote.sha256), rel
+    zipped = data_root / "computer_survey" / "conjointAnalysisComputerBuyers.zip"
+    assert sources.sha256(zipped) == sources.FILES[
+        "computer_survey/conjointAnalysisComputerBuyers.mat"].sha256
+
+
+def test_data_check_command(data_root, capsys):
+    assert main(["data", "check", "--data-dir", str(data_root)]) == 0
+    assert capsys.readouterr().out.count("ok ") == len(sources.FILES)
+
+
+def test_survey_comes_out_of_the_real_zip(data_root, tmp_path, monkeypatch):
+    rel = "computer_survey/conjointAnalysisComputerBuyers.mat"
+    real = sources.FILES[rel]
+    zipped = (data_root / "computer_survey" / "conjointAnalysisComputerBuyers.zip").as_uri()
+    monkeypatch.setitem(sources.FILES, rel, Remote(zipped, real.sha256, real.member,
+                                                   real.member_sha256))
+    monkeypatch.setenv("NETSCOPE_CACHE", str(tmp_path))
+    path = sources.ensure(rel, sources.cache_dir())
+    assert sources.sha256(path) == real.member_sha256

@@ -31,7 +31,8 @@ def _data_check(args) -> int:
     from netscope.data.sources import FILES, data_dir, sha256
 
     root, bad = data_dir(args.data_dir), 0
-    for rel, (_, expected) in FILES.items():
+    for rel, remote in FILES.items():
+        expected = remote.member_sha256 or remote.sha256
         path = root / rel
         status = "missing" if not path.is_file() else (
             "ok" if sha256(path) == expected else "CHECKSUM MISMATCH")

@@ -7,10 +7,13 @@ Order: an explicit folder (``--data-dir``), then ``$NETSCOPE_DATA``, then the ca
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 import urllib.request
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from netscope.errors import NetscopeError
@@ -18,14 +21,26 @@ from netscope.errors import NetscopeError
 _SCHOOL = "https://raw.githubusercontent.com/8000net/LectureNotesMaster/master/images/school_splits/"
 _SURVEY = "https://raw.githubusercontent.com/probml/pmtkdata/master/conjointAnalysisComputerBuyers/"
 
-#: relative path -> (url, sha256)
-FILES: dict[str, tuple[str, str]] = {
-    "school/school_b.mat": (
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where a file comes from: a URL with its SHA-256, or a member of a verified zip."""
+
+    url: str
+    sha256: str
+    member: str | None = None
+    member_sha256: str | None = None
+
+
+#: relative path -> its public source
+FILES: dict[str, Remote] = {
+    "school/school_b.mat": Remote(
         _SCHOOL + "school_b.mat",
         "973f1ca99d0d41a838ec6ae86001a48e7b69391eb74646b9e4fc54f62866a146",
     ),
     **{
-        f"school/school_{i}_indexes.mat": (_SCHOOL + f"school_{i}_indexes.mat", sha)
+        f"school/school_{i}_indexes.mat": Remote(_SCHOOL + f"school_{i}_indexes.mat", sha)
         for i, sha in enumerate(
             [
                 "030c9ca0a73d6264aa1eeac49aba1d760a1b5692cd3124667e74a7a2b7751bc5",
@@ -42,9 +57,12 @@ FILES: dict[str, tuple[str, str]] = {
             start=1,
         )
     },
-    "computer_survey/conjointAnalysisComputerBuyers.mat": (
-        _SURVEY + "conjointAnalysisComputerBuyers.mat",
-        "6e6b5f98f438c7d15ed6c7adab44322c9345f52263a4f3026322019f184679b5",
+    # pmtkdata keeps the survey as a zip; the .mat inside is checked on its own too
+    "computer_survey/conjointAnalysisComputerBuyers.mat": Remote(
+        _SURVEY + "conjointAnalysisComputerBuyers.zip",
+        "263f65c92f0bf112039c8325d02d321040840c59dbc1d9e704cd81f6b2407207",
+        member="conjointAnalysisComputerBuyers/conjointAnalysisComputerBuyers.mat",
+        member_sha256="6e6b5f98f438c7d15ed6c7adab44322c9345f52263a4f3026322019f184679b5",
     ),
 }
 
@@ -74,41 +92,64 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def ensure(relative: str, root: Path, download: bool = True,
-           progress: Callable[[str], None] | None = None) -> Path:
-    """Return ``root/relative``, downloading and verifying it into the cache when absent."""
+def ensure(relative: str, root: Path, progress: Callable[[str], None] | None = None,
+           download: bool | None = None) -> Path:
+    """Return ``root/relative``; when absent, download and verify it (by default only into
+    the cache: a folder the user named is never written to unasked)."""
     path = root / relative
     if path.is_file():
         return path
-    if not download or relative not in FILES or root != cache_dir():
+    if download is None:
+        download = root == cache_dir()
+    if not download or relative not in FILES:
         return path  # the reader reports the missing file with advice
-    url, expected = FILES[relative]
+    remote = FILES[relative]
     if progress:
-        progress(f"downloading {url}")
+        progress(f"downloading {remote.url}")
+    data = _download(remote.url, relative)
+    _check(data, remote.sha256, remote.url)
+    if remote.member:
+        try:
+            data = zipfile.ZipFile(io.BytesIO(data)).read(remote.member)
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise NetscopeError(f"{remote.url}: no {remote.member} inside ({exc}).") from None
+        _check(data, remote.member_sha256, f"{remote.url}:{remote.member}")
+    _write(path, data)
+    return path
+
+
+def _download(url: str, relative: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.read()
+    except OSError as exc:
+        raise NetscopeError(
+            f"could not download {url} ({exc}); without a network, pass --data-dir "
+            f"or set NETSCOPE_DATA to a folder holding {relative}."
+        ) from None
+
+
+def _check(data: bytes, expected: str | None, what: str) -> None:
+    got = hashlib.sha256(data).hexdigest()
+    if got != expected:
+        raise NetscopeError(f"{what}: checksum mismatch (got {got}, expected {expected}).")
+
+
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.close(fd)
     try:
-        try:
-            urllib.request.urlretrieve(url, tmp)
-        except OSError as exc:
-            raise NetscopeError(
-                f"could not download {url} ({exc}); without a network, pass --data-dir "
-                f"or set NETSCOPE_DATA to a folder holding {relative}."
-            ) from None
-        got = sha256(Path(tmp))
-        if got != expected:
-            raise NetscopeError(f"{url}: checksum mismatch (got {got}, expected {expected}).")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return path
 
 
 def fetch_all(root: Path | None = None, progress: Callable[[str], None] | None = None) -> Path:
     """Download every reference file into the cache (verified); used by `netscope data fetch`."""
     root = root or cache_dir()
     for rel in FILES:
-        ensure(rel, root, progress=progress)
+        ensure(rel, root, progress=progress, download=True)
     return root
