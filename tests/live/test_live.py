@@ -265,3 +265,35 @@ def test_closed_tab_pauses_and_new_tab_resumes(lite0):
         sock.close()
     finally:
         web.close()
+
+
+class VanishingCamera:
+    """A camera that delivers 5 frames and then disappears (unplugged)."""
+
+    def __init__(self, index):
+        self.left = 5
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        if self.left == 0:
+            return False, None
+        self.left -= 1
+        return True, np.full((48, 64, 3), 100, np.uint8)
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        self.left = 0
+
+
+def test_camera_that_disappears_ends_cleanly(monkeypatch, capsys):
+    monkeypatch.setattr(cv2, "VideoCapture", VanishingCamera)
+    rc = main(["live", "--source", "0", "--frames", "100", "--no-display", "--mode",
+               "activations", "--layer", "_blocks.1"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "camera 0 (source ended)" in out
+    assert no_reader_threads()
