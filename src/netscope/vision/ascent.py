@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.capture import LayerRef, capture, resolve_call, run_until
+from netscope.vision.capture import LayerRef, capture, count_calls, resolve_call, run_until
+from netscope.vision.fastpath import truncated
 from netscope.vision.models import Preprocess
 
 
@@ -116,32 +117,47 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
 
 
 def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequence[int],
-                      pre: Preprocess, cfg: AscentConfig = AscentConfig()) -> AscentResult:
-    """One picture per channel of ``layer`` maximizing its mean activation, all in one batch."""
+                      pre: Preprocess, cfg: AscentConfig = AscentConfig(),
+                      fast: bool = True) -> AscentResult:
+    """One picture per channel of ``layer`` maximizing its mean activation, all in one batch.
+
+    ``fast`` runs a traced copy of the model cut after the layer, with batch norm and
+    symmetric padding folded into the convolutions (``fastpath.truncated``); models that
+    cannot be traced use forward hooks that stop the pass at the layer."""
     channels = [int(c) for c in channels]
     if not channels:
         raise NetscopeError("give at least one channel to visualize.")
     x0 = _start(model, [cfg.seed * 100_003 + c for c in channels], cfg, pre)
-    ref = resolve_call(model, layer, x0[:1])
+    shown = LayerRef.parse(layer)
+    calls = count_calls(model, shown, x0[:1])
+    ref = resolve_call(model, shown, x0[:1])
+    # the traced copy is cut after the module's only call; reused modules keep the hooks
+    cut = truncated(model, ref.name) if fast and calls == 1 and ref.port == "output" else None
     index = torch.tensor(channels)
+    labels = [f"{shown} channel {c}" for c in channels]
     with capture(model, [ref], stop=True) as rec:
         run_until(model, x0[:1])
-        n_channels = rec[ref].shape[1] if rec[ref].dim() >= 2 else 0
-        bad = [c for c in channels if not 0 <= c < n_channels]
-        if bad:
-            raise NetscopeError(f"layer {ref} has {n_channels} channels; channel {bad[0]} "
-                                f"does not exist.")
+        _check_channels(rec[ref], ref, channels)
 
         def objective(x: torch.Tensor) -> torch.Tensor:
-            rec.clear()
-            run_until(model, x)
-            A = rec[ref]
-            picked = A[torch.arange(A.shape[0]), index]
-            return picked.flatten(1).mean(1)
+            if cut is not None:
+                A = cut(x)
+            else:
+                rec.clear()
+                run_until(model, x)
+                A = rec[ref]
+            return A[torch.arange(A.shape[0]), index].flatten(1).mean(1)
 
         images, history = ascend(objective, x0, pre, cfg)
-    shown = LayerRef.parse(layer)
-    return AscentResult(images, history, [f"{shown} channel {c}" for c in channels])
+    return AscentResult(images, history, labels)
+
+
+def _check_channels(A: torch.Tensor, ref: LayerRef, channels: list[int]) -> None:
+    n_channels = A.shape[1] if A.dim() >= 2 else 0
+    bad = [c for c in channels if not 0 <= c < n_channels]
+    if bad:
+        raise NetscopeError(f"layer {ref} has {n_channels} channels; channel {bad[0]} "
+                            f"does not exist.")
 
 
 def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,

@@ -178,14 +178,20 @@ def run_until(model: nn.Module, x: torch.Tensor):
         return None
 
 
+def count_calls(model: nn.Module, ref: str | LayerRef, x: torch.Tensor) -> int:
+    """How many times the layer runs in one forward pass of ``x``."""
+    ref = LayerRef.parse(ref)
+    with capture(model, [ref]) as rec, torch.no_grad():
+        model(x)
+        return len(rec.all_calls(ref))
+
+
 def resolve_call(model: nn.Module, ref: str | LayerRef, x: torch.Tensor) -> LayerRef:
     """Replace call -1 ('the last') by its index, found by one probe pass on ``x``."""
     ref = LayerRef.parse(ref)
     if ref.call >= 0:
         return ref
-    with capture(model, [ref]) as rec, torch.no_grad():
-        model(x)
-        n = len(rec.all_calls(ref))
+    n = count_calls(model, ref, x)
     if n == 0:
         raise NetscopeError(f"layer {ref} did not run in the forward pass.")
     return LayerRef(ref.name, ref.port, n - 1)
