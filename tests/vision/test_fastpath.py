@@ -87,3 +87,14 @@ def test_fast_and_hook_paths_agree(fast):
     a = visualize_filters(model, "features.2", [0, 2], Preprocess(16), cfg, fast=fast)
     b = visualize_filters(model, "features.2", [0, 2], Preprocess(16), cfg, fast=not fast)
     torch.testing.assert_close(a.images, b.images, atol=1e-4, rtol=1e-4)
+
+
+def test_cache_follows_weight_changes():
+    model, x = TinyGAP(), image()
+    first = truncated(model, "features.2")
+    assert truncated(model, "features.2") is first  # remembered
+    with torch.no_grad():
+        model.features[2].weight.mul_(2)  # as training would
+    again = truncated(model, "features.2")
+    assert again is not first
+    torch.testing.assert_close(again(x), activations(model, x, ["features.2"])["features.2"])

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.capture import LayerRef, capture, count_calls, resolve_call, run_until
+from netscope.vision.capture import LayerRef, capture, count_calls, run_until
 from netscope.vision.fastpath import truncated
 from netscope.vision.models import Preprocess
 
@@ -130,7 +130,9 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     x0 = _start(model, [cfg.seed * 100_003 + c for c in channels], cfg, pre)
     shown = LayerRef.parse(layer)
     calls = count_calls(model, shown, x0[:1])
-    ref = resolve_call(model, shown, x0[:1])
+    if calls == 0:
+        raise NetscopeError(f"layer {shown} did not run in the forward pass.")
+    ref = shown if shown.call >= 0 else LayerRef(shown.name, shown.port, calls - 1)
     # the traced copy is cut after the module's only call; reused modules keep the hooks
     cut = truncated(model, ref.name) if fast and calls == 1 and ref.port == "output" else None
     index = torch.tensor(channels)

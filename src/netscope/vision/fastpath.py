@@ -11,16 +11,39 @@ the trace, return None and the caller keeps the hook-based path.
 from __future__ import annotations
 
 import copy
+import weakref
 
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+_KEEP = 4  # traced layers remembered per model
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer is replaced or modified in place."""
+    return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
+
 
 def truncated(model: nn.Module, layer: str) -> fx.GraphModule | None:
     """The model from input to the output of ``layer`` (a module called once), simplified;
-    None when the model cannot be traced. The user's model is never modified: a copy is."""
+    None when the model cannot be traced. The user's model is never modified: a copy is.
+    Results are remembered per model until its weights change (training invalidates them)."""
+    try:
+        per_model = _CACHE.setdefault(model, {})
+    except TypeError:  # not weak-referenceable
+        per_model = {}
+    key = (layer, _fingerprint(model))
+    if key not in per_model:
+        if len(per_model) >= _KEEP:
+            per_model.pop(next(iter(per_model)))
+        per_model[key] = _build(model, layer)
+    return per_model[key]
+
+
+def _build(model: nn.Module, layer: str) -> fx.GraphModule | None:
     try:
         gm = fx.symbolic_trace(copy.deepcopy(model).eval())
     except Exception:  # data-dependent control flow, non-copyable attributes and the like
