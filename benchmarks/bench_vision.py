@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--layers", default="_conv_stem,_blocks.2,_blocks.8")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     lm = load_model()
     model, pre = lm.model, lm.preprocess
@@ -79,8 +80,8 @@ def main() -> None:
               f"ratio {g / f:4.2f}")
     cfg = AscentConfig(steps=20, size=128)
     channels = list(range(args.filters))
-    print(f"{args.filters} filters, {cfg.steps} steps at {cfg.size}px "
-          f"(seconds; speed-up of batched in brackets):")
+    print(f"{args.filters} filters, {cfg.steps} steps at {cfg.size}px, medians of "
+          f"{args.rounds} interleaved rounds (seconds; speed-up of batched in brackets):")
     print("  layer        plain loop          netscope 1-by-1     netscope batched   "
           "mean |diff|")
     warm = AscentConfig(steps=2, size=cfg.size)
@@ -89,15 +90,19 @@ def main() -> None:
         visualize_filters(model, layer, channels, pre, warm)
         visualize_filters(model, layer, channels[:1], pre, warm)
         plain_filter_loop(model, layer, channels[:1], pre, warm)
-        start = time.perf_counter()
-        batched = visualize_filters(model, layer, channels, pre, cfg)
-        t_batch = time.perf_counter() - start
-        start = time.perf_counter()
-        singles = [visualize_filters(model, layer, [c], pre, cfg) for c in channels]
-        t_single = time.perf_counter() - start
+        times: dict[str, list[float]] = {"plain": [], "single": [], "batch": []}
+        for _ in range(args.rounds):  # interleaved rounds, medians: this machine is noisy
+            times["plain"].append(plain_filter_loop(model, layer, channels, pre, cfg))
+            start = time.perf_counter()
+            singles = [visualize_filters(model, layer, [c], pre, cfg) for c in channels]
+            times["single"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            batched = visualize_filters(model, layer, channels, pre, cfg)
+            times["batch"].append(time.perf_counter() - start)
+        t_plain, t_single, t_batch = (statistics.median(times[k])
+                                      for k in ("plain", "single", "batch"))
         diff = torch.stack([(batched.images[i] - s.images[0]).abs()
                             for i, s in enumerate(singles)])
-        t_plain = plain_filter_loop(model, layer, channels, pre, cfg)
         print(f"  {layer:11s} {t_plain:6.2f} ({t_plain / t_batch:4.1f}x)     "
               f"{t_single:6.2f} ({t_single / t_batch:4.1f}x)     {t_batch:6.2f}            "
               f"{float(diff.mean()):.1e}")
