@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--filters", type=int, default=16)
-    parser.add_argument("--layers", default="_conv_stem,_blocks.2,_blocks.8")
+    parser.add_argument("--layers", default="_conv_stem,_blocks.2,_blocks.8,_blocks.15")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     lm = load_model()
