@@ -76,3 +76,10 @@ def test_unsafe_state_file_is_refused(tmp_path, tiny):
 def test_not_a_model_folder(tmp_path):
     with pytest.raises(NetscopeError, match="not a saved netscope model"):
         load_model(tmp_path)
+
+
+def test_set_params(tiny):
+    m = FAMILIES["pooled-mlp"].build(SMALL, None)
+    assert m.set_params(epochs=7) is m and m.get_params()["epochs"] == 7
+    with pytest.raises(NetscopeError, match="has no parameter 'epoch'; valid: hidden, epochs"):
+        m.set_params(epoch=3)

@@ -54,3 +54,9 @@ def test_estimator_learns_and_predicts_per_task(tiny):
         X, y, labels)
     pred = m.predict(X, labels)
     assert np.mean((pred - y) ** 2) < 0.2 * np.var(y)
+
+
+def test_predict_in_chunks_matches_one_pass(tiny):
+    X, y, t = tiny
+    m = PerTaskMLP(hidden=(5,), epochs=3).fit(X, y, t)
+    np.testing.assert_allclose(m._predict(X, t, chunk=7), m._predict(X, t, chunk=10_000))

@@ -40,6 +40,16 @@ class TaskEstimator:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {n: getattr(self, n) for n in names if n != "progress"}
 
+    def set_params(self, **params: Any) -> TaskEstimator:
+        """scikit-learn's contract: change hyper-parameters by name (refit to apply)."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise NetscopeError(f"{type(self).__name__} has no parameter {name!r}; "
+                                    f"valid: {', '.join(valid)}.")
+            setattr(self, name, value)
+        return self
+
     def fit(self, X, y, tasks) -> TaskEstimator:
         X, y = self._check_X(X), self._check_y(y, X.shape[0] if hasattr(X, "shape") else None)
         labels = np.asarray(tasks).reshape(-1)

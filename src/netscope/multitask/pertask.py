@@ -102,11 +102,16 @@ class PerTaskMLP(TaskEstimator):
         self.params_ = train_stacked(init, torch.from_numpy(X), torch.from_numpy(y), plan, spec,
                                      self.progress)
 
-    def _predict(self, X, t) -> np.ndarray:
+    def _predict(self, X, t, chunk: int = 4096) -> np.ndarray:
+        """Each row through its task's network; rows in chunks so memory stays bounded."""
+        out = np.empty(X.shape[0])
         with torch.no_grad():
-            Xt = torch.from_numpy(X).unsqueeze(1)  # (n, 1, d): one row per "task slot"
-            sliced = {k: v[torch.from_numpy(t)] for k, v in self.params_.items()}
-            return stacked_mlp_forward(sliced, Xt).squeeze(-1).numpy()
+            for start in range(0, X.shape[0], chunk):
+                rows = slice(start, start + chunk)
+                Xt = torch.from_numpy(X[rows]).unsqueeze(1)  # (n, 1, d): a row per "task slot"
+                sliced = {k: v[torch.from_numpy(t[rows])] for k, v in self.params_.items()}
+                out[rows] = stacked_mlp_forward(sliced, Xt).squeeze(-1).numpy()
+        return out
 
     def _state(self):
         return self.params_
