@@ -98,3 +98,13 @@ def test_cache_follows_weight_changes():
     again = truncated(model, "features.2")
     assert again is not first
     torch.testing.assert_close(again(x), activations(model, x, ["features.2"])["features.2"])
+
+
+def test_whole_model_simplified():
+    lm = load_model()
+    x = torch.randn(2, 3, 96, 96)
+    gm = truncated(lm.model, None)
+    with torch.no_grad():
+        ref = lm.model(x)
+    torch.testing.assert_close(gm(x), ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    assert "BatchNorm2d" not in _kinds(gm)

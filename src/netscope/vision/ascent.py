@@ -164,21 +164,24 @@ def _check_channels(A: torch.Tensor, ref: LayerRef, channels: list[int]) -> None
 
 def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
                       cfg: AscentConfig = AscentConfig(l2=1e-3),
-                      names: Sequence[str] | None = None) -> AscentResult:
+                      names: Sequence[str] | None = None, fast: bool = True) -> AscentResult:
     """Class-model visualization (Simonyan et al. 2013): maximize the class logit minus an
-    L2 penalty on the image, one image per class in one batch."""
+    L2 penalty on the image, one image per class in one batch (``fast``: a traced copy with
+    batch norm folded, as for filters)."""
     classes = [int(c) for c in classes]
     x0 = _start(model, [cfg.seed * 100_003 + c for c in classes], cfg, pre)
     index = torch.tensor(classes)
+    simple = truncated(model, None) if fast else None
     with capture(model, []):
         n_out = model(x0[:1]).shape[1]
         bad = [c for c in classes if not 0 <= c < n_out]
         if bad:
             raise NetscopeError(f"class index {bad[0]} is out of range: the model has {n_out} "
                                 f"outputs (0..{n_out - 1}).")
+        net = simple if simple is not None else model
 
         def objective(x: torch.Tensor) -> torch.Tensor:
-            return model(x)[torch.arange(x.shape[0]), index]
+            return net(x)[torch.arange(x.shape[0]), index]
 
         images, history = ascend(objective, x0, pre, cfg)
     labels = [names[c] if names else f"class {c}" for c in classes]

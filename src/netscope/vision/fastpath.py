@@ -27,9 +27,10 @@ def _fingerprint(model: nn.Module) -> tuple:
     return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
 
 
-def truncated(model: nn.Module, layer: str) -> fx.GraphModule | None:
-    """The model from input to the output of ``layer`` (a module called once), simplified;
-    None when the model cannot be traced. The user's model is never modified: a copy is.
+def truncated(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
+    """The model from input to the output of ``layer`` (a module called once; None: the
+    model's own output), simplified; None when the model cannot be traced. The user's model
+    is never modified: a copy is.
     Results are remembered per model until its weights change (training invalidates them)."""
     try:
         per_model = _CACHE.setdefault(model, {})
@@ -43,19 +44,20 @@ def truncated(model: nn.Module, layer: str) -> fx.GraphModule | None:
     return per_model[key]
 
 
-def _build(model: nn.Module, layer: str) -> fx.GraphModule | None:
+def _build(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
     try:
         gm = fx.symbolic_trace(copy.deepcopy(model).eval())
     except Exception:  # data-dependent control flow, non-copyable attributes and the like
         return None
-    inside = [n for n in gm.graph.nodes if layer in n.meta.get("nn_module_stack", {})]
-    if not inside:
-        return None
     for module in gm.modules():  # hooks the user had registered do not belong in here
         module._forward_hooks.clear()
         module._forward_pre_hooks.clear()
-    gm.graph.erase_node(next(n for n in gm.graph.nodes if n.op == "output"))
-    gm.graph.output(inside[-1])
+    if layer is not None:
+        inside = [n for n in gm.graph.nodes if layer in n.meta.get("nn_module_stack", {})]
+        if not inside:
+            return None
+        gm.graph.erase_node(next(n for n in gm.graph.nodes if n.op == "output"))
+        gm.graph.output(inside[-1])
     gm.graph.eliminate_dead_code()
     _fold_padding(gm)
     _fold_batchnorm(gm)
