@@ -57,6 +57,8 @@ def test_filters_gallery(tmp_path, capsys):
     (["gradcam", "chelsea", "--class", "1000"], "out of range"),
     (["classes", "kitty cat"], "unknown class name 'kitty cat'"),
     (["predict"], "give at least one image"),
+    (["gradcam", "chelsea", "coffee", "rocket", "--class", "tabby", "--class", "cup"],
+     "2 --class values for 3 images"),
 ])
 def test_errors(tmp_path, capsys, argv, message):
     rc, _, err = run(capsys, *argv, "--out", str(tmp_path))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from netscope.cli.common import progress_printer
 from netscope.errors import NetscopeError
 
@@ -110,8 +108,6 @@ def _images(args) -> list[tuple[str, object]]:
     from netscope.vision.images import SAMPLES, load_image
 
     names = list(args.images) or (list(SAMPLES) if getattr(args, "demo", False) else [])
-    if getattr(args, "demo", False) and args.images:
-        names = list(args.images)
     if not names:
         raise NetscopeError("give at least one image (a file, or a sample: "
                             f"{', '.join(SAMPLES)}), or --demo.")
@@ -144,14 +140,18 @@ def _vision_predict(args) -> int:
 
 
 def _targets(args, lm, n: int):
+    """--class given once (for every image) or once per image; None: each image's top-1."""
     from netscope.vision.classes import resolve_class
+    from netscope.vision.models import n_classes
 
     if not args.classes:
         return None
-    n_out = lm.model(lm.preprocess.tensor(np.zeros((8, 8, 3), np.float32))).shape[1] \
-        if lm.class_names is None else len(lm.class_names)
+    if len(args.classes) not in (1, n):
+        raise NetscopeError(f"{len(args.classes)} --class values for {n} images: give one "
+                            f"for all images or one per image.")
+    n_out = n_classes(lm)
     idx = [resolve_class(c, lm.class_names, n_out) for c in args.classes]
-    return idx if len(idx) == n else idx[:1] * n
+    return idx * n if len(idx) == 1 else idx
 
 
 def _vision_gradcam(args) -> int:
@@ -230,7 +230,7 @@ def _vision_ascent(args) -> int:
     from netscope.vision.ascent import AscentConfig, visualize_classes, visualize_filters
     from netscope.vision.classes import resolve_class
     from netscope.vision.explain import as_numpy_images
-    from netscope.vision.models import load_model
+    from netscope.vision.models import load_model, n_classes
 
     lm = load_model(args.model)
     common = dict(steps=args.steps, lr=args.lr, size=args.size, jitter=args.jitter,
@@ -242,7 +242,7 @@ def _vision_ascent(args) -> int:
         note = ("Each picture maximizes the mean activation of one channel by gradient ascent "
                 "from grey plus noise, with RMS-normalized gradient steps.")
     else:
-        n_out = len(lm.class_names) if lm.class_names else 1000
+        n_out = n_classes(lm)
         classes = [resolve_class(c, lm.class_names, n_out) for c in args.targets]
         res = visualize_classes(lm.model, classes, lm.preprocess,
                                 AscentConfig(l2=args.l2, **common), lm.class_names)

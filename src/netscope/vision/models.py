@@ -160,6 +160,17 @@ def _factory(spec: str) -> LoadedModel:
     return LoadedModel(spec, model.eval(), Preprocess(), names)
 
 
+def n_classes(lm: LoadedModel) -> int:
+    """How many scores the model returns (a probe pass when it has no class names)."""
+    if lm.class_names:
+        return len(lm.class_names)
+    from netscope.vision.capture import capture
+
+    with capture(lm.model, []), torch.no_grad():
+        x = lm.preprocess.tensor(np.zeros((8, 8, 3), np.float32))
+        return int(lm.model(x).shape[1])
+
+
 def _n_outputs(model: nn.Module) -> int | None:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return linears[-1].out_features if linears else None
