@@ -10,7 +10,11 @@ from netscope.errors import NetscopeError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netscope", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="netscope",
+        description="Multi-task learning on grouped tabular data, and seeing inside "
+                    "convolutional networks (activations, gradient ascent, saliency, "
+                    "CAM/Grad-CAM, live mode).")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in (multitask, data, vision, live):
         group.add(sub)
