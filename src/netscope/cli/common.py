@@ -17,17 +17,17 @@ def progress_printer(quiet: bool):
     return report
 
 
-def floats(text: str) -> tuple[float, ...]:
+def _numbers(text: str, kind: type, what: str) -> tuple:
     try:
-        return tuple(float(v) for v in text.split(","))
+        return tuple(kind(v) for v in text.split(","))
     except ValueError:
-        msg = f"expected comma-separated numbers, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated {what}, got {text!r}") from None
+
+
+def floats(text: str) -> tuple[float, ...]:
+    return _numbers(text, float, "numbers")
 
 
 def ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        msg = f"expected comma-separated integers, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
+    return _numbers(text, int, "integers")
