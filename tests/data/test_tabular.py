@@ -34,27 +34,16 @@ def test_chosen_features(tmp_path):
     assert d.feature_names == ["size"]
 
 
-def test_nan_names_the_column(tmp_path):
-    df = _frame()
-    df.loc[3, "size"] = np.nan
+@pytest.mark.parametrize("column, row, value, message", [
+    ("size", 3, np.nan, "column 'size' has a missing value at row 4"),
+    ("size", 2, "three", "'size' must be numeric but row 3 holds 'three'"),
+    ("score", 0, "n/a!", "column 'score' must be numeric"),
+])
+def test_bad_cell_names_the_column(tmp_path, column, row, value, message):
+    df = _frame().astype({column: object})
+    df.loc[row, column] = value
     df.to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(NetscopeError, match="column 'size' has a missing value at row 4"):
-        load_table(tmp_path / "m.csv", task="group", target="score")
-
-
-def test_non_numeric_value_names_the_column(tmp_path):
-    df = _frame().astype({"size": object})
-    df.loc[2, "size"] = "three"
-    df.to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(NetscopeError, match="'size' must be numeric but row 3 holds 'three'"):
-        load_table(tmp_path / "m.csv", task="group", target="score")
-
-
-def test_non_numeric_target(tmp_path):
-    df = _frame().astype({"score": object})
-    df.loc[0, "score"] = "n/a!"
-    df.to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(NetscopeError, match="column 'score' must be numeric"):
+    with pytest.raises(NetscopeError, match=message):
         load_table(tmp_path / "m.csv", task="group", target="score")
 
 

@@ -109,7 +109,7 @@ def capture(model: nn.Module, layers: Sequence[str | LayerRef] = (), *, cut: boo
 
     ``stop=True`` ends each forward pass (raising StopForward, caught by ``run_until``) once
     the one recorded layer has run, so the rest of the network is never computed. It needs a
-    single layer with an explicit call index (``resolve_call`` finds the last one); otherwise
+    single layer with an explicit call index (``count_calls`` tells the last one); otherwise
     the pass runs to the end."""
     refs = [LayerRef.parse(r) for r in layers]
     if cut and len(refs) != 1:
@@ -184,14 +184,3 @@ def count_calls(model: nn.Module, ref: str | LayerRef, x: torch.Tensor) -> int:
     with capture(model, [ref]) as rec, torch.no_grad():
         model(x)
         return len(rec.all_calls(ref))
-
-
-def resolve_call(model: nn.Module, ref: str | LayerRef, x: torch.Tensor) -> LayerRef:
-    """Replace call -1 ('the last') by its index, found by one probe pass on ``x``."""
-    ref = LayerRef.parse(ref)
-    if ref.call >= 0:
-        return ref
-    n = count_calls(model, ref, x)
-    if n == 0:
-        raise NetscopeError(f"layer {ref} did not run in the forward pass.")
-    return LayerRef(ref.name, ref.port, n - 1)
