@@ -155,11 +155,16 @@ def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples
     """|d score / d pixel|, max over colour channels (Simonyan et al. 2013). ``samples`` > 0
     averages the gradient over noisy copies (SmoothGrad; noise = SD / input range)."""
     with capture(model, []):
-        logits = model(x).detach()
-        t = resolve_targets(logits, targets)
-        if samples <= 0:
-            grad = _input_grad(model, x, t)
+        if samples <= 0:  # one pass gives the logits, the targets and the gradient
+            xi = x.detach().clone().requires_grad_(True)
+            out = model(xi)
+            logits = out.detach()
+            t = resolve_targets(logits, targets)
+            (grad,) = torch.autograd.grad(_scores(out, t), xi)
         else:
+            with torch.no_grad():
+                logits = model(x)
+            t = resolve_targets(logits, targets)
             gen = torch.Generator().manual_seed(seed)
             sd = noise * float(x.max() - x.min())
             grad = torch.zeros_like(x)
