@@ -50,6 +50,15 @@ def test_filters_gallery(tmp_path, capsys):
     assert (tmp_path / "filters_blocks.1.html").is_file()
 
 
+def test_fourier_classes_gallery(tmp_path, capsys):
+    rc, out, _ = run(capsys, "classes", "flamingo", "goldfish", "--param", "fourier",
+                     "--steps", "3", "--size", "32", "--out", str(tmp_path))
+    assert rc == 0 and "goldfish: objective +" in out
+    page = (tmp_path / "classes_flamingo_goldfish.html").read_text()
+    assert "decorrelated colour basis" in page and "rotate 5.0, scale-jitter 0.05" in page
+    assert Image.open(tmp_path / "classes_flamingo_goldfish_goldfish.png").size == (32, 32)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["gradcam", "chelsea", "--layer", "_blocks.99"], "no layer named '_blocks.99'"),
     (["gradcam", "chelsea", "--layer", "_fc"], "no spatial grid"),
@@ -59,6 +68,8 @@ def test_filters_gallery(tmp_path, capsys):
     (["predict"], "give at least one image"),
     (["gradcam", "chelsea", "coffee", "rocket", "--class", "tabby", "--class", "cup"],
      "2 --class values for 3 images"),
+    (["classes", "flamingo", "--param", "fourier", "--blur-every", "2"],
+     "octaves and blur work on the pixel parametrization"),
 ])
 def test_errors(tmp_path, capsys, argv, message):
     rc, _, err = run(capsys, *argv, "--out", str(tmp_path))

@@ -1,14 +1,16 @@
 """Gradient ascent in input space: pictures that excite a filter or a class.
 
-Each step takes the gradient of the objective with respect to the image and divides it by
-its root-mean-square (the normalized-gradient trick), so the step size means the same thing
-at every layer. Optional regularizers make the pictures natural: random jitter (the same
-shift for the whole batch each step), a Gaussian blur every few steps, total variation and
-L2 penalties, and multi-scale octaves (optimize small, upsample, continue).
+Each step takes the gradient of the objective with respect to the picture's parameters and
+divides it by its root-mean-square (the normalized-gradient trick), so the step size means
+the same thing at every layer. The parameters are the pixels themselves or scaled Fourier
+coefficients in a decorrelated colour basis (``parametrize.py``). Optional regularizers make
+the pictures natural: random shifts, rotations and rescaling before each step
+(``augment.py``), a Gaussian blur every few steps, total variation and L2 penalties, and
+multi-scale octaves (optimize small, upsample, continue).
 
 Many filters are optimized at once, one image per filter in one batch; each image starts from
-grey plus noise drawn from its own seed (seed, channel), so a filter's picture does not
-depend on which other filters share the batch.
+its own seed (seed, channel), so a filter's picture does not depend on which other filters
+share the batch.
 """
 
 from __future__ import annotations
@@ -21,29 +23,45 @@ import torch.nn.functional as F
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision import augment
 from netscope.vision.capture import LayerRef, capture, count_calls, run_until
 from netscope.vision.fastpath import truncated
 from netscope.vision.models import Preprocess
+from netscope.vision.parametrize import PARAMETRIZATIONS, ImageParam, image_param
 
 
 @dataclass(frozen=True)
 class AscentConfig:
     steps: int = 40
-    lr: float = 0.1  # step in normalized-input units, applied to the RMS-normalized gradient
+    lr: float | None = None  # step on the RMS-normalized gradient; None: 0.1 pixel, 0.03 fourier
     size: int = 128
     noise: float = 0.1  # SD of the starting noise around grey, in [0, 1] pixel units
     jitter: int = 0  # max random shift in pixels per step
-    blur_every: int = 0  # Gaussian blur every N steps (0: never)
+    blur_every: int = 0  # Gaussian blur every N steps (0: never; pixel parametrization)
     blur_sigma: float = 0.5
     tv: float = 0.0  # total-variation penalty weight
     l2: float = 0.0  # L2 penalty weight on the (normalized) image
-    octaves: int = 1
+    octaves: int = 1  # pixel parametrization only
     octave_scale: float = 1.4
     seed: int = 0
+    param: str = "pixel"  # "pixel" or "fourier" (see parametrize.py)
+    rotate: float = 0.0  # max random rotation per step, degrees
+    scale_jitter: float = 0.0  # max random relative rescaling per step
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.size < 8 or self.octaves < 1:
             raise NetscopeError("ascent needs steps >= 1, size >= 8 and octaves >= 1.")
+        if self.param not in PARAMETRIZATIONS:
+            raise NetscopeError(f"unknown parametrization {self.param!r}: use one of "
+                                f"{', '.join(PARAMETRIZATIONS)}.")
+        if self.param == "fourier" and (self.octaves > 1 or self.blur_every):
+            raise NetscopeError("octaves and blur work on the pixel parametrization; the "
+                                "Fourier one is multi-scale and smooth already: drop "
+                                "--octaves/--blur-every or use --param pixel.")
+        if not 0 <= self.scale_jitter < 1 or self.rotate < 0 or self.jitter < 0:
+            raise NetscopeError("need jitter >= 0, rotate >= 0 and 0 <= scale_jitter < 1.")
+        if self.lr is None:
+            object.__setattr__(self, "lr", 0.1 if self.param == "pixel" else 0.03)
 
 
 @dataclass
@@ -53,15 +71,8 @@ class AscentResult:
     labels: list[str]
 
 
-def _start(model: nn.Module, seeds: Sequence[int], cfg: AscentConfig,
-           pre: Preprocess) -> torch.Tensor:
-    """Grey plus seeded noise per image, in the model's dtype."""
-    imgs = []
-    for s in seeds:
-        gen = torch.Generator().manual_seed(s)
-        imgs.append(0.5 + cfg.noise * torch.randn(3, cfg.size, cfg.size, generator=gen))
-    dtype = next((p.dtype for p in model.parameters()), torch.float32)
-    return pre.normalize(torch.stack(imgs).clamp(0, 1).to(dtype))
+def _dtype(model: nn.Module) -> torch.dtype:
+    return next((p.dtype for p in model.parameters()), torch.float32)
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -80,40 +91,43 @@ def _tv(x: torch.Tensor) -> torch.Tensor:
             + (x[..., :, 1:] - x[..., :, :-1]).abs().mean((1, 2, 3)))
 
 
-def ascend(objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
-           pre: Preprocess, cfg: AscentConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maximize ``objective(x)`` (one value per image) from ``x0``; returns images in [0, 1]
-    and the objective's history (steps x N)."""
-    x = x0.clone()
-    lo = pre.normalize(torch.zeros(1, 3, 1, 1, dtype=x0.dtype))
-    hi = pre.normalize(torch.ones(1, 3, 1, 1, dtype=x0.dtype))
+def ascend(objective: Callable[[torch.Tensor], torch.Tensor], param: ImageParam,
+           seeds: Sequence[int], cfg: AscentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maximize ``objective(input)`` (one value per image) over the parameters of one
+    picture per seed; returns pictures in [0, 1] and the objective's history (steps x N)."""
+    p = param.init(seeds, cfg.noise)
     history = []
     for octave in range(cfg.octaves):
-        if octave:
-            size = int(round(x.shape[-1] * cfg.octave_scale))
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        if octave:  # pixel parametrization: the parameters are the picture
+            size = int(round(p.shape[-1] * cfg.octave_scale))
+            p = F.interpolate(p, size=(size, size), mode="bilinear", align_corners=False)
         for step in range(cfg.steps):
-            gen = torch.Generator().manual_seed(cfg.seed * 7919 + octave * 1009 + step)
-            dy, dx = (torch.randint(-cfg.jitter, cfg.jitter + 1, (2,), generator=gen).tolist()
-                      if cfg.jitter else (0, 0))
-            xs = torch.roll(x, (dy, dx), (2, 3)).requires_grad_(True)
+            d = augment.draw(cfg.seed * 7919 + octave * 1009 + step, cfg.jitter, cfg.rotate,
+                             cfg.scale_jitter)
+            p = p.detach().requires_grad_(True)
+            x = param.to_input(p)
             # channels-last runs convolutions about 2.5x faster on CPU (oneDNN's layout)
-            values = objective(xs.contiguous(memory_format=torch.channels_last))
+            values = objective(augment.apply(x, d).contiguous(memory_format=torch.channels_last))
             loss = values.sum()
             if cfg.l2:
-                loss = loss - cfg.l2 * (xs**2).mean((1, 2, 3)).sum()
+                loss = loss - cfg.l2 * (x**2).mean((1, 2, 3)).sum()
             if cfg.tv:
-                loss = loss - cfg.tv * _tv(xs).sum()
-            (g,) = torch.autograd.grad(loss, xs)
-            g = torch.roll(g, (-dy, -dx), (2, 3))
-            g = g / (g.pow(2).mean((1, 2, 3), keepdim=True).sqrt() + 1e-8)
+                loss = loss - cfg.tv * _tv(x).sum()
+            (g,) = torch.autograd.grad(loss, p)
+            dims = tuple(range(1, g.dim()))
+            g = g / (g.pow(2).mean(dims, keepdim=True).sqrt() + 1e-8)
             history.append(values.detach())
             with torch.no_grad():
-                x = x + cfg.lr * g
+                p = p + cfg.lr * g
                 if cfg.blur_every and (step + 1) % cfg.blur_every == 0:
-                    x = _blur(x, cfg.blur_sigma)
-                x = torch.maximum(torch.minimum(x, hi), lo)  # stay a valid picture
-    return pre.denormalize(x).clamp(0, 1), torch.stack(history)
+                    p = _blur(p, cfg.blur_sigma)
+                p = param.project(p)
+    with torch.no_grad():
+        return param.to_image(p), torch.stack(history)
+
+
+def _param(model: nn.Module, pre: Preprocess, cfg: AscentConfig) -> ImageParam:
+    return image_param(cfg.param, pre, cfg.size, _dtype(model))
 
 
 def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequence[int],
@@ -127,7 +141,9 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     channels = [int(c) for c in channels]
     if not channels:
         raise NetscopeError("give at least one channel to visualize.")
-    x0 = _start(model, [cfg.seed * 100_003 + c for c in channels], cfg, pre)
+    seeds = [cfg.seed * 100_003 + c for c in channels]
+    param = _param(model, pre, cfg)
+    x0 = param.to_input(param.init(seeds[:1], cfg.noise)).detach()
     shown = LayerRef.parse(layer)
     calls = count_calls(model, shown, x0[:1])
     if calls == 0:
@@ -150,7 +166,7 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
                 A = rec[ref]
             return A[torch.arange(A.shape[0]), index].flatten(1).mean(1)
 
-        images, history = ascend(objective, x0, pre, cfg)
+        images, history = ascend(objective, param, seeds, cfg)
     return AscentResult(images, history, labels)
 
 
@@ -169,7 +185,9 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
     L2 penalty on the image, one image per class in one batch (``fast``: a traced copy with
     batch norm folded, as for filters)."""
     classes = [int(c) for c in classes]
-    x0 = _start(model, [cfg.seed * 100_003 + c for c in classes], cfg, pre)
+    seeds = [cfg.seed * 100_003 + c for c in classes]
+    param = _param(model, pre, cfg)
+    x0 = param.to_input(param.init(seeds[:1], cfg.noise)).detach()
     index = torch.tensor(classes)
     simple = truncated(model, None) if fast else None
     with capture(model, []):
@@ -183,6 +201,6 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
         def objective(x: torch.Tensor) -> torch.Tensor:
             return net(x)[torch.arange(x.shape[0]), index]
 
-        images, history = ascend(objective, x0, pre, cfg)
+        images, history = ascend(objective, param, seeds, cfg)
     labels = [names[c] if names else f"class {c}" for c in classes]
     return AscentResult(images, history, labels)
