@@ -69,6 +69,8 @@ def add(sub) -> None:
     common(p)
     p.add_argument("--class", dest="classes", action="append")
     p.add_argument("--smooth", type=int, default=0, help="SmoothGrad samples (0: plain)")
+    p.add_argument("--noise", type=float, default=0.05,
+                   help="SmoothGrad noise SD as a fraction of the input's range")
     p.set_defaults(func=_vision_saliency)
 
     p = vs.add_parser("activations", help="feature maps of chosen layers as grids")
@@ -211,7 +213,8 @@ def _vision_saliency(args) -> int:
     lm = load_model(args.model)
     images = _images(args)
     x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-    sal = A.saliency(lm.model, x, _targets(args, lm, len(images)), samples=args.smooth)
+    sal = A.saliency(lm.model, x, _targets(args, lm, len(images)), samples=args.smooth,
+                     noise=args.noise)
     for j, (name, _) in enumerate(images):
         t = int(sal.targets[j])
         label = lm.class_names[t] if lm.class_names else f"class {t}"

@@ -73,7 +73,7 @@ def explanation_section(ex: Explanation, out: Path, model_name: str) -> str:
     return (f"<h2>{html.escape(ex.title)}</h2><p>Model <code>{html.escape(model_name)}</code>; "
             f"Grad-CAM at layer <code>{html.escape(ex.layer)}</code>, maps divided by their "
             f"maximum; saliency = max over colour channels of |d score / d pixel|"
-            f"{f', averaged over {ex.smooth} noisy copies (SmoothGrad)' if ex.smooth else ''}"
+            f"{f', its mean over {ex.smooth} noisy copies (SmoothGrad)' if ex.smooth else ''}"
             f", shown up to its 99th percentile.</p>"
             f"<table><tr><th>class</th><th>name</th><th>probability</th></tr>{rows}</table>"
             f"<div>{figs}</div><h3>Activations</h3><div>{grids}</div>")

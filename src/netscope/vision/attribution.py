@@ -151,9 +151,16 @@ def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
 
 
 def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples: int = 0,
-             noise: float = 0.15, seed: int = 0) -> Heatmaps:
-    """|d score / d pixel|, max over colour channels (Simonyan et al. 2013). ``samples`` > 0
-    averages the gradient over noisy copies (SmoothGrad; noise = SD / input range)."""
+             noise: float = 0.05, seed: int = 0) -> Heatmaps:
+    """|d score / d pixel|, max over colour channels (Simonyan et al. 2013).
+
+    ``samples`` > 0 is SmoothGrad (Smilkov et al. 2017): the mean of |gradient| over noisy
+    copies (noise SD = ``noise`` x the input's range), the absolute value taken per copy as
+    Captum does. Averaging signed gradients instead cancels the signal with the noise: on
+    EfficientNet-Lite0 that gave maps worse than the plain gradient, as did 15% noise."""
+    if samples > 0 and not 0 < noise < 10:
+        raise NetscopeError(f"SmoothGrad noise must be a positive fraction of the input's "
+                            f"range (e.g. 0.05), got {noise}.")
     with capture(model, []):
         if samples <= 0:  # one pass gives the logits, the targets and the gradient
             xi = x.detach().clone().requires_grad_(True)
@@ -170,7 +177,7 @@ def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples
             grad = torch.zeros_like(x)
             for _ in range(samples):
                 eps = torch.randn(x.shape, generator=gen, dtype=x.dtype) * sd
-                grad += _input_grad(model, x + eps, t)
+                grad += _input_grad(model, x + eps, t).abs()
             grad /= samples
     maps = grad.abs().amax(1)
     return Heatmaps(normalize_maps(maps, "max"), logits, t, "input", "saliency")
