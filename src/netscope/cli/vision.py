@@ -77,6 +77,12 @@ def add(sub) -> None:
     common(p)
     p.add_argument("--layers", help="comma-separated layers (default: every conv stage)")
     p.add_argument("--max-channels", type=int, default=64)
+    p.add_argument("--order", choices=["auto", "index", "strongest"], default="auto",
+                   help="which channels to draw: the first ones (index), the ones with the "
+                   "largest mean activation (strongest), or auto: index when all fit")
+    p.add_argument("--shared-scale", action="store_true",
+                   help="one colour scale for all maps, with a colour bar (default: each map "
+                   "scaled on its own)")
     p.set_defaults(func=_vision_activations)
 
     for name, helptext in (("filters", "pictures that excite filters (gradient ascent)"),
@@ -237,7 +243,8 @@ def _vision_activations(args) -> int:
         acts = activations(lm.model, lm.preprocess.tensor(rgb), layers)
         for layer, a in acts.items():
             path = write_bytes(Path(args.out) / f"{slug(name)}_activations_{slug(layer)}.png",
-                               feature_grid_png(a[0].numpy(), layer, args.max_channels))
+                               feature_grid_png(a[0].numpy(), layer, args.max_channels,
+                                                order=args.order, shared=args.shared_scale))
             print(f"{name}: {layer} {tuple(a.shape[1:])} -> {path}")
     return 0
 

@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from netscope.errors import NetscopeError  # noqa: E402
+
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
@@ -20,25 +22,57 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
-                     cmap: str = "viridis") -> bytes:
-    """A layer's feature maps (C, h, w), each scaled on its own, with channel indices."""
+ORDERS = ("auto", "index", "strongest")
+
+
+def choose_channels(act: np.ndarray, max_channels: int, order: str = "auto") -> list[int]:
+    """Which channels of (C, h, w) to draw: the first ``max_channels`` (``index``), or those
+    with the largest mean activation, strongest first (``strongest``: what this image
+    excites). ``auto`` is ``index`` when every channel fits, else ``strongest``."""
+    if order not in ORDERS:
+        raise NetscopeError(f"channel order must be one of {', '.join(ORDERS)}, got {order!r}.")
+    if max_channels < 1:
+        raise NetscopeError(f"max_channels must be at least 1, got {max_channels}.")
     c = act.shape[0]
-    shown = min(c, max_channels)
-    cols = math.ceil(math.sqrt(shown))
-    rows = math.ceil(shown / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.5), dpi=100,
-                             squeeze=False)
+    if order == "index" or (order == "auto" and c <= max_channels):
+        return list(range(min(c, max_channels)))
+    means = act.reshape(c, -1).mean(1)
+    return [int(i) for i in np.argsort(-means, kind="stable")[:max_channels]]
+
+
+def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
+                     cmap: str = "viridis", order: str = "auto", shared: bool = False) -> bytes:
+    """A layer's feature maps (C, h, w) with channel indices, each scaled on its own (shows
+    every map's pattern) or, with ``shared``, on one scale with a colour bar (shows which
+    channels are strong)."""
+    c = act.shape[0]
+    chosen = choose_channels(act, max_channels, order)
+    cols = math.ceil(math.sqrt(len(chosen)))
+    rows = math.ceil(len(chosen) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(1.3 * cols, 5.0), 1.3 * rows + 0.7),
+                             dpi=100, squeeze=False)
+    lo, hi = float(act[chosen].min()), float(act[chosen].max())
+    image = None
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
-        if i < shown:
-            m = act[i]
-            span = m.max() - m.min()
-            ax.imshow((m - m.min()) / span if span > 0 else np.zeros_like(m), cmap=cmap)
-            ax.set_title(str(i), fontsize=6, pad=1)
-    more = f", first {shown} of {c} channels" if shown < c else ""
-    fig.suptitle(f"{layer}  {tuple(act.shape)}{more}", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+        if i < len(chosen):
+            m = act[chosen[i]]
+            if shared:
+                image = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1)
+            else:
+                span = m.max() - m.min()
+                ax.imshow((m - m.min()) / span if span > 0 else np.zeros_like(m), cmap=cmap,
+                          vmin=0, vmax=1)
+            ax.set_title(str(chosen[i]), fontsize=6, pad=1)
+    sorted_ = chosen != list(range(len(chosen)))
+    what = (f", the {len(chosen)} of {c} channels with the largest mean" if sorted_
+            else f", first {len(chosen)} of {c} channels" if len(chosen) < c else "")
+    scale = "one colour scale" if shared else "each map scaled on its own"
+    fig.suptitle(f"{layer}  {tuple(act.shape)}\n{what.lstrip(', ')}{'; ' if what else ''}{scale}",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.88 if shared else 1, 0.95))
+    if shared and image is not None:
+        fig.colorbar(image, cax=fig.add_axes((0.9, 0.1, 0.015, 0.75)))
     return _png(fig)
 
 
