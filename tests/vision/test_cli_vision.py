@@ -83,3 +83,30 @@ def test_bad_files(tmp_path, capsys):
     (tmp_path / "m.pt").write_bytes(b"\x80\x04garbage")
     rc, _, err = run(capsys, "predict", "chelsea", "--model", str(tmp_path / "m.pt"))
     assert rc == 2 and "can be loaded safely" in err
+
+
+def test_folder_of_images_in_small_batches(tmp_path, capsys):
+    from netscope.vision.images import sample_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, sample in (("cat.png", "chelsea"), ("cat.jpg", "chelsea"), ("cup.png", "coffee")):
+        Image.fromarray((sample_image(sample) * 255).astype("uint8")).save(photos / name)
+    (photos / "notes.txt").write_text("not a picture")
+    out = tmp_path / "out"
+    rc, text, _ = run(capsys, "gradcam", str(photos), "--batch-size", "2",
+                      "--class", "tabby", "--class", "tabby", "--class", "cup",
+                      "--out", str(out))
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cat_jpg_gradcam_tabby.png", "cat_png_gradcam_tabby.png", "cup_gradcam_cup.png"]
+    assert "cup: cup (968)" in text  # the third image's class, from the second batch
+
+
+def test_folder_errors(tmp_path, capsys):
+    rc, _, err = run(capsys, "predict", str(tmp_path))
+    assert rc == 2 and "the folder holds no image files" in err
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "saliency", "chelsea", "--batch-size", "0")
+    assert exit_.value.code == 2
+    assert "expected a whole number >= 1, got '0'" in capsys.readouterr().err

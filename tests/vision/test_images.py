@@ -5,7 +5,14 @@ import pytest
 from PIL import Image
 
 from netscope.errors import NetscopeError
-from netscope.vision.images import MAX_SIDE, load_image, sample_image, save_png, to_rgb
+from netscope.vision.images import (
+    MAX_SIDE,
+    expand_sources,
+    load_image,
+    sample_image,
+    save_png,
+    to_rgb,
+)
 
 
 def test_grayscale(tmp_path):
@@ -79,3 +86,13 @@ def test_pillow_limit_is_left_as_found(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "s.png")
     load_image(tmp_path / "s.png")
     assert Image.MAX_IMAGE_PIXELS == limit
+
+
+def test_folder_given_to_load_image(tmp_path):
+    with pytest.raises(NetscopeError, match="is a folder"):
+        load_image(tmp_path)
+
+
+def test_unique_names():
+    got = expand_sources(["a/cat.png", "b/cat.png", "cat.jpg", "chelsea", "dog.png"])
+    assert [n for n, _ in got] == ["cat_png", "cat_png_2", "cat_jpg", "chelsea", "dog"]

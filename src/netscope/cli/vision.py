@@ -31,6 +31,16 @@ def _channels(text: str) -> list[int]:
     return out
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def add(sub) -> None:
     vis = sub.add_parser("vision", help="see inside convolutional networks")
     vs = vis.add_subparsers(dest="action", required=True)
@@ -41,7 +51,8 @@ def add(sub) -> None:
                        "a TorchScript file, or module:function")
         if images:
             p.add_argument("images", nargs="*",
-                           help="image files, or sample names: chelsea coffee astronaut rocket")
+                           help="image files, folders of images, or sample names: chelsea coffee "
+                           "astronaut rocket")
         p.add_argument("--out", default="netscope-results/vision", help="output folder")
 
     p = vs.add_parser("layers", help="list every layer with its output shape")
@@ -63,6 +74,7 @@ def add(sub) -> None:
                    default="gradcam")
     p.add_argument("--normalize", choices=["max", "minmax"], default="max",
                    help="divide by the maximum (default) or min-max scale")
+    p.add_argument("--batch-size", type=_positive, default=16, help="images per pass")
     p.set_defaults(func=_vision_gradcam)
 
     p = vs.add_parser("saliency", help="image-gradient saliency (optionally SmoothGrad)")
@@ -71,6 +83,7 @@ def add(sub) -> None:
     p.add_argument("--smooth", type=int, default=0, help="SmoothGrad samples (0: plain)")
     p.add_argument("--noise", type=float, default=0.05,
                    help="SmoothGrad noise SD as a fraction of the input's range")
+    p.add_argument("--batch-size", type=_positive, default=16, help="images per pass")
     p.set_defaults(func=_vision_saliency)
 
     p = vs.add_parser("activations", help="feature maps of chosen layers as grids")
@@ -126,14 +139,31 @@ def add(sub) -> None:
     p.set_defaults(func=_vision_report)
 
 
-def _images(args) -> list[tuple[str, object]]:
-    from netscope.vision.images import SAMPLES, load_image
+def _sources(args) -> list[tuple[str, str]]:
+    from netscope.vision.images import SAMPLES, expand_sources
 
     names = list(args.images) or (list(SAMPLES) if getattr(args, "demo", False) else [])
     if not names:
-        raise NetscopeError("give at least one image (a file, or a sample: "
+        raise NetscopeError("give at least one image (a file, a folder, or a sample: "
                             f"{', '.join(SAMPLES)}), or --demo.")
-    return [(Path(n).stem, load_image(n)) for n in names]
+    return expand_sources(names)
+
+
+def _each_image(args):
+    """(name, RGB array) one at a time, so a folder of thousands never sits in memory."""
+    from netscope.vision.images import load_image
+
+    for name, src in _sources(args):
+        yield name, load_image(src)
+
+
+def _chunks(args):
+    """(first index, [(name, RGB array)...]) in batches of --batch-size."""
+    from netscope.vision.images import load_image
+
+    sources = _sources(args)
+    for start in range(0, len(sources), args.batch_size):
+        yield start, [(n, load_image(s)) for n, s in sources[start:start + args.batch_size]]
 
 
 def _vision_layers(args) -> int:
@@ -153,7 +183,7 @@ def _vision_predict(args) -> int:
     from netscope.vision.models import load_model
 
     lm = load_model(args.model)
-    for name, rgb in _images(args):
+    for name, rgb in _each_image(args):
         print(name)
         for i, label, p in predict(lm.model, lm.preprocess.tensor(rgb), args.top,
                                    lm.class_names)[0]:
@@ -186,24 +216,26 @@ def _vision_gradcam(args) -> int:
     from netscope.vision.models import load_model
 
     lm = load_model(args.model)
-    images = _images(args)
-    x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-    targets = _targets(args, lm, len(images))
-    if args.method == "cam":
-        heat = A.cam(lm.model, x, args.layer, targets=targets, normalize=args.normalize)
-    else:
-        method = "gradcam" if args.method == "guided" else args.method
-        heat = A.grad_cam(lm.model, x, args.layer, targets, method, args.normalize)
-    up = heat.upsampled(tuple(x.shape[-2:])).numpy()
-    guided = A.guided_grad_cam(lm.model, x, args.layer, heat.targets).numpy() \
-        if args.method == "guided" else None
-    for j, (name, rgb) in enumerate(images):
-        t = int(heat.targets[j])
-        label = lm.class_names[t] if lm.class_names else f"class {t}"
-        picture = gradient_image(guided[j]) if guided is not None else \
-            overlay(lm.preprocess.image(rgb), up[j])
-        path = save_png(picture, Path(args.out) / f"{slug(name)}_{args.method}_{slug(label)}.png")
-        print(f"{name}: {label} ({t}), layer {heat.layer} -> {path}")
+    targets = _targets(args, lm, len(_sources(args)))
+    for start, images in _chunks(args):
+        x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
+        t = targets[start:start + len(images)] if targets else None
+        if args.method == "cam":
+            heat = A.cam(lm.model, x, args.layer, targets=t, normalize=args.normalize)
+        else:
+            method = "gradcam" if args.method == "guided" else args.method
+            heat = A.grad_cam(lm.model, x, args.layer, t, method, args.normalize)
+        up = heat.upsampled(tuple(x.shape[-2:])).numpy()
+        guided = A.guided_grad_cam(lm.model, x, args.layer, heat.targets).numpy() \
+            if args.method == "guided" else None
+        for j, (name, rgb) in enumerate(images):
+            k = int(heat.targets[j])
+            label = lm.class_names[k] if lm.class_names else f"class {k}"
+            picture = gradient_image(guided[j]) if guided is not None else \
+                overlay(lm.preprocess.image(rgb), up[j])
+            path = save_png(picture,
+                            Path(args.out) / f"{slug(name)}_{args.method}_{slug(label)}.png")
+            print(f"{name}: {label} ({k}), layer {heat.layer} -> {path}")
     return 0
 
 
@@ -217,16 +249,17 @@ def _vision_saliency(args) -> int:
     from netscope.vision.models import load_model
 
     lm = load_model(args.model)
-    images = _images(args)
-    x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-    sal = A.saliency(lm.model, x, _targets(args, lm, len(images)), samples=args.smooth,
-                     noise=args.noise)
-    for j, (name, _) in enumerate(images):
-        t = int(sal.targets[j])
-        label = lm.class_names[t] if lm.class_names else f"class {t}"
-        path = save_png(saliency_image(sal.maps[j].numpy()),
-                        Path(args.out) / f"{slug(name)}_saliency_{slug(label)}.png")
-        print(f"{name}: {label} ({t}) -> {path}")
+    targets = _targets(args, lm, len(_sources(args)))
+    for start, images in _chunks(args):
+        x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
+        t = targets[start:start + len(images)] if targets else None
+        sal = A.saliency(lm.model, x, t, samples=args.smooth, noise=args.noise)
+        for j, (name, _) in enumerate(images):
+            k = int(sal.targets[j])
+            label = lm.class_names[k] if lm.class_names else f"class {k}"
+            path = save_png(saliency_image(sal.maps[j].numpy()),
+                            Path(args.out) / f"{slug(name)}_saliency_{slug(label)}.png")
+            print(f"{name}: {label} ({k}) -> {path}")
     return 0
 
 
@@ -239,7 +272,7 @@ def _vision_activations(args) -> int:
 
     lm = load_model(args.model)
     layers = args.layers.split(",") if args.layers else None
-    for name, rgb in _images(args):
+    for name, rgb in _each_image(args):
         acts = activations(lm.model, lm.preprocess.tensor(rgb), layers)
         for layer, a in acts.items():
             path = write_bytes(Path(args.out) / f"{slug(name)}_activations_{slug(layer)}.png",
@@ -297,7 +330,7 @@ def _vision_report(args) -> int:
     progress = progress_printer(args.quiet)
     lm = load_model(args.model)
     exps = []
-    for name, rgb in _images(args):
+    for name, rgb in _each_image(args):
         progress(f"explaining {name}")
         exps.append(explain(lm, rgb, name, top=args.top, layer=args.layer, smooth=args.smooth))
     for path in write_explanations(exps, args.out, lm.name, args.one_page):

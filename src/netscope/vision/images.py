@@ -17,6 +17,37 @@ from netscope.errors import NetscopeError
 MAX_SIDE = 4096  # larger images are reduced on load
 MAX_PIXELS = 40_000 * 40_000  # we reduce big images ourselves; refuse only real bombs
 SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                  ".pgm")
+
+
+def expand_sources(names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """(display name, source) for each image: files and sample names as given, folders as
+    their image files in name order. Display names are file stems, made unique (``cat.jpg``
+    and ``cat.png`` become ``cat_jpg`` and ``cat_png``) so outputs never overwrite each
+    other."""
+    sources: list[str] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise NetscopeError(f"{path}: the folder holds no image files "
+                                    f"({', '.join(IMAGE_SUFFIXES)}).")
+            sources += [str(p) for p in found]
+        else:
+            sources.append(str(name))
+    stems = [Path(s).stem if Path(s).suffix else s for s in sources]
+    out, seen = [], set()
+    for src, stem in zip(sources, stems, strict=True):
+        name = stem if stems.count(stem) == 1 else f"{stem}_{Path(src).suffix.lstrip('.')}"
+        base, k = name, 2
+        while name in seen:  # the same file twice, or stems equal after the suffix too
+            name, k = f"{base}_{k}", k + 1
+        seen.add(name)
+        out.append((name, src))
+    return out
 
 
 def to_rgb(array: np.ndarray, where: str = "image") -> np.ndarray:
@@ -56,6 +87,9 @@ def load_image(path: str | Path) -> np.ndarray:
     if str(path) in SAMPLES and not Path(path).exists():
         return sample_image(str(path))
     path = Path(path)
+    if path.is_dir():
+        raise NetscopeError(f"{path}: is a folder; give image files (the command line "
+                            f"takes folders and reads the images inside).")
     if not path.is_file():
         raise NetscopeError(f"{path}: file not found.")
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS  # restored below
