@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from netscope.errors import NetscopeError
+from netscope.vision.activations import activations
 from netscope.vision.ascent import AscentConfig, visualize_classes, visualize_filters
 from netscope.vision.models import Preprocess
 from tests.vision.tiny import TinyGAP
@@ -45,3 +46,27 @@ def test_bad_channel_and_class():
         visualize_filters(_float32(), "features.0", [9], PRE, AscentConfig(steps=1, size=16))
     with pytest.raises(NetscopeError, match="class index 5 is out of range"):
         visualize_classes(_float32(), [5], PRE, AscentConfig(steps=1, size=16))
+
+
+def test_center_objective_is_the_centre_unit():
+    model = _float32()
+    res = visualize_filters(model, "features.2", [0, 1], PRE,
+                            AscentConfig(steps=8, size=16, lr=0.02), objective="center")
+    first = res.history[:6]
+    assert (first[1:] > first[:-1]).all()
+    assert res.labels == [f"features.2 channel {c} (centre unit)" for c in (0, 1)]
+    # the recorded objective is the centre value of the channel's map for the picture
+    x = PRE.normalize(torch.full((1, 3, 16, 16), 0.5))
+    a = activations(model, x, ["features.2"])["features.2"]
+    start = visualize_filters(model, "features.2", [1], PRE,
+                              AscentConfig(steps=1, size=16, noise=0.0), objective="center")
+    assert float(start.history[0, 0]) == pytest.approx(float(a[0, 1, 8, 8]), rel=1e-5)
+
+
+def test_bad_objectives():
+    with pytest.raises(NetscopeError, match="unknown objective 'peak'"):
+        visualize_filters(_float32(), "features.2", [0], PRE, AscentConfig(steps=1, size=16),
+                          objective="peak")
+    with pytest.raises(NetscopeError, match="layer fc has no spatial grid"):
+        visualize_filters(_float32(), "fc", [0], PRE, AscentConfig(steps=1, size=16),
+                          objective="center")

@@ -105,6 +105,8 @@ def add(sub) -> None:
         if name == "filters":
             p.add_argument("--layer", required=True)
             p.add_argument("--channels", type=_channels, default=list(range(16)))
+            p.add_argument("--objective", choices=["mean", "center"], default="mean",
+                           help="maximize the channel's mean (default) or its centre unit")
         else:
             p.add_argument("targets", nargs="+", help="class names or indices")
             p.add_argument("--l2", type=float, default=1e-3)
@@ -296,10 +298,13 @@ def _vision_ascent(args) -> int:
                   param=args.param)
     if args.action == "filters":
         res = visualize_filters(lm.model, args.layer, args.channels, lm.preprocess,
-                                AscentConfig(**common))
-        title, stem = f"Filters of {args.layer}", f"filters_{slug(args.layer)}"
-        note = ("Each picture maximizes the mean activation of one channel by gradient ascent "
-                "from a nearly grey start, with RMS-normalized gradient steps.")
+                                AscentConfig(**common), objective=args.objective)
+        title = f"Filters of {args.layer}"
+        stem = f"filters_{slug(args.layer)}" + ("_center" if args.objective == "center" else "")
+        what = ("the activation of one channel's centre unit" if args.objective == "center"
+                else "the mean activation of one channel")
+        note = (f"Each picture maximizes {what} by gradient ascent from a nearly grey start, "
+                "with RMS-normalized gradient steps.")
     else:
         n_out = n_classes(lm)
         classes = [resolve_class(c, lm.class_names, n_out) for c in args.targets]

@@ -130,14 +130,24 @@ def _param(model: nn.Module, pre: Preprocess, cfg: AscentConfig) -> ImageParam:
     return image_param(cfg.param, pre, cfg.size, _dtype(model))
 
 
+OBJECTIVES = ("mean", "center")
+
+
 def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequence[int],
                       pre: Preprocess, cfg: AscentConfig = AscentConfig(),
-                      fast: bool = True) -> AscentResult:
+                      fast: bool = True, objective: str = "mean") -> AscentResult:
     """One picture per channel of ``layer`` maximizing its mean activation, all in one batch.
 
     ``fast`` runs a traced copy of the model cut after the layer, with batch norm and
     symmetric padding folded into the convolutions (``fastpath.truncated``); models that
-    cannot be traced use forward hooks that stop the pass at the layer."""
+    cannot be traced use forward hooks that stop the pass at the layer.
+
+    ``objective``: ``mean`` maximizes the channel's mean over the feature map (the pattern
+    fills the picture); ``center`` maximizes the one unit at the map's centre (the feature
+    appears once, inside that unit's receptive field)."""
+    if objective not in OBJECTIVES:
+        raise NetscopeError(f"unknown objective {objective!r}: use one of "
+                            f"{', '.join(OBJECTIVES)}.")
     channels = [int(c) for c in channels]
     if not channels:
         raise NetscopeError("give at least one channel to visualize.")
@@ -152,21 +162,28 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     # the traced copy is cut after the module's only call; reused modules keep the hooks
     cut = truncated(model, ref.name) if fast and calls == 1 and ref.port == "output" else None
     index = torch.tensor(channels)
-    labels = [f"{shown} channel {c}" for c in channels]
+    where = " (centre unit)" if objective == "center" else ""
+    labels = [f"{shown} channel {c}{where}" for c in channels]
     with capture(model, [ref], stop=True) as rec:
         run_until(model, x0[:1])
         _check_channels(rec[ref], ref, channels)
+        if objective == "center" and rec[ref].dim() != 4:
+            raise NetscopeError(f"layer {shown} has no spatial grid (output shape "
+                                f"{tuple(rec[ref].shape)}): use objective 'mean'.")
 
-        def objective(x: torch.Tensor) -> torch.Tensor:
+        def goal(x: torch.Tensor) -> torch.Tensor:
             if cut is not None:
                 A = cut(x)
             else:
                 rec.clear()
                 run_until(model, x)
                 A = rec[ref]
-            return A[torch.arange(A.shape[0]), index].flatten(1).mean(1)
+            maps = A[torch.arange(A.shape[0]), index]
+            if objective == "center":
+                return maps[:, maps.shape[1] // 2, maps.shape[2] // 2]
+            return maps.flatten(1).mean(1)
 
-        images, history = ascend(objective, param, seeds, cfg)
+        images, history = ascend(goal, param, seeds, cfg)
     return AscentResult(images, history, labels)
 
 
