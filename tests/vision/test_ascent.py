@@ -70,3 +70,10 @@ def test_bad_objectives():
     with pytest.raises(NetscopeError, match="layer fc has no spatial grid"):
         visualize_filters(_float32(), "fc", [0], PRE, AscentConfig(steps=1, size=16),
                           objective="center")
+
+
+def test_progress_reports_every_step():
+    seen = []
+    visualize_classes(_float32(), [0, 1], PRE, AscentConfig(steps=3, size=16, octaves=2),
+                      progress=lambda done, total, v: seen.append((done, total, tuple(v.shape))))
+    assert seen == [(k, 6, (2,)) for k in range(1, 7)]

@@ -110,3 +110,12 @@ def test_folder_errors(tmp_path, capsys):
         run(capsys, "saliency", "chelsea", "--batch-size", "0")
     assert exit_.value.code == 2
     assert "expected a whole number >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_ascent_progress_lines(tmp_path, capsys):
+    rc, _, err = run(capsys, "classes", "goldfish", "--steps", "4", "--size", "32",
+                     "--out", str(tmp_path))
+    assert rc == 0 and "step 4/4: mean objective" in err
+    rc, _, err = run(capsys, "classes", "goldfish", "--steps", "4", "--size", "32", "--quiet",
+                     "--out", str(tmp_path))
+    assert rc == 0 and "step" not in err

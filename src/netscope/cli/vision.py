@@ -126,6 +126,7 @@ def add(sub) -> None:
         p.add_argument("--tv", type=float, default=0.0)
         p.add_argument("--octaves", type=int, default=1, help="pixel parametrization only")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--quiet", action="store_true", help="no progress lines")
         p.set_defaults(func=_vision_ascent)
 
     p = vs.add_parser("report", help="HTML report per image: predictions, Grad-CAM, saliency, "
@@ -292,13 +293,20 @@ def _vision_ascent(args) -> int:
     from netscope.vision.models import load_model, n_classes
 
     lm = load_model(args.model)
+    say = progress_printer(args.quiet)
+
+    def progress(done: int, total: int, values) -> None:
+        if done == 1 or done == total or done % max(1, total // 10) == 0:
+            say(f"step {done}/{total}: mean objective {float(values.mean()):.3f}")
+
     common = {k: getattr(args, k) if getattr(args, k) is not None else v
               for k, v in ASCENT_DEFAULTS[args.param].items()}
     common.update(size=args.size, tv=args.tv, octaves=args.octaves, seed=args.seed,
                   param=args.param)
     if args.action == "filters":
         res = visualize_filters(lm.model, args.layer, args.channels, lm.preprocess,
-                                AscentConfig(**common), objective=args.objective)
+                                AscentConfig(**common), objective=args.objective,
+                                progress=progress)
         title = f"Filters of {args.layer}"
         stem = f"filters_{slug(args.layer)}" + ("_center" if args.objective == "center" else "")
         what = ("the activation of one channel's centre unit" if args.objective == "center"
@@ -309,7 +317,8 @@ def _vision_ascent(args) -> int:
         n_out = n_classes(lm)
         classes = [resolve_class(c, lm.class_names, n_out) for c in args.targets]
         res = visualize_classes(lm.model, classes, lm.preprocess,
-                                AscentConfig(l2=args.l2, **common), lm.class_names)
+                                AscentConfig(l2=args.l2, **common), lm.class_names,
+                                progress=progress)
         title, stem = "Class visualizations", "classes_" + "_".join(slug(r) for r in res.labels)
         note = ("Each picture maximizes one class logit minus an L2 penalty on the image "
                 "(Simonyan et al. 2013), with RMS-normalized gradient steps.")

@@ -91,8 +91,12 @@ def _tv(x: torch.Tensor) -> torch.Tensor:
             + (x[..., :, 1:] - x[..., :, :-1]).abs().mean((1, 2, 3)))
 
 
+Progress = Callable[[int, int, torch.Tensor], None]  # (steps done, all steps, objective)
+
+
 def ascend(objective: Callable[[torch.Tensor], torch.Tensor], param: ImageParam,
-           seeds: Sequence[int], cfg: AscentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+           seeds: Sequence[int], cfg: AscentConfig,
+           progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Maximize ``objective(input)`` (one value per image) over the parameters of one
     picture per seed; returns pictures in [0, 1] and the objective's history (steps x N)."""
     p = param.init(seeds, cfg.noise)
@@ -117,6 +121,8 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], param: ImageParam,
             dims = tuple(range(1, g.dim()))
             g = g / (g.pow(2).mean(dims, keepdim=True).sqrt() + 1e-8)
             history.append(values.detach())
+            if progress is not None:
+                progress(len(history), cfg.steps * cfg.octaves, history[-1])
             with torch.no_grad():
                 p = p + cfg.lr * g
                 if cfg.blur_every and (step + 1) % cfg.blur_every == 0:
@@ -135,7 +141,8 @@ OBJECTIVES = ("mean", "center")
 
 def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequence[int],
                       pre: Preprocess, cfg: AscentConfig = AscentConfig(),
-                      fast: bool = True, objective: str = "mean") -> AscentResult:
+                      fast: bool = True, objective: str = "mean",
+                      progress: Progress | None = None) -> AscentResult:
     """One picture per channel of ``layer`` maximizing its mean activation, all in one batch.
 
     ``fast`` runs a traced copy of the model cut after the layer, with batch norm and
@@ -183,7 +190,7 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
                 return maps[:, maps.shape[1] // 2, maps.shape[2] // 2]
             return maps.flatten(1).mean(1)
 
-        images, history = ascend(goal, param, seeds, cfg)
+        images, history = ascend(goal, param, seeds, cfg, progress)
     return AscentResult(images, history, labels)
 
 
@@ -197,7 +204,8 @@ def _check_channels(A: torch.Tensor, ref: LayerRef, channels: list[int]) -> None
 
 def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
                       cfg: AscentConfig = AscentConfig(l2=1e-3),
-                      names: Sequence[str] | None = None, fast: bool = True) -> AscentResult:
+                      names: Sequence[str] | None = None, fast: bool = True,
+                      progress: Progress | None = None) -> AscentResult:
     """Class-model visualization (Simonyan et al. 2013): maximize the class logit minus an
     L2 penalty on the image, one image per class in one batch (``fast``: a traced copy with
     batch norm folded, as for filters)."""
@@ -218,6 +226,6 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
         def objective(x: torch.Tensor) -> torch.Tensor:
             return net(x)[torch.arange(x.shape[0]), index]
 
-        images, history = ascend(objective, param, seeds, cfg)
+        images, history = ascend(objective, param, seeds, cfg, progress)
     labels = [names[c] if names else f"class {c}" for c in classes]
     return AscentResult(images, history, labels)
