@@ -41,6 +41,55 @@ def test_grad_cam_by_hand():
                                                            dtype=torch.float64))
 
 
+@pytest.mark.parametrize("method, expected", [
+    # x = [[1,0],[0,3]]: A0 = x, A1 = 2 - x = [[1,2],[2,-1]]; class 0: g0 = [[1,0],[0,1]], g1 = 2
+    ("gradcam", [[2.5, 4.0], [4.0, 0.0]]),  # alpha = (0.5, 2): relu(0.5 A0 + 2 A1)
+    ("xgradcam", [[3.0, 4.0], [4.0, 1.0]]),  # alpha = ((1 + 3) / 4, 2 * 4 / 4) = (1, 2)
+    ("layercam", [[3.0, 4.0], [4.0, 1.0]]),  # relu(g0) * A0 + 2 * A1
+])
+def test_cam_family_by_hand(method, expected):
+    x = torch.tensor([[[[1.0, 0.0], [0.0, 3.0]]]], dtype=torch.float64)
+    raw = A.grad_cam(HandNet(), x, "conv", targets=0, method=method, normalize="none")
+    torch.testing.assert_close(raw.maps[0], torch.tensor(expected, dtype=torch.float64))
+
+
+def test_xgradcam_and_layercam_on_gap_head():
+    """With GAP + linear, dy/dA_k = w_k / hw everywhere: XGrad-CAM equals Grad-CAM, and
+    LayerCAM keeps only the positively weighted channels."""
+    model, x = TinyGAP(), image(2)
+    for target in (0, 1, 2):
+        g = A.grad_cam(model, x, "features.3", targets=target, normalize="none")
+        xg = A.grad_cam(model, x, "features.3", target, "xgradcam", normalize="none")
+        torch.testing.assert_close(xg.maps, g.maps)
+        lc = A.grad_cam(model, x, "features.3", target, "layercam", normalize="none")
+        acts = A.layer_gradients(model, x, "features.3", target)[0]
+        w = model.fc.weight[target].detach().clamp(min=0) / acts[0, 0].numel()
+        torch.testing.assert_close(lc.maps, torch.relu((w[:, None, None] * acts).sum(1)))
+
+
+class RankOne(nn.Module):
+    """1x1 conv from one channel to four (weights of both signs): A_k = a_k * x."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 1, bias=False).double()
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([2.0, -1.0, 0.5, 3.0]).view(4, 1, 1, 1))
+        self.fc = nn.Linear(4, 3).double()
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_eigen_cam_recovers_a_rank_one_pattern():
+    pattern = torch.tensor([[0.0, 1.0, 2.0], [3.0, 0.5, 0.0], [1.0, 1.0, 4.0]],
+                           dtype=torch.float64)
+    for sign in (1.0, -1.0):  # A_k = a_k * (+-pattern): the same map either way
+        h = A.eigen_cam(RankOne(), sign * pattern.view(1, 1, 3, 3), "conv")
+        torch.testing.assert_close(h.maps[0], pattern / pattern.max())
+    assert h.method == "eigencam" and h.targets.shape == (1,)
+
+
 def test_zero_gradient_gives_zero_map_not_nan():
     x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)
     for how in ("max", "minmax"):

@@ -38,6 +38,9 @@ def _mixed_state_model():
 CALLS = [
     lambda m: A.grad_cam(m, image(2)),
     lambda m: A.grad_cam(m, image(), method="gradcam++"),
+    lambda m: A.grad_cam(m, image(), method="layercam"),
+    lambda m: A.eigen_cam(m, image()),
+    lambda m: A.eigen_cam(m, image(), "fc"),  # raises inside the capture
     lambda m: A.cam(m, image()),
     lambda m: A.saliency(m, image(), samples=2),
     lambda m: A.guided_grad_cam(m, image(), "features.2"),
@@ -45,6 +48,8 @@ CALLS = [
     lambda m: activations(m, image()),
     lambda m: visualize_filters(m, "features.0", [0, 1], Preprocess(8),
                                 AscentConfig(steps=2, size=8)),
+    lambda m: visualize_filters(m, "features.0", [0], Preprocess(8),
+                                AscentConfig(steps=2, size=8, param="fourier", rotate=5)),
     lambda m: A.grad_cam(m, image(), targets=99),  # raises inside the capture
     lambda m: A.grad_cam(m, image(), "fc"),  # raises inside the capture
 ]

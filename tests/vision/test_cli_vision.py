@@ -24,13 +24,14 @@ def test_predict(capsys):
 
 
 def test_gradcam_methods_write_pngs(tmp_path, capsys):
-    for method in ("gradcam", "gradcam++", "cam", "guided"):
+    for method in ("gradcam", "gradcam++", "xgradcam", "layercam", "cam", "guided"):
         rc, out, _ = run(capsys, "gradcam", "chelsea", "--method", method, "--class", "tabby",
                          "--out", str(tmp_path))
         assert rc == 0 and "tabby (281)" in out
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["chelsea_cam_tabby.png", "chelsea_gradcam++_tabby.png",
-                     "chelsea_gradcam_tabby.png", "chelsea_guided_tabby.png"]
+                     "chelsea_gradcam_tabby.png", "chelsea_guided_tabby.png",
+                     "chelsea_layercam_tabby.png", "chelsea_xgradcam_tabby.png"]
     assert Image.open(tmp_path / "chelsea_gradcam_tabby.png").size == (224, 224)
 
 
@@ -68,6 +69,8 @@ def test_fourier_classes_gallery(tmp_path, capsys):
     (["predict"], "give at least one image"),
     (["gradcam", "chelsea", "coffee", "rocket", "--class", "tabby", "--class", "cup"],
      "2 --class values for 3 images"),
+    (["gradcam", "chelsea", "--method", "eigencam", "--class", "tabby"],
+     "Eigen-CAM is class-agnostic"),
     (["classes", "flamingo", "--param", "fourier", "--blur-every", "2"],
      "octaves and blur work on the pixel parametrization"),
 ])

@@ -70,8 +70,11 @@ def add(sub) -> None:
     p.add_argument("--layer", help="layer (default: the feature map the head pools)")
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
-    p.add_argument("--method", choices=["gradcam", "gradcam++", "cam", "guided"],
-                   default="gradcam")
+    p.add_argument("--method", default="gradcam",
+                   choices=["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam", "cam",
+                            "guided"],
+                   help="Grad-CAM (default), Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM "
+                   "(class-agnostic, no gradients), CAM (GAP + linear heads), guided Grad-CAM")
     p.add_argument("--normalize", choices=["max", "minmax"], default="max",
                    help="divide by the maximum (default) or min-max scale")
     p.add_argument("--batch-size", type=_positive, default=16, help="images per pass")
@@ -219,12 +222,17 @@ def _vision_gradcam(args) -> int:
     from netscope.vision.models import load_model
 
     lm = load_model(args.model)
+    if args.method == "eigencam" and args.classes:
+        raise NetscopeError("Eigen-CAM is class-agnostic (one map per image, whatever the "
+                            "class): drop --class, or pick a class-specific --method.")
     targets = _targets(args, lm, len(_sources(args)))
     for start, images in _chunks(args):
         x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
         t = targets[start:start + len(images)] if targets else None
         if args.method == "cam":
             heat = A.cam(lm.model, x, args.layer, targets=t, normalize=args.normalize)
+        elif args.method == "eigencam":
+            heat = A.eigen_cam(lm.model, x, args.layer, normalize=args.normalize)
         else:
             method = "gradcam" if args.method == "guided" else args.method
             heat = A.grad_cam(lm.model, x, args.layer, t, method, args.normalize)

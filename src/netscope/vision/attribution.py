@@ -1,11 +1,14 @@
-"""Where a classifier looks: saliency, SmoothGrad, CAM, Grad-CAM, Grad-CAM++, guided variants.
+"""Where a classifier looks: saliency, SmoothGrad, CAM, the Grad-CAM family, guided variants.
 
 The CAM family shares one pipeline: record the layer's activations A (N, K, h, w) and the
 gradient of each image's target score with respect to them, let the method supply channel
 weights alpha (N, K), then map = ReLU(sum_k alpha_k A_k). Grad-CAM's weights are the spatial
-mean of the gradient; Grad-CAM++ weights positive gradients by its alpha coefficients; CAM
-reads them from the linear head. Maps are divided by their maximum (``normalize="max"``,
-the Grad-CAM paper's convention) or min-max scaled (``"minmax"``); an all-zero map stays zero.
+mean of the gradient; Grad-CAM++ weights positive gradients by its alpha coefficients;
+XGrad-CAM takes the activation-weighted mean of the gradient; LayerCAM weighs each position
+by its positive gradient; CAM reads the weights from the linear head. Eigen-CAM needs no
+gradient: the first principal direction of the activations. Maps are divided by their
+maximum (``normalize="max"``, the Grad-CAM paper's convention) or min-max scaled
+(``"minmax"``); an all-zero map stays zero.
 """
 
 from __future__ import annotations
@@ -99,33 +102,52 @@ def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str | LayerRef,
     return A.detach(), grad, logits.detach(), t
 
 
+def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num / den where den != 0, else 0 (no NaN from empty channels)."""
+    ok = den != 0
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)),
+                       torch.zeros_like(num))
+
+
 def gradcam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """Grad-CAM: alpha_k = spatial mean of dy/dA_k."""
-    return grad.mean((2, 3))
+    return grad.mean((2, 3), keepdim=True)
 
 
 def gradcampp_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018) with the exponential-score closed form:
     a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3), alpha_k = sum_ij a_kij ReLU(g_kij)."""
     g2, g3 = grad**2, grad**3
-    denom = 2 * g2 + A.sum((2, 3), keepdim=True) * g3
-    a = torch.where(denom != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
-                    torch.zeros_like(denom))
-    return (a * F.relu(grad)).sum((2, 3))
+    a = _safe_divide(g2, 2 * g2 + A.sum((2, 3), keepdim=True) * g3)
+    return (a * F.relu(grad)).sum((2, 3), keepdim=True)
 
 
-METHODS = {"gradcam": gradcam_weights, "gradcam++": gradcampp_weights}
+def xgradcam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """XGrad-CAM (Fu et al. 2020): alpha_k = sum_ij A_kij g_kij / sum_ij A_kij, the
+    activation-weighted mean of the gradient."""
+    return _safe_divide((A * grad).sum((2, 3), keepdim=True), A.sum((2, 3), keepdim=True))
+
+
+def layercam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """LayerCAM (Jiang et al. 2021): one weight per position, ReLU(g_kij), so fine detail in
+    early layers survives instead of being averaged away."""
+    return F.relu(grad)
+
+
+METHODS = {"gradcam": gradcam_weights, "gradcam++": gradcampp_weights,
+           "xgradcam": xgradcam_weights, "layercam": layercam_weights}
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
              targets: Targets = None, method: str = "gradcam",
              normalize: str = "max") -> Heatmaps:
-    """Grad-CAM (or Grad-CAM++) maps for a batch, one target class per image."""
+    """Grad-CAM maps for a batch, one target class per image; ``method`` picks the weights
+    (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``): map = ReLU(sum_k w_k A_k)."""
     if method not in METHODS:
         raise NetscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     layer = layer or default_cam_layer(model)
     A, grad, logits, t = layer_gradients(model, x, layer, targets)
-    maps = F.relu((METHODS[method](A, grad)[:, :, None, None] * A).sum(1))
+    maps = F.relu((METHODS[method](A, grad) * A).sum(1))
     return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), method, normalize)
 
 
@@ -148,6 +170,31 @@ def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
     w = head.weight.detach()[t]  # (N, K)
     maps = F.relu((w[:, :, None, None] * A).sum(1))
     return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), "cam", normalize)
+
+
+def eigen_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
+              normalize: str = "max") -> Heatmaps:
+    """Eigen-CAM (Muhammad and Yeasin 2020): each image's activations (h*w positions x K
+    channels) projected on their first singular vector; class-agnostic and gradient-free.
+    Uncentred, so the map follows where the dominant pattern is strong; the singular
+    vector's arbitrary sign is chosen so the projection sums to a positive value (for
+    non-negative activations all its entries share one sign anyway). ``targets`` in the
+    result are the top-1 classes, for labels only."""
+    layer = LayerRef.parse(layer or default_cam_layer(model))
+    with capture(model, [layer]) as rec, torch.no_grad():
+        logits = model(x)
+        A = rec[layer]
+    if A.dim() != 4:
+        raise NetscopeError(f"layer {layer} has output shape {tuple(A.shape)} with no spatial "
+                            f"grid; Eigen-CAM needs (batch, channels, height, width).")
+    n, _, h, w = A.shape
+    m = A.flatten(2).transpose(1, 2)  # (N, h*w, K)
+    v = torch.linalg.svd(m, full_matrices=False).Vh[:, 0]  # (N, K)
+    proj = (m @ v[..., None])[..., 0]
+    sign = torch.where(proj.sum(1) < 0, -1.0, 1.0).to(proj.dtype)
+    maps = F.relu(proj * sign[:, None]).view(n, h, w)
+    return Heatmaps(normalize_maps(maps, normalize), logits, logits.argmax(1), str(layer),
+                    "eigencam", normalize)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples: int = 0,
