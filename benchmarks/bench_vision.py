@@ -101,6 +101,11 @@ def gradcam_section(model, pre, repeats: int) -> None:
         g = timed(lambda x=x: A.grad_cam(model, x), repeats)
         print(f"batch {n}: forward {f * 1e3:7.1f} ms   Grad-CAM {g * 1e3:7.1f} ms   "
               f"ratio {g / f:4.2f}")
+        others = {m: lambda x=x, m=m: A.grad_cam(model, x, method=m)
+                  for m in ("gradcam++", "xgradcam", "layercam")}
+        others["eigencam"] = lambda x=x: A.eigen_cam(model, x)
+        print("         " + "   ".join(f"{m} {timed(fn, repeats) / f:4.2f}x"
+                                       for m, fn in others.items()) + "  (of the forward pass)")
 
 
 def filters_section(model, pre, layers: list[str], channels: list[int], rounds: int) -> None:

