@@ -103,12 +103,26 @@ def test_view_keys_layers_modes_pause_snapshot(lite0, tmp_path):
     assert view.mode == "heatmap"
     heat = view.render(frame)
     assert not np.array_equal(heat, out)
+    seen = {view.cam_method}
+    for _ in range(5):  # c cycles every CAM method and back; each draws a heatmap
+        view.handle_key("c")
+        seen.add(view.cam_method)
+        assert view.render(frame).shape == frame.shape
+    assert seen == {"gradcam", "gradcam++", "xgradcam", "layercam", "eigencam"}
+    assert view.cam_method == "gradcam"
     view.handle_key(" ")
-    assert view.render(PatternSource(96, 64).read()) is heat  # paused: repeats
+    assert view.render(PatternSource(96, 64).read()) is not None
+    paused = view.render(frame)
+    assert view.render(PatternSource(96, 64).read()) is paused  # paused: repeats
     view.handle_key("s")
     snap = view.snapshots[0]
     assert snap.is_file() and cv2.imread(str(snap)).shape == (64, 96, 3)
     assert not view.handle_key("q")
+
+
+def test_unknown_cam_method(lite0):
+    with pytest.raises(NetscopeError, match="CAM method must be one of"):
+        LiveView(lite0, cam_method="scorecam")
 
 
 def test_unknown_layer(lite0):

@@ -15,6 +15,9 @@ def add(sub) -> None:
     p.add_argument("--model", default="efficientnet-lite0")
     p.add_argument("--mode", choices=["heatmap", "activations"], default="heatmap")
     p.add_argument("--layer", help="starting layer for activations mode")
+    p.add_argument("--method", default="gradcam",
+                   choices=["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam"],
+                   help="heatmap method (key c cycles through them)")
     p.add_argument("--frames", type=int, help="stop after N processed frames")
     p.add_argument("--record", help="write the overlaid stream to this .mp4/.avi file")
     p.add_argument("--snapshots", default="netscope-results/live", help="snapshot folder")
@@ -39,7 +42,7 @@ def _live(args) -> int:
     from netscope.vision.models import load_model
 
     lm = load_model(args.model)
-    view = LiveView(lm, args.mode, args.layer, args.snapshots)
+    view = LiveView(lm, args.mode, args.layer, args.snapshots, cam_method=args.method)
     source = open_source(args.source)
     sinks, window, web, recorder = [], None, None, None
     if not args.no_display:

@@ -1,6 +1,7 @@
 """What live mode draws on each frame, and the keys that change it.
 
-Heatmap mode: Grad-CAM of the top-1 class over the whole frame (the frame is resized to the
+Heatmap mode: Grad-CAM (or another CAM method, key ``c``) of the top-1 class over the whole
+frame (the frame is resized to the
 model's input square, so the map lines up with the frame exactly), with the class name, its
 probability and the frame rate. Activations mode: a grid of the current layer's feature maps.
 """
@@ -21,16 +22,21 @@ from netscope.vision.live.opencv import opencv
 from netscope.vision.models import LoadedModel, find_layer
 
 MODES = ("heatmap", "activations")
-KEYS = {"n": "next layer", "p": "previous layer", "m": "switch mode", " ": "pause",
-        "s": "snapshot", "q": "quit"}
+CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "eigencam")
+KEYS = {"n": "next layer", "p": "previous layer", "m": "switch mode", "c": "next CAM method",
+        " ": "pause", "s": "snapshot", "q": "quit"}
 
 
 class LiveView:
     def __init__(self, lm: LoadedModel, mode: str = "heatmap", layer: str | None = None,
                  snapshot_dir: str | Path = "netscope-results/live", max_channels: int = 36,
-                 cam_layer: str | None = None) -> None:
+                 cam_layer: str | None = None, cam_method: str = "gradcam") -> None:
         if mode not in MODES:
             raise NetscopeError(f"mode must be one of {MODES}, got {mode!r}.")
+        if cam_method not in CAM_METHODS:
+            raise NetscopeError(f"CAM method must be one of {', '.join(CAM_METHODS)}, got "
+                                f"{cam_method!r}.")
+        self.cam_method = cam_method
         self.lm, self.mode, self.max_channels = lm, mode, max_channels
         self.layers = conv_stages(lm.model)
         if layer is not None:
@@ -60,6 +66,9 @@ class LiveView:
             self.layer_index = (self.layer_index - 1) % len(self.layers)
         elif key == "m":
             self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+        elif key == "c":
+            self.cam_method = CAM_METHODS[(CAM_METHODS.index(self.cam_method) + 1)
+                                          % len(CAM_METHODS)]
         elif key == " ":
             self.paused = not self.paused
         elif key == "s" and self._last is not None:
@@ -91,7 +100,9 @@ class LiveView:
 
     def _heatmap(self, frame: np.ndarray, x: torch.Tensor) -> np.ndarray:
         cv2 = self._cv2
-        heat = A.grad_cam(self.lm.model, x, self.cam_layer)
+        heat = (A.eigen_cam(self.lm.model, x, self.cam_layer)
+                if self.cam_method == "eigencam"
+                else A.grad_cam(self.lm.model, x, self.cam_layer, method=self.cam_method))
         h, w = frame.shape[:2]
         m = cv2.resize(heat.maps[0].numpy().astype(np.float32), (w, h),
                        interpolation=cv2.INTER_LINEAR)
@@ -100,7 +111,7 @@ class LiveView:
         t = int(heat.targets[0])
         p = float(heat.logits.softmax(1)[0, t])
         name = self.lm.class_names[t] if self.lm.class_names else f"class {t}"
-        self._text(out, f"{name}  {p:.0%}", (10, 30))
+        self._text(out, f"{name}  {p:.0%}  [{self.cam_method}]", (10, 30))
         return out
 
     def _activations(self, frame: np.ndarray, x: torch.Tensor) -> np.ndarray:
