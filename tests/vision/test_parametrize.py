@@ -74,8 +74,8 @@ def test_fourier_batched_equals_single():
     (dict(param="fourier", octaves=2), "octaves and blur work on the pixel"),
     (dict(param="fourier", blur_every=2), "octaves and blur work on the pixel"),
     (dict(param="wavelet"), "unknown parametrization 'wavelet'"),
-    (dict(scale_jitter=1.5), "0 <= scale_jitter < 1"),
-    (dict(rotate=-3), "rotate >= 0"),
+    (dict(scale_jitter=1.5), "0 <= scale_jitter < 1; got scale_jitter = 1.5"),
+    (dict(rotate=-3), "got rotate = -3"),
 ])
 def test_bad_settings(kwargs, message):
     with pytest.raises(NetscopeError, match=message):

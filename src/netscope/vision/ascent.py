@@ -58,8 +58,12 @@ class AscentConfig:
             raise NetscopeError("octaves and blur work on the pixel parametrization; the "
                                 "Fourier one is multi-scale and smooth already: drop "
                                 "--octaves/--blur-every or use --param pixel.")
-        if not 0 <= self.scale_jitter < 1 or self.rotate < 0 or self.jitter < 0:
-            raise NetscopeError("need jitter >= 0, rotate >= 0 and 0 <= scale_jitter < 1.")
+        wrong = [f"{name} = {value}" for name, value, ok in (
+            ("jitter", self.jitter, self.jitter >= 0), ("rotate", self.rotate, self.rotate >= 0),
+            ("scale_jitter", self.scale_jitter, 0 <= self.scale_jitter < 1)) if not ok]
+        if wrong:
+            raise NetscopeError(f"ascent needs jitter >= 0, rotate >= 0 and 0 <= scale_jitter "
+                                f"< 1; got {', '.join(wrong)}.")
         if self.lr is None:
             object.__setattr__(self, "lr", 0.1 if self.param == "pixel" else 0.03)
 
