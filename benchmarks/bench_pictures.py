@@ -20,13 +20,13 @@ import time
 
 import torch
 
-from netscope.cli.vision import ASCENT_DEFAULTS
 from netscope.perf import tune_malloc
 from netscope.vision import augment
 from netscope.vision.ascent import AscentConfig, visualize_classes
 from netscope.vision.classes import resolve_class
 from netscope.vision.images import SAMPLES, sample_image
 from netscope.vision.models import load_model
+from netscope.vision.presets import PRESETS
 
 
 def high_frequency_share(images: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ def main() -> None:
     print(f"high-frequency share of the bundled photos: "
           f"{statistics.mean(high_frequency_share(photos).tolist()):.1%}")
     print("param     seconds  p(class)  p(class) under transforms  high-frequency share")
-    for param, defaults in ASCENT_DEFAULTS.items():
+    for param, defaults in PRESETS.items():
         cfg = AscentConfig(size=224, param=param, l2=1e-3, **defaults)
         start = time.perf_counter()
         res = visualize_classes(lm.model, classes, lm.preprocess, cfg)
