@@ -7,6 +7,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision import attribution as A
+from netscope.vision import guided
 from tests.vision.tiny import Reused, TinyGAP, image
 
 
@@ -180,14 +181,14 @@ def test_gradcampp_formula():
 
 def test_guided_grad_cam_shape_and_relus_restored():
     model, x = Reused(), image(2)
-    out = A.guided_grad_cam(model, x, "conv2", targets=[0, 1])
+    out = guided.guided_grad_cam(model, x, "conv2", targets=[0, 1])
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert "forward" not in model.act.__dict__
 
 
 def test_guided_backprop_passes_only_positive_signals():
     relu = nn.ReLU()
-    with A.guided_relus(nn.Sequential(relu)):
+    with guided.guided_relus(nn.Sequential(relu)):
         x = torch.tensor([-1.0, 2.0, 3.0], requires_grad=True)
         relu(x).mul(torch.tensor([5.0, 7.0, -4.0])).sum().backward()
     torch.testing.assert_close(x.grad, torch.tensor([0.0, 7.0, 0.0]))

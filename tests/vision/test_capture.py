@@ -8,6 +8,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision import attribution as A
+from netscope.vision import guided
 from netscope.vision.activations import activations
 from netscope.vision.ascent import AscentConfig, visualize_filters
 from netscope.vision.capture import LayerRef, capture
@@ -43,7 +44,7 @@ CALLS = [
     lambda m: A.eigen_cam(m, image(), "fc"),  # raises inside the capture
     lambda m: A.cam(m, image()),
     lambda m: A.saliency(m, image(), samples=2),
-    lambda m: A.guided_grad_cam(m, image(), "features.2"),
+    lambda m: guided.guided_grad_cam(m, image(), "features.2"),
     lambda m: A.predict(m, image()),
     lambda m: activations(m, image()),
     lambda m: visualize_filters(m, "features.0", [0, 1], Preprocess(8),

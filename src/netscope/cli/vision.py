@@ -168,6 +168,7 @@ def _vision_gradcam(args) -> int:
     from netscope.render.heatmap import gradient_image, overlay
     from netscope.render.vision_report import slug
     from netscope.vision import attribution as A
+    from netscope.vision.guided import guided_grad_cam
     from netscope.vision.images import save_png
     from netscope.vision.models import load_model
 
@@ -187,7 +188,7 @@ def _vision_gradcam(args) -> int:
             method = "gradcam" if args.method == "guided" else args.method
             heat = A.grad_cam(lm.model, x, args.layer, t, method, args.normalize)
         up = heat.upsampled(tuple(x.shape[-2:])).numpy()
-        guided = A.guided_grad_cam(lm.model, x, args.layer, heat.targets).numpy() \
+        guided = guided_grad_cam(lm.model, x, args.layer, heat.targets).numpy() \
             if args.method == "guided" else None
         for j, (name, rgb) in enumerate(images):
             k = int(heat.targets[j])

@@ -1,4 +1,5 @@
-"""Where a classifier looks: saliency, SmoothGrad, CAM, the Grad-CAM family, guided variants.
+"""Where a classifier looks: saliency, SmoothGrad, CAM, the Grad-CAM family (guided variants:
+``guided.py``).
 
 The CAM family shares one pipeline: record the layer's activations A (N, K, h, w) and the
 gradient of each image's target score with respect to them, let the method supply channel
@@ -14,7 +15,6 @@ maximum (``normalize="max"``, the Grad-CAM paper's convention) or min-max scaled
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -234,72 +234,16 @@ def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples
             grad = torch.zeros_like(x)
             for _ in range(samples):
                 eps = torch.randn(x.shape, generator=gen, dtype=x.dtype) * sd
-                grad += _input_grad(model, x + eps, t).abs()
+                grad += input_grad(model, x + eps, t).abs()
             grad /= samples
     maps = grad.abs().amax(1)
     return Heatmaps(normalize_maps(maps, "max"), logits, t, "input", "saliency")
 
 
-def _input_grad(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def input_grad(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     xi = x.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(_scores(model(xi), t), xi)
     return grad
-
-
-class _GuidedReLU(torch.autograd.Function):
-    """ReLU whose backward passes only positive gradients at positive inputs."""
-
-    @staticmethod
-    def forward(ctx, x, upper):
-        ctx.save_for_backward(x)
-        ctx.upper = upper
-        return x.clamp(0, upper) if upper is not None else x.clamp(min=0)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        keep = (x > 0) & (g > 0)
-        if ctx.upper is not None:
-            keep &= x < ctx.upper
-        return g * keep, None
-
-
-@contextmanager
-def guided_relus(model: nn.Module):
-    """Swap every nn.ReLU/ReLU6 module's forward for the guided one; always swapped back."""
-    swapped = []
-    try:
-        for m in model.modules():
-            if isinstance(m, (nn.ReLU, nn.ReLU6)):
-                upper = 6.0 if isinstance(m, nn.ReLU6) else None
-                swapped.append((m, m.__dict__.get("forward")))
-                m.forward = (lambda u: lambda inp: _GuidedReLU.apply(inp, u))(upper)
-        yield len(swapped)
-    finally:
-        for m, own in swapped:
-            if own is None:
-                del m.forward  # back to the class's forward
-            else:
-                m.forward = own
-
-
-def guided_backprop(model: nn.Module, x: torch.Tensor, targets: Targets = None) -> torch.Tensor:
-    """Guided backpropagation (Springenberg et al. 2015): input gradient through guided ReLUs."""
-    with capture(model, []), guided_relus(model) as n:
-        if n == 0:
-            raise NetscopeError("guided backpropagation needs nn.ReLU/ReLU6 modules; "
-                                "this model has none.")
-        logits = model(x).detach()
-        t = resolve_targets(logits, targets)
-        return _input_grad(model, x, t)
-
-
-def guided_grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
-                    targets: Targets = None) -> torch.Tensor:
-    """Guided backprop times the upsampled Grad-CAM map: (N, 3, H, W)."""
-    heat = grad_cam(model, x, layer, targets)
-    guided = guided_backprop(model, x, heat.targets)
-    return guided * heat.upsampled(tuple(x.shape[-2:]))[:, None]
 
 
 def _last_linear(model: nn.Module) -> nn.Linear:
