@@ -241,6 +241,7 @@ def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples
 
 
 def input_grad(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """d (sum of each image's target score) / d input."""
     xi = x.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(_scores(model(xi), t), xi)
     return grad

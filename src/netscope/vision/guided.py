@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.attribution import Targets, input_grad, grad_cam, resolve_targets
+from netscope.vision.attribution import Targets, grad_cam, input_grad, resolve_targets
 from netscope.vision.capture import LayerRef, capture
 
 
