@@ -47,6 +47,7 @@ def test_grad_cam_by_hand():
     ("gradcam", [[2.5, 4.0], [4.0, 0.0]]),  # alpha = (0.5, 2): relu(0.5 A0 + 2 A1)
     ("xgradcam", [[3.0, 4.0], [4.0, 1.0]]),  # alpha = ((1 + 3) / 4, 2 * 4 / 4) = (1, 2)
     ("layercam", [[3.0, 4.0], [4.0, 1.0]]),  # relu(g0) * A0 + 2 * A1
+    ("hirescam", [[3.0, 4.0], [4.0, 1.0]]),  # g0 * A0 + g1 * A1
 ])
 def test_cam_family_by_hand(method, expected):
     x = torch.tensor([[[[1.0, 0.0], [0.0, 3.0]]]], dtype=torch.float64)
@@ -55,13 +56,14 @@ def test_cam_family_by_hand(method, expected):
 
 
 def test_xgradcam_and_layercam_on_gap_head():
-    """With GAP + linear, dy/dA_k = w_k / hw everywhere: XGrad-CAM equals Grad-CAM, and
-    LayerCAM keeps only the positively weighted channels."""
+    """With GAP + linear, dy/dA_k = w_k / hw everywhere: XGrad-CAM and HiResCAM equal
+    Grad-CAM, and LayerCAM keeps only the positively weighted channels."""
     model, x = TinyGAP(), image(2)
     for target in (0, 1, 2):
         g = A.grad_cam(model, x, "features.3", targets=target, normalize="none")
-        xg = A.grad_cam(model, x, "features.3", target, "xgradcam", normalize="none")
-        torch.testing.assert_close(xg.maps, g.maps)
+        for same in ("xgradcam", "hirescam"):
+            other = A.grad_cam(model, x, "features.3", target, same, normalize="none")
+            torch.testing.assert_close(other.maps, g.maps)
         lc = A.grad_cam(model, x, "features.3", target, "layercam", normalize="none")
         acts = A.layer_gradients(model, x, "features.3", target)[0]
         w = model.fc.weight[target].detach().clamp(min=0) / acts[0, 0].numel()

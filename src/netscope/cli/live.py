@@ -16,7 +16,7 @@ def add(sub) -> None:
     p.add_argument("--mode", choices=["heatmap", "activations"], default="heatmap")
     p.add_argument("--layer", help="starting layer for activations mode")
     p.add_argument("--method", default="gradcam",
-                   choices=["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam"],
+                   choices=["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam"],
                    help="heatmap method (key c cycles through them)")
     p.add_argument("--frames", type=int, help="stop after N processed frames")
     p.add_argument("--record", help="write the overlaid stream to this .mp4/.avi file")

@@ -50,9 +50,9 @@ def add(sub) -> None:
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
     p.add_argument("--method", default="gradcam",
-                   choices=["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam", "cam",
-                            "guided"],
-                   help="Grad-CAM (default), Grad-CAM++, XGrad-CAM, LayerCAM, Eigen-CAM "
+                   choices=["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam",
+                            "eigencam", "cam", "guided"],
+                   help="Grad-CAM (default), Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM, Eigen-CAM "
                    "(class-agnostic, no gradients), CAM (GAP + linear heads), guided Grad-CAM")
     p.add_argument("--normalize", choices=["max", "minmax"], default="max",
                    help="divide by the maximum (default) or min-max scale")

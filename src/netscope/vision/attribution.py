@@ -2,14 +2,15 @@
 ``guided.py``).
 
 The CAM family shares one pipeline: record the layer's activations A (N, K, h, w) and the
-gradient of each image's target score with respect to them, let the method supply channel
-weights alpha (N, K), then map = ReLU(sum_k alpha_k A_k). Grad-CAM's weights are the spatial
+gradient of each image's target score with respect to them, let the method supply weights
+alpha per channel (N, K, 1, 1) or per channel and position (N, K, h, w), then
+map = ReLU(sum_k alpha_k A_k). Grad-CAM's weights are the spatial
 mean of the gradient; Grad-CAM++ weights positive gradients by its alpha coefficients;
 XGrad-CAM takes the activation-weighted mean of the gradient; LayerCAM weighs each position
-by its positive gradient; CAM reads the weights from the linear head. Eigen-CAM needs no
-gradient: the first principal direction of the activations. Maps are divided by their
-maximum (``normalize="max"``, the Grad-CAM paper's convention) or min-max scaled
-(``"minmax"``); an all-zero map stays zero.
+by its positive gradient, HiResCAM by the gradient itself; CAM reads the weights from the
+linear head. Eigen-CAM needs no gradient: the first principal direction of the activations.
+Maps are divided by their maximum (``normalize="max"``, the Grad-CAM paper's convention) or
+min-max scaled (``"minmax"``); an all-zero map stays zero.
 """
 
 from __future__ import annotations
@@ -134,15 +135,23 @@ def layercam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return F.relu(grad)
 
 
+def hirescam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """HiResCAM (Draelos and Carin 2020): the gradient itself at each position, so the map
+    sums to the score's first-order contribution of each place (no spatial averaging)."""
+    return grad
+
+
 METHODS = {"gradcam": gradcam_weights, "gradcam++": gradcampp_weights,
-           "xgradcam": xgradcam_weights, "layercam": layercam_weights}
+           "xgradcam": xgradcam_weights, "layercam": layercam_weights,
+           "hirescam": hirescam_weights}
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
              targets: Targets = None, method: str = "gradcam",
              normalize: str = "max") -> Heatmaps:
     """Grad-CAM maps for a batch, one target class per image; ``method`` picks the weights
-    (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``): map = ReLU(sum_k w_k A_k)."""
+    (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``hirescam``):
+    map = ReLU(sum_k w_k A_k)."""
     if method not in METHODS:
         raise NetscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     layer = layer or default_cam_layer(model)

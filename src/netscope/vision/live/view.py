@@ -22,7 +22,7 @@ from netscope.vision.live.opencv import opencv
 from netscope.vision.models import LoadedModel, find_layer
 
 MODES = ("heatmap", "activations")
-CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "eigencam")
+CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam")
 KEYS = {"n": "next layer", "p": "previous layer", "m": "switch mode", "c": "next CAM method",
         " ": "pause", "s": "snapshot", "q": "quit"}
 
