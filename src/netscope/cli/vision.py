@@ -113,13 +113,19 @@ def _each_image(args):
         yield name, load_image(src)
 
 
-def _chunks(args):
-    """(first index, [(name, RGB array)...]) in batches of --batch-size."""
+def _batches(args, lm):
+    """([(name, RGB array)...], model input, --class targets or None) per --batch-size
+    images; --class values given per image follow their images across batches."""
+    import torch
+
     from netscope.vision.images import load_image
 
     sources = _sources(args)
+    targets = _targets(args, lm, len(sources))
     for start in range(0, len(sources), args.batch_size):
-        yield start, [(n, load_image(s)) for n, s in sources[start:start + args.batch_size]]
+        images = [(n, load_image(s)) for n, s in sources[start:start + args.batch_size]]
+        x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
+        yield images, x, targets[start:start + len(images)] if targets else None
 
 
 def _vision_layers(args) -> int:
@@ -163,12 +169,11 @@ def _targets(args, lm, n: int):
 
 
 def _vision_gradcam(args) -> int:
-    import torch
-
     from netscope.render.heatmap import gradient_image, overlay
     from netscope.render.vision_report import slug
     from netscope.vision import attribution as A
-    from netscope.vision.guided import guided_grad_cam
+    from netscope.vision.classes import class_label
+    from netscope.vision.guided import guided_backprop
     from netscope.vision.images import save_png
     from netscope.vision.models import load_model
 
@@ -176,10 +181,7 @@ def _vision_gradcam(args) -> int:
     if args.method == "eigencam" and args.classes:
         raise NetscopeError("Eigen-CAM is class-agnostic (one map per image, whatever the "
                             "class): drop --class, or pick a class-specific --method.")
-    targets = _targets(args, lm, len(_sources(args)))
-    for start, images in _chunks(args):
-        x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-        t = targets[start:start + len(images)] if targets else None
+    for images, x, t in _batches(args, lm):
         if args.method == "cam":
             heat = A.cam(lm.model, x, args.layer, targets=t, normalize=args.normalize)
         elif args.method == "eigencam":
@@ -187,14 +189,15 @@ def _vision_gradcam(args) -> int:
         else:
             method = "gradcam" if args.method == "guided" else args.method
             heat = A.grad_cam(lm.model, x, args.layer, t, method, args.normalize)
-        up = heat.upsampled(tuple(x.shape[-2:])).numpy()
-        guided = guided_grad_cam(lm.model, x, args.layer, heat.targets).numpy() \
+        up = heat.upsampled(tuple(x.shape[-2:]))
+        # guided Grad-CAM = guided backprop x the upsampled Grad-CAM map just computed
+        guided = (guided_backprop(lm.model, x, heat.targets) * up[:, None]).numpy() \
             if args.method == "guided" else None
         for j, (name, rgb) in enumerate(images):
             k = int(heat.targets[j])
-            label = lm.class_names[k] if lm.class_names else f"class {k}"
+            label = class_label(lm.class_names, k)
             picture = gradient_image(guided[j]) if guided is not None else \
-                overlay(lm.preprocess.image(rgb), up[j])
+                overlay(lm.preprocess.image(rgb), up[j].numpy())
             path = save_png(picture,
                             Path(args.out) / f"{slug(name)}_{args.method}_{slug(label)}.png")
             print(f"{name}: {label} ({k}), layer {heat.layer} -> {path}")
@@ -202,23 +205,19 @@ def _vision_gradcam(args) -> int:
 
 
 def _vision_saliency(args) -> int:
-    import torch
-
     from netscope.render.heatmap import saliency_image
     from netscope.render.vision_report import slug
     from netscope.vision import attribution as A
+    from netscope.vision.classes import class_label
     from netscope.vision.images import save_png
     from netscope.vision.models import load_model
 
     lm = load_model(args.model)
-    targets = _targets(args, lm, len(_sources(args)))
-    for start, images in _chunks(args):
-        x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-        t = targets[start:start + len(images)] if targets else None
+    for images, x, t in _batches(args, lm):
         sal = A.saliency(lm.model, x, t, samples=args.smooth, noise=args.noise)
         for j, (name, _) in enumerate(images):
             k = int(sal.targets[j])
-            label = lm.class_names[k] if lm.class_names else f"class {k}"
+            label = class_label(lm.class_names, k)
             path = save_png(saliency_image(sal.maps[j].numpy()),
                             Path(args.out) / f"{slug(name)}_saliency_{slug(label)}.png")
             print(f"{name}: {label} ({k}) -> {path}")

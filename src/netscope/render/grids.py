@@ -64,12 +64,14 @@ def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
                 ax.imshow((m - m.min()) / span if span > 0 else np.zeros_like(m), cmap=cmap,
                           vmin=0, vmax=1)
             ax.set_title(str(chosen[i]), fontsize=6, pad=1)
-    sorted_ = chosen != list(range(len(chosen)))
-    what = (f", the {len(chosen)} of {c} channels with the largest mean" if sorted_
-            else f", first {len(chosen)} of {c} channels" if len(chosen) < c else "")
+    if chosen != list(range(len(chosen))):
+        what = f"the {len(chosen)} of {c} channels with the largest mean; "
+    elif len(chosen) < c:
+        what = f"first {len(chosen)} of {c} channels; "
+    else:
+        what = ""
     scale = "one colour scale" if shared else "each map scaled on its own"
-    fig.suptitle(f"{layer}  {tuple(act.shape)}\n{what.lstrip(', ')}{'; ' if what else ''}{scale}",
-                 fontsize=9)
+    fig.suptitle(f"{layer}  {tuple(act.shape)}\n{what}{scale}", fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.88 if shared else 1, 0.95))
     if shared and image is not None:
         fig.colorbar(image, cax=fig.add_axes((0.9, 0.1, 0.015, 0.75)))

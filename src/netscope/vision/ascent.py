@@ -25,15 +25,17 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision import augment
 from netscope.vision.capture import LayerRef, capture, count_calls, run_until
+from netscope.vision.classes import class_label
 from netscope.vision.fastpath import truncated
 from netscope.vision.models import Preprocess
 from netscope.vision.parametrize import PARAMETRIZATIONS, ImageParam, image_param
+from netscope.vision.presets import PRESETS
 
 
 @dataclass(frozen=True)
 class AscentConfig:
     steps: int = 40
-    lr: float | None = None  # step on the RMS-normalized gradient; None: 0.1 pixel, 0.03 fourier
+    lr: float | None = None  # step on the RMS-normalized gradient; None: the preset's
     size: int = 128
     noise: float = 0.1  # SD of the starting noise around grey, in [0, 1] pixel units
     jitter: int = 0  # max random shift in pixels per step
@@ -65,7 +67,7 @@ class AscentConfig:
             raise NetscopeError(f"ascent needs jitter >= 0, rotate >= 0 and 0 <= scale_jitter "
                                 f"< 1; got {', '.join(wrong)}.")
         if self.lr is None:
-            object.__setattr__(self, "lr", 0.1 if self.param == "pixel" else 0.03)
+            object.__setattr__(self, "lr", PRESETS[self.param]["lr"])
 
 
 @dataclass
@@ -136,8 +138,12 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], param: ImageParam,
         return param.to_image(p), torch.stack(history)
 
 
-def _param(model: nn.Module, pre: Preprocess, cfg: AscentConfig) -> ImageParam:
-    return image_param(cfg.param, pre, cfg.size, _dtype(model))
+def _start(model: nn.Module, pre: Preprocess, cfg: AscentConfig,
+           ids: list[int]) -> tuple[ImageParam, list[int], torch.Tensor]:
+    """The parametrization, one seed per picture (seed, id), and a one-image probe input."""
+    param = image_param(cfg.param, pre, cfg.size, _dtype(model))
+    seeds = [cfg.seed * 100_003 + i for i in ids]
+    return param, seeds, param.to_input(param.init(seeds[:1], cfg.noise)).detach()
 
 
 OBJECTIVES = ("mean", "center")
@@ -162,11 +168,9 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     channels = [int(c) for c in channels]
     if not channels:
         raise NetscopeError("give at least one channel to visualize.")
-    seeds = [cfg.seed * 100_003 + c for c in channels]
-    param = _param(model, pre, cfg)
-    x0 = param.to_input(param.init(seeds[:1], cfg.noise)).detach()
+    param, seeds, probe = _start(model, pre, cfg, channels)
     shown = LayerRef.parse(layer)
-    calls = count_calls(model, shown, x0[:1])
+    calls = count_calls(model, shown, probe)
     if calls == 0:
         raise NetscopeError(f"layer {shown} did not run in the forward pass.")
     ref = shown if shown.call >= 0 else LayerRef(shown.name, shown.port, calls - 1)
@@ -176,7 +180,7 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     where = " (centre unit)" if objective == "center" else ""
     labels = [f"{shown} channel {c}{where}" for c in channels]
     with capture(model, [ref], stop=True) as rec:
-        run_until(model, x0[:1])
+        run_until(model, probe)
         _check_channels(rec[ref], ref, channels)
         if objective == "center" and rec[ref].dim() != 4:
             raise NetscopeError(f"layer {shown} has no spatial grid (output shape "
@@ -214,13 +218,11 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
     L2 penalty on the image, one image per class in one batch (``fast``: a traced copy with
     batch norm folded, as for filters)."""
     classes = [int(c) for c in classes]
-    seeds = [cfg.seed * 100_003 + c for c in classes]
-    param = _param(model, pre, cfg)
-    x0 = param.to_input(param.init(seeds[:1], cfg.noise)).detach()
+    param, seeds, probe = _start(model, pre, cfg, classes)
     index = torch.tensor(classes)
     simple = truncated(model, None) if fast else None
     with capture(model, []):
-        n_out = model(x0[:1]).shape[1]
+        n_out = model(probe).shape[1]
         bad = [c for c in classes if not 0 <= c < n_out]
         if bad:
             raise NetscopeError(f"class index {bad[0]} is out of range: the model has {n_out} "
@@ -231,5 +233,5 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
             return net(x)[torch.arange(x.shape[0]), index]
 
         images, history = ascend(objective, param, seeds, cfg, progress)
-    labels = [names[c] if names else f"class {c}" for c in classes]
+    labels = [class_label(names, c) for c in classes]
     return AscentResult(images, history, labels)

@@ -24,6 +24,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.capture import LayerRef, capture
+from netscope.vision.classes import class_label
 from netscope.vision.models import find_layer
 
 Targets = int | Sequence[int] | torch.Tensor | None
@@ -282,6 +283,6 @@ def predict(model: nn.Module, x: torch.Tensor, k: int = 5,
     with capture(model, []), torch.no_grad():
         probs = model(x).softmax(1)
     top = probs.topk(min(k, probs.shape[1]), dim=1)
-    return [[(int(i), names[int(i)] if names else f"class {int(i)}", float(p))
+    return [[(int(i), class_label(names, int(i)), float(p))
              for p, i in zip(ps, idx, strict=True)]
             for ps, idx in zip(top.values, top.indices, strict=True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +15,11 @@ def imagenet_classes() -> tuple[str, ...]:
     """The 1000 ImageNet-1k class names in the standard (torchvision/Keras) index order."""
     text = (Path(__file__).with_name("imagenet_classes.txt")).read_text(encoding="utf-8")
     return tuple(line for line in text.splitlines() if line)
+
+
+def class_label(names: Sequence[str] | None, index: int) -> str:
+    """The class's name, or "class N" for models without names."""
+    return names[index] if names else f"class {index}"
 
 
 def resolve_class(target: int | str, names: tuple[str, ...] | None, n_outputs: int) -> int:

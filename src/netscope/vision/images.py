@@ -7,6 +7,7 @@ images are scaled to [0, 1], and very large images are reduced on load (the mode
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
                   ".pgm")
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files in a folder, in name order; a clear error when there are none."""
+    found = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise NetscopeError(f"{folder}: the folder holds no image files "
+                            f"({', '.join(IMAGE_SUFFIXES)}).")
+    return found
+
+
 def expand_sources(names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
     """(display name, source) for each image: files and sample names as given, folders as
     their image files in name order. Display names are file stems, made unique (``cat.jpg``
@@ -29,19 +40,12 @@ def expand_sources(names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
     sources: list[str] = []
     for name in names:
         path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise NetscopeError(f"{path}: the folder holds no image files "
-                                    f"({', '.join(IMAGE_SUFFIXES)}).")
-            sources += [str(p) for p in found]
-        else:
-            sources.append(str(name))
+        sources += [str(p) for p in image_files(path)] if path.is_dir() else [str(name)]
     stems = [Path(s).stem if Path(s).suffix else s for s in sources]
+    counts = Counter(stems)
     out, seen = [], set()
     for src, stem in zip(sources, stems, strict=True):
-        name = stem if stems.count(stem) == 1 else f"{stem}_{Path(src).suffix.lstrip('.')}"
+        name = stem if counts[stem] == 1 else f"{stem}_{Path(src).suffix.lstrip('.')}"
         base, k = name, 2
         while name in seen:  # the same file twice, or stems equal after the suffix too
             name, k = f"{base}_{k}", k + 1

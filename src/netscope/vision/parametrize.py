@@ -99,9 +99,6 @@ class FourierParam(ImageParam):
         rgb = torch.einsum("ij,njhw->nihw", self.colour, decorrelated)
         return self.pre.normalize(torch.sigmoid(rgb))
 
-    def to_image(self, params: torch.Tensor) -> torch.Tensor:
-        return self.pre.denormalize(self.to_input(params)).clamp(0, 1)
-
     def project(self, params: torch.Tensor) -> torch.Tensor:
         return params  # the sigmoid keeps every picture valid
 

@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from netscope.errors import NetscopeError
-from netscope.vision.images import load_image
+from netscope.vision.images import IMAGE_SUFFIXES, load_image
 from netscope.vision.live.opencv import opencv
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 class PatternSource:
@@ -48,7 +46,7 @@ class FolderSource:
     def __init__(self, folder: Path) -> None:
         self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
-            raise NetscopeError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+            raise NetscopeError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}).")
         self.i = 0
         self.name = str(folder)
         self.fps = None

@@ -18,6 +18,7 @@ import torch
 from netscope.errors import NetscopeError
 from netscope.vision import attribution as A
 from netscope.vision.activations import activations, conv_stages
+from netscope.vision.classes import class_label
 from netscope.vision.live.opencv import opencv
 from netscope.vision.models import LoadedModel, find_layer
 
@@ -110,7 +111,7 @@ class LiveView:
         out = cv2.addWeighted(frame, 0.55, colour, 0.45, 0)
         t = int(heat.targets[0])
         p = float(heat.logits.softmax(1)[0, t])
-        name = self.lm.class_names[t] if self.lm.class_names else f"class {t}"
+        name = class_label(self.lm.class_names, t)
         self._text(out, f"{name}  {p:.0%}  [{self.cam_method}]", (10, 30))
         return out
 
