@@ -1,4 +1,5 @@
-"""Process-level speed settings for the command line and benchmarks (opt-in for libraries).
+"""Process-level speed settings for the command line and benchmarks (opt-in for libraries):
+malloc thresholds and the number of PyTorch threads.
 
 PyTorch on CPU allocates and frees many large temporary tensors. glibc's malloc hands
 blocks above its mmap threshold straight back to the kernel, so every step pays for fresh
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -32,3 +34,56 @@ def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -
         return False
     _done = ok
     return ok
+
+
+def busy_cpus() -> float:
+    """CPUs other processes are using: the larger of the 1-minute load average and the
+    number of runnable tasks right now (minus this process), so a load that started a
+    moment ago counts as much as one that has run for a minute."""
+    try:
+        fields = open("/proc/loadavg").read().split()
+        return max(float(fields[0]), float(fields[3].split("/")[0]) - 1.0)
+    except (OSError, IndexError, ValueError):
+        try:
+            return os.getloadavg()[0]
+        except (OSError, AttributeError):
+            return 0.0
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def auto_threads() -> int:
+    """PyTorch threads that will not fight other processes for the CPUs.
+
+    PyTorch's OpenMP workers spin while they wait for each other; when another process holds
+    one of their cores, every parallel region waits for a time slice. Measured on the 2-core
+    development machine with one core busy: 2 threads ran saliency 5.9x and a small MLP 8x
+    slower than 1 thread (BENCHMARKS.md). So use only the CPUs that are idle now, at least one.
+    """
+    import torch
+
+    free = usable_cpus() - round(busy_cpus())
+    return max(1, min(torch.get_num_threads(), free))
+
+
+def set_threads(requested: int | None = None) -> int:
+    """Set PyTorch's intra-op threads: ``requested``, else $NETSCOPE_THREADS, else
+    :func:`auto_threads`. Returns the number in use."""
+    import torch
+
+    from netscope.errors import NetscopeError
+
+    n = requested
+    if n is None and os.environ.get("NETSCOPE_THREADS", "").strip():
+        text = os.environ["NETSCOPE_THREADS"].strip()
+        if not text.isdigit() or int(text) < 1:
+            raise NetscopeError(f"NETSCOPE_THREADS must be a whole number >= 1, got {text!r}.")
+        n = int(text)
+    n = n or auto_threads()
+    torch.set_num_threads(n)
+    return n

@@ -112,7 +112,7 @@ def test_folder_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run(capsys, "saliency", "chelsea", "--batch-size", "0")
     assert exit_.value.code == 2
-    assert "expected a whole number >= 1, got '0'" in capsys.readouterr().err
+    assert "expected a whole number from 1 to 4096, got '0'" in capsys.readouterr().err
 
 
 def test_ascent_progress_lines(tmp_path, capsys):

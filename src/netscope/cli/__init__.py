@@ -1,16 +1,44 @@
-"""Command line: parses arguments, calls the library, prints. Nothing else lives here."""
+"""Command line: parses arguments, calls the library, prints. Nothing else lives here.
+
+Every way a command can end is one line on stderr and an exit code: 2 for bad input
+(argument, file, data), 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM), 3
+for a numerical failure. A Python traceback means a bug in netscope.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from netscope.cli import data, live, multitask, vision
+from netscope.cli.options import number
 from netscope.errors import NetscopeError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line that says where to look, not the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` (temporary folders, the live
+    page, recordings) runs before the process exits."""
+
+
+def _leaves(parser: argparse.ArgumentParser):
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):
+            yield from _leaves(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="netscope",
         description="Multi-task learning on grouped tabular data, and seeing inside "
                     "convolutional networks (activations, gradient ascent, saliency, "
@@ -18,7 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for group in (multitask, data, vision, live):
         group.add(sub)
+    for leaf in _leaves(parser):
+        number(leaf, "--threads", lo=1, hi=1024,
+               help="PyTorch CPU threads (default: $NETSCOPE_THREADS, else the CPUs not busy "
+               "with other processes)")
     return parser
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,12 +62,45 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     tune_malloc()
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main_thread = _main_thread()  # signal handlers can only be set there
+    if in_main_thread:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
+        return _run(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _run(args) -> int:
+    try:
+        if args.command in ("multitask", "vision", "live"):
+            from netscope.perf import set_threads
+
+            set_threads(args.threads)
         return args.func(args)
     except NetscopeError as exc:
-        print(f"netscope: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
     except FloatingPointError as exc:
-        print(f"netscope: error: {exc}", file=sys.stderr)
-        return 3
+        return _fail(str(exc), 3)
+    except Terminated:
+        return _fail("terminated", 143, prefix="netscope: ")
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, prefix="netscope: ")
+    except MemoryError:
+        return _fail("out of memory; use smaller images, batches or models.", 2)
+    except OSError as exc:  # a disk that filled up, a folder that vanished mid-run
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}.", 2)
 
+
+def _fail(message: str, code: int, prefix: str = "netscope: error: ") -> int:
+    print(f"{prefix}{message}", file=sys.stderr, flush=True)
+    return code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from netscope.cli.options import number
 from netscope.errors import NetscopeError
 
 
@@ -18,7 +19,7 @@ def add(sub) -> None:
     p.add_argument("--method", default="gradcam",
                    choices=["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam"],
                    help="heatmap method (key c cycles through them)")
-    p.add_argument("--frames", type=int, help="stop after N processed frames")
+    number(p, "--frames", lo=1, hi=10**9, help="stop after N processed frames")
     p.add_argument("--record", help="write the overlaid stream to this .mp4/.avi file")
     p.add_argument("--snapshots", default="netscope-results/live", help="snapshot folder")
     p.add_argument("--no-display", action="store_true", help="no window and no page (headless)")
@@ -26,7 +27,7 @@ def add(sub) -> None:
                    help="serve the stream and controls as a web page instead of a window "
                    "(automatic where no display exists)")
     p.add_argument("--host", default="127.0.0.1", help="address for the page (default local)")
-    p.add_argument("--port", type=int, default=8765)
+    number(p, "--port", lo=0, hi=65535, default=8765, help="port for the page, 0: any free one")
     p.add_argument("--every-frame", action="store_true",
                    help="process every frame of a file instead of dropping stale ones")
     p.set_defaults(func=_live)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netscope.cli.common import floats, ints, progress_printer
+from netscope.cli.common import progress_printer
+from netscope.cli.options import Number, number, numbers
 from netscope.errors import NetscopeError
 
 
@@ -23,26 +24,31 @@ def add(sub) -> None:
     src.add_argument("--data-dir", help="folder holding school/ and computer_survey/ "
                      "(default: $NETSCOPE_DATA, else a verified download into the cache)")
     run.add_argument("--protocol", choices=["lecture", "standard"], default="lecture")
-    run.add_argument("--splits", type=int, help="use only the first N splits (standard)")
-    run.add_argument("--test-fraction", type=float, help="test share for random splits")
+    number(run, "--splits", lo=1, help="use only the first N splits (standard)")
+    number(run, "--test-fraction", kind=float, lo=0, hi=1, above=True,
+           help="test share for random splits, below 1")
     run.add_argument("--families", help="comma-separated subset of model families")
-    run.add_argument("--out", help="output folder (default: netscope-results/DATA-PROTOCOL)")
+    run.add_argument("--out", help="output folder (default: netscope-results/DATA-PROTOCOL); "
+                     "replaced as a whole when the run completes")
     run.add_argument("--save-models", action="store_true",
                      help="also save each fitted model (first split) under OUT/models/")
     run.add_argument("--quiet", action="store_true", help="no progress messages")
     hp = run.add_argument_group("hyper-parameters (defaults: the course's values)")
-    hp.add_argument("--seed", type=int)
-    hp.add_argument("--batch-size", type=int)
-    hp.add_argument("--lr", type=float)
-    hp.add_argument("--per-task-epochs", type=int)
-    hp.add_argument("--per-task-hidden", type=ints)
-    hp.add_argument("--pooled-epochs", type=int)
-    hp.add_argument("--gated-epochs", type=int)
-    hp.add_argument("--stage-epochs", type=ints, help="three values, e.g. 10,10,10")
-    hp.add_argument("--stage-lr", type=floats, help="three values, e.g. 1e-3,1e-4,1e-5")
+    width = Number(int, 1, 100_000)
+    number(hp, "--seed", lo=0, hi=2**32 - 1)
+    number(hp, "--batch-size", lo=1, hi=10_000_000)
+    number(hp, "--lr", kind=float, lo=0, hi=10, above=True, help="learning rate")
+    number(hp, "--per-task-epochs", lo=1, hi=100_000)
+    numbers(hp, "--per-task-hidden", item=width, help="hidden layer widths, e.g. 30,15")
+    number(hp, "--pooled-epochs", lo=1, hi=100_000)
+    number(hp, "--gated-epochs", lo=1, hi=100_000)
+    numbers(hp, "--stage-epochs", item=Number(int, 0, 100_000), count=3,
+            help="epochs of the three stages, e.g. 10,10,10")
+    numbers(hp, "--stage-lr", item=Number(float, 0, 10, above=True), count=3,
+            help="learning rates of the three stages, e.g. 1e-3,1e-4,1e-5")
     hp.add_argument("--shared-reduce", choices=["sum", "mean"])
-    hp.add_argument("--ridge-folds", type=int)
-    hp.add_argument("--weight-decay", type=float, help="L2 on the networks' weights")
+    number(hp, "--ridge-folds", lo=2, hi=100)
+    number(hp, "--weight-decay", kind=float, lo=0, hi=100, help="L2 on the networks' weights")
     run.set_defaults(func=_multitask_run)
 
 
@@ -59,10 +65,17 @@ def _load(args, progress):
 
 
 def _multitask_run(args) -> int:
-    from netscope.multitask import protocols
-    from netscope.multitask.compare import FAMILIES, Settings, compare
-    from netscope.render.comparison import text_report, write_comparison
+    import shlex
+    import sys
 
+    from netscope.multitask import protocols
+    from netscope.multitask.compare import FAMILIES, Settings, check_families, compare
+    from netscope.render.comparison import text_report, write_comparison
+    from netscope.render.folders import check_replaceable, staged_folder
+
+    families = check_families(args.families.split(",") if args.families else list(FAMILIES))
+    name = Path(args.csv).stem if args.csv else args.dataset
+    out = check_replaceable(args.out or f"netscope-results/{name}-{args.protocol}")
     progress = progress_printer(args.quiet)
     data = _load(args, progress)
     if args.protocol == "lecture":
@@ -75,13 +88,12 @@ def _multitask_run(args) -> int:
              "gated_epochs", "stage_epochs", "stage_lr", "shared_reduce", "ridge_folds",
              "weight_decay")
     settings = Settings.for_dataset(data.name, **{n: getattr(args, n) for n in names})
-    families = args.families.split(",") if args.families else list(FAMILIES)
     comp = compare(data, protocol, settings, families, progress)
-    out = Path(args.out or f"netscope-results/{data.name}-{protocol.name}")
-    paths = write_comparison(comp, out)
-    if args.save_models:
-        for res in comp.results:
-            res.model.save(out / "models" / res.family.key)
+    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:
+        paths = write_comparison(comp, stage)
+        if args.save_models:
+            for res in comp.results:
+                res.model.save(stage / "models" / res.family.key)
     print(text_report(comp))
-    print(f"\nwrote {len(paths)} files to {out}/ (open {paths['report.html']})")
+    print(f"\nwrote {len(paths)} files to {out}/ (open {out / 'report.html'})")
     return 0

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from netscope.cli.common import progress_printer
+from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
 from netscope.errors import NetscopeError
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def add(sub) -> None:
@@ -36,12 +26,12 @@ def add(sub) -> None:
 
     p = vs.add_parser("layers", help="list every layer with its output shape")
     common(p, images=False)
-    p.add_argument("--size", type=int, help="probe image size (default: the model's)")
+    number(p, "--size", lo=8, hi=4096, help="probe image size (default: the model's)")
     p.set_defaults(func=_vision_layers)
 
     p = vs.add_parser("predict", help="top-k classes for images")
     common(p)
-    p.add_argument("--top", type=int, default=5)
+    number(p, "--top", lo=1, hi=100_000, default=5, help="classes per image")
     p.set_defaults(func=_vision_predict)
 
     p = vs.add_parser("gradcam", help="class heatmaps over images (Grad-CAM and relatives)")
@@ -56,22 +46,22 @@ def add(sub) -> None:
                    "(class-agnostic, no gradients), CAM (GAP + linear heads), guided Grad-CAM")
     p.add_argument("--normalize", choices=["max", "minmax"], default="max",
                    help="divide by the maximum (default) or min-max scale")
-    p.add_argument("--batch-size", type=_positive, default=16, help="images per pass")
+    number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     p.set_defaults(func=_vision_gradcam)
 
     p = vs.add_parser("saliency", help="image-gradient saliency (optionally SmoothGrad)")
     common(p)
     p.add_argument("--class", dest="classes", action="append")
-    p.add_argument("--smooth", type=int, default=0, help="SmoothGrad samples (0: plain)")
-    p.add_argument("--noise", type=float, default=0.05,
-                   help="SmoothGrad noise SD as a fraction of the input's range")
-    p.add_argument("--batch-size", type=_positive, default=16, help="images per pass")
+    number(p, "--smooth", lo=0, hi=10_000, default=0, help="SmoothGrad samples (0: plain)")
+    number(p, "--noise", kind=float, lo=0, hi=10, default=0.05,
+           help="SmoothGrad noise SD as a fraction of the input's range")
+    number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     p.set_defaults(func=_vision_saliency)
 
     p = vs.add_parser("activations", help="feature maps of chosen layers as grids")
     common(p)
     p.add_argument("--layers", help="comma-separated layers (default: every conv stage)")
-    p.add_argument("--max-channels", type=int, default=64)
+    number(p, "--max-channels", lo=1, hi=4096, default=64, help="channels drawn per layer")
     p.add_argument("--order", choices=["auto", "index", "strongest"], default="auto",
                    help="which channels to draw: the first ones (index), the ones with the "
                    "largest mean activation (strongest), or auto: index when all fit")
@@ -87,10 +77,10 @@ def add(sub) -> None:
     common(p)
     p.add_argument("--demo", action="store_true", help="use the four bundled sample photos")
     p.add_argument("--one-page", action="store_true", help="one page for all images")
-    p.add_argument("--top", type=int, default=3, help="classes explained per image")
+    number(p, "--top", lo=1, hi=100, default=3, help="classes explained per image")
     p.add_argument("--layer", help="Grad-CAM layer")
-    p.add_argument("--smooth", type=int, default=8,
-                   help="SmoothGrad samples for the saliency maps (0: plain gradient)")
+    number(p, "--smooth", lo=0, hi=10_000, default=8,
+           help="SmoothGrad samples for the saliency maps (0: plain gradient)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_vision_report)
 

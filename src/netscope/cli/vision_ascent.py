@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from netscope.cli.common import progress_printer
+from netscope.cli.options import Number, number
 from netscope.vision.presets import PRESETS
 
 
@@ -37,23 +38,27 @@ def add_ascent(vs, common) -> None:
                            help="maximize the channel's mean (default) or its centre unit")
         else:
             p.add_argument("targets", nargs="+", help="class names or indices")
-            p.add_argument("--l2", type=float, default=1e-3)
+            number(p, "--l2", kind=float, lo=0, hi=1e6, default=1e-3,
+                   help="L2 penalty on the picture")
         p.add_argument("--param", choices=["pixel", "fourier"], default="pixel",
                        help="optimize the pixels (default) or scaled Fourier coefficients in "
                        "a decorrelated colour basis (smoother, more natural pictures)")
-        for flag, kind, what in (
-                ("--steps", int, "ascent steps"),
-                ("--lr", float, "step on the RMS-normalized gradient"),
-                ("--jitter", int, "max random shift per step, pixels"),
-                ("--blur-every", int, "Gaussian blur every N steps, 0: never (pixel only)"),
-                ("--rotate", float, "max random rotation per step, degrees"),
-                ("--scale-jitter", float, "max random relative rescaling per step")):
-            p.add_argument(flag, type=kind, help=what + "; default by --param: " + ", ".join(
-                f"{k} {v[flag.lstrip('-').replace('-', '_')]}" for k, v in PRESETS.items()))
-        p.add_argument("--size", type=int, default=128)
-        p.add_argument("--tv", type=float, default=0.0)
-        p.add_argument("--octaves", type=int, default=1, help="pixel parametrization only")
-        p.add_argument("--seed", type=int, default=0)
+        for flag, check, what in (
+                ("--steps", Number(int, 1, 100_000), "ascent steps"),
+                ("--lr", Number(float, 0, 1e6, above=True), "step on the RMS-normalized gradient"),
+                ("--jitter", Number(int, 0, 1024), "max random shift per step, pixels"),
+                ("--blur-every", Number(int, 0, 100_000),
+                 "Gaussian blur every N steps, 0: never (pixel only)"),
+                ("--rotate", Number(float, 0, 180), "max random rotation per step, degrees"),
+                ("--scale-jitter", Number(float, 0, 0.9),
+                 "max random relative rescaling per step")):
+            number(p, flag, kind=check.kind, lo=check.lo, hi=check.hi, above=check.above,
+                   help=what + "; default by --param: " + ", ".join(
+                       f"{k} {v[flag.lstrip('-').replace('-', '_')]}" for k, v in PRESETS.items()))
+        number(p, "--size", lo=16, hi=4096, default=128, help="picture side in pixels")
+        number(p, "--tv", kind=float, lo=0, hi=1e6, default=0.0, help="total-variation weight")
+        number(p, "--octaves", lo=1, hi=8, default=1, help="pixel parametrization only")
+        number(p, "--seed", lo=0, hi=2**32 - 1, default=0)
         p.add_argument("--quiet", action="store_true", help="no progress lines")
         p.set_defaults(func=_vision_ascent)
 

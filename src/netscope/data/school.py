@@ -53,7 +53,7 @@ def load_school(root: str | Path | None = None,
     task = _starts_to_tasks(m["task_indexes"], X.shape[0], str(path))
     return TaskData(
         X=X, y=y, task=task, task_names=[f"school_{i + 1}" for i in range(task.max() + 1)],
-        feature_names=list(names), name="school", target_name="exam_score",
+        feature_names=list(names), name="school", target_name="exam_score", reference="school",
     )
 
 

@@ -42,4 +42,5 @@ def load_survey(root: str | Path | None = None,
     return TaskData(
         X=X, y=y, task=task, task_names=[f"subject_{i + 1}" for i in range(n_subjects)],
         feature_names=list(ATTRIBUTES), name="survey", target_name="likelihood_to_buy",
+        reference="survey",
     )

@@ -45,6 +45,33 @@ class Settings:
     weight_decay: float = 0.0  # L2 on every neural family's weights (0: the course)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Refuse settings that would train nothing or fail deep inside PyTorch."""
+        counts = {"per_task_epochs": self.per_task_epochs, "pooled_epochs": self.pooled_epochs,
+                  "gated_epochs": self.gated_epochs, "batch_size": self.batch_size,
+                  "gated_width": self.gated_width, "gated_hidden": self.gated_hidden,
+                  **{f"per_task_hidden[{i}]": h for i, h in enumerate(self.per_task_hidden)},
+                  **{f"pooled_hidden[{i}]": h for i, h in enumerate(self.pooled_hidden)}}
+        for name, value in counts.items():
+            if int(value) != value or value < 1:
+                raise NetscopeError(f"settings: {name} must be a whole number >= 1, "
+                                    f"got {value!r}.")
+        if len(self.stage_epochs) != 3 or min(self.stage_epochs) < 0:
+            raise NetscopeError(f"settings: stage_epochs must be three numbers >= 0, "
+                                f"got {self.stage_epochs!r}.")
+        rates = {"lr": self.lr, **{f"stage_lr[{i}]": r for i, r in enumerate(self.stage_lr)}}
+        for name, value in rates.items():
+            if not np.isfinite(value) or value <= 0:
+                raise NetscopeError(f"settings: {name} must be a number > 0, got {value!r}.")
+        if len(self.stage_lr) != 3:
+            raise NetscopeError(f"settings: stage_lr needs three values, got {self.stage_lr!r}.")
+        if not np.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise NetscopeError(f"settings: weight_decay must be >= 0, got {self.weight_decay!r}.")
+        if self.ridge_folds < 2:
+            raise NetscopeError(f"settings: ridge_folds must be >= 2, got {self.ridge_folds!r}.")
+        if not 0 <= self.seed < 2**32:
+            raise NetscopeError(f"settings: seed must be from 0 to 2**32-1, got {self.seed!r}.")
+
     @classmethod
     def for_dataset(cls, name: str, **overrides) -> Settings:
         """Course defaults; the survey's tasks have 15-16 rows (one mini-batch per epoch),
@@ -136,15 +163,22 @@ class Comparison:
         return min(self.summary(), key=lambda row: row["mse"])
 
 
-def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None,
-            families: Sequence[str] | None = None, progress: Progress | None = None) -> Comparison:
-    """Fit every requested family on every split of ``protocol``; score on original scale."""
-    settings = settings or Settings.for_dataset(data.name)
-    keys = list(families or FAMILIES)
+def check_families(keys: Sequence[str]) -> list[str]:
+    """The family keys as a list, or an error naming the first unknown one."""
     unknown = [k for k in keys if k not in FAMILIES]
     if unknown:
         raise NetscopeError(f"unknown model family {unknown[0]!r}; choose from "
                             f"{', '.join(FAMILIES)}.")
+    if not keys:
+        raise NetscopeError("no model family chosen; choose from " + ", ".join(FAMILIES) + ".")
+    return list(keys)
+
+
+def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None,
+            families: Sequence[str] | None = None, progress: Progress | None = None) -> Comparison:
+    """Fit every requested family on every split of ``protocol``; score on original scale."""
+    settings = settings or Settings.for_dataset(data.name)
+    keys = check_families(families or list(FAMILIES))
     results = [FamilyResult(FAMILIES[k]) for k in keys]
     for i, split in enumerate(protocol.splits):
         prep = prepare(data, split, protocol.scale_from)

@@ -53,6 +53,8 @@ def random_split(data: TaskData, test_fraction: float, seed: int, name: str) -> 
     """Within every task, a seeded random ``test_fraction`` of rows (at least one each side)."""
     if not 0.0 < test_fraction < 1.0:
         raise NetscopeError(f"test fraction must be between 0 and 1, got {test_fraction}.")
+    if not 0 <= seed < 2**32:
+        raise NetscopeError(f"seed must be from 0 to 2**32-1, got {seed}.")
     rng = np.random.default_rng(seed)
     train, test = [], []
     for t in range(data.n_tasks):
@@ -69,6 +71,13 @@ def prepare(data: TaskData, split: Split, scale_from: str) -> Prepared:
     if scale_from not in SCALE_CHOICES:
         raise NetscopeError(f"scale_from must be one of {SCALE_CHOICES}, got {scale_from!r}.")
     split.check(data)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        prep = _scaled(data, split, scale_from)
+    _check_float32(data, prep)
+    return prep
+
+
+def _scaled(data: TaskData, split: Split, scale_from: str) -> Prepared:
     if scale_from == "none":
         keep = Standardizer.fit(data.X[split.train]).keep
         fx = Standardizer.identity(data.n_features, keep)
@@ -85,9 +94,32 @@ def prepare(data: TaskData, split: Split, scale_from: str) -> Prepared:
     )
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(data: TaskData, prep: Prepared) -> None:
+    """The networks compute in float32: values (or scalers) that overflow it would give
+    inf/NaN losses, or overflow warnings and results of no meaning."""
+    fx = prep.features
+    bad = ~np.isfinite(fx.mean) | ~np.isfinite(fx.scale)
+    for values in (prep.X_train, prep.X_test):
+        bad[fx.keep] |= (~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX / 16)).any(axis=0)
+    if bad.any():
+        col = int(np.flatnonzero(bad)[0])
+        raise NetscopeError(f"{data.name}: feature '{data.feature_names[col]}' cannot be scaled "
+                            f"into float32 (values up to {np.max(np.abs(data.X[:, col])):.3g}); "
+                            f"rescale the column (e.g. other units, or its logarithm).")
+    scale = np.concatenate([prep.target.mean, prep.target.scale])
+    ys = np.concatenate([prep.y_train, prep.y_test])
+    if not np.isfinite(scale).all() or not np.isfinite(ys).all() or \
+            np.abs(ys).max() > FLOAT32_MAX / 16:
+        raise NetscopeError(f"{data.name}: target '{data.target_name}' cannot be scaled into "
+                            f"float32 (values up to {np.max(np.abs(data.y)):.3g}); rescale it.")
+
+
 def lecture(data: TaskData, seed: int = 0, test_fraction: float | None = None) -> Protocol:
     """The course's protocol: one seeded random split inside each task."""
-    if data.name == "survey":
+    if data.reference == "survey":
         frac = 0.25 if test_fraction is None else test_fraction
         return Protocol(
             "lecture",
@@ -97,12 +129,21 @@ def lecture(data: TaskData, seed: int = 0, test_fraction: float | None = None) -
             "none",
         )
     frac = 0.4 if test_fraction is None else test_fraction
+    split = [random_split(data, frac, seed, f"random {1 - frac:.0%}/{frac:.0%} (seed {seed})")]
+    if data.reference == "school":
+        return Protocol(
+            "lecture",
+            f"one random {1 - frac:.0%}/{frac:.0%} train/test split inside each task "
+            f"(seed {seed}); features and target standardized with mean and SD over ALL rows, "
+            f"test rows included, to reproduce the course's numbers (the 'standard' protocol "
+            f"fits scalers on training rows only).",
+            split, "all",
+        )
     return Protocol(
         "lecture",
         f"one random {1 - frac:.0%}/{frac:.0%} train/test split inside each task (seed {seed}); "
-        f"features and target standardized with mean and SD over ALL rows, as the course did.",
-        [random_split(data, frac, seed, f"random {1 - frac:.0%}/{frac:.0%} (seed {seed})")],
-        "all",
+        f"features and target standardized with the training rows' mean and SD.",
+        split, "train",
     )
 
 
@@ -110,10 +151,15 @@ def standard(data: TaskData, root: str | Path | None = None, n_splits: int | Non
              seed: int = 0, test_fraction: float = 0.25,
              progress: Callable[[str], None] | None = None) -> Protocol:
     """The literature's protocol: published splits; scalers fit on training rows only."""
-    if data.name == "school":
+    if n_splits is not None and n_splits < 1:
+        raise NetscopeError(f"the number of splits must be >= 1, got {n_splits}.")
+    if data.reference == "school":
         from netscope.data.school import N_SPLITS, load_school_split
 
         k = n_splits or N_SPLITS
+        if k > N_SPLITS:
+            raise NetscopeError(f"the school data has {N_SPLITS} published splits, "
+                                f"not {k}; use --splits 1..{N_SPLITS}.")
         splits = [load_school_split(i, data, root, progress) for i in range(1, k + 1)]
         return Protocol(
             "standard",
@@ -122,9 +168,12 @@ def standard(data: TaskData, root: str | Path | None = None, n_splits: int | Non
             f"mean and SD over splits.",
             splits, "train",
         )
-    if data.name == "survey":
+    if data.reference == "survey":
         from netscope.data.survey import N_CALIBRATION, N_PROFILES
 
+        if n_splits not in (None, 1):
+            raise NetscopeError(f"the survey has one standard split (profiles 1-16 train, "
+                                f"17-20 test), not {n_splits}; drop --splits.")
         profile = np.tile(np.arange(N_PROFILES), data.n_tasks)
         split = Split(train=np.flatnonzero(profile < N_CALIBRATION),
                       test=np.flatnonzero(profile >= N_CALIBRATION), name="profiles 1-16 / 17-20")

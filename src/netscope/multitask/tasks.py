@@ -25,6 +25,9 @@ class TaskData:
     name: str = "data"
     target_name: str = "y"
     notes: dict[str, str] = field(default_factory=dict)
+    # which built-in reference data set this is ("school", "survey"); None for a user's own
+    # data, so a file that happens to be called school.csv never gets the course's protocol
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X, dtype=np.float64)

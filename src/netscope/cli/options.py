@@ -1,0 +1,84 @@
+"""Checked option types: every number is parsed with its allowed range, so nonsense such as
+``--batch-size 0`` or ``--lr nan`` stops at the command line with the range in the message
+(and in ``--help``) instead of failing deep inside a library or running silently."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _range_text(lo: float | None, hi: float | None, kind: type) -> str:
+    noun = "a whole number" if kind is int else "a number"
+    if lo is not None and hi is not None:
+        return f"{noun} from {lo:g} to {hi:g}"
+    if lo is not None:
+        return f"{noun} >= {lo:g}"
+    if hi is not None:
+        return f"{noun} <= {hi:g}"
+    return f"a finite {noun.split()[-1]}"
+
+
+class Number:
+    """An argparse ``type`` for an int or a finite float within [lo, hi]."""
+
+    def __init__(self, kind: type = int, lo: float | None = None, hi: float | None = None,
+                 above: bool = False) -> None:
+        self.kind, self.lo, self.hi, self.above = kind, lo, hi, above
+        self.__name__ = kind.__name__  # argparse names the type in some messages
+
+    @property
+    def text(self) -> str:
+        if self.above:  # an open lower bound: "> 0"
+            noun = "a whole number" if self.kind is int else "a number"
+            upper = f" and <= {self.hi:g}" if self.hi is not None else ""
+            return f"{noun} > {self.lo:g}{upper}"
+        return _range_text(self.lo, self.hi, self.kind)
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}")
+        low_ok = self.lo is None or (value > self.lo if self.above else value >= self.lo)
+        if not low_ok or (self.hi is not None and value > self.hi):
+            raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}")
+        return value
+
+
+class NumberList:
+    """Comma-separated numbers, each checked like :class:`Number`; optionally a fixed count."""
+
+    def __init__(self, item: Number, count: int | None = None) -> None:
+        self.item, self.count = item, count
+        self.__name__ = "list"
+
+    @property
+    def text(self) -> str:
+        many = f"{self.count} " if self.count else ""
+        return f"{many}comma-separated values, each {self.item.text}"
+
+    def __call__(self, text: str) -> tuple:
+        parts = text.split(",")
+        if self.count and len(parts) != self.count:
+            raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}")
+        try:
+            return tuple(self.item(p) for p in parts)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}") from None
+
+
+def number(parser, *flags: str, kind: type = int, lo: float | None = None,
+           hi: float | None = None, above: bool = False, help: str = "", **kw) -> None:
+    """``parser.add_argument`` for a checked number; the allowed range joins the help."""
+    check = Number(kind, lo, hi, above)
+    parser.add_argument(*flags, type=check, help=f"{help} ({check.text})".lstrip(), **kw)
+
+
+def numbers(parser, *flags: str, item: Number, count: int | None = None, help: str = "",
+            **kw) -> None:
+    check = NumberList(item, count)
+    parser.add_argument(*flags, type=check, help=f"{help} ({check.text})".lstrip(), **kw)
+
