@@ -69,3 +69,75 @@ def test_page_in_headless_chromium(tmp_path):
         done.set()
         worker.join(timeout=10)
         web.close()
+
+
+ATTACK = """<!doctype html><html><body><pre id="log">running</pre><script>
+const params = new URLSearchParams(location.search);
+const target = params.get('target'), token = params.get('token') || '';
+const log = [];
+async function attempt(name, fn) {
+  try { log.push(name + ': ' + await fn()); } catch (e) { log.push(name + ': error'); } }
+(async () => {
+  for (const k of ['s', 'q'])
+    await attempt('press ' + k, async () => (await fetch(
+      target + 'key?k=' + k + '&token=' + token, {method: 'POST', mode: 'no-cors'})).type);
+  await attempt('read frame', async () => 'read ' + (await (await fetch(
+    target + 'frame.jpg?token=' + token)).arrayBuffer()).byteLength);
+  await attempt('read status', async () => await (await fetch(
+    target + 'status?token=' + token)).text());
+  await attempt('img', () => new Promise(done => { const i = new Image();
+    i.onload = () => done('loaded ' + i.naturalWidth); i.onerror = () => done('blocked');
+    i.src = target + 'frame.jpg?token=' + token; }));
+  document.getElementById('log').textContent = log.join('\\n');
+  document.title = 'done';
+})();
+</script></body></html>"""
+
+
+@pytest.mark.parametrize("knows_token", [False, True])
+def test_another_origin_cannot_press_keys_or_read_frames(tmp_path, knows_token):
+    """A page from another localhost port (another origin, as any web site the user has
+    open) tries the cross-origin attacks in a real browser; even a page that somehow
+    knew the token is refused by the Origin / Sec-Fetch-Site checks."""
+    import functools
+    import http.server
+    import urllib.parse
+
+    import numpy as np
+
+    from tests.live.test_guard import FakeView
+
+    (tmp_path / "attack.html").write_text(ATTACK)
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    evil_thread = threading.Thread(target=evil.serve_forever, daemon=True)
+    evil_thread.start()
+    view = FakeView()
+    web = WebSink(view, "127.0.0.1", 0)
+    frame = np.full((48, 64, 3), 200, np.uint8)
+    stop = threading.Event()
+    feeder = threading.Thread(target=lambda: [web(frame) or time.sleep(0.05)
+                                              for _ in iter(lambda: stop.is_set(), True)])
+    feeder.start()
+    driver = _browser(tmp_path)
+    try:
+        query = urllib.parse.urlencode({"target": web.base,
+                                        "token": web.guard.token if knows_token else ""})
+        driver.get(f"http://127.0.0.1:{evil.server_address[1]}/attack.html?{query}")
+        _wait(lambda: driver.title == "done")
+        log = driver.find_element("id", "log").text.splitlines()
+        assert "read frame: error" in log and "read status: error" in log
+        assert "img: blocked" in log
+        time.sleep(0.3)  # any key that got through would be applied by now
+        assert view.pressed == [] and web.keys.empty()
+        # the real page, in the same browser, still works
+        driver.get(web.url)
+        driver.find_element("id", "key-n").click()
+        _wait(lambda: view.pressed == ["n"])
+    finally:
+        driver.quit()
+        stop.set()
+        feeder.join(timeout=5)
+        web.close()
+        evil.shutdown()
+        evil.server_close()

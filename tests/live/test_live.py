@@ -220,12 +220,20 @@ def test_web_page_stream_and_buttons(lite0):
     worker = threading.Thread(target=serve)
     worker.start()
     try:
-        get = lambda path: urllib.request.urlopen(web.url + path, timeout=10)  # noqa: E731
+        token = f"token={web.guard.token}"
+
+        def get(path):
+            return urllib.request.urlopen(f"{web.base}{path}?{token}", timeout=10)
+
+        def press(k):
+            return urllib.request.urlopen(urllib.request.Request(
+                f"{web.base}key?{token}&k={k}", method="POST"))
+
         page = get("").read().decode()
-        assert 'src="/stream"' in page and 'id="key-n"' in page
+        assert "'/stream' + q" in page and 'id="key-n"' in page and web.guard.token in page
         jpeg = get("frame.jpg").read()
         assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (64, 96, 3)
-        urllib.request.urlopen(urllib.request.Request(web.url + "key?k=n", method="POST"))
+        press("n")
         deadline = time.time() + 10
         while json.loads(get("status").read())["layer"] != "_blocks.3":
             assert time.time() < deadline
@@ -233,8 +241,8 @@ def test_web_page_stream_and_buttons(lite0):
         with pytest.raises(urllib.error.HTTPError, match="404"):
             get("../../etc/passwd")
         with pytest.raises(urllib.error.HTTPError, match="400"):
-            urllib.request.urlopen(urllib.request.Request(web.url + "key?k=x", method="POST"))
-        urllib.request.urlopen(urllib.request.Request(web.url + "key?k=q", method="POST"))
+            press("x")
+        press("q")
         worker.join(timeout=10)
         assert not worker.is_alive()  # the quit button ended the run
     finally:
@@ -256,8 +264,10 @@ def test_closed_tab_pauses_and_new_tab_resumes(lite0):
     frame = PatternSource(48, 32).read()
     try:
         host, port = web.server.server_address
+        stream_request = (f"GET /stream?token={web.guard.token} HTTP/1.1\r\n"
+                          f"Host: {host}:{port}\r\n\r\n").encode()
         sock = socket.create_connection((host, port))
-        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(stream_request)
         _ = [web(view.render(frame)) for _ in range(3)]
         deadline = time.time() + 10
         while web.viewers != 1:
@@ -270,7 +280,7 @@ def test_closed_tab_pauses_and_new_tab_resumes(lite0):
             time.sleep(0.02)
         assert messages == ["browser tab closed: paused; open the page again to resume"]
         sock = socket.create_connection((host, port))
-        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(stream_request)
         while view.paused:
             web(view.render(frame))
             assert time.time() < deadline

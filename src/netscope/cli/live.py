@@ -33,8 +33,24 @@ def add(sub) -> None:
     p.set_defaults(func=_live)
 
 
+def _check(args) -> None:
+    """Everything that needs no model or camera, before either is opened."""
+    from netscope.render.folders import check_writable_dir, check_writable_file
+
+    endless = args.source == "pattern" or args.source.isdigit()
+    if args.no_display and not args.record and args.frames is None and endless:
+        raise NetscopeError(f"--no-display with a source that never ends ({args.source!r}) "
+                            f"would run forever and produce nothing: add --frames N or "
+                            f"--record FILE, or drop --no-display.")
+    if args.record:
+        check_writable_file(args.record, "--record")
+    if not args.no_display:
+        check_writable_dir(args.snapshots, "--snapshots")
+
+
 def _live(args) -> int:
     from netscope.vision.live import pipeline
+    from netscope.vision.live.guard import exposed_warning
     from netscope.vision.live.record import Recorder
     from netscope.vision.live.sources import open_source
     from netscope.vision.live.view import LiveView
@@ -42,9 +58,14 @@ def _live(args) -> int:
     from netscope.vision.live.window import WindowSink, window_available
     from netscope.vision.models import load_model
 
-    lm = load_model(args.model)
-    view = LiveView(lm, args.mode, args.layer, args.snapshots, cam_method=args.method)
+    _check(args)
     source = open_source(args.source)
+    try:
+        lm = load_model(args.model)
+        view = LiveView(lm, args.mode, args.layer, args.snapshots, cam_method=args.method)
+    except BaseException:
+        source.close()
+        raise
     sinks, window, web, recorder = [], None, None, None
     if not args.no_display:
         if not args.web and window_available():
@@ -56,15 +77,16 @@ def _live(args) -> int:
                               notify=lambda m: print(f"netscope: {m}", file=sys.stderr))
             except OSError as exc:
                 source.close()
-                raise NetscopeError(f"cannot serve on {args.host}:{args.port} ({exc}); "
-                                    f"pick another --port.") from None
+                raise NetscopeError(f"cannot serve on {args.host}:{args.port} "
+                                    f"({exc.strerror or exc}); pick another --port.") from None
             sinks.append(web)
+            warning = exposed_warning(args.host)
+            if warning:
+                print(f"netscope: warning: {warning}", file=sys.stderr, flush=True)
             print(f"live page: {web.url}  (Ctrl-C or the quit button stops)", flush=True)
     if args.record:
         recorder = Recorder(args.record)
         sinks.append(recorder)
-    if not sinks and args.frames is None and args.source.isdigit():
-        raise NetscopeError("nothing to show or record: add --record FILE or --frames N.")
     try:
         stats = pipeline.run(source, lambda f: view.render(f.image), sinks, args.frames,
                              block=args.every_frame,

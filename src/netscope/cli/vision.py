@@ -7,6 +7,7 @@ from pathlib import Path
 from netscope.cli.common import progress_printer
 from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
+from netscope.cli.vision_inputs import start
 from netscope.errors import NetscopeError
 
 
@@ -82,48 +83,36 @@ def add(sub) -> None:
     number(p, "--smooth", lo=0, hi=10_000, default=8,
            help="SmoothGrad samples for the saliency maps (0: plain gradient)")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_vision_report)
+    p.set_defaults(func=_vision_report, out="netscope-results/vision-report")
 
 
-def _sources(args) -> list[tuple[str, str]]:
-    from netscope.vision.images import SAMPLES, expand_sources
-
-    names = list(args.images) or (list(SAMPLES) if getattr(args, "demo", False) else [])
-    if not names:
-        raise NetscopeError("give at least one image (a file, a folder, or a sample: "
-                            f"{', '.join(SAMPLES)}), or --demo.")
-    return expand_sources(names)
-
-
-def _each_image(args):
+def _each_image(sources):
     """(name, RGB array) one at a time, so a folder of thousands never sits in memory."""
     from netscope.vision.images import load_image
 
-    for name, src in _sources(args):
+    for name, src in sources:
         yield name, load_image(src)
 
 
-def _batches(args, lm):
+def _batches(args, lm, sources):
     """([(name, RGB array)...], model input, --class targets or None) per --batch-size
     images; --class values given per image follow their images across batches."""
     import torch
 
     from netscope.vision.images import load_image
 
-    sources = _sources(args)
     targets = _targets(args, lm, len(sources))
-    for start in range(0, len(sources), args.batch_size):
-        images = [(n, load_image(s)) for n, s in sources[start:start + args.batch_size]]
+    for first in range(0, len(sources), args.batch_size):
+        images = [(n, load_image(s)) for n, s in sources[first:first + args.batch_size]]
         x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-        yield images, x, targets[start:start + len(images)] if targets else None
+        yield images, x, targets[first:first + len(images)] if targets else None
 
 
 def _vision_layers(args) -> int:
     from netscope.render.table import markdown_table
     from netscope.vision.activations import list_layers
-    from netscope.vision.models import load_model
 
-    lm = load_model(args.model)
+    lm, _ = start(args, images=False, writes=False)
     rows = [[i.name, i.kind, "x".join(map(str, i.shape)) if i.shape else "-", str(i.calls)]
             for i in list_layers(lm.model, args.size or lm.preprocess.size)]
     print(markdown_table(["layer", "type", "output shape", "calls"], rows))
@@ -132,10 +121,9 @@ def _vision_layers(args) -> int:
 
 def _vision_predict(args) -> int:
     from netscope.vision.attribution import predict
-    from netscope.vision.models import load_model
 
-    lm = load_model(args.model)
-    for name, rgb in _each_image(args):
+    lm, sources = start(args, writes=False)
+    for name, rgb in _each_image(sources):
         print(name)
         for i, label, p in predict(lm.model, lm.preprocess.tensor(rgb), args.top,
                                    lm.class_names)[0]:
@@ -165,13 +153,12 @@ def _vision_gradcam(args) -> int:
     from netscope.vision.classes import class_label
     from netscope.vision.guided import guided_backprop
     from netscope.vision.images import save_png
-    from netscope.vision.models import load_model
 
-    lm = load_model(args.model)
     if args.method == "eigencam" and args.classes:
         raise NetscopeError("Eigen-CAM is class-agnostic (one map per image, whatever the "
                             "class): drop --class, or pick a class-specific --method.")
-    for images, x, t in _batches(args, lm):
+    lm, sources = start(args, classes=args.classes)
+    for images, x, t in _batches(args, lm, sources):
         if args.method == "cam":
             heat = A.cam(lm.model, x, args.layer, targets=t, normalize=args.normalize)
         elif args.method == "eigencam":
@@ -200,10 +187,9 @@ def _vision_saliency(args) -> int:
     from netscope.vision import attribution as A
     from netscope.vision.classes import class_label
     from netscope.vision.images import save_png
-    from netscope.vision.models import load_model
 
-    lm = load_model(args.model)
-    for images, x, t in _batches(args, lm):
+    lm, sources = start(args, classes=args.classes)
+    for images, x, t in _batches(args, lm, sources):
         sal = A.saliency(lm.model, x, t, samples=args.smooth, noise=args.noise)
         for j, (name, _) in enumerate(images):
             k = int(sal.targets[j])
@@ -219,11 +205,10 @@ def _vision_activations(args) -> int:
     from netscope.render.grids import feature_grid_png
     from netscope.render.vision_report import slug
     from netscope.vision.activations import activations
-    from netscope.vision.models import load_model
 
-    lm = load_model(args.model)
+    lm, sources = start(args)
     layers = args.layers.split(",") if args.layers else None
-    for name, rgb in _each_image(args):
+    for name, rgb in _each_image(sources):
         acts = activations(lm.model, lm.preprocess.tensor(rgb), layers)
         for layer, a in acts.items():
             path = write_bytes(Path(args.out) / f"{slug(name)}_activations_{slug(layer)}.png",
@@ -234,16 +219,22 @@ def _vision_activations(args) -> int:
 
 
 def _vision_report(args) -> int:
+    import shlex
+    import sys
+
+    from netscope.render.folders import check_replaceable, staged_folder
     from netscope.render.vision_report import write_explanations
     from netscope.vision.explain import explain
-    from netscope.vision.models import load_model
 
+    out = check_replaceable(args.out)
     progress = progress_printer(args.quiet)
-    lm = load_model(args.model)
+    lm, sources = start(args)
     exps = []
-    for name, rgb in _each_image(args):
+    for name, rgb in _each_image(sources):
         progress(f"explaining {name}")
         exps.append(explain(lm, rgb, name, top=args.top, layer=args.layer, smooth=args.smooth))
-    for path in write_explanations(exps, args.out, lm.name, args.one_page):
-        print(f"wrote {path}")
+    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:
+        pages = write_explanations(exps, stage, lm.name, args.one_page)
+    for path in pages:
+        print(f"wrote {out / path.relative_to(stage)}")
     return 0

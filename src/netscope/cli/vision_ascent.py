@@ -6,6 +6,7 @@ import argparse
 
 from netscope.cli.common import progress_printer
 from netscope.cli.options import Number, number
+from netscope.cli.vision_inputs import start
 from netscope.vision.presets import PRESETS
 
 
@@ -68,9 +69,9 @@ def _vision_ascent(args) -> int:
     from netscope.vision.ascent import AscentConfig, visualize_classes, visualize_filters
     from netscope.vision.classes import resolve_class
     from netscope.vision.explain import as_numpy_images
-    from netscope.vision.models import load_model, n_classes
+    from netscope.vision.models import n_classes
 
-    lm = load_model(args.model)
+    lm, _ = start(args, images=False, classes=getattr(args, "targets", None))
     say = progress_printer(args.quiet)
 
     def progress(done: int, total: int, values) -> None:

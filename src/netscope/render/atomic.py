@@ -16,12 +16,18 @@ def write_atomic(path: str | Path, writer: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         writer(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Give a finished temporary file the user's usual permissions (mkstemp makes 0600;
+    results are ordinary files, readable as the umask allows) and move it onto ``path``."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
 
 
 def _umask() -> int:

