@@ -3,6 +3,7 @@ every route, security headers, and quiet handling of viewers that vanish mid-res
 
 import http.client
 import socket
+import struct
 import time
 
 import numpy as np
@@ -151,7 +152,7 @@ def test_client_that_resets_mid_response_prints_nothing(web, capfd):
     for path in ("/frame.jpg", "/stream", "/"):
         for _ in range(5):
             sock = socket.create_connection((host, port))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.sendall(f"GET {path}?token={web.guard.token} HTTP/1.1\r\n"
                          f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
             sock.recv(10)
