@@ -98,7 +98,8 @@ def _vision_ascent(args) -> int:
         res = visualize_classes(lm.model, classes, lm.preprocess,
                                 AscentConfig(l2=args.l2, **common), lm.class_names,
                                 progress=progress)
-        title, stem = "Class visualizations", "classes_" + "_".join(slug(r) for r in res.labels)
+        title = "Class visualizations"
+        stem = slug("classes_" + "_".join(slug(r) for r in res.labels))
         note = ("Each picture maximizes one class logit minus an L2 penalty on the image "
                 "(Simonyan et al. 2013), with RMS-normalized gradient steps.")
     if args.param == "fourier":

@@ -23,13 +23,18 @@ def _read(path: Path) -> pd.DataFrame:
     try:
         if suffix in (".parquet", ".pq"):
             try:
-                import pyarrow  # noqa: F401
+                import pyarrow
             except ImportError:
                 raise NetscopeError(
                     f"{path}: reading Parquet needs pyarrow; `pip install netscope[parquet]` "
                     f"or save the table as CSV."
                 ) from None
-            return pd.read_parquet(path)
+            try:
+                return pd.read_parquet(path)
+            except (pyarrow.ArrowException, OSError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise NetscopeError(f"{path}: cannot read as Parquet ({type(exc).__name__}: "
+                                    f"{first}); is the file complete?") from None
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise NetscopeError(f"{path}: the file is empty (no header, no rows).") from None

@@ -148,7 +148,12 @@ def staged_folder(target: str | Path, command: str = "") -> Iterator[Path]:
             if target.exists():
                 backup = _hidden(target, "previous")
                 os.rename(target, backup)
-            os.rename(stage, target)
+            try:
+                os.rename(stage, target)
+            except OSError:
+                if backup is not None:
+                    os.rename(backup, target)
+                raise
             if backup is not None:
                 shutil.rmtree(backup, ignore_errors=True)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import re
@@ -29,8 +30,14 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "item"
+def slug(text: str, limit: int = 80) -> str:
+    """A file-name-safe form of ``text``; long ones are cut and end in a short hash of the
+    whole text, so names stay unique and within every file system's limit (255 bytes)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "item"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    return f"{name[:limit - 11].rstrip('_.-')}-{digest}"
 
 
 def _img(data: bytes, alt: str) -> str:

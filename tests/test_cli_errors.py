@@ -1,0 +1,194 @@
+"""Every bad input found by the hostile/careless-user sweep, replayed through the command
+line: exit code 2 and one line on stderr that names the problem, never a traceback. Cases
+that must fail before any model or data is loaded run in well under a second each."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from netscope.cli import main
+
+SURVEY = ["multitask", "run", "--dataset", "survey", "--quiet", "--families", "pooled-ridge"]
+
+
+@pytest.fixture
+def places(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "chapter1.docx").write_text("precious")
+    return {"file": str(afile), "under": str(afile / "sub"), "foreign": str(foreign),
+            "tmp": str(tmp_path)}
+
+
+CASES = [
+    # output places
+    (SURVEY + ["--out", "{file}"], "is a file, not a folder"),
+    (SURVEY + ["--out", "{under}"], "is a file, so no folder can be made"),
+    (SURVEY + ["--out", "/proc/netscope-out"], "cannot write in /proc"),
+    (SURVEY + ["--out", "{foreign}"], "holds files netscope did not write (e.g. 'chapter1.docx')"),
+    (["vision", "gradcam", "chelsea", "--out", "{file}"], "is a file, not a folder"),
+    (["vision", "report", "chelsea", "--out", "{foreign}"], "did not write"),
+    (["live", "--source", "pattern", "--no-display", "--record", "{under}/x.mp4"],
+     "is a file, so no folder can be made"),
+    (["live", "--source", "pattern", "--no-display", "--record", "{tmp}"], "this is a folder"),
+    # numbers out of range, at parse time, with the range
+    (SURVEY + ["--batch-size", "0"], "--batch-size: expected a whole number from 1"),
+    (SURVEY + ["--batch-size", "-3"], "--batch-size: expected a whole number from 1"),
+    (SURVEY + ["--seed", "-1"], "--seed: expected a whole number from 0 to 4.29497e+09"),
+    (SURVEY + ["--splits", "-1"], "--splits: expected a whole number >= 1"),
+    (SURVEY + ["--splits", "0"], "--splits: expected a whole number >= 1"),
+    (SURVEY + ["--pooled-epochs", "-5"], "--pooled-epochs: expected a whole number from 1"),
+    (SURVEY + ["--per-task-epochs", "0"], "--per-task-epochs: expected a whole number from 1"),
+    (SURVEY + ["--per-task-hidden", "0"], "--per-task-hidden: expected comma-separated values"),
+    (SURVEY + ["--per-task-hidden", "30,x"], "--per-task-hidden: expected comma-separated"),
+    (SURVEY + ["--stage-epochs", "1,2"], "--stage-epochs: expected 3 comma-separated values"),
+    (SURVEY + ["--lr", "nan"], "--lr: expected a number > 0"),
+    (SURVEY + ["--lr", "0"], "--lr: expected a number > 0"),
+    (SURVEY + ["--test-fraction", "1.5"], "--test-fraction: expected a number > 0 and <= 1"),
+    (SURVEY + ["--threads", "0"], "--threads: expected a whole number from 1"),
+    (["vision", "predict", "chelsea", "--top", "-3"], "--top: expected a whole number from 1"),
+    (["vision", "report", "chelsea", "--top", "0"], "--top: expected a whole number from 1"),
+    (["vision", "layers", "--size", "1"], "--size: expected a whole number from 8 to 4096"),
+    (["vision", "classes", "flamingo", "--size", "100000"], "--size: expected a whole number"),
+    (["vision", "filters", "--layer", "_blocks.2", "--lr", "nan"], "--lr: expected a number > 0"),
+    (["vision", "saliency", "chelsea", "--smooth", "-5"], "--smooth: expected a whole number"),
+    (["vision", "gradcam", "chelsea", "--batch-size", "0"], "--batch-size: expected a whole"),
+    (["vision", "filters", "--layer", "_blocks.2", "--rotate", "500"], "--rotate: expected"),
+    (["live", "--port", "70000"], "--port: expected a whole number from 0 to 65535"),
+    (["live", "--port", "-1"], "--port: expected a whole number from 0 to 65535"),
+    (["live", "--frames", "0"], "--frames: expected a whole number from 1"),
+    # nonsense that used to run forever, or needs the data to say no
+    (["live", "--source", "pattern", "--no-display"], "would run forever and produce nothing"),
+    (["live", "--source", "0", "--no-display"], "would run forever and produce nothing"),
+    (["multitask", "run", "--dataset", "school", "--protocol", "standard", "--splits", "11",
+      "--quiet", "--families", "pooled-ridge", "--out", "{tmp}/s"], "10 published splits"),
+    (SURVEY + ["--protocol", "standard", "--splits", "3"], "the survey has one standard split"),
+    # inputs checked before the model loads
+    (["vision", "predict", "nothere.jpg"], "nothere.jpg: file not found"),
+    (["vision", "gradcam", "chelsea", "--class", "flamingoo"], "Did you mean: 'flamingo'"),
+    (["vision", "classes", "tabby", "flamngo"], "Did you mean: 'flamingo'"),
+]
+
+
+def run_cli(argv, capsys):
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse
+        rc = exc.code
+    return rc, capsys.readouterr().err
+
+
+def one_clear_line(err: str, message: str) -> None:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert message in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0][:4]) + f" #{i}"
+                                                      for i, c in enumerate(CASES)])
+def test_bad_input_is_one_line_exit_2(argv, message, places, data_root, capsys, monkeypatch):
+    monkeypatch.setenv("NETSCOPE_DATA", str(data_root))
+    argv = [a.format(**places) for a in argv]
+    start = time.perf_counter()
+    rc, err = run_cli(argv, capsys)
+    assert rc == 2
+    one_clear_line(err, message)
+    if argv[0] == "vision" and "report" not in argv:
+        assert time.perf_counter() - start < 30  # generous; the point is no model load
+    assert (os.listdir(places["foreign"]) == ["chapter1.docx"])  # nothing touched
+
+
+def test_nothing_written_when_refused(places, data_root, capsys, monkeypatch):
+    """--splits -1 used to leave a partial results folder behind."""
+    monkeypatch.setenv("NETSCOPE_DATA", str(data_root))
+    out = os.path.join(places["tmp"], "never")
+    rc, _ = run_cli(SURVEY + ["--splits", "-1", "--out", out], capsys)
+    assert rc == 2 and not os.path.exists(out)
+
+
+def test_threads_from_the_environment(capsys, monkeypatch):
+    monkeypatch.setenv("NETSCOPE_THREADS", "two")
+    rc, err = run_cli(["vision", "predict", "chelsea"], capsys)
+    assert rc == 2
+    one_clear_line(err, "NETSCOPE_THREADS must be a whole number >= 1, got 'two'")
+
+
+def test_ascent_that_would_not_fit_in_memory_is_refused(capsys):
+    classes = ["flamingo", "goldfish", "volcano", "tabby", "tiger cat"] * 5
+    rc, err = run_cli(["vision", "classes", *classes, "--size", "4096", "--steps", "1"], capsys)
+    assert rc == 2
+    one_clear_line(err, "25 picture(s) of 4096x4096 pixels need about")
+    assert "GiB is available; use a size of about" in err
+
+
+def test_data_that_overflows_float32_is_refused(tmp_path, capsys):
+    rows = pd.DataFrame({"shop": list("aabbcc") * 5, "x": [1e300, -2e300, 3e300] * 10,
+                         "z": range(30), "y": range(30)})
+    rows.to_csv(tmp_path / "big.csv", index=False)
+    rc, err = run_cli(["multitask", "run", "--csv", str(tmp_path / "big.csv"), "--task-column",
+                       "shop", "--target-column", "y", "--quiet", "--out",
+                       str(tmp_path / "o")], capsys)
+    assert rc == 2
+    one_clear_line(err, "feature 'x' cannot be scaled into float32 (values up to 3e+300)")
+    rows["x"], rows["y"] = rows["z"], [1e300] * 29 + [2e300]
+    rows.to_csv(tmp_path / "big.csv", index=False)
+    rc, err = run_cli(["multitask", "run", "--csv", str(tmp_path / "big.csv"), "--task-column",
+                       "shop", "--target-column", "y", "--quiet", "--out",
+                       str(tmp_path / "o")], capsys)
+    assert rc == 2
+    one_clear_line(err, "target 'y' cannot be scaled into float32")
+
+
+def test_corrupt_parquet(tmp_path, capsys):
+    bad = tmp_path / "broken.parquet"
+    pd.DataFrame({"t": ["a", "b"] * 5, "x": range(10), "y": range(10)}).to_parquet(bad)
+    bad.write_bytes(bad.read_bytes()[:-40])  # cut the footer off
+    rc, err = run_cli(["multitask", "run", "--csv", str(bad), "--task-column", "t",
+                       "--target-column", "y", "--quiet", "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2
+    one_clear_line(err, "broken.parquet: cannot read as Parquet")
+
+
+def test_long_class_list_gives_a_short_file_name(tmp_path, capsys):
+    classes = ["flamingo", "goldfish", "volcano", "tabby", "tiger cat", "Egyptian cat",
+               "golden retriever", "coffee mug", "espresso", "space shuttle"] * 3
+    rc, err = run_cli(["vision", "classes", *classes, "--size", "32", "--steps", "1",
+                       "--quiet", "--out", str(tmp_path)], capsys)
+    assert rc == 0, err
+    names = [p.name for p in tmp_path.iterdir()]
+    assert len(names) == len(set(classes)) + 2 and max(len(n) for n in names) <= 170
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated")])
+def test_interrupt_is_one_line(tmp_path, data_root, sig, code, word):
+    """Ctrl-C (or a SIGTERM from a job scheduler) during a long run: no traceback."""
+    env = {**os.environ, "NETSCOPE_DATA": str(data_root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netscope", "multitask", "run", "--dataset", "survey",
+         "--families", "per-task-mlp", "--per-task-epochs", "100000", "--out",
+         str(tmp_path / "o")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    _wait_for_line(proc, "per-task MLP: training")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == f"netscope: {word}"
+    assert not (tmp_path / "o").exists() and os.listdir(tmp_path) == []
+
+
+def _wait_for_line(proc, text: str, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    for line in proc.stderr:
+        if text in line:
+            return
+        assert time.time() < deadline, f"no {text!r} on stderr"
+    raise AssertionError(f"process ended before {text!r}")
