@@ -11,12 +11,12 @@ import time
 from netscope.data import load_school, load_survey
 from netscope.multitask import protocols
 from netscope.multitask.compare import compare
-from netscope.perf import tune_malloc
+from netscope.perf import configure
 from netscope.render.comparison import text_report
 
 
 def main() -> None:
-    tune_malloc()  # as the netscope command does
+    print(configure(), flush=True)  # as the netscope command does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir")
     parser.add_argument("--protocol", default="lecture", choices=["lecture", "standard"])

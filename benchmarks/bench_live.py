@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import torch
 
-from netscope.perf import tune_malloc
+from netscope.perf import configure
 from netscope.vision.live import pipeline
 from netscope.vision.live.sources import PatternSource, open_source
 from netscope.vision.live.view import LiveView
@@ -31,7 +31,7 @@ def make_video(path: Path, frames: int) -> Path:
 
 
 def main() -> None:
-    tune_malloc()  # as the netscope command does
+    print(configure(), flush=True)  # as the netscope command does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=300)
     args = parser.parse_args()

@@ -17,7 +17,7 @@ from netscope.multitask import protocols
 from netscope.multitask.optim import OptimizerSpec
 from netscope.multitask.pertask import train_per_task_loop, train_stacked
 from netscope.multitask.stacked import batch_plan, init_stacked_mlp
-from netscope.perf import tune_malloc
+from netscope.perf import configure
 
 
 def bench(name: str, data, epochs: int) -> None:
@@ -42,7 +42,7 @@ def bench(name: str, data, epochs: int) -> None:
 
 
 def main() -> None:
-    tune_malloc()  # as the netscope command does
+    print(configure(), flush=True)  # as the netscope command does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir")
     parser.add_argument("--epochs", type=int, default=5)

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from netscope.perf import tune_malloc
+from netscope.perf import configure
 from netscope.vision import augment
 from netscope.vision.ascent import AscentConfig, visualize_classes
 from netscope.vision.classes import resolve_class
@@ -52,7 +52,7 @@ def robust_probability(model, pre, images: torch.Tensor, classes: list[int]) -> 
 
 
 def main() -> None:
-    tune_malloc()
+    print(configure(), flush=True)  # as the netscope command does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--classes", default="flamingo,goldfish,volcano,Egyptian cat,"
                         "espresso,space shuttle,pizza,zebra")

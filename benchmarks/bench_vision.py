@@ -14,7 +14,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from netscope.perf import tune_malloc
+from netscope.perf import configure
 from netscope.vision import attribution as A
 from netscope.vision.ascent import AscentConfig, visualize_filters
 from netscope.vision.fastpath import truncated
@@ -151,7 +151,7 @@ def ceiling_section(model, layers: list[str], batch: int) -> None:
 
 
 def main() -> None:
-    tune_malloc()  # as the netscope command does
+    print(configure(), flush=True)  # as the netscope command does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--filters", type=int, default=16)

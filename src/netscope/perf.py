@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import time
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -36,18 +37,31 @@ def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -
     return ok
 
 
-def busy_cpus() -> float:
-    """CPUs other processes are using: the larger of the 1-minute load average and the
-    number of runnable tasks right now (minus this process), so a load that started a
-    moment ago counts as much as one that has run for a minute."""
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already inside user time
+    return total - idle, total
+
+
+def busy_cpus(window: float = 0.05) -> float:
+    """CPUs that other processes keep busy right now: /proc/stat sampled over ``window``
+    seconds while this process sleeps. (The load average lags a minute behind and counts
+    this program's own previous runs; elsewhere it is the fallback.)"""
     try:
-        fields = open("/proc/loadavg").read().split()
-        return max(float(fields[0]), float(fields[3].split("/")[0]) - 1.0)
-    except (OSError, IndexError, ValueError):
-        try:
-            return os.getloadavg()[0]
-        except (OSError, AttributeError):
-            return 0.0
+        busy0, total0 = _cpu_times()
+        time.sleep(window)
+        busy1, total1 = _cpu_times()
+        if total1 > total0:
+            return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return 0.0
 
 
 def usable_cpus() -> int:
@@ -87,3 +101,13 @@ def set_threads(requested: int | None = None) -> int:
     n = n or auto_threads()
     torch.set_num_threads(n)
     return n
+
+
+def configure(threads: int | None = None) -> str:
+    """What the netscope command does for speed (malloc thresholds, thread count), for
+    benchmarks; returns the line they print so every figure says how many threads ran."""
+    busy = busy_cpus()
+    tune_malloc()
+    n = set_threads(threads)
+    return (f"PyTorch threads: {n} of {usable_cpus()} CPUs ({busy:.1f} busy with other "
+            f"processes at start; set --threads or NETSCOPE_THREADS to override)")

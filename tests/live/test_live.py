@@ -1,5 +1,6 @@
 """Live mode without a camera: generated videos, the test pattern, slow consumers."""
 
+import os
 import threading
 import time
 
@@ -148,6 +149,50 @@ def test_recorder_writes_a_valid_video_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
     empty = Recorder(tmp_path / "none.mp4")
     assert empty.close() is None and not (tmp_path / "none.mp4").exists()
+
+
+def count_frames(path) -> int:
+    """Frames actually decoded from the file (the header's count can disagree)."""
+    cap, n = cv2.VideoCapture(str(path)), 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def test_folder_of_photos_of_different_sizes_records_every_frame(lite0, tmp_path, capsys):
+    """Frames of another size used to be dropped silently by the video writer."""
+    from netscope.vision.images import save_png
+
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(120, 160), (200, 100), (90, 90), (300, 400), (64, 256)]):
+        save_png(rng.random((h, w, 3)), photos / f"p{i}.png")
+    out = tmp_path / "out.mp4"
+    rc = main(["live", "--source", str(photos), "--every-frame", "--record", str(out),
+               "--no-display"])
+    assert rc == 0 and "recorded 5 frames" in capsys.readouterr().out
+    assert count_frames(out) == 5
+
+
+def test_recording_fits_frames_and_follows_the_umask(tmp_path):
+    from netscope.vision.live.record import fit
+
+    tall = np.full((100, 50, 3), 255, np.uint8)
+    framed = fit(tall, (60, 80))
+    assert framed.shape == (60, 80, 3)
+    assert (framed[:, :25] == 0).all() and (framed[:, 55:] == 0).all()  # black bars
+    assert (framed[:, 26:54] == 255).all()  # the picture, scaled to 60 rows
+    old = os.umask(0o022)
+    try:
+        rec = Recorder(tmp_path / "o.mp4", fps=5)
+        for size in [(48, 64), (64, 48), (48, 64)]:
+            rec(np.zeros((*size, 3), np.uint8))
+        path = rec.close()
+    finally:
+        os.umask(old)
+    assert count_frames(path) == 3
+    assert (path.stat().st_mode & 0o777) == 0o644
 
 
 def test_cli_records_video_file_and_leaves_model_clean(lite0, tmp_path, capsys):

@@ -54,3 +54,38 @@ def test_taskdata_names_bad_feature_column():
     with pytest.raises(NetscopeError, match="feature column 'b' has a missing"):
         TaskData(X=[[1.0, np.nan], [2.0, 3.0]], y=[1, 2], task=[0, 0], task_names=["t"],
                  feature_names=["a", "b"])
+
+
+def test_users_own_data_is_scaled_on_training_rows_only():
+    """Only the course's school reproduction may standardize over all rows; a user's data
+    (even a file that happens to be called school.csv) never sees its test rows."""
+    rng = np.random.default_rng(0)
+    task = np.repeat([0, 1, 2], 20)
+    X = rng.normal(size=(60, 2))
+    y = 100 + 10 * rng.normal(size=60)
+    for name in ("shops", "school"):
+        d = TaskData(X=X, y=y, task=task, task_names=list("abc"), feature_names=["u", "v"],
+                     name=name)
+        p = protocols.lecture(d, seed=1)
+        assert p.scale_from == "train" and "ALL rows" not in p.definition
+        split = p.splits[0]
+        prep = protocols.prepare(d, split, p.scale_from)
+        np.testing.assert_allclose(prep.target.mean, [y[split.train].mean()])
+        np.testing.assert_allclose(prep.features.mean, X[split.train].mean(0))
+        changed = y.copy()
+        changed[split.test] += 1e6  # test targets can't move any fitted statistic
+        d2 = TaskData(X=X, y=changed, task=task, task_names=list("abc"),
+                      feature_names=["u", "v"], name=name)
+        prep2 = protocols.prepare(d2, split, p.scale_from)
+        np.testing.assert_allclose(prep2.y_train, prep.y_train)
+        np.testing.assert_allclose(prep2.target.scale, prep.target.scale)
+
+
+def test_overflowing_values_are_refused():
+    d = TaskData(X=[[1e300], [-1e300], [3e300], [2.0]], y=[1, 2, 3, 4], task=[0, 0, 1, 1],
+                 task_names=["a", "b"], feature_names=["huge"])
+    split = Split(train=np.array([0, 2]), test=np.array([1, 3]))
+    with pytest.raises(NetscopeError, match="feature 'huge' cannot be scaled into float32"):
+        protocols.prepare(d, split, "train")
+    with pytest.raises(NetscopeError, match="cannot be scaled into float32"):
+        protocols.prepare(d, split, "none")
