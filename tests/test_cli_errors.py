@@ -14,6 +14,8 @@ import pytest
 from netscope.cli import main
 
 SURVEY = ["multitask", "run", "--dataset", "survey", "--quiet", "--families", "pooled-ridge"]
+CSV = ["multitask", "run", "--csv", "{shops}", "--task-column", "shop", "--target-column", "y",
+       "--quiet", "--out", "{tmp}/o"]
 
 
 @pytest.fixture
@@ -23,8 +25,13 @@ def places(tmp_path):
     foreign = tmp_path / "thesis"
     foreign.mkdir()
     (foreign / "chapter1.docx").write_text("precious")
+    shops = pd.DataFrame({"shop": list("abc") * 10, "x": range(30), "k": list("pq") * 15,
+                          "y": [i % 7 for i in range(30)]})
+    shops.to_csv(tmp_path / "shops.csv", index=False)
+    shops.assign(x=1.0, k="p").to_csv(tmp_path / "flat.csv", index=False)
     return {"file": str(afile), "under": str(afile / "sub"), "foreign": str(foreign),
-            "tmp": str(tmp_path)}
+            "tmp": str(tmp_path), "shops": str(tmp_path / "shops.csv"),
+            "flat": str(tmp_path / "flat.csv")}
 
 
 CASES = [
@@ -70,6 +77,19 @@ CASES = [
     (["multitask", "run", "--dataset", "school", "--protocol", "standard", "--splits", "11",
       "--quiet", "--families", "pooled-ridge", "--out", "{tmp}/s"], "10 published splits"),
     (SURVEY + ["--protocol", "standard", "--splits", "3"], "the survey has one standard split"),
+    # a user's table
+    (CSV + ["--features", "y,x"], "column 'y' is the target column and cannot also be a"),
+    (CSV + ["--features", "shop"], "column 'shop' is the task column"),
+    (CSV + ["--features", "x,,k"], "--features 'x,,k' has an empty name"),
+    (CSV + ["--families", ","], "--families ',' has an empty name"),
+    (CSV + ["--per-task-hidden", "100000,100000"], "--per-task-hidden: expected"),
+    (["multitask", "run", "--csv", "{flat}", "--task-column", "shop", "--target-column", "y",
+      "--quiet", "--out", "{tmp}/o"], "no feature varies on the training rows"),
+    (["data", "check", "--data-dir", "{file}"], "is a file, not a folder"),
+    # models and layers
+    (["vision", "predict", "chelsea", "--model", "json:loads"], "json:loads() raised TypeError"),
+    (["vision", "activations", "chelsea", "--layers", "_fc", "--out", "{tmp}/a"],
+     "layer _fc has no feature maps"),
     # inputs checked before the model loads
     (["vision", "predict", "nothere.jpg"], "nothere.jpg: file not found"),
     (["vision", "gradcam", "chelsea", "--class", "flamingoo"], "Did you mean: 'flamingo'"),
@@ -192,3 +212,13 @@ def _wait_for_line(proc, text: str, seconds: float = 60) -> None:
             return
         assert time.time() < deadline, f"no {text!r} on stderr"
     raise AssertionError(f"process ended before {text!r}")
+
+
+def test_diverged_training_is_reported(places, capsys):
+    rc = main(["multitask", "run", "--csv", places["shops"], "--task-column", "shop",
+               "--target-column", "y", "--families", "pooled-ridge,pooled-mlp", "--lr", "10",
+               "--pooled-epochs", "30", "--quiet", "--out", places["tmp"] + "/d"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "warning: pooled MLP: test MSE is" in out and "training probably diverged" in out
+    assert "warning: pooled ridge" not in out

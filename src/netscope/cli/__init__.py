@@ -96,6 +96,11 @@ def _run(args) -> int:
         return _fail("interrupted", 130, prefix="netscope: ")
     except MemoryError:
         return _fail("out of memory; use smaller images, batches or models.", 2)
+    except RuntimeError as exc:
+        if "allocate" not in str(exc):  # PyTorch's allocator failing is not a bug of ours
+            raise
+        return _fail(f"out of memory ({_first_line(exc)}); use smaller images, batches, "
+                     f"layers or models.", 2)
     except OSError as exc:  # a disk that filled up, a folder that vanished mid-run
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}.", 2)
@@ -104,3 +109,8 @@ def _run(args) -> int:
 def _fail(message: str, code: int, prefix: str = "netscope: error: ") -> int:
     print(f"{prefix}{message}", file=sys.stderr, flush=True)
     return code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -34,7 +34,7 @@ def add(sub) -> None:
                      help="also save each fitted model (first split) under OUT/models/")
     run.add_argument("--quiet", action="store_true", help="no progress messages")
     hp = run.add_argument_group("hyper-parameters (defaults: the course's values)")
-    width = Number(int, 1, 100_000)
+    width = Number(int, 1, 4096)
     number(hp, "--seed", lo=0, hi=2**32 - 1)
     number(hp, "--batch-size", lo=1, hi=10_000_000)
     number(hp, "--lr", kind=float, lo=0, hi=10, above=True, help="learning rate")
@@ -52,13 +52,23 @@ def add(sub) -> None:
     run.set_defaults(func=_multitask_run)
 
 
+def _names(text: str | None, flag: str) -> list[str] | None:
+    """A comma-separated option as a list; None when not given; an error when empty."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise NetscopeError(f"{flag} {text!r} has an empty name; give comma-separated names.")
+    return names
+
+
 def _load(args, progress):
     from netscope.data import load_school, load_survey, load_table
 
     if args.csv:
         if not args.task_column or not args.target_column:
             raise NetscopeError("--csv needs --task-column and --target-column.")
-        feats = args.features.split(",") if args.features else None
+        feats = _names(args.features, "--features")
         return load_table(args.csv, args.task_column, args.target_column, feats)
     loader = load_school if args.dataset == "school" else load_survey
     return loader(args.data_dir, progress=progress)
@@ -73,7 +83,7 @@ def _multitask_run(args) -> int:
     from netscope.render.comparison import text_report, write_comparison
     from netscope.render.folders import check_replaceable, staged_folder
 
-    families = check_families(args.families.split(",") if args.families else list(FAMILIES))
+    families = check_families(_names(args.families, "--families") or list(FAMILIES))
     name = Path(args.csv).stem if args.csv else args.dataset
     out = check_replaceable(args.out or f"netscope-results/{name}-{args.protocol}")
     progress = progress_printer(args.quiet)

@@ -77,9 +77,8 @@ def data_dir(explicit: str | Path | None = None) -> Path:
     if chosen:
         path = Path(chosen).expanduser()
         if not path.is_dir():
-            raise NetscopeError(
-                f"data folder {path} does not exist (from --data-dir or NETSCOPE_DATA)."
-            )
+            what = "is a file, not a folder" if path.exists() else "does not exist"
+            raise NetscopeError(f"data folder {path} {what} (from --data-dir or NETSCOPE_DATA).")
         return path
     return cache_dir()
 

@@ -76,6 +76,11 @@ def load_table(path: str | Path, task: str, target: str,
             raise NetscopeError(
                 f"{path}: no column '{col}'; the columns are {', '.join(map(str, df.columns))}."
             )
+    clash = [c for c in (features or []) if c in (task, target)]
+    if clash:
+        role = "target" if clash[0] == target else "task"
+        raise NetscopeError(f"{path}: column '{clash[0]}' is the {role} column and cannot also "
+                            f"be a feature; drop it from the features.")
     features = list(features) if features else [c for c in df.columns if c not in (task, target)]
     if not features:
         raise NetscopeError(f"{path}: no feature columns besides '{task}' and '{target}'.")

@@ -88,6 +88,9 @@ class Settings:
         return cls(**fields)
 
 
+DIVERGED = 10.0  # a standardized test MSE above this is reported as a failed fit
+
+
 @dataclass(frozen=True)
 class Family:
     key: str
@@ -161,6 +164,14 @@ class Comparison:
 
     def best(self) -> dict:
         return min(self.summary(), key=lambda row: row["mse"])
+
+    def warnings(self) -> list[str]:
+        """Families whose test error is far above the target's own variance: predicting the
+        mean would do much better, so training diverged or the settings are wrong."""
+        return [f"{row['model']}: test MSE is {row['mse_std']:.3g} times the target's variance "
+                f"(explained variance {row['explained_variance']:.3g}); training probably "
+                f"diverged: lower --lr or the number of epochs, or add --weight-decay."
+                for row in self.summary() if not row["mse_std"] <= DIVERGED]
 
 
 def check_families(keys: Sequence[str]) -> list[str]:

@@ -101,6 +101,9 @@ def _check_float32(data: TaskData, prep: Prepared) -> None:
     """The networks compute in float32: values (or scalers) that overflow it would give
     inf/NaN losses, or overflow warnings and results of no meaning."""
     fx = prep.features
+    if not fx.keep.any():
+        raise NetscopeError(f"{data.name}: no feature varies on the training rows (every column "
+                            f"is constant there), so there is nothing to learn from.")
     bad = ~np.isfinite(fx.mean) | ~np.isfinite(fx.scale)
     for values in (prep.X_train, prep.X_test):
         bad[fx.keep] |= (~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX / 16)).any(axis=0)

@@ -49,6 +49,7 @@ def text_report(comp: Comparison) -> str:
         *(f"- {k}: {v}" for k, v in DEFINITIONS.items() if k != "rmse"),
         f"best: {best['model']} (original-scale test MSE {best['mse']:.4f}, explained variance "
         f"{best['explained_variance']:.2%})",
+        *(f"warning: {w}" for w in comp.warnings()),
     ]
     return "\n".join(lines)
 
@@ -108,6 +109,8 @@ def html_report(comp: Comparison, pictures: dict[str, bytes]) -> str:
     figs = "".join(f"<figure>{_img(png, name)}<figcaption>{html.escape(name)}</figcaption>"
                    f"</figure>" for name, png in pictures.items())
     best = comp.best()
+    warnings = "".join(f'<p style="color:#b00"><b>Warning</b>: {html.escape(w)}</p>'
+                       for w in comp.warnings())
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>netscope: {html.escape(comp.data.name)} multi-task comparison</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
@@ -120,7 +123,7 @@ img{{max-width:520px}}</style></head><body>
 <p><b>Protocol '{html.escape(comp.protocol.name)}'</b>: {html.escape(comp.protocol.definition)}</p>
 <table><tr>{head}</tr>{rows}</table>
 <p>Best: <b>{html.escape(best['model'])}</b>. Values are mean ± SD over splits where there
-are several.</p><ul>{defs}</ul>
+are several.</p>{warnings}<ul>{defs}</ul>
 <h2>Bland-Altman plots (first split, original scale) and per-task gains</h2>{figs}
 </body></html>"""
 
@@ -138,7 +141,7 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
            "protocol_definition": comp.protocol.definition, "definitions": DEFINITIONS,
            "settings": {k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in comp.settings.__dict__.items()},
-           "summary": summary, "runs": runs}
+           "summary": summary, "runs": runs, "warnings": comp.warnings()}
     paths["results.json"] = write_text(out / "results.json", json.dumps(doc, indent=2))
     pictures: dict[str, bytes] = {}
     for res in comp.results:

@@ -45,6 +45,10 @@ def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
     """A layer's feature maps (C, h, w) with channel indices, each scaled on its own (shows
     every map's pattern) or, with ``shared``, on one scale with a colour bar (shows which
     channels are strong)."""
+    if act.ndim != 3:
+        raise NetscopeError(f"layer {layer} has no feature maps (shape {tuple(act.shape)}, not "
+                            f"channels x height x width): pick a convolutional layer "
+                            f"(`netscope vision layers` lists them).")
     c = act.shape[0]
     chosen = choose_channels(act, max_channels, order)
     cols = math.ceil(math.sqrt(len(chosen)))

@@ -161,7 +161,10 @@ def _factory(spec: str) -> LoadedModel:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
         raise NetscopeError(f"{spec}: cannot import ({exc}).") from None
-    model = func()
+    try:
+        model = func()
+    except Exception as exc:  # the user's own code: say whose error it is
+        raise NetscopeError(f"{spec}() raised {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
         raise NetscopeError(f"{spec} returned {type(model).__name__}, not a torch nn.Module.")
     names = imagenet_classes() if _n_outputs(model) == 1000 else None
