@@ -71,9 +71,11 @@ class NumberList:
 
 
 def number(parser, *flags: str, kind: type = int, lo: float | None = None,
-           hi: float | None = None, above: bool = False, help: str = "", **kw) -> None:
-    """``parser.add_argument`` for a checked number; the allowed range joins the help."""
-    check = Number(kind, lo, hi, above)
+           hi: float | None = None, above: bool = False, help: str = "",
+           check: Number | None = None, **kw) -> None:
+    """``parser.add_argument`` for a checked number (``check``, or one made from kind, lo,
+    hi, above); the allowed range joins the help."""
+    check = check or Number(kind, lo, hi, above)
     parser.add_argument(*flags, type=check, help=f"{help} ({check.text})".lstrip(), **kw)
 
 

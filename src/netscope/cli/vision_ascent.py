@@ -53,9 +53,9 @@ def add_ascent(vs, common) -> None:
                 ("--rotate", Number(float, 0, 180), "max random rotation per step, degrees"),
                 ("--scale-jitter", Number(float, 0, 0.9),
                  "max random relative rescaling per step")):
-            number(p, flag, kind=check.kind, lo=check.lo, hi=check.hi, above=check.above,
-                   help=what + "; default by --param: " + ", ".join(
-                       f"{k} {v[flag.lstrip('-').replace('-', '_')]}" for k, v in PRESETS.items()))
+            defaults = ", ".join(f"{k} {v[flag.lstrip('-').replace('-', '_')]}"
+                                 for k, v in PRESETS.items())
+            number(p, flag, check=check, help=f"{what}; default by --param: {defaults}")
         number(p, "--size", lo=16, hi=4096, default=128, help="picture side in pixels")
         number(p, "--tv", kind=float, lo=0, hi=1e6, default=0.0, help="total-variation weight")
         number(p, "--octaves", lo=1, hi=8, default=1, help="pixel parametrization only")
