@@ -226,3 +226,71 @@ def test_first_singular_projection_matches_svd(shape):
     got = A._first_singular_projection(m)
     signs = torch.sign((got * expected).sum(1, keepdim=True))  # both signs are valid
     torch.testing.assert_close(got * signs, expected)
+
+
+def test_smoothgrad_map_does_not_depend_on_batch_companions():
+    """The noise SD follows each image's own range: a half-contrast image gets half the
+    noise whether it is alone or beside a full-contrast one."""
+    model = TinyGAP()
+    full, half = image(1, size=6, seed=1), 0.5 * image(1, size=6, seed=2)
+    alone = A.saliency(model, half, targets=1, samples=3, noise=0.2, seed=7).maps[0]
+    for batch, i in ((torch.cat([full, half]), 1), (torch.cat([half, full]), 0)):
+        got = A.saliency(model, batch, targets=1, samples=3, noise=0.2, seed=7).maps[i]
+        torch.testing.assert_close(got, alone)
+
+
+class OneChannel(nn.Module):
+    """Activations A (fixed, one channel) and a linear score with hand-set gradient g."""
+
+    def __init__(self, acts, g):
+        super().__init__()
+        self.acts = nn.Parameter(acts.view(1, 1, 2, 2), requires_grad=False)
+        self.g = g.view(1, 1, 2, 2)
+        self.layer = nn.Identity()
+
+    def forward(self, x):
+        a = self.layer(self.acts.expand(x.shape[0], -1, -1, -1) + 0 * x[:, :1, :2, :2])
+        s = (a * self.g).sum((1, 2, 3))
+        return torch.stack([s, -s], 1)
+
+
+def test_gradcampp_warns_where_its_denominator_vanishes_and_offers_the_peers_eps():
+    # sum(A) = -1.999 and g = 1 at one position: 2 + g * sum(A) = 1e-3
+    acts = torch.tensor([1.0, -3.0, 0.001, 0.0], dtype=torch.float64)
+    g = torch.tensor([1.0, 0.2, 0.0, 0.0], dtype=torch.float64)
+    model, x = OneChannel(acts, g), torch.zeros(1, 3, 2, 2, dtype=torch.float64)
+    h = A.grad_cam(model, x, "layer", 0, "gradcam++", normalize="none")
+    assert h.warnings and "unstable" in h.warnings[0] and "eps=1e-7" in h.warnings[0]
+    # alpha = sum_ij g^2/(2g^2 + sum(A) g^3) relu(g): 1/(2 - 1.999) + 0.2/(2 - 0.3998)
+    alpha = 1 / (2 - 1.999) + 0.2 / (2 + 0.2 * -1.999)
+    np.testing.assert_allclose(h.maps[0].numpy(), np.maximum(alpha * acts.view(2, 2).numpy(), 0))
+    peers = A.grad_cam(model, x, "layer", 0, "gradcam++", normalize="none", eps=1e-7)
+    den = lambda gi: 2 * gi**2 + (-1.999) * gi**3 + 1e-7  # noqa: E731
+    alpha_eps = 1.0 / den(1.0) + 0.2**2 / den(0.2) * 0.2
+    expected = np.maximum(alpha_eps * acts.view(2, 2).numpy(), 0)
+    np.testing.assert_allclose(peers.maps[0].numpy(), expected)
+    assert not peers.warnings
+    stable = A.grad_cam(TinyGAP(), image(1), "features.3", 1, "gradcam++")
+    assert stable.warnings == []
+
+
+def test_eigen_cam_centre_option_and_sign_point_at_the_strong_activations():
+    # a bright object (strong, varied channels) on a weak uniform background
+    torch.manual_seed(0)
+    m = torch.full((1, 3, 4, 4), 0.2, dtype=torch.float64)
+    m[0, :, 1:3, 1:3] = torch.tensor([3.0, 1.0, 2.0], dtype=torch.float64).view(3, 1, 1)
+
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Identity()
+
+        def forward(self, x):
+            return self.layer(m + 0 * x).mean((2, 3))
+
+    for centre in (False, True):
+        h = A.eigen_cam(Fixed(), torch.zeros(1, 3, 4, 4, dtype=torch.float64), "layer",
+                        centre=centre)
+        inside, outside = h.maps[0, 1:3, 1:3], h.maps[0, 0]
+        assert torch.allclose(inside, torch.ones_like(inside))  # on the object, either way
+        assert (outside == 0).all() if centre else (outside < 0.1).all()

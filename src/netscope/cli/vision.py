@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from netscope.cli.common import progress_printer
@@ -47,6 +48,12 @@ def add(sub) -> None:
                    "(class-agnostic, no gradients), CAM (GAP + linear heads), guided Grad-CAM")
     p.add_argument("--normalize", choices=["max", "minmax"], default="max",
                    help="divide by the maximum (default) or min-max scale")
+    number(p, "--eps", kind=float, lo=0, hi=1, default=0.0,
+           help="Grad-CAM++ denominator term: 0 is the paper's formula, 1e-7 reproduces "
+           "pytorch-grad-cam")
+    p.add_argument("--centre", action="store_true",
+                   help="Eigen-CAM: centre the activations first (as pytorch-grad-cam); "
+                   "default uncentred")
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     p.set_defaults(func=_vision_gradcam)
 
@@ -162,10 +169,12 @@ def _vision_gradcam(args) -> int:
         if args.method == "cam":
             heat = A.cam(lm.model, x, args.layer, targets=t, normalize=args.normalize)
         elif args.method == "eigencam":
-            heat = A.eigen_cam(lm.model, x, args.layer, normalize=args.normalize)
+            heat = A.eigen_cam(lm.model, x, args.layer, args.normalize, centre=args.centre)
         else:
             method = "gradcam" if args.method == "guided" else args.method
-            heat = A.grad_cam(lm.model, x, args.layer, t, method, args.normalize)
+            heat = A.grad_cam(lm.model, x, args.layer, t, method, args.normalize, args.eps)
+        for warning in dict.fromkeys(heat.warnings):
+            print(f"netscope: warning: {warning}", file=sys.stderr, flush=True)
         up = heat.upsampled(tuple(x.shape[-2:]))
         # guided Grad-CAM = guided backprop x the upsampled Grad-CAM map just computed
         guided = (guided_backprop(lm.model, x, heat.targets) * up[:, None]).numpy() \

@@ -16,7 +16,7 @@ min-max scaled (``"minmax"``); an all-zero map stays zero.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ class Heatmaps:
     layer: str
     method: str
     normalized: str = "max"
+    warnings: list[str] = field(default_factory=list)  # what a careful user must know
 
     def upsampled(self, size: tuple[int, int]) -> torch.Tensor:
         """Bilinear upsampling to the input's (H, W), rescaled as the maps were."""
@@ -116,12 +117,29 @@ def gradcam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return grad.mean((2, 3), keepdim=True)
 
 
-def gradcampp_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+def gradcampp_weights(A: torch.Tensor, grad: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018) with the exponential-score closed form:
-    a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3), alpha_k = sum_ij a_kij ReLU(g_kij)."""
+    a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3 + eps), alpha_k = sum_ij a_kij ReLU(g_kij).
+    ``eps`` = 0 is the paper's formula; pytorch-grad-cam adds eps = 1e-7 to the
+    denominator, which changes the map wherever g^2 is small against 1e-7."""
     g2, g3 = grad**2, grad**3
-    a = _safe_divide(g2, 2 * g2 + A.sum((2, 3), keepdim=True) * g3)
+    a = _safe_divide(g2, 2 * g2 + A.sum((2, 3), keepdim=True) * g3 + eps)
+    a = torch.where(grad != 0, a, torch.zeros_like(a))
     return (a * F.relu(grad)).sum((2, 3), keepdim=True)
+
+
+PP_UNSTABLE = 0.05  # |2 + g * sum(A)| below this at a position that matters: unstable map
+
+
+def gradcampp_instability(A: torch.Tensor, grad: torch.Tensor) -> float:
+    """Share of the Grad-CAM++ weight that comes from positions where the denominator
+    2 + g_kij * sum_ab A_kab nearly vanishes (below PP_UNSTABLE). On layers with many
+    negative activations (linear bottlenecks) a few such positions dominate the map."""
+    den = 2 + grad * A.sum((2, 3), keepdim=True)
+    contrib = (_safe_divide(torch.ones_like(den), den) * F.relu(grad)).abs()
+    unstable = (den.abs() < PP_UNSTABLE) & (grad > 0)
+    total = contrib.sum()
+    return float(contrib[unstable].sum() / total) if total > 0 else 0.0
 
 
 def xgradcam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -149,16 +167,32 @@ METHODS = {"gradcam": gradcam_weights, "gradcam++": gradcampp_weights,
 
 def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
              targets: Targets = None, method: str = "gradcam",
-             normalize: str = "max") -> Heatmaps:
+             normalize: str = "max", eps: float = 0.0) -> Heatmaps:
     """Grad-CAM maps for a batch, one target class per image; ``method`` picks the weights
     (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``hirescam``):
-    map = ReLU(sum_k w_k A_k)."""
+    map = ReLU(sum_k w_k A_k). ``eps`` is Grad-CAM++'s denominator term (0: the paper;
+    1e-7 reproduces pytorch-grad-cam); the result warns when Grad-CAM++ is unstable."""
     if method not in METHODS:
         raise NetscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
+    if not (eps >= 0 and eps < float("inf")):
+        raise NetscopeError(f"eps must be a finite number >= 0, got {eps}.")
     layer = layer or default_cam_layer(model)
     A, grad, logits, t = layer_gradients(model, x, layer, targets)
-    maps = F.relu((METHODS[method](A, grad) * A).sum(1))
-    return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), method, normalize)
+    weights = gradcampp_weights(A, grad, eps) if method == "gradcam++" else \
+        METHODS[method](A, grad)
+    maps = F.relu((weights * A).sum(1))
+    heat = Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), method, normalize)
+    if method == "gradcam++" and eps == 0:
+        share = gradcampp_instability(A, grad)
+        if share > 0.1:
+            negative = float((A < 0).double().mean())
+            heat.warnings.append(
+                f"Grad-CAM++ at {layer} is unstable: {share:.0%} of its weight comes from "
+                f"positions where the denominator 2 + g*sum(A) nearly vanishes "
+                f"({negative:.0%} of the activations are negative, as after a linear "
+                f"bottleneck). Use a layer after an activation function (the default layer), "
+                f"or eps=1e-7 to match pytorch-grad-cam.")
+    return heat
 
 
 def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
@@ -183,13 +217,18 @@ def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
 
 
 def eigen_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
-              normalize: str = "max") -> Heatmaps:
+              normalize: str = "max", centre: bool = False) -> Heatmaps:
     """Eigen-CAM (Muhammad and Yeasin 2020): each image's activations (h*w positions x K
     channels) projected on their first singular vector; class-agnostic and gradient-free.
-    Uncentred, so the map follows where the dominant pattern is strong; the singular
-    vector's arbitrary sign is chosen so the projection sums to a positive value (for
-    non-negative activations all its entries share one sign anyway). ``targets`` in the
-    result are the top-1 classes, for labels only."""
+
+    ``centre=False`` (default, as the paper's description) decomposes the activations as
+    they are, so the map follows where the dominant pattern is strong; ``centre=True``
+    subtracts each channel's mean over positions first (as pytorch-grad-cam does), so the
+    map shows where the pattern deviates most from the image's average, which on a photo
+    filled by its object can point at the background instead. The singular vector's sign is
+    arbitrary; it is chosen so the map correlates positively with the activation strength
+    (the L2 norm over channels at each position): the map points at what the layer
+    responds to. ``targets`` in the result are the top-1 classes, for labels only."""
     layer = LayerRef.parse(layer or default_cam_layer(model))
     with capture(model, [layer]) as rec, torch.no_grad():
         logits = model(x)
@@ -199,9 +238,14 @@ def eigen_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = 
                             f"grid; Eigen-CAM needs (batch, channels, height, width).")
     n, _, h, w = A.shape
     m = A.flatten(2).transpose(1, 2).double()  # (N, h*w, K)
-    proj = _first_singular_projection(m).to(A.dtype)
-    sign = torch.where(proj.sum(1) < 0, -1.0, 1.0).to(proj.dtype)
-    maps = F.relu(proj * sign[:, None]).view(n, h, w)
+    strength = m.norm(dim=2)  # (N, h*w)
+    if centre:
+        m = m - m.mean(1, keepdim=True)
+    proj = _first_singular_projection(m)
+    agree = ((proj - proj.mean(1, keepdim=True))
+             * (strength - strength.mean(1, keepdim=True))).sum(1)
+    sign = torch.where(agree < 0, -1.0, 1.0).to(proj.dtype)
+    maps = F.relu(proj * sign[:, None]).to(A.dtype).view(n, h, w)
     return Heatmaps(normalize_maps(maps, normalize), logits, logits.argmax(1), str(layer),
                     "eigencam", normalize)
 
@@ -240,11 +284,12 @@ def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples
                 logits = model(x)
             t = resolve_targets(logits, targets)
             gen = torch.Generator().manual_seed(seed)
-            sd = noise * float(x.max() - x.min())
+            # per image: an image's map must not depend on the other images in its batch
+            sd = noise * (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, 1, 1, 1)
             grad = torch.zeros_like(x)
-            for _ in range(samples):
-                eps = torch.randn(x.shape, generator=gen, dtype=x.dtype) * sd
-                grad += input_grad(model, x + eps, t).abs()
+            for _ in range(samples):  # one noise pattern per sample, scaled per image
+                eps = torch.randn((1, *x.shape[1:]), generator=gen, dtype=x.dtype)
+                grad += input_grad(model, x + eps.to(x.device) * sd, t).abs()
             grad /= samples
     maps = grad.abs().amax(1)
     return Heatmaps(normalize_maps(maps, "max"), logits, t, "input", "saliency")
