@@ -18,7 +18,7 @@ backward pass runs only from the score down to that layer and nothing before it 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -104,16 +104,19 @@ class StopForward(Exception):
 
 @contextmanager
 def capture(model: nn.Module, layers: Sequence[str | LayerRef] = (), *, cut: bool = False,
-            eval_mode: bool = True, stop: bool = False) -> Iterator[Recording]:
+            eval_mode: bool = True, stop: bool = False,
+            edit: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Iterator[Recording]:
     """Record ``layers`` during forward passes inside the block; see the module docstring.
 
     ``stop=True`` ends each forward pass (raising StopForward, caught by ``run_until``) once
     the one recorded layer has run, so the rest of the network is never computed. It needs a
     single layer with an explicit call index (``count_calls`` tells the last one); otherwise
-    the pass runs to the end."""
+    the pass runs to the end. ``edit`` (one layer) replaces what the network receives from
+    the layer by ``edit(recorded tensor)`` (at the named call, or at every call), as
+    perturbation methods such as Ablation-CAM need."""
     refs = [LayerRef.parse(r) for r in layers]
-    if cut and len(refs) != 1:
-        raise NetscopeError("cut=True starts the graph at one layer; pass exactly one.")
+    if (cut or edit is not None) and len(refs) != 1:
+        raise NetscopeError("cut=True and edit start at one layer; pass exactly one.")
     modules = [(ref, find_layer(model, ref.name)) for ref in refs]  # fail before touching
     modes, flags = _state(model)
     record = Recording()
@@ -126,10 +129,10 @@ def capture(model: nn.Module, layers: Sequence[str | LayerRef] = (), *, cut: boo
         for ref, module in modules:
             if ref.port == "input":
                 handles.append(module.register_forward_pre_hook(
-                    _pre_hook(ref, record, cut, stop and len(refs) == 1)))
+                    _pre_hook(ref, record, cut, stop and len(refs) == 1, edit)))
             elif ref.port == "output":
                 handles.append(module.register_forward_hook(
-                    _hook(ref, record, cut, stop and len(refs) == 1)))
+                    _hook(ref, record, cut, stop and len(refs) == 1, edit)))
             else:
                 raise NetscopeError(f"layer {ref}: the port must be 'input' or 'output'.")
         yield record
@@ -139,31 +142,34 @@ def capture(model: nn.Module, layers: Sequence[str | LayerRef] = (), *, cut: boo
         _restore(modes, flags)
 
 
-def _keep(ref: LayerRef, record: Recording, value, cut: bool) -> torch.Tensor:
+def _keep(ref: LayerRef, record: Recording, value, cut: bool, edit=None) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise NetscopeError(f"layer {ref} produces {type(value).__name__}, not a tensor; "
                             f"pick a layer whose {ref.port} is a single tensor.")
     calls = record.calls[(ref.name, ref.port)]
-    if cut and (ref.call == -1 or ref.call == len(calls)):
+    this_call = ref.call == -1 or ref.call == len(calls)
+    if cut and this_call:
         value = value.detach().requires_grad_(True)
     calls.append(value)
+    if edit is not None and this_call:
+        return edit(value)
     return value.clone()  # downstream in-place ops change the copy, never the record
 
 
-def _hook(ref, record, cut, stop):
+def _hook(ref, record, cut, stop, edit=None):
     def hook(module, inputs, output):
-        kept = _keep(ref, record, output, cut)
+        kept = _keep(ref, record, output, cut, edit)
         if stop and ref.call >= 0 and len(record.all_calls(ref)) > ref.call:
             raise StopForward
         return kept
     return hook
 
 
-def _pre_hook(ref, record, cut, stop):
+def _pre_hook(ref, record, cut, stop, edit=None):
     def hook(module, inputs):
         if not inputs:
             raise NetscopeError(f"layer {ref} is called without inputs.")
-        kept = _keep(ref, record, inputs[0], cut)
+        kept = _keep(ref, record, inputs[0], cut, edit)
         if stop and ref.call >= 0 and len(record.all_calls(ref)) > ref.call:
             raise StopForward
         return (kept, *inputs[1:])

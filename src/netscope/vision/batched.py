@@ -1,0 +1,48 @@
+"""Target scores for many perturbed copies of a few images, in batches.
+
+Perturbation methods and faithfulness metrics (Score-CAM, Occlusion, Integrated Gradients'
+path, deletion/insertion, ROAD) all need the model's score on hundreds of variants of each
+image. They are made a batch at a time by a ``make(start, stop)`` function, so memory stays
+bounded however many variants there are, and each batch is one forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.capture import capture
+
+KINDS = ("prob", "logit")
+
+
+def check_positive(name: str, value: int) -> int:
+    if int(value) != value or value < 1:
+        raise NetscopeError(f"{name} must be a whole number >= 1, got {value!r}.")
+    return int(value)
+
+
+def class_scores(out: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
+    """Each row's score for its target: softmax probability or raw logit."""
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise NetscopeError("the model must return class scores of shape (batch, classes).")
+    if kind not in KINDS:
+        raise NetscopeError(f"score kind must be one of {KINDS}, got {kind!r}.")
+    values = out.softmax(1) if kind == "prob" else out
+    return values.gather(1, targets.to(out.device)[:, None])[:, 0]
+
+
+def batched_scores(model: nn.Module, make: Callable[[int, int], torch.Tensor], total: int,
+                   targets: torch.Tensor, batch_size: int = 64,
+                   kind: str = "prob") -> torch.Tensor:
+    """Score of variant i (``make(i, i + 1)[0]``) for class ``targets[i]``, for i < total."""
+    check_positive("batch_size", batch_size)
+    out = []
+    with capture(model, []), torch.no_grad():
+        for start in range(0, total, batch_size):
+            stop = min(total, start + batch_size)
+            out.append(class_scores(model(make(start, stop)), targets[start:stop], kind))
+    return torch.cat(out) if out else torch.zeros(0)
