@@ -51,6 +51,8 @@ class Heatmaps:
 
 def resolve_targets(logits: torch.Tensor, targets: Targets) -> torch.Tensor:
     """Per-image target indices; None means each image's own top-1 class."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise NetscopeError("the model must return class scores of shape (batch, classes).")
     n, c = logits.shape
     if targets is None:
         return logits.argmax(1)
