@@ -22,7 +22,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.attribution import Heatmaps, Targets, resolve_targets
 from netscope.vision.baselines import baseline_like
-from netscope.vision.batched import batched_scores, check_positive, class_scores
+from netscope.vision.batched import BATCH, batched_scores, check_positive, class_scores
 from netscope.vision.capture import capture
 from netscope.vision.models import Preprocess
 
@@ -93,14 +93,14 @@ def _curve(kind: str, model: nn.Module, x: torch.Tensor, maps, targets: Targets,
 
 def deletion(model: nn.Module, x: torch.Tensor, maps: Heatmaps | torch.Tensor,
              targets: Targets = None, steps: int = 50, baseline: str | torch.Tensor = "blur",
-             batch_size: int = 64) -> Curve:
+             batch_size: int = BATCH) -> Curve:
     """Remove pixels most-important-first; lower area = more faithful (module docstring)."""
     return _curve("deletion", model, x, maps, targets, steps, baseline, batch_size)
 
 
 def insertion(model: nn.Module, x: torch.Tensor, maps: Heatmaps | torch.Tensor,
               targets: Targets = None, steps: int = 50, start: str | torch.Tensor = "blur",
-              batch_size: int = 64) -> Curve:
+              batch_size: int = BATCH) -> Curve:
     """Restore pixels most-important-first onto ``start``; higher area = more faithful."""
     return _curve("insertion", model, x, maps, targets, steps, start, batch_size)
 

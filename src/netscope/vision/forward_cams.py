@@ -26,7 +26,7 @@ from netscope.vision.attribution import (
     normalize_maps,
     resolve_targets,
 )
-from netscope.vision.batched import batched_scores, check_positive, class_scores
+from netscope.vision.batched import BATCH, batched_scores, check_positive, class_scores
 from netscope.vision.capture import LayerRef, capture
 
 
@@ -57,7 +57,7 @@ def _weighted_map(A, weights, chosen, logits, t, layer, method, normalize) -> He
 
 
 def score_cam(model: nn.Module, x: torch.Tensor, layer=None, targets: Targets = None,
-              top_k: int | None = None, batch_size: int = 64,
+              top_k: int | None = None, batch_size: int = BATCH,
               normalize: str = "max") -> Heatmaps:
     """Score-CAM maps, one target per image (see the module docstring)."""
     layer = LayerRef.parse(layer or default_cam_layer(model))
@@ -79,7 +79,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, layer=None, targets: Targets = 
 
 
 def ablation_cam(model: nn.Module, x: torch.Tensor, layer=None, targets: Targets = None,
-                 top_k: int | None = None, batch_size: int = 64,
+                 top_k: int | None = None, batch_size: int = BATCH,
                  normalize: str = "max") -> Heatmaps:
     """Ablation-CAM maps, one target per image (see the module docstring)."""
     check_positive("batch_size", batch_size)
@@ -101,7 +101,8 @@ def ablation_cam(model: nn.Module, x: torch.Tensor, layer=None, targets: Targets
             idx = torch.arange(start, min(n_img * k, start + batch_size), device=A.device)
             n = idx // k
             zeroed[:] = [chosen[n, idx % k]]
-            y_k = class_scores(model(x[n]), t[n], "logit")
+            y_k = class_scores(model(x[n].contiguous(memory_format=torch.channels_last)), t[n],
+                               "logit")
             drops.append((base[n] - y_k) / torch.where(base[n] != 0, base[n], 1.0))
     return _weighted_map(A, torch.cat(drops).view(n_img, k), chosen, logits, t, layer,
                          "ablationcam", normalize)

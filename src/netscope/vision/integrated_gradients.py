@@ -22,7 +22,7 @@ from netscope.vision.attribution import (
     resolve_targets,
 )
 from netscope.vision.baselines import baseline_like
-from netscope.vision.batched import check_positive, class_scores
+from netscope.vision.batched import BATCH, check_positive, class_scores
 from netscope.vision.capture import capture
 
 
@@ -36,7 +36,7 @@ class IntegratedGradients:
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: Targets = None,
                          baseline: str | torch.Tensor = "zeros", steps: int = 32,
-                         batch_size: int = 32) -> IntegratedGradients:
+                         batch_size: int = BATCH) -> IntegratedGradients:
     steps = check_positive("steps", steps)
     check_positive("batch_size", batch_size)
     base = baseline_like(x, baseline)
@@ -54,7 +54,8 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: Targets = N
         for start in range(0, points, batch_size):
             j = torch.arange(start, min(points, start + batch_size), device=x.device)
             img, a = j // (steps + 1), alphas[j % (steps + 1)].view(-1, 1, 1, 1)
-            g = input_grad(model, base[img] + a * (x[img] - base[img]), t[img])
+            path = base[img] + a * (x[img] - base[img])
+            g = input_grad(model, path.contiguous(memory_format=torch.channels_last), t[img])
             total.index_add_(0, img, g * weights[j % (steps + 1)].view(-1, 1, 1, 1))
     attr = (x - base) * total
     gap = (attr.flatten(1).sum(1) - delta).abs()

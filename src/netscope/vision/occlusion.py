@@ -12,7 +12,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.attribution import Heatmaps, Targets, normalize_maps, resolve_targets
 from netscope.vision.baselines import baseline_like
-from netscope.vision.batched import batched_scores, check_positive, class_scores
+from netscope.vision.batched import BATCH, batched_scores, check_positive, class_scores
 from netscope.vision.capture import capture
 
 
@@ -24,7 +24,7 @@ def _starts(length: int, window: int, stride: int) -> list[int]:
 
 
 def occlusion(model: nn.Module, x: torch.Tensor, targets: Targets = None, window: int = 32,
-              stride: int = 16, baseline: str | torch.Tensor = "zeros", batch_size: int = 64,
+              stride: int = 16, baseline: str | torch.Tensor = "zeros", batch_size: int = BATCH,
               kind: str = "logit", normalize: str = "max") -> Heatmaps:
     window, stride = check_positive("window", window), check_positive("stride", stride)
     h, w = x.shape[-2:]

@@ -14,6 +14,7 @@ percentages of LeRF - MoRF, is higher for a more faithful map.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,8 +24,9 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.perf import usable_cpus
 from netscope.vision.attribution import Heatmaps, Targets
-from netscope.vision.batched import batched_scores
+from netscope.vision.batched import BATCH, batched_scores
 from netscope.vision.faithfulness import input_maps, pixel_ranks, targets_for
 
 NEIGHBOURS = [(-1, 0, 1 / 6), (1, 0, 1 / 6), (0, -1, 1 / 6), (0, 1, 1 / 6),
@@ -63,7 +65,10 @@ def impute(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
     vals.append(total)
     system = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                            shape=(n, n))
-    solution = spl.splu(system, permc_spec="MMD_AT_PLUS_A").solve(rhs)
+    # the system is symmetric positive definite: without pivoting and with a symmetric
+    # ordering SuperLU solves an 80% scattered removal at 224 px in 0.15 s instead of 20 s
+    solution = spl.splu(system, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                        options={"SymmetricMode": True}).solve(rhs)
     out[:, ys, xs] = solution.T
     return out
 
@@ -82,7 +87,7 @@ class Road:
 
 def road(model: nn.Module, x: torch.Tensor, maps: Heatmaps | torch.Tensor,
          targets: Targets = None, percentages: Sequence[float] = (10, 30, 50, 70, 90),
-         noise: float = 0.01, seed: int = 0, batch_size: int = 64) -> Road:
+         noise: float = 0.01, seed: int = 0, batch_size: int = BATCH) -> Road:
     pcts = tuple(float(p) for p in percentages)
     if not pcts or any(not 0 < p < 100 for p in pcts):
         raise NetscopeError(f"ROAD percentages must lie strictly between 0 and 100, got {pcts}.")
@@ -93,20 +98,22 @@ def road(model: nn.Module, x: torch.Tensor, maps: Heatmaps | torch.Tensor,
     t = targets_for(model, x, maps, targets)
     ranks = pixel_ranks(m).cpu().numpy()
     pixels = ranks.shape[1]
-    rng = np.random.default_rng(seed)
-    images = []  # per image: MoRF for each percentage, then LeRF for each
-    for i in range(x.shape[0]):
-        img = x[i].detach().cpu().double().numpy()
-        sd = noise * float(img.max() - img.min())
-        for most in (True, False):
-            for p in pcts:
-                k = int(round(p / 100 * pixels))
-                chosen = ranks[i] < k if most else ranks[i] >= pixels - k
-                removed = chosen.reshape(x.shape[-2:])
-                filled = impute(img, removed)
-                filled[:, removed] += rng.normal(0.0, sd, (img.shape[0], int(removed.sum())))
-                images.append(torch.from_numpy(filled))
-    stack = torch.stack(images).to(dtype=x.dtype, device=x.device)
+    jobs = [(i, most, p) for i in range(x.shape[0]) for most in (True, False) for p in pcts]
+    originals = [x[i].detach().cpu().double().numpy() for i in range(x.shape[0])]
+
+    def removed(job) -> np.ndarray:
+        i, most, p = job
+        k = int(round(p / 100 * pixels))
+        return (ranks[i] < k if most else ranks[i] >= pixels - k).reshape(x.shape[-2:])
+
+    with ThreadPoolExecutor(max_workers=usable_cpus()) as pool:  # SuperLU frees the GIL
+        filled = list(pool.map(lambda job: impute(originals[job[0]], removed(job)), jobs))
+    rng = np.random.default_rng(seed)  # noise drawn in job order: threads cannot change it
+    for job, img in zip(jobs, filled, strict=True):
+        hole = removed(job)
+        sd = noise * float(np.ptp(originals[job[0]]))
+        img[:, hole] += rng.normal(0.0, sd, (img.shape[0], int(hole.sum())))
+    stack = torch.from_numpy(np.stack(filled)).to(dtype=x.dtype, device=x.device)
     per = 2 * len(pcts)
     scores = batched_scores(model, lambda a, b: stack[a:b], stack.shape[0],
                             t.repeat_interleave(per), batch_size, "prob").view(-1, 2, len(pcts))

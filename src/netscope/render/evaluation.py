@@ -1,0 +1,232 @@
+"""What `netscope vision evaluate` leaves on disk: the ranking as a table (CSV, JSON and the
+console), deletion/insertion curves, the maps side by side per image, and one
+self-contained HTML page that says what "better" means for every column."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from netscope.render.atomic import write_bytes, write_text  # noqa: E402
+from netscope.render.heatmap import overlay  # noqa: E402
+from netscope.render.table import markdown_table  # noqa: E402
+from netscope.render.vision_report import slug  # noqa: E402
+from netscope.vision.evaluate import Evaluation  # noqa: E402
+from netscope.vision.sanity import FAIL_AT  # noqa: E402
+
+MEANING = {
+    "deletion_auc": "area under the target's probability while pixels are replaced by the "
+                    "baseline, most important first (Petsiuk et al. 2018): LOWER is better",
+    "insertion_auc": "area under the target's probability while pixels are restored onto the "
+                     "baseline image, most important first: HIGHER is better",
+    "road_gap": "ROAD (Rong et al. 2022): mean over the removal shares of p(least relevant "
+                "removed) - p(most relevant removed), holes filled by noisy linear "
+                "imputation: HIGHER is better",
+    "average_drop": "mean of max(0, Y - O) / Y, Y the probability on the image, O on the image "
+                    "multiplied by the map (Chattopadhay et al. 2018): LOWER is better",
+    "increase_in_confidence": "share of images with O > Y: HIGHER is better",
+    "sanity": f"cascading randomization (Adebayo et al. 2018): FAILS when the map's Spearman "
+              f"correlation with the trained model's map is still >= {FAIL_AT} with every "
+              f"layer re-initialized, i.e. the map does not depend on what the model learned",
+    "seconds_per_image": "time to compute the maps, per image, on this machine",
+    "rank": "mean of the ranks in deletion, insertion, ROAD gap and average drop; methods "
+            "that fail the sanity check come after all that pass",
+}
+HEADER = ["rank", "method", "deletion AUC (lower)", "insertion AUC (higher)",
+          "ROAD gap (higher)", "average drop (lower)", "increase (higher)", "sanity",
+          "s / image"]
+
+
+def table_rows(ev: Evaluation) -> list[list[str]]:
+    rows = []
+    for r in ev.table():
+        sanity = r["sanity"] if r["sanity_spearman"] is None else \
+            f"{r['sanity']} (rho {r['sanity_spearman']:.2f})"
+        rows.append([str(r["rank"]), r["method"], f"{r['deletion_auc']:.3f}",
+                     f"{r['insertion_auc']:.3f}", f"{r['road_gap']:.3f}",
+                     f"{r['average_drop']:.1%}", f"{r['increase_in_confidence']:.0%}", sanity,
+                     f"{r['seconds_per_image']:.2f}"])
+    return rows
+
+
+def text_report(ev: Evaluation) -> str:
+    images = ", ".join(f"{n} ({label}, {p:.0%})"
+                       for n, label, p in zip(ev.names, ev.labels, ev.probabilities,
+                                              strict=True))
+    best = ev.table()[0]["method"]
+    return "\n".join([
+        f"model: {ev.model_name}; images: {images}",
+        "", markdown_table(HEADER, table_rows(ev)), "",
+        *(f"- {k}: {v}" for k, v in MEANING.items()),
+        f"most faithful here: {best} (took {ev.seconds:.0f} s in all)",
+    ])
+
+
+def per_image_rows(ev: Evaluation) -> list[dict]:
+    rows = []
+    for res in ev.results:
+        for i, name in enumerate(ev.names):
+            rows.append({
+                "method": res.method, "image": name, "class": ev.labels[i],
+                "class_index": ev.targets[i], "probability": ev.probabilities[i],
+                "deletion_auc": float(res.deletion.auc[i]),
+                "insertion_auc": float(res.insertion.auc[i]),
+                "road_gap": float(res.road.gap[i]),
+                "drop": float(res.confidence.drop[i]),
+                "increase": float(res.confidence.increase[i]),
+                "sanity_spearman": (None if res.sanity is None
+                                    else float(res.sanity.spearman[-1, i])),
+            })
+    return rows
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def curves_png(ev: Evaluation) -> bytes:
+    """Mean deletion and insertion curves over the images, one line per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, kind in zip(axes, ("deletion", "insertion"), strict=True):
+        for res in ev.results:
+            curve = getattr(res, kind)
+            style = ":" if res.method == "random" else "-"
+            ax.plot(curve.fractions.numpy(), curve.scores.mean(0).numpy(), style,
+                    label=f"{res.method} ({float(curve.auc.mean()):.3f})")
+        ax.set(xlabel=f"share of pixels {'removed' if kind == 'deletion' else 'restored'}",
+               ylabel="probability of the target class", title=f"{kind} (mean over images)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def maps_png(ev: Evaluation, i: int) -> bytes:
+    """Image ``i`` with every method's map over it."""
+    image = ev.images[i]
+    n = len(ev.results) + 1
+    cols = min(n, 7)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes.flat[0].imshow(image)
+    axes.flat[0].set_title(f"{ev.labels[i]}\n{ev.probabilities[i]:.0%}", fontsize=8)
+    for ax, res in zip(axes.flat[1:], ev.results, strict=False):
+        up = F.interpolate(res.maps[i][None, None].float(), size=image.shape[:2],
+                           mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
+        ax.imshow(overlay(image, up.numpy()))
+        ax.set_title(res.method, fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _img(data: bytes, alt: str) -> str:
+    import base64
+
+    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}">')
+
+
+def html_report(ev: Evaluation, curves: bytes, maps: list[bytes]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    body = "".join("<tr" + (' class="fail"' if "FAILS" in r[7] else "") + ">"
+                   + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                   for r in table_rows(ev))
+    meaning = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
+                      for k, v in MEANING.items())
+    sanity = _sanity_table(ev)
+    figs = "".join(f"<h3>{html.escape(n)}</h3>{_img(png, n)}"
+                   for n, png in zip(ev.names, maps, strict=True))
+    best = ev.table()[0]
+    s = ev.settings
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>netscope: which map to trust</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:nth-child(2),th:nth-child(2){{text-align:left}}tr.fail td{{color:#b00}}
+img{{max-width:100%}}</style></head><body>
+<h1>Which map to trust</h1>
+<p>Model <code>{html.escape(ev.model_name)}</code>, {len(ev.names)} image(s), each explained
+for its top-1 class. <b>Most faithful here: {html.escape(best['method'])}</b> (mean rank
+{best['mean_rank']:.1f}). Settings: {s.steps} deletion/insertion steps, baseline
+{html.escape(str(s.baseline))}, ROAD at {', '.join(f'{p:g}%' for p in s.road_percentages)},
+Score-CAM/Ablation-CAM on the top {s.top_k or 'all'} channels, layer
+{html.escape(str(s.layer or 'default'))}. {ev.seconds:.0f} s in all.</p>
+<table><tr>{head}</tr>{body}</table><ul>{meaning}</ul>
+<h2>Deletion and insertion curves</h2>{_img(curves, "curves")}
+<h2>Sanity check: Spearman correlation with the trained model's map</h2>{sanity}
+<h2>The maps</h2>{figs}</body></html>"""
+
+
+def _sanity_table(ev: Evaluation) -> str:
+    checked = [r for r in ev.results if r.sanity is not None]
+    if not checked:
+        return "<p>Not run.</p>"
+    first = checked[0].sanity
+    head = "".join(f"<th>{html.escape(n)} ({d}/{first.groups} groups)</th>"
+                   for n, d in zip(first.stages, first.depth, strict=True))
+    rows = "".join(
+        f"<tr><td>{html.escape(r.method)}</td>"
+        + "".join(f"<td>{v:.2f}</td>" for v in r.sanity.spearman.mean(1))
+        + f"<td>{'passes' if r.sanity.passed else 'FAILS'}</td></tr>" for r in checked)
+    return (f"<p>Layers re-initialized from the head down; columns: randomized down to "
+            f"this group.</p><table><tr><th>method</th>{head}<th>verdict</th></tr>{rows}"
+            f"</table>")
+
+
+def write_evaluation(ev: Evaluation, out: str | Path) -> dict[str, Path]:
+    out = Path(out)
+    table = ev.table()
+    paths = {"evaluation.csv": write_text(out / "evaluation.csv", _csv(table)),
+             "per_image.csv": write_text(out / "per_image.csv", _csv(per_image_rows(ev)))}
+    doc = {"model": ev.model_name, "images": ev.names, "classes": ev.labels,
+           "targets": ev.targets, "probabilities": ev.probabilities,
+           "settings": {k: (list(v) if isinstance(v, tuple) else v)
+                        for k, v in ev.settings.__dict__.items()},
+           "meaning": MEANING, "table": table, "seconds": ev.seconds,
+           "curves": {r.method: {k: {"fractions": getattr(r, k).fractions.tolist(),
+                                     "scores": getattr(r, k).scores.tolist()}
+                                 for k in ("deletion", "insertion")} for r in ev.results},
+           "sanity": {r.method: {"stages": r.sanity.stages, "depth": r.sanity.depth,
+                                 "spearman": r.sanity.spearman.tolist(),
+                                 "ssim": r.sanity.ssim.tolist()}
+                      for r in ev.results if r.sanity is not None}}
+    paths["evaluation.json"] = write_text(out / "evaluation.json",
+                                          json.dumps(doc, indent=1, default=_plain))
+    curves = curves_png(ev)
+    paths["curves.png"] = write_bytes(out / "curves.png", curves)
+    maps = [maps_png(ev, i) for i in range(len(ev.names))]
+    for name, png in zip(ev.names, maps, strict=True):
+        paths[f"maps_{slug(name)}.png"] = write_bytes(out / f"maps_{slug(name)}.png", png)
+    paths["report.html"] = write_text(out / "report.html", html_report(ev, curves, maps))
+    return paths
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -1,0 +1,210 @@
+"""Which map to trust: every attribution method on the same images and classes, scored by
+every faithfulness metric, with the sanity check, in one call.
+
+For each method: deletion AUC (lower is better), insertion AUC (higher), ROAD gap
+(higher), average drop in confidence (lower), increase in confidence (higher), the
+randomization sanity verdict, and the seconds per image its maps took. Methods are ranked by
+their mean rank over the four faithfulness columns; a method that fails the sanity check is
+ranked after every method that passes, whatever its scores (its maps do not depend on the
+model). A ``random`` map is scored too, as the floor any method must clear.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision import attribution as A
+from netscope.vision.batched import BATCH
+from netscope.vision.capture import capture
+from netscope.vision.faithfulness import (
+    ConfidenceChange,
+    Curve,
+    confidence_change,
+    deletion,
+    insertion,
+)
+from netscope.vision.forward_cams import ablation_cam, score_cam
+from netscope.vision.integrated_gradients import integrated_gradients
+from netscope.vision.models import LoadedModel
+from netscope.vision.occlusion import occlusion
+from netscope.vision.road import Road, road
+from netscope.vision.sanity import SanityCheck, cascading_randomization
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    steps: int = 50  # deletion/insertion steps
+    baseline: str = "blur"  # what deletion puts in place of pixels (insertion starts from it)
+    road_percentages: tuple[float, ...] = (20, 50, 80)
+    top_k: int | None = 128  # Score-CAM / Ablation-CAM channels (None: all)
+    ig_steps: int = 32
+    smooth_samples: int = 16
+    occlusion_window: int = 32
+    occlusion_stride: int = 16
+    sanity: bool = True
+    sanity_checkpoints: int = 3  # depths compared; the last has every layer randomized
+    batch_size: int = BATCH
+    layer: str | None = None  # CAM layer (default: the feature map the head pools)
+    seed: int = 0
+
+
+Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _cam(method: str) -> Callable[[EvalSettings], Explainer]:
+    return lambda s: lambda m, x, t: A.grad_cam(m, x, s.layer, t, method).maps
+
+
+def _random(s: EvalSettings) -> Explainer:
+    def explain(m, x, t):
+        gen = torch.Generator().manual_seed(s.seed)
+        return torch.rand((x.shape[0], 14, 14), generator=gen, dtype=x.dtype)
+    return explain
+
+
+METHODS: dict[str, Callable[[EvalSettings], Explainer]] = {
+    **{name: _cam(name) for name in ("gradcam", "gradcam++", "xgradcam", "layercam",
+                                     "hirescam")},
+    "eigencam": lambda s: lambda m, x, t: A.eigen_cam(m, x, s.layer).maps,
+    "scorecam": lambda s: lambda m, x, t: score_cam(m, x, s.layer, t, s.top_k,
+                                                    s.batch_size).maps,
+    "ablationcam": lambda s: lambda m, x, t: ablation_cam(m, x, s.layer, t, s.top_k,
+                                                          s.batch_size).maps,
+    "saliency": lambda s: lambda m, x, t: A.saliency(m, x, t).maps,
+    "smoothgrad": lambda s: lambda m, x, t: A.saliency(m, x, t, s.smooth_samples,
+                                                       seed=s.seed).maps,
+    "integrated-gradients": lambda s: lambda m, x, t: integrated_gradients(
+        m, x, t, "zeros", s.ig_steps, s.batch_size).heat.maps,
+    "occlusion": lambda s: lambda m, x, t: occlusion(
+        m, x, t, s.occlusion_window, s.occlusion_stride, "zeros", s.batch_size).maps,
+    "random": _random,
+}
+NO_SANITY = ("random",)  # a random map has nothing to check
+
+
+def resolve_methods(names: Sequence[str] | str) -> list[str]:
+    """'all', or a list of method names (checked, in the given order)."""
+    if names == "all" or list(names) == ["all"]:
+        return list(METHODS)
+    names = list(names)
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise NetscopeError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} "
+                            f"or 'all'.")
+    if not names:
+        raise NetscopeError("give at least one method, or 'all'.")
+    return list(dict.fromkeys(names))
+
+
+@dataclass
+class MethodResult:
+    method: str
+    maps: torch.Tensor  # (N, h, w) in [0, 1]
+    seconds_per_image: float
+    deletion: Curve
+    insertion: Curve
+    road: Road
+    confidence: ConfidenceChange
+    sanity: SanityCheck | None
+
+    def row(self) -> dict:
+        """Means over images of every metric."""
+        return {
+            "method": self.method,
+            "deletion_auc": float(self.deletion.auc.mean()),
+            "insertion_auc": float(self.insertion.auc.mean()),
+            "road_gap": float(self.road.gap.mean()),
+            "average_drop": float(self.confidence.drop.mean()),
+            "increase_in_confidence": float(self.confidence.increase.mean()),
+            "sanity": ("not run" if self.sanity is None
+                       else "passes" if self.sanity.passed else "FAILS"),
+            "sanity_spearman": None if self.sanity is None else self.sanity.final_spearman,
+            "seconds_per_image": self.seconds_per_image,
+        }
+
+
+# column -> True when higher is better
+SCORED = {"deletion_auc": False, "insertion_auc": True, "road_gap": True,
+          "average_drop": False}
+
+
+@dataclass
+class Evaluation:
+    names: list[str]
+    images: list[np.ndarray]  # the RGB crops the model saw
+    targets: list[int]
+    labels: list[str]
+    probabilities: list[float]
+    settings: EvalSettings
+    model_name: str
+    results: list[MethodResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def table(self) -> list[dict]:
+        """One row per method, ranked (rank 1 = most faithful; see the module docstring)."""
+        rows = [r.row() for r in self.results]
+        for col, higher in SCORED.items():
+            values = np.array([r[col] for r in rows])
+            order = np.argsort(-values if higher else values, kind="stable")
+            for place, i in enumerate(order):
+                rows[i][f"rank_{col}"] = place + 1
+        for r in rows:
+            r["mean_rank"] = float(np.mean([r[f"rank_{c}"] for c in SCORED]))
+        rows.sort(key=lambda r: (r["sanity"] == "FAILS", r["mean_rank"]))
+        for place, r in enumerate(rows):
+            r["rank"] = place + 1
+        return rows
+
+
+def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
+             methods: Sequence[str] | str = "all", settings: EvalSettings | None = None,
+             targets: Sequence[int] | None = None,
+             progress: Callable[[str], None] | None = None) -> Evaluation:
+    """Score ``methods`` on ``images`` ((name, RGB) pairs) for each image's top-1 class (or
+    ``targets``)."""
+    settings = settings or EvalSettings()
+    names = resolve_methods(methods)
+    if not images:
+        raise NetscopeError("give at least one image to evaluate.")
+    say = progress or (lambda message: None)
+    start = time.perf_counter()
+    x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
+    with capture(lm.model, []), torch.no_grad():
+        logits = lm.model(x)
+    t = A.resolve_targets(logits, targets)
+    chosen = logits.softmax(1).gather(1, t[:, None])[:, 0]
+    ev = Evaluation([n for n, _ in images], [lm.preprocess.image(rgb) for _, rgb in images],
+                    t.tolist(), [A.class_label(lm.class_names, k) for k in t.tolist()],
+                    chosen.tolist(), settings, lm.name)
+    for name in names:
+        say(f"{name}: maps")
+        ev.results.append(_score_method(lm, x, t, name, settings, say))
+    ev.seconds = time.perf_counter() - start
+    return ev
+
+
+def _score_method(lm: LoadedModel, x: torch.Tensor, t: torch.Tensor, name: str,
+                  s: EvalSettings, say: Callable[[str], None]) -> MethodResult:
+    explain = METHODS[name](s)
+    began = time.perf_counter()
+    maps = A.normalize_maps(F.relu(explain(lm.model, x, t)))
+    seconds = (time.perf_counter() - began) / x.shape[0]
+    say(f"{name}: deletion and insertion")
+    dele = deletion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
+    ins = insertion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
+    say(f"{name}: ROAD")
+    rd = road(lm.model, x, maps, t, s.road_percentages, seed=s.seed, batch_size=s.batch_size)
+    conf = confidence_change(lm.model, x, maps, t, lm.preprocess)
+    sanity = None
+    if s.sanity and name not in NO_SANITY:
+        say(f"{name}: sanity check")
+        sanity = cascading_randomization(lm.model, x, explain, t, s.sanity_checkpoints, s.seed)
+    return MethodResult(name, maps, seconds, dele, ins, rd, conf, sanity)
