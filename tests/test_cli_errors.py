@@ -91,6 +91,9 @@ CASES = [
     (["vision", "activations", "chelsea", "--layers", "_fc", "--out", "{tmp}/a"],
      "layer _fc has no feature maps"),
     # inputs checked before the model loads
+    (["vision", "evaluate", "chelsea", "--methods", "gradcam,gradcamm"],
+     "unknown method 'gradcamm'"),
+    (["vision", "evaluate", "chelsea", "--steps", "1"], "--steps: expected a whole number from 2"),
     (["vision", "predict", "nothere.jpg"], "nothere.jpg: file not found"),
     (["vision", "gradcam", "chelsea", "--class", "flamingoo"], "Did you mean: 'flamingo'"),
     (["vision", "classes", "tabby", "flamngo"], "Did you mean: 'flamingo'"),

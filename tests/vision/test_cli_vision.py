@@ -41,6 +41,7 @@ def test_report_one_page(tmp_path, capsys):
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 10
     assert "Grad-CAM: espresso" in page or "Grad-CAM: cup" in page
+    assert "How faithful is this map?" in page and "better than a random map on both" in page
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -10,6 +10,7 @@ from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
 from netscope.cli.vision_inputs import start
 from netscope.errors import NetscopeError
+from netscope.vision.method_names import EVAL_METHODS
 
 
 def add(sub) -> None:
@@ -79,6 +80,25 @@ def add(sub) -> None:
     p.set_defaults(func=_vision_activations)
 
     add_ascent(vs, common)
+
+    p = vs.add_parser("evaluate", help="which map to trust: every method scored by deletion, "
+                      "insertion, ROAD, confidence change and a sanity check")
+    common(p)
+    p.add_argument("--demo", action="store_true", help="use the four bundled sample photos")
+    p.add_argument("--methods", default="all",
+                   help="comma-separated methods, or 'all': " + ", ".join(EVAL_METHODS))
+    p.add_argument("--layer", help="CAM layer (default: the feature map the head pools)")
+    p.add_argument("--class", dest="classes", action="append",
+                   help="class name or index (repeat per image; default: top-1)")
+    number(p, "--steps", lo=2, hi=1000, default=50, help="deletion/insertion steps")
+    p.add_argument("--baseline", choices=["blur", "mean", "zeros"], default="blur",
+                   help="what deletion puts in place of pixels and insertion starts from")
+    number(p, "--top-k", lo=0, hi=100_000, default=128,
+           help="channels for Score-CAM and Ablation-CAM by mean activation, 0: all")
+    number(p, "--sanity-checkpoints", lo=0, hi=1000, default=3,
+           help="depths of the cascading randomization compared, 0: no sanity check")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_vision_evaluate, out="netscope-results/vision-evaluate")
 
     p = vs.add_parser("report", help="HTML report per image: predictions, Grad-CAM, saliency, "
                       "activations")
@@ -246,4 +266,28 @@ def _vision_report(args) -> int:
         pages = write_explanations(exps, stage, lm.name, args.one_page)
     for path in pages:
         print(f"wrote {out / path.relative_to(stage)}")
+    return 0
+
+
+def _vision_evaluate(args) -> int:
+    import shlex
+
+    from netscope.render.evaluation import text_report, write_evaluation
+    from netscope.render.folders import check_replaceable, staged_folder
+    from netscope.vision.evaluate import EvalSettings, evaluate, resolve_methods
+
+    methods = resolve_methods(args.methods.split(","))
+    out = check_replaceable(args.out)
+    progress = progress_printer(args.quiet)
+    lm, sources = start(args, classes=args.classes)
+    images = list(_each_image(sources))
+    settings = EvalSettings(steps=args.steps, baseline=args.baseline, top_k=args.top_k or None,
+                            sanity=args.sanity_checkpoints > 0,
+                            sanity_checkpoints=max(1, args.sanity_checkpoints), layer=args.layer)
+    targets = _targets(args, lm, len(images))
+    ev = evaluate(lm, images, methods, settings, targets, progress)
+    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:
+        write_evaluation(ev, stage)
+    print(text_report(ev))
+    print(f"\nwrote {out}/ (open {out / 'report.html'})")
     return 0

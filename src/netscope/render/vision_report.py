@@ -83,7 +83,22 @@ def explanation_section(ex: Explanation, out: Path, model_name: str) -> str:
             f"{f', its mean over {ex.smooth} noisy copies (SmoothGrad)' if ex.smooth else ''}"
             f", shown up to its 99th percentile.</p>"
             f"<table><tr><th>class</th><th>name</th><th>probability</th></tr>{rows}</table>"
-            f"<div>{figs}</div><h3>Activations</h3><div>{grids}</div>")
+            f"{faithfulness_line(ex)}<div>{figs}</div><h3>Activations</h3><div>{grids}</div>")
+
+
+def faithfulness_line(ex: Explanation) -> str:
+    """How faithful the top class's Grad-CAM map is, against a random map."""
+    f = ex.faithfulness
+    if not f:
+        return ""
+    (d, d_rand), (i, i_rand) = f["deletion"], f["insertion"]
+    verdict = "better than a random map on both" if d < d_rand and i > i_rand else \
+        "NOT better than a random map on both: treat this map with suspicion"
+    return (f"<p><b>How faithful is this map?</b> Grad-CAM of "
+            f"{html.escape(ex.classes[0].name)}: deletion AUC {d:.3f} (random map {d_rand:.3f}; "
+            f"lower is better), insertion AUC {i:.3f} (random {i_rand:.3f}; higher is better), "
+            f"{f['steps']} steps: {verdict}. <code>netscope vision evaluate</code> compares "
+            f"every method.</p>")
 
 
 def write_explanations(explanations: Sequence[Explanation], out: str | Path, model_name: str,

@@ -32,6 +32,25 @@ class Explanation:
     layer: str
     activations: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (C, h, w)
     smooth: int = 0  # SmoothGrad samples behind the saliency maps (0: plain gradient)
+    # how faithful the top class's Grad-CAM map is, beside a random map's scores:
+    # {"deletion": (gradcam, random), "insertion": (gradcam, random), "steps": n}
+    faithfulness: dict = field(default_factory=dict)
+
+
+FAITHFULNESS_STEPS = 20
+
+
+def faithfulness(lm: LoadedModel, x: torch.Tensor, heat: A.Heatmaps, steps: int) -> dict:
+    """Deletion and insertion AUC of the first map in ``heat`` and of a random map."""
+    from netscope.vision.faithfulness import deletion, insertion
+
+    t = heat.targets[:1]
+    rand = torch.rand((1, 14, 14), generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    out: dict = {"steps": steps}
+    for kind, curve in (("deletion", deletion), ("insertion", insertion)):
+        out[kind] = tuple(float(curve(lm.model, x, m, t, steps).auc[0])
+                          for m in (heat.maps[:1], rand))
+    return out
 
 
 def pick_layers(stages: Sequence[str], k: int = 3) -> list[str]:
@@ -44,8 +63,9 @@ def pick_layers(stages: Sequence[str], k: int = 3) -> list[str]:
 
 def explain(lm: LoadedModel, rgb: np.ndarray, title: str, top: int = 3,
             layer: str | None = None, activation_layers: Sequence[str] | None = None,
-            smooth: int = 0) -> Explanation:
-    """Top-5 predictions, and for the top ``top`` classes Grad-CAM and saliency maps."""
+            smooth: int = 0, faithful: bool = True) -> Explanation:
+    """Top-5 predictions, and for the top ``top`` classes Grad-CAM and saliency maps;
+    ``faithful`` adds the deletion/insertion scores of the top class's Grad-CAM map."""
     x = lm.preprocess.tensor(rgb)
     size = tuple(x.shape[-2:])
     preds = A.predict(lm.model, x, 5, lm.class_names)[0]
@@ -59,7 +79,9 @@ def explain(lm: LoadedModel, rgb: np.ndarray, title: str, top: int = 3,
     views = [ClassView(i, n, p, up[j], sal_up[j]) for j, (i, n, p) in enumerate(chosen)]
     layers = list(activation_layers or pick_layers(conv_stages(lm.model)))
     acts = {k: v[0].numpy() for k, v in activations(lm.model, x, layers).items()} if layers else {}
-    return Explanation(title, lm.preprocess.image(rgb), preds, views, heat.layer, acts, smooth)
+    faith = faithfulness(lm, x, heat, FAITHFULNESS_STEPS) if faithful else {}
+    return Explanation(title, lm.preprocess.image(rgb), preds, views, heat.layer, acts, smooth,
+                       faith)
 
 
 def as_numpy_images(t: torch.Tensor) -> list[np.ndarray]:

@@ -1,0 +1,100 @@
+"""`vision evaluate` end to end on a tiny model and on the default one, its ranking rules,
+what it writes, and its errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from netscope.cli import main
+from netscope.errors import NetscopeError
+from netscope.render.evaluation import MEANING, text_report, write_evaluation
+from netscope.vision import attribution as A
+from netscope.vision.evaluate import METHODS, EvalSettings, evaluate, resolve_methods
+from netscope.vision.method_names import EVAL_METHODS
+from netscope.vision.models import LoadedModel, Preprocess, load_model
+from netscope.vision.sanity import cascading_randomization
+from tests.vision.tiny import TinyGAP
+
+FAST = EvalSettings(steps=4, road_percentages=(50,), top_k=3, ig_steps=4, smooth_samples=2,
+                    occlusion_window=4, occlusion_stride=4, sanity_checkpoints=2,
+                    layer="features.3")
+
+
+def tiny_images(n=2):
+    rng = np.random.default_rng(0)
+    return [(f"img{i}", rng.random((12, 12, 3)).astype(np.float32)) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def tiny_eval():
+    lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
+    return evaluate(lm, tiny_images(), "all", FAST)
+
+
+def test_every_method_is_scored_and_ranked(tiny_eval):
+    assert list(METHODS) == list(EVAL_METHODS)
+    table = tiny_eval.table()
+    assert [r["rank"] for r in table] == list(range(1, len(EVAL_METHODS) + 1))
+    assert {r["method"] for r in table} == set(EVAL_METHODS)
+    for r in table:
+        assert 0 <= r["deletion_auc"] <= 1 and 0 <= r["insertion_auc"] <= 1
+        assert r["sanity"] in ("passes", "FAILS", "not run")
+    passing = [r["rank"] for r in table if r["sanity"] != "FAILS"]
+    failing = [r["rank"] for r in table if r["sanity"] == "FAILS"]
+    assert not failing or max(passing) < min(failing)  # failing methods come last
+    assert next(r for r in table if r["method"] == "random")["sanity"] == "not run"
+
+
+def test_ranks_follow_the_columns(tiny_eval):
+    table = tiny_eval.table()
+    best_deletion = min(table, key=lambda r: r["deletion_auc"])
+    assert best_deletion["rank_deletion_auc"] == 1
+    best_insertion = max(table, key=lambda r: r["insertion_auc"])
+    assert best_insertion["rank_insertion_auc"] == 1
+
+
+def test_outputs(tiny_eval, tmp_path):
+    paths = write_evaluation(tiny_eval, tmp_path)
+    assert {"evaluation.csv", "per_image.csv", "evaluation.json", "curves.png",
+            "maps_img0.png", "report.html"} <= set(paths)
+    doc = json.loads((tmp_path / "evaluation.json").read_text())
+    assert len(doc["table"]) == len(EVAL_METHODS)
+    assert len(doc["curves"]["gradcam"]["deletion"]["scores"][0]) == FAST.steps + 1
+    page = (tmp_path / "report.html").read_text()
+    assert "LOWER is better" in page and "HIGHER is better" in page and "FAILS when" in page
+    assert page.count("data:image/png;base64,") == 3
+    text = text_report(tiny_eval)
+    assert "most faithful here:" in text and all(k in text for k in MEANING)
+
+
+def test_method_names():
+    assert resolve_methods("all") == list(EVAL_METHODS)
+    assert resolve_methods(["saliency", "gradcam", "saliency"]) == ["saliency", "gradcam"]
+    with pytest.raises(NetscopeError, match="unknown method 'gradcamm'"):
+        resolve_methods(["gradcamm"])
+
+
+def test_randomization_changes_gradcam_on_the_default_model_and_not_the_model():
+    lm = load_model()
+    from netscope.vision.images import sample_image
+
+    x = lm.preprocess.tensor(sample_image("chelsea"))
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    t = torch.tensor([285])
+    check = cascading_randomization(lm.model, x, lambda m, xx, tt: A.grad_cam(m, xx, None,
+                                                                              tt).maps, t, 2)
+    assert check.passed and check.spearman[-1, 0] < 0.5
+    assert check.stages[0] != check.stages[-1] and check.depth[-1] == check.groups
+    assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
+
+
+def test_cli_evaluate(tmp_path, capsys):
+    out = tmp_path / "ev"
+    rc = main(["vision", "evaluate", "chelsea", "--methods", "gradcam,saliency,random",
+               "--steps", "4", "--sanity-checkpoints", "1", "--out", str(out), "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| rank | method" in text and "Egyptian cat" in text
+    assert (out / "report.html").is_file() and (out / "netscope-run.json").is_file()
