@@ -95,8 +95,9 @@ def add(sub) -> None:
                    help="what deletion puts in place of pixels and insertion starts from")
     number(p, "--top-k", lo=0, hi=100_000, default=128,
            help="channels for Score-CAM and Ablation-CAM by mean activation, 0: all")
-    number(p, "--sanity-checkpoints", lo=0, hi=1000, default=3,
-           help="depths of the cascading randomization compared, 0: no sanity check")
+    number(p, "--sanity-checkpoints", lo=0, hi=1000, default=2,
+           help="depths of the cascading randomization compared (2: the head block, then "
+           "every layer), 0: no sanity check")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_vision_evaluate, out="netscope-results/vision-evaluate")
 

@@ -50,7 +50,8 @@ class EvalSettings:
     occlusion_window: int = 32
     occlusion_stride: int = 16
     sanity: bool = True
-    sanity_checkpoints: int = 3  # depths compared; the last has every layer randomized
+    # depths compared: the head block, then every layer (more: --sanity-checkpoints)
+    sanity_checkpoints: int = 2
     batch_size: int = BATCH
     layer: str | None = None  # CAM layer (default: the feature map the head pools)
     seed: int = 0
