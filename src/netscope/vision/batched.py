@@ -45,9 +45,9 @@ def batched_scores(model: nn.Module, make: Callable[[int, int], torch.Tensor], t
     """Score of variant i (``make(i, i + 1)[0]``) for class ``targets[i]``, for i < total.
 
     Forward passes only, so they run on the model's simplified trace when it can be traced
-    (batch norm folded into the convolutions: ``fastpath.truncated``; 1.9x faster on
-    EfficientNet-Lite0, same outputs to 1e-5), in channels-last (oneDNN's convolutions
-    run about 1.3x faster)."""
+    (batch norm folded into the convolutions: ``fastpath.truncated``; 1.25x faster on
+    EfficientNet-Lite0 with 2 idle cores, 1.9x on one busy core; same outputs to 1e-5),
+    in channels-last (oneDNN's convolutions run about 1.3x faster)."""
     check_positive("batch_size", batch_size)
     out = []
     net = truncated(model, None) or model

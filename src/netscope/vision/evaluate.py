@@ -185,25 +185,31 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
     ev = Evaluation([n for n, _ in images], [lm.preprocess.image(rgb) for _, rgb in images],
                     t.tolist(), [A.class_label(lm.class_names, k) for k in t.tolist()],
                     chosen.tolist(), settings, lm.name)
-    for name in names:
+    scored: dict[bytes, tuple] = {}  # identical maps (Grad-CAM, XGrad-CAM and HiResCAM
+    for name in names:               # at a GAP head) have identical scores: computed once
         say(f"{name}: maps")
-        ev.results.append(_score_method(lm, x, t, name, settings, say))
+        ev.results.append(_score_method(lm, x, t, name, settings, say, scored))
     ev.seconds = time.perf_counter() - start
     return ev
 
 
 def _score_method(lm: LoadedModel, x: torch.Tensor, t: torch.Tensor, name: str,
-                  s: EvalSettings, say: Callable[[str], None]) -> MethodResult:
+                  s: EvalSettings, say: Callable[[str], None],
+                  scored: dict[bytes, tuple]) -> MethodResult:
     explain = METHODS[name](s)
     began = time.perf_counter()
     maps = A.normalize_maps(F.relu(explain(lm.model, x, t)))
     seconds = (time.perf_counter() - began) / x.shape[0]
-    say(f"{name}: deletion and insertion")
-    dele = deletion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
-    ins = insertion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
-    say(f"{name}: ROAD")
-    rd = road(lm.model, x, maps, t, s.road_percentages, seed=s.seed, batch_size=s.batch_size)
-    conf = confidence_change(lm.model, x, maps, t, lm.preprocess)
+    key = maps.detach().cpu().numpy().tobytes() + bytes(str(tuple(maps.shape)), "ascii")
+    if key not in scored:
+        say(f"{name}: deletion, insertion, ROAD")
+        scored[key] = (
+            deletion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size),
+            insertion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size),
+            road(lm.model, x, maps, t, s.road_percentages, seed=s.seed,
+                 batch_size=s.batch_size),
+            confidence_change(lm.model, x, maps, t, lm.preprocess))
+    dele, ins, rd, conf = scored[key]
     sanity = None
     if s.sanity and name not in NO_SANITY:
         say(f"{name}: sanity check")
