@@ -260,7 +260,7 @@ def test_gradcampp_warns_where_its_denominator_vanishes_and_offers_the_peers_eps
     g = torch.tensor([1.0, 0.2, 0.0, 0.0], dtype=torch.float64)
     model, x = OneChannel(acts, g), torch.zeros(1, 3, 2, 2, dtype=torch.float64)
     h = A.grad_cam(model, x, "layer", 0, "gradcam++", normalize="none")
-    assert h.warnings and "unstable" in h.warnings[0] and "eps=1e-7" in h.warnings[0]
+    assert h.warnings and "unstable" in h.warnings[0] and "eps=1e-6" in h.warnings[0]
     # alpha = sum_ij g^2/(2g^2 + sum(A) g^3) relu(g): 1/(2 - 1.999) + 0.2/(2 - 0.3998)
     alpha = 1 / (2 - 1.999) + 0.2 / (2 + 0.2 * -1.999)
     np.testing.assert_allclose(h.maps[0].numpy(), np.maximum(alpha * acts.view(2, 2).numpy(), 0))

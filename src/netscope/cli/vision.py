@@ -50,8 +50,8 @@ def add(sub) -> None:
     p.add_argument("--normalize", choices=["max", "minmax"], default="max",
                    help="divide by the maximum (default) or min-max scale")
     number(p, "--eps", kind=float, lo=0, hi=1, default=0.0,
-           help="Grad-CAM++ denominator term: 0 is the paper's formula, 1e-7 reproduces "
-           "pytorch-grad-cam")
+           help="Grad-CAM++ denominator term: 0 is the paper's formula, 1e-6 reproduces "
+           "pytorch-grad-cam 1.5.7")
     p.add_argument("--centre", action="store_true",
                    help="Eigen-CAM: centre the activations first (as pytorch-grad-cam); "
                    "default uncentred")

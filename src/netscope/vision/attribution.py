@@ -122,8 +122,8 @@ def gradcam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 def gradcampp_weights(A: torch.Tensor, grad: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018) with the exponential-score closed form:
     a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3 + eps), alpha_k = sum_ij a_kij ReLU(g_kij).
-    ``eps`` = 0 is the paper's formula; pytorch-grad-cam adds eps = 1e-7 to the
-    denominator, which changes the map wherever g^2 is small against 1e-7."""
+    ``eps`` = 0 is the paper's formula; pytorch-grad-cam (1.5.7) adds eps = 1e-6 to the
+    denominator, which changes the map wherever g^2 is small against 1e-6."""
     g2, g3 = grad**2, grad**3
     a = _safe_divide(g2, 2 * g2 + A.sum((2, 3), keepdim=True) * g3 + eps)
     a = torch.where(grad != 0, a, torch.zeros_like(a))
@@ -173,7 +173,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = N
     """Grad-CAM maps for a batch, one target class per image; ``method`` picks the weights
     (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``hirescam``):
     map = ReLU(sum_k w_k A_k). ``eps`` is Grad-CAM++'s denominator term (0: the paper;
-    1e-7 reproduces pytorch-grad-cam); the result warns when Grad-CAM++ is unstable."""
+    1e-6 reproduces pytorch-grad-cam); the result warns when Grad-CAM++ is unstable."""
     if method not in METHODS:
         raise NetscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     if not (eps >= 0 and eps < float("inf")):
@@ -193,7 +193,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = N
                 f"positions where the denominator 2 + g*sum(A) nearly vanishes "
                 f"({negative:.0%} of the activations are negative, as after a linear "
                 f"bottleneck). Use a layer after an activation function (the default layer), "
-                f"or eps=1e-7 to match pytorch-grad-cam.")
+                f"or eps=1e-6 to match pytorch-grad-cam.")
     return heat
 
 
