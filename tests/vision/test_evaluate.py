@@ -98,3 +98,28 @@ def test_cli_evaluate(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| rank | method" in text and "Egyptian cat" in text
     assert (out / "report.html").is_file() and (out / "netscope-run.json").is_file()
+
+
+class NoLinearHead(torch.nn.Module):
+    """Convolutions and a mean: no linear head, so CAM does not apply."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1),
+                                            torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 3, padding=1))
+
+    def forward(self, x):
+        return self.features(x).mean((2, 3))
+
+
+def test_methods_that_do_not_apply_are_skipped_under_all_only():
+    lm = LoadedModel("nohead", NoLinearHead(), Preprocess(8), None)
+    settings = EvalSettings(steps=2, road_percentages=(50,), top_k=2, ig_steps=2,
+                            smooth_samples=1, occlusion_window=4, occlusion_stride=4,
+                            sanity=False, layer="features.0")
+    ev = evaluate(lm, tiny_images(1), "all", settings)
+    assert "cam" in ev.skipped and "linear classification head" in ev.skipped["cam"]
+    assert "cam" not in {r["method"] for r in ev.table()}
+    with pytest.raises(NetscopeError, match="linear classification head"):
+        evaluate(lm, tiny_images(1), ["cam"], settings)

@@ -69,6 +69,7 @@ def text_report(ev: Evaluation) -> str:
         f"model: {ev.model_name}; images: {images}",
         "", markdown_table(HEADER, table_rows(ev)), "",
         *(f"- {k}: {v}" for k, v in MEANING.items()),
+        *(f"not applicable: {k}: {v}" for k, v in ev.skipped.items()),
         f"most faithful here: {best} (took {ev.seconds:.0f} s in all)",
     ])
 
@@ -161,6 +162,8 @@ def html_report(ev: Evaluation, curves: bytes, maps: list[bytes]) -> str:
                    for n, png in zip(ev.names, maps, strict=True))
     best = ev.table()[0]
     s = ev.settings
+    skipped = "".join(f"<p>Not applicable here: <b>{html.escape(k)}</b> ({html.escape(v)})</p>"
+                      for k, v in ev.skipped.items())
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>netscope: which map to trust</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
@@ -174,7 +177,7 @@ for its top-1 class. <b>Most faithful here: {html.escape(best['method'])}</b> (m
 {html.escape(str(s.baseline))}, ROAD at {', '.join(f'{p:g}%' for p in s.road_percentages)},
 Score-CAM/Ablation-CAM on the top {s.top_k or 'all'} channels, layer
 {html.escape(str(s.layer or 'default'))}. {ev.seconds:.0f} s in all.</p>
-<table><tr>{head}</tr>{body}</table><ul>{meaning}</ul>
+<table><tr>{head}</tr>{body}</table>{skipped}<ul>{meaning}</ul>
 <h2>Deletion and insertion curves</h2>{_img(curves, "curves")}
 <h2>Sanity check: Spearman correlation with the trained model's map</h2>{sanity}
 <h2>The maps</h2>{figs}</body></html>"""
@@ -202,6 +205,7 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> dict[str, Path]:
     paths = {"evaluation.csv": write_text(out / "evaluation.csv", _csv(table)),
              "per_image.csv": write_text(out / "per_image.csv", _csv(per_image_rows(ev)))}
     doc = {"model": ev.model_name, "images": ev.names, "classes": ev.labels,
+           "skipped": ev.skipped,
            "targets": ev.targets, "probabilities": ev.probabilities,
            "settings": {k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in ev.settings.__dict__.items()},

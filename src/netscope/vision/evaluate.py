@@ -32,6 +32,7 @@ from netscope.vision.faithfulness import (
     insertion,
 )
 from netscope.vision.forward_cams import ablation_cam, score_cam
+from netscope.vision.guided import guided_grad_cam
 from netscope.vision.integrated_gradients import integrated_gradients
 from netscope.vision.models import LoadedModel
 from netscope.vision.occlusion import occlusion
@@ -75,6 +76,7 @@ METHODS: dict[str, Callable[[EvalSettings], Explainer]] = {
     **{name: _cam(name) for name in ("gradcam", "gradcam++", "xgradcam", "layercam",
                                      "hirescam")},
     "eigencam": lambda s: lambda m, x, t: A.eigen_cam(m, x, s.layer).maps,
+    "cam": lambda s: lambda m, x, t: A.cam(m, x, s.layer, targets=t).maps,
     "scorecam": lambda s: lambda m, x, t: score_cam(m, x, s.layer, t, s.top_k,
                                                     s.batch_size).maps,
     "ablationcam": lambda s: lambda m, x, t: ablation_cam(m, x, s.layer, t, s.top_k,
@@ -86,6 +88,7 @@ METHODS: dict[str, Callable[[EvalSettings], Explainer]] = {
         m, x, t, "zeros", s.ig_steps, s.batch_size).heat.maps,
     "occlusion": lambda s: lambda m, x, t: occlusion(
         m, x, t, s.occlusion_window, s.occlusion_stride, "zeros", s.batch_size).maps,
+    "guided": lambda s: lambda m, x, t: guided_grad_cam(m, x, s.layer, t).abs().sum(1),
     "random": _random,
 }
 NO_SANITY = ("random",)  # a random map has nothing to check
@@ -147,6 +150,7 @@ class Evaluation:
     settings: EvalSettings
     model_name: str
     results: list[MethodResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> why it does not apply
     seconds: float = 0.0
 
     def table(self) -> list[dict]:
@@ -188,7 +192,13 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
     scored: dict[bytes, tuple] = {}  # identical maps (Grad-CAM, XGrad-CAM and HiResCAM
     for name in names:               # at a GAP head) have identical scores: computed once
         say(f"{name}: maps")
-        ev.results.append(_score_method(lm, x, t, name, settings, say, scored))
+        try:
+            ev.results.append(_score_method(lm, x, t, name, settings, say, scored))
+        except NetscopeError as exc:
+            if methods != "all" and list(methods) != ["all"]:
+                raise
+            ev.skipped[name] = str(exc)  # e.g. CAM on a model without a GAP + linear head
+            say(f"{name}: skipped ({exc})")
     ev.seconds = time.perf_counter() - start
     return ev
 
