@@ -92,6 +92,7 @@ METHODS: dict[str, Callable[[EvalSettings], Explainer]] = {
     "random": _random,
 }
 NO_SANITY = ("random",)  # a random map has nothing to check
+SAME = 1e-6  # maps (scaled to [0, 1]) closer than this are scored once
 
 
 def resolve_methods(names: Sequence[str] | str) -> list[str]:
@@ -189,8 +190,8 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
     ev = Evaluation([n for n, _ in images], [lm.preprocess.image(rgb) for _, rgb in images],
                     t.tolist(), [A.class_label(lm.class_names, k) for k in t.tolist()],
                     chosen.tolist(), settings, lm.name)
-    scored: dict[bytes, tuple] = {}  # identical maps (Grad-CAM, XGrad-CAM and HiResCAM
-    for name in names:               # at a GAP head) have identical scores: computed once
+    scored: dict[str, tuple] = {}  # the same maps (Grad-CAM, XGrad-CAM, HiResCAM and CAM at
+    for name in names:             # a GAP head, equal to SAME) have the same scores: once
         say(f"{name}: maps")
         try:
             ev.results.append(_score_method(lm, x, t, name, settings, say, scored))
@@ -205,21 +206,22 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
 
 def _score_method(lm: LoadedModel, x: torch.Tensor, t: torch.Tensor, name: str,
                   s: EvalSettings, say: Callable[[str], None],
-                  scored: dict[bytes, tuple]) -> MethodResult:
+                  scored: dict[str, tuple]) -> MethodResult:
     explain = METHODS[name](s)
     began = time.perf_counter()
     maps = A.normalize_maps(F.relu(explain(lm.model, x, t)))
     seconds = (time.perf_counter() - began) / x.shape[0]
-    key = maps.detach().cpu().numpy().tobytes() + bytes(str(tuple(maps.shape)), "ascii")
-    if key not in scored:
+    key = next((k for k, (m, _) in scored.items()
+                if m.shape == maps.shape and torch.allclose(m, maps, rtol=0, atol=SAME)), name)
+    if key == name:
         say(f"{name}: deletion, insertion, ROAD")
-        scored[key] = (
+        scored[key] = (maps, (
             deletion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size),
             insertion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size),
             road(lm.model, x, maps, t, s.road_percentages, seed=s.seed,
                  batch_size=s.batch_size),
-            confidence_change(lm.model, x, maps, t, lm.preprocess))
-    dele, ins, rd, conf = scored[key]
+            confidence_change(lm.model, x, maps, t, lm.preprocess)))
+    dele, ins, rd, conf = scored[key][1]
     sanity = None
     if s.sanity and name not in NO_SANITY:
         say(f"{name}: sanity check")
