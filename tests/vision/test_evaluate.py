@@ -123,3 +123,11 @@ def test_methods_that_do_not_apply_are_skipped_under_all_only():
     assert "cam" not in {r["method"] for r in ev.table()}
     with pytest.raises(NetscopeError, match="linear classification head"):
         evaluate(lm, tiny_images(1), ["cam"], settings)
+
+
+def test_equal_scores_share_a_rank(tiny_eval):
+    table = {r["method"]: r for r in tiny_eval.table()}
+    same = [m for m in ("gradcam", "xgradcam", "hirescam", "cam")
+            if table[m]["deletion_auc"] == table["gradcam"]["deletion_auc"]]
+    assert len(same) >= 2  # equal maps at a GAP head
+    assert len({table[m]["mean_rank"] for m in same}) == 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import rankdata
 from torch import nn
 
 from netscope.errors import NetscopeError
@@ -157,11 +158,11 @@ class Evaluation:
     def table(self) -> list[dict]:
         """One row per method, ranked (rank 1 = most faithful; see the module docstring)."""
         rows = [r.row() for r in self.results]
-        for col, higher in SCORED.items():
+        for col, higher in SCORED.items():  # equal values share the better rank
             values = np.array([r[col] for r in rows])
-            order = np.argsort(-values if higher else values, kind="stable")
-            for place, i in enumerate(order):
-                rows[i][f"rank_{col}"] = place + 1
+            ranks = rankdata(-values if higher else values, method="min")
+            for r, rank in zip(rows, ranks, strict=True):
+                r[f"rank_{col}"] = int(rank)
         for r in rows:
             r["mean_rank"] = float(np.mean([r[f"rank_{c}"] for c in SCORED]))
         rows.sort(key=lambda r: (r["sanity"] == "FAILS", r["mean_rank"]))
