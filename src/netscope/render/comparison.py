@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import csv
 import html
 import io
 import json
@@ -19,7 +17,8 @@ from netscope.multitask.compare import Comparison  # noqa: E402
 from netscope.multitask.evaluate import DEFINITIONS  # noqa: E402
 from netscope.render.atomic import write_bytes, write_text  # noqa: E402
 from netscope.render.blandaltman import bland_altman_png  # noqa: E402
-from netscope.render.table import markdown_table, with_sd  # noqa: E402
+from netscope.render.png import img_tag  # noqa: E402
+from netscope.render.table import csv_text, markdown_table, with_sd  # noqa: E402
 
 HEADER = ["model", "test MSE (standardized)", "test MSE (original scale)",
           "explained variance", "train time (s)"]
@@ -52,14 +51,6 @@ def text_report(comp: Comparison) -> str:
         *(f"warning: {w}" for w in comp.warnings()),
     ]
     return "\n".join(lines)
-
-
-def _csv_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def per_task_rows(comp: Comparison) -> list[dict]:
@@ -96,17 +87,12 @@ def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
     return buf.getvalue()
 
 
-def _img(data: bytes, alt: str) -> str:
-    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
-            f'{base64.b64encode(data).decode()}">')
-
-
 def html_report(comp: Comparison, pictures: dict[str, bytes]) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in table_rows(comp))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
     defs = "".join(f"<li><b>{k}</b>: {html.escape(v)}</li>" for k, v in DEFINITIONS.items())
-    figs = "".join(f"<figure>{_img(png, name)}<figcaption>{html.escape(name)}</figcaption>"
+    figs = "".join(f"<figure>{img_tag(png, name)}<figcaption>{html.escape(name)}</figcaption>"
                    f"</figure>" for name, png in pictures.items())
     best = comp.best()
     warnings = "".join(f'<p style="color:#b00"><b>Warning</b>: {html.escape(w)}</p>'
@@ -133,10 +119,10 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     paths: dict[str, Path] = {}
     summary = comp.summary()
-    paths["results.csv"] = write_text(out / "results.csv", _csv_text(summary))
+    paths["results.csv"] = write_text(out / "results.csv", csv_text(summary))
     runs = [{"family": r.family.key, **run} for r in comp.results for run in r.runs]
-    paths["runs.csv"] = write_text(out / "runs.csv", _csv_text(runs))
-    paths["per_task.csv"] = write_text(out / "per_task.csv", _csv_text(per_task_rows(comp)))
+    paths["runs.csv"] = write_text(out / "runs.csv", csv_text(runs))
+    paths["per_task.csv"] = write_text(out / "per_task.csv", csv_text(per_task_rows(comp)))
     doc = {"dataset": comp.data.name, "protocol": comp.protocol.name,
            "protocol_definition": comp.protocol.definition, "definitions": DEFINITIONS,
            "settings": {k: (list(v) if isinstance(v, tuple) else v)

@@ -4,9 +4,7 @@ self-contained HTML page that says what "better" means for every column."""
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 from pathlib import Path
 
@@ -20,7 +18,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from netscope.render.atomic import write_bytes, write_text  # noqa: E402
 from netscope.render.heatmap import overlay  # noqa: E402
-from netscope.render.table import markdown_table  # noqa: E402
+from netscope.render.png import figure_png, img_tag  # noqa: E402
+from netscope.render.table import csv_text, markdown_table  # noqa: E402
 from netscope.render.vision_report import slug  # noqa: E402
 from netscope.vision.evaluate import Evaluation  # noqa: E402
 from netscope.vision.sanity import FAIL_AT  # noqa: E402
@@ -92,21 +91,6 @@ def per_image_rows(ev: Evaluation) -> list[dict]:
     return rows
 
 
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def curves_png(ev: Evaluation) -> bytes:
     """Mean deletion and insertion curves over the images, one line per method."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -120,7 +104,7 @@ def curves_png(ev: Evaluation) -> bytes:
                ylabel="probability of the target class", title=f"{kind} (mean over images)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig, dpi=100)
 
 
 def maps_png(ev: Evaluation, i: int) -> bytes:
@@ -140,14 +124,7 @@ def maps_png(ev: Evaluation, i: int) -> bytes:
         ax.imshow(overlay(image, up.numpy()))
         ax.set_title(res.method, fontsize=8)
     fig.tight_layout()
-    return _png(fig)
-
-
-def _img(data: bytes, alt: str) -> str:
-    import base64
-
-    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
-            f'{base64.b64encode(data).decode()}">')
+    return figure_png(fig, dpi=100)
 
 
 def html_report(ev: Evaluation, curves: bytes, maps: list[bytes]) -> str:
@@ -158,7 +135,7 @@ def html_report(ev: Evaluation, curves: bytes, maps: list[bytes]) -> str:
     meaning = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
                       for k, v in MEANING.items())
     sanity = _sanity_table(ev)
-    figs = "".join(f"<h3>{html.escape(n)}</h3>{_img(png, n)}"
+    figs = "".join(f"<h3>{html.escape(n)}</h3>{img_tag(png, n)}"
                    for n, png in zip(ev.names, maps, strict=True))
     best = ev.table()[0]
     s = ev.settings
@@ -178,7 +155,7 @@ for its top-1 class. <b>Most faithful here: {html.escape(best['method'])}</b> (m
 Score-CAM/Ablation-CAM on the top {s.top_k or 'all'} channels, layer
 {html.escape(str(s.layer or 'default'))}. {ev.seconds:.0f} s in all.</p>
 <table><tr>{head}</tr>{body}</table>{skipped}<ul>{meaning}</ul>
-<h2>Deletion and insertion curves</h2>{_img(curves, "curves")}
+<h2>Deletion and insertion curves</h2>{img_tag(curves, "curves")}
 <h2>Sanity check: Spearman correlation with the trained model's map</h2>{sanity}
 <h2>The maps</h2>{figs}</body></html>"""
 
@@ -202,8 +179,8 @@ def _sanity_table(ev: Evaluation) -> str:
 def write_evaluation(ev: Evaluation, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     table = ev.table()
-    paths = {"evaluation.csv": write_text(out / "evaluation.csv", _csv(table)),
-             "per_image.csv": write_text(out / "per_image.csv", _csv(per_image_rows(ev)))}
+    paths = {"evaluation.csv": write_text(out / "evaluation.csv", csv_text(table)),
+             "per_image.csv": write_text(out / "per_image.csv", csv_text(per_image_rows(ev)))}
     doc = {"model": ev.model_name, "images": ev.names, "classes": ev.labels,
            "skipped": ev.skipped,
            "targets": ev.targets, "probabilities": ev.probabilities,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
@@ -13,14 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from netscope.errors import NetscopeError  # noqa: E402
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
+from netscope.render.png import figure_png  # noqa: E402
 
 ORDERS = ("auto", "index", "strongest")
 
@@ -79,7 +71,7 @@ def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
     fig.tight_layout(rect=(0, 0, 0.88 if shared else 1, 0.95))
     if shared and image is not None:
         fig.colorbar(image, cax=fig.add_axes((0.9, 0.1, 0.015, 0.75)))
-    return _png(fig)
+    return figure_png(fig)
 
 
 def image_row_png(images: Sequence[np.ndarray], labels: Sequence[str], cols: int = 8) -> bytes:
@@ -95,4 +87,4 @@ def image_row_png(images: Sequence[np.ndarray], labels: Sequence[str], cols: int
             ax.imshow(np.clip(images[i], 0, 1))
             ax.set_title(labels[i], fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)

@@ -1,7 +1,9 @@
-"""Plain-text tables for the terminal (Markdown pipe syntax, so they paste into notes)."""
+"""Tables as text: Markdown pipe syntax for the terminal (pastes into notes), and CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 
 
@@ -17,3 +19,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def with_sd(mean: float, sd: float, splits: int, fmt: str) -> str:
     return format(mean, fmt) + (f" ± {format(sd, fmt)}" if splits > 1 else "")
+
+
+def csv_text(rows: Sequence[dict]) -> str:
+    """Rows of dicts (same keys) as CSV text with a header."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

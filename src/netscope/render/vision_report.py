@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import io
@@ -16,6 +15,7 @@ from PIL import Image
 from netscope.render.atomic import write_bytes, write_text
 from netscope.render.grids import feature_grid_png, image_row_png
 from netscope.render.heatmap import overlay, saliency_image
+from netscope.render.png import img_tag
 from netscope.vision.explain import Explanation
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
@@ -40,13 +40,8 @@ def slug(text: str, limit: int = 80) -> str:
     return f"{name[:limit - 11].rstrip('_.-')}-{digest}"
 
 
-def _img(data: bytes, alt: str) -> str:
-    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
-            f'{base64.b64encode(data).decode()}">')
-
-
 def _figure(data: bytes, caption: str, cls: str = "pic") -> str:
-    return (f'<figure class="{cls}">{_img(data, caption)}'
+    return (f'<figure class="{cls}">{img_tag(data, caption)}'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
@@ -124,5 +119,5 @@ def write_gallery(images: Sequence[np.ndarray], labels: Sequence[str], title: st
         data = png_bytes(im)
         write_bytes(out / f"{stem}_{slug(label)}.png", data)
         figs += _figure(data, label)
-    body = f"<p>{html.escape(note)}</p>{_img(grid, title)}<div>{figs}</div>"
+    body = f"<p>{html.escape(note)}</p>{img_tag(grid, title)}<div>{figs}</div>"
     return write_text(out / f"{stem}.html", page(title, body))
