@@ -123,3 +123,19 @@ def test_ascent_progress_lines(tmp_path, capsys):
     rc, _, err = run(capsys, "classes", "goldfish", "--steps", "4", "--size", "32", "--quiet",
                      "--out", str(tmp_path))
     assert rc == 0 and "step" not in err
+
+
+def test_forward_pass_methods_from_the_command_line(tmp_path, capsys):
+    for argv in (["gradcam", "--method", "scorecam", "--top-k", "8"],
+                 ["gradcam", "--method", "ablationcam", "--top-k", "8"],
+                 ["saliency", "--method", "integrated-gradients", "--steps", "4"],
+                 ["saliency", "--method", "occlusion", "--window", "112", "--stride", "112"]):
+        rc, out, _ = run(capsys, argv[0], "chelsea", *argv[1:], "--out", str(tmp_path))
+        assert rc == 0 and "Egyptian cat (285)" in out
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["chelsea_ablationcam_Egyptian_cat.png",
+                     "chelsea_integrated-gradients_Egyptian_cat.png",
+                     "chelsea_occlusion_Egyptian_cat.png", "chelsea_scorecam_Egyptian_cat.png"]
+    rc, out, _ = run(capsys, "saliency", "chelsea", "--method", "integrated-gradients",
+                     "--steps", "4", "--out", str(tmp_path))
+    assert "completeness error" in out

@@ -44,9 +44,13 @@ def add(sub) -> None:
                    help="class name or index (repeat per image; default: top-1)")
     p.add_argument("--method", default="gradcam",
                    choices=["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam",
-                            "eigencam", "cam", "guided"],
+                            "eigencam", "cam", "scorecam", "ablationcam", "guided"],
                    help="Grad-CAM (default), Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM, Eigen-CAM "
-                   "(class-agnostic, no gradients), CAM (GAP + linear heads), guided Grad-CAM")
+                   "(class-agnostic, no gradients), CAM (GAP + linear heads), Score-CAM and "
+                   "Ablation-CAM (one forward pass per channel), guided Grad-CAM")
+    number(p, "--top-k", lo=0, hi=100_000, default=0,
+           help="Score-CAM / Ablation-CAM: only the k channels with the largest mean "
+           "activation, 0: all")
     p.add_argument("--normalize", choices=["max", "minmax"], default="max",
                    help="divide by the maximum (default) or min-max scale")
     number(p, "--eps", kind=float, lo=0, hi=1, default=0.0,
@@ -58,9 +62,18 @@ def add(sub) -> None:
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     p.set_defaults(func=_vision_gradcam)
 
-    p = vs.add_parser("saliency", help="image-gradient saliency (optionally SmoothGrad)")
+    p = vs.add_parser("saliency", help="pixel attributions: image-gradient saliency "
+                      "(optionally SmoothGrad), Integrated Gradients, Occlusion")
     common(p)
     p.add_argument("--class", dest="classes", action="append")
+    p.add_argument("--method", choices=["gradient", "integrated-gradients", "occlusion"],
+                   default="gradient", help="|d score / d pixel| (default; with --smooth: "
+                   "SmoothGrad), Integrated Gradients, or Occlusion")
+    number(p, "--steps", lo=1, hi=10_000, default=32, help="Integrated Gradients path steps")
+    p.add_argument("--baseline", choices=["zeros", "blur", "mean"], default="zeros",
+                   help="Integrated Gradients' start / what Occlusion puts in the window")
+    number(p, "--window", lo=1, hi=4096, default=32, help="Occlusion window, pixels")
+    number(p, "--stride", lo=1, hi=4096, default=16, help="Occlusion stride, pixels")
     number(p, "--smooth", lo=0, hi=10_000, default=0, help="SmoothGrad samples (0: plain)")
     number(p, "--noise", kind=float, lo=0, hi=10, default=0.05,
            help="SmoothGrad noise SD as a fraction of the input's range")
@@ -179,6 +192,7 @@ def _vision_gradcam(args) -> int:
     from netscope.render.vision_report import slug
     from netscope.vision import attribution as A
     from netscope.vision.classes import class_label
+    from netscope.vision.forward_cams import ablation_cam, score_cam
     from netscope.vision.guided import guided_backprop
     from netscope.vision.images import save_png
 
@@ -191,6 +205,9 @@ def _vision_gradcam(args) -> int:
             heat = A.cam(lm.model, x, args.layer, targets=t, normalize=args.normalize)
         elif args.method == "eigencam":
             heat = A.eigen_cam(lm.model, x, args.layer, args.normalize, centre=args.centre)
+        elif args.method in ("scorecam", "ablationcam"):
+            fn = score_cam if args.method == "scorecam" else ablation_cam
+            heat = fn(lm.model, x, args.layer, t, args.top_k or None, normalize=args.normalize)
         else:
             method = "gradcam" if args.method == "guided" else args.method
             heat = A.grad_cam(lm.model, x, args.layer, t, method, args.normalize, args.eps)
@@ -217,16 +234,28 @@ def _vision_saliency(args) -> int:
     from netscope.vision import attribution as A
     from netscope.vision.classes import class_label
     from netscope.vision.images import save_png
+    from netscope.vision.integrated_gradients import integrated_gradients
+    from netscope.vision.occlusion import occlusion
 
     lm, sources = start(args, classes=args.classes)
+    kind = "saliency" if args.method == "gradient" else args.method
     for images, x, t in _batches(args, lm, sources):
-        sal = A.saliency(lm.model, x, t, samples=args.smooth, noise=args.noise)
+        notes = [""] * len(images)
+        if args.method == "integrated-gradients":
+            ig = integrated_gradients(lm.model, x, t, args.baseline, args.steps)
+            sal = ig.heat
+            notes = [f", completeness error {float(e):.1%} (more --steps if large)"
+                     for e in ig.completeness_error]
+        elif args.method == "occlusion":
+            sal = occlusion(lm.model, x, t, args.window, args.stride, args.baseline)
+        else:
+            sal = A.saliency(lm.model, x, t, samples=args.smooth, noise=args.noise)
         for j, (name, _) in enumerate(images):
             k = int(sal.targets[j])
             label = class_label(lm.class_names, k)
             path = save_png(saliency_image(sal.maps[j].numpy()),
-                            Path(args.out) / f"{slug(name)}_saliency_{slug(label)}.png")
-            print(f"{name}: {label} ({k}) -> {path}")
+                            Path(args.out) / f"{slug(name)}_{kind}_{slug(label)}.png")
+            print(f"{name}: {label} ({k}){notes[j]} -> {path}")
     return 0
 
 
