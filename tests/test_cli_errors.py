@@ -94,6 +94,7 @@ CASES = [
     (["vision", "evaluate", "chelsea", "--methods", "gradcam,gradcamm"],
      "unknown method 'gradcamm'"),
     (["vision", "evaluate", "chelsea", "--steps", "1"], "--steps: expected a whole number from 2"),
+    (["vision", "evaluate", "chelsea", "--metrics", "deletion,aopc"], "unknown metric 'aopc'"),
     (["vision", "predict", "nothere.jpg"], "nothere.jpg: file not found"),
     (["vision", "gradcam", "chelsea", "--class", "flamingoo"], "Did you mean: 'flamingo'"),
     (["vision", "classes", "tabby", "flamngo"], "Did you mean: 'flamingo'"),

@@ -9,7 +9,7 @@ import torch
 
 from netscope.cli import main
 from netscope.errors import NetscopeError
-from netscope.render.evaluation import MEANING, text_report, write_evaluation
+from netscope.render.evaluation import MEANING, table_rows, text_report, write_evaluation
 from netscope.vision import attribution as A
 from netscope.vision.evaluate import METHODS, EvalSettings, evaluate, resolve_methods
 from netscope.vision.method_names import EVAL_METHODS
@@ -131,3 +131,21 @@ def test_equal_scores_share_a_rank(tiny_eval):
             if table[m]["deletion_auc"] == table["gradcam"]["deletion_auc"]]
     assert len(same) >= 2  # equal maps at a GAP head
     assert len({table[m]["mean_rank"] for m in same}) == 1
+
+
+def test_chosen_metrics_only(tmp_path):
+    from netscope.vision.evaluate import resolve_metrics
+
+    assert resolve_metrics("all") == (("deletion", "insertion", "road", "confidence"), True)
+    assert resolve_metrics(["road", "sanity"]) == (("road",), True)
+    with pytest.raises(NetscopeError, match="unknown metric 'aopc'"):
+        resolve_metrics(["deletion", "aopc"])
+    lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
+    settings = EvalSettings(metrics=("road",), road_percentages=(50,), sanity=False,
+                            layer="features.3")
+    ev = evaluate(lm, tiny_images(), ["gradcam", "random"], settings)
+    row = ev.table()[0]
+    assert row["deletion_auc"] is None and row["road_gap"] is not None
+    assert row["sanity"] == "not run" and row["rank_road_gap"] in (1, 2)
+    paths = write_evaluation(ev, tmp_path)
+    assert "curves.png" not in paths and table_rows(ev)[0][2] == "-"  # no deletion column

@@ -108,9 +108,12 @@ def add(sub) -> None:
                    help="what deletion puts in place of pixels and insertion starts from")
     number(p, "--top-k", lo=0, hi=100_000, default=128,
            help="channels for Score-CAM and Ablation-CAM by mean activation, 0: all")
-    number(p, "--sanity-checkpoints", lo=0, hi=1000, default=2,
+    p.add_argument("--metrics", default="all",
+                   help="comma-separated: deletion, insertion, road, confidence, sanity; or "
+                   "'all' (default)")
+    number(p, "--sanity-checkpoints", lo=1, hi=1000, default=2,
            help="depths of the cascading randomization compared (2: the head block, then "
-           "every layer), 0: no sanity check")
+           "every layer)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_vision_evaluate, out="netscope-results/vision-evaluate")
 
@@ -304,16 +307,17 @@ def _vision_evaluate(args) -> int:
 
     from netscope.render.evaluation import text_report, write_evaluation
     from netscope.render.folders import check_replaceable, staged_folder
-    from netscope.vision.evaluate import EvalSettings, evaluate, resolve_methods
+    from netscope.vision.evaluate import EvalSettings, evaluate, resolve_methods, resolve_metrics
 
     methods = resolve_methods(args.methods.split(","))
+    metrics, sanity = resolve_metrics(args.metrics.split(","))
     out = check_replaceable(args.out)
     progress = progress_printer(args.quiet)
     lm, sources = start(args, classes=args.classes)
     images = list(_each_image(sources))
-    settings = EvalSettings(steps=args.steps, baseline=args.baseline, top_k=args.top_k or None,
-                            sanity=args.sanity_checkpoints > 0,
-                            sanity_checkpoints=max(1, args.sanity_checkpoints), layer=args.layer)
+    settings = EvalSettings(metrics=metrics, steps=args.steps, baseline=args.baseline,
+                            top_k=args.top_k or None, sanity=sanity,
+                            sanity_checkpoints=args.sanity_checkpoints, layer=args.layer)
     targets = _targets(args, lm, len(images))
     ev = evaluate(lm, images, methods, settings, targets, progress)
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:

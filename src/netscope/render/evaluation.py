@@ -52,11 +52,19 @@ def table_rows(ev: Evaluation) -> list[list[str]]:
     for r in ev.table():
         sanity = r["sanity"] if r["sanity_spearman"] is None else \
             f"{r['sanity']} (rho {r['sanity_spearman']:.2f})"
-        rows.append([str(r["rank"]), r["method"], f"{r['deletion_auc']:.3f}",
-                     f"{r['insertion_auc']:.3f}", f"{r['road_gap']:.3f}",
-                     f"{r['average_drop']:.1%}", f"{r['increase_in_confidence']:.0%}", sanity,
-                     f"{r['seconds_per_image']:.2f}"])
+        rows.append([str(r["rank"]), r["method"], _fmt(r["deletion_auc"], ".3f"),
+                     _fmt(r["insertion_auc"], ".3f"), _fmt(r["road_gap"], ".3f"),
+                     _fmt(r["average_drop"], ".1%"), _fmt(r["increase_in_confidence"], ".0%"),
+                     sanity, f"{r['seconds_per_image']:.2f}"])
     return rows
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _value(values, i: int) -> float | None:
+    return None if values is None else float(values[i])
 
 
 def text_report(ev: Evaluation) -> str:
@@ -80,11 +88,11 @@ def per_image_rows(ev: Evaluation) -> list[dict]:
             rows.append({
                 "method": res.method, "image": name, "class": ev.labels[i],
                 "class_index": ev.targets[i], "probability": ev.probabilities[i],
-                "deletion_auc": float(res.deletion.auc[i]),
-                "insertion_auc": float(res.insertion.auc[i]),
-                "road_gap": float(res.road.gap[i]),
-                "drop": float(res.confidence.drop[i]),
-                "increase": float(res.confidence.increase[i]),
+                "deletion_auc": _value(res.deletion and res.deletion.auc, i),
+                "insertion_auc": _value(res.insertion and res.insertion.auc, i),
+                "road_gap": _value(res.road and res.road.gap, i),
+                "drop": _value(res.confidence and res.confidence.drop, i),
+                "increase": _value(res.confidence and res.confidence.increase, i),
                 "sanity_spearman": (None if res.sanity is None
                                     else float(res.sanity.spearman[-1, i])),
             })
@@ -97,6 +105,8 @@ def curves_png(ev: Evaluation) -> bytes:
     for ax, kind in zip(axes, ("deletion", "insertion"), strict=True):
         for res in ev.results:
             curve = getattr(res, kind)
+            if curve is None:
+                continue
             style = ":" if res.method == "random" else "-"
             ax.plot(curve.fractions.numpy(), curve.scores.mean(0).numpy(), style,
                     label=f"{res.method} ({float(curve.auc.mean()):.3f})")
@@ -127,7 +137,7 @@ def maps_png(ev: Evaluation, i: int) -> bytes:
     return figure_png(fig, dpi=100)
 
 
-def html_report(ev: Evaluation, curves: bytes, maps: list[bytes]) -> str:
+def html_report(ev: Evaluation, curves: bytes | None, maps: list[bytes]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
     body = "".join("<tr" + (' class="fail"' if "FAILS" in r[7] else "") + ">"
                    + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
@@ -155,7 +165,7 @@ for its top-1 class. <b>Most faithful here: {html.escape(best['method'])}</b> (m
 Score-CAM/Ablation-CAM on the top {s.top_k or 'all'} channels, layer
 {html.escape(str(s.layer or 'default'))}. {ev.seconds:.0f} s in all.</p>
 <table><tr>{head}</tr>{body}</table>{skipped}<ul>{meaning}</ul>
-<h2>Deletion and insertion curves</h2>{img_tag(curves, "curves")}
+{f'<h2>Deletion and insertion curves</h2>{img_tag(curves, "curves")}' if curves else ""}
 <h2>Sanity check: Spearman correlation with the trained model's map</h2>{sanity}
 <h2>The maps</h2>{figs}</body></html>"""
 
@@ -189,15 +199,17 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> dict[str, Path]:
            "meaning": MEANING, "table": table, "seconds": ev.seconds,
            "curves": {r.method: {k: {"fractions": getattr(r, k).fractions.tolist(),
                                      "scores": getattr(r, k).scores.tolist()}
-                                 for k in ("deletion", "insertion")} for r in ev.results},
+                                 for k in ("deletion", "insertion") if getattr(r, k)}
+                      for r in ev.results},
            "sanity": {r.method: {"stages": r.sanity.stages, "depth": r.sanity.depth,
                                  "spearman": r.sanity.spearman.tolist(),
                                  "ssim": r.sanity.ssim.tolist()}
                       for r in ev.results if r.sanity is not None}}
     paths["evaluation.json"] = write_text(out / "evaluation.json",
                                           json.dumps(doc, indent=1, default=_plain))
-    curves = curves_png(ev)
-    paths["curves.png"] = write_bytes(out / "curves.png", curves)
+    curves = curves_png(ev) if {"deletion", "insertion"} & set(ev.settings.metrics) else None
+    if curves:
+        paths["curves.png"] = write_bytes(out / "curves.png", curves)
     maps = [maps_png(ev, i) for i in range(len(ev.names))]
     for name, png in zip(ev.names, maps, strict=True):
         paths[f"maps_{slug(name)}.png"] = write_bytes(out / f"maps_{slug(name)}.png", png)

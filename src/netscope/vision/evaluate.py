@@ -40,9 +40,12 @@ from netscope.vision.occlusion import occlusion
 from netscope.vision.road import Road, road
 from netscope.vision.sanity import SanityCheck, cascading_randomization
 
+METRICS = ("deletion", "insertion", "road", "confidence")
+
 
 @dataclass(frozen=True)
 class EvalSettings:
+    metrics: tuple[str, ...] = METRICS  # which of them to compute (the sanity check: below)
     steps: int = 50  # deletion/insertion steps
     baseline: str = "blur"  # what deletion puts in place of pixels (insertion starts from it)
     road_percentages: tuple[float, ...] = (20, 50, 80)
@@ -115,26 +118,41 @@ class MethodResult:
     method: str
     maps: torch.Tensor  # (N, h, w) in [0, 1]
     seconds_per_image: float
-    deletion: Curve
-    insertion: Curve
-    road: Road
-    confidence: ConfidenceChange
+    deletion: Curve | None  # None: not asked for
+    insertion: Curve | None
+    road: Road | None
+    confidence: ConfidenceChange | None
     sanity: SanityCheck | None
 
     def row(self) -> dict:
         """Means over images of every metric."""
         return {
             "method": self.method,
-            "deletion_auc": float(self.deletion.auc.mean()),
-            "insertion_auc": float(self.insertion.auc.mean()),
-            "road_gap": float(self.road.gap.mean()),
-            "average_drop": float(self.confidence.drop.mean()),
-            "increase_in_confidence": float(self.confidence.increase.mean()),
+            "deletion_auc": _mean(self.deletion and self.deletion.auc),
+            "insertion_auc": _mean(self.insertion and self.insertion.auc),
+            "road_gap": _mean(self.road and self.road.gap),
+            "average_drop": _mean(self.confidence and self.confidence.drop),
+            "increase_in_confidence": _mean(self.confidence and self.confidence.increase),
             "sanity": ("not run" if self.sanity is None
                        else "passes" if self.sanity.passed else "FAILS"),
             "sanity_spearman": None if self.sanity is None else self.sanity.final_spearman,
             "seconds_per_image": self.seconds_per_image,
         }
+
+
+def _mean(values: torch.Tensor | None) -> float | None:
+    return None if values is None else float(values.mean())
+
+
+def resolve_metrics(names: Sequence[str] | str) -> tuple[tuple[str, ...], bool]:
+    """('all' or names of METRICS and 'sanity') -> (metrics, whether to run the sanity check)."""
+    names = list(METRICS) + ["sanity"] if names == "all" or list(names) == ["all"] \
+        else list(names)
+    unknown = [n for n in names if n not in (*METRICS, "sanity")]
+    if unknown or not names:
+        raise NetscopeError(f"unknown metric {unknown[0] if unknown else ''!r}; choose from "
+                            f"{', '.join(METRICS)}, sanity, or 'all'.")
+    return tuple(m for m in METRICS if m in names), "sanity" in names
 
 
 # column -> True when higher is better
@@ -158,13 +176,15 @@ class Evaluation:
     def table(self) -> list[dict]:
         """One row per method, ranked (rank 1 = most faithful; see the module docstring)."""
         rows = [r.row() for r in self.results]
-        for col, higher in SCORED.items():  # equal values share the better rank
+        scored = [c for c in SCORED if rows and rows[0][c] is not None]
+        for col in scored:  # equal values share the better rank
             values = np.array([r[col] for r in rows])
-            ranks = rankdata(-values if higher else values, method="min")
+            ranks = rankdata(-values if SCORED[col] else values, method="min")
             for r, rank in zip(rows, ranks, strict=True):
                 r[f"rank_{col}"] = int(rank)
         for r in rows:
-            r["mean_rank"] = float(np.mean([r[f"rank_{c}"] for c in SCORED]))
+            r["mean_rank"] = float(np.mean([r[f"rank_{c}"] for c in scored])) if scored \
+                else float("nan")
         rows.sort(key=lambda r: (r["sanity"] == "FAILS", r["mean_rank"]))
         for place, r in enumerate(rows):
             r["rank"] = place + 1
@@ -215,13 +235,16 @@ def _score_method(lm: LoadedModel, x: torch.Tensor, t: torch.Tensor, name: str,
     key = next((k for k, (m, _) in scored.items()
                 if m.shape == maps.shape and torch.allclose(m, maps, rtol=0, atol=SAME)), name)
     if key == name:
-        say(f"{name}: deletion, insertion, ROAD")
+        say(f"{name}: {', '.join(s.metrics)}")
         scored[key] = (maps, (
-            deletion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size),
-            insertion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size),
+            deletion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
+            if "deletion" in s.metrics else None,
+            insertion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
+            if "insertion" in s.metrics else None,
             road(lm.model, x, maps, t, s.road_percentages, seed=s.seed,
-                 batch_size=s.batch_size),
-            confidence_change(lm.model, x, maps, t, lm.preprocess)))
+                 batch_size=s.batch_size) if "road" in s.metrics else None,
+            confidence_change(lm.model, x, maps, t, lm.preprocess)
+            if "confidence" in s.metrics else None))
     dele, ins, rd, conf = scored[key][1]
     sanity = None
     if s.sanity and name not in NO_SANITY:
