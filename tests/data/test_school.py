@@ -79,3 +79,20 @@ def test_split_from_another_data_set(tmp_path, data_root):
                      {k: v for k, v in raw.items() if not k.startswith("__")})
     with pytest.raises(NetscopeError, match="disagrees with the schools"):
         load_school_split(1, d, tmp_path)
+
+
+def test_feature_names_match_the_data(data_root):
+    """The names follow the source's codes (VR1=2, VR2=3, VR3=1) and the data's own
+    evidence: single-sex schools, band means, and the school's VR1 share."""
+    d = load_school(data_root)
+    col = {n: d.X[:, i] for i, n in enumerate(d.feature_names)}
+    girls, boys = col["school_girls"] == 1, col["school_boys"] == 1
+    assert (col["gender_female"][girls] == 1).all()  # 4,404 of 4,404
+    assert col["gender_male"][boys].mean() > 0.999  # 3,653 of 3,654 (one in the data is not)
+    assert (col["gender_female"] + col["gender_male"] == 1).all()
+    means = {b: d.y[col[f"vr_band_{b}"] == 1].mean() for b in (1, 2, 3)}
+    assert means[1] > means[2] > means[3]  # band 1 is the most able
+    share = np.array([col["vr_band_1"][d.task == t].mean() for t in range(d.n_tasks)])
+    pct = np.array([col["pct_vr1_band"][d.task == t].mean() for t in range(d.n_tasks)])
+    assert np.corrcoef(share, pct)[0, 1] > 0.7
+    assert d.y[col["gender_female"] == 1].mean() > d.y[col["gender_male"] == 1].mean()

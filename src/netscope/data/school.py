@@ -17,9 +17,14 @@ from netscope.data.sources import data_dir, ensure
 from netscope.errors import NetscopeError
 from netscope.multitask.tasks import Split, TaskData
 
+# The one-hot columns follow the original codes in increasing order (README.txt beside the
+# data): the student's VR band is coded VR1=2, VR2=3, VR3=1, so its columns are bands 3, 1, 2;
+# the gender columns come out female, male, as the data themselves show (every student of a
+# girls' school has the first one set, and girls score higher on average, as in Goldstein's
+# analyses). tests/data/test_school.py checks both against the data's statistics.
 FEATURES = (
     ["year_1985", "year_1986", "year_1987", "pct_free_school_meals", "pct_vr1_band",
-     "gender_male", "gender_female", "vr_band_1", "vr_band_2", "vr_band_3"]
+     "gender_female", "gender_male", "vr_band_3", "vr_band_1", "vr_band_2"]
     + [f"ethnic_{e}" for e in ("eswi", "african", "arab", "bangladeshi", "caribbean", "greek",
                                "indian", "pakistani", "se_asian", "turkish", "other")]
     + ["school_mixed", "school_boys", "school_girls",
