@@ -36,8 +36,12 @@ def test_standard_survey_is_16_and_4(data_root):
 def test_lecture_survey_raw_scale(data_root):
     d = load_survey(data_root)
     p = protocols.lecture(d)
-    prep = protocols.prepare(d, p.splits[0], p.scale_from)
-    np.testing.assert_array_equal(prep.y_test, d.y[p.splits[0].test])
+    split = p.splits[0]
+    prep = protocols.prepare(d, split, p.scale_from)
+    centre = d.y[split.train].mean()  # raw units, centred on the training mean only
+    np.testing.assert_allclose(prep.y_test, d.y[split.test] - centre)
+    np.testing.assert_allclose(prep.target.inverse_target(prep.y_test), d.y[split.test])
+    assert prep.reference_scale == pytest.approx(d.y[split.train].std())
     assert prep.X_train.shape[1] == 13  # constant dropped, +/-1 kept
 
 

@@ -44,9 +44,9 @@ class Prepared:
     @property
     def reference_scale(self) -> float:
         """The target SD that defines the "standardized" MSE (training SD on a raw scale)."""
-        if self.target.scale[0] != 1.0 or self.target.mean[0] != 0.0:
+        if self.target.scale[0] != 1.0:
             return float(self.target.scale[0])
-        return float(np.std(self.y_train))
+        return float(np.std(self.y_train))  # y_train is centred at most: its SD is the raw one
 
 
 def random_split(data: TaskData, test_fraction: float, seed: int, name: str) -> Split:
@@ -78,10 +78,11 @@ def prepare(data: TaskData, split: Split, scale_from: str) -> Prepared:
 
 
 def _scaled(data: TaskData, split: Split, scale_from: str) -> Prepared:
-    if scale_from == "none":
-        keep = Standardizer.fit(data.X[split.train]).keep
-        fx = Standardizer.identity(data.n_features, keep)
-        fy = Standardizer.identity(1)
+    if scale_from == "none":  # raw units, but the target centred on its training mean:
+        keep = Standardizer.fit(data.X[split.train]).keep  # models without a free intercept
+        fx = Standardizer.identity(data.n_features, keep)  # (ridge penalizes its constant,
+        fy = Standardizer(mean=np.array([data.y[split.train].mean()]),  # MLPs start at 0)
+                          scale=np.ones(1), keep=np.ones(1, bool))  # would be biased toward 0
     else:
         rows = np.arange(data.X.shape[0]) if scale_from == "all" else split.train
         fx = Standardizer.fit(data.X[rows])
@@ -127,7 +128,8 @@ def lecture(data: TaskData, seed: int = 0, test_fraction: float | None = None) -
         return Protocol(
             "lecture",
             f"one random {1 - frac:.0%}/{frac:.0%} train/test split inside each subject "
-            f"(seed {seed}); ratings on their raw 0-10 scale, features as given.",
+            f"(seed {seed}); ratings on their raw 0-10 scale (centred on the training mean "
+            f"for fitting), features as given.",
             [random_split(data, frac, seed, f"random {1 - frac:.0%}/{frac:.0%} (seed {seed})")],
             "none",
         )
