@@ -149,3 +149,11 @@ def test_chosen_metrics_only(tmp_path):
     assert row["sanity"] == "not run" and row["rank_road_gap"] in (1, 2)
     paths = write_evaluation(ev, tmp_path)
     assert "curves.png" not in paths and table_rows(ev)[0][2] == "-"  # no deletion column
+
+
+def test_spread_over_images_is_shown(tiny_eval):
+    row = next(r for r in tiny_eval.table() if r["method"] == "gradcam")
+    per = [res for res in tiny_eval.results if res.method == "gradcam"][0]
+    assert row["deletion_auc_sd"] == pytest.approx(float(per.deletion.auc.std()))
+    cells = next(c for c in table_rows(tiny_eval) if c[1] == "gradcam")
+    assert " ± " in cells[2]

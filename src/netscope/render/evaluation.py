@@ -40,7 +40,9 @@ MEANING = {
               f"layer re-initialized, i.e. the map does not depend on what the model learned",
     "seconds_per_image": "time to compute the maps, per image, on this machine",
     "rank": "mean of the ranks in deletion, insertion, ROAD gap and average drop; methods "
-            "that fail the sanity check come after all that pass",
+            "that fail the sanity check come after all that pass. Values are means over the "
+            "images, ± their SD: where the SDs overlap, these images cannot tell the methods "
+            "apart; evaluate more images",
 }
 HEADER = ["rank", "method", "deletion AUC (lower)", "insertion AUC (higher)",
           "ROAD gap (higher)", "average drop (lower)", "increase (higher)", "sanity",
@@ -52,8 +54,8 @@ def table_rows(ev: Evaluation) -> list[list[str]]:
     for r in ev.table():
         sanity = r["sanity"] if r["sanity_spearman"] is None else \
             f"{r['sanity']} (rho {r['sanity_spearman']:.2f})"
-        rows.append([str(r["rank"]), r["method"], _fmt(r["deletion_auc"], ".3f"),
-                     _fmt(r["insertion_auc"], ".3f"), _fmt(r["road_gap"], ".3f"),
+        rows.append([str(r["rank"]), r["method"], _pm(r, "deletion_auc"),
+                     _pm(r, "insertion_auc"), _pm(r, "road_gap"),
                      _fmt(r["average_drop"], ".1%"), _fmt(r["increase_in_confidence"], ".0%"),
                      sanity, f"{r['seconds_per_image']:.2f}"])
     return rows
@@ -61,6 +63,14 @@ def table_rows(ev: Evaluation) -> list[list[str]]:
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def _pm(row: dict, key: str) -> str:
+    """mean ± SD over images (the SD says how sure the ranking is)."""
+    if row[key] is None:
+        return "-"
+    sd = row.get(f"{key}_sd") or 0.0
+    return f"{row[key]:.3f}" + (f" ± {sd:.3f}" if sd else "")
 
 
 def _value(values, i: int) -> float | None:

@@ -133,6 +133,9 @@ class MethodResult:
             "road_gap": _mean(self.road and self.road.gap),
             "average_drop": _mean(self.confidence and self.confidence.drop),
             "increase_in_confidence": _mean(self.confidence and self.confidence.increase),
+            "deletion_auc_sd": _sd(self.deletion and self.deletion.auc),
+            "insertion_auc_sd": _sd(self.insertion and self.insertion.auc),
+            "road_gap_sd": _sd(self.road and self.road.gap),
             "sanity": ("not run" if self.sanity is None
                        else "passes" if self.sanity.passed else "FAILS"),
             "sanity_spearman": None if self.sanity is None else self.sanity.final_spearman,
@@ -142,6 +145,13 @@ class MethodResult:
 
 def _mean(values: torch.Tensor | None) -> float | None:
     return None if values is None else float(values.mean())
+
+
+def _sd(values: torch.Tensor | None) -> float | None:
+    """SD over images: how much a method's score depends on the image (0 for one image)."""
+    if values is None:
+        return None
+    return float(values.std()) if values.numel() > 1 else 0.0
 
 
 def resolve_metrics(names: Sequence[str] | str) -> tuple[tuple[str, ...], bool]:
