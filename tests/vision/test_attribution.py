@@ -294,3 +294,37 @@ def test_eigen_cam_centre_option_and_sign_point_at_the_strong_activations():
         inside, outside = h.maps[0, 1:3, 1:3], h.maps[0, 0]
         assert torch.allclose(inside, torch.ones_like(inside))  # on the object, either way
         assert (outside == 0).all() if centre else (outside < 0.1).all()
+
+
+class BNThenInplaceReLU(nn.Module):
+    """conv -> BatchNorm -> ReLU(inplace): the ReLU overwrites the BN output in place."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.act = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-0.5, 0.5)
+            self.bn.running_var.uniform_(0.5, 2.0)
+        self.double().eval()
+
+    def forward(self, x):
+        return self.fc(self.act(self.bn(self.conv(x))).mean((2, 3)))
+
+
+def test_grad_cam_at_a_batch_norm_before_an_inplace_relu_uses_the_bn_output():
+    """Two peers record the tensor after the in-place ReLU has overwritten it (no negative
+    activations left); netscope must use the BN output itself. Guarded here."""
+    model, x = BNThenInplaceReLU(), image(1, size=6, seed=9)
+    with torch.no_grad():
+        acts = model.bn(model.conv(x))
+    assert (acts < 0).any()  # the case where the difference shows
+    a = acts.clone().requires_grad_(True)
+    score = model.fc(torch.relu(a).mean((2, 3)))[0, 1]
+    (g,) = torch.autograd.grad(score, a)
+    expected = torch.relu((g.mean((2, 3), keepdim=True) * acts).sum(1))
+    got = A.grad_cam(model, x, "bn", 1, normalize="none").maps
+    torch.testing.assert_close(got, expected)
