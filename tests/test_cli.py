@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,3 +63,27 @@ def test_missing_data_dir(tmp_path, capsys):
     rc = main(["multitask", "run", "--data-dir", str(tmp_path / "nowhere")])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_answer_comes_first_and_is_paired_over_splits(data_root, tmp_path):
+    from netscope.data import load_school
+    from netscope.multitask import protocols
+    from netscope.multitask.compare import compare
+    from netscope.render.comparison import answer_text
+
+    data = load_school(data_root)
+    comp = compare(data, protocols.standard(data, data_root, n_splits=3),
+                   families=["pooled-ridge", "mtl-ridge", "ridge-per-task"])
+    a = comp.answer()
+    mse = {r.family.key: [x["mse"] for x in r.runs] for r in comp.results}
+    diff = np.array(mse[a["runner_up_key"]]) - np.array(mse[a["best_key"]])
+    assert a["best_key"] == "mtl-ridge" and a["splits"] == 3
+    assert a["difference"] == pytest.approx(diff.mean())
+    assert a["difference_sd"] == pytest.approx(diff.std(ddof=1))
+    assert a["wins"] == int((diff > 0).sum()) and 0 <= a["p"] <= 1
+    text = answer_text(comp)
+    assert text.startswith("Use mean-regularized MTL ridge") and "Paired over 3 splits" in text
+    page = comp._repr_html_()
+    assert page.index("Use mean-regularized MTL ridge") < page.index("<table>")
+    single = compare(data, protocols.lecture(data), families=["pooled-ridge", "mtl-ridge"])
+    assert "One split only" in answer_text(single)

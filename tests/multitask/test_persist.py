@@ -83,3 +83,13 @@ def test_set_params(tiny):
     assert m.set_params(epochs=7) is m and m.get_params()["epochs"] == 7
     with pytest.raises(NetscopeError, match="has no parameter 'epoch'; valid: hidden, epochs"):
         m.set_params(epoch=3)
+
+
+def test_estimators_display_themselves_in_jupyter(tiny):
+    from netscope.multitask.ridge import MeanRegularizedRidge
+
+    X, y, t = tiny
+    model = MeanRegularizedRidge()
+    assert "not fitted" in model._repr_html_() and "folds" in model._repr_html_()
+    page = model.fit(X, y, t)._repr_html_()
+    assert "fitted" in page and "penalties_" in page and "<table>" in page

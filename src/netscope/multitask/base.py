@@ -50,6 +50,23 @@ class TaskEstimator:
             setattr(self, name, value)
         return self
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows an estimator as a table of its settings and, once fitted, its tasks
+        and the choices its fit made (penalties and the like: attributes ending in _)."""
+        import html as _html
+
+        rows = [(k, repr(v)) for k, v in self.get_params().items()]
+        if hasattr(self, "tasks_"):
+            rows += [("tasks", _preview(self.tasks_)), ("features", str(self.n_features_in_))]
+            rows += [(k, repr(v)) for k, v in vars(self).items()
+                     if k.endswith("_") and not k.startswith("_") and k not in
+                     ("tasks_", "n_features_in_") and isinstance(v, (int, float, tuple, str))]
+        state = "fitted" if hasattr(self, "tasks_") else "not fitted"
+        body = "".join(f"<tr><td>{_html.escape(k)}</td><td><code>{_html.escape(v)}</code></td>"
+                       f"</tr>" for k, v in rows)
+        return (f"<div><b>{_html.escape(type(self).__name__)}</b> ({_html.escape(self.family)}, "
+                f"{state})<table>{body}</table></div>")
+
     def fit(self, X, y, tasks) -> TaskEstimator:
         X, y = self._check_X(X), self._check_y(y, X.shape[0] if hasattr(X, "shape") else None)
         labels = np.asarray(tasks).reshape(-1)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy.stats import ttest_rel
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
@@ -164,6 +165,38 @@ class Comparison:
 
     def best(self) -> dict:
         return min(self.summary(), key=lambda row: row["mse"])
+
+    def answer(self) -> dict:
+        """Which family to use and by how much it beats the runner-up, paired over splits:
+        the per-split differences of original-scale test MSE (runner-up minus best), their
+        mean and SD, how many splits the best wins, and a paired t-test where there are at
+        least two splits. ``clear`` says whether the mean difference exceeds its SD."""
+        ranked = sorted(self.results, key=lambda r: float(np.mean([x["mse"] for x in r.runs])))
+        best = ranked[0]
+        out: dict = {"best": best.family.label, "best_key": best.family.key,
+                     "best_mse": float(np.mean([x["mse"] for x in best.runs])),
+                     "splits": len(best.runs)}
+        if len(ranked) < 2:
+            return out
+        second = ranked[1]
+        diff = np.array([b["mse"] - a["mse"] for a, b in zip(best.runs, second.runs,
+                                                              strict=True)])
+        out.update(runner_up=second.family.label, runner_up_key=second.family.key,
+                   runner_up_mse=float(np.mean([x["mse"] for x in second.runs])),
+                   difference=float(diff.mean()), wins=int((diff > 0).sum()))
+        if diff.size > 1:
+            sd = float(diff.std(ddof=1))
+            t, p = ttest_rel([b["mse"] for b in second.runs], [a["mse"] for a in best.runs]) \
+                if sd > 0 else (float("inf"), 0.0)
+            out.update(difference_sd=sd, t=float(t), p=float(p),
+                       clear=bool(diff.mean() > sd))
+        return out
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a comparison as its full report (table, answer, plots)."""
+        from netscope.render.comparison import html_report, report_pictures
+
+        return html_report(self, report_pictures(self))
 
     def warnings(self) -> list[str]:
         """Families whose test error is far above the target's own variance: predicting the

@@ -35,10 +35,32 @@ def table_rows(comp: Comparison) -> list[list[str]]:
     return rows
 
 
+def answer_text(comp: Comparison) -> str:
+    """The answer first: which model to use, and how sure that is."""
+    a = comp.answer()
+    if "runner_up" not in a:
+        return f"Use {a['best']} (the only model compared)."
+    rel = a["difference"] / a["runner_up_mse"] if a["runner_up_mse"] else 0.0
+    text = (f"Use {a['best']} for these data: test MSE {a['best_mse']:.4g} against "
+            f"{a['runner_up_mse']:.4g} for the runner-up, {a['runner_up']} "
+            f"({rel:.1%} lower).")
+    if a["splits"] < 2:
+        return text + (" One split only, so there is no estimate of how sure this is; the "
+                       "'standard' protocol repeats the comparison over several splits.")
+    verdict = ("larger than the split-to-split SD" if a["clear"] else
+               "NOT larger than the split-to-split SD: the two are not clearly apart")
+    return text + (f" Paired over {a['splits']} splits the difference is "
+                   f"{a['difference']:.3g} ± {a['difference_sd']:.3g} (SD), the best wins "
+                   f"{a['wins']} of {a['splits']} splits (paired t = {a['t']:.2f}, "
+                   f"p = {a['p']:.2g}): {verdict}.")
+
+
 def text_report(comp: Comparison) -> str:
     """The table with the protocol and metric definitions printed next to it."""
     best = comp.best()
     lines = [
+        answer_text(comp),
+        "",
         f"data: {comp.data.name} ({comp.data.X.shape[0]} rows, {comp.data.n_tasks} tasks, "
         f"target {comp.data.target_name})",
         f"protocol '{comp.protocol.name}': {comp.protocol.definition}",
@@ -87,13 +109,13 @@ def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
     return buf.getvalue()
 
 
-def html_report(comp: Comparison, pictures: dict[str, bytes]) -> str:
+def html_report(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in table_rows(comp))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
     defs = "".join(f"<li><b>{k}</b>: {html.escape(v)}</li>" for k, v in DEFINITIONS.items())
     figs = "".join(f"<figure>{img_tag(png, name)}<figcaption>{html.escape(name)}</figcaption>"
-                   f"</figure>" for name, png in pictures.items())
+                   f"</figure>" for name, (_, png) in pictures.items())
     best = comp.best()
     warnings = "".join(f'<p style="color:#b00"><b>Warning</b>: {html.escape(w)}</p>'
                        for w in comp.warnings())
@@ -104,6 +126,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
 td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:.5em}}
 img{{max-width:520px}}</style></head><body>
 <h1>Multi-task comparison: {html.escape(comp.data.name)}</h1>
+<p style="font-size:1.15em"><b>{html.escape(answer_text(comp))}</b></p>
 <p>{comp.data.X.shape[0]} rows, {comp.data.n_tasks} tasks, target
 <code>{html.escape(comp.data.target_name)}</code>.</p>
 <p><b>Protocol '{html.escape(comp.protocol.name)}'</b>: {html.escape(comp.protocol.definition)}</p>
@@ -112,6 +135,20 @@ img{{max-width:520px}}</style></head><body>
 are several.</p>{warnings}<ul>{defs}</ul>
 <h2>Bland-Altman plots (first split, original scale) and per-task gains</h2>{figs}
 </body></html>"""
+
+
+def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
+    """caption -> (file name, PNG): a Bland-Altman plot per family, per-task gain plots."""
+    pictures: dict[str, tuple[str, bytes]] = {}
+    for res in comp.results:
+        pictures[f"Bland-Altman: {res.family.label}"] = (
+            f"bland_altman_{res.family.key}.png",
+            bland_altman_png(res.y_true, res.y_pred, res.family.label, comp.data.target_name))
+    for shared in ("mtl-ridge", "shared-trunk-accumulate", "task-gated"):
+        png = gain_png(comp, "ridge-per-task", shared)
+        if png is not None:
+            pictures[f"per-task gain: {shared} vs ridge per task"] = (f"gain_{shared}.png", png)
+    return pictures
 
 
 def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
@@ -129,17 +166,8 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
                         for k, v in comp.settings.__dict__.items()},
            "summary": summary, "runs": runs, "warnings": comp.warnings()}
     paths["results.json"] = write_text(out / "results.json", json.dumps(doc, indent=2))
-    pictures: dict[str, bytes] = {}
-    for res in comp.results:
-        png = bland_altman_png(res.y_true, res.y_pred, f"{res.family.label}",
-                               comp.data.target_name)
-        pictures[f"Bland-Altman: {res.family.label}"] = png
-        paths[f"bland_altman_{res.family.key}.png"] = write_bytes(
-            out / f"bland_altman_{res.family.key}.png", png)
-    for shared in ("mtl-ridge", "shared-trunk-accumulate", "task-gated"):
-        png = gain_png(comp, "ridge-per-task", shared)
-        if png is not None:
-            pictures[f"per-task gain: {shared} vs ridge per task"] = png
-            paths[f"gain_{shared}.png"] = write_bytes(out / f"gain_{shared}.png", png)
+    pictures = report_pictures(comp)
+    for file, png in pictures.values():
+        paths[file] = write_bytes(out / file, png)
     paths["report.html"] = write_text(out / "report.html", html_report(comp, pictures))
     return paths
