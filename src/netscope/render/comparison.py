@@ -41,8 +41,8 @@ def answer_text(comp: Comparison) -> str:
     if "runner_up" not in a:
         return f"Use {a['best']} (the only model compared)."
     rel = a["difference"] / a["runner_up_mse"] if a["runner_up_mse"] else 0.0
-    text = (f"Use {a['best']} for these data: test MSE {a['best_mse']:.4g} against "
-            f"{a['runner_up_mse']:.4g} for the runner-up, {a['runner_up']} "
+    text = (f"Use {a['best']} for these data: test MSE {a['best_mse']:#.4g} against "
+            f"{a['runner_up_mse']:#.4g} for the runner-up, {a['runner_up']} "
             f"({rel:.1%} lower).")
     if a["splits"] < 2:
         return text + (" One split only, so there is no estimate of how sure this is; the "
