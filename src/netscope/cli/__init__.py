@@ -13,7 +13,7 @@ import sys
 
 from netscope.cli import data, live, multitask, vision
 from netscope.cli.options import number
-from netscope.errors import NetscopeError
+from netscope.errors import NetscopeError, first_line
 
 
 class Parser(argparse.ArgumentParser):
@@ -99,7 +99,7 @@ def _run(args) -> int:
     except RuntimeError as exc:
         if "allocate" not in str(exc):  # PyTorch's allocator failing is not a bug of ours
             raise
-        return _fail(f"out of memory ({_first_line(exc)}); use smaller images, batches, "
+        return _fail(f"out of memory ({first_line(exc)}); use smaller images, batches, "
                      f"layers or models.", 2)
     except OSError as exc:  # a disk that filled up, a folder that vanished mid-run
         where = f"{exc.filename}: " if exc.filename else ""
@@ -109,8 +109,3 @@ def _run(args) -> int:
 def _fail(message: str, code: int, prefix: str = "netscope: error: ") -> int:
     print(f"{prefix}{message}", file=sys.stderr, flush=True)
     return code
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from netscope.errors import NetscopeError
+from netscope.errors import NetscopeError, first_line
 from netscope.multitask.tasks import TaskData
 
 
@@ -32,9 +32,8 @@ def _read(path: Path) -> pd.DataFrame:
             try:
                 return pd.read_parquet(path)
             except (pyarrow.ArrowException, OSError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise NetscopeError(f"{path}: cannot read as Parquet ({type(exc).__name__}: "
-                                    f"{first}); is the file complete?") from None
+                                    f"{first_line(exc)}); is the file complete?") from None
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise NetscopeError(f"{path}: the file is empty (no header, no rows).") from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from netscope.errors import NetscopeError
+from netscope.errors import NetscopeError, first_line
 from netscope.vision.capture import LayerRef, capture
 
 
@@ -39,9 +39,8 @@ def list_layers(model: nn.Module, input_size: int = 224) -> list[LayerInfo]:
                 handles.append(modules[n].register_forward_hook(hook(n)))
             model(torch.zeros(1, 3, input_size, input_size))
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise NetscopeError(f"the model cannot run on a {input_size}x{input_size} probe "
-                                f"image ({first}); use a larger size.") from None
+                                f"image ({first_line(exc)}); use a larger size.") from None
         finally:
             for h in handles:
                 h.remove()
