@@ -1,7 +1,5 @@
 """`python -m netscope ...` is the same as the `netscope` command."""
 
-import sys
+from netscope.cli import entry
 
-from netscope.cli import main
-
-sys.exit(main())
+entry()

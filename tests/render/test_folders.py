@@ -114,8 +114,8 @@ def test_signals_at_any_moment(old_run, data_root):
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode in (0, 130, 143) and "Traceback" not in err
-        seed = state(old_run)
-        assert seed == (2 if proc.returncode == 0 else 1)
+        seed = state(old_run)  # complete, old or new, whenever the signal landed
+        assert seed == 2 if proc.returncode == 0 else seed in (1, 2)
         outcomes.append(proc.returncode)
         no_leftovers(old_run.parent)
         if seed == 2:  # put the old run back for the next moment

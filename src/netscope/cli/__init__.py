@@ -73,6 +73,29 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def entry() -> None:
+    """The process entry point (`netscope`, `python -m netscope`): ``main``, plus what a
+    library call cannot own. An interrupt that lands outside a command (while it starts, or
+    just after it finished) is one line too, and a command that finished keeps its exit
+    code; once done, the process exits without being interrupted again."""
+    code = None
+    try:
+        code = main()
+        _ignore_signals()
+    except KeyboardInterrupt as exc:
+        if code is None:
+            word, code = ("terminated", 143) if isinstance(exc, Terminated) else \
+                ("interrupted", 130)
+            _fail(word, code, prefix="netscope: ")
+        _ignore_signals()
+    sys.exit(code)
+
+
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _main_thread() -> bool:
     import threading
 

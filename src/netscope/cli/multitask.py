@@ -104,6 +104,6 @@ def _multitask_run(args) -> int:
         if args.save_models:
             for res in comp.results:
                 res.model.save(stage / "models" / res.family.key)
-    print(text_report(comp))
+        print(text_report(comp))  # before the swap: after it, only the last line is left
     print(f"\nwrote {len(paths)} files to {out}/ (open {out / 'report.html'})")
     return 0
