@@ -33,6 +33,9 @@ def add(sub) -> None:
     run.add_argument("--save-models", action="store_true",
                      help="also save each fitted model (first split) under OUT/models/")
     run.add_argument("--quiet", action="store_true", help="no progress messages")
+    number(run, "--jobs", lo=1, hi=1024,
+           help="splits fit side by side in this many processes, one thread each "
+                "(default: --threads when there are several splits)")
     hp = run.add_argument_group("hyper-parameters (defaults: the course's values)")
     width = Number(int, 1, 4096)
     number(hp, "--seed", lo=0, hi=2**32 - 1)
@@ -49,7 +52,18 @@ def add(sub) -> None:
     hp.add_argument("--shared-reduce", choices=["sum", "mean"])
     number(hp, "--ridge-folds", lo=2, hi=100)
     number(hp, "--weight-decay", kind=float, lo=0, hi=100, help="L2 on the networks' weights")
+    hp.add_argument("--mixed-cov", choices=["full", "diag"],
+                    help="random-effects covariance of the mixed model (default: full)")
     run.set_defaults(func=_multitask_run)
+
+
+def _jobs(args, protocol) -> int:
+    """Processes for the splits: as asked, else one per thread netscope may use."""
+    import torch
+
+    if len(protocol.splits) < 2:
+        return 1
+    return args.jobs or torch.get_num_threads()
 
 
 def _names(text: str | None, flag: str) -> list[str] | None:
@@ -96,9 +110,9 @@ def _multitask_run(args) -> int:
                                       test_fraction=args.test_fraction or 0.25, progress=progress)
     names = ("seed", "batch_size", "lr", "per_task_epochs", "per_task_hidden", "pooled_epochs",
              "gated_epochs", "stage_epochs", "stage_lr", "shared_reduce", "ridge_folds",
-             "weight_decay")
+             "weight_decay", "mixed_cov")
     settings = Settings.for_dataset(data.name, **{n: getattr(args, n) for n in names})
-    comp = compare(data, protocol, settings, families, progress)
+    comp = compare(data, protocol, settings, families, progress, jobs=_jobs(args, protocol))
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:
         paths = write_comparison(comp, stage)
         if args.save_models:

@@ -15,14 +15,18 @@ from scipy.stats import ttest_rel
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.boosted import BoostedTrees
+from netscope.multitask.ensemble import Ensemble
 from netscope.multitask.evaluate import score
 from netscope.multitask.gated import TaskGatedMLP
+from netscope.multitask.mixed import COVARIANCES, MixedEffects
 from netscope.multitask.pertask import PerTaskMLP
 from netscope.multitask.pooled import PooledMLP
 from netscope.multitask.protocols import Protocol, prepare
 from netscope.multitask.ridge import MeanRegularizedRidge, PooledRidge, RidgePerTask
 from netscope.multitask.shared_trunk import SharedTrunkMTL
-from netscope.multitask.tasks import TaskData
+from netscope.multitask.task_covariance import LearnedTaskCovariance
+from netscope.multitask.tasks import Split, TaskData
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Settings:
     lr: float = 1e-3
     ridge_folds: int = 3
     weight_decay: float = 0.0  # L2 on every neural family's weights (0: the course)
+    mixed_cov: str = "full"  # random-effects covariance of the mixed model: full or diag
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,6 +73,9 @@ class Settings:
             raise NetscopeError(f"settings: stage_lr needs three values, got {self.stage_lr!r}.")
         if not np.isfinite(self.weight_decay) or self.weight_decay < 0:
             raise NetscopeError(f"settings: weight_decay must be >= 0, got {self.weight_decay!r}.")
+        if self.mixed_cov not in COVARIANCES:
+            raise NetscopeError(f"settings: mixed_cov must be one of {COVARIANCES}, "
+                                f"got {self.mixed_cov!r}.")
         if self.ridge_folds < 2:
             raise NetscopeError(f"settings: ridge_folds must be >= 2, got {self.ridge_folds!r}.")
         if not 0 <= self.seed < 2**32:
@@ -130,6 +138,21 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            "sigmoid(task embedding) gates a Dense(32) projection; Dense 16; linear output",
            lambda s, p: TaskGatedMLP(s.gated_width, s.gated_hidden, s.gated_epochs,
                                      s.batch_size, "adam", s.lr, s.seed, p, s.weight_decay)),
+    Family("mixed-effects", "mixed-effects model",
+           "random intercept and slopes per task, learned covariance, REML (lme4's model)",
+           lambda s, p: MixedEffects(cov=s.mixed_cov, progress=p)),
+    Family("boosted-trees", "boosted trees",
+           "gradient-boosted trees, task as a categorical feature; trees, leaves and L2 "
+           "chosen on inner validation rows",
+           lambda s, p: BoostedTrees(seed=s.seed, threads=1, progress=p)),
+    Family("learned-task-covariance", "learned task covariance (MTRL)",
+           "Zhang & Yeung (2010): shared weights plus task deviations coupled by a learned "
+           "task covariance; penalties by inner CV",
+           lambda s, p: LearnedTaskCovariance(folds=s.ridge_folds, seed=s.seed, progress=p)),
+    Family("ensemble", "ensemble (MTL ridge + mixed + trees)",
+           "weighted average of mean-regularized ridge, mixed-effects and boosted trees; "
+           "weights on inner validation rows (time includes the members)",
+           lambda s, p: Ensemble(seed=s.seed, progress=p)),
 ]}
 
 
@@ -219,42 +242,91 @@ def check_families(keys: Sequence[str]) -> list[str]:
 
 
 def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None,
-            families: Sequence[str] | None = None, progress: Progress | None = None) -> Comparison:
-    """Fit every requested family on every split of ``protocol``; score on original scale."""
+            families: Sequence[str] | None = None, progress: Progress | None = None,
+            jobs: int = 1) -> Comparison:
+    """Fit every requested family on every split of ``protocol``; score on original scale.
+    ``jobs`` > 1 fits splits in that many worker processes (one thread each); the numbers
+    are those of ``jobs=1`` up to floating-point summation order."""
     settings = settings or Settings.for_dataset(data.name)
     keys = check_families(families or list(FAMILIES))
     results = [FamilyResult(FAMILIES[k]) for k in keys]
-    for i, split in enumerate(protocol.splits):
-        prep = prepare(data, split, protocol.scale_from)
-        y_true = data.y[split.test]
-        pooled: tuple[PooledMLP, float] | None = None
-        for res in results:
-            if progress:
-                progress(f"[{split.name}] {res.family.label}: training")
-            est = res.family.build(settings, progress)
-            start = time.perf_counter()
-            if isinstance(est, SharedTrunkMTL):
-                if pooled is None:
-                    pooled = _fit_pooled(prep, settings, progress)
-                est.fit(prep.X_train, prep.y_train, prep.t_train, pooled=pooled[0])
-                seconds = time.perf_counter() - start + pooled[1]
-            else:
-                est.fit(prep.X_train, prep.y_train, prep.t_train)
-                seconds = time.perf_counter() - start
-                if isinstance(est, PooledMLP):
-                    pooled = (est, seconds)
-            y_pred = prep.target.inverse_target(est.predict(prep.X_test, prep.t_test))
-            s = score(y_true, y_pred, prep.t_test, data.n_tasks, prep.reference_scale)
-            res.runs.append({"split": split.name, "mse_std": s.mse_std, "mse": s.mse,
-                             "rmse": s.rmse, "explained_variance": s.explained_variance,
-                             "train_seconds": seconds})
-            res.per_task_mse.append(s.per_task_mse)
+    splits = protocol.splits
+    for split in splits:
+        split.check(data)
+    if jobs > 1 and len(splits) > 1:
+        from netscope.multitask.parallel import fit_splits_in_processes
+
+        outcomes = fit_splits_in_processes(data, protocol, settings, keys, jobs, progress)
+    else:
+        outcomes = (fit_split(data, split, protocol.scale_from, settings, keys, progress, i == 0)
+                    for i, split in enumerate(splits))
+    for i, outcome in enumerate(outcomes):
+        for res, run in zip(results, outcome, strict=True):
+            res.runs.append(run.scores)
+            res.per_task_mse.append(run.per_task_mse)
             if i == 0:
-                res.y_true, res.y_pred, res.model = y_true, y_pred, est
-            if progress:
-                progress(f"[{split.name}] {res.family.label}: test MSE {s.mse_std:.4f} "
-                         f"(standardized), {seconds:.1f}s")
+                res.y_true, res.y_pred, res.model = run.y_true, run.y_pred, run.model
     return Comparison(data, protocol, settings, results)
+
+
+@dataclass
+class SplitRun:
+    """One family on one split: its scores, and (first split only) predictions and model."""
+
+    scores: dict
+    per_task_mse: np.ndarray
+    y_true: np.ndarray | None = None
+    y_pred: np.ndarray | None = None
+    model: TaskEstimator | None = None
+
+
+def fit_split(data: TaskData, split: Split, scale_from: str, settings: Settings,
+              keys: Sequence[str], progress: Progress | None = None,
+              keep: bool = False) -> list[SplitRun]:
+    """Every family in ``keys`` on one split. Families that build on others reuse them when
+    they ran before in the same split (the shared trunk starts from the pooled MLP, the
+    ensemble averages the fitted members), and count their time."""
+    prep = prepare(data, split, scale_from)
+    y_true = data.y[split.test]
+    done: dict[str, tuple[TaskEstimator, float]] = {}
+    runs = []
+    for key in keys:
+        family = FAMILIES[key]
+        if progress:
+            progress(f"[{split.name}] {family.label}: training")
+        est, seconds = _fit_family(key, prep, settings, progress, done)
+        done[key] = (est, seconds)
+        y_pred = prep.target.inverse_target(est.predict(prep.X_test, prep.t_test))
+        s = score(y_true, y_pred, prep.t_test, data.n_tasks, prep.reference_scale)
+        run = SplitRun({"split": split.name, "mse_std": s.mse_std, "mse": s.mse, "rmse": s.rmse,
+                        "explained_variance": s.explained_variance, "train_seconds": seconds},
+                       s.per_task_mse)
+        if keep:
+            run.y_true, run.y_pred, run.model = y_true, y_pred, est
+        runs.append(run)
+        if progress:
+            progress(f"[{split.name}] {family.label}: test MSE {s.mse_std:.4f} "
+                     f"(standardized), {seconds:.1f}s")
+    return runs
+
+
+def _fit_family(key: str, prep, settings: Settings, progress: Progress | None,
+                done: dict[str, tuple[TaskEstimator, float]]) -> tuple[TaskEstimator, float]:
+    est = FAMILIES[key].build(settings, progress)
+    start = time.perf_counter()
+    if isinstance(est, SharedTrunkMTL):
+        if "pooled-mlp" not in done:
+            done["pooled-mlp"] = _fit_pooled(prep, settings, progress)
+        pooled, extra = done["pooled-mlp"]
+        est.fit(prep.X_train, prep.y_train, prep.t_train, pooled=pooled)
+    elif isinstance(est, Ensemble):
+        given = {k: done[k][0] for k in est.members if k in done}
+        extra = sum(done[k][1] for k in given)
+        est.fit(prep.X_train, prep.y_train, prep.t_train, fitted=given)
+    else:
+        extra = 0.0
+        est.fit(prep.X_train, prep.y_train, prep.t_train)
+    return est, time.perf_counter() - start + extra
 
 
 def _fit_pooled(prep, settings: Settings, progress: Progress | None) -> tuple[PooledMLP, float]:

@@ -7,8 +7,10 @@
   b_t = X_t'y_t and M_t = (A_t + lam_task I)^-1,
   (lam_shared I + lam_task sum_t M_t A_t) w_0 = lam_task sum_t M_t b_t,  v_t = M_t (b_t - A_t w_0).
 
-A constant column is appended (and penalized like the rest, so a task with few rows shrinks
-toward the shared mean). Penalties are chosen by K-fold validation inside the training rows
+A constant column is appended and left unpenalized, so no family is pulled toward a zero
+intercept (the target need not be centred); in the mean-regularized model the shared
+intercept is free and each task's deviation from it is penalized like its other weights, so a
+task with few rows shrinks toward the shared intercept (a random intercept, in effect). Penalties are chosen by K-fold validation inside the training rows
 only, folds stratified by task; the grid and the chosen values are kept for reports.
 """
 
@@ -40,28 +42,37 @@ def task_grams(X: np.ndarray, y: np.ndarray, t: np.ndarray, n_tasks: int):
     return A, b
 
 
-def solve_per_task(A, b, lam: float) -> np.ndarray:
-    eye = np.eye(A.shape[1])
-    return np.linalg.solve(A + lam * eye, b[..., None])[..., 0]
+def penalty(d: int, free: int | None) -> np.ndarray:
+    """The identity, with a zero for the unpenalized column ``free`` (the constant)."""
+    P = np.eye(d)
+    if free is not None:
+        P[free, free] = 0.0
+    return P
 
 
-def solve_pooled(A, b, lam: float) -> np.ndarray:
-    return np.linalg.solve(A.sum(0) + lam * np.eye(A.shape[1]), b.sum(0))
+def solve_per_task(A, b, lam: float, free: int | None = None) -> np.ndarray:
+    return np.linalg.solve(A + lam * penalty(A.shape[1], free), b[..., None])[..., 0]
 
 
-def solve_mean_regularized(A, b, lam_shared: float, lam_task: float):
+def solve_pooled(A, b, lam: float, free: int | None = None) -> np.ndarray:
+    return np.linalg.solve(A.sum(0) + lam * penalty(A.shape[1], free), b.sum(0))
+
+
+def solve_mean_regularized(A, b, lam_shared: float, lam_task: float, free: int | None = None):
     """Exact minimizer; returns (w_0, V) with per-task weights w_0 + V[t]."""
-    return next(mean_regularized_path(A, b, (lam_shared,), lam_task))[1:]
+    return next(mean_regularized_path(A, b, (lam_shared,), lam_task, free))[1:]
 
 
-def mean_regularized_path(A, b, shared_grid, lam_task: float):
-    """Solutions for every lam_shared at one lam_task, inverting A_t + lam_task I only once."""
+def mean_regularized_path(A, b, shared_grid, lam_task: float, free: int | None = None):
+    """Solutions for every lam_shared at one lam_task, inverting A_t + lam_task I only once.
+    ``free``: a column of w_0 left unpenalized (the shared intercept)."""
     d = A.shape[1]
     M = np.linalg.inv(A + lam_task * np.eye(d))
     MA = lam_task * (M @ A).sum(0)
     rhs = lam_task * (M @ b[..., None])[..., 0].sum(0)
+    P = penalty(d, free)
     for lam_shared in shared_grid:
-        w0 = np.linalg.solve(lam_shared * np.eye(d) + MA, rhs)
+        w0 = np.linalg.solve(lam_shared * P + MA, rhs)
         V = (M @ (b - A @ w0)[..., None])[..., 0]
         yield lam_shared, w0, V
 
@@ -138,14 +149,14 @@ class RidgePerTask(_LinearFamily):
     family = "ridge per task"
 
     def _solve(self, A, b, penalties):
-        return solve_per_task(A, b, penalties[0])
+        return solve_per_task(A, b, penalties[0], free=A.shape[1] - 1)
 
 
 class PooledRidge(_LinearFamily):
     family = "pooled ridge"
 
     def _solve(self, A, b, penalties):
-        return np.tile(solve_pooled(A, b, penalties[0]), (b.shape[0], 1))
+        return np.tile(solve_pooled(A, b, penalties[0], free=A.shape[1] - 1), (b.shape[0], 1))
 
 
 class MeanRegularizedRidge(_LinearFamily):
@@ -153,10 +164,11 @@ class MeanRegularizedRidge(_LinearFamily):
     n_penalties = 2
 
     def _solve(self, A, b, penalties):
-        w0, V = solve_mean_regularized(A, b, *penalties)
+        w0, V = solve_mean_regularized(A, b, *penalties, free=A.shape[1] - 1)
         return w0 + V
 
     def _path(self, A, b):
         for lam_task in self.grid:
-            for lam_shared, w0, V in mean_regularized_path(A, b, self.grid, lam_task):
+            for lam_shared, w0, V in mean_regularized_path(A, b, self.grid, lam_task,
+                                                           free=A.shape[1] - 1):
                 yield (lam_shared, lam_task), w0 + V

@@ -1,0 +1,169 @@
+"""Gradient-boosted trees with the task as a categorical feature (what a practitioner fits).
+
+scikit-learn's HistGradientBoostingRegressor splits on categories natively (up to 255 of
+them; with more tasks the task is target-encoded, cross-fitted on the training rows). The
+number of trees comes from early stopping and the tree size and L2 penalty from a small
+search, both on one inner validation share of each task's training rows: no test row is
+ever seen. After the search the chosen setting is refit on all training rows with the
+number of trees found, and the forest is exported to arrays (``forest.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from netscope.errors import NetscopeError
+from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.forest import Forest
+from netscope.multitask.ridge import inner_folds
+
+MAX_CATEGORIES = 255  # HistGradientBoosting's limit on a categorical feature's levels
+
+
+class BoostedTrees(TaskEstimator):
+    """HistGradientBoosting on [features, task]; leaves, L2 and trees chosen on inner rows."""
+
+    family = "boosted trees"
+
+    def __init__(self, leaves: tuple[int, ...] = (7, 15, 31), l2: tuple[float, ...] = (0.0, 10.0),
+                 learning_rate: float = 0.05, max_trees: int = 2000, min_leaf: int = 20,
+                 validation: float = 0.2, threads: int | None = None, seed: int = 0,
+                 progress: Progress | None = None) -> None:
+        self.leaves = leaves
+        self.l2 = l2
+        self.learning_rate = learning_rate
+        self.max_trees = max_trees
+        self.min_leaf = min_leaf
+        self.validation = validation
+        self.threads = threads
+        self.seed = seed
+        self.progress = progress
+
+    def _fit(self, X, y, t, n_tasks) -> None:
+        self._check_params()
+        self.task_encoding_ = self._encode_tasks(y, t, n_tasks)
+        Z = self._design(X, t)
+        val = self._validation_rows(t)
+        if not val.any() or val.all():
+            raise NetscopeError("boosted trees: too few training rows for an inner validation "
+                                "share; every task needs at least 2 training rows.")
+        with threadpool_limits(self.threads, user_api="openmp"):
+            trials = [self._trial(Z, y, val, leaves, l2)
+                      for leaves, l2 in itertools.product(self.leaves, self.l2)]
+            best = min(trials, key=lambda r: r["mse"])
+            self.search_ = [{k: v for k, v in r.items() if k != "model"} for r in trials]
+            self.leaves_, self.l2_, self.trees_ = best["leaves"], best["l2"], best["trees"]
+            final = self._model(self.leaves_, self.l2_, self.trees_, early=False).fit(Z, y)
+        _check_identity_encoding(final, n_tasks)
+        self.forest_ = Forest.from_sklearn(final)
+        if self.progress:
+            self.progress(f"boosted trees: {self.trees_} trees of {self.leaves_} leaves, "
+                          f"L2 {self.l2_:g}, chosen on {int(val.sum())} inner validation rows")
+
+    def _check_params(self) -> None:
+        if not 0 < self.validation < 1:
+            raise NetscopeError(f"boosted trees: validation must be a share between 0 and 1, "
+                                f"got {self.validation!r}.")
+        if not self.leaves or min(self.leaves) < 2:
+            raise NetscopeError(f"boosted trees: leaves must be numbers >= 2, got {self.leaves!r}.")
+        if not self.l2 or min(self.l2) < 0:
+            raise NetscopeError(f"boosted trees: l2 must be numbers >= 0, got {self.l2!r}.")
+
+    def _encode_tasks(self, y, t, n_tasks) -> np.ndarray | None:
+        """None: the task is a categorical column. Otherwise each task's shrunken mean target
+        (too many tasks for a categorical split); the training rows get cross-fitted values,
+        so a row's own target never enters its encoding."""
+        if n_tasks <= MAX_CATEGORIES:
+            return None
+        fold = inner_folds(t, 5, self.seed)
+        self._cross_fitted = np.empty(len(y))
+        for f in range(5):
+            rows = fold == f
+            self._cross_fitted[rows] = shrunken_means(y[~rows], t[~rows], n_tasks)[t[rows]]
+        return shrunken_means(y, t, n_tasks)
+
+    def _design(self, X, t, training: bool = True) -> np.ndarray:
+        if self.task_encoding_ is None:
+            col = t.astype(np.float64)
+        elif training:
+            col = self._cross_fitted
+        else:
+            col = self.task_encoding_[t]
+        return np.hstack([col[:, None], X])  # first: the column order scikit-learn uses inside
+
+    def _validation_rows(self, t) -> np.ndarray:
+        folds = max(2, round(1 / self.validation))
+        fold = inner_folds(t, folds, self.seed)
+        sizes = np.bincount(t)
+        return (fold == 0) & (sizes[t] >= 2)
+
+    def _model(self, leaves: int, l2: float, trees: int, early: bool):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        cat = [0] if self.task_encoding_ is None else None
+        return HistGradientBoostingRegressor(
+            learning_rate=self.learning_rate, max_iter=trees, max_leaf_nodes=leaves,
+            min_samples_leaf=self.min_leaf, l2_regularization=l2, categorical_features=cat,
+            early_stopping=early, n_iter_no_change=20, random_state=self.seed)
+
+    def _trial(self, Z, y, val, leaves, l2) -> dict:
+        model = self._model(leaves, l2, self.max_trees, early=True)
+        model.fit(Z[~val], y[~val], X_val=Z[val], y_val=y[val])
+        # the validation loss per tree count: take the best count, not the last one
+        losses = -np.asarray(model.validation_score_)  # half squared error, at 0..n_iter trees
+        trees = max(1, int(np.argmin(losses)))
+        return {"leaves": leaves, "l2": l2, "trees": trees, "mse": float(2 * losses[trees]),
+                "model": model}
+
+    def _predict(self, X, t) -> np.ndarray:
+        return self.forest_.predict(self._design(X, t, training=False))
+
+    def _state(self):
+        state = self.forest_.state("forest.")
+        state["chosen"] = torch.tensor([self.leaves_, self.l2_, self.trees_], dtype=torch.float64)
+        if self.task_encoding_ is not None:
+            state["task_encoding"] = torch.from_numpy(self.task_encoding_)
+        return state
+
+    def _set_state(self, state):
+        self.forest_ = Forest.from_state(state, "forest.")
+        leaves, l2, trees = state["chosen"].tolist()
+        self.leaves_, self.l2_, self.trees_ = int(leaves), l2, int(trees)
+        enc = state.get("task_encoding")
+        self.task_encoding_ = None if enc is None else enc.numpy()
+
+
+def _check_identity_encoding(model, n_tasks: int) -> None:
+    """scikit-learn ordinal-encodes categorical columns and moves them first before growing
+    trees; with the task first and every code 0..T-1 present that encoding is the identity,
+    so the exported trees read the design directly. Refuse anything else loudly."""
+    prep = getattr(model, "_preprocessor", None)
+    if prep is None:
+        return
+    try:
+        cats = prep.named_transformers_["encoder"].categories_
+    except (AttributeError, KeyError):
+        cats = None
+    if cats is None or len(cats) != 1 or not np.array_equal(cats[0], np.arange(n_tasks)):
+        raise NetscopeError("boosted trees: this scikit-learn version encodes the task column "
+                            "in an unexpected way; please report it with `pip show "
+                            "scikit-learn`.")
+
+
+def shrunken_means(y: np.ndarray, t: np.ndarray, n_tasks: int) -> np.ndarray:
+    """Each task's mean target shrunk toward the overall mean by empirical Bayes:
+    (n_t mean_t + m mean) / (n_t + m) with m = within-task variance / between-task variance
+    (a task without rows gets the overall mean)."""
+    n = np.bincount(t, minlength=n_tasks).astype(np.float64)
+    sums = np.bincount(t, weights=y, minlength=n_tasks)
+    mean = float(y.mean())
+    task_mean = np.where(n > 0, sums / np.maximum(n, 1), mean)
+    within = float(((y - task_mean[t]) ** 2).sum() / max(len(y) - (n > 0).sum(), 1))
+    between = max(float(np.var(task_mean[n > 0])) - within / max(float(n[n > 0].mean()), 1),
+                  1e-12)
+    m = within / between
+    return (sums + m * mean) / (n + m)

@@ -1,0 +1,91 @@
+"""A fitted gradient-boosted forest as plain arrays, with its own vectorized predictor.
+
+scikit-learn's fitted HistGradientBoostingRegressor is a pickle of private objects; netscope
+saves models as tensors only (loaded with ``weights_only=True``), so the trees are exported
+into flat node arrays and predicted here, level by level for all rows and trees at once.
+``tests/multitask/test_boosted.py`` checks that this predictor equals scikit-learn's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from netscope.errors import NetscopeError
+
+
+@dataclass(frozen=True)
+class Forest:
+    """Nodes of all trees concatenated; ``roots`` index each tree's first node."""
+
+    feature: np.ndarray  # (nodes,) int64
+    threshold: np.ndarray  # (nodes,) float64: go left when x <= threshold
+    left: np.ndarray  # (nodes,) int64, global node index
+    right: np.ndarray  # (nodes,) int64
+    is_leaf: np.ndarray  # (nodes,) bool
+    value: np.ndarray  # (nodes,) float64, the learning rate already applied
+    is_categorical: np.ndarray  # (nodes,) bool
+    bitset: np.ndarray  # (nodes,) int64 row of ``cat_bits`` (categorical splits)
+    cat_bits: np.ndarray  # (k, 8) uint32: category c goes left when bit c is set
+    roots: np.ndarray  # (trees,) int64
+    baseline: np.ndarray  # (1,) float64
+    depth: np.ndarray  # (1,) int64, the deepest leaf
+
+    @classmethod
+    def from_sklearn(cls, model) -> Forest:
+        """Export a fitted single-output HistGradientBoostingRegressor."""
+        parts: dict[str, list] = {k: [] for k in ("feature", "threshold", "left", "right",
+                                                  "is_leaf", "value", "is_categorical", "bitset")}
+        roots, bits, offset, depth = [], [], 0, 0
+        for (tree,) in model._predictors:
+            n = tree.nodes
+            roots.append(offset)
+            parts["feature"].append(n["feature_idx"].astype(np.int64))
+            parts["threshold"].append(n["num_threshold"].astype(np.float64))
+            parts["left"].append(n["left"].astype(np.int64) + offset)
+            parts["right"].append(n["right"].astype(np.int64) + offset)
+            parts["is_leaf"].append(n["is_leaf"].astype(bool))
+            parts["value"].append(n["value"].astype(np.float64))
+            parts["is_categorical"].append(n["is_categorical"].astype(bool))
+            parts["bitset"].append(n["bitset_idx"].astype(np.int64) + sum(len(b) for b in bits))
+            bits.append(np.asarray(tree.raw_left_cat_bitsets, dtype=np.uint32).reshape(-1, 8))
+            offset += len(n)
+            depth = max(depth, int(n["depth"].max()))
+        return cls(**{k: np.concatenate(v) for k, v in parts.items()},
+                   cat_bits=np.concatenate(bits) if bits else np.zeros((0, 8), np.uint32),
+                   roots=np.asarray(roots, np.int64),
+                   baseline=np.asarray(model._baseline_prediction, np.float64).reshape(1),
+                   depth=np.asarray([depth], np.int64))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        node = np.broadcast_to(self.roots, (X.shape[0], self.roots.size)).copy()
+        rows = np.arange(X.shape[0])[:, None]
+        for _ in range(int(self.depth[0])):
+            leaf = self.is_leaf[node]
+            if leaf.all():
+                break
+            x = X[rows, self.feature[node]]
+            left = x <= self.threshold[node]
+            cat = self.is_categorical[node]
+            if cat.any():
+                code = np.clip(x[cat], 0, 255).astype(np.int64)
+                word = self.cat_bits[self.bitset[node[cat]], code // 32]
+                left[cat] = (word >> (code % 32).astype(np.uint32)) & 1 == 1
+            node = np.where(leaf, node, np.where(left, self.left[node], self.right[node]))
+        return self.baseline[0] + self.value[node].sum(1)
+
+    def state(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}{f.name}": torch.from_numpy(np.ascontiguousarray(
+            getattr(self, f.name).astype(np.int64) if f.name == "cat_bits"
+            else getattr(self, f.name))) for f in fields(self)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], prefix: str) -> Forest:
+        try:
+            arrays = {f.name: state[f"{prefix}{f.name}"].numpy() for f in fields(cls)}
+        except KeyError as exc:
+            raise NetscopeError(f"saved forest is incomplete: no {exc.args[0]!r}.") from None
+        arrays["cat_bits"] = arrays["cat_bits"].astype(np.uint32)
+        return cls(**arrays)

@@ -1,0 +1,241 @@
+"""A linear mixed-effects model, fit by REML or ML over all tasks at once.
+
+y_t = D_t beta + Z_t b_t + e_t,  b_t ~ N(0, Sigma),  e_t ~ N(0, sigma^2 I)
+
+``D`` is the constant and the features (the fixed effects), ``Z`` the constant and the
+features that vary inside tasks (a random intercept and random slopes per task). As in
+lme4, Sigma = sigma^2 L L' with L lower-triangular (or diagonal), so the profiled deviance
+depends only on L and never inverts Sigma: a singular covariance is a boundary point, not a
+NaN. Everything comes from per-task sufficient statistics (D_t'D_t, D_t'y_t, y_t'y_t, n_t),
+so one deviance evaluation is a batch of T small q x q Cholesky factorizations; its gradient
+comes from autograd and L-BFGS does the rest. Predictions use the BLUPs of b_t.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
+
+from netscope.errors import NetscopeError
+from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linalg import independent_columns, within_varying
+from netscope.multitask.ridge import task_grams
+
+METHODS = ("reml", "ml")
+COVARIANCES = ("full", "diag")
+
+
+class MixedEffects(TaskEstimator):
+    """Random intercept and slopes per task with a learned covariance (lme4's model)."""
+
+    family = "mixed-effects"
+
+    def __init__(self, random: str | tuple[int, ...] = "within", cov: str = "full",
+                 method: str = "reml", max_iter: int = 2000,
+                 progress: Progress | None = None) -> None:
+        self.random = random
+        self.cov = cov
+        self.method = method
+        self.max_iter = max_iter
+        self.progress = progress
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _fit(self, X, y, t, n_tasks) -> None:
+        self._check_params(X.shape[1])
+        D = np.hstack([np.ones((X.shape[0], 1)), X])  # constant first: kept when collinear
+        fixed = independent_columns(D.T @ D)
+        random = self._random_columns(D, t, n_tasks, fixed)
+        G, g = task_grams(D[:, fixed], y, t, n_tasks)
+        yy = np.bincount(t, weights=y * y, minlength=n_tasks)
+        n = np.bincount(t, minlength=n_tasks).astype(np.float64)
+        zpos = np.searchsorted(fixed, random)  # random columns' positions inside the fixed
+        stats = _Stats(*(torch.from_numpy(np.ascontiguousarray(a)) for a in (G, g, yy, n)),
+                       torch.from_numpy(zpos))
+        q = len(random)
+        theta0 = _initial_theta(q, self.cov)
+        # L-BFGS-B's BLAS calls between evaluations leave OpenBLAS threads spinning, which
+        # starves torch's threads (10x slower on 2 cores): keep BLAS to one thread here
+        with threadpool_limits(1, user_api="blas"):
+            result = minimize(_objective(stats, q, self.cov, self.method), theta0, jac=True,
+                              method="L-BFGS-B",
+                              options={"maxiter": self.max_iter, "gtol": 1e-7})
+        if not np.isfinite(result.fun):
+            raise NetscopeError("mixed-effects: the REML/ML deviance is not finite; "
+                                "the features may be badly scaled.")
+        with torch.no_grad():
+            fit = _profile(torch.from_numpy(result.x), stats, q, self.cov, self.method)
+        self._store(fit, fixed, random, X.shape[1], n, result)
+
+    def _check_params(self, n_features: int) -> None:
+        if self.method not in METHODS:
+            raise NetscopeError(f"mixed-effects: method must be one of {METHODS}, "
+                                f"got {self.method!r}.")
+        if self.cov not in COVARIANCES:
+            raise NetscopeError(f"mixed-effects: cov must be one of {COVARIANCES}, "
+                                f"got {self.cov!r}.")
+        if isinstance(self.random, str):
+            if self.random not in ("within", "intercept"):
+                raise NetscopeError("mixed-effects: random must be 'within', 'intercept' or "
+                                    f"a tuple of feature indices, got {self.random!r}.")
+        elif any(not 0 <= int(i) < n_features for i in self.random):
+            raise NetscopeError(f"mixed-effects: random slope indices {tuple(self.random)} "
+                                f"must lie in 0..{n_features - 1}.")
+
+    def _random_columns(self, D, t, n_tasks, fixed) -> np.ndarray:
+        """Columns of D with a random effect: the constant, plus slopes on the chosen features
+        that vary inside tasks (a feature constant within every task is confounded with the
+        random intercept) and are not collinear with the fixed effects."""
+        if self.random == "intercept":
+            chosen = np.array([0])
+        elif self.random == "within":
+            chosen = np.concatenate([[0], 1 + np.flatnonzero(within_varying(D[:, 1:], t,
+                                                                             n_tasks))])
+        else:
+            chosen = np.unique(np.concatenate([[0], 1 + np.asarray(self.random, int)]))
+            flat = [int(c) - 1 for c in chosen[1:]
+                    if not within_varying(D[:, [c]], t, n_tasks)[0]]
+            if flat:
+                raise NetscopeError(f"mixed-effects: feature {flat[0]} does not vary inside any "
+                                    f"task, so it cannot have a random slope.")
+        return np.intersect1d(chosen, fixed)
+
+    def _store(self, fit: dict, fixed, random, n_features: int, n, result) -> None:
+        p = n_features + 1
+        coef = np.zeros((len(n), p))  # on the layout [constant, features]
+        coef[:, fixed] = fit["beta"].numpy()
+        coef[:, random] += fit["blup"].numpy()
+        self.coef_ = np.hstack([coef[:, 1:], coef[:, :1]])  # ridge's layout: features, constant
+        beta = np.zeros(p)
+        beta[fixed] = fit["beta"].numpy()
+        self.fixed_effects_ = np.hstack([beta[1:], beta[:1]])
+        self.random_columns_ = tuple(int(c) for c in random)  # 0 = intercept, k = feature k-1
+        self.random_cov_ = fit["cov"].numpy()
+        self.residual_var_ = float(fit["sigma2"])
+        self.deviance_ = float(result.fun)
+        self.converged_ = bool(result.success)
+        eig = np.linalg.eigvalsh(self.random_cov_)
+        self.cov_rank_ = int((eig > 1e-8 * max(eig.max(), 1e-300)).sum())
+        q = len(random)
+        self.small_tasks_ = int((n < q).sum())
+        self.notes_ = self._notes(q)
+        if self.progress:
+            for line in self.notes_:
+                self.progress(f"mixed-effects: {line}")
+
+    def _notes(self, q: int) -> list[str]:
+        notes = [f"{q} random effects per task (intercept and {q - 1} slope(s)), "
+                 f"{self.cov} covariance, {self.method.upper()}, "
+                 f"{'converged' if self.converged_ else 'NOT converged (raise max_iter)'}"]
+        if self.small_tasks_:
+            notes.append(f"{self.small_tasks_} task(s) have fewer rows than the {q} random "
+                         f"effects: their effects are estimated through the shared covariance "
+                         f"(shrunk toward the fixed effects)")
+        if self.cov_rank_ < q:
+            notes.append(f"the random-effects covariance is singular (rank {self.cov_rank_} of "
+                         f"{q}): the data do not support {q - self.cov_rank_} independent "
+                         f"direction(s) of variation between tasks; the fit stays on that "
+                         f"boundary (no NaN, predictions use the BLUPs)")
+        return notes
+
+    def random_correlations(self) -> np.ndarray:
+        """Correlations of the random effects; 0 where an effect has no variance (not NaN)."""
+        sd = np.sqrt(np.clip(np.diag(self.random_cov_), 0, None))
+        safe = np.where(sd > 0, sd, 1.0)
+        corr = self.random_cov_ / np.outer(safe, safe)
+        corr[(sd == 0)[:, None] | (sd == 0)[None, :]] = 0.0
+        np.fill_diagonal(corr, np.where(sd > 0, 1.0, 0.0))
+        return corr
+
+    def _predict(self, X, t) -> np.ndarray:
+        return np.einsum("nd,nd->n", X, self.coef_[t, :-1]) + self.coef_[t, -1]
+
+    def _state(self):
+        return {"coef": torch.from_numpy(self.coef_),
+                "fixed_effects": torch.from_numpy(self.fixed_effects_),
+                "random_cov": torch.from_numpy(self.random_cov_),
+                "random_columns": torch.tensor(self.random_columns_, dtype=torch.int64),
+                "residual_var": torch.tensor(self.residual_var_, dtype=torch.float64)}
+
+    def _set_state(self, state):
+        self.coef_ = state["coef"].numpy()
+        self.fixed_effects_ = state["fixed_effects"].numpy()
+        self.random_cov_ = state["random_cov"].numpy()
+        self.random_columns_ = tuple(state["random_columns"].tolist())
+        self.residual_var_ = float(state["residual_var"])
+
+
+class _Stats:
+    """Per-task sufficient statistics on the fixed design, and where Z sits inside it."""
+
+    def __init__(self, G, g, yy, n, zpos) -> None:
+        self.G, self.g, self.yy, self.n, self.zpos = G, g, yy, n, zpos
+        self.ZZ = G[:, zpos][:, :, zpos]
+        self.ZD = G[:, zpos, :]
+        self.Zy = g[:, zpos]
+        self.N = float(n.sum())
+        self.p = G.shape[1]
+
+
+def _initial_theta(q: int, cov: str) -> np.ndarray:
+    """L = identity (relative to sigma): lme4's starting point on standardized data."""
+    if cov == "diag":
+        return np.ones(q)
+    rows, cols = np.tril_indices(q)
+    return (rows == cols).astype(np.float64)
+
+
+def _lower(theta: torch.Tensor, q: int, cov: str) -> torch.Tensor:
+    if cov == "diag":
+        return torch.diag(theta)
+    L = theta.new_zeros(q, q)
+    rows, cols = torch.tril_indices(q, q)
+    return L.index_put((rows, cols), theta)
+
+
+def _profile(theta: torch.Tensor, s: _Stats, q: int, cov: str, method: str) -> dict:
+    """Profiled deviance at L(theta), with beta, sigma^2, Sigma and the BLUPs."""
+    L = _lower(theta, q, cov)
+    S = torch.eye(q, dtype=theta.dtype) + L.T @ s.ZZ @ L  # I + L'Z'ZL per task
+    C = torch.linalg.cholesky(S)
+    U = L.T @ s.ZD  # (T, q, p)
+    u = (L.T @ s.Zy[..., None])  # (T, q, 1)
+    W = torch.linalg.solve_triangular(C, torch.cat([U, u], -1), upper=False)
+    Wd, wy = W[..., :-1], W[..., -1:]
+    XVX = (s.G - Wd.mT @ Wd).sum(0)
+    XVy = (s.g[..., None] - Wd.mT @ wy).sum(0)[:, 0]
+    yVy = (s.yy - (wy * wy).sum((-2, -1))).sum()
+    R = torch.linalg.cholesky(XVX)
+    beta = torch.cholesky_solve(XVy[:, None], R)[:, 0]
+    r2 = (yVy - XVy @ beta).clamp_min(1e-300)
+    logdet = 2 * torch.log(torch.diagonal(C, dim1=-2, dim2=-1)).sum()
+    if method == "reml":
+        dof = s.N - s.p
+        dev = logdet + 2 * torch.log(torch.diagonal(R)).sum() + \
+            dof * (1 + torch.log(2 * math.pi * r2 / dof))
+    else:
+        dof = s.N
+        dev = logdet + dof * (1 + torch.log(2 * math.pi * r2 / dof))
+    sigma2 = r2 / dof
+    resid = wy - Wd @ beta[:, None]  # C^-1 L'Z'(y - D beta)
+    blup = (L @ torch.linalg.solve_triangular(C.mT, resid, upper=True))[..., 0]
+    return {"deviance": dev, "beta": beta, "sigma2": sigma2, "cov": sigma2 * L @ L.T,
+            "blup": blup}
+
+
+def _objective(stats: _Stats, q: int, cov: str, method: str):
+    def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        # L-BFGS drives unsupported effects toward 0 through subnormal numbers, which are
+        # ~100x slower in every later product: treat them as the exact zeros they stand for
+        theta = np.where(np.abs(theta) < 1e-100, 0.0, theta)
+        th = torch.from_numpy(theta).requires_grad_(True)
+        try:
+            dev = _profile(th, stats, q, cov, method)["deviance"]
+        except torch.linalg.LinAlgError:  # a step far outside: tell L-BFGS to back off
+            return float("inf"), np.zeros_like(theta)
+        (grad,) = torch.autograd.grad(dev, th)
+        return float(dev.detach()), grad.numpy()
+    return f

@@ -1,0 +1,65 @@
+"""Boosted trees: the exported forest predicts as scikit-learn does; the search and the
+task encoding use training rows only."""
+
+import numpy as np
+import pytest
+
+from netscope.errors import NetscopeError
+from netscope.multitask.boosted import BoostedTrees
+from netscope.multitask.forest import Forest
+
+
+def task_offsets(T=12, n=30, seed=0):
+    """y = task offset + a threshold effect of feature 0."""
+    rng = np.random.default_rng(seed)
+    t = np.repeat(np.arange(T), n)
+    X = rng.normal(size=(T * n, 3))
+    offsets = rng.normal(scale=3.0, size=T)
+    y = offsets[t] + 2.0 * (X[:, 0] > 0.3) + 0.1 * rng.normal(size=T * n)
+    return X, y, t, offsets
+
+
+def test_exported_forest_equals_sklearn():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y, t, _ = task_offsets()
+    Z = np.column_stack([t, X]).astype(float)
+    model = HistGradientBoostingRegressor(max_iter=40, max_leaf_nodes=7,
+                                          categorical_features=[0]).fit(Z, y)
+    forest = Forest.from_sklearn(model)
+    assert forest.is_categorical.any()  # the task column is split on as a category
+    np.testing.assert_allclose(forest.predict(Z), model.predict(Z), rtol=0, atol=1e-12)
+
+
+def test_learns_task_offsets_and_threshold():
+    X, y, t, offsets = task_offsets()
+    m = BoostedTrees(leaves=(7,), l2=(0.0,)).fit(X, y, t)
+    probe = np.zeros((12, 3))
+    probe[:, 0] = -1.0  # below the threshold
+    np.testing.assert_allclose(m.predict(probe, np.arange(12)), offsets, atol=0.35)
+    assert m.trees_ >= 1 and m.leaves_ == 7
+    assert min(r["mse"] for r in m.search_) == pytest.approx(
+        next(r["mse"] for r in m.search_ if (r["leaves"], r["l2"]) == (m.leaves_, m.l2_)))
+
+
+def test_many_tasks_are_target_encoded():
+    X, y, t, offsets = task_offsets(T=300, n=6)
+    m = BoostedTrees(leaves=(7,), l2=(0.0,)).fit(X, y, t)
+    assert m.task_encoding_ is not None and m.task_encoding_.shape == (300,)
+    assert np.corrcoef(m.task_encoding_, offsets)[0, 1] > 0.9
+    assert np.mean((m.predict(X, t) - y) ** 2) < 0.5 * np.var(y)
+
+
+def test_unseen_task_is_a_clear_error():
+    X, y, t, _ = task_offsets()
+    m = BoostedTrees(leaves=(7,), l2=(0.0,)).fit(X, y, t)
+    with pytest.raises(NetscopeError, match="task 99 was not seen in fit"):
+        m.predict(X[:1], [99])
+
+
+def test_bad_parameters():
+    X, y, t, _ = task_offsets(T=3, n=5)
+    with pytest.raises(NetscopeError, match="validation must be a share"):
+        BoostedTrees(validation=1.5).fit(X, y, t)
+    with pytest.raises(NetscopeError, match="leaves must be numbers >= 2"):
+        BoostedTrees(leaves=(1,)).fit(X, y, t)

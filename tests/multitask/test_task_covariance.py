@@ -1,0 +1,76 @@
+"""Multi-task relationship learning: the inner solve is exact, and the learned task
+correlations show which tasks go together."""
+
+import numpy as np
+import pytest
+
+from netscope.errors import NetscopeError
+from netscope.multitask.ridge import task_grams
+from netscope.multitask.task_covariance import (
+    LearnedTaskCovariance,
+    _solve_cg,
+    _sqrt_psd,
+    _Stats,
+    covariance_to_correlation,
+)
+
+
+def test_fixed_omega_solve_equals_direct_quadratic(tiny):
+    X, y, t = tiny
+    T, d = 4, X.shape[1]
+    A, c = task_grams(X, y, t, T)
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(T, T))
+    omega = R @ R.T + 0.5 * np.eye(T)
+    omega /= np.trace(omega)
+    lam0, lam1, lam2 = 0.3, 0.7, 1.9
+    w0, U = _solve_cg(_Stats(A, c, None, None), _sqrt_psd(omega), omega, lam0, lam1, lam2,
+                      np.zeros(d), np.zeros((d, T)), rtol=1e-24)
+    W = w0[:, None] + U @ _sqrt_psd(omega)
+    # direct: unknowns [w0, v_1..v_T]; the coupling is lam2 * (Omega^-1 kron I_d)
+    n = d * (T + 1)
+    H, g = np.zeros((n, n)), np.zeros(n)
+    for k in range(T):
+        idx = np.r_[0:d, d * (k + 1):d * (k + 2)]
+        H[np.ix_(idx, idx)] += np.block([[A[k], A[k]], [A[k], A[k]]])
+        g[idx] += np.concatenate([c[k], c[k]])
+    H[:d, :d] += lam0 * np.eye(d)
+    H[d:, d:] += lam1 * np.eye(d * T) + lam2 * np.kron(np.linalg.inv(omega), np.eye(d))
+    sol = np.linalg.solve(H, g)
+    direct = sol[:d, None] + sol[d:].reshape(T, d).T
+    np.testing.assert_allclose(W, direct, atol=1e-6)
+
+
+def two_clusters(seed=0):
+    """Tasks 0-3 share one weight vector, tasks 4-7 its opposite."""
+    rng = np.random.default_rng(seed)
+    w = np.array([1.5, -1.0, 0.5])
+    X, y, t = [], [], []
+    for k in range(8):
+        Xk = rng.normal(size=(25, 3))
+        X.append(Xk)
+        y.append(Xk @ (w if k < 4 else -w) + 0.2 * rng.normal(size=25))
+        t.append(np.full(25, k))
+    return np.vstack(X), np.concatenate(y), np.concatenate(t)
+
+
+def test_learned_correlations_recover_clusters():
+    X, y, t = two_clusters()
+    m = LearnedTaskCovariance().fit(X, y, t)
+    corr = m.correlations()
+    assert corr.shape == (8, 8) and np.isfinite(corr).all()
+    same = [corr[i, j] for i in range(8) for j in range(8) if i != j and (i < 4) == (j < 4)]
+    other = [corr[i, j] for i in range(8) for j in range(8) if (i < 4) != (j < 4)]
+    assert min(same) > 0.8 and max(other) < -0.8
+    assert np.mean((m.predict(X, t) - y) ** 2) < 0.1
+
+
+def test_correlation_of_a_zero_variance_task_is_zero_not_nan():
+    cov = np.array([[1.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(covariance_to_correlation(cov), [[1.0, 0.0], [0.0, 0.0]])
+
+
+def test_bad_parameters(tiny):
+    X, y, t = tiny
+    with pytest.raises(NetscopeError, match="penalty grids of numbers > 0"):
+        LearnedTaskCovariance(lam1_grid=(0.0,)).fit(X, y, t)
