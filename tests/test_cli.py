@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from netscope.cli import main
+from netscope.multitask.compare import FAMILIES
 
 FAST = ["--per-task-epochs", "2", "--pooled-epochs", "2", "--gated-epochs", "2",
         "--stage-epochs", "1,1,1", "--quiet"]
@@ -21,15 +22,18 @@ def test_survey_standard_end_to_end(tmp_path, data_root, capsys):
     assert "| model" in text and "mean-regularized MTL ridge" in text
     assert "16 calibration profiles train" in text  # the protocol's definition is printed
     summary = pd.read_csv(out / "results.csv")
-    assert len(summary) == 8
+    assert len(summary) == len(FAMILIES)
     assert set(summary.columns) >= {"mse_std", "mse", "explained_variance", "train_seconds"}
     doc = json.loads((out / "results.json").read_text())
-    assert doc["protocol"] == "standard" and len(doc["runs"]) == 8
+    assert doc["protocol"] == "standard" and len(doc["runs"]) == len(FAMILIES)
     per_task = pd.read_csv(out / "per_task.csv")
     assert len(per_task) == 190
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 8 and "Bland-Altman" in html
     assert (out / "bland_altman_task-gated.png").read_bytes()[:4] == b"\x89PNG"
+    for picture in ("task_correlations.png", "task_map_mtrl.png", "task_map_gated.png"):
+        assert (out / picture).read_bytes()[:4] == b"\x89PNG"  # how the models relate tasks
+    assert "learned task correlations" in html
     assert (out / "models" / "mtl-ridge" / "state.pt").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 

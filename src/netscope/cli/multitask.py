@@ -52,8 +52,9 @@ def add(sub) -> None:
     hp.add_argument("--shared-reduce", choices=["sum", "mean"])
     number(hp, "--ridge-folds", lo=2, hi=100)
     number(hp, "--weight-decay", kind=float, lo=0, hi=100, help="L2 on the networks' weights")
-    hp.add_argument("--mixed-cov", choices=["full", "diag"],
-                    help="random-effects covariance of the mixed model (default: full)")
+    hp.add_argument("--mixed-cov", choices=["full", "diag", "factor1", "factor2", "factor3"],
+                    help="random-effects covariance of the mixed model: full, diagonal, or rank-r "
+                         "factors plus a diagonal (default: full)")
     run.set_defaults(func=_multitask_run)
 
 

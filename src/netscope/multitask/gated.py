@@ -52,6 +52,12 @@ class TaskGatedMLP(TaskEstimator):
         self.progress = progress
         self.weight_decay = weight_decay
 
+    def gates(self) -> np.ndarray:
+        """Each task's gate, sigmoid(embedding) (tasks x width): what the task lets through,
+        so tasks with similar gates are treated alike (the report maps them in 2-D)."""
+        with torch.no_grad():
+            return torch.sigmoid(self.net_.embed.weight).numpy().copy()
+
     def _fit(self, X, y, t, n_tasks) -> None:
         self.net_ = GatedNet(X.shape[1], n_tasks, self.width, self.hidden, self.seed)
         train_minibatch(self.net_, list(self.net_.parameters()), torch.from_numpy(X),

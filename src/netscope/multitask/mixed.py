@@ -26,7 +26,7 @@ from netscope.multitask.linalg import independent_columns, within_varying
 from netscope.multitask.ridge import task_grams
 
 METHODS = ("reml", "ml")
-COVARIANCES = ("full", "diag")
+COVARIANCES = ("full", "diag", "factor1", "factor2", "factor3")
 
 
 class MixedEffects(TaskEstimator):
@@ -180,17 +180,28 @@ class _Stats:
         self.p = G.shape[1]
 
 
+def _factor_rank(cov: str) -> int:
+    return int(cov[len("factor"):]) if cov.startswith("factor") else 0
+
+
 def _initial_theta(q: int, cov: str) -> np.ndarray:
-    """L = identity (relative to sigma): lme4's starting point on standardized data."""
+    """L = identity (relative to sigma): lme4's starting point on standardized data; for a
+    factor structure, small equal loadings beside the identity."""
     if cov == "diag":
         return np.ones(q)
+    if r := _factor_rank(cov):
+        return np.concatenate([np.full(q * r, 0.1), np.ones(q)])
     rows, cols = np.tril_indices(q)
     return (rows == cols).astype(np.float64)
 
 
 def _lower(theta: torch.Tensor, q: int, cov: str) -> torch.Tensor:
+    """The factor with Sigma = sigma^2 L L': lower-triangular (full), diagonal, or
+    [loadings | diagonal] (q x (r + q)) for a rank-r factor structure plus unique variances."""
     if cov == "diag":
         return torch.diag(theta)
+    if r := _factor_rank(cov):
+        return torch.cat([theta[:q * r].reshape(q, r), torch.diag(theta[q * r:])], 1)
     L = theta.new_zeros(q, q)
     rows, cols = torch.tril_indices(q, q)
     return L.index_put((rows, cols), theta)
@@ -199,7 +210,7 @@ def _lower(theta: torch.Tensor, q: int, cov: str) -> torch.Tensor:
 def _profile(theta: torch.Tensor, s: _Stats, q: int, cov: str, method: str) -> dict:
     """Profiled deviance at L(theta), with beta, sigma^2, Sigma and the BLUPs."""
     L = _lower(theta, q, cov)
-    S = torch.eye(q, dtype=theta.dtype) + L.T @ s.ZZ @ L  # I + L'Z'ZL per task
+    S = torch.eye(L.shape[1], dtype=theta.dtype) + L.T @ s.ZZ @ L  # I + L'Z'ZL per task
     C = torch.linalg.cholesky(S)
     U = L.T @ s.ZD  # (T, q, p)
     u = (L.T @ s.Zy[..., None])  # (T, q, 1)

@@ -18,6 +18,7 @@ import itertools
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
@@ -122,27 +123,45 @@ def _centred_stats(X, y, t, n_tasks, centre: bool = False) -> _Stats:
 def solve_mtrl(stats: _Stats, lam1: float, lam2: float, outer: int = 30, tol: float = 1e-4,
                omega: np.ndarray | None = None, lam0: float = LAM_SHARED):
     """Alternating minimization; returns (W (d, T), intercepts (T,), Omega (T, T)).
-    Each task's weights are a shared w0 plus a deviation v_t; the deviations are coupled."""
+    Each task's weights are a shared w0 plus a deviation v_t; the deviations are coupled.
+    Omega = (V'V)^(1/2) / tr has rank <= d, so it and its square root come from one thin
+    SVD of V (d x T) instead of two T x T eigendecompositions."""
     T, d = stats.c.shape
-    omega = np.eye(T) / T if omega is None else omega
-    w0, U = np.zeros(d), np.zeros((d, T))
-    for _ in range(outer):
+    if omega is None:
+        omega, S = np.eye(T) / T, np.eye(T) / np.sqrt(T)
+    else:
         S = _sqrt_psd(omega)
+    w0, U = np.zeros(d), np.zeros((d, T))
+    with threadpool_limits(1, user_api="blas"):  # small products: threads only contend
+        for _ in range(outer):
+            w0, U = _solve_cg(stats, S, omega, lam0, lam1, lam2, w0, U)
+            V = U @ S
+            new, S_new, S_pinv = _omega_from(V)
+            if new is None:  # every deviation is zero: the tasks are one
+                break
+            change = np.abs(new - omega).max() / max(np.abs(omega).max(), 1e-300)
+            U = V @ S_pinv  # the same deviations V as the warm start under the new Omega
+            omega, S = new, S_new
+            if change < tol:
+                break
         w0, U = _solve_cg(stats, S, omega, lam0, lam1, lam2, w0, U)
-        V = U @ S
-        new = _sqrt_psd(V.T @ V)
-        new /= max(np.trace(new), 1e-300)
-        change = np.abs(new - omega).max() / max(np.abs(omega).max(), 1e-300)
-        omega = new
-        if change < tol:
-            break
-    S = _sqrt_psd(omega)
-    w0, U = _solve_cg(stats, S, omega, lam0, lam1, lam2, w0, U)
     W = w0[:, None] + U @ S
     if stats.xbar is None:
         return W[:-1], W[-1], omega
     b = stats.ybar - np.einsum("td,dt->t", stats.xbar, W)
     return W, b, omega
+
+
+def _omega_from(V: np.ndarray):
+    """Omega = (V'V)^(1/2) / tr((V'V)^(1/2)), its square root and the root's pseudo-inverse,
+    from the thin SVD V = P diag(s) Q'."""
+    _, sv, Qt = np.linalg.svd(V, full_matrices=False)
+    total = sv.sum()
+    if total <= 0:
+        return None, None, None
+    rel = sv / total
+    inv = np.where(rel > 1e-12, 1.0 / np.sqrt(np.maximum(rel, 1e-300)), 0.0)
+    return (Qt.T * rel) @ Qt, (Qt.T * np.sqrt(rel)) @ Qt, (Qt.T * inv) @ Qt
 
 
 def _sqrt_psd(M: np.ndarray) -> np.ndarray:

@@ -133,7 +133,8 @@ img{{max-width:520px}}</style></head><body>
 <table><tr>{head}</tr>{rows}</table>
 <p>Best: <b>{html.escape(best['model'])}</b>. Values are mean ± SD over splits where there
 are several.</p>{warnings}<ul>{defs}</ul>
-<h2>Bland-Altman plots (first split, original scale) and per-task gains</h2>{figs}
+<h2>Bland-Altman plots (first split, original scale), per-task gains, and how the
+models relate the tasks</h2>{figs}
 </body></html>"""
 
 
@@ -148,7 +149,40 @@ def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
         png = gain_png(comp, "ridge-per-task", shared)
         if png is not None:
             pictures[f"per-task gain: {shared} vs ridge per task"] = (f"gain_{shared}.png", png)
+    pictures.update(task_relation_pictures(comp))
     return pictures
+
+
+def task_relation_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
+    """How the tasks relate, as the models learned it (first split): MTRL's task
+    correlations as a clustered heat map and a 2-D map, and the gated network's task gates
+    on a 2-D map. Points are coloured by each task's mean target."""
+    from netscope.multitask.gated import TaskGatedMLP
+    from netscope.multitask.task_covariance import LearnedTaskCovariance
+    from netscope.render.task_maps import correlation_heatmap_png, mds_2d, pca_2d, task_map_png
+
+    data = comp.data
+    means = np.bincount(data.task, weights=data.y, minlength=data.n_tasks) / \
+        np.maximum(data.task_sizes(), 1)
+    label = f"task mean {data.target_name}"
+    out: dict[str, tuple[str, bytes]] = {}
+    for res in comp.results:
+        model = res.model
+        if isinstance(model, LearnedTaskCovariance):
+            corr = model.correlations()
+            out["learned task correlations (MTRL), clustered"] = (
+                "task_correlations.png",
+                correlation_heatmap_png(corr, f"{data.n_tasks} tasks: learned correlations"))
+            out["task map from the learned correlations (MTRL)"] = (
+                "task_map_mtrl.png",
+                task_map_png(mds_2d(corr), data.task_names, means,
+                             "tasks placed by learned correlation (MDS)", label))
+        elif isinstance(model, TaskGatedMLP):
+            out["task map from the gated network's task gates"] = (
+                "task_map_gated.png",
+                task_map_png(pca_2d(model.gates()), data.task_names, means,
+                             "tasks placed by their gates (PCA)", label))
+    return out
 
 
 def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
