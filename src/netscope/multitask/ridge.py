@@ -10,7 +10,8 @@
 A constant column is appended and left unpenalized, so no family is pulled toward a zero
 intercept (the target need not be centred); in the mean-regularized model the shared
 intercept is free and each task's deviation from it is penalized like its other weights, so a
-task with few rows shrinks toward the shared intercept (a random intercept, in effect). Penalties are chosen by K-fold validation inside the training rows
+task with few rows shrinks toward the shared intercept (a random intercept, in effect).
+Penalties are chosen by K-fold validation inside the training rows
 only, folds stratified by task; the grid and the chosen values are kept for reports.
 """
 
