@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from netscope.errors import NetscopeError
+from netscope.multitask.linalg import covariance_to_correlation
 from netscope.multitask.ridge import task_grams
 from netscope.multitask.task_covariance import (
     LearnedTaskCovariance,
     _solve_cg,
     _sqrt_psd,
     _Stats,
-    covariance_to_correlation,
 )
 
 

@@ -34,3 +34,15 @@ def within_varying(X: np.ndarray, t: np.ndarray, n_tasks: int, tol: float = 1e-8
     within = ((X - means[t]) ** 2).sum(0)
     total = ((X - X.mean(0)) ** 2).sum(0)
     return within > tol * np.maximum(total, 1e-300)
+
+
+def covariance_to_correlation(cov: np.ndarray) -> np.ndarray:
+    """Correlations from a covariance; 0 (not NaN) for a variable with no variance."""
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    safe = np.where(sd > 0, sd, 1.0)
+    corr = np.clip(cov / np.outer(safe, safe), -1, 1)
+    zero = sd == 0
+    corr[zero, :] = 0.0
+    corr[:, zero] = 0.0
+    np.fill_diagonal(corr, np.where(zero, 0.0, 1.0))
+    return corr

@@ -22,7 +22,11 @@ from threadpoolctl import threadpool_limits
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.linalg import independent_columns, within_varying
+from netscope.multitask.linalg import (
+    covariance_to_correlation,
+    independent_columns,
+    within_varying,
+)
 from netscope.multitask.ridge import task_grams
 
 METHODS = ("reml", "ml")
@@ -143,12 +147,7 @@ class MixedEffects(TaskEstimator):
 
     def random_correlations(self) -> np.ndarray:
         """Correlations of the random effects; 0 where an effect has no variance (not NaN)."""
-        sd = np.sqrt(np.clip(np.diag(self.random_cov_), 0, None))
-        safe = np.where(sd > 0, sd, 1.0)
-        corr = self.random_cov_ / np.outer(safe, safe)
-        corr[(sd == 0)[:, None] | (sd == 0)[None, :]] = 0.0
-        np.fill_diagonal(corr, np.where(sd > 0, 1.0, 0.0))
-        return corr
+        return covariance_to_correlation(self.random_cov_)
 
     def _predict(self, X, t) -> np.ndarray:
         return np.einsum("nd,nd->n", X, self.coef_[t, :-1]) + self.coef_[t, -1]

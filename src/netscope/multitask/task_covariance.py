@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linalg import covariance_to_correlation
 from netscope.multitask.ridge import inner_folds, task_grams
 
 LAM1_GRID = (1.0, 10.0, 100.0, 1000.0)
@@ -88,17 +89,6 @@ class LearnedTaskCovariance(TaskEstimator):
         self.intercept_ = state["intercept"].numpy()
         self.task_cov_ = state["task_cov"].numpy()
         self.penalties_ = tuple(state["penalties"].tolist())
-
-
-def covariance_to_correlation(cov: np.ndarray) -> np.ndarray:
-    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-    safe = np.where(sd > 0, sd, 1.0)
-    corr = np.clip(cov / np.outer(safe, safe), -1, 1)
-    zero = sd == 0
-    corr[zero, :] = 0.0
-    corr[:, zero] = 0.0
-    np.fill_diagonal(corr, np.where(zero, 0.0, 1.0))
-    return corr
 
 
 class _Stats:
