@@ -24,7 +24,7 @@ def test_fixed_omega_solve_equals_direct_quadratic(tiny):
     omega = R @ R.T + 0.5 * np.eye(T)
     omega /= np.trace(omega)
     lam0, lam1, lam2 = 0.3, 0.7, 1.9
-    w0, U = _solve_cg(_Stats(A, c, None, None), _sqrt_psd(omega), omega, lam0, lam1, lam2,
+    w0, U = _solve_cg(_Stats(A, c), _sqrt_psd(omega), omega, lam0, lam1, lam2,
                       np.zeros(d), np.zeros((d, T)), rtol=1e-24)
     W = w0[:, None] + U @ _sqrt_psd(omega)
     # direct: unknowns [w0, v_1..v_T]; the coupling is lam2 * (Omega^-1 kron I_d)

@@ -55,7 +55,7 @@ class BoostedTrees(TaskEstimator):
             trials = [self._trial(Z, y, val, leaves, l2)
                       for leaves, l2 in itertools.product(self.leaves, self.l2)]
             best = min(trials, key=lambda r: r["mse"])
-            self.search_ = [{k: v for k, v in r.items() if k != "model"} for r in trials]
+            self.search_ = trials
             self.leaves_, self.l2_, self.trees_ = best["leaves"], best["l2"], best["trees"]
             final = self._model(self.leaves_, self.l2_, self.trees_, early=False).fit(Z, y)
         _check_identity_encoding(final, n_tasks)
@@ -116,8 +116,7 @@ class BoostedTrees(TaskEstimator):
         # the validation loss per tree count: take the best count, not the last one
         losses = -np.asarray(model.validation_score_)  # half squared error, at 0..n_iter trees
         trees = max(1, int(np.argmin(losses)))
-        return {"leaves": leaves, "l2": l2, "trees": trees, "mse": float(2 * losses[trees]),
-                "model": model}
+        return {"leaves": leaves, "l2": l2, "trees": trees, "mse": float(2 * losses[trees])}
 
     def _predict(self, X, t) -> np.ndarray:
         return self.forest_.predict(self._design(X, t, training=False))

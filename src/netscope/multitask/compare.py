@@ -48,7 +48,7 @@ class Settings:
     lr: float = 1e-3
     ridge_folds: int = 3
     weight_decay: float = 0.0  # L2 on every neural family's weights (0: the course)
-    mixed_cov: str = "full"  # random-effects covariance of the mixed model: full or diag
+    mixed_cov: str = "full"  # the mixed model's random-effects covariance (COVARIANCES)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -251,11 +251,11 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
     keys = check_families(families or list(FAMILIES))
     results = [FamilyResult(FAMILIES[k]) for k in keys]
     splits = protocol.splits
-    for split in splits:
-        split.check(data)
     if jobs > 1 and len(splits) > 1:
         from netscope.multitask.parallel import fit_splits_in_processes
 
+        for split in splits:  # a bad split fails here, before workers start
+            split.check(data)
         outcomes = fit_splits_in_processes(data, protocol, settings, keys, jobs, progress)
     else:
         outcomes = (fit_split(data, split, protocol.scale_from, settings, keys, progress, i == 0)

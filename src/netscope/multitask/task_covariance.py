@@ -1,14 +1,15 @@
 """Multi-task relationship learning (Zhang & Yeung 2010): a linear model per task whose
 weights share a learned task covariance.
 
-min_{W, b, Omega}  sum_t |y_t - X_t w_t - b_t|^2 + lam_1 |W|^2 + lam_2 tr(W Omega^-1 W')
+w_t = w_0 + v_t, with V = [v_1 .. v_T] (d x T) and the constant among the features, so the
+intercepts are coupled too:
+min  sum_t |y_t - X_t w_t|^2 + lam_0 |w_0|^2 + lam_1 |V|^2 + lam_2 tr(V Omega^-1 V')
 subject to Omega >= 0, tr(Omega) = 1.
 
-W is d x T. The intercepts b_t are free (each task is centred on its training rows). The
-problem is jointly convex; it is solved by alternating: for fixed Omega, W = V Omega^(1/2)
-turns the coupling term into lam_2 |V|^2, so conjugate gradients on V never need Omega's
-inverse (Omega has rank <= d < T here, so the inverse does not exist); for fixed W,
-Omega = (W'W)^(1/2) / tr((W'W)^(1/2)) in closed form. Both penalties come from inner
+The problem is jointly convex; it is solved by alternating: for fixed Omega, V = U Omega^(1/2)
+turns the coupling term into lam_2 |U|^2, so conjugate gradients on (w_0, U) never need
+Omega's inverse (Omega has rank <= d < T here, so the inverse does not exist); for fixed V,
+Omega = (V'V)^(1/2) / tr((V'V)^(1/2)) in closed form. Both penalties come from inner
 validation on the training rows. ``correlations()`` is what the report draws.
 """
 
@@ -55,7 +56,7 @@ class LearnedTaskCovariance(TaskEstimator):
         errors: dict[tuple[float, float], float] = {}
         for f in range(self.folds):
             tr, va = fold != f, fold == f
-            stats = _centred_stats(X[tr], y[tr], t[tr], n_tasks)
+            stats = _stats(X[tr], y[tr], t[tr], n_tasks)
             warm = None
             for pen in itertools.product(*grids):
                 W, b, omega = solve_mtrl(stats, *pen, self.outer, self.tol, warm)
@@ -64,7 +65,7 @@ class LearnedTaskCovariance(TaskEstimator):
                 errors[pen] = errors.get(pen, 0.0) + err
         self.penalties_ = min(errors, key=errors.get)
         self.cv_mse_ = {k: v / len(y) for k, v in errors.items()}
-        W, b, omega = solve_mtrl(_centred_stats(X, y, t, n_tasks), *self.penalties_,
+        W, b, omega = solve_mtrl(_stats(X, y, t, n_tasks), *self.penalties_,
                                  self.outer, self.tol, None)
         self.coef_, self.intercept_, self.task_cov_ = W.T, b, omega
         if self.progress:
@@ -92,22 +93,14 @@ class LearnedTaskCovariance(TaskEstimator):
 
 
 class _Stats:
-    """Per-task centred grams: A_t (T, d, d), c_t (T, d), and the task means."""
+    """Per-task grams of [X, 1]: A_t (T, d, d) and c_t (T, d)."""
 
-    def __init__(self, A, c, xbar, ybar) -> None:
-        self.A, self.c, self.xbar, self.ybar = A, c, xbar, ybar
+    def __init__(self, A, c) -> None:
+        self.A, self.c = A, c
 
 
-def _centred_stats(X, y, t, n_tasks, centre: bool = False) -> _Stats:
-    if not centre:  # the constant joins the coupled weights: intercepts share Omega too
-        A, c = task_grams(np.hstack([X, np.ones((len(y), 1))]), y, t, n_tasks)
-        return _Stats(A, c, None, None)
-    counts = np.maximum(np.bincount(t, minlength=n_tasks), 1).astype(np.float64)
-    xbar = np.stack([np.bincount(t, weights=X[:, j], minlength=n_tasks)
-                     for j in range(X.shape[1])], 1) / counts[:, None]
-    ybar = np.bincount(t, weights=y, minlength=n_tasks) / counts
-    A, c = task_grams(X - xbar[t], y - ybar[t], t, n_tasks)
-    return _Stats(A, c, xbar, ybar)
+def _stats(X, y, t, n_tasks) -> _Stats:
+    return _Stats(*task_grams(np.hstack([X, np.ones((len(y), 1))]), y, t, n_tasks))
 
 
 def solve_mtrl(stats: _Stats, lam1: float, lam2: float, outer: int = 30, tol: float = 1e-4,
@@ -136,10 +129,7 @@ def solve_mtrl(stats: _Stats, lam1: float, lam2: float, outer: int = 30, tol: fl
                 break
         w0, U = _solve_cg(stats, S, omega, lam0, lam1, lam2, w0, U)
     W = w0[:, None] + U @ S
-    if stats.xbar is None:
-        return W[:-1], W[-1], omega
-    b = stats.ybar - np.einsum("td,dt->t", stats.xbar, W)
-    return W, b, omega
+    return W[:-1], W[-1], omega
 
 
 def _omega_from(V: np.ndarray):
