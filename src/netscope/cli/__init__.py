@@ -88,7 +88,16 @@ def entry() -> None:
                 ("interrupted", 130)
             _fail(word, code, prefix="netscope: ")
         _ignore_signals()
+    _forget_interrupt()
     sys.exit(code)
+
+
+def _forget_interrupt() -> None:
+    """Keep the exit code: CPython remembers a KeyboardInterrupt that left any string
+    ``exec`` (dataclasses and torch build code that way while a lazy import runs) even when
+    it was caught later, and under ``python -m`` then exits by SIGINT (status -2) instead
+    of ``sys.exit``'s code. The flag is cleared at the start of every string evaluation."""
+    exec("None", {})  # noqa: S102 - a constant string, run for its side effect on that flag
 
 
 def _ignore_signals() -> None:
