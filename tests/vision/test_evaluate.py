@@ -12,7 +12,7 @@ from netscope.errors import NetscopeError
 from netscope.render.evaluation import MEANING, table_rows, text_report, write_evaluation
 from netscope.vision import attribution as A
 from netscope.vision.evaluate import METHODS, EvalSettings, evaluate, resolve_methods
-from netscope.vision.method_names import EVAL_METHODS
+from netscope.vision.method_names import ALL_METHODS, EVAL_METHODS
 from netscope.vision.models import LoadedModel, Preprocess, load_model
 from netscope.vision.sanity import cascading_randomization
 from tests.vision.tiny import TinyGAP
@@ -36,8 +36,8 @@ def tiny_eval():
 def test_every_method_is_scored_and_ranked(tiny_eval):
     assert list(METHODS) == list(EVAL_METHODS)
     table = tiny_eval.table()
-    assert [r["rank"] for r in table] == list(range(1, len(EVAL_METHODS) + 1))
-    assert {r["method"] for r in table} == set(EVAL_METHODS)
+    assert [r["rank"] for r in table] == list(range(1, len(ALL_METHODS) + 1))
+    assert {r["method"] for r in table} == set(ALL_METHODS) == set(EVAL_METHODS) - {"rollout"}
     for r in table:
         assert 0 <= r["deletion_auc"] <= 1 and 0 <= r["insertion_auc"] <= 1
         assert r["sanity"] in ("passes", "FAILS", "not run")
@@ -60,7 +60,7 @@ def test_outputs(tiny_eval, tmp_path):
     assert {"evaluation.csv", "per_image.csv", "evaluation.json", "curves.png",
             "maps_img0.png", "report.html"} <= set(paths)
     doc = json.loads((tmp_path / "evaluation.json").read_text())
-    assert len(doc["table"]) == len(EVAL_METHODS)
+    assert len(doc["table"]) == len(ALL_METHODS)
     assert len(doc["curves"]["gradcam"]["deletion"]["scores"][0]) == FAST.steps + 1
     page = (tmp_path / "report.html").read_text()
     assert "LOWER is better" in page and "HIGHER is better" in page and "FAILS when" in page
@@ -70,7 +70,7 @@ def test_outputs(tiny_eval, tmp_path):
 
 
 def test_method_names():
-    assert resolve_methods("all") == list(EVAL_METHODS)
+    assert resolve_methods("all") == list(ALL_METHODS)
     assert resolve_methods(["saliency", "gradcam", "saliency"]) == ["saliency", "gradcam"]
     with pytest.raises(NetscopeError, match="unknown method 'gradcamm'"):
         resolve_methods(["gradcamm"])

@@ -44,10 +44,15 @@ def add(sub) -> None:
                    help="class name or index (repeat per image; default: top-1)")
     p.add_argument("--method", default="gradcam",
                    choices=["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam",
-                            "eigencam", "cam", "scorecam", "ablationcam", "guided"],
+                            "eigencam", "cam", "scorecam", "ablationcam", "guided", "rollout"],
                    help="Grad-CAM (default), Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM, Eigen-CAM "
                    "(class-agnostic, no gradients), CAM (GAP + linear heads), Score-CAM and "
-                   "Ablation-CAM (one forward pass per channel), guided Grad-CAM")
+                   "Ablation-CAM (one forward pass per channel), guided Grad-CAM, attention "
+                   "rollout (vision transformers; class-agnostic)")
+    p.add_argument("--fusion", choices=["mean", "max", "min"], default="mean",
+                   help="attention rollout: how the heads of a layer are combined")
+    number(p, "--discard", kind=float, lo=0, hi=0.99, default=0.0,
+           help="attention rollout: share of each row's weakest attention weights dropped")
     number(p, "--top-k", lo=0, hi=100_000, default=0,
            help="Score-CAM / Ablation-CAM: only the k channels with the largest mean "
            "activation, 0: all")
@@ -99,7 +104,8 @@ def add(sub) -> None:
     common(p)
     p.add_argument("--demo", action="store_true", help="use the four bundled sample photos")
     p.add_argument("--methods", default="all",
-                   help="comma-separated methods, or 'all': " + ", ".join(EVAL_METHODS))
+                   help="comma-separated methods, or 'all' (every one but rollout, which needs "
+                   "a vision transformer): " + ", ".join(EVAL_METHODS))
     p.add_argument("--layer", help="CAM layer (default: the feature map the head pools)")
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
@@ -155,12 +161,29 @@ def _batches(args, lm, sources):
 def _vision_layers(args) -> int:
     from netscope.render.table import markdown_table
     from netscope.vision.activations import list_layers
+    from netscope.vision.layer_choice import default_layer, grid_layers, probe_image
 
     lm, _ = start(args, images=False, writes=False)
-    rows = [[i.name, i.kind, "x".join(map(str, i.shape)) if i.shape else "-", str(i.calls)]
-            for i in list_layers(lm.model, args.size or lm.preprocess.size)]
-    print(markdown_table(["layer", "type", "output shape", "calls"], rows))
+    size = args.size or lm.preprocess.size
+    grids = {g.name: g for g in grid_layers(lm.model, probe_image(lm.model, size))}
+    default = default_layer(lm.model, probe_image(lm.model, size))
+    rows = [[i.name, i.kind, "x".join(map(str, i.shape)) if i.shape else "-", str(i.calls),
+             _heatmap_cell(grids.get(i.name), default, i.name)]
+            for i in list_layers(lm.model, size)]
+    print(markdown_table(["layer", "type", "output shape", "calls", "heatmaps"], rows))
+    print(f"default heatmap layer: {default}")
     return 0
+
+
+def _heatmap_cell(grid, default, name: str) -> str:
+    """Whether a layer can give heatmaps: its grid layout, or why not; marks the default."""
+    mark = (" <- default" if default.port == "output" else " <- default (its input)") \
+        if default.name == name else ""
+    if grid is None:
+        return "no grid" + mark
+    if not grid.gradient:
+        return f"{grid.layout}; score does not depend on it" + mark
+    return f"yes: {grid.layout}" + mark
 
 
 def _vision_predict(args) -> int:
@@ -198,16 +221,20 @@ def _vision_gradcam(args) -> int:
     from netscope.vision.forward_cams import ablation_cam, score_cam
     from netscope.vision.guided import guided_backprop
     from netscope.vision.images import save_png
+    from netscope.vision.rollout import attention_rollout
 
-    if args.method == "eigencam" and args.classes:
-        raise NetscopeError("Eigen-CAM is class-agnostic (one map per image, whatever the "
-                            "class): drop --class, or pick a class-specific --method.")
+    if args.method in ("eigencam", "rollout") and args.classes:
+        word = "Eigen-CAM" if args.method == "eigencam" else "attention rollout"
+        raise NetscopeError(f"{word} is class-agnostic (one map per image, whatever the "
+                            f"class): drop --class, or pick a class-specific --method.")
     lm, sources = start(args, classes=args.classes)
     for images, x, t in _batches(args, lm, sources):
         if args.method == "cam":
             heat = A.cam(lm.model, x, args.layer, targets=t, normalize=args.normalize)
         elif args.method == "eigencam":
             heat = A.eigen_cam(lm.model, x, args.layer, args.normalize, centre=args.centre)
+        elif args.method == "rollout":
+            heat = attention_rollout(lm.model, x, args.fusion, args.discard, args.normalize)
         elif args.method in ("scorecam", "ablationcam"):
             fn = score_cam if args.method == "scorecam" else ablation_cam
             heat = fn(lm.model, x, args.layer, t, args.top_k or None, normalize=args.normalize)

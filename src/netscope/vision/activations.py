@@ -10,6 +10,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError, first_line
 from netscope.vision.capture import LayerRef, capture
+from netscope.vision.token_grid import as_grid
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,27 @@ def list_layers(model: nn.Module, input_size: int = 224) -> list[LayerInfo]:
 
 def conv_stages(model: nn.Module) -> list[str]:
     """The natural 'stages' to show: children of the top-level containers and top-level convs,
-    keeping only those that hold a convolution."""
+    keeping only those that hold a convolution; for a transformer (at most one such stage,
+    its patch embedding) the blocks of its longest block list instead."""
     stages = []
     for name, child in model.named_children():
         if isinstance(child, (nn.Sequential, nn.ModuleList)):
             stages += [f"{name}.{n}" for n, c in child.named_children() if _has_conv(c)]
         elif isinstance(child, nn.Conv2d) or (_has_conv(child) and not _is_head(child)):
             stages.append(name)
-    return stages
+    return stages if len(stages) > 1 else (_block_stages(model) or stages)
+
+
+def _block_stages(model: nn.Module) -> list[str]:
+    """Children of the outermost container (most children among equals): a transformer's
+    blocks, not the layers inside one block's MLP."""
+    lists = [(n.count(".") if n else -1, -len(m), n) for n, m in model.named_modules()
+             if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m) > 1]
+    if not lists:
+        return []
+    name = min(lists)[2]
+    return [f"{name}.{n}" if name else n for n, _ in dict(model.named_modules())[name]
+            .named_children()]
 
 
 def _has_conv(m: nn.Module) -> bool:
@@ -69,9 +83,24 @@ def _is_head(m: nn.Module) -> bool:
 
 
 def activations(model: nn.Module, x: torch.Tensor,
-                layers: Sequence[str | LayerRef] | None = None) -> dict[str, torch.Tensor]:
-    """Each requested layer's output for input ``x`` (default: every convolutional stage)."""
+                layers: Sequence[str | LayerRef] | None = None,
+                grid: bool = True) -> dict[str, torch.Tensor]:
+    """Each requested layer's output for input ``x`` (default: every stage); with ``grid``
+    token sequences and channels-last maps come back as (N, C, h, w) grids (class and
+    register tokens dropped), other outputs as they are."""
     refs = [LayerRef.parse(r) for r in (layers or conv_stages(model))]
     with capture(model, refs) as rec, torch.no_grad():
         model(x)
-        return {str(r): rec[r].detach() for r in refs}
+        out = {str(r): rec[r].detach() for r in refs}
+    if grid:
+        out = {k: _maybe_grid(model, v, tuple(x.shape[-2:]), k) for k, v in out.items()}
+    return out
+
+
+def _maybe_grid(model: nn.Module, a: torch.Tensor, size: tuple[int, int], name: str):
+    if a.dim() not in (3, 4):
+        return a
+    try:
+        return as_grid(model, a, size, name)
+    except NetscopeError:
+        return a

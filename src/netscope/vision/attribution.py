@@ -26,6 +26,7 @@ from netscope.errors import NetscopeError
 from netscope.vision.capture import LayerRef, capture
 from netscope.vision.classes import class_label
 from netscope.vision.models import find_layer
+from netscope.vision.token_grid import Reshape, as_grid, layout_for
 
 Targets = int | Sequence[int] | torch.Tensor | None
 NORMALIZE = ("max", "minmax", "none")
@@ -87,24 +88,21 @@ def _scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str | LayerRef,
-                    targets: Targets = None):
-    """Activations A, dScore/dA and logits; the backward pass stops at the layer."""
+                    targets: Targets = None, reshape: Reshape | None = None):
+    """Activations A, dScore/dA (both as (N, C, h, w) grids, token layers reshaped) and
+    logits; the backward pass stops at the layer."""
     ref = LayerRef.parse(layer)
     with capture(model, [ref], cut=True) as rec:
         logits = model(x)
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
             raise NetscopeError("the model must return class scores of shape (batch, classes).")
         A = rec[ref]
-        if A.dim() != 4:
-            raise NetscopeError(
-                f"layer {ref} has output shape {tuple(A.shape)} with no spatial grid; "
-                f"Grad-CAM needs a convolutional layer (batch, channels, height, width)."
-            )
+        layout = layout_for(model, A, tuple(x.shape[-2:]), str(ref), reshape)
         t = resolve_targets(logits.detach(), targets)
         (grad,) = torch.autograd.grad(_scores(logits, t), A, allow_unused=True)
     if grad is None:  # the score does not depend on this layer
         grad = torch.zeros_like(A)
-    return A.detach(), grad, logits.detach(), t
+    return layout.to_grid(A.detach()), layout.to_grid(grad), logits.detach(), t
 
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -169,21 +167,30 @@ METHODS = {"gradcam": gradcam_weights, "gradcam++": gradcampp_weights,
 
 def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
              targets: Targets = None, method: str = "gradcam",
-             normalize: str = "max", eps: float = 0.0) -> Heatmaps:
+             normalize: str = "max", eps: float = 0.0,
+             reshape: Reshape | None = None) -> Heatmaps:
     """Grad-CAM maps for a batch, one target class per image; ``method`` picks the weights
     (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``hirescam``):
     map = ReLU(sum_k w_k A_k). ``eps`` is Grad-CAM++'s denominator term (0: the paper;
-    1e-6 reproduces pytorch-grad-cam); the result warns when Grad-CAM++ is unstable."""
+    1e-6 reproduces pytorch-grad-cam); the result warns when Grad-CAM++ is unstable.
+    Token layers (vision transformers) are reshaped to grids (``token_grid``); ``reshape``
+    overrides the guess."""
     if method not in METHODS:
         raise NetscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     if not (eps >= 0 and eps < float("inf")):
         raise NetscopeError(f"eps must be a finite number >= 0, got {eps}.")
-    layer = layer or default_cam_layer(model)
-    A, grad, logits, t = layer_gradients(model, x, layer, targets)
+    layer = layer or default_cam_layer(model, x)
+    A, grad, logits, t = layer_gradients(model, x, layer, targets, reshape)
     weights = gradcampp_weights(A, grad, eps) if method == "gradcam++" else \
         METHODS[method](A, grad)
     maps = F.relu((weights * A).sum(1))
     heat = Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), method, normalize)
+    if not bool(grad.abs().amax() > 0):
+        heat.warnings.append(
+            f"the target scores do not depend on layer {layer}'s grid positions (zero "
+            f"gradient), so the maps are empty; in a class-token transformer the patch tokens "
+            f"after the last attention never reach the head: use an earlier layer (the "
+            f"default layer avoids this).")
     if method == "gradcam++" and eps == 0:
         share = gradcampp_instability(A, grad)
         if share > 0.1:
@@ -198,14 +205,15 @@ def grad_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = N
 
 
 def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
-        fc: str | None = None, targets: Targets = None, normalize: str = "max") -> Heatmaps:
+        fc: str | None = None, targets: Targets = None, normalize: str = "max",
+        reshape: Reshape | None = None) -> Heatmaps:
     """Class activation maps (Zhou et al. 2016) for a global-average-pool + linear head:
     ReLU(sum_k w_ck A_k) with w from the linear layer (the bias is a constant, left out)."""
-    layer = LayerRef.parse(layer or default_cam_layer(model))
+    layer = LayerRef.parse(layer or default_cam_layer(model, x))
     head = find_layer(model, fc) if fc else _last_linear(model)
     with capture(model, [layer]) as rec, torch.no_grad():
         logits = model(x)
-        A = rec[layer]
+        A = as_grid(model, rec[layer], tuple(x.shape[-2:]), str(layer), reshape)
     if A.dim() != 4 or A.shape[1] != head.in_features:
         raise NetscopeError(
             f"CAM needs layer {layer} to give (batch, {head.in_features}, h, w) feeding the "
@@ -219,7 +227,8 @@ def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
 
 
 def eigen_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
-              normalize: str = "max", centre: bool = False) -> Heatmaps:
+              normalize: str = "max", centre: bool = False,
+              reshape: Reshape | None = None) -> Heatmaps:
     """Eigen-CAM (Muhammad and Yeasin 2020): each image's activations (h*w positions x K
     channels) projected on their first singular vector; class-agnostic and gradient-free.
 
@@ -231,13 +240,10 @@ def eigen_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = 
     arbitrary; it is chosen so the map correlates positively with the activation strength
     (the L2 norm over channels at each position): the map points at what the layer
     responds to. ``targets`` in the result are the top-1 classes, for labels only."""
-    layer = LayerRef.parse(layer or default_cam_layer(model))
+    layer = LayerRef.parse(layer or default_cam_layer(model, x))
     with capture(model, [layer]) as rec, torch.no_grad():
         logits = model(x)
-        A = rec[layer]
-    if A.dim() != 4:
-        raise NetscopeError(f"layer {layer} has output shape {tuple(A.shape)} with no spatial "
-                            f"grid; Eigen-CAM needs (batch, channels, height, width).")
+        A = as_grid(model, rec[layer], tuple(x.shape[-2:]), str(layer), reshape)
     n, _, h, w = A.shape
     m = A.flatten(2).transpose(1, 2).double()  # (N, h*w, K)
     strength = m.norm(dim=2)  # (N, h*w)
@@ -311,17 +317,12 @@ def _last_linear(model: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
-def default_cam_layer(model: nn.Module) -> LayerRef:
-    """The feature map the classifier pools: input of the last global pooling, else the
-    output of the last Conv2d."""
-    pools = [n for n, m in model.named_modules()
-             if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
-    if pools:
-        return LayerRef(pools[-1], "input")
-    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise NetscopeError("no convolutional layer found; name a layer explicitly.")
-    return LayerRef(convs[-1])
+def default_cam_layer(model: nn.Module, x: torch.Tensor | None = None) -> LayerRef:
+    """The layer heatmaps use by default: the feature map a CNN's head pools, or for a
+    transformer the last norm whose grid the score depends on (``layer_choice``)."""
+    from netscope.vision.layer_choice import default_layer
+
+    return default_layer(model, x)
 
 
 def predict(model: nn.Module, x: torch.Tensor, k: int = 5,

@@ -35,9 +35,11 @@ from netscope.vision.faithfulness import (
 from netscope.vision.forward_cams import ablation_cam, score_cam
 from netscope.vision.guided import guided_grad_cam
 from netscope.vision.integrated_gradients import integrated_gradients
+from netscope.vision.method_names import ALL_METHODS, TRANSFORMER_ONLY
 from netscope.vision.models import LoadedModel
 from netscope.vision.occlusion import occlusion
 from netscope.vision.road import Road, road
+from netscope.vision.rollout import attention_rollout
 from netscope.vision.sanity import SanityCheck, cascading_randomization
 
 METRICS = ("deletion", "insertion", "road", "confidence")
@@ -94,6 +96,7 @@ METHODS: dict[str, Callable[[EvalSettings], Explainer]] = {
         m, x, t, s.occlusion_window, s.occlusion_stride, "zeros", s.batch_size).maps,
     "guided": lambda s: lambda m, x, t: guided_grad_cam(m, x, s.layer, t).abs().sum(1),
     "random": _random,
+    "rollout": lambda s: lambda m, x, t: attention_rollout(m, x).maps,
 }
 NO_SANITY = ("random",)  # a random map has nothing to check
 SAME = 1e-6  # maps (scaled to [0, 1]) closer than this are scored once
@@ -102,12 +105,12 @@ SAME = 1e-6  # maps (scaled to [0, 1]) closer than this are scored once
 def resolve_methods(names: Sequence[str] | str) -> list[str]:
     """'all', or a list of method names (checked, in the given order)."""
     if names == "all" or list(names) == ["all"]:
-        return list(METHODS)
+        return list(ALL_METHODS)
     names = list(names)
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise NetscopeError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} "
-                            f"or 'all'.")
+                            f"or 'all' (every method but {', '.join(TRANSFORMER_ONLY)}).")
     if not names:
         raise NetscopeError("give at least one method, or 'all'.")
     return list(dict.fromkeys(names))

@@ -168,7 +168,17 @@ def _factory(spec: str) -> LoadedModel:
     if not isinstance(model, nn.Module):
         raise NetscopeError(f"{spec} returned {type(model).__name__}, not a torch nn.Module.")
     names = imagenet_classes() if _n_outputs(model) == 1000 else None
-    return LoadedModel(spec, model.eval(), Preprocess(), names)
+    return LoadedModel(spec, model.eval(), Preprocess(_input_size(model)), names)
+
+
+def _input_size(model: nn.Module) -> int:
+    """The input size a model declares (torchvision's ViT/Swin ``image_size``, timm's
+    ``pretrained_cfg``), else 224."""
+    size = getattr(model, "image_size", None)
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(size, int) and isinstance(cfg, dict):
+        size = cfg.get("input_size", (3, 224, 224))[-1]
+    return size if isinstance(size, int) and size > 0 else 224
 
 
 def n_classes(lm: LoadedModel) -> int:

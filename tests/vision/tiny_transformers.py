@@ -1,0 +1,123 @@
+"""Small vision transformers with random weights (patch 4, 32x32 inputs): a ViT with a
+class token (attention through scaled_dot_product_attention or nn.MultiheadAttention,
+optional register tokens) and a Swin-like model whose blocks work on channels-last grids.
+Also importable as model factories: ``tests.vision.tiny_transformers:tiny_vit``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through F.scaled_dot_product_attention (as timm does)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, c = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(n, t, c))
+
+
+class MHA(nn.Module):
+    """nn.MultiheadAttention without weights returned (as torchvision's ViT calls it)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, mha: bool) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MHA(dim, heads) if mha else Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyViT(nn.Module):
+    image_size = 32  # read by netscope's model loader, as torchvision's ViT declares it
+
+    def __init__(self, classes: int = 5, dim: int = 16, depth: int = 2, heads: int = 2,
+                 patch: int = 4, size: int = 32, registers: int = 0, mha: bool = False,
+                 cls_token: bool = True) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, patch, patch)
+        self.prefix = int(cls_token) + registers
+        self.cls_token = nn.Parameter(torch.randn(1, self.prefix, dim) * 0.5)
+        self.pos = nn.Parameter(torch.randn(1, (size // patch) ** 2, dim) * 0.5)
+        self.blocks = nn.Sequential(*[Block(dim, heads, mha) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+        self.use_cls = cls_token
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos
+        x = torch.cat([self.cls_token.expand(p.shape[0], -1, -1), p], 1)
+        x = self.norm(self.blocks(x))
+        return self.head(x[:, 0] if self.use_cls else x[:, self.prefix:].mean(1))
+
+
+class SwinLikeBlock(nn.Module):
+    """A block on a channels-last (N, h, w, C) grid: norm, mixing with the neighbours below
+    and to the right (a stand-in for window attention, no convolution), norm, MLP."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.mix = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm1(x)
+        x = x + self.mix(y + y.roll(1, 1) + y.roll(1, 2))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinySwin(nn.Module):
+    """Patch 4 -> 8x8 grid, a block, 2x2 merge -> 4x4, a block, final norm, mean, head."""
+
+    image_size = 32
+
+    def __init__(self, classes: int = 5, dim: int = 12) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, 4, 4)
+        self.stage1 = SwinLikeBlock(dim)
+        self.merge = nn.Linear(4 * dim, 2 * dim)
+        self.stage2 = SwinLikeBlock(2 * dim)
+        self.norm = nn.LayerNorm(2 * dim)
+        self.head = nn.Linear(2 * dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stage1(self.patch_embed(x).permute(0, 2, 3, 1))
+        n, h, w, c = x.shape
+        x = x.view(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(
+            n, h // 2, w // 2, 4 * c)
+        x = self.norm(self.stage2(self.merge(x)))
+        return self.head(x.mean((1, 2)))
+
+
+def tiny_vit() -> nn.Module:
+    torch.manual_seed(0)
+    return TinyViT().eval()
+
+
+def tiny_swin() -> nn.Module:
+    torch.manual_seed(0)
+    return TinySwin().eval()
