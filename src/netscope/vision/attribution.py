@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,23 +27,39 @@ from netscope.errors import NetscopeError
 from netscope.vision.capture import LayerRef, capture
 from netscope.vision.classes import class_label
 from netscope.vision.models import find_layer
+from netscope.vision.targets import (
+    Classes,
+    Resolved,
+    TargetLike,
+    as_target,
+    batch_size,
+    detached,
+    resolve,
+)
 from netscope.vision.token_grid import Reshape, as_grid, layout_for
 
-Targets = int | Sequence[int] | torch.Tensor | None
+Targets = TargetLike  # a class (index, list, tensor, None: top-1) or any target kind
 NORMALIZE = ("max", "minmax", "none")
 
 
 @dataclass
 class Heatmaps:
-    """Maps at layer resolution (N, h, w), the logits, and the class each map explains."""
+    """Maps at layer resolution (N, h, w), the model's output, and the class each map
+    explains (``targets``; -1 for targets without a class), with the full target in
+    ``target`` (``targets.Resolved``) when it is one."""
 
     maps: torch.Tensor
-    logits: torch.Tensor
-    targets: torch.Tensor
+    logits: Any
+    targets: torch.Tensor | Resolved
     layer: str
     method: str
     normalized: str = "max"
     warnings: list[str] = field(default_factory=list)  # what a careful user must know
+    target: Resolved | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.targets, Resolved):
+            self.target, self.targets = self.targets, self.targets.labels
 
     def upsampled(self, size: tuple[int, int]) -> torch.Tensor:
         """Bilinear upsampling to the input's (H, W), rescaled as the maps were."""
@@ -50,23 +67,9 @@ class Heatmaps:
         return normalize_maps(up[:, 0], self.normalized)
 
 
-def resolve_targets(logits: torch.Tensor, targets: Targets) -> torch.Tensor:
-    """Per-image target indices; None means each image's own top-1 class."""
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-        raise NetscopeError("the model must return class scores of shape (batch, classes).")
-    n, c = logits.shape
-    if targets is None:
-        return logits.argmax(1)
-    t = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(n)
-    if t.numel() != n:
-        raise NetscopeError(f"{t.numel()} targets for a batch of {n} images; give one per image.")
-    bad = (t < 0) | (t >= c)
-    if bad.any():
-        raise NetscopeError(f"class index {int(t[bad][0])} is out of range: the model has "
-                            f"{c} outputs (0..{c - 1}).")
-    return t.clone()
+def resolve_targets(output: Any, targets: Targets) -> Resolved:
+    """Per-image targets (``targets.resolve``); None means each image's own top-1 class."""
+    return resolve(output, targets)
 
 
 def normalize_maps(maps: torch.Tensor, how: str = "max") -> torch.Tensor:
@@ -83,8 +86,8 @@ def normalize_maps(maps: torch.Tensor, how: str = "max") -> torch.Tensor:
     return torch.where(span > 0, (maps - lo) / safe, torch.zeros_like(maps))
 
 
-def _scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return logits.gather(1, targets[:, None]).sum()
+def _scores(output: Any, targets: Resolved) -> torch.Tensor:
+    return targets.score(output).sum()
 
 
 def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str | LayerRef,
@@ -93,16 +96,16 @@ def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str | LayerRef,
     logits; the backward pass stops at the layer."""
     ref = LayerRef.parse(layer)
     with capture(model, [ref], cut=True) as rec:
-        logits = model(x)
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-            raise NetscopeError("the model must return class scores of shape (batch, classes).")
+        out = model(x)
         A = rec[ref]
         layout = layout_for(model, A, tuple(x.shape[-2:]), str(ref), reshape)
-        t = resolve_targets(logits.detach(), targets)
-        (grad,) = torch.autograd.grad(_scores(logits, t), A, allow_unused=True)
+        t = resolve_targets(detached(out), targets)
+        score = _scores(out, t)
+        grad = torch.autograd.grad(score, A, allow_unused=True)[0] if score.requires_grad \
+            else None
     if grad is None:  # the score does not depend on this layer
         grad = torch.zeros_like(A)
-    return layout.to_grid(A.detach()), layout.to_grid(grad), logits.detach(), t
+    return layout.to_grid(A.detach()), layout.to_grid(grad), detached(out), t
 
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -209,6 +212,10 @@ def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
         reshape: Reshape | None = None) -> Heatmaps:
     """Class activation maps (Zhou et al. 2016) for a global-average-pool + linear head:
     ReLU(sum_k w_ck A_k) with w from the linear layer (the bias is a constant, left out)."""
+    spec = as_target(targets)
+    if not isinstance(spec, Classes) and getattr(spec, "kind", "") != "class":
+        raise NetscopeError("CAM reads class weights from the linear head, so its target must "
+                            "be a class; use Grad-CAM for other targets.")
     layer = LayerRef.parse(layer or default_cam_layer(model, x))
     head = find_layer(model, fc) if fc else _last_linear(model)
     with capture(model, [layer]) as rec, torch.no_grad():
@@ -221,7 +228,7 @@ def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
             f"Use Grad-CAM for other architectures."
         )
     t = resolve_targets(logits, targets)
-    w = head.weight.detach()[t]  # (N, K)
+    w = head.weight.detach()[t.labels]  # (N, K)
     maps = F.relu((w[:, :, None, None] * A).sum(1))
     return Heatmaps(normalize_maps(maps, normalize), logits, t, str(layer), "cam", normalize)
 
@@ -254,8 +261,15 @@ def eigen_cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = 
              * (strength - strength.mean(1, keepdim=True))).sum(1)
     sign = torch.where(agree < 0, -1.0, 1.0).to(proj.dtype)
     maps = F.relu(proj * sign[:, None]).to(A.dtype).view(n, h, w)
-    return Heatmaps(normalize_maps(maps, normalize), logits, logits.argmax(1), str(layer),
+    return Heatmaps(normalize_maps(maps, normalize), logits, top_classes(logits), str(layer),
                     "eigencam", normalize)
+
+
+def top_classes(output: Any) -> torch.Tensor:
+    """Each image's top-1 class for labels, -1 when the output is not class scores."""
+    if isinstance(output, torch.Tensor) and output.dim() == 2:
+        return output.argmax(1)
+    return torch.full((batch_size(output),), -1, dtype=torch.long)
 
 
 def _first_singular_projection(m: torch.Tensor) -> torch.Tensor:
@@ -284,7 +298,7 @@ def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples
         if samples <= 0:  # one pass gives the logits, the targets and the gradient
             xi = x.detach().clone().requires_grad_(True)
             out = model(xi)
-            logits = out.detach()
+            logits = detached(out)
             t = resolve_targets(logits, targets)
             (grad,) = torch.autograd.grad(_scores(out, t), xi)
         else:
@@ -303,11 +317,15 @@ def saliency(model: nn.Module, x: torch.Tensor, targets: Targets = None, samples
     return Heatmaps(normalize_maps(maps, "max"), logits, t, "input", "saliency")
 
 
-def input_grad(model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """d (sum of each image's target score) / d input."""
+def input_grad(model: nn.Module, x: torch.Tensor, t: Resolved) -> torch.Tensor:
+    """d (sum of each image's target score) / d input (zero where a score does not
+    depend on the input, e.g. a box target that no detection matches)."""
     xi = x.detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_scores(model(xi), t), xi)
-    return grad
+    score = _scores(model(xi), t)
+    if not score.requires_grad:
+        return torch.zeros_like(xi)
+    (grad,) = torch.autograd.grad(score, xi, allow_unused=True)
+    return torch.zeros_like(xi) if grad is None else grad
 
 
 def _last_linear(model: nn.Module) -> nn.Linear:

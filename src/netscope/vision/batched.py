@@ -16,6 +16,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.capture import capture
 from netscope.vision.fastpath import truncated
+from netscope.vision.targets import Resolved
 
 KINDS = ("prob", "logit")
 # Lite0 on 2 CPU cores: 11.8 ms per image at batch 16 (channels-last), 21 ms at batch 64,
@@ -29,8 +30,11 @@ def check_positive(name: str, value: int) -> int:
     return int(value)
 
 
-def class_scores(out: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
-    """Each row's score for its target: softmax probability or raw logit."""
+def class_scores(out, targets: torch.Tensor | Resolved, kind: str) -> torch.Tensor:
+    """Each row's score for its target: softmax probability or raw logit for a class,
+    the target's own value for other targets (``targets.Resolved``)."""
+    if isinstance(targets, Resolved):
+        return targets.score(out, kind)
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         raise NetscopeError("the model must return class scores of shape (batch, classes).")
     if kind not in KINDS:
@@ -40,7 +44,7 @@ def class_scores(out: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.T
 
 
 def batched_scores(model: nn.Module, make: Callable[[int, int], torch.Tensor], total: int,
-                   targets: torch.Tensor, batch_size: int = BATCH,
+                   targets: torch.Tensor | Resolved, batch_size: int = BATCH,
                    kind: str = "prob") -> torch.Tensor:
     """Score of variant i (``make(i, i + 1)[0]``) for class ``targets[i]``, for i < total.
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision import attribution as A
-from netscope.vision.batched import BATCH
+from netscope.vision.batched import BATCH, class_scores
 from netscope.vision.capture import capture
 from netscope.vision.faithfulness import (
     ConfidenceChange,
@@ -220,7 +220,7 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
     with capture(lm.model, []), torch.no_grad():
         logits = lm.model(x)
     t = A.resolve_targets(logits, targets)
-    chosen = logits.softmax(1).gather(1, t[:, None])[:, 0]
+    chosen = class_scores(logits, t, "prob")
     ev = Evaluation([n for n, _ in images], [lm.preprocess.image(rgb) for _, rgb in images],
                     t.tolist(), [A.class_label(lm.class_names, k) for k in t.tolist()],
                     chosen.tolist(), settings, lm.name)

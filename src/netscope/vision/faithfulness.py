@@ -25,6 +25,7 @@ from netscope.vision.baselines import baseline_like
 from netscope.vision.batched import BATCH, batched_scores, check_positive, class_scores
 from netscope.vision.capture import capture
 from netscope.vision.models import Preprocess
+from netscope.vision.targets import Resolved
 
 
 @dataclass
@@ -60,9 +61,10 @@ def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
-def targets_for(model, x, maps, targets) -> torch.Tensor:
+def targets_for(model, x, maps, targets) -> Resolved:
+    """The targets to score: given, else the ones the maps explain, else the top-1 classes."""
     if targets is None and isinstance(maps, Heatmaps):
-        return maps.targets.to(x.device)
+        targets = maps.target if maps.target is not None else maps.targets.to(x.device)
     with capture(model, []), torch.no_grad():
         return resolve_targets(model(x), targets)
 
@@ -135,5 +137,5 @@ def confidence_change(model: nn.Module, x: torch.Tensor, maps: Heatmaps | torch.
         pre.normalize(pre.denormalize(x) * m[:, None])
     with capture(model, []), torch.no_grad():
         both = model(torch.cat([x, masked]))
-    scores = class_scores(both, torch.cat([t, t]), "prob")
+    scores = class_scores(both, t.tile(2), "prob")
     return ConfidenceChange(scores[: x.shape[0]], scores[x.shape[0]:])

@@ -89,7 +89,7 @@ def ablation_cam(model: nn.Module, x: torch.Tensor, layer=None, targets: Targets
     A, layout, logits, t = _activations(model, x, layer, targets, reshape)
     chosen = chosen_channels(A, top_k)
     n_img, k = chosen.shape
-    base = logits.gather(1, t[:, None])[:, 0]
+    base = class_scores(logits, t, "logit")
     zeroed: list[torch.Tensor] = []  # the channel each row of the current batch loses
 
     def ablate(acts: torch.Tensor) -> torch.Tensor:

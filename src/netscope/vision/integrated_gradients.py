@@ -46,9 +46,9 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: Targets = N
     weights[0] = weights[-1] = 0.5 / steps
     with capture(model, []):
         with torch.no_grad():
-            ends = model(torch.cat([x, base]))
-        t = resolve_targets(ends[:n], targets)
-        delta = class_scores(ends[:n], t, "logit") - class_scores(ends[n:], t, "logit")
+            out, out_base = model(x), model(base)
+        t = resolve_targets(out, targets)
+        delta = class_scores(out, t, "logit") - class_scores(out_base, t, "logit")
         total = torch.zeros_like(x)
         points = n * (steps + 1)  # point j: image j // (steps + 1), alpha j % (steps + 1)
         for start in range(0, points, batch_size):
@@ -60,6 +60,6 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: Targets = N
     attr = (x - base) * total
     gap = (attr.flatten(1).sum(1) - delta).abs()
     error = gap / torch.where(delta != 0, delta.abs(), torch.ones_like(delta))
-    heat = Heatmaps(normalize_maps(attr.abs().sum(1)), ends[:n], t, "input",
+    heat = Heatmaps(normalize_maps(attr.abs().sum(1)), out, t, "input",
                     "integrated-gradients")
     return IntegratedGradients(heat, attr, delta, error)
