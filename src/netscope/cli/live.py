@@ -14,6 +14,8 @@ def add(sub) -> None:
     p.add_argument("--source", default="0",
                    help="camera index (default 0), video file, folder of images, or 'pattern'")
     p.add_argument("--model", default="efficientnet-lite0")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the model's device, "
+                   "else the CPU)")
     p.add_argument("--mode", choices=["heatmap", "activations"], default="heatmap")
     p.add_argument("--layer", help="starting layer for activations mode")
     p.add_argument("--method", default="gradcam",
@@ -49,6 +51,7 @@ def _check(args) -> None:
 
 
 def _live(args) -> int:
+    from netscope.vision.device import resolve_device, to_device
     from netscope.vision.live import pipeline
     from netscope.vision.live.guard import exposed_warning
     from netscope.vision.live.record import Recorder
@@ -59,9 +62,11 @@ def _live(args) -> int:
     from netscope.vision.models import load_model
 
     _check(args)
+    if args.device:
+        resolve_device(args.device)  # before the camera opens
     source = open_source(args.source)
     try:
-        lm = load_model(args.model)
+        lm = to_device(load_model(args.model), args.device)
         view = LiveView(lm, args.mode, args.layer, args.snapshots, cam_method=args.method)
     except BaseException:
         source.close()

@@ -13,6 +13,13 @@ from netscope.errors import NetscopeError
 from netscope.vision.method_names import EVAL_METHODS
 
 
+def host(t):
+    """``vision.host.host``, imported when first used (``--help`` stays free of PyTorch)."""
+    from netscope.vision.host import host as to_numpy
+
+    return to_numpy(t)
+
+
 def add(sub) -> None:
     vis = sub.add_parser("vision", help="see inside convolutional networks")
     vs = vis.add_subparsers(dest="action", required=True)
@@ -26,6 +33,8 @@ def add(sub) -> None:
                            help="image files, folders of images, or sample names: chelsea coffee "
                            "astronaut rocket")
         p.add_argument("--out", default="netscope-results/vision", help="output folder")
+        p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the model's "
+                       "device, else the CPU)")
 
     p = vs.add_parser("layers", help="list every layer with its output shape")
     common(p, images=False)
@@ -245,13 +254,13 @@ def _vision_gradcam(args) -> int:
             print(f"netscope: warning: {warning}", file=sys.stderr, flush=True)
         up = heat.upsampled(tuple(x.shape[-2:]))
         # guided Grad-CAM = guided backprop x the upsampled Grad-CAM map just computed
-        guided = (guided_backprop(lm.model, x, heat.targets) * up[:, None]).numpy() \
+        guided = host(guided_backprop(lm.model, x, heat.targets) * up[:, None]) \
             if args.method == "guided" else None
         for j, (name, rgb) in enumerate(images):
             k = int(heat.targets[j])
             label = class_label(lm.class_names, k)
             picture = gradient_image(guided[j]) if guided is not None else \
-                overlay(lm.preprocess.image(rgb), up[j].numpy())
+                overlay(lm.preprocess.image(rgb), host(up[j]))
             path = save_png(picture,
                             Path(args.out) / f"{slug(name)}_{args.method}_{slug(label)}.png")
             print(f"{name}: {label} ({k}), layer {heat.layer} -> {path}")
@@ -283,7 +292,7 @@ def _vision_saliency(args) -> int:
         for j, (name, _) in enumerate(images):
             k = int(sal.targets[j])
             label = class_label(lm.class_names, k)
-            path = save_png(saliency_image(sal.maps[j].numpy()),
+            path = save_png(saliency_image(host(sal.maps[j])),
                             Path(args.out) / f"{slug(name)}_{kind}_{slug(label)}.png")
             print(f"{name}: {label} ({k}){notes[j]} -> {path}")
     return 0
@@ -301,7 +310,7 @@ def _vision_activations(args) -> int:
         acts = activations(lm.model, lm.preprocess.tensor(rgb), layers)
         for layer, a in acts.items():
             path = write_bytes(Path(args.out) / f"{slug(name)}_activations_{slug(layer)}.png",
-                               feature_grid_png(a[0].numpy(), layer, args.max_channels,
+                               feature_grid_png(host(a[0]), layer, args.max_channels,
                                                 order=args.order, shared=args.shared_scale))
             print(f"{name}: {layer} {tuple(a.shape[1:])} -> {path}")
     return 0

@@ -37,4 +37,8 @@ def start(args, images: bool = True, classes: list[str] | None = None, writes: b
     names = known_class_names(args.model)
     for c in (classes or []) if names else []:
         resolve_class(c, names, len(names))
-    return load_model(args.model), found
+    from netscope.vision.device import resolve_device, to_device
+
+    if getattr(args, "device", None):
+        resolve_device(args.device)  # an unknown or missing device fails before loading
+    return to_device(load_model(args.model), getattr(args, "device", None)), found

@@ -22,6 +22,7 @@ from netscope.render.png import figure_png, img_tag  # noqa: E402
 from netscope.render.table import csv_text, markdown_table  # noqa: E402
 from netscope.render.vision_report import slug  # noqa: E402
 from netscope.vision.evaluate import Evaluation  # noqa: E402
+from netscope.vision.host import host  # noqa: E402
 from netscope.vision.sanity import FAIL_AT  # noqa: E402
 
 MEANING = {
@@ -118,7 +119,7 @@ def curves_png(ev: Evaluation) -> bytes:
             if curve is None:
                 continue
             style = ":" if res.method == "random" else "-"
-            ax.plot(curve.fractions.numpy(), curve.scores.mean(0).numpy(), style,
+            ax.plot(host(curve.fractions), host(curve.scores.mean(0)), style,
                     label=f"{res.method} ({float(curve.auc.mean()):.3f})")
         ax.set(xlabel=f"share of pixels {'removed' if kind == 'deletion' else 'restored'}",
                ylabel="probability of the target class", title=f"{kind} (mean over images)")
@@ -141,7 +142,7 @@ def maps_png(ev: Evaluation, i: int) -> bytes:
     for ax, res in zip(axes.flat[1:], ev.results, strict=False):
         up = F.interpolate(res.maps[i][None, None].float(), size=image.shape[:2],
                            mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
-        ax.imshow(overlay(image, up.numpy()))
+        ax.imshow(overlay(image, host(up)))
         ax.set_title(res.method, fontsize=8)
     fig.tight_layout()
     return figure_png(fig, dpi=100)

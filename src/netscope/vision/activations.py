@@ -10,6 +10,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError, first_line
 from netscope.vision.capture import LayerRef, capture
+from netscope.vision.device import model_device, model_dtype
 from netscope.vision.token_grid import as_grid
 
 
@@ -38,7 +39,8 @@ def list_layers(model: nn.Module, input_size: int = 224) -> list[LayerInfo]:
         try:
             for n in names:
                 handles.append(modules[n].register_forward_hook(hook(n)))
-            model(torch.zeros(1, 3, input_size, input_size))
+            model(torch.zeros(1, 3, input_size, input_size, dtype=model_dtype(model),
+                              device=model_device(model)))
         except RuntimeError as exc:
             raise NetscopeError(f"the model cannot run on a {input_size}x{input_size} probe "
                                 f"image ({first_line(exc)}); use a larger size.") from None

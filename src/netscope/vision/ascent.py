@@ -27,6 +27,7 @@ from netscope.errors import NetscopeError
 from netscope.vision import augment
 from netscope.vision.capture import LayerRef, capture, count_calls, run_until
 from netscope.vision.classes import class_label
+from netscope.vision.device import model_device
 from netscope.vision.fastpath import truncated
 from netscope.vision.memory import check_ascent_memory
 from netscope.vision.models import Preprocess
@@ -91,7 +92,8 @@ def _dtype(model: nn.Module) -> torch.dtype:
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(3 * sigma))
-    k = torch.exp(-(torch.arange(-radius, radius + 1, dtype=x.dtype) ** 2) / (2 * sigma**2))
+    k = torch.exp(-(torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) ** 2)
+                  / (2 * sigma**2))
     k = (k / k.sum()).view(1, 1, -1)
     c = x.shape[1]
     x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"),
@@ -152,7 +154,7 @@ def _start(model: nn.Module, pre: Preprocess, cfg: AscentConfig, ids: list[int],
     refuses first when the pictures would not fit in memory."""
     final = round(cfg.size * cfg.octave_scale ** (cfg.octaves - 1))
     check_ascent_memory(model, pre.size, final, len(ids), upto)
-    param = image_param(cfg.param, pre, cfg.size, _dtype(model))
+    param = image_param(cfg.param, pre, cfg.size, _dtype(model), model_device(model))
     seeds = [cfg.seed * 100_003 + i for i in ids]
     return param, seeds, param.to_input(param.init(seeds[:1], cfg.noise)).detach()
 
@@ -187,7 +189,7 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     ref = shown if shown.call >= 0 else LayerRef(shown.name, shown.port, calls - 1)
     # the traced copy is cut after the module's only call; reused modules keep the hooks
     cut = truncated(model, ref.name) if fast and calls == 1 and ref.port == "output" else None
-    index = torch.tensor(channels)
+    index = torch.tensor(channels, device=probe.device)
     where = " (centre unit)" if objective == "center" else ""
     labels = [f"{shown} channel {c}{where}" for c in channels]
     with capture(model, [ref], stop=True) as rec:
@@ -204,7 +206,7 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
                 rec.clear()
                 run_until(model, x)
                 A = rec[ref]
-            maps = A[torch.arange(A.shape[0]), index]
+            maps = A[torch.arange(A.shape[0], device=A.device), index]
             if objective == "center":
                 return maps[:, maps.shape[1] // 2, maps.shape[2] // 2]
             return maps.flatten(1).mean(1)
@@ -230,7 +232,7 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
     batch norm folded, as for filters)."""
     classes = [int(c) for c in classes]
     param, seeds, probe = _start(model, pre, cfg, classes)
-    index = torch.tensor(classes)
+    index = torch.tensor(classes, device=probe.device)
     simple = truncated(model, None) if fast else None
     with capture(model, []):
         n_out = model(probe).shape[1]
@@ -241,7 +243,7 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
         net = simple if simple is not None else model
 
         def objective(x: torch.Tensor) -> torch.Tensor:
-            return net(x)[torch.arange(x.shape[0]), index]
+            return net(x)[torch.arange(x.shape[0], device=x.device), index]
 
         images, history = ascend(objective, param, seeds, cfg, progress)
     labels = [class_label(names, c) for c in classes]

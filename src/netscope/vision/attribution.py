@@ -269,7 +269,7 @@ def top_classes(output: Any) -> torch.Tensor:
     """Each image's top-1 class for labels, -1 when the output is not class scores."""
     if isinstance(output, torch.Tensor) and output.dim() == 2:
         return output.argmax(1)
-    return torch.full((batch_size(output),), -1, dtype=torch.long)
+    return torch.full((batch_size(output),), -1, dtype=torch.long)  # labels: on the CPU
 
 
 def _first_singular_projection(m: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,8 @@ def apply(x: torch.Tensor, d: Draw) -> torch.Tensor:
     if not d.affine:
         return x
     c, s = math.cos(d.angle) / d.scale, math.sin(d.angle) / d.scale
-    theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=x.dtype).expand(x.shape[0], 2, 3)
+    theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=x.dtype,
+                         device=x.device).expand(x.shape[0], 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
                          align_corners=False)

@@ -74,7 +74,7 @@ def _cam(method: str) -> Callable[[EvalSettings], Explainer]:
 def _random(s: EvalSettings) -> Explainer:
     def explain(m, x, t):
         gen = torch.Generator().manual_seed(s.seed)
-        return torch.rand((x.shape[0], 14, 14), generator=gen, dtype=x.dtype)
+        return torch.rand((x.shape[0], 14, 14), generator=gen, dtype=x.dtype).to(x.device)
     return explain
 
 

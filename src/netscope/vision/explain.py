@@ -11,6 +11,7 @@ import torch
 
 from netscope.vision import attribution as A
 from netscope.vision.activations import activations, conv_stages
+from netscope.vision.host import host
 from netscope.vision.models import LoadedModel
 
 
@@ -45,7 +46,8 @@ def faithfulness(lm: LoadedModel, x: torch.Tensor, heat: A.Heatmaps, steps: int)
     from netscope.vision.faithfulness import deletion, insertion
 
     t = heat.targets[:1]
-    rand = torch.rand((1, 14, 14), generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    rand = torch.rand((1, 14, 14), generator=torch.Generator().manual_seed(0),
+                      dtype=x.dtype).to(x.device)
     out: dict = {"steps": steps}
     for kind, curve in (("deletion", deletion), ("insertion", insertion)):
         out[kind] = tuple(float(curve(lm.model, x, m, t, steps).auc[0])
@@ -74,15 +76,15 @@ def explain(lm: LoadedModel, rgb: np.ndarray, title: str, top: int = 3,
     batch = x.expand(len(targets), -1, -1, -1)
     heat = A.grad_cam(lm.model, batch, layer, targets)
     sal = A.saliency(lm.model, batch, targets, samples=smooth)
-    up = heat.upsampled(size).numpy()
-    sal_up = sal.maps.numpy()
+    up = host(heat.upsampled(size))
+    sal_up = host(sal.maps)
     views = [ClassView(i, n, p, up[j], sal_up[j]) for j, (i, n, p) in enumerate(chosen)]
     layers = list(activation_layers or pick_layers(conv_stages(lm.model)))
-    acts = {k: v[0].numpy() for k, v in activations(lm.model, x, layers).items()} if layers else {}
+    acts = {k: host(v[0]) for k, v in activations(lm.model, x, layers).items()} if layers else {}
     faith = faithfulness(lm, x, heat, FAITHFULNESS_STEPS) if faithful else {}
     return Explanation(title, lm.preprocess.image(rgb), preds, views, heat.layer, acts, smooth,
                        faith)
 
 
 def as_numpy_images(t: torch.Tensor) -> list[np.ndarray]:
-    return [im.permute(1, 2, 0).numpy() for im in t]
+    return [host(im.permute(1, 2, 0)) for im in t]

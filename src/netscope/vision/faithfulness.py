@@ -77,13 +77,14 @@ def _curve(kind: str, model: nn.Module, x: torch.Tensor, maps, targets: Targets,
     ranks = pixel_ranks(m)
     base = baseline_like(x, baseline)
     pixels = ranks.shape[1]
-    counts = torch.round(torch.arange(steps + 1, dtype=torch.float64) * pixels / steps).long()
+    counts = torch.round(torch.arange(steps + 1, dtype=torch.float64) * pixels / steps).long() \
+        .to(x.device)
     span = steps + 1
 
     def make(start: int, stop: int) -> torch.Tensor:
-        j = torch.arange(start, stop)
+        j = torch.arange(start, stop, device=x.device)
         n, k = j // span, counts[j % span]
-        changed = (ranks[n] < k[:, None].to(ranks.device)).view(-1, 1, *x.shape[-2:])
+        changed = (ranks[n] < k[:, None]).view(-1, 1, *x.shape[-2:])
         first, second = (base[n], x[n]) if kind == "deletion" else (x[n], base[n])
         return torch.where(changed, first, second)
 

@@ -26,11 +26,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Resize the short side, centre-crop a square, normalize per channel."""
+    """Resize the short side, centre-crop a square, normalize per channel; tensors are made
+    on ``device`` in ``dtype`` (the model's, once ``device.to_device`` placed it)."""
 
     size: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    device: str = "cpu"
+    dtype: str = "float32"
 
     def crop_box(self, h: int, w: int) -> tuple[int, int, int, int]:
         """(top, left, new_h, new_w) of the resized image that the crop keeps."""
@@ -44,18 +47,24 @@ class Preprocess:
         return resize(rgb, (nh, nw))[top:top + self.size, left:left + self.size]
 
     def tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        """(1, 3, size, size) normalized input."""
-        return self.normalize(torch.from_numpy(self.image(rgb)).permute(2, 0, 1)[None])
+        """(1, 3, size, size) normalized input on the preprocessing's device and dtype
+        (normalized in float32 first: half precision has too few bits for it)."""
+        x01 = torch.from_numpy(self.image(rgb).astype(np.float32)).permute(2, 0, 1)[None]
+        x = self.normalize(x01.to(self.device))
+        return x.to(getattr(torch, self.dtype))
 
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=x01.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x01.dtype).view(1, 3, 1, 1)
+        mean, std = self._constants(x01)
         return (x01 - mean) / std
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
+        mean, std = self._constants(x)
         return x * std + mean
+
+    def _constants(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and SD as (1, 3, 1, 1) tensors on ``like``'s device, in its dtype."""
+        make = lambda v: torch.tensor(v, dtype=like.dtype, device=like.device)  # noqa: E731
+        return make(self.mean).view(1, 3, 1, 1), make(self.std).view(1, 3, 1, 1)
 
 
 @dataclass

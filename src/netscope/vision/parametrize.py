@@ -51,15 +51,16 @@ class ImageParam:
 
     name = "pixel"
 
-    def __init__(self, pre: Preprocess, size: int, dtype: torch.dtype) -> None:
-        self.pre, self.size, self.dtype = pre, size, dtype
+    def __init__(self, pre: Preprocess, size: int, dtype: torch.dtype,
+                 device: torch.device | str = "cpu") -> None:
+        self.pre, self.size, self.dtype, self.device = pre, size, dtype, torch.device(device)
 
     def init(self, seeds: Sequence[int], noise: float) -> torch.Tensor:
         """Grey plus seeded noise per image, as normalized input."""
         imgs = [0.5 + noise * torch.randn(3, self.size, self.size,
                                           generator=torch.Generator().manual_seed(s))
                 for s in seeds]
-        return self.pre.normalize(torch.stack(imgs).clamp(0, 1).to(self.dtype))
+        return self.pre.normalize(torch.stack(imgs).clamp(0, 1).to(self.device, self.dtype))
 
     def to_input(self, params: torch.Tensor) -> torch.Tensor:
         """The normalized model input the parameters describe (differentiable)."""
@@ -71,8 +72,10 @@ class ImageParam:
 
     def project(self, params: torch.Tensor) -> torch.Tensor:
         """Keep the parameters a valid picture after a step."""
-        lo = self.pre.normalize(torch.zeros(1, 3, 1, 1, dtype=params.dtype))
-        hi = self.pre.normalize(torch.ones(1, 3, 1, 1, dtype=params.dtype))
+        lo = self.pre.normalize(torch.zeros(1, 3, 1, 1, dtype=params.dtype,
+                                            device=params.device))
+        hi = self.pre.normalize(torch.ones(1, 3, 1, 1, dtype=params.dtype,
+                                           device=params.device))
         return torch.maximum(torch.minimum(params, hi), lo)
 
 
@@ -81,17 +84,19 @@ class FourierParam(ImageParam):
 
     name = "fourier"
 
-    def __init__(self, pre: Preprocess, size: int, dtype: torch.dtype) -> None:
-        super().__init__(pre, size, dtype)
-        self.scale = _spectrum_scale(size, dtype)[..., None]  # broadcast over (re, im)
-        self.colour = torch.from_numpy(colour_basis()).to(dtype)
+    def __init__(self, pre: Preprocess, size: int, dtype: torch.dtype,
+                 device: torch.device | str = "cpu") -> None:
+        super().__init__(pre, size, dtype, device)
+        # broadcast over (re, im)
+        self.scale = _spectrum_scale(size, dtype)[..., None].to(self.device)
+        self.colour = torch.from_numpy(colour_basis()).to(self.device, dtype)
 
     def init(self, seeds: Sequence[int], noise: float) -> torch.Tensor:
         """Small seeded coefficients: a nearly grey start (``noise`` scaled down tenfold)."""
         shape = (3, self.size, self.size // 2 + 1, 2)
         return torch.stack([0.1 * noise * torch.randn(shape, generator=torch.Generator()
                                                       .manual_seed(s)) for s in seeds]
-                           ).to(self.dtype)
+                           ).to(self.device, self.dtype)
 
     def to_input(self, params: torch.Tensor) -> torch.Tensor:
         spectrum = torch.view_as_complex((params * self.scale).contiguous())
@@ -103,9 +108,10 @@ class FourierParam(ImageParam):
         return params  # the sigmoid keeps every picture valid
 
 
-def image_param(name: str, pre: Preprocess, size: int, dtype: torch.dtype) -> ImageParam:
+def image_param(name: str, pre: Preprocess, size: int, dtype: torch.dtype,
+                device: torch.device | str = "cpu") -> ImageParam:
     kinds = {"pixel": ImageParam, "fourier": FourierParam}
     if name not in kinds:
         raise NetscopeError(f"unknown parametrization {name!r}: use one of "
                             f"{', '.join(PARAMETRIZATIONS)}.")
-    return kinds[name](pre, size, dtype)
+    return kinds[name](pre, size, dtype, device)

@@ -25,6 +25,7 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.host import host
 
 FAIL_AT = 0.5
 COMPARE_SIZE = 56
@@ -61,7 +62,7 @@ def _comparable(maps: torch.Tensor) -> np.ndarray:
                       mode="bilinear", align_corners=False)[:, 0]
     lo = m.flatten(1).min(1).values.view(-1, 1, 1)
     span = m.flatten(1).max(1).values.view(-1, 1, 1) - lo
-    return torch.where(span > 0, (m - lo) / torch.where(span > 0, span, 1.0), 0.0).numpy()
+    return host(torch.where(span > 0, (m - lo) / torch.where(span > 0, span, 1.0), 0.0))
 
 
 def similarity(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

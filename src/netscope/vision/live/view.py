@@ -19,6 +19,7 @@ from netscope.errors import NetscopeError
 from netscope.vision import attribution as A
 from netscope.vision.activations import activations, conv_stages
 from netscope.vision.classes import class_label
+from netscope.vision.host import host
 from netscope.vision.live.opencv import opencv
 from netscope.vision.models import LoadedModel, find_layer
 
@@ -83,7 +84,8 @@ class LiveView:
         size = self.lm.preprocess.size
         small = self._cv2.resize(frame, (size, size), interpolation=self._cv2.INTER_AREA)
         x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255
-        return self.lm.preprocess.normalize(x)
+        pre = self.lm.preprocess
+        return pre.normalize(x.to(pre.device)).to(getattr(torch, pre.dtype))
 
     def render(self, frame: np.ndarray) -> np.ndarray:
         """The output picture (RGB uint8) for one frame; a paused view repeats its last one."""
@@ -105,19 +107,19 @@ class LiveView:
                 if self.cam_method == "eigencam"
                 else A.grad_cam(self.lm.model, x, self.cam_layer, method=self.cam_method))
         h, w = frame.shape[:2]
-        m = cv2.resize(heat.maps[0].numpy().astype(np.float32), (w, h),
+        m = cv2.resize(host(heat.maps[0]).astype(np.float32), (w, h),
                        interpolation=cv2.INTER_LINEAR)
         colour = cv2.applyColorMap((m * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
         out = cv2.addWeighted(frame, 0.55, colour, 0.45, 0)
         t = int(heat.targets[0])
-        p = float(heat.logits.softmax(1)[0, t])
+        p = float(heat.logits.float().softmax(1)[0, t])
         name = class_label(self.lm.class_names, t)
         self._text(out, f"{name}  {p:.0%}  [{self.cam_method}]", (10, 30))
         return out
 
     def _activations(self, frame: np.ndarray, x: torch.Tensor) -> np.ndarray:
         cv2 = self._cv2
-        act = activations(self.lm.model, x, [self.layer])[self.layer][0].numpy()
+        act = host(activations(self.lm.model, x, [self.layer])[self.layer][0])
         if act.ndim != 3:
             raise NetscopeError(f"layer {self.layer} has no feature maps (shape {act.shape}).")
         grid = tile(act[: self.max_channels])
