@@ -46,3 +46,11 @@ class Reused(nn.Module):
 def image(n: int = 1, size: int = 8, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed),
                        dtype=dtype)
+
+
+def tiny_gap32() -> nn.Module:
+    """A model factory for command-line tests (``--model tests.vision.tiny:tiny_gap32``):
+    TinyGAP in float32 on 16x16 inputs."""
+    model = TinyGAP(dtype=torch.float32)
+    model.image_size = 16
+    return model.eval()

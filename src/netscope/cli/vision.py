@@ -8,6 +8,7 @@ from pathlib import Path
 from netscope.cli.common import progress_printer
 from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
+from netscope.cli.vision_dataset import add_dataset
 from netscope.cli.vision_inputs import start
 from netscope.errors import NetscopeError
 from netscope.vision.method_names import EVAL_METHODS
@@ -107,6 +108,7 @@ def add(sub) -> None:
     p.set_defaults(func=_vision_activations)
 
     add_ascent(vs, common)
+    add_dataset(vs, common)
 
     p = vs.add_parser("evaluate", help="which map to trust: every method scored by deletion, "
                       "insertion, ROAD, confidence change and a sanity check")

@@ -1,0 +1,97 @@
+"""`netscope vision explain FOLDER` (a whole folder tree, resumable, torchrun-ready) and
+`netscope vision merge DIR` (join the shards of ranks that ran apart)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from netscope.cli.common import progress_printer
+from netscope.cli.options import number
+from netscope.errors import NetscopeError
+
+METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "cam",
+           "scorecam", "ablationcam", "saliency", "smoothgrad", "integrated-gradients",
+           "occlusion", "rollout")
+
+
+def add_dataset(vs, common) -> None:
+    p = vs.add_parser("explain", help="explain every image of a folder tree: a table (Parquet "
+                      "or CSV) and maps in .npz shards; resumable; runs under torchrun")
+    common(p, images=False)
+    p.add_argument("folder", help="folder tree of images (searched at any depth)")
+    p.add_argument("--method", choices=METHODS, default="gradcam")
+    p.add_argument("--layer", help="CAM layer (default: the feature map the head pools, or a "
+                   "transformer's last norm the score depends on)")
+    p.add_argument("--metrics", default="", help="comma-separated: deletion, insertion "
+                   "(AUC per image; each costs 2 x steps forward passes)")
+    number(p, "--steps", lo=2, hi=1000, default=20, help="deletion/insertion steps")
+    number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per batch")
+    number(p, "--workers", lo=0, hi=256, help="decoding processes (default: the CPUs beside "
+           "this one, at most 4; 0: decode in this process)")
+    number(p, "--shard-size", lo=1, hi=10**7, default=1024, help="images per shard file")
+    number(p, "--top-k", lo=0, hi=100_000, default=128,
+           help="Score-CAM / Ablation-CAM: channels by mean activation, 0: all")
+    p.add_argument("--table", choices=["auto", "parquet", "csv"], default="auto",
+                   help="results table format (auto: Parquet when pyarrow is installed)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_vision_explain, out="netscope-results/vision-explain")
+
+    p = vs.add_parser("merge", help="join the shards of an explain run into one table")
+    p.add_argument("out", help="the explain run's output folder")
+    p.add_argument("--table", choices=["auto", "parquet", "csv"], default="auto")
+    p.set_defaults(func=_vision_merge)
+
+
+def _vision_explain(args) -> int:
+    from pathlib import Path
+
+    from netscope.cli.vision_inputs import start
+    from netscope.vision.dataset_explain import (
+        DatasetSettings,
+        distributed_rank,
+        explain_folder,
+    )
+    from netscope.vision.image_dataset import default_workers
+
+    rank, world = distributed_rank()
+    if not Path(args.folder).is_dir():
+        raise NetscopeError(f"{args.folder}: not a folder; give the folder that holds the "
+                            f"images.")
+    if world > 1 and args.device in ("cuda", None) and _cuda():
+        args.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"  # one GPU per rank
+    metrics = tuple(m for m in args.metrics.split(",") if m)
+    settings = DatasetSettings(args.method, args.layer, metrics, args.steps, args.batch_size,
+                               default_workers() if args.workers is None else args.workers,
+                               args.shard_size, args.table, args.top_k or None)
+    settings.check()
+    lm, _ = start(args, images=False)
+    say = progress_printer(args.quiet or rank > 0)
+    try:
+        summary = explain_folder(lm, args.folder, args.out, settings, say, rank, world)
+    except KeyboardInterrupt:
+        print(f"netscope: finished shards are kept in {args.out}; run the same command again "
+              f"to continue.", file=sys.stderr)
+        raise
+    where = f"rank {rank}: " if world > 1 else ""
+    print(f"{where}{summary.explained} explained, {summary.unreadable} unreadable, "
+          f"{summary.already} already done, {summary.images_per_second:.1f} images/s")
+    if summary.table is not None:
+        print(f"table: {summary.table}")
+    if summary.unreadable:
+        print(f"netscope: warning: {summary.unreadable} file(s) could not be read; their "
+              f"errors are in the table (status 'unreadable').", file=sys.stderr)
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _vision_merge(args) -> int:
+    from netscope.vision.explain_store import merge
+
+    print(f"table: {merge(args.out, args.table)}")
+    return 0

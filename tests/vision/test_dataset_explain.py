@@ -1,0 +1,173 @@
+"""Whole datasets: every image of a folder tree explained in batches by DataLoader workers,
+one table and .npz map shards, resumable, bad files reported, two torchrun ranks merged."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import netscope.vision.explain_store as store_mod
+from netscope.cli import main
+from netscope.errors import NetscopeError
+from netscope.vision import attribution as A
+from netscope.vision.dataset_explain import DatasetSettings, explain_folder
+from netscope.vision.explain_store import load_maps
+from netscope.vision.image_dataset import dataset_files
+from netscope.vision.models import LoadedModel, Preprocess
+from tests.vision.tiny import tiny_gap32
+
+MODEL = "tests.vision.tiny:tiny_gap32"
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """11 small images at three depths, one broken file, one text file."""
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for i in range(11):
+        folder = root / ("a" if i % 3 == 0 else "") / ("b" if i % 3 == 1 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (rng.random((20 + i, 24, 3)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i:02d}.png")
+    (root / "a" / "broken.jpg").write_bytes(b"not an image at all")
+    (root / "notes.txt").write_text("not an image, not listed")
+    return root
+
+
+def lm():
+    return LoadedModel("tiny", tiny_gap32(), Preprocess(16), None)
+
+
+def test_files_and_bad_folders(tree, tmp_path):
+    files = dataset_files(tree)
+    assert len(files) == 12 and files == sorted(files) and "a/broken.jpg" in files
+    assert "notes.txt" not in files
+    with pytest.raises(NetscopeError, match="not a folder"):
+        dataset_files(tree / "img01.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NetscopeError, match="no image files in this folder tree"):
+        dataset_files(tmp_path / "empty")
+
+
+def test_table_and_maps(tree, tmp_path):
+    summary = explain_folder(lm(), tree, tmp_path / "out",
+                             DatasetSettings(batch_size=4, workers=0, shard_size=4,
+                                             metrics=("deletion",), steps=4, table="csv"))
+    assert (summary.explained, summary.unreadable, summary.already) == (11, 1, 0)
+    table = pd.read_csv(summary.table, keep_default_na=False)
+    assert list(table["file"]) == dataset_files(tree)
+    bad = table[table["status"] == "unreadable"]
+    assert list(bad["file"]) == ["a/broken.jpg"] and "Pillow" in bad["error"].iloc[0]
+    good = table[table["status"] == "ok"]
+    assert ((good["deletion_auc"].astype(float) >= 0) & (good["probability"].astype(float)
+                                                         > 0)).all()
+    # a shard's map is the Grad-CAM map of that image, computed directly
+    row = good.iloc[3]
+    files, maps = load_maps(tmp_path / "out", row["shard"])
+    assert files[int(row["map_index"])] == row["file"] and maps.dtype == np.float16
+    from netscope.vision.images import load_image
+
+    model = lm()
+    x = model.preprocess.tensor(load_image(tree / row["file"]))
+    direct = A.grad_cam(model.model, x).maps[0].numpy()
+    np.testing.assert_allclose(maps[int(row["map_index"])], direct, atol=2e-3)
+    assert int(row["class_index"]) == int(model.model(x).argmax())
+
+
+def test_workers_give_the_same_results(tree, tmp_path):
+    a = explain_folder(lm(), tree, tmp_path / "w0", DatasetSettings(workers=0, table="csv"))
+    b = explain_folder(lm(), tree, tmp_path / "w2", DatasetSettings(workers=2, table="csv"))
+    ta, tb = pd.read_csv(a.table), pd.read_csv(b.table)
+    pd.testing.assert_frame_equal(ta.drop(columns="shard"), tb.drop(columns="shard"))
+
+
+def test_resumes_after_an_interruption(tree, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    settings = DatasetSettings(batch_size=2, workers=0, shard_size=2, table="csv")
+    real, written = store_mod.ExplainStore.write_shard, []
+
+    def two_then_stop(self, rows, files, maps):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(real(self, rows, files, maps))
+
+    monkeypatch.setattr(store_mod.ExplainStore, "write_shard", two_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        explain_folder(lm(), tree, out, settings)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (out / "parts").iterdir()) == ["r0-00000.csv", "r0-00001.csv"]
+    assert not list(out.rglob(".*"))  # no half-written file
+    again = explain_folder(lm(), tree, out, settings)
+    assert again.already == 4 and again.explained + again.unreadable == 8
+    table = pd.read_csv(again.table)
+    assert sorted(table["file"]) == dataset_files(tree)  # each file once
+    done = explain_folder(lm(), tree, out, settings)
+    assert done.already == 12 and done.explained == 0
+
+
+def test_another_run_in_the_same_folder_is_refused(tree, tmp_path):
+    explain_folder(lm(), tree, tmp_path / "out", DatasetSettings(workers=0, table="csv"))
+    with pytest.raises(NetscopeError, match="holds results of another run .method: 'gradcam' "
+                                            "there, 'saliency' now"):
+        explain_folder(lm(), tree, tmp_path / "out",
+                       DatasetSettings(method="saliency", workers=0, table="csv"))
+    assert json.loads((tmp_path / "out" / "explain-run.json").read_text())["method"] == \
+        "gradcam"
+    with pytest.raises(NetscopeError, match="unknown method 'gradcamm'"):
+        explain_folder(lm(), tree, tmp_path / "o2", DatasetSettings(method="gradcamm"))
+    with pytest.raises(NetscopeError, match="unknown metric 'road'"):
+        explain_folder(lm(), tree, tmp_path / "o2", DatasetSettings(metrics=("road",)))
+
+
+def test_command_line(tree, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["vision", "explain", str(tree), "--model", MODEL, "--out", str(out),
+                 "--workers", "0", "--quiet", "--method", "eigencam"]) == 0
+    captured = capsys.readouterr()
+    assert "11 explained, 1 unreadable" in captured.out
+    assert "1 file(s) could not be read" in captured.err
+    kind = "parquet" if _has_pyarrow() else "csv"
+    assert (out / f"results.{kind}").is_file()
+    assert main(["vision", "merge", str(out), "--table", "csv"]) == 0
+    assert len(pd.read_csv(out / "results.csv")) == 12
+    assert main(["vision", "explain", str(tmp_path / "nope"), "--model", MODEL, "--out",
+                 str(out)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["vision", "merge", str(tmp_path)]) == 2
+    assert "no finished shards" in capsys.readouterr().err
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_two_torchrun_ranks_on_gloo(tree, tmp_path):
+    """torchrun with 2 CPU processes: each rank explains every other file into its own
+    shards; rank 0 merges after a gloo barrier."""
+    out = tmp_path / "dist"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+         "2", "-m", "netscope", "vision", "explain", str(tree), "--model", MODEL, "--out",
+         str(out), "--workers", "0", "--table", "csv", "--quiet"],
+        env=env, capture_output=True, text=True, timeout=180, cwd=os.getcwd())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rank 0:" in proc.stdout and "rank 1:" in proc.stdout
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(table["file"]) == dataset_files(tree)
+    assert {s[:2] for s in table["shard"].dropna()} == {"r0", "r1"}
+    # the same maps as one process computes
+    alone = explain_folder(lm(), tree, tmp_path / "alone", DatasetSettings(workers=0,
+                                                                           table="csv"))
+    ref = pd.read_csv(alone.table)
+    pd.testing.assert_frame_equal(table.drop(columns=["shard", "map_index"]),
+                                  ref.drop(columns=["shard", "map_index"]), atol=1e-6)
