@@ -191,3 +191,22 @@ class _Tuple(nn.Module):
     def forward(self, x):
         y = self.net(x)
         return y, F.relu(y)
+
+
+def test_output_key_on_the_command_line(tmp_path, capsys):
+    from netscope.cli import main
+
+    model = "tests.vision.tiny:tiny_dict"
+    assert main(["vision", "gradcam", "chelsea", "--model", model, "--output-key", "logits",
+                 "--out", str(tmp_path)]) == 0
+    assert main(["vision", "predict", "chelsea", "--model", model, "--output-key",
+                 "logits"]) == 0
+    assert "chelsea" in capsys.readouterr().out
+    assert main(["vision", "gradcam", "chelsea", "--model", model, "--out",
+                 str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "dict with keys ['features', 'logits']; name the one to explain" in err
+    assert "--output-key" in err and "Traceback" not in err
+    assert main(["vision", "gradcam", "chelsea", "--model", model, "--output-key", "scores",
+                 "--out", str(tmp_path)]) == 2
+    assert "has no key 'scores'" in capsys.readouterr().err

@@ -54,3 +54,20 @@ def tiny_gap32() -> nn.Module:
     model = TinyGAP(dtype=torch.float32)
     model.image_size = 16
     return model.eval()
+
+
+class DictOutput(nn.Module):
+    """A classifier that returns {"logits": ..., "features": ...}, as many hub models do."""
+
+    image_size = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = TinyGAP(dtype=torch.float32)
+
+    def forward(self, x):
+        return {"logits": self.net(x), "features": self.net.features(x).mean((2, 3))}
+
+
+def tiny_dict() -> nn.Module:
+    return DictOutput().eval()

@@ -16,6 +16,8 @@ def add(sub) -> None:
     p.add_argument("--model", default="efficientnet-lite0")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the model's device, "
                    "else the CPU)")
+    p.add_argument("--output-key", help="for models that return a dict or tuple: the entry "
+                   "(or position) holding the class scores")
     p.add_argument("--mode", choices=["heatmap", "activations"], default="heatmap")
     p.add_argument("--layer", help="starting layer for activations mode")
     p.add_argument("--method", default="gradcam",
@@ -66,7 +68,7 @@ def _live(args) -> int:
         resolve_device(args.device)  # before the camera opens
     source = open_source(args.source)
     try:
-        lm = to_device(load_model(args.model), args.device)
+        lm = to_device(load_model(args.model), args.device, args.output_key)
         view = LiveView(lm, args.mode, args.layer, args.snapshots, cam_method=args.method)
     except BaseException:
         source.close()

@@ -36,6 +36,8 @@ def add(sub) -> None:
         p.add_argument("--out", default="netscope-results/vision", help="output folder")
         p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the model's "
                        "device, else the CPU)")
+        p.add_argument("--output-key", help="for models that return a dict or tuple: the "
+                       "entry (or position) holding the class scores")
 
     p = vs.add_parser("layers", help="list every layer with its output shape")
     common(p, images=False)

@@ -41,4 +41,5 @@ def start(args, images: bool = True, classes: list[str] | None = None, writes: b
 
     if getattr(args, "device", None):
         resolve_device(args.device)  # an unknown or missing device fails before loading
-    return to_device(load_model(args.model), getattr(args, "device", None)), found
+    return to_device(load_model(args.model), getattr(args, "device", None),
+                     getattr(args, "output_key", None)), found

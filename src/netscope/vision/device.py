@@ -55,11 +55,13 @@ def resolve_device(spec: str | torch.device | None, model: nn.Module | None = No
     return device
 
 
-def to_device(lm, spec: str | None):
+def to_device(lm, spec: str | None, key: str | None = None):
     """The loaded model moved to the device (inputs made by its preprocessing follow it,
-    in the model's dtype)."""
+    in the model's dtype), returning ``output[key]`` when a key is named."""
+    from netscope.vision.targets import output_key, read_output
+
     device = resolve_device(spec, lm.model)
-    model = lm.model.to(device)
+    model = read_output(lm.model.to(device), output_key(key))
     pre = replace(lm.preprocess, device=str(device), dtype=str(model_dtype(model))
                   .removeprefix("torch."))
     return replace(lm, model=model, preprocess=pre)

@@ -56,6 +56,23 @@ def select_output(output: Any, key: Key) -> Any:
                         f"{type(output).__name__}.")
 
 
+def read_output(model: torch.nn.Module, key: Key) -> torch.nn.Module:
+    """Make ``model`` return ``output[key]`` (a dict entry or tuple position) from now on,
+    through a forward hook, so every command sees class scores; layer names stay the same.
+    For models loaded by a command (``--output-key``); in Python pass ``key`` to a target."""
+    if key is None or key == "":
+        return model
+    model.register_forward_hook(lambda module, inputs, output: select_output(output, key))
+    return model
+
+
+def output_key(text: str | None) -> Key:
+    """A command line's --output-key: a position when it is a whole number, else a key."""
+    if text is None or text == "":
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def batch_size(output: Any) -> int:
     """How many images an output is for."""
     if isinstance(output, torch.Tensor):
