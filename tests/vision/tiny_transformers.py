@@ -121,3 +121,32 @@ def tiny_vit() -> nn.Module:
 def tiny_swin() -> nn.Module:
     torch.manual_seed(0)
     return TinySwin().eval()
+
+
+def quadrant_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """32x32 noise images, each with one strongly textured 8x8 square in quadrant ``label``
+    (0-3, row major); returns (images, labels, (N, 32, 32) masks of the squares)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, 32, 32, generator=gen) * 0.5
+    labels = torch.randint(0, 4, (n,), generator=gen)
+    masks = torch.zeros(n, 32, 32)
+    for i, k in enumerate(labels.tolist()):
+        r, c = 16 * (k // 2) + int(torch.randint(0, 9, (1,), generator=gen)), \
+            16 * (k % 2) + int(torch.randint(0, 9, (1,), generator=gen))
+        x[i, :, r:r + 8, c:c + 8] = torch.randn(3, 8, 8, generator=gen) * 2
+        masks[i, r:r + 8, c:c + 8] = 1
+    return x, labels, masks
+
+
+def trained(model: nn.Module, steps: int = 300, seed: int = 0) -> nn.Module:
+    """``model`` (4+ classes) trained to name the quadrant of the bright square."""
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        x, y, _ = quadrant_images(64, seed * 100_000 + step)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()

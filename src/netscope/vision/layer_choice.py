@@ -4,11 +4,15 @@ A CNN's default is the feature map its head pools (the input of the last global 
 else the last Conv2d. A transformer has no such map, and the natural guess is wrong: in a
 class-token ViT the patch tokens after the last block never reach the head (the head reads
 the class token, and the final norm and MLP act per token), so Grad-CAM there is all zero.
-The default for a transformer is therefore found by one probe pass: the last LayerNorm
-(else any layer) whose output forms a grid and whose gradient on the patch positions is not
-zero. For a ViT that is the last block's first norm (the input of the last attention, as
-pytorch-grad-cam's documentation recommends); for a Swin it is the final norm over the
-channels-last grid, one MLP after its last block's second norm.
+The default for a transformer is therefore found by one probe pass: the output of the last
+block (in the model's list of blocks) whose grid the class score still depends on, i.e. the
+residual stream entering the last attention in a class-token ViT, or the last block of a
+pooled one; a model without such a list gets its last LayerNorm (else any layer) with a
+nonzero gradient. The residual stream, not the last block's first norm that
+pytorch-grad-cam's documentation recommends (the same tokens, LayerNorm'd): on a small ViT
+trained to find a textured square, Grad-CAM there localizes the square while the norm's
+maps point away from it, because the norm divides out the token size that marks what the
+network attends to (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -125,8 +129,25 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None,
         raise NetscopeError("no layer's output forms a feature map or token grid that the "
                             "class score depends on; name a layer explicitly (with a reshape "
                             "transform for an unusual layout).")
-    norms = [g for g in layers if issubclass(type(dict(model.named_modules())[g.name]), NORMS)]
+    usable = {g.name for g in layers}
+    blocks = [b for b in block_list(model) if b in usable]
+    if blocks:
+        return LayerRef(blocks[-1])
+    modules = dict(model.named_modules())
+    norms = [g for g in layers if isinstance(modules[g.name], NORMS)]
     return LayerRef((norms or layers)[-1].name)
+
+
+def block_list(model: nn.Module) -> list[str]:
+    """The transformer's blocks: the children of its outermost Sequential/ModuleList of at
+    least two modules of one type (``blocks.0``..., ``encoder.layers.encoder_layer_0``...)."""
+    lists = [(n.count(".") if n else -1, -len(m), n, m) for n, m in model.named_modules()
+             if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m) > 1
+             and len({type(c) for c in m.children()}) == 1]
+    if not lists:
+        return []
+    _, _, name, container = min(lists, key=lambda c: c[:3])
+    return [f"{name}.{c}" if name else c for c, _ in container.named_children()]
 
 
 def probe_image(model: nn.Module, size: int = 224) -> torch.Tensor:
