@@ -316,3 +316,17 @@ def test_default_layer_localizes_on_a_trained_vit():
     rand = torch.rand(64, 8, 8, generator=torch.Generator().manual_seed(0))
     assert deletion(model, x, default, y, 8, "zeros").auc.mean() < \
         deletion(model, x, rand, y, 8, "zeros").auc.mean()
+
+
+def test_the_default_layer_is_probed_once_per_model(monkeypatch):
+    import netscope.vision.layer_choice as lc
+
+    calls = []
+    real = lc.grid_layers
+    monkeypatch.setattr(lc, "grid_layers", lambda m, x: calls.append(1) or real(m, x))
+    model = tiny_vit()
+    for _ in range(3):
+        A.grad_cam(model, X)
+    assert len(calls) == 1
+    A.grad_cam(tiny_vit(), X)  # another model: probed again
+    assert len(calls) == 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 import torch
 from torch import nn
@@ -124,6 +125,18 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None,
     if ref is not None:
         return ref
     probe = x[:1].detach() if x is not None else probe_image(model, size)
+    key = (tuple(probe.shape[-2:]), probe.dtype, str(probe.device))
+    known = _CHOSEN.get(model, {})
+    if key not in known:  # one probe per model and input size, not one per batch
+        known[key] = _probed_layer(model, probe)
+        _CHOSEN[model] = known
+    return known[key]
+
+
+_CHOSEN: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _probed_layer(model: nn.Module, probe: torch.Tensor) -> LayerRef:
     layers = [g for g in grid_layers(model, probe) if g.gradient]
     if not layers:
         raise NetscopeError("no layer's output forms a feature map or token grid that the "
