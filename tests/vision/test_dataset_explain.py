@@ -133,6 +133,9 @@ def test_command_line(tree, tmp_path, capsys):
     assert "1 file(s) could not be read" in captured.err
     kind = "parquet" if _has_pyarrow() else "csv"
     assert (out / f"results.{kind}").is_file()
+    page = (out / "index.html").read_text()
+    assert page.count("<figure") == 11 and "a/broken.jpg: not an image file" in page
+    assert "Unreadable files" in page and "11 images explained with eigencam" in page
     assert main(["vision", "merge", str(out), "--table", "csv"]) == 0
     assert len(pd.read_csv(out / "results.csv")) == 12
     assert main(["vision", "explain", str(tmp_path / "nope"), "--model", MODEL, "--out",

@@ -78,10 +78,52 @@ def _vision_explain(args) -> int:
           f"{summary.already} already done, {summary.images_per_second:.1f} images/s")
     if summary.table is not None:
         print(f"table: {summary.table}")
+        print(f"page: {_write_page(lm, args.folder, args.out)}")
     if summary.unreadable:
         print(f"netscope: warning: {summary.unreadable} file(s) could not be read; their "
               f"errors are in the table (status 'unreadable').", file=sys.stderr)
     return 0
+
+
+def _write_page(lm, folder: str, out: str):
+    """index.html beside the table: a gallery of maps over the images the model saw."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    from netscope.render.atomic import write_text
+    from netscope.render.explain_page import explain_page, pick_rows
+    from netscope.vision.explain_store import RUN_FILE, load_maps, read_parts
+    from netscope.vision.images import load_image
+
+    table = read_parts(out).sort_values("file", kind="stable")
+    settings = json.loads((Path(out) / RUN_FILE).read_text())
+    pictures, shards = [], {}
+    for _, row in pick_rows(table).iterrows():
+        if row["shard"] not in shards:
+            shards[row["shard"]] = load_maps(out, row["shard"])[1]
+        heat = host(F.interpolate(_tensor(shards[row["shard"]][int(row["map_index"])]),
+                                  size=(lm.preprocess.size,) * 2, mode="bilinear")[0, 0])
+        top = heat.max()
+        rgb = lm.preprocess.image(load_image(Path(folder) / row["file"]))
+        pictures.append((row["file"], rgb, heat / top if top > 0 else np.zeros_like(heat)))
+    html = explain_page(table, pictures, f"netscope vision explain: {folder}", settings)
+    return write_text(Path(out) / "index.html", html)
+
+
+def _tensor(m):
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.asarray(m, dtype="float32"))[None, None]
+
+
+def host(t):
+    from netscope.vision.host import host as to_numpy
+
+    return to_numpy(t)
 
 
 def _cuda() -> bool:
