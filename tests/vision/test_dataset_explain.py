@@ -111,6 +111,10 @@ def test_resumes_after_an_interruption(tree, tmp_path, monkeypatch):
 
 
 def test_another_run_in_the_same_folder_is_refused(tree, tmp_path):
+    with pytest.raises(NetscopeError, match="attention rollout needs"):  # a CNN: no attention
+        explain_folder(lm(), tree, tmp_path / "out", DatasetSettings(method="rollout",
+                                                                     workers=0))
+    assert not (tmp_path / "out").exists()  # a run that failed at once claims nothing
     explain_folder(lm(), tree, tmp_path / "out", DatasetSettings(workers=0, table="csv"))
     with pytest.raises(NetscopeError, match="holds results of another run .method: 'gradcam' "
                                             "there, 'saliency' now"):

@@ -32,11 +32,9 @@ class ExplainStore:
     """The output folder of one run (see the module docstring)."""
 
     def __init__(self, out: str | Path, settings: dict, rank: int = 0) -> None:
-        self.out, self.rank = Path(out), rank
+        self.out, self.rank, self.settings = Path(out), rank, settings
         self.maps_dir, self.parts_dir = self.out / "maps", self.out / "parts"
         self._check_settings(settings)
-        self.maps_dir.mkdir(parents=True, exist_ok=True)
-        self.parts_dir.mkdir(parents=True, exist_ok=True)
         mine = [int(p.stem.split("-")[1]) for p in self.parts_dir.glob(f"r{rank}-*.csv")]
         self.next = max(mine, default=-1) + 1
 
@@ -56,16 +54,19 @@ class ExplainStore:
                     f"{self.out} holds results of another run ({k}: {before.get(k)!r} there, "
                     f"{settings.get(k)!r} now); rerun with the same settings to continue it, "
                     f"or choose another --out.")
-        else:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_text(path, json.dumps(settings, indent=1, sort_keys=True))
 
     def done(self) -> set[str]:
         """Files that some finished shard (of any rank) already holds."""
-        return set(read_parts(self.out)["file"]) if any(self.parts_dir.glob("*.csv")) else set()
+        if not self.parts_dir.is_dir() or not any(self.parts_dir.glob("*.csv")):
+            return set()
+        return set(read_parts(self.out)["file"])
 
     def write_shard(self, rows: list[dict], files: list[str], maps: np.ndarray) -> str:
-        """One shard: its maps, then its table rows (rows name the shard and map index)."""
+        """One shard: its maps, then its table rows (rows name the shard and map index). The
+        run's settings are written with the first shard, so a run that failed before any
+        result does not claim the folder."""
+        if not (self.out / RUN_FILE).is_file():
+            write_text(self.out / RUN_FILE, json.dumps(self.settings, indent=1, sort_keys=True))
         name = f"r{self.rank}-{self.next:05d}"
         self.next += 1
         buffer = io.BytesIO()
