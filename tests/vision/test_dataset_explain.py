@@ -178,3 +178,36 @@ def test_two_torchrun_ranks_on_gloo(tree, tmp_path):
     ref = pd.read_csv(alone.table)
     pd.testing.assert_frame_equal(table.drop(columns=["shard", "map_index"]),
                                   ref.drop(columns=["shard", "map_index"]), atol=1e-6)
+
+
+def test_folder_labels(tmp_path):
+    """ImageFolder layout: each map explains the class its folder names; accuracy counted."""
+    root = tmp_path / "byclass"
+    rng = np.random.default_rng(1)
+    for k in ("0", "2"):
+        (root / k).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray((rng.random((18, 18, 3)) * 255).astype(np.uint8)).save(
+                root / k / f"{i}.png")
+    s = explain_folder(lm(), root, tmp_path / "out", DatasetSettings(workers=0, table="csv",
+                                                                     labels="folder"))
+    table = pd.read_csv(s.table)
+    assert list(table["class_index"]) == [0, 0, 0, 2, 2, 2]
+    assert list(table["correct"]) == list(table["predicted_index"] == table["class_index"])
+    assert s.correct == int(table["correct"].sum())
+    from netscope.vision.images import load_image
+
+    model = lm()
+    row = table.iloc[4]
+    files, maps = load_maps(tmp_path / "out", row["shard"])
+    x = model.preprocess.tensor(load_image(root / row["file"]))
+    np.testing.assert_allclose(maps[int(row["map_index"])],
+                               A.grad_cam(model.model, x, targets=2).maps[0].numpy(), atol=2e-3)
+    (root / "7").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "7" / "a.png")
+    with pytest.raises(NetscopeError, match="1 class folder.s. are not classes of the model: "
+                                            "7 .class index 7 is out of range"):
+        explain_folder(lm(), root, tmp_path / "o2", DatasetSettings(labels="folder"))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "loose.png")
+    with pytest.raises(NetscopeError, match="loose.png is not"):
+        explain_folder(lm(), root, tmp_path / "o3", DatasetSettings(labels="folder"))

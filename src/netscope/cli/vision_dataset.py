@@ -34,6 +34,10 @@ def add_dataset(vs, common) -> None:
            help="Score-CAM / Ablation-CAM: channels by mean activation, 0: all")
     p.add_argument("--table", choices=["auto", "parquet", "csv"], default="auto",
                    help="results table format (auto: Parquet when pyarrow is installed)")
+    p.add_argument("--labels", choices=["top1", "folder"], default="top1",
+                   help="explain each image's top-1 class (default), or the class its first "
+                   "folder names (FOLDER/CLASS/image, as torchvision's ImageFolder), with "
+                   "accuracy")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_vision_explain, out="netscope-results/vision-explain")
 
@@ -63,7 +67,7 @@ def _vision_explain(args) -> int:
     metrics = tuple(m for m in args.metrics.split(",") if m)
     settings = DatasetSettings(args.method, args.layer, metrics, args.steps, args.batch_size,
                                default_workers() if args.workers is None else args.workers,
-                               args.shard_size, args.table, args.top_k or None)
+                               args.shard_size, args.table, args.top_k or None, args.labels)
     settings.check()
     lm, _ = start(args, images=False)
     say = progress_printer(args.quiet or rank > 0)
@@ -76,6 +80,10 @@ def _vision_explain(args) -> int:
     where = f"rank {rank}: " if world > 1 else ""
     print(f"{where}{summary.explained} explained, {summary.unreadable} unreadable, "
           f"{summary.already} already done, {summary.images_per_second:.1f} images/s")
+    if args.labels == "folder" and summary.explained:
+        print(f"{where}top-1 accuracy against the folder labels: "
+              f"{summary.correct / summary.explained:.1%} of the {summary.explained} images "
+              f"explained in this run")
     if summary.table is not None:
         print(f"table: {summary.table}")
         print(f"page: {_write_page(lm, args.folder, args.out)}")

@@ -35,6 +35,10 @@ def explain_page(table: pd.DataFrame, pictures: Sequence[tuple[str, np.ndarray, 
              f"{html.escape(str(settings.get('layer') or 'default'))}); {len(bad)} could not "
              f"be read. The full table is results.parquet / results.csv; every map is in "
              f"maps/*.npz (the table's shard and map_index columns).</p>")
+    if "correct" in ok and len(ok):
+        right = ok["correct"].astype(str).str.lower() == "true"
+        facts += (f"<p>Maps explain each image's folder class; the model's top-1 class "
+                  f"matches it for {right.mean():.1%} of the images.</p>")
     top = ok["class_name"].value_counts().head(10)
     classes = "".join(f"<tr><td>{html.escape(str(c))}</td><td>{k}</td></tr>"
                       for c, k in top.items())

@@ -28,6 +28,7 @@ from netscope.vision.targets import resolve
 
 DATASET_METHODS = tuple(m for m in METHODS if m not in ("random", "guided"))
 DATASET_METRICS = ("deletion", "insertion")
+LABELS = ("top1", "folder")  # explain each image's predicted class, or its folder's class
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,12 @@ class DatasetSettings:
     shard_size: int = 1024
     table: str = "auto"
     top_k: int | None = 128  # Score-CAM / Ablation-CAM channels
+    labels: str = "top1"
 
     def check(self) -> None:
+        if self.labels not in LABELS:
+            raise NetscopeError(f"labels must be one of {', '.join(LABELS)}, got "
+                                f"{self.labels!r}.")
         if self.method not in DATASET_METHODS:
             raise NetscopeError(f"unknown method {self.method!r}; choose from "
                                 f"{', '.join(DATASET_METHODS)}.")
@@ -60,7 +65,7 @@ class DatasetSettings:
         """What decides the results: a rerun must match it to continue the run."""
         return {"model": lm.name, "size": lm.preprocess.size, "method": self.method,
                 "layer": self.layer, "metrics": list(self.metrics), "steps": self.steps,
-                "top_k": self.top_k}
+                "top_k": self.top_k, "labels": self.labels}
 
 
 @dataclass
@@ -71,6 +76,7 @@ class DatasetSummary:
     unreadable: int
     seconds: float
     table: Path | None  # the merged table (rank 0 of a finished run)
+    correct: int = 0  # with folder labels: images whose top-1 class is their folder's
 
     @property
     def images_per_second(self) -> float:
@@ -96,6 +102,7 @@ def explain_folder(lm: LoadedModel, root: str | Path, out: str | Path,
     rank, world = env_rank if rank is None else rank, env_world if world is None else world
     say = progress or (lambda message: None)
     files = dataset_files(root)
+    labels = folder_labels(lm, files) if settings.labels == "folder" else None
     mine = list(range(rank, len(files), world))
     store = ExplainStore(out, settings.identity(lm), rank)
     done = store.done()
@@ -104,24 +111,49 @@ def explain_folder(lm: LoadedModel, root: str | Path, out: str | Path,
         f"already done, {len(todo)} to go ({settings.method}, batch {settings.batch_size}, "
         f"{settings.workers} decoding workers)")
     start = time.perf_counter()
-    counts = _run(lm, root, files, todo, store, settings, say, start)
+    counts = _run(lm, root, files, labels, todo, store, settings, say, start)
     seconds = time.perf_counter() - start
     table = _finish(out, settings, rank, world)
-    return DatasetSummary(len(mine), len(mine) - len(todo), counts[0], counts[1], seconds, table)
+    return DatasetSummary(len(mine), len(mine) - len(todo), counts[0], counts[1], seconds, table,
+                          counts[2])
 
 
-def _run(lm, root, files, todo, store, settings, say, start) -> tuple[int, int]:
+def folder_labels(lm: LoadedModel, files: list[str]) -> list[int]:
+    """Each file's class from its first folder (the ImageFolder layout: ROOT/CLASS/...),
+    a class name or index of the model; all checked before any work."""
+    from netscope.vision.classes import resolve_class
+    from netscope.vision.models import n_classes
+
+    loose = [f for f in files if "/" not in f]
+    if loose:
+        raise NetscopeError(f"--labels folder needs every image inside a class folder "
+                            f"(ROOT/CLASS/image); {loose[0]} is not.")
+    n, found, unknown = n_classes(lm), {}, []
+    for name in sorted({f.split("/", 1)[0] for f in files}):
+        try:
+            found[name] = resolve_class(name, lm.class_names, n)
+        except NetscopeError as exc:
+            unknown.append(f"{name} ({exc})")
+    if unknown:
+        raise NetscopeError(f"{len(unknown)} class folder(s) are not classes of the model: "
+                            f"{'; '.join(unknown[:3])}. Name folders by class name or index.")
+    return [found[f.split("/", 1)[0]] for f in files]
+
+
+def _run(lm, root, files, labels, todo, store, settings, say, start) -> tuple[int, int, int]:
     explain = METHODS[settings.method](EvalSettings(layer=settings.layer, top_k=settings.top_k,
                                                     batch_size=settings.batch_size))
     data = ImageFiles(root, files, lm.preprocess)
     rows: list[dict] = []
     names: list[str] = []
     maps: list[np.ndarray] = []
-    explained = unreadable = 0
+    explained = unreadable = correct = 0
     last = start
     for idx, x, errors in loader(data, todo, settings.batch_size, settings.workers):
+        wanted = None if labels is None else [labels[i] for i in idx.tolist()]
         batch_rows, batch_maps = _batch(lm, [files[i] for i in idx.tolist()], x, errors,
-                                        explain, settings)
+                                        explain, settings, wanted)
+        correct += sum(1 for r in batch_rows if r.get("correct") is True)
         rows += batch_rows
         for r, m in zip([r for r in batch_rows if r["status"] == "ok"], batch_maps,
                         strict=True):
@@ -139,7 +171,7 @@ def _run(lm, root, files, todo, store, settings, say, start) -> tuple[int, int]:
                 f"{unreadable} unreadable")
     if rows:
         _flush(store, rows, names, maps)
-    return explained, unreadable
+    return explained, unreadable, correct
 
 
 def _flush(store: ExplainStore, rows: list[dict], names: list[str],
@@ -151,8 +183,10 @@ def _flush(store: ExplainStore, rows: list[dict], names: list[str],
     maps.clear()
 
 
-def _batch(lm, names, x, errors, explain, settings) -> tuple[list[dict], list[np.ndarray]]:
-    """Table rows for a batch (unreadable files included) and the maps of the good ones."""
+def _batch(lm, names, x, errors, explain, settings,
+           wanted: list[int] | None = None) -> tuple[list[dict], list[np.ndarray]]:
+    """Table rows for a batch (unreadable files included) and the maps of the good ones:
+    each explains the top-1 class, or the class in ``wanted`` (folder labels)."""
     ok = [e == "" for e in errors]
     rows = [{"file": n, "status": "unreadable", "error": e, "class_index": -1,
              "class_name": "", "probability": float("nan"), "method": settings.method,
@@ -164,18 +198,24 @@ def _batch(lm, names, x, errors, explain, settings) -> tuple[list[dict], list[np
     xs = x[torch.tensor(ok)].to(device, dtype)
     with capture(lm.model, []), torch.no_grad():
         logits = lm.model(xs)
-    t = resolve(logits, None)
-    probs = logits.float().softmax(1).gather(1, t.labels[:, None].to(logits.device))[:, 0]
+    chosen = None if wanted is None else [w for w, g in zip(wanted, ok, strict=True) if g]
+    t = resolve(logits, chosen)
+    soft = logits.float().softmax(1)
+    probs = soft.gather(1, t.labels[:, None].to(logits.device))[:, 0]
+    top = soft.max(1)
     heat = explain(lm.model, xs, t)
     scores = _metrics(lm, xs, heat, t, settings)
     good = [n for n, g in zip(names, ok, strict=True) if g]
     for j, n in enumerate(good):
-        k = int(t.labels[j])
-        rows.append({"file": n, "status": "ok", "error": "", "class_index": k,
-                     "class_name": class_label(lm.class_names, k),
-                     "probability": float(probs[j]), "method": settings.method,
-                     "layer": settings.layer or "", **{m: float(v[j]) for m, v in
-                                                       scores.items()}})
+        k, p = int(t.labels[j]), int(top.indices[j])
+        row = {"file": n, "status": "ok", "error": "", "class_index": k,
+               "class_name": class_label(lm.class_names, k), "probability": float(probs[j]),
+               "predicted_index": p, "predicted_name": class_label(lm.class_names, p),
+               "predicted_probability": float(top.values[j]), "method": settings.method,
+               "layer": settings.layer or "", **{m: float(v[j]) for m, v in scores.items()}}
+        if wanted is not None:
+            row["correct"] = p == k
+        rows.append(row)
     return rows, list(host(heat))
 
 

@@ -25,7 +25,7 @@ from netscope.errors import NetscopeError
 from netscope.render.atomic import write_atomic, write_bytes, write_text
 
 RUN_FILE = "explain-run.json"
-TEXT = ("file", "status", "error", "class_name", "method", "layer", "shard")
+TEXT = ("file", "status", "error", "class_name", "predicted_name", "method", "layer", "shard")
 
 
 class ExplainStore:
