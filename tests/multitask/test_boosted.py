@@ -63,3 +63,21 @@ def test_bad_parameters():
         BoostedTrees(validation=1.5).fit(X, y, t)
     with pytest.raises(NetscopeError, match="leaves must be numbers >= 2"):
         BoostedTrees(leaves=(1,)).fit(X, y, t)
+
+
+def test_a_known_setting_skips_the_search():
+    """trees=N with one leaves and one l2: no validation share, no search; the same forest
+    as scikit-learn's on all rows with that setting (what the ensemble's inner copy uses)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y, t, _ = task_offsets()
+    fixed = BoostedTrees(leaves=(7,), l2=(10.0,), trees=30).fit(X, y, t)
+    assert fixed.search_ == [] and (fixed.leaves_, fixed.l2_, fixed.trees_) == (7, 10.0, 30)
+    Z = np.column_stack([t, X]).astype(float)
+    ref = HistGradientBoostingRegressor(learning_rate=0.05, max_iter=30, max_leaf_nodes=7,
+                                        min_samples_leaf=20, l2_regularization=10.0,
+                                        categorical_features=[0], early_stopping=False,
+                                        random_state=0).fit(Z, y)
+    np.testing.assert_allclose(fixed.predict(X, t), ref.predict(Z), atol=1e-12)
+    with pytest.raises(NetscopeError, match="fixed number of trees needs one leaves"):
+        BoostedTrees(trees=30).fit(X, y, t)

@@ -32,7 +32,7 @@ class BoostedTrees(TaskEstimator):
     def __init__(self, leaves: tuple[int, ...] = (7, 15, 31), l2: tuple[float, ...] = (0.0, 10.0),
                  learning_rate: float = 0.05, max_trees: int = 2000, min_leaf: int = 20,
                  validation: float = 0.2, threads: int | None = None, seed: int = 0,
-                 progress: Progress | None = None) -> None:
+                 trees: int | None = None, progress: Progress | None = None) -> None:
         self.leaves = leaves
         self.l2 = l2
         self.learning_rate = learning_rate
@@ -41,12 +41,16 @@ class BoostedTrees(TaskEstimator):
         self.validation = validation
         self.threads = threads
         self.seed = seed
+        self.trees = trees  # a known setting (one leaves, one l2): no search, no validation
         self.progress = progress
 
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params()
         self.task_encoding_ = self._encode_tasks(y, t, n_tasks)
         Z = self._design(X, t)
+        if self.trees is not None:
+            self._fit_known(Z, y, n_tasks)
+            return
         val = self._validation_rows(t)
         if not val.any() or val.all():
             raise NetscopeError("boosted trees: too few training rows for an inner validation "
@@ -64,7 +68,20 @@ class BoostedTrees(TaskEstimator):
             self.progress(f"boosted trees: {self.trees_} trees of {self.leaves_} leaves, "
                           f"L2 {self.l2_:g}, chosen on {int(val.sum())} inner validation rows")
 
+    def _fit_known(self, Z, y, n_tasks) -> None:
+        """The given setting fit on all rows (as the ensemble's inner copies are)."""
+        self.search_ = []
+        self.leaves_, self.l2_, self.trees_ = self.leaves[0], self.l2[0], self.trees
+        with threadpool_limits(self.threads, user_api="openmp"):
+            final = self._model(self.leaves_, self.l2_, self.trees_, early=False).fit(Z, y)
+        _check_identity_encoding(final, n_tasks)
+        self.forest_ = Forest.from_sklearn(final)
+
     def _check_params(self) -> None:
+        if self.trees is not None and (self.trees < 1 or len(self.leaves) != 1
+                                       or len(self.l2) != 1):
+            raise NetscopeError("boosted trees: a fixed number of trees needs one leaves and "
+                                "one l2 value, and trees >= 1.")
         if not 0 < self.validation < 1:
             raise NetscopeError(f"boosted trees: validation must be a share between 0 and 1, "
                                 f"got {self.validation!r}.")

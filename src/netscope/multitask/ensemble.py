@@ -3,8 +3,9 @@
 They make different errors (the linear models share strength across tasks, the trees find
 interactions and thresholds), so an average beats each. The weights (non-negative, summing
 to one) minimize the squared error on an inner validation share of each task's training
-rows, predicted by members fit on the rest; then every member is refit on all training
-rows (or taken already fitted from the comparison, which fit them on the same rows).
+rows, predicted by members fit on the rest (boosted trees that the comparison already
+searched keep the setting it found instead of searching again); then every member is refit
+on all training rows (or taken already fitted from the comparison, on the same rows).
 """
 
 from __future__ import annotations
@@ -54,6 +55,16 @@ class Ensemble(TaskEstimator):
         params = cls().get_params()
         return cls(**{k: v for k, v in (("seed", self.seed),) if k in params})
 
+    def _inner(self, key: str) -> TaskEstimator:
+        """The member refit on the rows before the validation share. Boosted trees that the
+        comparison already searched keep the setting found on these training rows (tree
+        size, L2, tree count) instead of searching again: the search is most of their cost."""
+        given = self._given.get(key)
+        if key == "boosted-trees" and given is not None:
+            return BoostedTrees(leaves=(given.leaves_,), l2=(given.l2_,), trees=given.trees_,
+                                seed=self.seed)
+        return self._build(key)
+
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params()
         fold = inner_folds(t, max(2, round(1 / self.validation)), self.seed + 1)
@@ -61,7 +72,7 @@ class Ensemble(TaskEstimator):
         if not val.any():
             raise NetscopeError("ensemble: no task has 2 training rows, so there are no inner "
                                 "validation rows to weigh the members on.")
-        P = np.column_stack([self._build(k).fit(X[~val], y[~val], t[~val]).predict(X[val], t[val])
+        P = np.column_stack([self._inner(k).fit(X[~val], y[~val], t[~val]).predict(X[val], t[val])
                              for k in self.members])
         self.weights_ = simplex_weights(P, y[val])
         self.validation_mse_ = {k: float(np.mean((P[:, i] - y[val]) ** 2))
