@@ -149,7 +149,8 @@ def _run(lm, root, files, labels, todo, store, settings, say, start) -> tuple[in
     maps: list[np.ndarray] = []
     explained = unreadable = correct = 0
     last = start
-    for idx, x, errors in loader(data, todo, settings.batch_size, settings.workers):
+    pin = torch.device(lm.preprocess.device).type == "cuda"
+    for idx, x, errors in loader(data, todo, settings.batch_size, settings.workers, pin):
         wanted = None if labels is None else [labels[i] for i in idx.tolist()]
         batch_rows, batch_maps = _batch(lm, [files[i] for i in idx.tolist()], x, errors,
                                         explain, settings, wanted)
@@ -195,7 +196,7 @@ def _batch(lm, names, x, errors, explain, settings,
     if not any(ok):
         return rows, []
     device, dtype = torch.device(lm.preprocess.device), getattr(torch, lm.preprocess.dtype)
-    xs = x[torch.tensor(ok)].to(device, dtype)
+    xs = x.to(device, non_blocking=True)[torch.tensor(ok, device=device)].to(dtype)
     with capture(lm.model, []), torch.no_grad():
         logits = lm.model(xs)
     chosen = None if wanted is None else [w for w, g in zip(wanted, ok, strict=True) if g]

@@ -59,9 +59,11 @@ def _one_thread(_: int) -> None:
     np.seterr(all="ignore")
 
 
-def loader(data: ImageFiles, indices: list[int], batch_size: int, workers: int) -> DataLoader:
-    """Batches of the chosen items, in order, decoded by ``workers`` processes."""
+def loader(data: ImageFiles, indices: list[int], batch_size: int, workers: int,
+           pin: bool = False) -> DataLoader:
+    """Batches of the chosen items, in order, decoded by ``workers`` processes (in pinned
+    memory with ``pin``, so copies to a GPU can overlap the computation)."""
     subset = torch.utils.data.Subset(data, indices)
     return DataLoader(subset, batch_size=batch_size, num_workers=workers, shuffle=False,
-                      worker_init_fn=_one_thread if workers else None,
+                      worker_init_fn=_one_thread if workers else None, pin_memory=pin,
                       persistent_workers=False, prefetch_factor=4 if workers else None)
