@@ -1,6 +1,7 @@
 """Any target, not only a class index: functions of the output, segmentation masks,
 detector boxes, regression outputs, and models that return dicts or tuples."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -210,3 +211,42 @@ def test_output_key_on_the_command_line(tmp_path, capsys):
     assert main(["vision", "gradcam", "chelsea", "--model", model, "--output-key", "scores",
                  "--out", str(tmp_path)]) == 2
     assert "has no key 'scores'" in capsys.readouterr().err
+
+
+def test_mask_and_regression_targets_on_the_command_line(tmp_path, capsys):
+    from PIL import Image
+
+    from netscope.cli import main
+    from netscope.vision.images import load_image, sample_image
+    from netscope.vision.models import Preprocess
+    from tests.vision.tiny import tiny_segmenter
+
+    mask = np.zeros((300, 451), np.uint8)  # chelsea's shape; white: the cat's face
+    mask[60:240, 120:330] = 255
+    Image.fromarray(mask).save(tmp_path / "face.png")
+    seg = ["vision", "gradcam", "chelsea", "--model", "tests.vision.tiny:tiny_segmenter",
+           "--output-key", "out", "--out", str(tmp_path / "o")]
+    assert main([*seg, "--mask", str(tmp_path / "face.png"), "--class", "1",
+                 "--layer", "body.2"]) == 0
+    assert "class 1 (1), layer body.2" in capsys.readouterr().out
+    # the map is Grad-CAM of the masked sum, the mask framed as the image and scaled
+    pre = Preprocess(16)
+    inside = torch.from_numpy(pre.image(load_image(tmp_path / "face.png")).mean(2) > 0.5)
+    small = F.interpolate(inside[None, None].float(), size=(8, 8), mode="nearest")[0, 0]
+    x = pre.tensor(sample_image("chelsea"))
+    expected = A.grad_cam(tiny_segmenter(), x, "body.2",
+                          ScoreFn(lambda o: (o["out"][:, 1] * small).sum((1, 2))))
+    got = A.grad_cam(tiny_segmenter(), x, "body.2",
+                     SegmentationMask(1, inside.float(), key="out", resize=True))
+    torch.testing.assert_close(got.maps, expected.maps)
+    assert main([*seg, "--mask", str(tmp_path / "face.png")]) == 2
+    assert "--mask needs one --class" in capsys.readouterr().err
+    reg = ["vision", "saliency", "chelsea", "--model", "tests.vision.tiny:tiny_regressor",
+           "--out", str(tmp_path / "r")]
+    assert main([*reg, "--regression", "2"]) == 0
+    assert "score" in capsys.readouterr().out
+    assert (tmp_path / "r").is_dir()
+    assert main([*reg, "--regression"]) == 2
+    assert "has 3 outputs; name the one" in capsys.readouterr().err
+    assert main([*reg, "--regression", "0", "--class", "1"]) == 2
+    assert "drop --class" in capsys.readouterr().err

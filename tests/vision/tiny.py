@@ -71,3 +71,28 @@ class DictOutput(nn.Module):
 
 def tiny_dict() -> nn.Module:
     return DictOutput().eval()
+
+
+class TinySegmenter(nn.Module):
+    """A fully convolutional segmenter, {"out": (N, 3, H/2, W/2)} as torchvision's return."""
+
+    image_size = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.body = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(6, 6, 3, stride=2, padding=1), nn.ReLU())
+        self.classifier = nn.Conv2d(6, 3, 1)
+
+    def forward(self, x):
+        return {"out": self.classifier(self.body(x))}
+
+
+def tiny_segmenter() -> nn.Module:
+    return TinySegmenter().eval()
+
+
+def tiny_regressor() -> nn.Module:
+    """TinyGAP with 3 real-valued outputs (no class names), for --regression."""
+    return tiny_gap32()

@@ -54,6 +54,7 @@ def add(sub) -> None:
     p.add_argument("--layer", help="layer (default: the feature map the head pools)")
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
+    _target_options(p)
     p.add_argument("--method", default="gradcam",
                    choices=["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam",
                             "eigencam", "cam", "scorecam", "ablationcam", "guided", "rollout"],
@@ -83,6 +84,7 @@ def add(sub) -> None:
                       "(optionally SmoothGrad), Integrated Gradients, Occlusion")
     common(p)
     p.add_argument("--class", dest="classes", action="append")
+    _target_options(p)
     p.add_argument("--method", choices=["gradient", "integrated-gradients", "occlusion"],
                    default="gradient", help="|d score / d pixel| (default; with --smooth: "
                    "SmoothGrad), Integrated Gradients, or Occlusion")
@@ -164,11 +166,57 @@ def _batches(args, lm, sources):
 
     from netscope.vision.images import load_image
 
-    targets = _targets(args, lm, len(sources))
+    spec = _target_spec(args, lm)
+    targets = None if spec is not None else _targets(args, lm, len(sources))
     for first in range(0, len(sources), args.batch_size):
         images = [(n, load_image(s)) for n, s in sources[first:first + args.batch_size]]
         x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-        yield images, x, targets[first:first + len(images)] if targets else None
+        yield images, x, spec if spec is not None else \
+            targets[first:first + len(images)] if targets else None
+
+
+def _target_options(p) -> None:
+    p.add_argument("--mask", help="segmentation models: explain the sum of --class's logits "
+                   "inside this mask (an image file, white = inside, same framing as the "
+                   "image; scaled to the output's size)")
+    p.add_argument("--regression", nargs="?", const=-1, type=int, metavar="INDEX",
+                   help="regression models: explain an output value (INDEX of several; none "
+                   "for a single output)")
+
+
+def _target_spec(args, lm):
+    """A --mask or --regression target (the same for every image), or None for classes."""
+    from netscope.vision.classes import resolve_class
+    from netscope.vision.images import load_image
+    from netscope.vision.targets import Regression, SegmentationMask
+
+    mask, regression = getattr(args, "mask", None), getattr(args, "regression", None)
+    if mask and regression is not None:
+        raise NetscopeError("give --mask (segmentation) or --regression, not both.")
+    if regression is not None:
+        if args.classes:
+            raise NetscopeError("--regression explains an output value, not a class: drop "
+                                "--class.")
+        return Regression(None if regression < 0 else regression)
+    if not mask:
+        return None
+    if not args.classes or len(args.classes) != 1:
+        raise NetscopeError("--mask needs one --class: the class whose logits are summed "
+                            "inside the mask.")
+    if lm.class_names:
+        k = resolve_class(args.classes[0], lm.class_names, len(lm.class_names))
+    elif not args.classes[0].isdigit():
+        raise NetscopeError(f"the model has no class names; give --class as an index, got "
+                            f"{args.classes[0]!r}.")
+    else:
+        k = int(args.classes[0])
+    import torch
+
+    inside = torch.from_numpy(lm.preprocess.image(load_image(mask)).mean(2) > 0.5)
+    if not inside.any():
+        raise NetscopeError(f"{mask}: the mask is empty (no white pixel) after cropping it "
+                            f"as the image is cropped.")
+    return SegmentationMask(k, inside.float(), resize=True)
 
 
 def _vision_layers(args) -> int:
@@ -236,10 +284,12 @@ def _vision_gradcam(args) -> int:
     from netscope.vision.images import save_png
     from netscope.vision.rollout import attention_rollout
 
-    if args.method in ("eigencam", "rollout") and args.classes:
+    if args.method in ("eigencam", "rollout") and (args.classes or args.mask or
+                                                   args.regression is not None):
         word = "Eigen-CAM" if args.method == "eigencam" else "attention rollout"
         raise NetscopeError(f"{word} is class-agnostic (one map per image, whatever the "
-                            f"class): drop --class, or pick a class-specific --method.")
+                            f"class): drop --class (and --mask, --regression), or pick a "
+                            f"class-specific --method.")
     lm, sources = start(args, classes=args.classes)
     for images, x, t in _batches(args, lm, sources):
         if args.method == "cam":
@@ -258,7 +308,8 @@ def _vision_gradcam(args) -> int:
             print(f"netscope: warning: {warning}", file=sys.stderr, flush=True)
         up = heat.upsampled(tuple(x.shape[-2:]))
         # guided Grad-CAM = guided backprop x the upsampled Grad-CAM map just computed
-        guided = host(guided_backprop(lm.model, x, heat.targets) * up[:, None]) \
+        why = heat.target if heat.target is not None else heat.targets
+        guided = host(guided_backprop(lm.model, x, why) * up[:, None]) \
             if args.method == "guided" else None
         for j, (name, rgb) in enumerate(images):
             k = int(heat.targets[j])

@@ -18,7 +18,10 @@ def imagenet_classes() -> tuple[str, ...]:
 
 
 def class_label(names: Sequence[str] | None, index: int) -> str:
-    """The class's name, or "class N" for models without names."""
+    """The class's name, "class N" for models without names, "score" for a target that is
+    not a class (index -1)."""
+    if index < 0:
+        return "score"
     return names[index] if names else f"class {index}"
 
 

@@ -229,11 +229,13 @@ class ScoreFn(Target):
 
 @dataclass(frozen=True)
 class SegmentationMask(Target):
-    """Sum of class ``class_index``'s logits where ``mask`` (H, W) or (N, H, W) is set."""
+    """Sum of class ``class_index``'s logits where ``mask`` (H, W) or (N, H, W) is set;
+    ``resize``: a mask of another size (e.g. the input's) is scaled to the output's (nearest)."""
 
     class_index: int
     mask: torch.Tensor
     key: Key = None
+    resize: bool = False
     kind = "mask"
 
     def label(self) -> int:
@@ -250,6 +252,9 @@ class SegmentationMask(Target):
         mask = torch.as_tensor(self.mask).to(device=out.device, dtype=out.dtype)
         if mask.dim() == 2:
             mask = mask[None]
+        if self.resize and mask.dim() == 3 and mask.shape[-2:] != out.shape[-2:]:
+            mask = torch.nn.functional.interpolate(mask[:, None], size=out.shape[-2:],
+                                                   mode="nearest")[:, 0]
         if mask.dim() != 3 or mask.shape[-2:] != out.shape[-2:]:
             raise NetscopeError(f"the mask has shape {tuple(self.mask.shape)}, but the "
                                 f"segmentation output is {out.shape[-2]}x{out.shape[-1]}; give "
