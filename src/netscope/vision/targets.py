@@ -212,7 +212,9 @@ class Classes(Target):
 
 @dataclass(frozen=True)
 class ScoreFn(Target):
-    """``fn(output)`` -> one score per image (differentiable for gradient methods)."""
+    """``fn(output)`` -> one score per image (differentiable for gradient methods). It is
+    also called on batches of perturbed copies (Score-CAM, Occlusion, the metrics), so it
+    must score each row on its own, whatever the other rows are."""
 
     fn: Callable[[Any], torch.Tensor]
     key: Key = None
