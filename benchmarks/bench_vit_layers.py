@@ -4,11 +4,12 @@ token) is trained on CPU to name the quadrant holding a strongly textured 8x8 sq
 images: mean map value inside vs outside the square, how often the map's peak falls inside,
 and deletion / insertion AUC (zeros baseline, 16 steps) against a random map.
 
-    python benchmarks/bench_vit_layers.py     # about 10-40 s on 2 cores
+    python benchmarks/bench_vit_layers.py [--picture docs/images/vit_layers.png]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,36 @@ def scores(model, x, y, square, maps) -> str:
     return (f"| {inside:.3f} | {outside:.3f} | {hit:.2f} | {d:.3f} | {i:.3f} |")
 
 
+def picture(path: str, x, maps: dict[str, torch.Tensor], n: int = 4) -> None:
+    """n test images and their maps, one row each, as a PNG."""
+    import matplotlib.pyplot as plt
+
+    from netscope.render.atomic import write_bytes
+    from netscope.render.heatmap import overlay
+    from netscope.render.png import figure_png
+
+    fig, axes = plt.subplots(n, 1 + len(maps), figsize=(2.1 * (1 + len(maps)), 2.1 * n))
+    for i in range(n):
+        rgb = ((x[i].permute(1, 2, 0) - x.min()) / (x.max() - x.min())).numpy()
+        axes[i, 0].imshow(rgb)
+        for j, (name, m) in enumerate(maps.items(), start=1):
+            up = F.interpolate(m[i:i + 1, None].float(), size=(32, 32), mode="bilinear")[0, 0]
+            up = (up / up.max()).numpy() if up.max() > 0 else up.numpy()
+            axes[i, j].imshow(overlay(rgb, up))
+            if i == 0:
+                axes[i, j].set_title(name, fontsize=8)
+    axes[0, 0].set_title("input (textured square)", fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    write_bytes(path, figure_png(fig, dpi=80))
+    print(f"wrote {path}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--picture", help="also draw 4 test images and their maps here")
+    args = parser.parse_args()
     start = time.perf_counter()
     torch.manual_seed(0)
     model = trained(TinyViT(classes=4, depth=3))
@@ -54,6 +84,11 @@ def main() -> None:
     print("| attention rollout " + scores(model, x, y, square, attention_rollout(model, x).maps))
     rand = torch.rand(N, 8, 8, generator=torch.Generator().manual_seed(0))
     print("| random " + scores(model, x, y, square, rand))
+    if args.picture:
+        picture(args.picture, x, {
+            "Grad-CAM, default (blocks.1)": A.grad_cam(model, x, "blocks.1", y).maps,
+            "Grad-CAM, blocks.2.norm1": A.grad_cam(model, x, "blocks.2.norm1", y).maps,
+            "attention rollout": attention_rollout(model, x).maps})
 
 
 if __name__ == "__main__":
