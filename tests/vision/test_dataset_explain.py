@@ -211,3 +211,13 @@ def test_folder_labels(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "loose.png")
     with pytest.raises(NetscopeError, match="loose.png is not"):
         explain_folder(lm(), root, tmp_path / "o3", DatasetSettings(labels="folder"))
+
+
+def test_a_folder_of_unreadable_files_gives_a_table(tmp_path):
+    root = tmp_path / "bad"
+    root.mkdir()
+    for i in range(3):
+        (root / f"x{i}.png").write_bytes(b"\x89PNG broken")
+    s = explain_folder(lm(), root, tmp_path / "out", DatasetSettings(workers=0, table="csv"))
+    table = pd.read_csv(s.table, keep_default_na=False)
+    assert (s.explained, s.unreadable) == (0, 3) and set(table["status"]) == {"unreadable"}

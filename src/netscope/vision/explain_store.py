@@ -86,7 +86,8 @@ def read_parts(out: str | Path) -> pd.DataFrame:
         raise NetscopeError(f"{out}: no finished shards (parts/*.csv) to merge.")
     text = {c: str for c in TEXT}
     rows = pd.concat([pd.read_csv(p, dtype=text) for p in parts], ignore_index=True)
-    rows[list(TEXT)] = rows[list(TEXT)].fillna("")
+    for c in TEXT:  # a part of unreadable files only has no prediction columns
+        rows[c] = rows[c].fillna("") if c in rows else ""
     return rows.drop_duplicates("file", keep="first")
 
 
