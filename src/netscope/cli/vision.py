@@ -226,8 +226,9 @@ def _vision_layers(args) -> int:
 
     lm, _ = start(args, images=False, writes=False)
     size = args.size or lm.preprocess.size
-    grids = {g.name: g for g in grid_layers(lm.model, probe_image(lm.model, size))}
-    default = default_layer(lm.model, probe_image(lm.model, size))
+    found = grid_layers(lm.model, probe_image(lm.model, size))
+    grids = {g.name: g for g in found}
+    default = default_layer(lm.model, grids=found)
     rows = [[i.name, i.kind, "x".join(map(str, i.shape)) if i.shape else "-", str(i.calls),
              _heatmap_cell(grids.get(i.name), default, i.name)]
             for i in list_layers(lm.model, size)]

@@ -99,11 +99,13 @@ def _write_page(lm, folder: str, out: str):
     from pathlib import Path
 
     import numpy as np
+    import torch
     import torch.nn.functional as F
 
     from netscope.render.atomic import write_text
     from netscope.render.explain_page import explain_page, pick_rows
     from netscope.vision.explain_store import RUN_FILE, load_maps, read_parts
+    from netscope.vision.host import host
     from netscope.vision.images import load_image
 
     table = read_parts(out).sort_values("file", kind="stable")
@@ -112,26 +114,14 @@ def _write_page(lm, folder: str, out: str):
     for _, row in pick_rows(table).iterrows():
         if row["shard"] not in shards:
             shards[row["shard"]] = load_maps(out, row["shard"])[1]
-        heat = host(F.interpolate(_tensor(shards[row["shard"]][int(row["map_index"])]),
-                                  size=(lm.preprocess.size,) * 2, mode="bilinear")[0, 0])
+        small = torch.from_numpy(shards[row["shard"]][int(row["map_index"])].astype(np.float32))
+        heat = host(F.interpolate(small[None, None], size=(lm.preprocess.size,) * 2,
+                                  mode="bilinear")[0, 0])
         top = heat.max()
         rgb = lm.preprocess.image(load_image(Path(folder) / row["file"]))
         pictures.append((row["file"], rgb, heat / top if top > 0 else np.zeros_like(heat)))
     html = explain_page(table, pictures, f"netscope vision explain: {folder}", settings)
     return write_text(Path(out) / "index.html", html)
-
-
-def _tensor(m):
-    import numpy as np
-    import torch
-
-    return torch.from_numpy(np.asarray(m, dtype="float32"))[None, None]
-
-
-def host(t):
-    from netscope.vision.host import host as to_numpy
-
-    return to_numpy(t)
 
 
 def _cuda() -> bool:

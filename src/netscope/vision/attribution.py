@@ -28,7 +28,6 @@ from netscope.vision.capture import LayerRef, capture
 from netscope.vision.classes import class_label
 from netscope.vision.models import find_layer
 from netscope.vision.targets import (
-    Classes,
     Resolved,
     TargetLike,
     as_target,
@@ -212,8 +211,7 @@ def cam(model: nn.Module, x: torch.Tensor, layer: str | LayerRef | None = None,
         reshape: Reshape | None = None) -> Heatmaps:
     """Class activation maps (Zhou et al. 2016) for a global-average-pool + linear head:
     ReLU(sum_k w_ck A_k) with w from the linear layer (the bias is a constant, left out)."""
-    spec = as_target(targets)
-    if not isinstance(spec, Classes) and getattr(spec, "kind", "") != "class":
+    if as_target(targets).kind != "class":
         raise NetscopeError("CAM reads class weights from the linear head, so its target must "
                             "be a class; use Grad-CAM for other targets.")
     layer = LayerRef.parse(layer or default_cam_layer(model, x))
@@ -337,7 +335,7 @@ def _last_linear(model: nn.Module) -> nn.Linear:
 
 def default_cam_layer(model: nn.Module, x: torch.Tensor | None = None) -> LayerRef:
     """The layer heatmaps use by default: the feature map a CNN's head pools, or for a
-    transformer the last norm whose grid the score depends on (``layer_choice``)."""
+    transformer the last block output whose grid the score depends on (``layer_choice``)."""
     from netscope.vision.layer_choice import default_layer
 
     return default_layer(model, x)

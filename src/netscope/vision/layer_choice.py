@@ -27,6 +27,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError, first_line
 from netscope.vision.capture import LayerRef, capture
+from netscope.vision.device import model_device, model_dtype
 from netscope.vision.token_grid import acts_on_last_dim, infer_layout, patch_size
 
 NORMS = (nn.LayerNorm, nn.GroupNorm)
@@ -39,12 +40,10 @@ def _pooled_conv_layer(model: nn.Module) -> LayerRef | None:
              if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))]
     if pools:
         return LayerRef(pools[-1], "input")
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    if len(convs) == 1 and patch_size(model):
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs or (len(convs) == 1 and patch_size(model)):
         return None
-    if not convs:
-        return None
-    return LayerRef(convs[-1][0])
+    return LayerRef(convs[-1])
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def grid_layers(model: nn.Module, x: torch.Tensor) -> list[GridLayer]:
             except NetscopeError:
                 continue
             found.append((name, a, layout))
-        score = out.gather(1, out.argmax(1, keepdim=True)).sum()
+        score = out.amax(1).sum()
         tensors = [a for _, a, _ in found if a.requires_grad]
         grads = iter(torch.autograd.grad(score, tensors, allow_unused=True)) if tensors else None
         result = []
@@ -117,27 +116,29 @@ def _recorded(modules: dict[str, nn.Module]) -> Iterator[dict[str, torch.Tensor]
             h.remove()
 
 
-def default_layer(model: nn.Module, x: torch.Tensor | None = None,
-                  size: int = 224) -> LayerRef:
+def default_layer(model: nn.Module, x: torch.Tensor | None = None, size: int = 224,
+                  grids: list[GridLayer] | None = None) -> LayerRef:
     """The layer heatmaps use when none is named (see the module docstring); ``x`` (or a
-    probe of ``size``) is needed only for transformers."""
+    probe of ``size``) is needed only for transformers, ``grids`` when ``grid_layers``
+    already ran on it."""
     ref = _pooled_conv_layer(model)
     if ref is not None:
         return ref
+    if grids is not None:
+        return _probed_layer(model, grids)
     probe = x[:1].detach() if x is not None else probe_image(model, size)
     key = (tuple(probe.shape[-2:]), probe.dtype, str(probe.device))
-    known = _CHOSEN.get(model, {})
+    known = _CHOSEN.setdefault(model, {})
     if key not in known:  # one probe per model and input size, not one per batch
-        known[key] = _probed_layer(model, probe)
-        _CHOSEN[model] = known
+        known[key] = _probed_layer(model, grid_layers(model, probe))
     return known[key]
 
 
 _CHOSEN: WeakKeyDictionary = WeakKeyDictionary()
 
 
-def _probed_layer(model: nn.Module, probe: torch.Tensor) -> LayerRef:
-    layers = [g for g in grid_layers(model, probe) if g.gradient]
+def _probed_layer(model: nn.Module, grids: list[GridLayer]) -> LayerRef:
+    layers = [g for g in grids if g.gradient]
     if not layers:
         raise NetscopeError("no layer's output forms a feature map or token grid that the "
                             "class score depends on; name a layer explicitly (with a reshape "
@@ -165,8 +166,6 @@ def block_list(model: nn.Module) -> list[str]:
 
 def probe_image(model: nn.Module, size: int = 224) -> torch.Tensor:
     """A seeded random image on the model's device, in its dtype."""
-    p = next(iter(model.parameters()), None)
-    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     gen = torch.Generator().manual_seed(0)
-    img = torch.randn((1, 3, size, size), generator=gen, dtype=dtype)
-    return img.to(p.device) if p is not None else img
+    img = torch.randn((1, 3, size, size), generator=gen, dtype=model_dtype(model))
+    return img.to(model_device(model))

@@ -132,14 +132,18 @@ class Resolved:
     def score(self, output: Any, kind: str = "logit") -> torch.Tensor:
         """(R,) scores of the rows of ``output`` (a batch of R rows). A function without a
         key gets the whole output."""
-        out = output if self.kind == "score" and self.key is None else \
-            select_output(output, self.key)
+        out = _read(output, self.kind, self.key)
         if batch_size(out) != len(self):
             raise NetscopeError(f"{len(self)} targets for an output of {batch_size(out)} "
                                 f"images.")
         if self.kind == "class":
             return _class_scores(out, self.labels, kind)
         return _checked(self.spec._score(out, self.rows), len(self), self.spec)
+
+
+def _read(output: Any, kind: str, key: Key) -> Any:
+    """The part of the output a target scores: a function without a key gets it whole."""
+    return output if kind == "score" and key is None else select_output(output, key)
 
 
 def _class_scores(out: Any, labels: torch.Tensor, kind: str) -> torch.Tensor:
@@ -173,8 +177,7 @@ class Target:
         return -1
 
     def resolve(self, output: Any) -> Resolved:
-        n = batch_size(output if self.kind == "score" and self.key is None else
-                       select_output(output, self.key))
+        n = batch_size(_read(output, self.kind, self.key))
         labels = torch.full((n,), self.label(), dtype=torch.long)
         return Resolved(self.kind, labels, torch.arange(n), self, self.key)
 
@@ -188,6 +191,7 @@ class Classes(Target):
 
     indices: int | Sequence[int] | torch.Tensor | None = None
     key: Key = None
+    kind = "class"
 
     def resolve(self, output: Any) -> Resolved:
         out = select_output(output, self.key)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.capture import LayerRef
 
 MAX_PREFIX = 16  # class + distillation + register tokens seen in practice: at most 5
 Reshape = Callable[[torch.Tensor], torch.Tensor]
@@ -78,7 +79,7 @@ class Layout:
 def patch_size(model: nn.Module) -> int | None:
     """The patch size of a transformer's patch embedding: a ``patch_size`` attribute
     (torchvision, timm), else a first Conv2d whose stride equals its kernel (> 1)."""
-    for m in (model, *model.modules()):
+    for m in model.modules():
         ps = getattr(m, "patch_size", None)
         if isinstance(ps, int) and ps > 1:
             return ps
@@ -170,7 +171,7 @@ def layout_for(model: nn.Module, a: torch.Tensor, size: tuple[int, int], name: s
             raise NetscopeError(f"reshape must be a function from the layer's output to "
                                 f"(batch, channels, height, width), got {type(reshape).__name__}.")
         return Layout("custom", fn=reshape)
-    module = dict(model.named_modules()).get(name.split(":")[0].split("#")[0])
+    module = dict(model.named_modules()).get(LayerRef.parse(name).name)
     return infer_layout(tuple(a.shape), size, patch_size(model), f"layer {name}",
                         acts_on_last_dim(module))
 
