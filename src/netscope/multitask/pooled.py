@@ -1,5 +1,5 @@
-"""One network for all rows: the pooled MLP, and the mini-batch trainer that the
-task-gated network reuses (both see every row, in shuffled batches)."""
+"""One network for all rows, task ignored: the pooled MLP (Keras-style dense layers, trained
+in shuffled mini-batches by ``flat_train``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ import torch
 from torch import nn
 
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.flat_train import (
+    FlatParams,
+    GradFn,
+    dense_backward,
+    mse_residual,
+    train_flat,
+)
 from netscope.multitask.optim import OptimizerSpec
 from netscope.multitask.stacked import glorot
 
@@ -31,26 +38,26 @@ def mlp(sizes: list[int], seed: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def train_minibatch(forward, params, X: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
-                    spec: OptimizerSpec, epochs: int, batch_size: int, seed: int,
-                    name: str, progress: Progress | None = None) -> None:
-    """Shuffled mini-batch MSE training of ``forward(X, t)``; Keras ``fit`` semantics."""
-    opt = spec.torch(params, fused=True)
-    rng = np.random.default_rng(seed)
-    n = X.shape[0]
-    for epoch in range(epochs):
-        order = torch.from_numpy(rng.permutation(n))
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = ((forward(X[rows], t[rows]) - y[rows]) ** 2).mean()
-            loss.backward()
-            opt.step()
-        if progress:
-            progress(f"{name}: epoch {epoch + 1}/{epochs}")
-    if not all(torch.isfinite(p).all() for p in params):
-        raise FloatingPointError(f"{name}: training diverged (non-finite weights); "
-                                 f"lower the learning rate.")
+def mlp_gradient(flat: FlatParams, X: np.ndarray, y: np.ndarray) -> GradFn:
+    """The batch gradient of a Linear/ReLU stack ending in one output, by hand."""
+    values = flat.views()
+    weights, biases = values[0::2], values[1::2]
+    last = len(weights) - 1
+
+    def grad(rows: np.ndarray, out: list[np.ndarray]) -> None:
+        acts, pres = [X[rows]], []
+        for i, (W, b) in enumerate(zip(weights, biases, strict=True)):
+            a = acts[-1] @ W.T
+            a += b
+            if i < last:
+                pres.append(a)
+                acts.append(np.maximum(a, 0.0))
+        d = mse_residual(a[:, 0], y[rows])
+        for i in range(last, -1, -1):
+            d = dense_backward(d, acts[i], weights[i], out[2 * i], out[2 * i + 1])
+            if i:
+                d *= pres[i - 1] > 0
+    return grad
 
 
 class PooledMLP(TaskEstimator):
@@ -75,10 +82,10 @@ class PooledMLP(TaskEstimator):
 
     def _fit(self, X, y, t, n_tasks) -> None:
         self.net_ = self._build(X.shape[1])
-        train_minibatch(lambda xb, tb: self.net_(xb).squeeze(-1), list(self.net_.parameters()),
-                        torch.from_numpy(X), torch.from_numpy(t), torch.from_numpy(y),
-                        OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay),
-                        self.epochs, self.batch_size, self.seed, "pooled MLP", self.progress)
+        flat = FlatParams.adopt(list(self.net_.parameters()))
+        train_flat(mlp_gradient(flat, X, y), flat, X.shape[0],
+                   OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay),
+                   self.epochs, self.batch_size, self.seed, "pooled MLP", self.progress)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():

@@ -19,6 +19,7 @@ import torch
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.flat_train import FlatOptimizer
 from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.pooled import PooledMLP
 from netscope.multitask.stacked import batch_plan
@@ -39,29 +40,29 @@ def trunk_forward(p: dict[str, torch.Tensor], Z: torch.Tensor, head_w: torch.Ten
     return (h * head_w.unsqueeze(-2)).sum(-1) + head_b.unsqueeze(-1)
 
 
-def trunk_grads(p: dict[str, torch.Tensor], Z: torch.Tensor, head_w: torch.Tensor,
-                head_b: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
-                start: int) -> dict[str, torch.Tensor]:
+def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int) -> dict:
     """Per-task gradients of each task's mean squared error on its padded batch.
 
     Z (k, B, width) enters at layer ``start``; heads (k, 16), (k,); y and mask (k, B).
     Hand-written backpropagation (checked against autograd in the tests): the networks are
-    tiny, so autograd's per-call overhead would dominate every step.
+    tiny, so autograd's per-call overhead would dominate every step. Written with operations
+    that torch tensors and NumPy arrays share, so either can be passed.
     """
     acts = [Z]
     pre = []
     for layer in range(start, 2):
-        a = acts[-1] @ p[f"W{layer}"] + p[f"b{layer}"].unsqueeze(-2)
+        a = acts[-1] @ p[f"W{layer}"] + p[f"b{layer}"][..., None, :]
         pre.append(a)
-        acts.append(torch.relu(a))
+        acts.append(a * (a > 0))
     h = acts[-1]
-    pred = (h * head_w.unsqueeze(-2)).sum(-1) + head_b.unsqueeze(-1)
-    r = 2 * (pred - y) * mask / mask.sum(1, keepdim=True).clamp(min=1)  # dLoss/dpred
-    grads = {"hw": (r.unsqueeze(-1) * h).sum(1), "hb": r.sum(1)}
-    d_h = r.unsqueeze(-1) * head_w.unsqueeze(-2)
+    pred = (h * head_w[..., None, :]).sum(-1) + head_b[..., None]
+    count = mask.sum(1)[:, None]
+    r = 2 * (pred - y) * mask / (count + (count == 0))  # dLoss/dpred
+    grads = {"hw": (r[..., None] * h).sum(1), "hb": r.sum(1)}
+    d_h = r[..., None] * head_w[..., None, :]
     for i, layer in reversed(list(enumerate(range(start, 2)))):
         d_a = d_h * (pre[i] > 0)
-        grads[f"W{layer}"] = acts[i].transpose(-1, -2) @ d_a
+        grads[f"W{layer}"] = acts[i].swapaxes(-1, -2) @ d_a
         grads[f"b{layer}"] = d_a.sum(1)
         d_h = d_a @ p[f"W{layer}"].T
     return grads
@@ -184,14 +185,36 @@ class SharedTrunkMTL(TaskEstimator):
             self._step(tasks, X[idx], y[idx], mask, opt, trainable, start)
 
     def _random(self, plan, X, y, opt, trainable, start, rng) -> None:
+        """One task's mini-batch at a time, each applied at once. In NumPy, with one
+        optimizer per task on that task's numbers (head and trainable shared layers): at one
+        task per step, torch's per-operation cost would be most of the time."""
         pairs = [(s, task) for s in range(plan.shape[0]) for task in range(plan.shape[1])
                  if plan[s, task, 0] >= 0]
-        for j in rng.permutation(len(pairs)):
-            s, task = pairs[j]
-            rows = plan[s, task][plan[s, task] >= 0]
-            idx = torch.from_numpy(rows).unsqueeze(0)
-            mask = torch.ones(1, rows.size, dtype=X.dtype)
-            self._step(torch.tensor([task]), X[idx], y[idx], mask, opt, trainable, start)
+        Z, yy = X.numpy(), y.numpy()
+        p = {n: v.numpy() for n, v in self.trunk_.items()}  # views: updates move trunk_
+        head_w, head_b = self.head_w_.numpy(), self.head_b_.numpy()
+        names = ("hw", "hb", *trainable)
+        size = head_w.shape[1] + 1 + sum(p[n].size for n in trainable)
+        opts: dict[int, FlatOptimizer] = {}
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence: checked in _fit
+            for j in rng.permutation(len(pairs)):
+                s, task = pairs[j]
+                rows = plan[s, task][plan[s, task] >= 0]
+                g = trunk_grads(p, Z[rows][None], head_w[task:task + 1], head_b[task:task + 1],
+                                yy[rows][None], np.ones((1, rows.size)), start)
+                values = None
+                if self.weight_decay:
+                    values = np.concatenate([head_w[task], head_b[task:task + 1],
+                                             *(p[n].ravel() for n in trainable)])
+                if task not in opts:
+                    opts[task] = FlatOptimizer(opt.spec, size)
+                d = opts[task].delta(np.concatenate([g[n].ravel() for n in names]), values)
+                head_w[task] -= d[:head_w.shape[1]]
+                head_b[task] -= d[head_w.shape[1]]
+                offset = head_w.shape[1] + 1
+                for n in trainable:
+                    p[n] -= d[offset:offset + p[n].size].reshape(p[n].shape)
+                    offset += p[n].size
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
