@@ -111,3 +111,18 @@ def configure(threads: int | None = None) -> str:
     n = set_threads(threads)
     return (f"PyTorch threads: {n} of {usable_cpus()} CPUs ({busy:.1f} busy with other "
             f"processes at start; set --threads or NETSCOPE_THREADS to override)")
+
+
+_CONTROLLER = None
+
+
+def blas_threads(limit: int):
+    """A context manager limiting BLAS to ``limit`` threads. The library scan behind
+    ``threadpool_limits`` costs milliseconds once torch is loaded, which adds up in code that
+    limits threads around many small solves, so the scan is done once and kept."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=limit, user_api="blas")

@@ -5,7 +5,9 @@ import pytest
 
 from netscope.errors import NetscopeError
 from netscope.multitask.ensemble import Ensemble, simplex_weights
+from netscope.multitask.mixed import MixedEffects
 from netscope.multitask.ridge import MeanRegularizedRidge
+from netscope.multitask.task_covariance import LearnedTaskCovariance
 
 
 def test_simplex_weights_recover_a_convex_mixture():
@@ -33,3 +35,26 @@ def test_unknown_member(tiny):
     X, y, t = tiny
     with pytest.raises(NetscopeError, match="members must be some of"):
         Ensemble(members=("lasso",)).fit(X, y, t)
+
+
+@pytest.mark.parametrize("cls", [MeanRegularizedRidge, LearnedTaskCovariance, MixedEffects])
+def test_settled_copy_reuses_the_search_and_refits_the_same(tiny, cls):
+    """A settled copy (what the ensemble refits on its inner rows) keeps what the search
+    chose and, on the same rows, gives the same model without searching."""
+    X, y, t = tiny
+    first = cls().fit(X, y, t)
+    copy = first.settled()
+    assert not hasattr(copy, "coef_")  # unfitted
+    again = copy.fit(X, y, t)
+    if hasattr(first, "penalties_"):
+        assert again.penalties_ == first.penalties_
+        assert not hasattr(again, "cv_mse_")  # no search ran
+    np.testing.assert_allclose(again.predict(X, t), first.predict(X, t), rtol=1e-6, atol=1e-6)
+
+
+def test_settled_penalties_are_checked(tiny):
+    X, y, t = tiny
+    with pytest.raises(NetscopeError, match="penalties must be 2 number"):
+        MeanRegularizedRidge(penalties=(1.0,)).fit(X, y, t)
+    with pytest.raises(NetscopeError, match="penalties must be 2 numbers > 0"):
+        LearnedTaskCovariance(penalties=(1.0, -1.0)).fit(X, y, t)

@@ -50,6 +50,12 @@ class TaskEstimator:
             setattr(self, name, value)
         return self
 
+    def settled(self) -> TaskEstimator:
+        """An unfitted copy that reuses what this fit chose by searching (penalties, tree
+        sizes, a starting point), so a refit on a subset of the rows (an ensemble's inner
+        validation fit) skips the search. Families without a search copy their settings."""
+        return type(self)(**self.get_params())
+
     def _repr_html_(self) -> str:
         """Jupyter shows an estimator as a table of its settings and, once fitted, its tasks
         and the choices its fit made (penalties and the like: attributes ending in _)."""

@@ -56,14 +56,11 @@ class Ensemble(TaskEstimator):
         return cls(**{k: v for k, v in (("seed", self.seed),) if k in params})
 
     def _inner(self, key: str) -> TaskEstimator:
-        """The member refit on the rows before the validation share. Boosted trees that the
-        comparison already searched keep the setting found on these training rows (tree
-        size, L2, tree count) instead of searching again: the search is most of their cost."""
+        """The member to refit on the rows before the validation share. A member that the
+        comparison already fit on these training rows reuses what its search chose
+        (penalties, tree size and count, covariance start) instead of searching again."""
         given = self._given.get(key)
-        if key == "boosted-trees" and given is not None:
-            return BoostedTrees(leaves=(given.leaves_,), l2=(given.l2_,), trees=given.trees_,
-                                seed=self.seed)
-        return self._build(key)
+        return given.settled() if given is not None else self._build(key)
 
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params()

@@ -18,7 +18,6 @@ import math
 import numpy as np
 import torch
 from scipy.optimize import minimize
-from threadpoolctl import threadpool_limits
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
@@ -28,6 +27,7 @@ from netscope.multitask.linalg import (
     within_varying,
 )
 from netscope.multitask.ridge import task_grams
+from netscope.perf import blas_threads
 
 METHODS = ("reml", "ml")
 COVARIANCES = ("full", "diag", "factor1", "factor2", "factor3")
@@ -40,11 +40,14 @@ class MixedEffects(TaskEstimator):
 
     def __init__(self, random: str | tuple[int, ...] = "within", cov: str = "full",
                  method: str = "reml", max_iter: int = 2000,
+                 start: tuple[float, ...] | None = None,
                  progress: Progress | None = None) -> None:
         self.random = random
         self.cov = cov
         self.method = method
         self.max_iter = max_iter
+        self.start = start  # covariance parameters to start from (default: identity; ignored
+        # when their number does not match: the random columns found on these rows differ)
         self.progress = progress
 
     # -- fitting ---------------------------------------------------------------------------
@@ -61,9 +64,11 @@ class MixedEffects(TaskEstimator):
                        torch.from_numpy(zpos))
         q = len(random)
         theta0 = _initial_theta(q, self.cov)
+        if self.start is not None and len(self.start) == theta0.size:
+            theta0 = np.asarray(self.start, dtype=np.float64)
         # L-BFGS-B's BLAS calls between evaluations leave OpenBLAS threads spinning, which
         # starves torch's threads (10x slower on 2 cores): keep BLAS to one thread here
-        with threadpool_limits(1, user_api="blas"):
+        with blas_threads(1):
             result = minimize(_objective(stats, q, self.cov, self.method), theta0, jac=True,
                               method="L-BFGS-B",
                               options={"maxiter": self.max_iter, "gtol": 1e-7})
@@ -73,6 +78,11 @@ class MixedEffects(TaskEstimator):
         with torch.no_grad():
             fit = _profile(torch.from_numpy(result.x), stats, q, self.cov, self.method)
         self._store(fit, fixed, random, X.shape[1], n, result)
+        self.theta_ = tuple(float(v) for v in result.x)
+
+    def settled(self) -> MixedEffects:
+        """Starts from this fit's covariance parameters (same rows or a subset: close)."""
+        return MixedEffects(**{**self.get_params(), "start": self.theta_})
 
     def _check_params(self, n_features: int) -> None:
         if self.method not in METHODS:

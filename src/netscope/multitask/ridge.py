@@ -94,10 +94,12 @@ class _LinearFamily(TaskEstimator):
     n_penalties = 1
 
     def __init__(self, grid: tuple[float, ...] = DEFAULT_GRID, folds: int = 3, seed: int = 0,
+                 penalties: tuple[float, ...] | None = None,
                  progress: Progress | None = None) -> None:
         self.grid = grid
         self.folds = folds
         self.seed = seed
+        self.penalties = penalties  # a known setting: no search (as the ensemble's refits)
         self.progress = progress
 
     def _solve(self, A, b, penalties) -> np.ndarray:
@@ -113,6 +115,21 @@ class _LinearFamily(TaskEstimator):
         if self.folds < 2:
             raise NetscopeError(f"folds must be at least 2, got {self.folds}.")
         Xc = with_constant(X)
+        if self.penalties is None:
+            self._search(Xc, y, t, n_tasks)
+        else:
+            if len(self.penalties) != self.n_penalties or min(self.penalties) < 0:
+                raise NetscopeError(f"{self.family}: penalties must be {self.n_penalties} "
+                                    f"number(s) >= 0, got {self.penalties!r}.")
+            self.penalties_ = tuple(float(v) for v in self.penalties)
+        A, b = task_grams(Xc, y, t, n_tasks)
+        self.coef_ = self._solve(A, b, self.penalties_)
+
+    def settled(self) -> _LinearFamily:
+        return type(self)(**{**self.get_params(), "penalties": self.penalties_})
+
+    def _search(self, Xc, y, t, n_tasks) -> None:
+        """The grid point with the lowest inner cross-validated error."""
         fold = inner_folds(t, self.folds, self.seed)
         errors: dict[tuple[float, ...], float] = {}
         for f in range(self.folds):
@@ -126,8 +143,6 @@ class _LinearFamily(TaskEstimator):
         self.penalties_ = tuple(float(v) for v in combos[best])
         self.cv_mse_ = np.array(list(errors.values())) / len(y)
         self.cv_grid_ = combos
-        A, b = task_grams(Xc, y, t, n_tasks)
-        self.coef_ = self._solve(A, b, self.penalties_)
         if self.progress:
             self.progress(f"{self.family}: penalties {self.penalties_} chosen by "
                           f"{self.folds}-fold inner validation")

@@ -19,12 +19,12 @@ import itertools
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
 from netscope.multitask.linalg import covariance_to_correlation
 from netscope.multitask.ridge import inner_folds, task_grams
+from netscope.perf import blas_threads
 
 LAM1_GRID = (1.0, 10.0, 100.0, 1000.0)
 LAM2_GRID = (0.1, 1.0, 10.0, 100.0)
@@ -38,13 +38,15 @@ class LearnedTaskCovariance(TaskEstimator):
 
     def __init__(self, lam1_grid: tuple[float, ...] = LAM1_GRID,
                  lam2_grid: tuple[float, ...] = LAM2_GRID, folds: int = 3, outer: int = 30,
-                 tol: float = 1e-3, seed: int = 0, progress: Progress | None = None) -> None:
+                 tol: float = 1e-3, seed: int = 0, penalties: tuple[float, float] | None = None,
+                 progress: Progress | None = None) -> None:
         self.lam1_grid = lam1_grid
         self.lam2_grid = lam2_grid
         self.folds = folds
         self.outer = outer
         self.tol = tol
         self.seed = seed
+        self.penalties = penalties  # a known setting: no search
         self.progress = progress
 
     def _fit(self, X, y, t, n_tasks) -> None:
@@ -52,6 +54,19 @@ class LearnedTaskCovariance(TaskEstimator):
         if self.folds < 2 or min(min(g, default=0) for g in grids) <= 0:
             raise NetscopeError("learned task covariance: needs folds >= 2 and penalty grids of "
                                 f"numbers > 0, got folds={self.folds}, grids={grids!r}.")
+        if self.penalties is None:
+            self._search(X, y, t, n_tasks, grids)
+        elif len(self.penalties) != 2 or min(self.penalties) <= 0:
+            raise NetscopeError(f"learned task covariance: penalties must be 2 numbers > 0, "
+                                f"got {self.penalties!r}.")
+        else:
+            self.penalties_ = tuple(float(v) for v in self.penalties)
+        W, b, omega = solve_mtrl(_stats(X, y, t, n_tasks), *self.penalties_,
+                                 self.outer, self.tol, None)
+        self.coef_, self.intercept_, self.task_cov_ = W.T, b, omega
+
+    def _search(self, X, y, t, n_tasks, grids) -> None:
+        """Both penalties by inner cross-validation (warm-started along the grid)."""
         fold = inner_folds(t, self.folds, self.seed)
         errors: dict[tuple[float, float], float] = {}
         for f in range(self.folds):
@@ -65,12 +80,12 @@ class LearnedTaskCovariance(TaskEstimator):
                 errors[pen] = errors.get(pen, 0.0) + err
         self.penalties_ = min(errors, key=errors.get)
         self.cv_mse_ = {k: v / len(y) for k, v in errors.items()}
-        W, b, omega = solve_mtrl(_stats(X, y, t, n_tasks), *self.penalties_,
-                                 self.outer, self.tol, None)
-        self.coef_, self.intercept_, self.task_cov_ = W.T, b, omega
         if self.progress:
             self.progress(f"learned task covariance: penalties {self.penalties_} chosen by "
                           f"{self.folds}-fold inner validation")
+
+    def settled(self) -> LearnedTaskCovariance:
+        return LearnedTaskCovariance(**{**self.get_params(), "penalties": self.penalties_})
 
     def correlations(self) -> np.ndarray:
         """Learned task correlations (T x T); 0 for a task with no variance, never NaN."""
@@ -115,7 +130,7 @@ def solve_mtrl(stats: _Stats, lam1: float, lam2: float, outer: int = 30, tol: fl
     else:
         S = _sqrt_psd(omega)
     w0, U = np.zeros(d), np.zeros((d, T))
-    with threadpool_limits(1, user_api="blas"):  # small products: threads only contend
+    with blas_threads(1):  # small products: threads only contend
         for _ in range(outer):
             w0, U = _solve_cg(stats, S, omega, lam0, lam1, lam2, w0, U)
             V = U @ S
@@ -157,7 +172,7 @@ def _solve_cg(stats: _Stats, S, omega, lam0, lam1, lam2, w0, U, iters: int = 300
 
     def H(x):
         w, u = x[:, 0], x[:, 1:]
-        AW = np.einsum("tij,jt->it", stats.A, w[:, None] + u @ S)
+        AW = np.matmul(stats.A, (w[:, None] + u @ S).T[:, :, None])[..., 0].T  # A_t w_t
         return np.hstack([(AW.sum(1) + lam0 * w)[:, None], AW @ S + lam1 * u @ omega + lam2 * u])
 
     rhs = np.hstack([stats.c.sum(0)[:, None], stats.c.T @ S])
