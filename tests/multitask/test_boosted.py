@@ -63,6 +63,8 @@ def test_bad_parameters():
         BoostedTrees(validation=1.5).fit(X, y, t)
     with pytest.raises(NetscopeError, match="leaves must be numbers >= 2"):
         BoostedTrees(leaves=(1,)).fit(X, y, t)
+    with pytest.raises(NetscopeError, match="max_features must be a share"):
+        BoostedTrees(max_features=0.0).fit(X, y, t)
 
 
 def test_a_known_setting_skips_the_search():
@@ -75,9 +77,9 @@ def test_a_known_setting_skips_the_search():
     assert fixed.search_ == [] and (fixed.leaves_, fixed.l2_, fixed.trees_) == (7, 10.0, 30)
     Z = np.column_stack([t, X]).astype(float)
     ref = HistGradientBoostingRegressor(learning_rate=0.05, max_iter=30, max_leaf_nodes=7,
-                                        min_samples_leaf=20, l2_regularization=10.0,
-                                        categorical_features=[0], early_stopping=False,
-                                        random_state=0).fit(Z, y)
+                                        min_samples_leaf=50, l2_regularization=10.0,
+                                        max_features=0.3, categorical_features=[0],
+                                        early_stopping=False, random_state=0).fit(Z, y)
     np.testing.assert_allclose(fixed.predict(X, t), ref.predict(Z), atol=1e-12)
     with pytest.raises(NetscopeError, match="fixed number of trees needs one leaves"):
         BoostedTrees(trees=30).fit(X, y, t)
