@@ -54,7 +54,7 @@ def add(sub) -> None:
     number(hp, "--weight-decay", kind=float, lo=0, hi=100, help="L2 on the networks' weights")
     hp.add_argument("--mixed-cov", choices=["full", "diag", "factor1", "factor2", "factor3"],
                     help="random-effects covariance of the mixed model: full, diagonal, or rank-r "
-                         "factors plus a diagonal (default: full)")
+                         "factors plus a diagonal (default: factor1)")
     run.set_defaults(func=_multitask_run)
 
 

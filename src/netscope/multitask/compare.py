@@ -48,7 +48,7 @@ class Settings:
     lr: float = 1e-3
     ridge_folds: int = 3
     weight_decay: float = 0.0  # L2 on every neural family's weights (0: the course)
-    mixed_cov: str = "full"  # the mixed model's random-effects covariance (COVARIANCES)
+    mixed_cov: str = "factor1"  # the mixed model's random-effects covariance (COVARIANCES)
     seed: int = 0
 
     def __post_init__(self) -> None:
