@@ -113,6 +113,33 @@ def test_accumulate_step_equals_per_task_torch_optimizers(tiny, pooled, wd):
         torch.testing.assert_close(m.trunk_[k], start[k] - total[k])
 
 
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_random_steps_equal_a_torch_optimizer_per_task(tiny, pooled, wd):
+    """The random method's NumPy path: with one task, two stage-3 steps on all its rows are
+    two steps of torch's Adam over its head and the whole trunk."""
+    X, y, t = tiny
+    keep = t == 0
+    X0, y0, t0 = X[keep], y[keep], t[keep]
+    lr = 0.01
+    m = SharedTrunkMTL("random", stage_epochs=(0, 0, 2), stage_lr=(lr, lr, lr), batch_size=64,
+                       weight_decay=wd).fit(X0, y0, t0, pooled=pooled)
+    net = pooled.net_
+    leaves = {"W0": net[0].weight.detach().T.clone(), "b0": net[0].bias.detach().clone(),
+              "W1": net[2].weight.detach().T.clone(), "b1": net[2].bias.detach().clone()}
+    leaves = {k: v.requires_grad_(True) for k, v in leaves.items()}
+    hw = net[4].weight.detach()[0].clone().requires_grad_(True)
+    hb = net[4].bias.detach()[0].clone().requires_grad_(True)
+    opt = torch.optim.Adam([hw, hb, *leaves.values()], lr=lr, eps=1e-7, weight_decay=wd)
+    Xt, yt = torch.from_numpy(X0), torch.from_numpy(y0)
+    for _ in range(2):
+        opt.zero_grad()
+        ((trunk_forward(leaves, Xt, hw, hb) - yt) ** 2).mean().backward()
+        opt.step()
+    torch.testing.assert_close(m.head_w_[0], hw.detach())
+    for k, v in leaves.items():
+        torch.testing.assert_close(m.trunk_[k], v.detach())
+
+
 def test_random_method_trains(tiny, pooled):
     X, y, t = tiny
     before = np.mean((pooled.predict(X, t) - y) ** 2)

@@ -185,36 +185,15 @@ class SharedTrunkMTL(TaskEstimator):
             self._step(tasks, X[idx], y[idx], mask, opt, trainable, start)
 
     def _random(self, plan, X, y, opt, trainable, start, rng) -> None:
-        """One task's mini-batch at a time, each applied at once. In NumPy, with one
-        optimizer per task on that task's numbers (head and trainable shared layers): at one
-        task per step, torch's per-operation cost would be most of the time."""
+        """One task's mini-batch at a time, each applied at once (in NumPy: at one task per
+        step, torch's per-operation cost would be most of the time)."""
         pairs = [(s, task) for s in range(plan.shape[0]) for task in range(plan.shape[1])
                  if plan[s, task, 0] >= 0]
-        Z, yy = X.numpy(), y.numpy()
-        p = {n: v.numpy() for n, v in self.trunk_.items()}  # views: updates move trunk_
-        head_w, head_b = self.head_w_.numpy(), self.head_b_.numpy()
-        names = ("hw", "hb", *trainable)
-        size = head_w.shape[1] + 1 + sum(p[n].size for n in trainable)
-        opts: dict[int, FlatOptimizer] = {}
+        step = _TaskStep(self, X.numpy(), y.numpy(), opt.spec, trainable, start)
         with np.errstate(over="ignore", invalid="ignore"):  # divergence: checked in _fit
             for j in rng.permutation(len(pairs)):
                 s, task = pairs[j]
-                rows = plan[s, task][plan[s, task] >= 0]
-                g = trunk_grads(p, Z[rows][None], head_w[task:task + 1], head_b[task:task + 1],
-                                yy[rows][None], np.ones((1, rows.size)), start)
-                values = None
-                if self.weight_decay:
-                    values = np.concatenate([head_w[task], head_b[task:task + 1],
-                                             *(p[n].ravel() for n in trainable)])
-                if task not in opts:
-                    opts[task] = FlatOptimizer(opt.spec, size)
-                d = opts[task].delta(np.concatenate([g[n].ravel() for n in names]), values)
-                head_w[task] -= d[:head_w.shape[1]]
-                head_b[task] -= d[head_w.shape[1]]
-                offset = head_w.shape[1] + 1
-                for n in trainable:
-                    p[n] -= d[offset:offset + p[n].size].reshape(p[n].shape)
-                    offset += p[n].size
+                step(task, plan[s, task][plan[s, task] >= 0])
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
@@ -229,3 +208,41 @@ class SharedTrunkMTL(TaskEstimator):
     def _set_state(self, state):
         self.trunk_ = {k: state[k].to(torch.float64) for k in SHARED}
         self.head_w_, self.head_b_ = state["head_w"], state["head_b"]
+
+
+class _TaskStep:
+    """One task's update on its rows: its gradient, its own optimizer (over its head and the
+    shared layers being trained, as one flat vector), applied to NumPy views of the model."""
+
+    def __init__(self, model: SharedTrunkMTL, Z: np.ndarray, y: np.ndarray,
+                 spec: OptimizerSpec, trainable: tuple[str, ...], start: int) -> None:
+        self.Z, self.y, self.spec, self.start = Z, y, spec, start
+        self.trunk = {n: v.numpy() for n, v in model.trunk_.items()}  # views: moves trunk_
+        self.head_w, self.head_b = model.head_w_.numpy(), model.head_b_.numpy()
+        self.trainable = trainable
+        self.decay = bool(model.weight_decay)
+        self.size = self.head_w.shape[1] + 1 + sum(self.trunk[n].size for n in trainable)
+        self.optimizers: dict[int, FlatOptimizer] = {}
+
+    def __call__(self, task: int, rows: np.ndarray) -> None:
+        one = slice(task, task + 1)
+        g = trunk_grads(self.trunk, self.Z[rows][None], self.head_w[one], self.head_b[one],
+                        self.y[rows][None], np.ones((1, rows.size)), self.start)
+        grad = np.concatenate([g[n].ravel() for n in ("hw", "hb", *self.trainable)])
+        values = self._values(task) if self.decay else None
+        if task not in self.optimizers:
+            self.optimizers[task] = FlatOptimizer(self.spec, self.size)
+        d = self.optimizers[task].delta(grad, values)
+        width = self.head_w.shape[1]
+        self.head_w[task] -= d[:width]
+        self.head_b[task] -= d[width]
+        offset = width + 1
+        for n in self.trainable:
+            size = self.trunk[n].size
+            self.trunk[n] -= d[offset:offset + size].reshape(self.trunk[n].shape)
+            offset += size
+
+    def _values(self, task: int) -> np.ndarray:
+        """The task's current numbers in gradient order (for weight decay)."""
+        return np.concatenate([self.head_w[task], self.head_b[task:task + 1],
+                               *(self.trunk[n].ravel() for n in self.trainable)])
