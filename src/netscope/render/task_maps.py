@@ -63,9 +63,13 @@ def task_map_png(points: np.ndarray, names: list[str], colour: np.ndarray | None
     if colour is not None:
         fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
     far = np.argsort(-np.hypot(*(points - points.mean(0)).T))[:6]
-    for i in far:
-        ax.annotate(names[i], points[i], fontsize=7, xytext=(3, 3), textcoords="offset points")
+    middle = float(np.median(points[:, 0]))
+    for i in far:  # names point inward, so none runs off the plot
+        right = points[i, 0] > middle
+        ax.annotate(names[i], points[i], fontsize=7, xytext=(-3 if right else 3, 3),
+                    textcoords="offset points", ha="right" if right else "left")
     ax.set_xlabel("map axis 1")
     ax.set_ylabel("map axis 2")
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()  # keeps the colour bar's label inside the picture
     return figure_png(fig)
