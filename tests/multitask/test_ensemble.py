@@ -58,3 +58,17 @@ def test_settled_penalties_are_checked(tiny):
         MeanRegularizedRidge(penalties=(1.0,)).fit(X, y, t)
     with pytest.raises(NetscopeError, match="penalties must be 2 numbers > 0"):
         LearnedTaskCovariance(penalties=(1.0, -1.0)).fit(X, y, t)
+
+
+def test_settled_needs_a_fit_and_works_after_loading(tiny, tmp_path):
+    X, y, t = tiny
+    with pytest.raises(NetscopeError, match="not fitted yet; settled"):
+        MixedEffects().settled()
+    from netscope.multitask.base import load_model
+
+    MixedEffects().fit(X, y, t).save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.settled().start is None  # the starting point is not saved: default start
+    ridge = MeanRegularizedRidge().fit(X, y, t)
+    ridge.save(tmp_path / "r")
+    assert load_model(tmp_path / "r").settled().penalties == ridge.penalties_

@@ -54,7 +54,14 @@ class TaskEstimator:
         """An unfitted copy that reuses what this fit chose by searching (penalties, tree
         sizes, a starting point), so a refit on a subset of the rows (an ensemble's inner
         validation fit) skips the search. Families without a search copy their settings."""
-        return type(self)(**self.get_params())
+        if not hasattr(self, "tasks_"):
+            raise NetscopeError(f"{type(self).__name__} is not fitted yet; settled() copies "
+                                f"what a fit chose, so call fit first.")
+        return type(self)(**{**self.get_params(), **self._chosen()})
+
+    def _chosen(self) -> dict[str, Any]:
+        """Hyper-parameters that pin down what this fit's search chose (none by default)."""
+        return {}
 
     def _repr_html_(self) -> str:
         """Jupyter shows an estimator as a table of its settings and, once fitted, its tasks

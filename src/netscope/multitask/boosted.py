@@ -76,10 +76,9 @@ class BoostedTrees(TaskEstimator):
             self.progress(f"boosted trees: {self.trees_} trees of {self.leaves_} leaves, "
                           f"L2 {self.l2_:g}, chosen on {int(val.sum())} inner validation rows")
 
-    def settled(self) -> BoostedTrees:
+    def _chosen(self) -> dict:
         """The tree size, L2 and tree count found (the search is most of the trees' cost)."""
-        return BoostedTrees(**{**self.get_params(), "leaves": (self.leaves_,),
-                               "l2": (self.l2_,), "trees": self.trees_})
+        return {"leaves": (self.leaves_,), "l2": (self.l2_,), "trees": self.trees_}
 
     def _fit_known(self, Z, y, n_tasks) -> None:
         """The given setting fit on all rows (as the ensemble's inner copies are)."""

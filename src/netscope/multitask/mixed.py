@@ -80,9 +80,10 @@ class MixedEffects(TaskEstimator):
         self._store(fit, fixed, random, X.shape[1], n, result)
         self.theta_ = tuple(float(v) for v in result.x)
 
-    def settled(self) -> MixedEffects:
-        """Starts from this fit's covariance parameters (same rows or a subset: close)."""
-        return MixedEffects(**{**self.get_params(), "start": self.theta_})
+    def _chosen(self) -> dict:
+        """Start from this fit's covariance parameters (same rows or a subset: close); a
+        loaded model kept only the covariance, so its copy starts from the default."""
+        return {"start": self.theta_} if hasattr(self, "theta_") else {}
 
     def _check_params(self, n_features: int) -> None:
         if self.method not in METHODS:

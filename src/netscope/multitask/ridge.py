@@ -125,8 +125,8 @@ class _LinearFamily(TaskEstimator):
         A, b = task_grams(Xc, y, t, n_tasks)
         self.coef_ = self._solve(A, b, self.penalties_)
 
-    def settled(self) -> _LinearFamily:
-        return type(self)(**{**self.get_params(), "penalties": self.penalties_})
+    def _chosen(self) -> dict:
+        return {"penalties": self.penalties_}
 
     def _search(self, Xc, y, t, n_tasks) -> None:
         """The grid point with the lowest inner cross-validated error."""

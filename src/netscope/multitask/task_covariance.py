@@ -84,8 +84,8 @@ class LearnedTaskCovariance(TaskEstimator):
             self.progress(f"learned task covariance: penalties {self.penalties_} chosen by "
                           f"{self.folds}-fold inner validation")
 
-    def settled(self) -> LearnedTaskCovariance:
-        return LearnedTaskCovariance(**{**self.get_params(), "penalties": self.penalties_})
+    def _chosen(self) -> dict:
+        return {"penalties": self.penalties_}
 
     def correlations(self) -> np.ndarray:
         """Learned task correlations (T x T); 0 for a task with no variance, never NaN."""
