@@ -65,6 +65,20 @@ def test_bad_parameters():
         BoostedTrees(leaves=(1,)).fit(X, y, t)
     with pytest.raises(NetscopeError, match="max_features must be a share"):
         BoostedTrees(max_features=0.0).fit(X, y, t)
+    with pytest.raises(NetscopeError, match="min_leaf must be a whole number"):
+        BoostedTrees(min_leaf=0).fit(X, y, t)
+
+
+def test_small_data_still_gets_splits():
+    """50 rows per leaf would allow one split on 60 rows: the cap (a tenth of the rows) lets
+    the trees find the threshold."""
+    X, y, t, _ = task_offsets(T=3, n=20)
+    m = BoostedTrees(leaves=(3,), l2=(0.0,)).fit(X, y, t)
+    assert m.min_leaf_ == 6
+    probe = np.zeros((2, 3))
+    probe[:, 0] = [-1.0, 1.0]
+    lo, hi = m.predict(probe, [0, 0])
+    assert hi - lo > 1.0  # the 2.0 step of feature 0 is found
 
 
 def test_a_known_setting_skips_the_search():
@@ -75,9 +89,10 @@ def test_a_known_setting_skips_the_search():
     X, y, t, _ = task_offsets()
     fixed = BoostedTrees(leaves=(7,), l2=(10.0,), trees=30).fit(X, y, t)
     assert fixed.search_ == [] and (fixed.leaves_, fixed.l2_, fixed.trees_) == (7, 10.0, 30)
+    assert fixed.min_leaf_ == 36  # 50 capped at a tenth of the 360 rows
     Z = np.column_stack([t, X]).astype(float)
     ref = HistGradientBoostingRegressor(learning_rate=0.05, max_iter=30, max_leaf_nodes=7,
-                                        min_samples_leaf=50, l2_regularization=10.0,
+                                        min_samples_leaf=36, l2_regularization=10.0,
                                         max_features=0.3, categorical_features=[0],
                                         early_stopping=False, random_state=0).fit(Z, y)
     np.testing.assert_allclose(fixed.predict(X, t), ref.predict(Z), atol=1e-12)

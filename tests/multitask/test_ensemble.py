@@ -72,3 +72,32 @@ def test_settled_needs_a_fit_and_works_after_loading(tiny, tmp_path):
     ridge = MeanRegularizedRidge().fit(X, y, t)
     ridge.save(tmp_path / "r")
     assert load_model(tmp_path / "r").settled().penalties == ridge.penalties_
+
+
+def test_small_data_weights_come_from_cross_fitting(tiny):
+    """Under CROSS_FIT_BELOW rows every row of a task with 2+ rows is held out once, and a
+    member's validation error is that of its settled copy fit without the row's fold."""
+    from netscope.multitask.ridge import inner_folds
+
+    X, y, t = tiny
+    m = Ensemble(members=("mtl-ridge", "mixed-effects"), folds=3).fit(X, y, t)
+    assert m.scheme_ == "3-fold cross-fitting"
+    fold = inner_folds(t, 3, m.seed + 1)
+    ridge = m.members_[0]
+    oof = np.empty_like(y)
+    for f in range(3):
+        part = fold == f
+        oof[part] = ridge.settled().fit(X[~part], y[~part], t[~part]).predict(X[part], t[part])
+    assert m.validation_mse_["mtl-ridge"] == pytest.approx(np.mean((oof - y) ** 2), rel=1e-12)
+    assert Ensemble(members=("mtl-ridge",)).fit(X, y, t).scheme_ == "5-fold cross-fitting"
+
+
+def test_large_data_weights_come_from_one_share(tiny, monkeypatch):
+    import netscope.multitask.ensemble as ensemble
+
+    monkeypatch.setattr(ensemble, "CROSS_FIT_BELOW", 10)
+    X, y, t = tiny
+    m = Ensemble(members=("mtl-ridge", "learned-task-covariance")).fit(X, y, t)
+    assert m.scheme_ == "one 20% share"
+    with pytest.raises(NetscopeError, match="folds must be from 2 to 50"):
+        Ensemble(folds=1).fit(X, y, t)

@@ -7,7 +7,8 @@ search, both on one inner validation share of each task's training rows: no test
 ever seen. After the search the chosen setting is refit on all training rows with the
 number of trees found, and the forest is exported to arrays (``forest.py``).
 
-Defaults: small trees (3-15 leaves), at least 50 rows per leaf, and each split choosing
+Defaults: small trees (3-15 leaves), at least 50 rows per leaf (at most a tenth of the
+rows, so a few hundred rows still get splits), and each split choosing
 among a random 30% of the columns. On the school data's 10 standard splits this moved the
 trees from 38.12% to 38.55% explained variance against the 7-31 leaves, 20 rows, all columns
 of scikit-learn's usual practice: the signal is mostly additive, and column sampling keeps
@@ -55,6 +56,8 @@ class BoostedTrees(TaskEstimator):
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params()
         self.task_encoding_ = self._encode_tasks(y, t, n_tasks)
+        # at most a tenth of the rows per leaf: small data still get splits
+        self.min_leaf_ = max(1, min(self.min_leaf, len(y) // 10))
         Z = self._design(X, t)
         if self.trees is not None:
             self._fit_known(Z, y, n_tasks)
@@ -99,6 +102,9 @@ class BoostedTrees(TaskEstimator):
                                 f"got {self.validation!r}.")
         if not self.leaves or min(self.leaves) < 2:
             raise NetscopeError(f"boosted trees: leaves must be numbers >= 2, got {self.leaves!r}.")
+        if int(self.min_leaf) != self.min_leaf or self.min_leaf < 1:
+            raise NetscopeError(f"boosted trees: min_leaf must be a whole number >= 1, "
+                                f"got {self.min_leaf!r}.")
         if not 0 < self.max_features <= 1:
             raise NetscopeError(f"boosted trees: max_features must be a share in (0, 1], "
                                 f"got {self.max_features!r}.")
@@ -139,7 +145,7 @@ class BoostedTrees(TaskEstimator):
         cat = [0] if self.task_encoding_ is None else None
         return HistGradientBoostingRegressor(
             learning_rate=self.learning_rate, max_iter=trees, max_leaf_nodes=leaves,
-            min_samples_leaf=self.min_leaf, l2_regularization=l2, categorical_features=cat,
+            min_samples_leaf=self.min_leaf_, l2_regularization=l2, categorical_features=cat,
             max_features=self.max_features, early_stopping=early, n_iter_no_change=20,
             random_state=self.seed)
 

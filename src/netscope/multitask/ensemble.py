@@ -3,9 +3,11 @@
 They make different errors (the linear models share strength across tasks, the trees find
 interactions and thresholds), so an average beats each. The weights (non-negative, summing
 to one) minimize the squared error on an inner validation share of each task's training
-rows, predicted by members fit on the rest (boosted trees that the comparison already
-searched keep the setting it found instead of searching again); then every member is refit
-on all training rows (or taken already fitted from the comparison, on the same rows).
+rows, predicted by members fit on the rest; on small data (under ``CROSS_FIT_BELOW`` rows)
+every row is predicted that way, by K-fold cross-fitting, because a 20% share of a few
+hundred rows weighs the members at random. The final members are fit on all training rows
+(or taken already fitted from the comparison, on the same rows); the held-out fits reuse what
+their searches chose (``settled()``) instead of searching again.
 """
 
 from __future__ import annotations
@@ -29,17 +31,21 @@ MEMBERS: dict[str, type[TaskEstimator]] = {
 }
 
 
+CROSS_FIT_BELOW = 5000  # training rows under which the weights come from K-fold cross-fitting
+
+
 class Ensemble(TaskEstimator):
-    """Convex combination of member families, weights from inner validation rows."""
+    """Convex combination of member families, weights from held-out training rows."""
 
     family = "ensemble"
 
     def __init__(self, members: tuple[str, ...] = ("mtl-ridge", "mixed-effects", "boosted-trees"),
-                 validation: float = 0.2, seed: int = 0,
+                 validation: float = 0.2, folds: int | None = None, seed: int = 0,
                  progress: Progress | None = None) -> None:
         self.members = members
         self.validation = validation
-        self.seed = seed
+        self.folds = folds  # K-fold cross-fitting; None: 5 below CROSS_FIT_BELOW rows, else
+        self.seed = seed  # one validation share (the share: ``validation``)
         self.progress = progress
 
     def fit(self, X, y, tasks, fitted: Mapping[str, TaskEstimator] | None = None) -> Ensemble:
@@ -55,32 +61,45 @@ class Ensemble(TaskEstimator):
         params = cls().get_params()
         return cls(**{k: v for k, v in (("seed", self.seed),) if k in params})
 
-    def _inner(self, key: str) -> TaskEstimator:
-        """The member to refit on the rows before the validation share. A member that the
-        comparison already fit on these training rows reuses what its search chose
-        (penalties, tree size and count, covariance start) instead of searching again."""
-        given = self._given.get(key)
-        return given.settled() if given is not None else self._build(key)
-
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params()
-        fold = inner_folds(t, max(2, round(1 / self.validation)), self.seed + 1)
-        val = (fold == 0) & (np.bincount(t)[t] >= 2)
-        if not val.any():
-            raise NetscopeError("ensemble: no task has 2 training rows, so there are no inner "
-                                "validation rows to weigh the members on.")
-        P = np.column_stack([self._inner(k).fit(X[~val], y[~val], t[~val]).predict(X[val], t[val])
-                             for k in self.members])
-        self.weights_ = simplex_weights(P, y[val])
-        self.validation_mse_ = {k: float(np.mean((P[:, i] - y[val]) ** 2))
-                                for i, k in enumerate(self.members)}
-        self.validation_mse_["ensemble"] = float(np.mean((P @ self.weights_ - y[val]) ** 2))
         self.members_ = [self._given.get(k) or self._build(k).fit(X, y, t) for k in self.members]
+        held, P = self._held_out(X, y, t)
+        self.weights_ = simplex_weights(P, y[held])
+        self.validation_mse_ = {k: float(np.mean((P[:, i] - y[held]) ** 2))
+                                for i, k in enumerate(self.members)}
+        self.validation_mse_["ensemble"] = float(np.mean((P @ self.weights_ - y[held]) ** 2))
         if self.progress:
             shown = ", ".join(f"{k} {w:.2f}" for k, w in zip(self.members, self.weights_,
                                                               strict=True))
-            self.progress(f"ensemble: weights {shown} (chosen on {int(val.sum())} inner "
-                          f"validation rows)")
+            self.progress(f"ensemble: weights {shown} (chosen on {int(held.sum())} held-out "
+                          f"training rows, {self.scheme_})")
+
+    def _held_out(self, X, y, t) -> tuple[np.ndarray, np.ndarray]:
+        """Which training rows were held out, and each member's predictions for them from a
+        copy fit without them. A task's rows are dealt round-robin to the folds and tasks
+        with one row are never held out, so every fit sees every task."""
+        folds = self.folds or (5 if len(y) < CROSS_FIT_BELOW else None)
+        eligible = np.bincount(t)[t] >= 2
+        if folds is None:
+            fold = inner_folds(t, max(2, round(1 / self.validation)), self.seed + 1)
+            parts = [(fold == 0) & eligible]
+            self.scheme_ = f"one {self.validation:.0%} share"
+        else:
+            fold = inner_folds(t, folds, self.seed + 1)
+            parts = [(fold == f) & eligible for f in range(folds)]
+            self.scheme_ = f"{folds}-fold cross-fitting"
+        if not parts[0].any():
+            raise NetscopeError("ensemble: no task has 2 training rows, so there are no inner "
+                                "validation rows to weigh the members on.")
+        P = np.zeros((len(y), len(self.members)))
+        for part in parts:
+            if part.any():
+                for i, member in enumerate(self.members_):
+                    copy = member.settled().fit(X[~part], y[~part], t[~part])
+                    P[part, i] = copy.predict(X[part], t[part])
+        held = np.logical_or.reduce(parts)
+        return held, P[held]
 
     def _check_params(self) -> None:
         unknown = [k for k in self.members if k not in MEMBERS]
@@ -90,6 +109,9 @@ class Ensemble(TaskEstimator):
         if not 0 < self.validation < 1:
             raise NetscopeError(f"ensemble: validation must be a share between 0 and 1, "
                                 f"got {self.validation!r}.")
+        if self.folds is not None and not 2 <= self.folds <= 50:
+            raise NetscopeError(f"ensemble: folds must be from 2 to 50 (or None for automatic), "
+                                f"got {self.folds!r}.")
 
     def _predict(self, X, t) -> np.ndarray:
         return sum(w * m._predict(X, t) for w, m in zip(self.weights_, self.members_,
