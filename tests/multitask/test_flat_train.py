@@ -61,6 +61,8 @@ def test_adopted_parameters_share_memory():
         torch.testing.assert_close(p.detach(), b)
     flat.values[:] = 1.5
     assert all(bool((p.detach() == 1.5).all()) for p in net.parameters())
+    with pytest.raises(TypeError, match="float64"):
+        FlatParams.adopt(list(torch.nn.Linear(2, 2).parameters()))
 
 
 @pytest.mark.parametrize("kind", ["adam", "rmsprop", "sgd"])

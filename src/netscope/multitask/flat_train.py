@@ -43,6 +43,9 @@ class FlatParams:
     def adopt(cls, params: Sequence[torch.nn.Parameter]) -> FlatParams:
         """Copy float64 torch parameters into one vector and make each parameter a view of it,
         so training here moves the module's weights in place."""
+        if any(p.dtype != torch.float64 for p in params):
+            raise TypeError("FlatParams.adopt takes float64 parameters (the multi-task "
+                            "networks are built in float64).")
         flat = cls([tuple(p.shape) for p in params])
         for p, view in zip(params, flat.views(), strict=True):
             view[...] = p.detach().numpy()
