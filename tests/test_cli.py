@@ -34,6 +34,13 @@ def test_survey_standard_end_to_end(tmp_path, data_root, capsys):
     for picture in ("task_correlations.png", "task_map_mtrl.png", "task_map_gated.png"):
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"  # how the models relate tasks
     assert "learned task correlations" in html
+    # what each fit chose is on the page, in the text and in the JSON, from the fitted models
+    notes = {n["model"]: n["note"] for n in doc["fit_notes"]}
+    mixed = notes["mixed-effects model"]
+    assert mixed.startswith("14 random effects per task") and "factor1" in mixed
+    ensemble = notes["ensemble (MTL ridge + mixed + trees)"]
+    assert ensemble.startswith("weights mtl-ridge") and "5-fold cross-fitting" in ensemble
+    assert "What the fits chose" in html and "what the fits chose" in text
     assert (out / "models" / "mtl-ridge" / "state.pt").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 

@@ -101,3 +101,16 @@ def test_large_data_weights_come_from_one_share(tiny, monkeypatch):
     assert m.scheme_ == "one 20% share"
     with pytest.raises(NetscopeError, match="folds must be from 2 to 50"):
         Ensemble(folds=1).fit(X, y, t)
+
+
+def test_fit_summaries_say_what_was_chosen(tiny):
+    X, y, t = tiny
+    ridge = MeanRegularizedRidge().fit(X, y, t)
+    lam_s, lam_t = ridge.penalties_
+    assert ridge.fit_summary() == [f"penalty on the shared weights {lam_s:g}, on the task "
+                                   f"deviations {lam_t:g} (by 3-fold inner CV)"]
+    assert ridge.settled().fit(X, y, t).fit_summary()[0].endswith("(given)")
+    ens = Ensemble(members=("mtl-ridge", "mixed-effects"), folds=3).fit(X, y, t)
+    w = ens.weights_
+    assert ens.fit_summary() == [f"weights mtl-ridge {w[0]:.2f}, mixed-effects {w[1]:.2f} "
+                                 f"(from held-out training rows, 3-fold cross-fitting)"]

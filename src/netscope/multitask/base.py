@@ -59,6 +59,11 @@ class TaskEstimator:
                                 f"what a fit chose, so call fit first.")
         return type(self)(**{**self.get_params(), **self._chosen()})
 
+    def fit_summary(self) -> list[str]:
+        """What this fit chose or found that a reader should know (penalties, weights,
+        warnings such as a singular covariance), one line each; none by default."""
+        return []
+
     def _chosen(self) -> dict[str, Any]:
         """Hyper-parameters that pin down what this fit's search chose (none by default)."""
         return {}

@@ -79,6 +79,11 @@ class BoostedTrees(TaskEstimator):
             self.progress(f"boosted trees: {self.trees_} trees of {self.leaves_} leaves, "
                           f"L2 {self.l2_:g}, chosen on {int(val.sum())} inner validation rows")
 
+    def fit_summary(self) -> list[str]:
+        leaf = getattr(self, "min_leaf_", self.min_leaf)
+        return [f"{self.trees_} trees of {self.leaves_} leaves, L2 {self.l2_:g}, at least "
+                f"{leaf} rows per leaf, {self.max_features:.0%} of the columns per split"]
+
     def _chosen(self) -> dict:
         """The tree size, L2 and tree count found (the search is most of the trees' cost)."""
         return {"leaves": (self.leaves_,), "l2": (self.l2_,), "trees": self.trees_}

@@ -70,10 +70,14 @@ class Ensemble(TaskEstimator):
                                 for i, k in enumerate(self.members)}
         self.validation_mse_["ensemble"] = float(np.mean((P @ self.weights_ - y[held]) ** 2))
         if self.progress:
-            shown = ", ".join(f"{k} {w:.2f}" for k, w in zip(self.members, self.weights_,
-                                                              strict=True))
-            self.progress(f"ensemble: weights {shown} (chosen on {int(held.sum())} held-out "
-                          f"training rows, {self.scheme_})")
+            self.progress(f"ensemble: {self.fit_summary()[0]}, {int(held.sum())} rows")
+
+    def fit_summary(self) -> list[str]:
+        shown = ", ".join(f"{k} {w:.2f}" for k, w in zip(self.members, self.weights_,
+                                                          strict=True))
+        scheme = getattr(self, "scheme_", None)
+        return [f"weights {shown}" + (f" (from held-out training rows, {scheme})"
+                                      if scheme else "")]
 
     def _held_out(self, X, y, t) -> tuple[np.ndarray, np.ndarray]:
         """Which training rows were held out, and each member's predictions for them from a

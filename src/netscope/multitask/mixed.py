@@ -80,6 +80,9 @@ class MixedEffects(TaskEstimator):
         self._store(fit, fixed, random, X.shape[1], n, result)
         self.theta_ = tuple(float(v) for v in result.x)
 
+    def fit_summary(self) -> list[str]:
+        return list(getattr(self, "notes_", []))
+
     def _chosen(self) -> dict:
         """Start from this fit's covariance parameters (same rows or a subset: close); a
         loaded model kept only the covariance, so its copy starts from the default."""

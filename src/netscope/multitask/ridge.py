@@ -88,10 +88,17 @@ def inner_folds(t: np.ndarray, k: int, seed: int) -> np.ndarray:
     return fold
 
 
+def penalty_line(names: tuple[str, ...], values, how: str) -> str:
+    """'penalty on the shared weights 10, on the task deviations 100 (by 3-fold inner CV)'."""
+    return ("penalty " + ", ".join(f"on {n} {v:g}" for n, v in zip(names, values, strict=True))
+            + f" ({how})")
+
+
 class _LinearFamily(TaskEstimator):
     """Shared machinery: penalty grid search by inner cross-validation, then a final fit."""
 
     n_penalties = 1
+    penalty_names: tuple[str, ...] = ("the weights",)
 
     def __init__(self, grid: tuple[float, ...] = DEFAULT_GRID, folds: int = 3, seed: int = 0,
                  penalties: tuple[float, ...] | None = None,
@@ -127,6 +134,11 @@ class _LinearFamily(TaskEstimator):
 
     def _chosen(self) -> dict:
         return {"penalties": self.penalties_}
+
+    def fit_summary(self) -> list[str]:
+        return [penalty_line(self.penalty_names, self.penalties_,
+                             "given" if self.penalties is not None else
+                             f"by {self.folds}-fold inner CV")]
 
     def _search(self, Xc, y, t, n_tasks) -> None:
         """The grid point with the lowest inner cross-validated error."""
@@ -178,6 +190,7 @@ class PooledRidge(_LinearFamily):
 class MeanRegularizedRidge(_LinearFamily):
     family = "mean-regularized MTL ridge"
     n_penalties = 2
+    penalty_names = ("the shared weights", "the task deviations")
 
     def _solve(self, A, b, penalties):
         w0, V = solve_mean_regularized(A, b, *penalties, free=A.shape[1] - 1)

@@ -23,7 +23,7 @@ import torch
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
 from netscope.multitask.linalg import covariance_to_correlation
-from netscope.multitask.ridge import inner_folds, task_grams
+from netscope.multitask.ridge import inner_folds, penalty_line, task_grams
 from netscope.perf import blas_threads
 
 LAM1_GRID = (1.0, 10.0, 100.0, 1000.0)
@@ -86,6 +86,11 @@ class LearnedTaskCovariance(TaskEstimator):
 
     def _chosen(self) -> dict:
         return {"penalties": self.penalties_}
+
+    def fit_summary(self) -> list[str]:
+        return [penalty_line(("the deviations' size", "their task coupling"), self.penalties_,
+                             "given" if self.penalties is not None else
+                             f"by {self.folds}-fold inner CV")]
 
     def correlations(self) -> np.ndarray:
         """Learned task correlations (T x T); 0 for a task with no variance, never NaN."""

@@ -55,6 +55,12 @@ def answer_text(comp: Comparison) -> str:
                    f"p = {a['p']:.2g}): {verdict}.")
 
 
+def fit_notes(comp: Comparison) -> list[tuple[str, str]]:
+    """(model, line) for what each family's first-split fit chose or found."""
+    return [(r.family.label, line) for r in comp.results if r.model is not None
+            for line in r.model.fit_summary()]
+
+
 def text_report(comp: Comparison) -> str:
     """The table with the protocol and metric definitions printed next to it."""
     best = comp.best()
@@ -72,6 +78,10 @@ def text_report(comp: Comparison) -> str:
         f"{best['explained_variance']:.2%})",
         *(f"warning: {w}" for w in comp.warnings()),
     ]
+    notes = fit_notes(comp)
+    if notes:
+        lines += ["", "what the fits chose (first split):",
+                  *(f"- {model}: {line}" for model, line in notes)]
     return "\n".join(lines)
 
 
@@ -117,6 +127,9 @@ def html_report(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str
     figs = "".join(f"<figure>{img_tag(png, name)}<figcaption>{html.escape(name)}</figcaption>"
                    f"</figure>" for name, (_, png) in pictures.items())
     best = comp.best()
+    notes = "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(line)}</li>"
+                    for m, line in fit_notes(comp))
+    chose = f"<h2>What the fits chose (first split)</h2><ul>{notes}</ul>" if notes else ""
     warnings = "".join(f'<p style="color:#b00"><b>Warning</b>: {html.escape(w)}</p>'
                        for w in comp.warnings())
     return f"""<!doctype html><html><head><meta charset="utf-8">
@@ -132,7 +145,7 @@ img{{max-width:520px}}</style></head><body>
 <p><b>Protocol '{html.escape(comp.protocol.name)}'</b>: {html.escape(comp.protocol.definition)}</p>
 <table><tr>{head}</tr>{rows}</table>
 <p>Best: <b>{html.escape(best['model'])}</b>. Values are mean ± SD over splits where there
-are several.</p>{warnings}<ul>{defs}</ul>
+are several.</p>{warnings}<ul>{defs}</ul>{chose}
 <h2>Bland-Altman plots (first split, original scale), per-task gains, and how the
 models relate the tasks</h2>{figs}
 </body></html>"""
@@ -198,7 +211,8 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
            "protocol_definition": comp.protocol.definition, "definitions": DEFINITIONS,
            "settings": {k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in comp.settings.__dict__.items()},
-           "summary": summary, "runs": runs, "warnings": comp.warnings()}
+           "summary": summary, "runs": runs, "warnings": comp.warnings(),
+           "fit_notes": [{"model": m, "note": line} for m, line in fit_notes(comp)]}
     paths["results.json"] = write_text(out / "results.json", json.dumps(doc, indent=2))
     pictures = report_pictures(comp)
     for file, png in pictures.values():
