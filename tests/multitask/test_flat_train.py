@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from netscope.multitask.flat_train import FlatOptimizer, FlatParams, train_flat
+from netscope.multitask.flat_train import FlatParams, train_flat
 from netscope.multitask.gated import GatedNet, gated_gradient
-from netscope.multitask.optim import OptimizerSpec
+from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.pooled import mlp, mlp_gradient
 
 
@@ -73,12 +73,13 @@ def test_optimizer_equals_torch(kind, wd):
     w = rng.standard_normal(7)
     ref = torch.tensor(w.copy(), requires_grad=True)
     torch_opt = spec.torch([ref])
-    ours = FlatOptimizer(spec, w.size)
+    ours, one = StackedOptimizer(spec, 1), np.zeros(1, dtype=np.int64)  # one "task"
     for _ in range(6):
         g = rng.standard_normal(7)
         ref.grad = torch.from_numpy(g.copy())
         torch_opt.step()
-        ours.step(w, g)
+        ours.tick(one)
+        w -= ours.delta("w", g[None], one, w[None])[0]
     np.testing.assert_allclose(w, ref.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 

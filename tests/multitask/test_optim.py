@@ -19,8 +19,9 @@ def test_stacked_equals_separate_optimizers_with_skipped_steps(kind, weight_deca
     for step in range(6):
         grads = torch.randn(T, *shape, generator=gen, dtype=torch.float64)
         active = torch.tensor([t for t in range(T) if (step + t) % 3 != 0])  # some tasks skip
-        opt.tick(active)
-        stacked[active] -= opt.delta("w", grads[active], active, stacked[active])
+        opt.tick(active.numpy())  # the optimizer works on NumPy arrays (views of tensors)
+        stacked[active] -= torch.from_numpy(opt.delta("w", grads[active].numpy(),
+                                                      active.numpy(), stacked[active].numpy()))
         for t in active.tolist():
             separate[t].grad = grads[t].clone()
             opts[t].step()

@@ -4,8 +4,8 @@ The multi-task networks are a few thousand numbers trained on 32-row batches: ea
 microseconds of arithmetic, and PyTorch's per-operation cost (autograd graph, module calls,
 optimizer bookkeeping: about 0.5 ms per step) was 90% of their training time. Here every
 parameter is a view into one float64 vector, a network supplies a hand-written gradient
-(checked against autograd in the tests), and Adam/RMSprop/SGD update the whole vector in a
-few NumPy calls, with torch's update rules, so results equal ``torch.optim`` to rounding.
+(checked against autograd in the tests), and ``StackedOptimizer`` (torch's update rules, in
+NumPy) updates the whole vector in a few calls, so results equal ``torch.optim`` to rounding.
 The same memory is exposed as torch tensors, so modules, state dicts and saved models are
 unchanged.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from netscope.multitask.base import Progress
-from netscope.multitask.optim import OptimizerSpec
+from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
 
 # grad(rows, views_of_gradient) fills the gradient of the batch's mean squared error
 GradFn = Callable[[np.ndarray, list[np.ndarray]], None]
@@ -53,46 +53,13 @@ class FlatParams:
         return flat
 
 
-class FlatOptimizer:
-    """torch's Adam, RMSprop and SGD (with L2 weight decay) on a flat vector."""
-
-    def __init__(self, spec: OptimizerSpec, size: int) -> None:
-        self.spec = spec
-        self.step_count = 0
-        self.m = np.zeros(size)
-        self.v = np.zeros(size)
-
-    def delta(self, grad: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
-        """The step to subtract for ``grad``; ``values`` (current parameters) enables weight
-        decay."""
-        s = self.spec
-        if s.weight_decay and values is not None:
-            grad = grad + s.weight_decay * values
-        if s.kind == "sgd":
-            return s.lr * grad
-        self.step_count += 1
-        if s.kind == "rmsprop":
-            self.v *= s.rho
-            self.v += (1 - s.rho) * grad * grad
-            return s.lr * grad / (np.sqrt(self.v) + s.eps)
-        self.m += (1 - s.beta1) * (grad - self.m)  # torch's lerp
-        self.v *= s.beta2
-        self.v += (1 - s.beta2) * grad * grad
-        bc1 = 1 - s.beta1 ** self.step_count
-        bc2 = 1 - s.beta2 ** self.step_count
-        return (s.lr / bc1) * self.m / (np.sqrt(self.v) / np.sqrt(bc2) + s.eps)
-
-    def step(self, values: np.ndarray, grad: np.ndarray) -> None:
-        """Move ``values`` in place."""
-        values -= self.delta(grad, values)
-
-
 def train_flat(grad_fn: GradFn, flat: FlatParams, n_rows: int, spec: OptimizerSpec,
                epochs: int, batch_size: int, seed: int, name: str,
                progress: Progress | None = None) -> None:
     """Shuffled mini-batch training (Keras ``fit`` semantics: a new order every epoch, a
     short last batch); ``grad_fn`` sees the batch's row indices."""
-    opt = FlatOptimizer(spec, flat.values.size)
+    opt = StackedOptimizer(spec, 1)  # one "task": the whole vector
+    one = np.zeros(1, dtype=np.int64)
     grad = np.zeros_like(flat.values)
     views = flat.views(grad)
     rng = np.random.default_rng(seed)
@@ -101,7 +68,8 @@ def train_flat(grad_fn: GradFn, flat: FlatParams, n_rows: int, spec: OptimizerSp
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
             for start in range(0, n_rows, batch_size):
                 grad_fn(order[start:start + batch_size], views)
-                opt.step(flat.values, grad)
+                opt.tick(one)
+                flat.values -= opt.delta("w", grad[None], one, flat.values[None])[0]
         if not np.isfinite(flat.values).all():
             raise FloatingPointError(f"{name}: training diverged in epoch {epoch + 1} "
                                      f"(non-finite weights); lower the learning rate.")

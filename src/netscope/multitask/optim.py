@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from netscope.errors import NetscopeError
@@ -55,46 +56,53 @@ class OptimizerSpec:
 
 
 class StackedOptimizer:
-    """State for ``n_tasks`` optimizers over parameters of any shape; steps only named tasks."""
+    """State for ``n_tasks`` optimizers over parameters of any shape; steps only named tasks.
+
+    NumPy arrays throughout (torch tensors convert without copying): the networks it trains
+    are tiny, and NumPy's per-call cost is a fraction of torch's. One task (``n_tasks=1``)
+    is a plain optimizer over a flat vector.
+    """
 
     def __init__(self, spec: OptimizerSpec, n_tasks: int) -> None:
         self.spec = spec
         self.n_tasks = n_tasks
-        self.steps = torch.zeros(n_tasks, dtype=torch.float64)
-        self._m: dict[str, torch.Tensor] = {}
-        self._v: dict[str, torch.Tensor] = {}
+        self.steps = np.zeros(n_tasks)
+        self._m: dict[str, np.ndarray] = {}
+        self._v: dict[str, np.ndarray] = {}
 
-    def tick(self, tasks: torch.Tensor) -> None:
+    def tick(self, tasks: np.ndarray) -> None:
         """Advance the step counters of ``tasks`` (once per update, before ``delta`` calls)."""
         self.steps[tasks] += 1
 
-    def delta(self, key: str, grad: torch.Tensor, tasks: torch.Tensor,
-              param: torch.Tensor | None = None) -> torch.Tensor:
+    def delta(self, key: str, grad: np.ndarray, tasks: np.ndarray,
+              param: np.ndarray | None = None) -> np.ndarray:
         """Per-task steps (to subtract) for ``grad`` of shape (len(tasks), *param_shape);
-        ``param`` (the current values, same shape or broadcastable) enables weight decay."""
+        ``param`` (the current values, same shape or broadcastable) enables weight decay.
+        ``tasks`` are distinct and sorted, so as many as ``n_tasks`` means all of them."""
         s = self.spec
         if s.weight_decay and param is not None:
             grad = grad + s.weight_decay * param
         if s.kind == "sgd":
             return s.lr * grad
         if key not in self._v:
-            self._v[key] = grad.new_zeros((self.n_tasks, *grad.shape[1:]))
+            self._v[key] = np.zeros((self.n_tasks, *grad.shape[1:]))
             if s.kind == "adam":
-                self._m[key] = grad.new_zeros((self.n_tasks, *grad.shape[1:]))
-        shape = (-1,) + (1,) * (grad.dim() - 1)
-        every = tasks.numel() == self.n_tasks  # all tasks step: update state in place
+                self._m[key] = np.zeros((self.n_tasks, *grad.shape[1:]))
+        shape = (-1,) + (1,) * (grad.ndim - 1)
+        every = len(tasks) == self.n_tasks  # all tasks step: update state in place
         v = self._v[key] if every else self._v[key][tasks]
-        if s.kind == "rmsprop":
-            v.mul_(s.rho).addcmul_(grad, grad, value=1 - s.rho)
-            if not every:
-                self._v[key][tasks] = v
-            return s.lr * grad / (v.sqrt() + s.eps)
-        m = self._m[key] if every else self._m[key][tasks]
-        m.lerp_(grad, 1 - s.beta1)
-        v.mul_(s.beta2).addcmul_(grad, grad, value=1 - s.beta2)
+        decay = s.rho if s.kind == "rmsprop" else s.beta2  # the squared gradients' average
+        v *= decay
+        v += (1 - decay) * grad * grad
         if not every:
-            self._m[key][tasks], self._v[key][tasks] = m, v
+            self._v[key][tasks] = v
+        if s.kind == "rmsprop":
+            return s.lr * grad / (np.sqrt(v) + s.eps)
+        m = self._m[key] if every else self._m[key][tasks]
+        m += (1 - s.beta1) * (grad - m)  # torch's lerp
+        if not every:
+            self._m[key][tasks] = m
         step = self.steps[tasks]
-        bc1 = (1 - s.beta1**step).to(grad.dtype).view(shape)
-        bc2 = (1 - s.beta2**step).to(grad.dtype).view(shape)
-        return (s.lr / bc1) * m / (v.sqrt() / bc2.sqrt() + s.eps)
+        bc1 = (1 - s.beta1**step).reshape(shape)
+        bc2 = (1 - s.beta2**step).reshape(shape)
+        return (s.lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + s.eps)

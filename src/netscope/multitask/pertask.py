@@ -37,10 +37,12 @@ def train_stacked(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Ten
         pred = stacked_mlp_forward(params, Xb)
         per_task = ((pred - yb) ** 2 * mask).sum(1) / count.clamp(min=1)
         grads = torch.autograd.grad(per_task.sum(), list(params.values()))
-        opt.tick(active)
+        act = active.numpy()
+        opt.tick(act)
         with torch.no_grad():
             for (k, p), g in zip(params.items(), grads, strict=True):
-                p[active] -= opt.delta(k, g[active], active, p[active])
+                p[active] -= torch.from_numpy(opt.delta(k, g[active].numpy(), act,
+                                                        p[active].detach().numpy()))
         if progress and (s + 1) % every == 0:
             progress(f"per-task MLPs: step {s + 1}/{len(plan)}")
     return {k: v.detach() for k, v in params.items()}

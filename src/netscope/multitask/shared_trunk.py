@@ -19,7 +19,6 @@ import torch
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.flat_train import FlatOptimizer
 from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.pooled import PooledMLP
 from netscope.multitask.stacked import batch_plan
@@ -126,74 +125,27 @@ class SharedTrunkMTL(TaskEstimator):
 
     def _fit(self, X, y, t, n_tasks) -> None:
         self._start(X, y, t, n_tasks)
-        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        Xt = torch.from_numpy(X)
         rng = np.random.default_rng(self.seed)
         for stage, (epochs, lr) in enumerate(zip(self.stage_epochs, self.stage_lr,
                                                  strict=True), start=1):
-            opt = StackedOptimizer(OptimizerSpec(self.optimizer, lr,
-                                                 weight_decay=self.weight_decay), n_tasks)
+            spec = OptimizerSpec(self.optimizer, lr, weight_decay=self.weight_decay)
             plan = batch_plan(t, n_tasks, self.batch_size, epochs, rng)
             start = FIRST_TRAINED[stage]
-            Z = frozen_input(self.trunk_, Xt, start)
+            Z = frozen_input(self.trunk_, Xt, start).numpy()
+            update = _Update(self, Z, y, StackedOptimizer(spec, n_tasks), TRAINABLE[stage],
+                             start)
             # With the trunk frozen (stage 1) tasks cannot interact, so any interleaving of
             # their mini-batches gives the same weights: the batched path is then exact.
-            batched = self.method == "accumulate" or not TRAINABLE[stage]
-            run = self._accumulate if batched else self._random
-            run(plan, Z, yt, opt, TRAINABLE[stage], start, rng)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence: checked below
+                if self.method == "accumulate" or not TRAINABLE[stage]:
+                    _accumulate(plan, update)
+                else:
+                    _random(plan, update, rng)
             if self.progress:
                 self.progress(f"shared-trunk ({self.method}): stage {stage}/3 done")
         if not all(torch.isfinite(v).all() for v in (*self.trunk_.values(), self.head_w_)):
             raise FloatingPointError("shared-trunk training diverged; lower stage_lr.")
-
-    def _step(self, tasks: torch.Tensor, Zb, yb, mask, opt: StackedOptimizer,
-              trainable: tuple[str, ...], start: int) -> None:
-        """One update: per-task gradients for the given tasks, then each task's step.
-
-        All of a task's trainable numbers form one flat vector, so the optimizer runs once.
-        """
-        grads = trunk_grads(self.trunk_, Zb, self.head_w_[tasks], self.head_b_[tasks], yb, mask,
-                            start)
-        names = ("hw", "hb", *trainable)
-        k = tasks.numel()
-        flat = torch.cat([grads[n].reshape(k, -1) for n in names], dim=1)
-        values = None
-        if self.weight_decay:
-            current = {"hw": self.head_w_[tasks], "hb": self.head_b_[tasks],
-                       **{n: self.trunk_[n].expand(k, *self.trunk_[n].shape) for n in trainable}}
-            values = torch.cat([current[n].reshape(k, -1) for n in names], dim=1)
-        opt.tick(tasks)
-        delta = opt.delta("all", flat, tasks, values)
-        offset = 0
-        for n in names:
-            shape = grads[n].shape
-            size = shape[1:].numel()
-            d = delta[:, offset:offset + size].reshape(shape)
-            offset += size
-            if n == "hw":
-                self.head_w_[tasks] -= d
-            elif n == "hb":
-                self.head_b_[tasks] -= d
-            else:
-                self.trunk_[n] -= d.sum(0) if self.shared_reduce == "sum" else d.mean(0)
-
-    def _accumulate(self, plan, X, y, opt, trainable, start, rng) -> None:
-        for step in plan:
-            idx = torch.from_numpy(step)
-            mask = idx >= 0
-            tasks = torch.nonzero(mask.any(1)).squeeze(1)
-            idx, mask = idx[tasks].clamp(min=0), mask[tasks].to(X.dtype)
-            self._step(tasks, X[idx], y[idx], mask, opt, trainable, start)
-
-    def _random(self, plan, X, y, opt, trainable, start, rng) -> None:
-        """One task's mini-batch at a time, each applied at once (in NumPy: at one task per
-        step, torch's per-operation cost would be most of the time)."""
-        pairs = [(s, task) for s in range(plan.shape[0]) for task in range(plan.shape[1])
-                 if plan[s, task, 0] >= 0]
-        step = _TaskStep(self, X.numpy(), y.numpy(), opt.spec, trainable, start)
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence: checked in _fit
-            for j in rng.permutation(len(pairs)):
-                s, task = pairs[j]
-                step(task, plan[s, task][plan[s, task] >= 0])
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
@@ -210,39 +162,60 @@ class SharedTrunkMTL(TaskEstimator):
         self.head_w_, self.head_b_ = state["head_w"], state["head_b"]
 
 
-class _TaskStep:
-    """One task's update on its rows: its gradient, its own optimizer (over its head and the
-    shared layers being trained, as one flat vector), applied to NumPy views of the model."""
+def _accumulate(plan: np.ndarray, update: _Update) -> None:
+    """Every task with a mini-batch left at a step, at the same weights, then all updates."""
+    for step in plan:
+        mask = step >= 0
+        tasks = np.flatnonzero(mask.any(1))
+        update(tasks, np.maximum(step[tasks], 0), mask[tasks].astype(np.float64))
+
+
+def _random(plan: np.ndarray, update: _Update, rng: np.random.Generator) -> None:
+    """One task's mini-batch at a time, in random order, each applied at once."""
+    pairs = [(s, task) for s in range(plan.shape[0]) for task in range(plan.shape[1])
+             if plan[s, task, 0] >= 0]
+    for j in rng.permutation(len(pairs)):
+        s, task = pairs[j]
+        rows = plan[s, task][plan[s, task] >= 0]
+        update(np.array([task]), rows[None], np.ones((1, rows.size)))
+
+
+class _Update:
+    """One update for some tasks on their (padded) mini-batches: per-task gradients, then
+    each task's own optimizer step over its head and the shared layers being trained (one
+    flat vector per task); shared layers receive the sum (or mean) of the tasks' steps.
+    NumPy views of the model's tensors: at one task per step (``random``), torch's
+    per-operation cost would be most of the time."""
 
     def __init__(self, model: SharedTrunkMTL, Z: np.ndarray, y: np.ndarray,
-                 spec: OptimizerSpec, trainable: tuple[str, ...], start: int) -> None:
-        self.Z, self.y, self.spec, self.start = Z, y, spec, start
+                 opt: StackedOptimizer, trainable: tuple[str, ...], start: int) -> None:
+        self.Z, self.y, self.opt, self.start = Z, y, opt, start
         self.trunk = {n: v.numpy() for n, v in model.trunk_.items()}  # views: moves trunk_
         self.head_w, self.head_b = model.head_w_.numpy(), model.head_b_.numpy()
         self.trainable = trainable
         self.decay = bool(model.weight_decay)
-        self.size = self.head_w.shape[1] + 1 + sum(self.trunk[n].size for n in trainable)
-        self.optimizers: dict[int, FlatOptimizer] = {}
+        self.reduce = np.sum if model.shared_reduce == "sum" else np.mean
 
-    def __call__(self, task: int, rows: np.ndarray) -> None:
-        one = slice(task, task + 1)
-        g = trunk_grads(self.trunk, self.Z[rows][None], self.head_w[one], self.head_b[one],
-                        self.y[rows][None], np.ones((1, rows.size)), self.start)
-        grad = np.concatenate([g[n].ravel() for n in ("hw", "hb", *self.trainable)])
-        values = self._values(task) if self.decay else None
-        if task not in self.optimizers:
-            self.optimizers[task] = FlatOptimizer(self.spec, self.size)
-        d = self.optimizers[task].delta(grad, values)
+    def __call__(self, tasks: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> None:
+        g = trunk_grads(self.trunk, self.Z[idx], self.head_w[tasks], self.head_b[tasks],
+                        self.y[idx], mask, self.start)
+        k = len(tasks)
+        grad = np.concatenate([g[n].reshape(k, -1) for n in ("hw", "hb", *self.trainable)], 1)
+        self.opt.tick(tasks)
+        d = self.opt.delta("all", grad, tasks, self._values(tasks) if self.decay else None)
         width = self.head_w.shape[1]
-        self.head_w[task] -= d[:width]
-        self.head_b[task] -= d[width]
+        self.head_w[tasks] -= d[:, :width]
+        self.head_b[tasks] -= d[:, width]
         offset = width + 1
         for n in self.trainable:
+            shape = self.trunk[n].shape
             size = self.trunk[n].size
-            self.trunk[n] -= d[offset:offset + size].reshape(self.trunk[n].shape)
+            self.trunk[n] -= self.reduce(d[:, offset:offset + size].reshape(k, *shape), axis=0)
             offset += size
 
-    def _values(self, task: int) -> np.ndarray:
-        """The task's current numbers in gradient order (for weight decay)."""
-        return np.concatenate([self.head_w[task], self.head_b[task:task + 1],
-                               *(self.trunk[n].ravel() for n in self.trainable)])
+    def _values(self, tasks: np.ndarray) -> np.ndarray:
+        """The tasks' current numbers in gradient order (for weight decay)."""
+        k = len(tasks)
+        shared = [np.broadcast_to(self.trunk[n].ravel(), (k, self.trunk[n].size))
+                  for n in self.trainable]
+        return np.concatenate([self.head_w[tasks], self.head_b[tasks][:, None], *shared], 1)
