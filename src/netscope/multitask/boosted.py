@@ -69,15 +69,13 @@ class BoostedTrees(TaskEstimator):
         with threadpool_limits(self.threads, user_api="openmp"):
             trials = [self._trial(Z, y, val, leaves, l2)
                       for leaves, l2 in itertools.product(self.leaves, self.l2)]
-            best = min(trials, key=lambda r: r["mse"])
-            self.search_ = trials
-            self.leaves_, self.l2_, self.trees_ = best["leaves"], best["l2"], best["trees"]
-            final = self._model(self.leaves_, self.l2_, self.trees_, early=False).fit(Z, y)
-        _check_identity_encoding(final, n_tasks)
-        self.forest_ = Forest.from_sklearn(final)
+        best = min(trials, key=lambda r: r["mse"])
+        self.search_ = trials
+        self.leaves_, self.l2_, self.trees_ = best["leaves"], best["l2"], best["trees"]
+        self._fit_final(Z, y, n_tasks)
         if self.progress:
-            self.progress(f"boosted trees: {self.trees_} trees of {self.leaves_} leaves, "
-                          f"L2 {self.l2_:g}, chosen on {int(val.sum())} inner validation rows")
+            self.progress(f"boosted trees: {self.fit_summary()[0]}, chosen on "
+                          f"{int(val.sum())} inner validation rows")
 
     def fit_summary(self) -> list[str]:
         leaf = getattr(self, "min_leaf_", self.min_leaf)
@@ -92,6 +90,10 @@ class BoostedTrees(TaskEstimator):
         """The given setting fit on all rows (as the ensemble's inner copies are)."""
         self.search_ = []
         self.leaves_, self.l2_, self.trees_ = self.leaves[0], self.l2[0], self.trees
+        self._fit_final(Z, y, n_tasks)
+
+    def _fit_final(self, Z, y, n_tasks) -> None:
+        """The chosen setting on all rows, exported to arrays."""
         with threadpool_limits(self.threads, user_api="openmp"):
             final = self._model(self.leaves_, self.l2_, self.trees_, early=False).fit(Z, y)
         _check_identity_encoding(final, n_tasks)

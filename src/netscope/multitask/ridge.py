@@ -156,8 +156,7 @@ class _LinearFamily(TaskEstimator):
         self.cv_mse_ = np.array(list(errors.values())) / len(y)
         self.cv_grid_ = combos
         if self.progress:
-            self.progress(f"{self.family}: penalties {self.penalties_} chosen by "
-                          f"{self.folds}-fold inner validation")
+            self.progress(f"{self.family}: {self.fit_summary()[0]}")
 
     def _predict(self, X, t) -> np.ndarray:
         return np.einsum("nd,nd->n", with_constant(X), self.coef_[t])

@@ -81,8 +81,7 @@ class LearnedTaskCovariance(TaskEstimator):
         self.penalties_ = min(errors, key=errors.get)
         self.cv_mse_ = {k: v / len(y) for k, v in errors.items()}
         if self.progress:
-            self.progress(f"learned task covariance: penalties {self.penalties_} chosen by "
-                          f"{self.folds}-fold inner validation")
+            self.progress(f"learned task covariance: {self.fit_summary()[0]}")
 
     def _chosen(self) -> dict:
         return {"penalties": self.penalties_}
