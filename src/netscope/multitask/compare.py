@@ -151,7 +151,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            lambda s, p: LearnedTaskCovariance(folds=s.ridge_folds, seed=s.seed, progress=p)),
     Family("ensemble", "ensemble (MTL ridge + mixed + trees)",
            "weighted average of mean-regularized ridge, mixed-effects and boosted trees; "
-           "weights on inner validation rows (time includes the members)",
+           "weights on held-out training rows (time includes the members)",
            lambda s, p: Ensemble(seed=s.seed, progress=p)),
 ]}
 
