@@ -79,6 +79,16 @@ def test_table_and_maps(tree, tmp_path):
     assert int(row["class_index"]) == int(model.model(x).argmax())
 
 
+def test_another_ranks_half_written_part_is_not_read(tree, tmp_path):
+    """Ranks share the parts folder: a temporary file another rank is still writing
+    (hidden, same suffix) is neither counted as done nor merged."""
+    out = tmp_path / "out"
+    explain_folder(lm(), tree, out, DatasetSettings(workers=0, table="csv"))
+    (out / "parts" / ".r1-00000.csv.k2j4.csv").write_text("file,sta")  # cut off mid-write
+    assert store_mod.read_parts(out)["file"].tolist() == dataset_files(tree)
+    assert len(pd.read_csv(store_mod.merge(out, "csv"))) == len(dataset_files(tree))
+
+
 def test_workers_give_the_same_results(tree, tmp_path):
     a = explain_folder(lm(), tree, tmp_path / "w0", DatasetSettings(workers=0, table="csv"))
     b = explain_folder(lm(), tree, tmp_path / "w2", DatasetSettings(workers=2, table="csv"))
@@ -167,7 +177,8 @@ def test_two_torchrun_ranks_on_gloo(tree, tmp_path):
          "2", "-m", "netscope", "vision", "explain", str(tree), "--model", MODEL, "--out",
          str(out), "--workers", "0", "--table", "csv", "--quiet"],
         env=env, capture_output=True, text=True, timeout=180, cwd=os.getcwd())
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # the ranks' own messages come first, torchrun's summary last: show both on failure
+    assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-1000:]
     assert "rank 0:" in proc.stdout and "rank 1:" in proc.stdout
     table = pd.read_csv(out / "results.csv")
     assert sorted(table["file"]) == dataset_files(tree)

@@ -25,6 +25,9 @@ from netscope.errors import NetscopeError
 from netscope.render.atomic import write_atomic, write_bytes, write_text
 
 RUN_FILE = "explain-run.json"
+# finished parts only: pathlib's "*" also matches another rank's hidden temporary file
+# (".r1-00000.csv.XXXX.csv"), half-written while this rank reads
+PARTS = "r*-*.csv"
 TEXT = ("file", "status", "error", "class_name", "predicted_name", "method", "layer", "shard")
 
 
@@ -57,7 +60,7 @@ class ExplainStore:
 
     def done(self) -> set[str]:
         """Files that some finished shard (of any rank) already holds."""
-        if not self.parts_dir.is_dir() or not any(self.parts_dir.glob("*.csv")):
+        if not self.parts_dir.is_dir() or not any(self.parts_dir.glob(PARTS)):
             return set()
         return set(read_parts(self.out)["file"])
 
@@ -81,7 +84,7 @@ class ExplainStore:
 
 def read_parts(out: str | Path) -> pd.DataFrame:
     """All finished parts of a run, one row per file (the first shard that holds it)."""
-    parts = sorted((Path(out) / "parts").glob("*.csv"))
+    parts = sorted((Path(out) / "parts").glob(PARTS))
     if not parts:
         raise NetscopeError(f"{out}: no finished shards (parts/*.csv) to merge.")
     text = {c: str for c in TEXT}
