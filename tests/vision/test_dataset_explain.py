@@ -84,7 +84,7 @@ def test_another_ranks_half_written_part_is_not_read(tree, tmp_path):
     (hidden, same suffix) is neither counted as done nor merged."""
     out = tmp_path / "out"
     explain_folder(lm(), tree, out, DatasetSettings(workers=0, table="csv"))
-    (out / "parts" / ".r1-00000.csv.k2j4.csv").write_text("file,sta")  # cut off mid-write
+    (out / "parts" / ".r1-00000.csv.k2j4.csv").write_text("")  # as mkstemp leaves it
     assert store_mod.read_parts(out)["file"].tolist() == dataset_files(tree)
     assert len(pd.read_csv(store_mod.merge(out, "csv"))) == len(dataset_files(tree))
 
