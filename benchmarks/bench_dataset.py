@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 
 from netscope.perf import configure
-from netscope.vision.dataset_explain import DatasetSettings, explain_folder
-from netscope.vision.device import to_device
-from netscope.vision.images import SAMPLES, sample_image
-from netscope.vision.models import load_model
+from netscope.vision.core.device import to_device
+from netscope.vision.datasets.explain_run import DatasetSettings, explain_folder
+from netscope.vision.models.images import SAMPLES, sample_image
+from netscope.vision.models.zoo import load_model
 
 
 def make_folder(root: Path, n: int) -> None:

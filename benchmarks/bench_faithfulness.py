@@ -20,15 +20,16 @@ import time
 
 import torch
 
+from netscope import vision as A
 from netscope.perf import configure
-from netscope.vision import attribution as A
-from netscope.vision.baselines import baseline_like
-from netscope.vision.faithfulness import deletion, insertion, pixel_ranks
-from netscope.vision.fastpath import truncated
-from netscope.vision.forward_cams import score_cam
-from netscope.vision.images import sample_image
-from netscope.vision.integrated_gradients import integrated_gradients
-from netscope.vision.models import load_model
+from netscope.vision.core.baselines import baseline_like
+from netscope.vision.core.fastpath import truncated
+from netscope.vision.methods.forward_cams import score_cam
+from netscope.vision.methods.gradients import input_grad
+from netscope.vision.methods.path_integral import integrated_gradients
+from netscope.vision.metrics.faithfulness import deletion, insertion, pixel_ranks
+from netscope.vision.models.images import sample_image
+from netscope.vision.models.zoo import load_model
 
 STEPS = 50
 
@@ -62,7 +63,7 @@ def main() -> None:
     model = lm.model.eval()
     x = lm.preprocess.tensor(sample_image("chelsea"))
     heat = A.grad_cam(model, x)
-    t = int(heat.targets[0])
+    t = int(heat.classes[0])
     batch = torch.cat([x] * 16).contiguous(memory_format=torch.channels_last)
     fast = truncated(model, None)  # what the metric runs on
     rows: dict[str, list[float]] = {}
@@ -91,7 +92,7 @@ def main() -> None:
 
         def fwd_bwd() -> None:
             for _ in range(32):
-                A.input_grad(model, x, torch.tensor([t]))
+                input_grad(model, x, torch.tensor([t]))
         rows.setdefault("32 forward+backward passes at batch 1", []).append(timed(fwd_bwd))
     med = {k: statistics.median(v) for k, v in rows.items()}
     print("\n| what | seconds |\n|---|---|")

@@ -18,7 +18,7 @@ from netscope.perf import configure
 from netscope.vision.live import pipeline
 from netscope.vision.live.sources import PatternSource, open_source
 from netscope.vision.live.view import LiveView
-from netscope.vision.models import load_model
+from netscope.vision.models.zoo import load_model
 
 
 def make_video(path: Path, frames: int) -> Path:

@@ -21,12 +21,12 @@ import time
 import torch
 
 from netscope.perf import configure
-from netscope.vision import augment
-from netscope.vision.ascent import AscentConfig, visualize_classes
-from netscope.vision.classes import resolve_class
-from netscope.vision.images import SAMPLES, sample_image
-from netscope.vision.models import load_model
-from netscope.vision.presets import PRESETS
+from netscope.vision.features import augment
+from netscope.vision.features.ascent import AscentConfig, visualize_classes
+from netscope.vision.features.presets import PRESETS
+from netscope.vision.models.classes import resolve_class
+from netscope.vision.models.images import SAMPLES, sample_image
+from netscope.vision.models.zoo import load_model
 
 
 def high_frequency_share(images: torch.Tensor) -> torch.Tensor:

@@ -20,10 +20,10 @@ import time
 
 import torch
 
+from netscope import vision as A
 from netscope.perf import auto_threads, configure, usable_cpus
-from netscope.vision import attribution as A
-from netscope.vision.images import sample_image
-from netscope.vision.models import load_model
+from netscope.vision.models.images import sample_image
+from netscope.vision.models.zoo import load_model
 
 
 def saliency_seconds(lm, x) -> float:

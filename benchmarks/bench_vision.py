@@ -14,12 +14,12 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from netscope import vision as A
 from netscope.perf import configure
-from netscope.vision import attribution as A
-from netscope.vision.ascent import AscentConfig, visualize_filters
-from netscope.vision.fastpath import truncated
-from netscope.vision.images import SAMPLES, sample_image
-from netscope.vision.models import load_model
+from netscope.vision.core.fastpath import truncated
+from netscope.vision.features.ascent import AscentConfig, visualize_filters
+from netscope.vision.models.images import SAMPLES, sample_image
+from netscope.vision.models.zoo import load_model
 
 
 def timed(fn, repeats: int) -> float:
@@ -101,7 +101,7 @@ def gradcam_section(model, pre, repeats: int) -> None:
         g = timed(lambda x=x: A.grad_cam(model, x), repeats)
         print(f"batch {n}: forward {f * 1e3:7.1f} ms   Grad-CAM {g * 1e3:7.1f} ms   "
               f"ratio {g / f:4.2f}")
-        others = {m: lambda x=x, m=m: A.grad_cam(model, x, method=m)
+        others = {m: lambda x=x, m=m: A.grad_cam(model, x, variant=m)
                   for m in ("gradcam++", "xgradcam", "layercam")}
         others["eigencam"] = lambda x=x: A.eigen_cam(model, x)
         print("         " + "   ".join(f"{m} {timed(fn, repeats) / f:4.2f}x"

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netscope.vision import attribution as A  # noqa: E402
-from netscope.vision.faithfulness import deletion, insertion  # noqa: E402
-from netscope.vision.rollout import attention_rollout  # noqa: E402
+from netscope import vision as A  # noqa: E402
+from netscope.vision.core.layer_choice import default_layer  # noqa: E402
+from netscope.vision.methods.rollout import attention_rollout  # noqa: E402
+from netscope.vision.metrics.faithfulness import deletion, insertion  # noqa: E402
 from tests.vision.tiny_transformers import TinyViT, quadrant_images, trained  # noqa: E402
 
 N = 128
@@ -40,7 +41,7 @@ def picture(path: str, x, maps: dict[str, torch.Tensor], n: int = 4) -> None:
     """n test images and their maps, one row each, as a PNG."""
     import matplotlib.pyplot as plt
 
-    from netscope.render.atomic import write_bytes
+    from netscope.files.atomic import write_bytes
     from netscope.render.heatmap import overlay
     from netscope.render.png import figure_png
 
@@ -73,21 +74,21 @@ def main() -> None:
     with torch.no_grad():
         accuracy = (model(x).argmax(1) == y).double().mean()
     print(f"trained in {time.perf_counter() - start:.1f} s, test accuracy {accuracy:.2f}; "
-          f"default layer: {A.default_cam_layer(model, x)}")
+          f"default layer: {default_layer(model, x)}")
     square = F.avg_pool2d(masks[:, None], 4)[:, 0]  # share of each patch inside the square
     print("| map | mean inside | mean outside | peak inside | deletion AUC (lower) | "
           "insertion AUC (higher) |")
     print("|---|---:|---:|---:|---:|---:|")
     for layer in ("blocks.1", "blocks.2.norm1", "blocks.1.norm1"):
-        maps = A.grad_cam(model, x, layer, y).maps
+        maps = A.grad_cam(model, x, y, layer=layer).maps
         print(f"| Grad-CAM at {layer} " + scores(model, x, y, square, maps))
     print("| attention rollout " + scores(model, x, y, square, attention_rollout(model, x).maps))
     rand = torch.rand(N, 8, 8, generator=torch.Generator().manual_seed(0))
     print("| random " + scores(model, x, y, square, rand))
     if args.picture:
         picture(args.picture, x, {
-            "Grad-CAM, default (blocks.1)": A.grad_cam(model, x, "blocks.1", y).maps,
-            "Grad-CAM, blocks.2.norm1": A.grad_cam(model, x, "blocks.2.norm1", y).maps,
+            "Grad-CAM, default (blocks.1)": A.grad_cam(model, x, y, layer="blocks.1").maps,
+            "Grad-CAM, blocks.2.norm1": A.grad_cam(model, x, y, layer="blocks.2.norm1").maps,
             "attention rollout": attention_rollout(model, x).maps})
 
 

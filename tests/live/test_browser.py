@@ -12,7 +12,7 @@ from netscope.vision.live import pipeline
 from netscope.vision.live.sources import PatternSource
 from netscope.vision.live.view import LiveView
 from netscope.vision.live.web import WebSink
-from netscope.vision.models import load_model
+from netscope.vision.models.zoo import load_model
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),

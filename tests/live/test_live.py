@@ -15,7 +15,7 @@ from netscope.vision.live.pipeline import Frame, LatestSlot
 from netscope.vision.live.record import Recorder
 from netscope.vision.live.sources import FolderSource, PatternSource, open_source
 from netscope.vision.live.view import CAM_METHODS, LiveView, tile
-from netscope.vision.models import load_model
+from netscope.vision.models.zoo import load_model
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def count_frames(path) -> int:
 
 def test_folder_of_photos_of_different_sizes_records_every_frame(lite0, tmp_path, capsys):
     """Frames of another size used to be dropped silently by the video writer."""
-    from netscope.vision.images import save_png
+    from netscope.vision.models.images import save_png
 
     photos = tmp_path / "photos"
     rng = np.random.default_rng(0)
@@ -225,7 +225,7 @@ def _rss_mb() -> float:
 def test_thousand_frames_memory_flat():
     import torch
 
-    from netscope.vision.models import LoadedModel, Preprocess
+    from netscope.vision.models.zoo import LoadedModel, Preprocess
     from tests.vision.tiny import TinyGAP
 
     tiny = LoadedModel("tiny", TinyGAP(dtype=torch.float32).eval(), Preprocess(32), None)

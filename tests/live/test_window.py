@@ -5,7 +5,7 @@ import numpy as np
 
 from netscope.vision.live import window as W
 from netscope.vision.live.view import LiveView
-from netscope.vision.models import load_model
+from netscope.vision.models.zoo import load_model
 
 
 class FakeGUI:

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-import netscope.render.atomic as atomic
+import netscope.files.atomic as atomic
 from netscope.cli import main
 from netscope.errors import NetscopeError
-from netscope.render.folders import MARKER, check_replaceable, staged_folder
+from netscope.files.folders import MARKER, check_replaceable, staged_folder
 
 RUN = ["multitask", "run", "--dataset", "survey", "--quiet",
        "--families", "pooled-ridge,mtl-ridge,pooled-mlp", "--pooled-epochs", "2"]
@@ -89,9 +89,9 @@ def test_failed_swap_keeps_the_old_run(old_run, monkeypatch, capsys):
             raise OSError(28, "No space left on device", str(dst))
         real(src, dst)
 
-    monkeypatch.setattr("netscope.render.folders.os.rename", rename)
+    monkeypatch.setattr("netscope.files.folders.os.rename", rename)
     assert main([*RUN, "--seed", "2", "--out", str(old_run)]) == 2
-    monkeypatch.setattr("netscope.render.folders.os.rename", real)
+    monkeypatch.setattr("netscope.files.folders.os.rename", real)
     assert "No space left on device" in capsys.readouterr().err
     assert state(old_run) == 1
     no_leftovers(old_run.parent)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from netscope.errors import NetscopeError
-from netscope.vision.activations import activations
-from netscope.vision.ascent import AscentConfig, visualize_classes, visualize_filters
-from netscope.vision.models import Preprocess
+from netscope.vision.features.activations import activations
+from netscope.vision.features.ascent import AscentConfig, visualize_classes, visualize_filters
+from netscope.vision.models.zoo import Preprocess
 from tests.vision.tiny import TinyGAP
 
 PRE = Preprocess(16)

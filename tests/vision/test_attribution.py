@@ -3,11 +3,16 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from netscope import vision as A
 from netscope.errors import NetscopeError
-from netscope.vision import attribution as A
-from netscope.vision import guided
+from netscope.vision.core.heatmaps import Heatmaps
+from netscope.vision.core.layer_choice import default_layer
+from netscope.vision.methods import guided
+from netscope.vision.methods.eigen import first_singular_projection
+from netscope.vision.methods.grad_cam_family import layer_gradients
 from tests.vision.tiny import Reused, TinyGAP, image
 
 
@@ -34,10 +39,10 @@ def test_grad_cam_by_hand():
     # class 0: alpha = (mean(1,0,0,1), mean(2,2,2,2)) = (0.5, 2)
     # map = relu(0.5 A0 + 2 A1) = relu([[2.5, 1], [-0.5, -2]]) = [[2.5, 1], [0, 0]]
     x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)
-    raw = A.grad_cam(HandNet(), x, "conv", targets=0, normalize="none")
+    raw = A.grad_cam(HandNet(), x, 0, layer="conv", normalize="none")
     torch.testing.assert_close(raw.maps[0], torch.tensor([[2.5, 1.0], [0.0, 0.0]],
                                                           dtype=torch.float64))
-    norm = A.grad_cam(HandNet(), x, "conv", targets=0)
+    norm = A.grad_cam(HandNet(), x, 0, layer="conv")
     torch.testing.assert_close(norm.maps[0], torch.tensor([[1.0, 0.4], [0.0, 0.0]],
                                                            dtype=torch.float64))
 
@@ -51,7 +56,7 @@ def test_grad_cam_by_hand():
 ])
 def test_cam_family_by_hand(method, expected):
     x = torch.tensor([[[[1.0, 0.0], [0.0, 3.0]]]], dtype=torch.float64)
-    raw = A.grad_cam(HandNet(), x, "conv", targets=0, method=method, normalize="none")
+    raw = A.grad_cam(HandNet(), x, 0, layer="conv", variant=method, normalize="none")
     torch.testing.assert_close(raw.maps[0], torch.tensor(expected, dtype=torch.float64))
 
 
@@ -60,12 +65,12 @@ def test_xgradcam_and_layercam_on_gap_head():
     Grad-CAM, and LayerCAM keeps only the positively weighted channels."""
     model, x = TinyGAP(), image(2)
     for target in (0, 1, 2):
-        g = A.grad_cam(model, x, "features.3", targets=target, normalize="none")
+        g = A.grad_cam(model, x, target, layer="features.3", normalize="none")
         for same in ("xgradcam", "hirescam"):
-            other = A.grad_cam(model, x, "features.3", target, same, normalize="none")
+            other = A.grad_cam(model, x, target, layer="features.3", variant=same, normalize="none")
             torch.testing.assert_close(other.maps, g.maps)
-        lc = A.grad_cam(model, x, "features.3", target, "layercam", normalize="none")
-        acts = A.layer_gradients(model, x, "features.3", target)[0]
+        lc = A.grad_cam(model, x, target, layer="features.3", variant="layercam", normalize="none")
+        acts = layer_gradients(model, x, "features.3", target)[0]
         w = model.fc.weight[target].detach().clamp(min=0) / acts[0, 0].numel()
         torch.testing.assert_close(lc.maps, torch.relu((w[:, None, None] * acts).sum(1)))
 
@@ -88,23 +93,23 @@ def test_eigen_cam_recovers_a_rank_one_pattern():
     pattern = torch.tensor([[0.0, 1.0, 2.0], [3.0, 0.5, 0.0], [1.0, 1.0, 4.0]],
                            dtype=torch.float64)
     for sign in (1.0, -1.0):  # A_k = a_k * (+-pattern): the same map either way
-        h = A.eigen_cam(RankOne(), sign * pattern.view(1, 1, 3, 3), "conv")
+        h = A.eigen_cam(RankOne(), sign * pattern.view(1, 1, 3, 3), layer="conv")
         torch.testing.assert_close(h.maps[0], pattern / pattern.max())
-    assert h.method == "eigencam" and h.targets.shape == (1,)
+    assert h.method == "eigencam" and h.classes.shape == (1,)
 
 
 def test_zero_gradient_gives_zero_map_not_nan():
     x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)
     for how in ("max", "minmax"):
-        h = A.grad_cam(HandNet(), x, "conv", targets=1, normalize=how)  # class 1: all-zero row
+        h = A.grad_cam(HandNet(), x, 1, layer="conv", normalize=how)  # class 1: all-zero row
         assert torch.isfinite(h.maps).all() and (h.maps == 0).all()
 
 
 def test_cam_equals_grad_cam_on_gap_head():
     model, x = TinyGAP(), image(2)
     for target in (0, 1, 2):
-        c = A.cam(model, x, "features.3", targets=target, normalize="none")
-        g = A.grad_cam(model, x, "features.3", targets=target, normalize="none")
+        c = A.cam(model, x, target, layer="features.3", normalize="none")
+        g = A.grad_cam(model, x, target, layer="features.3", normalize="none")
         hw = c.maps.shape[-1] * c.maps.shape[-2]
         torch.testing.assert_close(g.maps * hw, c.maps, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(A.normalize_maps(g.maps), A.normalize_maps(c.maps),
@@ -113,25 +118,25 @@ def test_cam_equals_grad_cam_on_gap_head():
 
 def test_default_layer_is_the_pooled_feature_map():
     model = TinyGAP()
-    assert str(A.default_cam_layer(model)) == "pool:input"
+    assert str(default_layer(model)) == "pool:input"
     a = A.grad_cam(model, image(), targets=1, normalize="none").maps
-    b = A.grad_cam(model, image(), "features.3", targets=1, normalize="none").maps
+    b = A.grad_cam(model, image(), 1, layer="features.3", normalize="none").maps
     torch.testing.assert_close(a, b)
 
 
 def test_per_image_targets_match_single_calls():
     model, x = TinyGAP(), image(3)
-    batch = A.grad_cam(model, x, "features.2", targets=[0, 2, 1])
+    batch = A.grad_cam(model, x, [0, 2, 1], layer="features.2")
     for i, t in enumerate([0, 2, 1]):
-        one = A.grad_cam(model, x[i:i + 1], "features.2", targets=t)
+        one = A.grad_cam(model, x[i:i + 1], t, layer="features.2")
         torch.testing.assert_close(batch.maps[i], one.maps[0])
-    assert batch.targets.tolist() == [0, 2, 1]
+    assert batch.classes.tolist() == [0, 2, 1]
 
 
 def test_default_target_is_each_images_top_class():
     model, x = TinyGAP(), image(4, seed=3)
     h = A.grad_cam(model, x)
-    assert torch.equal(h.targets, model(x).argmax(1))
+    assert torch.equal(h.classes, model(x).argmax(1))
 
 
 def test_saliency_equals_finite_differences():
@@ -169,7 +174,7 @@ def test_smoothgrad_needs_positive_noise():
 
 def test_gradcampp_formula():
     model, x = TinyGAP(), image(1)
-    Aa, g, _, _ = A.layer_gradients(model, x, "features.3", 1)
+    Aa, g, _, _ = layer_gradients(model, x, "features.3", 1)
     a, gg = Aa.numpy()[0], g.numpy()[0]
     alpha = []
     for k in range(a.shape[0]):
@@ -177,15 +182,25 @@ def test_gradcampp_formula():
         coef = np.where(den != 0, num / np.where(den != 0, den, 1), 0)
         alpha.append((coef * np.maximum(gg[k], 0)).sum())
     expected = np.maximum((np.array(alpha)[:, None, None] * a).sum(0), 0)
-    got = A.grad_cam(model, x, "features.3", 1, method="gradcam++", normalize="none").maps[0]
+    got = A.grad_cam(model, x, 1, layer="features.3", variant="gradcam++", normalize="none").maps[0]
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
 
 
 def test_guided_grad_cam_shape_and_relus_restored():
     model, x = Reused(), image(2)
-    out = guided.guided_grad_cam(model, x, "conv2", targets=[0, 1])
-    assert out.shape == x.shape and torch.isfinite(out).all()
+    out = guided.guided_grad_cam(model, x, [0, 1], layer="conv2")
+    assert out.attributions.shape == x.shape and torch.isfinite(out.attributions).all()
     assert "forward" not in model.act.__dict__
+    # guided backprop (through guided ReLUs) times the Grad-CAM map upsampled to the input
+    cam = A.grad_cam(model, x, [0, 1], layer="conv2")
+    up = F.interpolate(cam.maps[:, None], size=(8, 8), mode="bilinear", align_corners=False)
+    up = up / up.flatten(1).amax(1).view(-1, 1, 1, 1)
+    expected = guided.guided_backprop(model, x, [0, 1]) * up
+    assert expected.abs().sum() > 0
+    torch.testing.assert_close(out.attributions, expected)
+    total = expected.abs().sum(1)
+    torch.testing.assert_close(out.maps, total / total.flatten(1).amax(1).view(-1, 1, 1))
+    assert out.method == "guided" and out.classes.tolist() == [0, 1]
 
 
 def test_guided_backprop_passes_only_positive_signals():
@@ -196,17 +211,27 @@ def test_guided_backprop_passes_only_positive_signals():
     torch.testing.assert_close(x.grad, torch.tensor([0.0, 7.0, 0.0]))
 
 
-def test_upsampled_size():
-    h = A.grad_cam(TinyGAP(), image(size=8), "features.3")
-    assert h.upsampled((32, 40)).shape == (1, 32, 40)
+def test_upsampled_is_bilinear_then_rescaled_as_the_maps_were():
+    maps = torch.tensor([[[0.0, 0.5], [0.25, 0.0]]], dtype=torch.float64)
+    for how in ("max", "minmax"):
+        h = Heatmaps(maps, None, None, torch.tensor([-1]), "x", "test", how)
+        up = h.upsampled((4, 6))
+        raw = F.interpolate(maps[:, None], size=(4, 6), mode="bilinear",
+                            align_corners=False)[:, 0]
+        lo = raw.min() if how == "minmax" else 0.0
+        assert up.shape == (1, 4, 6)
+        torch.testing.assert_close(up, (raw - lo) / (raw.max() - lo))
+        assert float(up.max()) == 1.0  # 0.5 at the grid's corner cell becomes the maximum
+    flat = Heatmaps(torch.zeros(1, 2, 2), None, None, torch.tensor([-1]), "x", "test")
+    assert torch.equal(flat.upsampled((3, 3)), torch.zeros(1, 3, 3))  # zero stays zero
 
 
 def test_bad_inputs():
     model = TinyGAP()
     with pytest.raises(NetscopeError, match=r"no layer named 'features\.9'.*Close matches"):
-        A.grad_cam(model, image(), "features.9")
+        A.grad_cam(model, image(), layer="features.9")
     with pytest.raises(NetscopeError, match="no spatial grid"):
-        A.grad_cam(model, image(), "fc")
+        A.grad_cam(model, image(), layer="fc")
     with pytest.raises(NetscopeError, match="class index 7 is out of range: the model has 3"):
         A.grad_cam(model, image(), targets=7)
     with pytest.raises(NetscopeError, match="2 targets for a batch of 3"):
@@ -215,7 +240,7 @@ def test_bad_inputs():
         A.grad_cam(model, image(), normalize="softmax")
     with pytest.raises(NetscopeError, match=r"CAM needs layer 0 to give \(batch, 6, h, w\)"):
         A.cam(nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 6, 1), nn.AdaptiveAvgPool2d(1),
-                            nn.Flatten(), nn.Linear(6, 2)).double(), image(), "0")
+                            nn.Flatten(), nn.Linear(6, 2)).double(), image(), layer="0")
 
 
 @pytest.mark.parametrize("shape", [(2, 6, 40), (2, 40, 6)])
@@ -223,7 +248,7 @@ def test_first_singular_projection_matches_svd(shape):
     m = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     u, s, vh = torch.linalg.svd(m, full_matrices=False)
     expected = (m @ vh[:, 0, :, None])[..., 0]
-    got = A._first_singular_projection(m)
+    got = first_singular_projection(m)
     signs = torch.sign((got * expected).sum(1, keepdim=True))  # both signs are valid
     torch.testing.assert_close(got * signs, expected)
 
@@ -259,18 +284,18 @@ def test_gradcampp_warns_where_its_denominator_vanishes_and_offers_the_peers_eps
     acts = torch.tensor([1.0, -3.0, 0.001, 0.0], dtype=torch.float64)
     g = torch.tensor([1.0, 0.2, 0.0, 0.0], dtype=torch.float64)
     model, x = OneChannel(acts, g), torch.zeros(1, 3, 2, 2, dtype=torch.float64)
-    h = A.grad_cam(model, x, "layer", 0, "gradcam++", normalize="none")
+    h = A.grad_cam(model, x, 0, layer="layer", variant="gradcam++", normalize="none")
     assert h.warnings and "unstable" in h.warnings[0] and "eps=1e-6" in h.warnings[0]
     # alpha = sum_ij g^2/(2g^2 + sum(A) g^3) relu(g): 1/(2 - 1.999) + 0.2/(2 - 0.3998)
     alpha = 1 / (2 - 1.999) + 0.2 / (2 + 0.2 * -1.999)
     np.testing.assert_allclose(h.maps[0].numpy(), np.maximum(alpha * acts.view(2, 2).numpy(), 0))
-    peers = A.grad_cam(model, x, "layer", 0, "gradcam++", normalize="none", eps=1e-7)
+    peers = A.grad_cam(model, x, 0, layer="layer", variant="gradcam++", normalize="none", eps=1e-7)
     den = lambda gi: 2 * gi**2 + (-1.999) * gi**3 + 1e-7  # noqa: E731
     alpha_eps = 1.0 / den(1.0) + 0.2**2 / den(0.2) * 0.2
     expected = np.maximum(alpha_eps * acts.view(2, 2).numpy(), 0)
     np.testing.assert_allclose(peers.maps[0].numpy(), expected)
     assert not peers.warnings
-    stable = A.grad_cam(TinyGAP(), image(1), "features.3", 1, "gradcam++")
+    stable = A.grad_cam(TinyGAP(), image(1), 1, layer="features.3", variant="gradcam++")
     assert stable.warnings == []
 
 
@@ -289,7 +314,7 @@ def test_eigen_cam_centre_option_and_sign_point_at_the_strong_activations():
             return self.layer(m + 0 * x).mean((2, 3))
 
     for centre in (False, True):
-        h = A.eigen_cam(Fixed(), torch.zeros(1, 3, 4, 4, dtype=torch.float64), "layer",
+        h = A.eigen_cam(Fixed(), torch.zeros(1, 3, 4, 4, dtype=torch.float64), layer="layer",
                         centre=centre)
         inside, outside = h.maps[0, 1:3, 1:3], h.maps[0, 0]
         assert torch.allclose(inside, torch.ones_like(inside))  # on the object, either way
@@ -326,5 +351,5 @@ def test_grad_cam_at_a_batch_norm_before_an_inplace_relu_uses_the_bn_output():
     score = model.fc(torch.relu(a).mean((2, 3)))[0, 1]
     (g,) = torch.autograd.grad(score, a)
     expected = torch.relu((g.mean((2, 3), keepdim=True) * acts).sum(1))
-    got = A.grad_cam(model, x, "bn", 1, normalize="none").maps
+    got = A.grad_cam(model, x, 1, layer="bn", normalize="none").maps
     torch.testing.assert_close(got, expected)

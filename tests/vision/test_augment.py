@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from netscope.vision import augment
+from netscope.vision.features import augment
 from tests.vision.tiny import image
 
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
+from netscope import vision as A
 from netscope.errors import NetscopeError
-from netscope.vision import attribution as A
-from netscope.vision import guided
-from netscope.vision.activations import activations
-from netscope.vision.ascent import AscentConfig, visualize_filters
-from netscope.vision.capture import LayerRef, capture
-from netscope.vision.models import Preprocess
+from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.features.activations import activations
+from netscope.vision.features.ascent import AscentConfig, visualize_filters
+from netscope.vision.methods import guided
+from netscope.vision.models.zoo import Preprocess
 from tests.vision.tiny import Reused, TinyGAP, image
 
 
@@ -38,13 +38,13 @@ def _mixed_state_model():
 
 CALLS = [
     lambda m: A.grad_cam(m, image(2)),
-    lambda m: A.grad_cam(m, image(), method="gradcam++"),
-    lambda m: A.grad_cam(m, image(), method="layercam"),
+    lambda m: A.grad_cam(m, image(), variant="gradcam++"),
+    lambda m: A.grad_cam(m, image(), variant="layercam"),
     lambda m: A.eigen_cam(m, image()),
-    lambda m: A.eigen_cam(m, image(), "fc"),  # raises inside the capture
+    lambda m: A.eigen_cam(m, image(), layer="fc"),  # raises inside the capture
     lambda m: A.cam(m, image()),
     lambda m: A.saliency(m, image(), samples=2),
-    lambda m: guided.guided_grad_cam(m, image(), "features.2"),
+    lambda m: guided.guided_grad_cam(m, image(), layer="features.2"),
     lambda m: A.predict(m, image()),
     lambda m: activations(m, image()),
     lambda m: visualize_filters(m, "features.0", [0, 1], Preprocess(8),
@@ -52,7 +52,7 @@ CALLS = [
     lambda m: visualize_filters(m, "features.0", [0], Preprocess(8),
                                 AscentConfig(steps=2, size=8, param="fourier", rotate=5)),
     lambda m: A.grad_cam(m, image(), targets=99),  # raises inside the capture
-    lambda m: A.grad_cam(m, image(), "fc"),  # raises inside the capture
+    lambda m: A.grad_cam(m, image(), layer="fc"),  # raises inside the capture
 ]
 
 
@@ -101,7 +101,7 @@ def test_in_place_relu_does_not_overwrite_the_record():
 
 def test_grad_cam_on_layer_followed_by_in_place_relu_matches_autograd():
     model, x = TinyGAP(), image()
-    h = A.grad_cam(model, x, "features.2", targets=1, normalize="none")
+    h = A.grad_cam(model, x, 1, layer="features.2", normalize="none")
     with torch.no_grad():
         a1 = torch.relu(model.features[0](x))
     a2 = model.features[2](a1).detach().requires_grad_(True)
@@ -123,10 +123,10 @@ def test_reused_module_records_each_call():
 
 def test_grad_cam_at_either_call_of_a_reused_module():
     model, x = Reused(), image()
-    late = A.grad_cam(model, x, "act", targets=0, normalize="none")
-    torch.testing.assert_close(late.maps, A.grad_cam(model, x, "act#1", targets=0,
-                                                     normalize="none").maps)
-    early = A.grad_cam(model, x, "act#0", targets=0, normalize="none")
+    late = A.grad_cam(model, x, 0, layer="act", normalize="none")
+    again = A.grad_cam(model, x, 0, layer="act#1", normalize="none")
+    torch.testing.assert_close(late.maps, again.maps)
+    early = A.grad_cam(model, x, 0, layer="act#0", normalize="none")
     with torch.no_grad():
         a = torch.relu(model.conv1(x))
     a = a.requires_grad_(True)

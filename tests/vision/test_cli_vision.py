@@ -90,7 +90,7 @@ def test_bad_files(tmp_path, capsys):
 
 
 def test_folder_of_images_in_small_batches(tmp_path, capsys):
-    from netscope.vision.images import sample_image
+    from netscope.vision.models.images import sample_image
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import netscope.vision.explain_store as store_mod
+import netscope.vision.datasets.store as store_mod
+from netscope import vision as A
 from netscope.cli import main
 from netscope.errors import NetscopeError
-from netscope.vision import attribution as A
-from netscope.vision.dataset_explain import DatasetSettings, explain_folder
-from netscope.vision.explain_store import load_maps
-from netscope.vision.image_dataset import dataset_files
-from netscope.vision.models import LoadedModel, Preprocess
+from netscope.vision.datasets.explain_run import DatasetSettings, explain_folder
+from netscope.vision.datasets.image_files import dataset_files
+from netscope.vision.datasets.store import load_maps
+from netscope.vision.models.zoo import LoadedModel, Preprocess
 from tests.vision.tiny import tiny_gap32
 
 MODEL = "tests.vision.tiny:tiny_gap32"
@@ -70,7 +70,7 @@ def test_table_and_maps(tree, tmp_path):
     row = good.iloc[3]
     files, maps = load_maps(tmp_path / "out", row["shard"])
     assert files[int(row["map_index"])] == row["file"] and maps.dtype == np.float16
-    from netscope.vision.images import load_image
+    from netscope.vision.models.images import load_image
 
     model = lm()
     x = model.preprocess.tensor(load_image(tree / row["file"]))
@@ -206,7 +206,7 @@ def test_folder_labels(tmp_path):
     assert list(table["class_index"]) == [0, 0, 0, 2, 2, 2]
     assert list(table["correct"]) == list(table["predicted_index"] == table["class_index"])
     assert s.correct == int(table["correct"].sum())
-    from netscope.vision.images import load_image
+    from netscope.vision.models.images import load_image
 
     model = lm()
     row = table.iloc[4]

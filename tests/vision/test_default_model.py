@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from netscope.vision import attribution as A
-from netscope.vision.activations import activations, conv_stages, list_layers
-from netscope.vision.images import sample_image
-from netscope.vision.models import load_model
+from netscope import vision as A
+from netscope.vision.features.activations import activations, conv_stages, list_layers
+from netscope.vision.models.images import sample_image
+from netscope.vision.models.zoo import load_model
 
 
 @pytest.fixture(scope="module")

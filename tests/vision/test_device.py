@@ -7,21 +7,21 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from netscope import vision as A
 from netscope.cli import main
 from netscope.errors import NetscopeError
-from netscope.vision import attribution as A
-from netscope.vision.activations import activations, list_layers
-from netscope.vision.ascent import AscentConfig, visualize_classes, visualize_filters
-from netscope.vision.device import model_device, model_dtype, resolve_device, to_device
-from netscope.vision.faithfulness import confidence_change, deletion, insertion
-from netscope.vision.forward_cams import ablation_cam, score_cam
-from netscope.vision.guided import guided_grad_cam
-from netscope.vision.integrated_gradients import integrated_gradients
-from netscope.vision.models import LoadedModel, Preprocess
-from netscope.vision.occlusion import occlusion
-from netscope.vision.road import road
-from netscope.vision.rollout import attention_rollout
-from netscope.vision.sanity import cascading_randomization
+from netscope.vision.core.device import model_device, model_dtype, resolve_device, to_device
+from netscope.vision.features.activations import activations, list_layers
+from netscope.vision.features.ascent import AscentConfig, visualize_classes, visualize_filters
+from netscope.vision.methods.forward_cams import ablation_cam, score_cam
+from netscope.vision.methods.guided import guided_grad_cam
+from netscope.vision.methods.occlusion_map import occlusion
+from netscope.vision.methods.path_integral import integrated_gradients
+from netscope.vision.methods.rollout import attention_rollout
+from netscope.vision.metrics.faithfulness import confidence_change, deletion, insertion
+from netscope.vision.metrics.road import road
+from netscope.vision.metrics.sanity import cascading_randomization
+from netscope.vision.models.zoo import LoadedModel, Preprocess
 from tests.vision.tiny import TinyGAP
 from tests.vision.tiny_transformers import TinyViT
 
@@ -56,7 +56,7 @@ PRE = Preprocess(16)
 X = torch.rand(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 TECHNIQUES = {
     "gradcam": lambda m: A.grad_cam(m, X),
-    "gradcam++": lambda m: A.grad_cam(m, X, method="gradcam++"),
+    "gradcam++": lambda m: A.grad_cam(m, X, variant="gradcam++"),
     "cam": lambda m: A.cam(m, X),
     "eigencam": lambda m: A.eigen_cam(m, X),
     "scorecam": lambda m: score_cam(m, X),
@@ -70,9 +70,8 @@ TECHNIQUES = {
     "insertion": lambda m: insertion(m, X, A.grad_cam(m, X), steps=3),
     "confidence": lambda m: confidence_change(m, X, A.grad_cam(m, X), pre=PRE),
     "road": lambda m: road(m, X, A.grad_cam(m, X), percentages=(50,)),
-    "sanity": lambda m: cascading_randomization(m, X, lambda mm, xx, t: A.grad_cam(mm, xx, None,
-                                                                                  t).maps,
-                                                A.grad_cam(m, X).targets, checkpoints=1),
+    "sanity": lambda m: cascading_randomization(m, X, lambda mm, xx, t: A.grad_cam(mm, xx, t).maps,
+                                                A.grad_cam(m, X).classes, checkpoints=1),
     "activations": lambda m: activations(m, X),
     "layers": lambda m: list_layers(m, 16),
     "filters": lambda m: visualize_filters(m, "features.2", [0, 1], PRE,

@@ -7,15 +7,18 @@ import numpy as np
 import pytest
 import torch
 
+from netscope import vision as A
 from netscope.cli import main
 from netscope.errors import NetscopeError
 from netscope.render.evaluation import MEANING, table_rows, text_report, write_evaluation
-from netscope.vision import attribution as A
-from netscope.vision.evaluate import METHODS, EvalSettings, evaluate, resolve_methods
-from netscope.vision.method_names import ALL_METHODS, EVAL_METHODS
-from netscope.vision.models import LoadedModel, Preprocess, load_model
-from netscope.vision.sanity import cascading_randomization
+from netscope.vision.evaluation import METHODS, EvalSettings, evaluate, resolve_methods
+from netscope.vision.methods.registry import METHODS as REGISTERED
+from netscope.vision.methods.registry import names
+from netscope.vision.metrics.sanity import cascading_randomization
+from netscope.vision.models.zoo import LoadedModel, Preprocess, load_model
 from tests.vision.tiny import TinyGAP
+
+ALL_METHODS, EVAL_METHODS = names("all"), tuple(REGISTERED)
 
 FAST = EvalSettings(steps=4, road_percentages=(50,), top_k=3, ig_steps=4, smooth_samples=2,
                     occlusion_window=4, occlusion_stride=4, sanity_checkpoints=2,
@@ -78,13 +81,13 @@ def test_method_names():
 
 def test_randomization_changes_gradcam_on_the_default_model_and_not_the_model():
     lm = load_model()
-    from netscope.vision.images import sample_image
+    from netscope.vision.models.images import sample_image
 
     x = lm.preprocess.tensor(sample_image("chelsea"))
     before = {k: v.clone() for k, v in lm.model.state_dict().items()}
     t = torch.tensor([285])
-    check = cascading_randomization(lm.model, x, lambda m, xx, tt: A.grad_cam(m, xx, None,
-                                                                              tt).maps, t, 2)
+    check = cascading_randomization(lm.model, x, lambda m, xx, tt: A.grad_cam(m, xx, tt).maps,
+                                    t, 2)
     assert check.passed and check.spearman[-1, 0] < 0.5
     assert check.stages[0] != check.stages[-1] and check.depth[-1] == check.groups
     assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
@@ -134,7 +137,7 @@ def test_equal_scores_share_a_rank(tiny_eval):
 
 
 def test_chosen_metrics_only(tmp_path):
-    from netscope.vision.evaluate import resolve_metrics
+    from netscope.vision.evaluation import resolve_metrics
 
     assert resolve_metrics("all") == (("deletion", "insertion", "road", "confidence"), True)
     assert resolve_metrics(["road", "sanity"]) == (("road",), True)

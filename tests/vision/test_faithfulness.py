@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from netscope import vision as A
 from netscope.errors import NetscopeError
-from netscope.vision import attribution as A
-from netscope.vision.faithfulness import confidence_change, deletion, insertion, pixel_ranks
-from netscope.vision.road import impute, road
-from netscope.vision.sanity import cascading_randomization, parameter_groups
+from netscope.vision.metrics.faithfulness import confidence_change, deletion, insertion, pixel_ranks
+from netscope.vision.metrics.road import impute, road
+from netscope.vision.metrics.sanity import cascading_randomization, parameter_groups
 from tests.vision.tiny import TinyGAP, image
 
 D = torch.float64
@@ -92,10 +92,10 @@ def test_deletion_and_insertion_curves_by_hand():
 
 def test_batched_equals_one_at_a_time():
     model, x = TinyGAP(), image(3, size=8, seed=5)
-    maps = A.grad_cam(model, x, "features.3", [0, 1, 2])
+    maps = A.grad_cam(model, x, [0, 1, 2], layer="features.3")
     all_ = deletion(model, x, maps, steps=8, batch_size=5)
     for i in range(3):
-        one = deletion(model, x[i:i + 1], maps.maps[i:i + 1], int(maps.targets[i]), steps=8,
+        one = deletion(model, x[i:i + 1], maps.maps[i:i + 1], int(maps.classes[i]), steps=8,
                        batch_size=64)
         torch.testing.assert_close(all_.scores[i], one.scores[0])
 
@@ -135,7 +135,7 @@ def test_sanity_check_changes_gradient_maps_and_flags_an_edge_detector():
     t = torch.tensor([0, 1])
 
     def gradcam(m, xx, tt):
-        return A.grad_cam(m, xx, "features.3", tt).maps
+        return A.grad_cam(m, xx, tt, layer="features.3").maps
 
     def edges(m, xx, tt):  # ignores the model: the classic failing case
         return (xx[:, :, 1:, 1:] - xx[:, :, :-1, :-1]).abs().sum(1)
@@ -156,7 +156,7 @@ def test_parameter_groups_from_the_head_down():
 
 def test_bad_inputs():
     model, x = TinyGAP(), image(1)
-    maps = A.grad_cam(model, x, "features.3")
+    maps = A.grad_cam(model, x, layer="features.3")
     with pytest.raises(NetscopeError, match="steps must be a whole number >= 1"):
         deletion(model, x, maps, steps=0)
     with pytest.raises(NetscopeError, match="does not fit images"):

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from netscope.vision.activations import activations
-from netscope.vision.ascent import AscentConfig, visualize_filters
-from netscope.vision.fastpath import truncated
-from netscope.vision.models import Preprocess, load_model
+from netscope.vision.core.fastpath import truncated
+from netscope.vision.features.activations import activations
+from netscope.vision.features.ascent import AscentConfig, visualize_filters
+from netscope.vision.models.zoo import Preprocess, load_model
 from tests.vision.tiny import TinyGAP, image
 
 

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.baselines import baseline_like
-from netscope.vision.forward_cams import ablation_cam, score_cam
-from netscope.vision.integrated_gradients import integrated_gradients
-from netscope.vision.occlusion import occlusion
+from netscope.vision.core.baselines import baseline_like
+from netscope.vision.methods.forward_cams import ablation_cam, score_cam
+from netscope.vision.methods.occlusion_map import occlusion
+from netscope.vision.methods.path_integral import integrated_gradients
 from tests.vision.tiny import TinyGAP, image
 
 D = torch.float64
@@ -45,7 +45,7 @@ def test_score_cam_weights_by_hand():
         m = (a[k] - a[k].min()) / (a[k].max() - a[k].min())
         weights.append(sigmoid((a * m * W).sum() + 0.5))  # softmax of [s, 0] = sigmoid(s)
     expected = np.maximum(weights[0] * a[0] + weights[1] * a[1], 0)
-    got = score_cam(model, X, "layer", 0, normalize="none").maps[0].numpy()
+    got = score_cam(model, X, 0, layer="layer", normalize="none").maps[0].numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
@@ -55,27 +55,27 @@ def test_ablation_cam_weights_by_hand():
     y = (a * W).sum() + 0.5
     weights = [(W[k] * a[k]).sum() / y for k in range(2)]  # drop when channel k is zeroed
     expected = np.maximum(weights[0] * a[0] + weights[1] * a[1], 0)
-    got = ablation_cam(model, X, "layer", 0, normalize="none").maps[0].numpy()
+    got = ablation_cam(model, X, 0, layer="layer", normalize="none").maps[0].numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("method", [score_cam, ablation_cam])
 def test_forward_cams_batched_equal_single_and_top_k(method):
     model, x = TinyGAP(), image(3, size=8, seed=4)
-    batch = method(model, x, "features.3", [0, 2, 1], batch_size=4)
+    batch = method(model, x, [0, 2, 1], layer="features.3", batch_size=4)
     for i, t in enumerate([0, 2, 1]):
-        one = method(model, x[i:i + 1], "features.3", t, batch_size=64)
+        one = method(model, x[i:i + 1], t, layer="features.3", batch_size=64)
         torch.testing.assert_close(batch.maps[i], one.maps[0])
-    top = method(model, x, "features.3", [0, 2, 1], top_k=5)  # all 5 channels
+    top = method(model, x, [0, 2, 1], layer="features.3", top_k=5)  # all 5 channels
     torch.testing.assert_close(top.maps, batch.maps)
-    fewer = method(model, x, "features.3", [0, 2, 1], top_k=2)
+    fewer = method(model, x, [0, 2, 1], layer="features.3", top_k=2)
     assert fewer.maps.shape == batch.maps.shape and not torch.equal(fewer.maps, batch.maps)
 
 
 def test_ablation_leaves_the_model_clean():
     model = TinyGAP()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    ablation_cam(model, image(2), "features.3")
+    ablation_cam(model, image(2), layer="features.3")
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -83,14 +83,15 @@ def test_ablation_leaves_the_model_clean():
 def test_integrated_gradients_completeness_and_linear_case():
     model, x = TinyGAP(), image(2, size=8, seed=2)
     ig = integrated_gradients(model, x, [1, 2], baseline="zeros", steps=256, batch_size=50)
-    assert (ig.completeness_error < 2e-3).all()  # ReLU kinks: the trapezoid rule converges
+    error = ig.extras["completeness_error"]
+    assert (error < 2e-3).all()  # ReLU kinks: the trapezoid rule converges
     coarse = integrated_gradients(model, x, [1, 2], baseline="zeros", steps=2)
-    assert (coarse.completeness_error > ig.completeness_error).all()  # reported honestly
+    assert (coarse.extras["completeness_error"] > error).all()  # reported honestly
     # linear model: IG = (x - x') * W exactly, whatever the steps
     lin, xl = TwoChannel(), X
     one = integrated_gradients(lin, xl, 0, baseline="zeros", steps=1)
     torch.testing.assert_close(one.attributions[0], xl[0] * lin.W)
-    assert float(one.completeness_error[0]) < 1e-12
+    assert float(one.extras["completeness_error"][0]) < 1e-12
     single = integrated_gradients(model, x[1:], 2, steps=256)
     torch.testing.assert_close(single.attributions[0], ig.attributions[1])
 
@@ -126,9 +127,9 @@ def test_bad_inputs():
     with pytest.raises(NetscopeError, match="window .* is larger than the image"):
         occlusion(model, x, window=9)
     with pytest.raises(NetscopeError, match="no spatial grid"):
-        score_cam(model, x, "fc")
+        score_cam(model, x, layer="fc")
     with pytest.raises(NetscopeError, match="top_k must be"):
-        ablation_cam(model, x, "features.3", top_k=0)
+        ablation_cam(model, x, layer="features.3", top_k=0)
 
 
 def test_baselines():

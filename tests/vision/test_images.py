@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from netscope.errors import NetscopeError
-from netscope.vision.images import (
+from netscope.vision.models.images import (
     MAX_SIDE,
     expand_sources,
     load_image,

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from netscope.errors import NetscopeError
-from netscope.vision.classes import imagenet_classes, resolve_class
-from netscope.vision.models import load_model
+from netscope.vision.models.classes import imagenet_classes, resolve_class
+from netscope.vision.models.zoo import load_model
 from tests.vision.tiny import TinyGAP
 
 

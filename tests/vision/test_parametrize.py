@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from netscope.errors import NetscopeError
-from netscope.vision.ascent import AscentConfig, visualize_classes, visualize_filters
-from netscope.vision.images import SAMPLES, sample_image
-from netscope.vision.models import Preprocess
-from netscope.vision.parametrize import FourierParam, colour_basis, image_param
+from netscope.vision.features.ascent import AscentConfig, visualize_classes, visualize_filters
+from netscope.vision.features.parametrize import FourierParam, colour_basis, image_param
+from netscope.vision.models.images import SAMPLES, sample_image
+from netscope.vision.models.zoo import Preprocess
 from tests.vision.tiny import TinyGAP
 
 PRE = Preprocess(16)

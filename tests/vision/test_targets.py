@@ -7,13 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netscope import vision as A
 from netscope.errors import NetscopeError
-from netscope.vision import attribution as A
-from netscope.vision.faithfulness import deletion, insertion
-from netscope.vision.forward_cams import ablation_cam, score_cam
-from netscope.vision.integrated_gradients import integrated_gradients
-from netscope.vision.occlusion import occlusion
-from netscope.vision.targets import (
+from netscope.vision.core.targets import (
     Classes,
     DetectorBox,
     Regression,
@@ -22,6 +18,10 @@ from netscope.vision.targets import (
     box_iou,
     resolve,
 )
+from netscope.vision.methods.forward_cams import ablation_cam, score_cam
+from netscope.vision.methods.occlusion_map import occlusion
+from netscope.vision.methods.path_integral import integrated_gradients
+from netscope.vision.metrics.faithfulness import deletion, insertion
 
 X = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 
@@ -68,11 +68,11 @@ def test_segmentation_mask_target_is_the_masked_logit_sum():
         out = model(X)
     torch.testing.assert_close(resolve(out, target).score(out),
                                (out["out"][:, 1] * MASK).sum((1, 2)))
-    heat = A.grad_cam(model, X, "body.2", target, normalize="none")
-    by_fn = A.grad_cam(model, X, "body.2", lambda o: (o["out"][:, 1] * MASK).sum((1, 2)),
+    heat = A.grad_cam(model, X, target, layer="body.2", normalize="none")
+    by_fn = A.grad_cam(model, X, lambda o: (o["out"][:, 1] * MASK).sum((1, 2)), layer="body.2",
                        normalize="none")
     torch.testing.assert_close(heat.maps, by_fn.maps)
-    assert heat.maps.abs().sum() > 0 and heat.targets.tolist() == [1, 1]
+    assert heat.maps.abs().sum() > 0 and heat.classes.tolist() == [1, 1]
     # saliency is the input gradient of exactly that score
     xi = X.clone().requires_grad_(True)
     (g,) = torch.autograd.grad((model(xi)["out"][:, 1] * MASK).sum(), xi)
@@ -88,12 +88,13 @@ def test_per_image_masks_and_perturbation_methods():
         out = model(X)
     torch.testing.assert_close(resolve(out, target).score(out),
                                (out["out"][:, 2] * masks).sum((1, 2)))
-    for heat in (score_cam(model, X, "body.2", target), ablation_cam(model, X, "body.2", target),
+    for heat in (score_cam(model, X, target, layer="body.2"),
+                 ablation_cam(model, X, target, layer="body.2"),
                  occlusion(model, X, target, window=4, stride=4),
-                 integrated_gradients(model, X, target, steps=4).heat):
+                 integrated_gradients(model, X, target, steps=4)):
         assert heat.maps.shape[0] == 2 and torch.isfinite(heat.maps).all()
     # the metrics score the masked sum itself: deletion starts at the full image's score
-    heat = A.grad_cam(model, X, "body.2", target)
+    heat = A.grad_cam(model, X, target, layer="body.2")
     curve = deletion(model, X, heat, steps=4, baseline="zeros")
     torch.testing.assert_close(curve.scores[:, 0], (out["out"][:, 2] * masks).sum((1, 2)))
     with torch.no_grad():
@@ -110,8 +111,8 @@ def test_regression_targets_by_hand():
     ig = integrated_gradients(multi, X, Regression(index=2), steps=3)
     # linear model: IG from zeros is exactly x * w (any number of steps)
     torch.testing.assert_close(ig.attributions, X * multi.w[2].detach(), rtol=1e-4, atol=1e-5)
-    assert ig.completeness_error.max() < 1e-4 and ig.heat.targets.tolist() == [-1, -1]
-    heat = A.grad_cam(multi, X, "conv", Regression(index=1))
+    assert ig.extras["completeness_error"].max() < 1e-4 and ig.classes.tolist() == [-1, -1]
+    heat = A.grad_cam(multi, X, Regression(index=1), layer="conv")
     assert heat.maps.shape == (2, 16, 16)
     with pytest.raises(NetscopeError, match="has 3 outputs; name the one"):
         A.saliency(multi, X, Regression())
@@ -159,28 +160,28 @@ def test_detector_box_target():
 def test_output_keys_and_bad_targets():
     model = TinySeg().eval()
     with pytest.raises(NetscopeError, match=r"dict with keys \['aux', 'out'\]; name the one"):
-        A.grad_cam(model, X, "body.2", SegmentationMask(1, MASK))
+        A.grad_cam(model, X, SegmentationMask(1, MASK), layer="body.2")
     with pytest.raises(NetscopeError, match="has no key 'logits'; it has"):
-        A.grad_cam(model, X, "body.2", SegmentationMask(1, MASK, key="logits"))
+        A.grad_cam(model, X, SegmentationMask(1, MASK, key="logits"), layer="body.2")
     with pytest.raises(NetscopeError, match="the mask has shape .8, 8., but the segmentation "
                                             "output is 16x16"):
-        A.grad_cam(model, X, "body.2", SegmentationMask(1, torch.ones(8, 8), key="out"))
+        A.grad_cam(model, X, SegmentationMask(1, torch.ones(8, 8), key="out"), layer="body.2")
     with pytest.raises(NetscopeError, match="class 7 is out of range"):
-        A.grad_cam(model, X, "body.2", SegmentationMask(7, MASK, key="out"))
+        A.grad_cam(model, X, SegmentationMask(7, MASK, key="out"), layer="body.2")
     with pytest.raises(NetscopeError, match=r"must give one score per image, shape \(2,\); it "
                                             r"gave \(2, 16, 16\)"):
-        A.grad_cam(model, X, "body.2", lambda o: o["out"][:, 1])
+        A.grad_cam(model, X, lambda o: o["out"][:, 1], layer="body.2")
     with pytest.raises(NetscopeError, match="the target function raised KeyError"):
         A.saliency(model, X, ScoreFn(lambda o: o["nope"]))
     with pytest.raises(NetscopeError, match="a class target needs class scores"):
-        A.grad_cam(model, X, "body.2", Classes(1, key="out"))  # a class on a segmentation map
+        A.grad_cam(model, X, Classes(1, key="out"), layer="body.2")  # a class on a segmentation map
     with pytest.raises(NetscopeError, match="CAM reads class weights"):
-        A.cam(Linear(3).eval(), X, "conv", targets=Regression(index=0))
+        A.cam(Linear(3).eval(), X, Regression(index=0), layer="conv")
     tuple_model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5))
     tuple_model(X)
     wrapped = _Tuple(tuple_model).eval()
-    heat = A.grad_cam(wrapped, X, "net.0", ScoreFn(lambda o: o[:, 2], key=0))
-    plain = A.grad_cam(tuple_model.eval(), X, "0", 2)
+    heat = A.grad_cam(wrapped, X, ScoreFn(lambda o: o[:, 2], key=0), layer="net.0")
+    plain = A.grad_cam(tuple_model.eval(), X, 2, layer="0")
     torch.testing.assert_close(heat.maps, plain.maps)
 
 
@@ -217,8 +218,8 @@ def test_mask_and_regression_targets_on_the_command_line(tmp_path, capsys):
     from PIL import Image
 
     from netscope.cli import main
-    from netscope.vision.images import load_image, sample_image
-    from netscope.vision.models import Preprocess
+    from netscope.vision.models.images import load_image, sample_image
+    from netscope.vision.models.zoo import Preprocess
     from tests.vision.tiny import tiny_segmenter
 
     mask = np.zeros((300, 451), np.uint8)  # chelsea's shape; white: the cat's face
@@ -234,10 +235,10 @@ def test_mask_and_regression_targets_on_the_command_line(tmp_path, capsys):
     inside = torch.from_numpy(pre.image(load_image(tmp_path / "face.png")).mean(2) > 0.5)
     small = F.interpolate(inside[None, None].float(), size=(8, 8), mode="nearest")[0, 0]
     x = pre.tensor(sample_image("chelsea"))
-    expected = A.grad_cam(tiny_segmenter(), x, "body.2",
-                          ScoreFn(lambda o: (o["out"][:, 1] * small).sum((1, 2))))
-    got = A.grad_cam(tiny_segmenter(), x, "body.2",
-                     SegmentationMask(1, inside.float(), key="out", resize=True))
+    inside_small = ScoreFn(lambda o: (o["out"][:, 1] * small).sum((1, 2)))
+    expected = A.grad_cam(tiny_segmenter(), x, inside_small, layer="body.2")
+    mask = SegmentationMask(1, inside.float(), key="out", resize=True)
+    got = A.grad_cam(tiny_segmenter(), x, mask, layer="body.2")
     torch.testing.assert_close(got.maps, expected.maps)
     assert main([*seg, "--mask", str(tmp_path / "face.png")]) == 2
     assert "--mask needs one --class" in capsys.readouterr().err

@@ -8,15 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netscope import vision as A
 from netscope.cli import main
 from netscope.errors import NetscopeError
-from netscope.vision import attribution as A
-from netscope.vision.activations import activations, conv_stages
-from netscope.vision.capture import capture
-from netscope.vision.forward_cams import ablation_cam, score_cam
-from netscope.vision.layer_choice import default_layer, grid_layers
-from netscope.vision.rollout import attention_recorded, attention_rollout, rollout_matrix
-from netscope.vision.token_grid import infer_layout, layout_for, patch_size
+from netscope.vision.core.capture import capture
+from netscope.vision.core.layer_choice import default_layer, grid_layers
+from netscope.vision.core.token_grid import infer_layout, layout_for, patch_size
+from netscope.vision.features.activations import activations, conv_stages
+from netscope.vision.methods.forward_cams import ablation_cam, score_cam
+from netscope.vision.methods.rollout import attention_recorded, attention_rollout, rollout_matrix
 from tests.vision.tiny_transformers import TinyViT, tiny_swin, tiny_vit
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -66,9 +66,9 @@ def test_layouts_that_cannot_form_a_grid():
     with pytest.raises(NetscopeError, match="no spatial grid"):
         infer_layout((2, 1000), (224, 224))
     with pytest.raises(NetscopeError, match="must return .batch, channels, height, width"):
-        A.grad_cam(tiny_vit(), X, "blocks.0", reshape=lambda a: a[:, 1:])
+        A.grad_cam(tiny_vit(), X, layer="blocks.0", reshape=lambda a: a[:, 1:])
     with pytest.raises(NetscopeError, match="reshape must be a function"):
-        A.grad_cam(tiny_vit(), X, "blocks.0", reshape="tokens")
+        A.grad_cam(tiny_vit(), X, layer="blocks.0", reshape="tokens")
 
 
 def test_patch_size_is_found():
@@ -78,7 +78,7 @@ def test_patch_size_is_found():
 
 def test_grad_cam_on_tokens_equals_the_computation_by_hand():
     model = tiny_vit()
-    heat = A.grad_cam(model, X, "blocks.0.norm1", targets=[1, 3], normalize="none")
+    heat = A.grad_cam(model, X, [1, 3], layer="blocks.0.norm1", normalize="none")
     with capture(model, ["blocks.0.norm1"], cut=True) as rec:
         out = model(X)
         tokens = rec["blocks.0.norm1"]
@@ -89,7 +89,7 @@ def test_grad_cam_on_tokens_equals_the_computation_by_hand():
     assert heat.maps.shape == (2, 8, 8) and expected.abs().sum() > 0
     torch.testing.assert_close(heat.maps, expected)
     # a user's explicit transform (pytorch-grad-cam style) gives the same maps
-    user = A.grad_cam(model, X, "blocks.0.norm1", [1, 3], normalize="none",
+    user = A.grad_cam(model, X, [1, 3], layer="blocks.0.norm1", normalize="none",
                       reshape=lambda t: t[:, 1:].reshape(t.shape[0], 8, 8, -1)
                       .permute(0, 3, 1, 2))
     torch.testing.assert_close(user.maps, expected)
@@ -105,7 +105,7 @@ def test_default_layer_is_one_the_score_depends_on():
     assert str(default_layer(TinyViT(cls_token=False).eval(), X)) == "blocks.1"
     assert str(default_layer(tiny_swin(), X)) == "norm"
     # after the last attention the class token no longer sees the patches: empty maps
-    late = A.grad_cam(vit, X, "norm")
+    late = A.grad_cam(vit, X, layer="norm")
     assert late.maps.abs().sum() == 0 and "zero gradient" in late.warnings[0]
     assert A.grad_cam(vit, X).layer == "blocks.0"
     grids = {g.name: g for g in grid_layers(vit, X[:1])}
@@ -115,7 +115,7 @@ def test_default_layer_is_one_the_score_depends_on():
 
 def test_channels_last_layers():
     swin = tiny_swin()
-    heat = A.grad_cam(swin, X, "stage1.norm2")
+    heat = A.grad_cam(swin, X, layer="stage1.norm2")
     assert heat.maps.shape == (2, 8, 8) and heat.maps.amax() == 1
     assert layout_for(swin, torch.zeros(1, 8, 8, 12), (32, 32), "stage1.norm2").kind == "nhwc"
     g = {x.name: x for x in grid_layers(swin, X[:1])}
@@ -127,11 +127,12 @@ def test_channels_last_layers():
                                     "layercam"])
 def test_every_cam_method_on_tokens(method):
     model = tiny_vit()
-    fn = {"eigencam": lambda: A.eigen_cam(model, X, "blocks.0"),
-          "scorecam": lambda: score_cam(model, X, "blocks.0", [0, 1]),
-          "ablationcam": lambda: ablation_cam(model, X, "blocks.0", [0, 1]),
-          "gradcam++": lambda: A.grad_cam(model, X, "blocks.0", [0, 1], "gradcam++"),
-          "layercam": lambda: A.grad_cam(model, X, "blocks.0", [0, 1], "layercam")}[method]
+    fn = {"eigencam": lambda: A.eigen_cam(model, X, layer="blocks.0"),
+          "scorecam": lambda: score_cam(model, X, [0, 1], layer="blocks.0"),
+          "ablationcam": lambda: ablation_cam(model, X, [0, 1], layer="blocks.0"),
+          "gradcam++": lambda: A.grad_cam(model, X, [0, 1], layer="blocks.0", variant="gradcam++"),
+          "layercam": lambda: A.grad_cam(model, X, [0, 1], layer="blocks.0",
+                                         variant="layercam")}[method]
     heat = fn()
     assert heat.maps.shape == (2, 8, 8) and torch.isfinite(heat.maps).all()
     assert heat.maps.amax() == 1
@@ -141,7 +142,7 @@ def test_ablation_cam_on_tokens_zeroes_a_channel_at_the_patches_only():
     """Each channel's weight is the relative drop of the logit when that channel is zeroed
     at the 64 patch tokens (the class token keeps it), computed here by a plain hook."""
     model, layer = tiny_vit(), "blocks.0"
-    heat = ablation_cam(model, X[:1], layer, [2], normalize="none")
+    heat = ablation_cam(model, X[:1], [2], layer=layer, normalize="none")
     with torch.no_grad():
         base = model(X[:1])[0, 2]
         weights = []
@@ -299,7 +300,7 @@ def test_default_layer_localizes_on_a_trained_vit():
     from the square (BENCHMARKS.md has the full table)."""
     import torch.nn.functional as F
 
-    from netscope.vision.faithfulness import deletion
+    from netscope.vision.metrics.faithfulness import deletion
     from tests.vision.tiny_transformers import quadrant_images, trained
 
     torch.manual_seed(0)
@@ -312,14 +313,14 @@ def test_default_layer_localizes_on_a_trained_vit():
 
     default = A.grad_cam(model, x, targets=y)
     assert default.layer == "blocks.1" and contrast(default.maps) > 0.05
-    assert contrast(A.grad_cam(model, x, "blocks.2.norm1", y).maps) < 0
+    assert contrast(A.grad_cam(model, x, y, layer="blocks.2.norm1").maps) < 0
     rand = torch.rand(64, 8, 8, generator=torch.Generator().manual_seed(0))
     assert deletion(model, x, default, y, 8, "zeros").auc.mean() < \
         deletion(model, x, rand, y, 8, "zeros").auc.mean()
 
 
 def test_the_default_layer_is_probed_once_per_model(monkeypatch):
-    import netscope.vision.layer_choice as lc
+    import netscope.vision.core.layer_choice as lc
 
     calls = []
     real = lc.grid_layers

@@ -39,7 +39,7 @@ def add(sub) -> None:
 
 def _check(args) -> None:
     """Everything that needs no model or camera, before either is opened."""
-    from netscope.render.folders import check_writable_dir, check_writable_file
+    from netscope.files.folders import check_writable_dir, check_writable_file
 
     endless = args.source == "pattern" or args.source.isdigit()
     if args.no_display and not args.record and args.frames is None and endless:
@@ -53,7 +53,7 @@ def _check(args) -> None:
 
 
 def _live(args) -> int:
-    from netscope.vision.device import resolve_device, to_device
+    from netscope.vision.core.device import resolve_device, to_device
     from netscope.vision.live import pipeline
     from netscope.vision.live.guard import exposed_warning
     from netscope.vision.live.record import Recorder
@@ -61,7 +61,7 @@ def _live(args) -> int:
     from netscope.vision.live.view import LiveView
     from netscope.vision.live.web import WebSink
     from netscope.vision.live.window import WindowSink, window_available
-    from netscope.vision.models import load_model
+    from netscope.vision.models.zoo import load_model
 
     _check(args)
     if args.device:

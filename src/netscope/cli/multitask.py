@@ -93,10 +93,10 @@ def _multitask_run(args) -> int:
     import shlex
     import sys
 
+    from netscope.files.folders import check_replaceable, staged_folder
     from netscope.multitask import protocols
     from netscope.multitask.compare import FAMILIES, Settings, check_families, compare
     from netscope.render.comparison import text_report, write_comparison
-    from netscope.render.folders import check_replaceable, staged_folder
 
     families = check_families(_names(args.families, "--families") or list(FAMILIES))
     name = Path(args.csv).stem if args.csv else args.dataset

@@ -11,12 +11,12 @@ from netscope.cli.vision_ascent import add_ascent
 from netscope.cli.vision_dataset import add_dataset
 from netscope.cli.vision_inputs import start
 from netscope.errors import NetscopeError
-from netscope.vision.method_names import EVAL_METHODS
+from netscope.vision.methods.registry import METHODS, describe, method, names
 
 
 def host(t):
     """``vision.host.host``, imported when first used (``--help`` stays free of PyTorch)."""
-    from netscope.vision.host import host as to_numpy
+    from netscope.vision.core.host import host as to_numpy
 
     return to_numpy(t)
 
@@ -55,13 +55,8 @@ def add(sub) -> None:
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
     _target_options(p)
-    p.add_argument("--method", default="gradcam",
-                   choices=["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam",
-                            "eigencam", "cam", "scorecam", "ablationcam", "guided", "rollout"],
-                   help="Grad-CAM (default), Grad-CAM++, XGrad-CAM, LayerCAM, HiResCAM, Eigen-CAM "
-                   "(class-agnostic, no gradients), CAM (GAP + linear heads), Score-CAM and "
-                   "Ablation-CAM (one forward pass per channel), guided Grad-CAM, attention "
-                   "rollout (vision transformers; class-agnostic)")
+    p.add_argument("--method", default="gradcam", choices=names("gradcam"),
+                   help=describe(names("gradcam")))
     p.add_argument("--fusion", choices=["mean", "max", "min"], default="mean",
                    help="attention rollout: how the heads of a layer are combined")
     number(p, "--discard", kind=float, lo=0, hi=0.99, default=0.0,
@@ -85,9 +80,8 @@ def add(sub) -> None:
     common(p)
     p.add_argument("--class", dest="classes", action="append")
     _target_options(p)
-    p.add_argument("--method", choices=["gradient", "integrated-gradients", "occlusion"],
-                   default="gradient", help="|d score / d pixel| (default; with --smooth: "
-                   "SmoothGrad), Integrated Gradients, or Occlusion")
+    p.add_argument("--method", choices=names("saliency"), default="saliency",
+                   help=describe(names("saliency")) + " (saliency with --smooth N: SmoothGrad)")
     number(p, "--steps", lo=1, hi=10_000, default=32, help="Integrated Gradients path steps")
     p.add_argument("--baseline", choices=["zeros", "blur", "mean"], default="zeros",
                    help="Integrated Gradients' start / what Occlusion puts in the window")
@@ -119,8 +113,10 @@ def add(sub) -> None:
     common(p)
     p.add_argument("--demo", action="store_true", help="use the four bundled sample photos")
     p.add_argument("--methods", default="all",
-                   help="comma-separated methods, or 'all' (every one but rollout, which needs "
-                   "a vision transformer): " + ", ".join(EVAL_METHODS))
+                   help="comma-separated methods, or 'all' (every one but "
+                   + ", ".join(n for n in METHODS if n not in names("all")) + "): "
+                   + ", ".join(METHODS) + "; methods a model cannot run (CAM without a linear "
+                   "head) are skipped under 'all' and listed")
     p.add_argument("--layer", help="CAM layer (default: the feature map the head pools)")
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
@@ -133,8 +129,8 @@ def add(sub) -> None:
                    help="comma-separated: deletion, insertion, road, confidence, sanity; or "
                    "'all' (default)")
     number(p, "--sanity-checkpoints", lo=1, hi=1000, default=2,
-           help="depths of the cascading randomization compared (2: the head block, then "
-           "every layer)")
+           help="evenly spaced depths of the cascading randomization compared (2: after "
+           "half of the parameter groups from the head down, then after all of them)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_vision_evaluate, out="netscope-results/vision-evaluate")
 
@@ -153,7 +149,7 @@ def add(sub) -> None:
 
 def _each_image(sources):
     """(name, RGB array) one at a time, so a folder of thousands never sits in memory."""
-    from netscope.vision.images import load_image
+    from netscope.vision.models.images import load_image
 
     for name, src in sources:
         yield name, load_image(src)
@@ -164,7 +160,7 @@ def _batches(args, lm, sources):
     images; --class values given per image follow their images across batches."""
     import torch
 
-    from netscope.vision.images import load_image
+    from netscope.vision.models.images import load_image
 
     spec = _target_spec(args, lm)
     targets = None if spec is not None else _targets(args, lm, len(sources))
@@ -186,9 +182,9 @@ def _target_options(p) -> None:
 
 def _target_spec(args, lm):
     """A --mask or --regression target (the same for every image), or None for classes."""
-    from netscope.vision.classes import resolve_class
-    from netscope.vision.images import load_image
-    from netscope.vision.targets import Regression, SegmentationMask
+    from netscope.vision.core.targets import Regression, SegmentationMask
+    from netscope.vision.models.classes import resolve_class
+    from netscope.vision.models.masks import load_mask
 
     mask, regression = getattr(args, "mask", None), getattr(args, "regression", None)
     if mask and regression is not None:
@@ -210,19 +206,14 @@ def _target_spec(args, lm):
                             f"{args.classes[0]!r}.")
     else:
         k = int(args.classes[0])
-    import torch
-
-    inside = torch.from_numpy(lm.preprocess.image(load_image(mask)).mean(2) > 0.5)
-    if not inside.any():
-        raise NetscopeError(f"{mask}: the mask is empty (no white pixel) after cropping it "
-                            f"as the image is cropped.")
+    inside = load_mask(mask, lm.preprocess)
     return SegmentationMask(k, inside.float(), resize=True)
 
 
 def _vision_layers(args) -> int:
     from netscope.render.table import markdown_table
-    from netscope.vision.activations import list_layers
-    from netscope.vision.layer_choice import default_layer, grid_layers, probe_image
+    from netscope.vision.core.layer_choice import default_layer, grid_layers, probe_image
+    from netscope.vision.features.activations import list_layers
 
     lm, _ = start(args, images=False, writes=False)
     size = args.size or lm.preprocess.size
@@ -249,7 +240,7 @@ def _heatmap_cell(grid, default, name: str) -> str:
 
 
 def _vision_predict(args) -> int:
-    from netscope.vision.attribution import predict
+    from netscope.vision.models.predict import predict
 
     lm, sources = start(args, writes=False)
     for name, rgb in _each_image(sources):
@@ -262,8 +253,8 @@ def _vision_predict(args) -> int:
 
 def _targets(args, lm, n: int):
     """--class given once (for every image) or once per image; None: each image's top-1."""
-    from netscope.vision.classes import resolve_class
-    from netscope.vision.models import n_classes
+    from netscope.vision.models.classes import resolve_class
+    from netscope.vision.models.zoo import n_classes
 
     if not args.classes:
         return None
@@ -275,47 +266,46 @@ def _targets(args, lm, n: int):
     return idx * n if len(idx) == 1 else idx
 
 
-def _vision_gradcam(args) -> int:
-    from netscope.render.heatmap import gradient_image, overlay
-    from netscope.render.vision_report import slug
-    from netscope.vision import attribution as A
-    from netscope.vision.classes import class_label
-    from netscope.vision.forward_cams import ablation_cam, score_cam
-    from netscope.vision.guided import guided_backprop
-    from netscope.vision.images import save_png
-    from netscope.vision.rollout import attention_rollout
+def _settings(args, m) -> dict:
+    """The options this command was given, as the settings of method ``m``."""
+    given = {k: getattr(args, k) for k in ("layer", "normalize", "eps", "centre", "fusion",
+                                           "discard", "batch_size", "baseline", "steps",
+                                           "window", "stride", "noise") if hasattr(args, k)}
+    given["top_k"] = getattr(args, "top_k", 0) or None
+    given["samples"] = getattr(args, "smooth", 0)
+    return m.accepted(given)
 
-    if args.method in ("eigencam", "rollout") and (args.classes or args.mask or
-                                                   args.regression is not None):
-        word = "Eigen-CAM" if args.method == "eigencam" else "attention rollout"
-        raise NetscopeError(f"{word} is class-agnostic (one map per image, whatever the "
+
+def _maps(args, command: str):
+    """(images, model input, Heatmaps) per batch of the chosen method, after its checks."""
+    name = "smoothgrad" if command == "saliency" and args.method == "saliency" \
+        and args.smooth > 0 else args.method
+    m = method(name)
+    if not m.class_specific and (args.classes or args.mask or args.regression is not None):
+        raise NetscopeError(f"{m.label} is class-agnostic (one map per image, whatever the "
                             f"class): drop --class (and --mask, --regression), or pick a "
                             f"class-specific --method.")
     lm, sources = start(args, classes=args.classes)
+    settings = _settings(args, m)
     for images, x, t in _batches(args, lm, sources):
-        if args.method == "cam":
-            heat = A.cam(lm.model, x, args.layer, targets=t, normalize=args.normalize)
-        elif args.method == "eigencam":
-            heat = A.eigen_cam(lm.model, x, args.layer, args.normalize, centre=args.centre)
-        elif args.method == "rollout":
-            heat = attention_rollout(lm.model, x, args.fusion, args.discard, args.normalize)
-        elif args.method in ("scorecam", "ablationcam"):
-            fn = score_cam if args.method == "scorecam" else ablation_cam
-            heat = fn(lm.model, x, args.layer, t, args.top_k or None, normalize=args.normalize)
-        else:
-            method = "gradcam" if args.method == "guided" else args.method
-            heat = A.grad_cam(lm.model, x, args.layer, t, method, args.normalize, args.eps)
+        heat = m(lm.model, x, t, **settings)
         for warning in dict.fromkeys(heat.warnings):
             print(f"netscope: warning: {warning}", file=sys.stderr, flush=True)
-        up = heat.upsampled(tuple(x.shape[-2:]))
-        # guided Grad-CAM = guided backprop x the upsampled Grad-CAM map just computed
-        why = heat.target if heat.target is not None else heat.targets
-        guided = host(guided_backprop(lm.model, x, why) * up[:, None]) \
-            if args.method == "guided" else None
+        yield lm, images, x, heat
+
+
+def _vision_gradcam(args) -> int:
+    from netscope.render.heatmap import gradient_image, overlay
+    from netscope.render.vision_report import slug
+    from netscope.vision.models.classes import class_label
+    from netscope.vision.models.images import save_png
+
+    for lm, images, x, heat in _maps(args, "gradcam"):
+        up = None if heat.attributions is not None else heat.upsampled(tuple(x.shape[-2:]))
         for j, (name, rgb) in enumerate(images):
-            k = int(heat.targets[j])
+            k = int(heat.classes[j])
             label = class_label(lm.class_names, k)
-            picture = gradient_image(guided[j]) if guided is not None else \
+            picture = gradient_image(host(heat.attributions[j])) if up is None else \
                 overlay(lm.preprocess.image(rgb), host(up[j]))
             path = save_png(picture,
                             Path(args.out) / f"{slug(name)}_{args.method}_{slug(label)}.png")
@@ -326,39 +316,27 @@ def _vision_gradcam(args) -> int:
 def _vision_saliency(args) -> int:
     from netscope.render.heatmap import saliency_image
     from netscope.render.vision_report import slug
-    from netscope.vision import attribution as A
-    from netscope.vision.classes import class_label
-    from netscope.vision.images import save_png
-    from netscope.vision.integrated_gradients import integrated_gradients
-    from netscope.vision.occlusion import occlusion
+    from netscope.vision.models.classes import class_label
+    from netscope.vision.models.images import save_png
 
-    lm, sources = start(args, classes=args.classes)
-    kind = "saliency" if args.method == "gradient" else args.method
-    for images, x, t in _batches(args, lm, sources):
-        notes = [""] * len(images)
-        if args.method == "integrated-gradients":
-            ig = integrated_gradients(lm.model, x, t, args.baseline, args.steps)
-            sal = ig.heat
-            notes = [f", completeness error {float(e):.1%} (more --steps if large)"
-                     for e in ig.completeness_error]
-        elif args.method == "occlusion":
-            sal = occlusion(lm.model, x, t, args.window, args.stride, args.baseline)
-        else:
-            sal = A.saliency(lm.model, x, t, samples=args.smooth, noise=args.noise)
+    for lm, images, _, heat in _maps(args, "saliency"):
+        errors = heat.extras.get("completeness_error")
         for j, (name, _) in enumerate(images):
-            k = int(sal.targets[j])
+            k = int(heat.classes[j])
             label = class_label(lm.class_names, k)
-            path = save_png(saliency_image(host(sal.maps[j])),
-                            Path(args.out) / f"{slug(name)}_{kind}_{slug(label)}.png")
-            print(f"{name}: {label} ({k}){notes[j]} -> {path}")
+            note = "" if errors is None else \
+                f", completeness error {float(errors[j]):.1%} (more --steps if large)"
+            path = save_png(saliency_image(host(heat.maps[j])),
+                            Path(args.out) / f"{slug(name)}_{heat.method}_{slug(label)}.png")
+            print(f"{name}: {label} ({k}){note} -> {path}")
     return 0
 
 
 def _vision_activations(args) -> int:
-    from netscope.render.atomic import write_bytes
+    from netscope.files.atomic import write_bytes
     from netscope.render.grids import feature_grid_png
     from netscope.render.vision_report import slug
-    from netscope.vision.activations import activations
+    from netscope.vision.features.activations import activations
 
     lm, sources = start(args)
     layers = args.layers.split(",") if args.layers else None
@@ -376,9 +354,9 @@ def _vision_report(args) -> int:
     import shlex
     import sys
 
-    from netscope.render.folders import check_replaceable, staged_folder
+    from netscope.files.folders import check_replaceable, staged_folder
     from netscope.render.vision_report import write_explanations
-    from netscope.vision.explain import explain
+    from netscope.vision.report import explain
 
     out = check_replaceable(args.out)
     progress = progress_printer(args.quiet)
@@ -397,11 +375,12 @@ def _vision_report(args) -> int:
 def _vision_evaluate(args) -> int:
     import shlex
 
+    from netscope.files.folders import check_replaceable, staged_folder
     from netscope.render.evaluation import text_report, write_evaluation
-    from netscope.render.folders import check_replaceable, staged_folder
-    from netscope.vision.evaluate import EvalSettings, evaluate, resolve_methods, resolve_metrics
+    from netscope.vision.evaluation import EvalSettings, evaluate, resolve_methods, resolve_metrics
 
-    methods = resolve_methods(args.methods.split(","))
+    methods = args.methods.split(",")
+    resolve_methods(methods)  # unknown names fail before the model loads
     metrics, sanity = resolve_metrics(args.metrics.split(","))
     out = check_replaceable(args.out)
     progress = progress_printer(args.quiet)

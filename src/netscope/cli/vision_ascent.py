@@ -7,7 +7,7 @@ import argparse
 from netscope.cli.common import progress_printer
 from netscope.cli.options import Number, number
 from netscope.cli.vision_inputs import start
-from netscope.vision.presets import PRESETS
+from netscope.vision.features.presets import PRESETS
 
 
 def _channels(text: str) -> list[int]:
@@ -66,10 +66,10 @@ def add_ascent(vs, common) -> None:
 
 def _vision_ascent(args) -> int:
     from netscope.render.vision_report import slug, write_gallery
-    from netscope.vision.ascent import AscentConfig, visualize_classes, visualize_filters
-    from netscope.vision.classes import resolve_class
-    from netscope.vision.explain import as_numpy_images
-    from netscope.vision.models import n_classes
+    from netscope.vision.features.ascent import AscentConfig, visualize_classes, visualize_filters
+    from netscope.vision.models.classes import resolve_class
+    from netscope.vision.models.zoo import n_classes
+    from netscope.vision.report import as_numpy_images
 
     lm, _ = start(args, images=False, classes=getattr(args, "targets", None))
     say = progress_printer(args.quiet)

@@ -9,10 +9,7 @@ import sys
 from netscope.cli.common import progress_printer
 from netscope.cli.options import number
 from netscope.errors import NetscopeError
-
-METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "cam",
-           "scorecam", "ablationcam", "saliency", "smoothgrad", "integrated-gradients",
-           "occlusion", "rollout")
+from netscope.vision.methods.registry import describe, names
 
 
 def add_dataset(vs, common) -> None:
@@ -20,7 +17,8 @@ def add_dataset(vs, common) -> None:
                       "or CSV) and maps in .npz shards; resumable; runs under torchrun")
     common(p, images=False)
     p.add_argument("folder", help="folder tree of images (searched at any depth)")
-    p.add_argument("--method", choices=METHODS, default="gradcam")
+    p.add_argument("--method", choices=names("dataset"), default="gradcam",
+                   help=describe(names("dataset")))
     p.add_argument("--layer", help="CAM layer (default: the feature map the head pools, or a "
                    "transformer's last norm the score depends on)")
     p.add_argument("--metrics", default="", help="comma-separated: deletion, insertion "
@@ -51,12 +49,12 @@ def _vision_explain(args) -> int:
     from pathlib import Path
 
     from netscope.cli.vision_inputs import start
-    from netscope.vision.dataset_explain import (
+    from netscope.vision.datasets.explain_run import (
         DatasetSettings,
         distributed_rank,
         explain_folder,
     )
-    from netscope.vision.image_dataset import default_workers
+    from netscope.vision.datasets.image_files import default_workers
 
     rank, world = distributed_rank()
     if not Path(args.folder).is_dir():
@@ -95,31 +93,13 @@ def _vision_explain(args) -> int:
 
 def _write_page(lm, folder: str, out: str):
     """index.html beside the table: a gallery of maps over the images the model saw."""
-    import json
     from pathlib import Path
 
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
+    from netscope.files.atomic import write_text
+    from netscope.render.explain_page import explain_page
+    from netscope.vision.datasets.gallery import gallery
 
-    from netscope.render.atomic import write_text
-    from netscope.render.explain_page import explain_page, pick_rows
-    from netscope.vision.explain_store import RUN_FILE, load_maps, read_parts
-    from netscope.vision.host import host
-    from netscope.vision.images import load_image
-
-    table = read_parts(out).sort_values("file", kind="stable")
-    settings = json.loads((Path(out) / RUN_FILE).read_text())
-    pictures, shards = [], {}
-    for _, row in pick_rows(table).iterrows():
-        if row["shard"] not in shards:
-            shards[row["shard"]] = load_maps(out, row["shard"])[1]
-        small = torch.from_numpy(shards[row["shard"]][int(row["map_index"])].astype(np.float32))
-        heat = host(F.interpolate(small[None, None], size=(lm.preprocess.size,) * 2,
-                                  mode="bilinear")[0, 0])
-        top = heat.max()
-        rgb = lm.preprocess.image(load_image(Path(folder) / row["file"]))
-        pictures.append((row["file"], rgb, heat / top if top > 0 else np.zeros_like(heat)))
+    table, pictures, settings = gallery(lm, folder, out)
     html = explain_page(table, pictures, f"netscope vision explain: {folder}", settings)
     return write_text(Path(out) / "index.html", html)
 
@@ -131,7 +111,7 @@ def _cuda() -> bool:
 
 
 def _vision_merge(args) -> int:
-    from netscope.vision.explain_store import merge
+    from netscope.vision.datasets.store import merge
 
     print(f"table: {merge(args.out, args.table)}")
     return 0

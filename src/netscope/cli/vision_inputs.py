@@ -10,7 +10,7 @@ def sources(args) -> list[tuple[str, str]]:
     """(display name, source) for the command's images (the samples with --demo)."""
     from pathlib import Path
 
-    from netscope.vision.images import SAMPLES, expand_sources
+    from netscope.vision.models.images import SAMPLES, expand_sources
 
     names = list(args.images) or (list(SAMPLES) if getattr(args, "demo", False) else [])
     if not names:
@@ -27,9 +27,9 @@ def start(args, images: bool = True, classes: list[str] | None = None, writes: b
     """Check the output folder (when the command ``writes``), the image paths and the class
     names (when the model's classes are known without loading it), then load the model.
     Returns (loaded model, [(name, source)])."""
-    from netscope.render.folders import check_writable_dir
-    from netscope.vision.classes import resolve_class
-    from netscope.vision.models import known_class_names, load_model
+    from netscope.files.folders import check_writable_dir
+    from netscope.vision.models.classes import resolve_class
+    from netscope.vision.models.zoo import known_class_names, load_model
 
     if writes:
         check_writable_dir(args.out)
@@ -37,7 +37,7 @@ def start(args, images: bool = True, classes: list[str] | None = None, writes: b
     names = known_class_names(args.model)
     for c in (classes or []) if names else []:
         resolve_class(c, names, len(names))
-    from netscope.vision.device import resolve_device, to_device
+    from netscope.vision.core.device import resolve_device, to_device
 
     if getattr(args, "device", None):
         resolve_device(args.device)  # an unknown or missing device fails before loading

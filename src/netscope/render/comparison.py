@@ -13,9 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from netscope.files.atomic import write_bytes, write_text  # noqa: E402
 from netscope.multitask.compare import Comparison  # noqa: E402
 from netscope.multitask.evaluate import DEFINITIONS  # noqa: E402
-from netscope.render.atomic import write_bytes, write_text  # noqa: E402
 from netscope.render.blandaltman import bland_altman_png  # noqa: E402
 from netscope.render.png import img_tag  # noqa: E402
 from netscope.render.table import csv_text, markdown_table, with_sd  # noqa: E402

@@ -16,14 +16,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from netscope.render.atomic import write_bytes, write_text  # noqa: E402
+from netscope.files.atomic import write_bytes, write_text  # noqa: E402
 from netscope.render.heatmap import overlay  # noqa: E402
 from netscope.render.png import figure_png, img_tag  # noqa: E402
 from netscope.render.table import csv_text, markdown_table  # noqa: E402
 from netscope.render.vision_report import slug  # noqa: E402
-from netscope.vision.evaluate import Evaluation  # noqa: E402
-from netscope.vision.host import host  # noqa: E402
-from netscope.vision.sanity import FAIL_AT  # noqa: E402
+from netscope.vision.core.host import host  # noqa: E402
+from netscope.vision.evaluation import Evaluation  # noqa: E402
+from netscope.vision.metrics.sanity import FAIL_AT  # noqa: E402
 
 MEANING = {
     "deletion_auc": "area under the target's probability while pixels are replaced by the "

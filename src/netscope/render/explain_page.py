@@ -14,17 +14,6 @@ from netscope.render.heatmap import overlay
 from netscope.render.vision_report import _figure, page, png_bytes
 
 
-def pick_rows(table: pd.DataFrame, n: int = 24) -> pd.DataFrame:
-    """Up to ``n`` explained rows: an even sample in file order, then the least confident."""
-    ok = table[table["status"] == "ok"]
-    if ok.empty:
-        return ok
-    even = ok.iloc[np.unique(np.linspace(0, len(ok) - 1, min(len(ok), n * 3 // 4)).round()
-                             .astype(int))]
-    unsure = ok.nsmallest(n - len(even), "probability")
-    return pd.concat([even, unsure[~unsure["file"].isin(even["file"])]])
-
-
 def explain_page(table: pd.DataFrame, pictures: Sequence[tuple[str, np.ndarray, np.ndarray]],
                  title: str, settings: dict) -> str:
     """HTML for a run: ``pictures`` are (file, RGB crop the model saw, map in [0, 1])."""

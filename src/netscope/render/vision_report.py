@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from netscope.render.atomic import write_bytes, write_text
+from netscope.files.atomic import write_bytes, write_text
 from netscope.render.grids import feature_grid_png, image_row_png
 from netscope.render.heatmap import overlay, saliency_image
 from netscope.render.png import img_tag
-from netscope.vision.explain import Explanation
+from netscope.vision.report import Explanation
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}
 figure{display:inline-block;margin:.4em;vertical-align:top}figcaption{font-size:.85em}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from netscope.errors import NetscopeError
-from netscope.render.atomic import publish
+from netscope.files.atomic import publish
 from netscope.vision.live.opencv import opencv
 
 

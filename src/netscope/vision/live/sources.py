@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from netscope.errors import NetscopeError
-from netscope.vision.images import IMAGE_SUFFIXES, load_image
 from netscope.vision.live.opencv import opencv
+from netscope.vision.models.images import IMAGE_SUFFIXES, load_image
 
 
 class PatternSource:

@@ -16,15 +16,16 @@ import numpy as np
 import torch
 
 from netscope.errors import NetscopeError
-from netscope.vision import attribution as A
-from netscope.vision.activations import activations, conv_stages
-from netscope.vision.classes import class_label
-from netscope.vision.host import host
+from netscope.vision.core.host import host
+from netscope.vision.core.layers import find_layer
+from netscope.vision.features.activations import activations, conv_stages
 from netscope.vision.live.opencv import opencv
-from netscope.vision.models import LoadedModel, find_layer
+from netscope.vision.methods.registry import METHODS, names
+from netscope.vision.models.classes import class_label
+from netscope.vision.models.zoo import LoadedModel
 
 MODES = ("heatmap", "activations")
-CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam")
+CAM_METHODS = names("live")  # fast enough for every frame
 KEYS = {"n": "next layer", "p": "previous layer", "m": "switch mode", "c": "next CAM method",
         " ": "pause", "s": "snapshot", "q": "quit"}
 
@@ -74,7 +75,7 @@ class LiveView:
         elif key == " ":
             self.paused = not self.paused
         elif key == "s" and self._last is not None:
-            from netscope.vision.images import save_png
+            from netscope.vision.models.images import save_png
 
             path = self.snapshot_dir / f"snapshot_{len(self.snapshots) + 1:03d}_{self.mode}.png"
             self.snapshots.append(save_png(self._last.astype(np.float32) / 255, path))
@@ -103,15 +104,13 @@ class LiveView:
 
     def _heatmap(self, frame: np.ndarray, x: torch.Tensor) -> np.ndarray:
         cv2 = self._cv2
-        heat = (A.eigen_cam(self.lm.model, x, self.cam_layer)
-                if self.cam_method == "eigencam"
-                else A.grad_cam(self.lm.model, x, self.cam_layer, method=self.cam_method))
+        heat = METHODS[self.cam_method](self.lm.model, x, layer=self.cam_layer)
         h, w = frame.shape[:2]
         m = cv2.resize(host(heat.maps[0]).astype(np.float32), (w, h),
                        interpolation=cv2.INTER_LINEAR)
         colour = cv2.applyColorMap((m * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
         out = cv2.addWeighted(frame, 0.55, colour, 0.45, 0)
-        t = int(heat.targets[0])
+        t = int(heat.classes[0])
         p = float(heat.logits.float().softmax(1)[0, t])
         name = class_label(self.lm.class_names, t)
         self._text(out, f"{name}  {p:.0%}  [{self.cam_method}]", (10, 30))

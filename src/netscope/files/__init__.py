@@ -1,0 +1,1 @@
+"""Writing results safely: atomic files and staged result folders."""

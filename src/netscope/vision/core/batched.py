@@ -1,0 +1,65 @@
+"""Target scores for many perturbed copies of a few images, in batches.
+
+Perturbation methods and faithfulness metrics (Score-CAM, Occlusion, Integrated Gradients'
+path, deletion/insertion, ROAD) all need the model's score on hundreds of variants of each
+image. They are made a batch at a time by a ``make(start, stop)`` function, so memory stays
+bounded however many variants there are, and each batch is one forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.core.capture import capture
+from netscope.vision.core.fastpath import truncated
+from netscope.vision.core.targets import Resolved
+
+KINDS = ("prob", "logit")
+# Lite0 on 2 CPU cores: 11.8 ms per image at batch 16 (channels-last), 21 ms at batch 64,
+# whose activations no longer fit the caches
+BATCH = 16
+
+
+def check_positive(name: str, value: int) -> int:
+    if int(value) != value or value < 1:
+        raise NetscopeError(f"{name} must be a whole number >= 1, got {value!r}.")
+    return int(value)
+
+
+def class_scores(out, targets: torch.Tensor | Resolved, kind: str) -> torch.Tensor:
+    """Each row's score for its target: softmax probability or raw logit for a class,
+    the target's own value for other targets (``targets.Resolved``)."""
+    if isinstance(targets, Resolved):
+        return targets.score(out, kind)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise NetscopeError("the model must return class scores of shape (batch, classes).")
+    if kind not in KINDS:
+        raise NetscopeError(f"score kind must be one of {KINDS}, got {kind!r}.")
+    values = out.softmax(1) if kind == "prob" else out
+    return values.gather(1, targets.to(out.device)[:, None])[:, 0]
+
+
+def batched_scores(model: nn.Module, make: Callable[[int, int], torch.Tensor], total: int,
+                   targets: torch.Tensor | Resolved, batch_size: int = BATCH,
+                   kind: str = "prob") -> torch.Tensor:
+    """Score of variant i (``make(i, i + 1)[0]``) for class ``targets[i]``, for i < total.
+
+    Forward passes only, so they run on the model's simplified trace when it can be traced
+    (batch norm folded into the convolutions: ``fastpath.truncated``; 1.25x faster on
+    EfficientNet-Lite0 with 2 idle cores, 1.9x on one busy core; same outputs to 1e-5),
+    in channels-last (oneDNN's convolutions run about 1.3x faster)."""
+    check_positive("batch_size", batch_size)
+    out = []
+    net = truncated(model, None) or model
+    with capture(model, []), torch.no_grad():
+        for start in range(0, total, batch_size):
+            stop = min(total, start + batch_size)
+            batch = make(start, stop)
+            if batch.dim() == 4:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            out.append(class_scores(net(batch), targets[start:stop], kind))
+    return torch.cat(out) if out else torch.zeros(0)

@@ -1,0 +1,73 @@
+"""What every attribution method returns: maps per image, with what they explain.
+
+Maps are divided by their maximum (``normalize="max"``, the Grad-CAM paper's convention) or
+min-max scaled (``"minmax"``); an all-zero map stays zero, never NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from netscope.errors import NetscopeError
+from netscope.vision.core.targets import Resolved, batch_size
+
+NORMALIZE = ("max", "minmax", "none")
+
+
+@dataclass
+class Heatmaps:
+    """Maps (N, h, w) at the method's resolution (a layer's grid, or the input's pixels).
+
+    ``target`` is what each map explains (``targets.Resolved``; None for class-agnostic
+    methods such as Eigen-CAM and attention rollout), ``classes`` the class of each map (-1
+    where the target has none; for class-agnostic methods the top-1 class, for labels
+    only). ``attributions`` keeps signed per-pixel values (N, C, H, W) for the methods that
+    have them (Integrated Gradients, guided Grad-CAM); ``extras`` per-image numbers a method
+    reports (Integrated Gradients' completeness error)."""
+
+    maps: torch.Tensor
+    logits: Any
+    target: Resolved | None
+    classes: torch.Tensor
+    layer: str
+    method: str
+    normalized: str = "max"
+    warnings: list[str] = field(default_factory=list)  # what a careful user must know
+    attributions: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def upsampled(self, size: tuple[int, int]) -> torch.Tensor:
+        """Bilinear upsampling to the input's (H, W), then rescaled as the maps were (an
+        upsampled map's maximum can differ from the map's: it is divided again)."""
+        return upsample(self.maps, size, self.normalized)
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int], normalize: str = "max") -> torch.Tensor:
+    """(N, h, w) maps bilinearly resized to ``size`` and scaled per image (``normalize``)."""
+    up = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)
+    return normalize_maps(up[:, 0], normalize)
+
+
+def normalize_maps(maps: torch.Tensor, how: str = "max") -> torch.Tensor:
+    """Per-image scaling to [0, 1]; maps whose maximum (or range) is zero stay all zero."""
+    if how not in NORMALIZE:
+        raise NetscopeError(f"normalize must be one of {NORMALIZE}, got {how!r}.")
+    if how == "none":
+        return maps
+    flat = maps.flatten(1)
+    hi = flat.max(1).values.view(-1, *([1] * (maps.dim() - 1)))
+    lo = flat.min(1).values.view(hi.shape) if how == "minmax" else torch.zeros_like(hi)
+    span = hi - lo
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, (maps - lo) / safe, torch.zeros_like(maps))
+
+
+def top_classes(output: Any) -> torch.Tensor:
+    """Each image's top-1 class for labels, -1 when the output is not class scores."""
+    if isinstance(output, torch.Tensor) and output.dim() == 2:
+        return output.argmax(1)
+    return torch.full((batch_size(output),), -1, dtype=torch.long)  # labels: on the CPU

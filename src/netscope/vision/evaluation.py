@@ -1,0 +1,253 @@
+"""Which map to trust: every attribution method on the same images and classes, scored by
+every faithfulness metric, with the sanity check, in one call.
+
+For each method: deletion AUC (lower is better), insertion AUC (higher), ROAD gap
+(higher), average drop in confidence (lower), increase in confidence (higher), the
+randomization sanity verdict, and the seconds per image its maps took. Methods are ranked by
+their mean rank over the four faithfulness columns; a method that fails the sanity check is
+ranked after every method that passes, whatever its scores (its maps do not depend on the
+model). A ``random`` map is scored too, as the floor any method must clear.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.stats import rankdata
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.core.batched import BATCH, class_scores
+from netscope.vision.core.capture import capture
+from netscope.vision.core.heatmaps import normalize_maps
+from netscope.vision.core.targets import resolve
+from netscope.vision.methods.registry import METHODS, Method, names
+from netscope.vision.metrics.faithfulness import (
+    ConfidenceChange,
+    Curve,
+    confidence_change,
+    deletion,
+    insertion,
+)
+from netscope.vision.metrics.road import Road, road
+from netscope.vision.metrics.sanity import SanityCheck, cascading_randomization
+from netscope.vision.models.classes import class_label
+from netscope.vision.models.zoo import LoadedModel
+
+METRICS = ("deletion", "insertion", "road", "confidence")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    metrics: tuple[str, ...] = METRICS  # which of them to compute (the sanity check: below)
+    steps: int = 50  # deletion/insertion steps
+    baseline: str = "blur"  # what deletion puts in place of pixels (insertion starts from it)
+    road_percentages: tuple[float, ...] = (20, 50, 80)
+    top_k: int | None = 128  # Score-CAM / Ablation-CAM channels (None: all)
+    ig_steps: int = 32
+    smooth_samples: int = 16
+    occlusion_window: int = 32
+    occlusion_stride: int = 16
+    sanity: bool = True
+    # evenly spaced depths of the cascading randomization compared: 2 = after half of the
+    # parameter groups (from the head down), then after all of them
+    sanity_checkpoints: int = 2
+    batch_size: int = BATCH
+    layer: str | None = None  # CAM layer (default: the feature map the head pools)
+    seed: int = 0
+
+
+Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def method_settings(m: Method, s: EvalSettings) -> dict:
+    """The evaluation's settings as the keywords of method ``m`` (those it takes)."""
+    return m.accepted({"layer": s.layer, "top_k": s.top_k, "steps": s.ig_steps,
+                       "samples": s.smooth_samples, "window": s.occlusion_window,
+                       "stride": s.occlusion_stride, "batch_size": s.batch_size,
+                       "seed": s.seed})
+
+
+def explainer(name: str, s: EvalSettings) -> Explainer:
+    """(model, x, targets) -> maps of the registered method ``name`` under settings ``s``."""
+    m = METHODS[name]
+    kwargs = method_settings(m, s)
+    return lambda model, x, t: m(model, x, t, **kwargs).maps
+
+
+NO_SANITY = ("random",)  # a random map has nothing to check
+SAME = 1e-6  # maps (scaled to [0, 1]) closer than this are scored once
+
+
+def wants_all(methods: Sequence[str] | str) -> bool:
+    return methods == "all" or list(methods) == ["all"]
+
+
+def resolve_methods(chosen: Sequence[str] | str) -> list[str]:
+    """'all', or a list of method names (checked, in the given order)."""
+    if wants_all(chosen):
+        return list(names("all"))
+    chosen = list(chosen)
+    unknown = [n for n in chosen if n not in METHODS]
+    if unknown:
+        left_out = [n for n in METHODS if n not in names("all")]
+        raise NetscopeError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} "
+                            f"or 'all' (every method but {', '.join(left_out)}).")
+    if not chosen:
+        raise NetscopeError("give at least one method, or 'all'.")
+    return list(dict.fromkeys(chosen))
+
+
+@dataclass
+class MethodResult:
+    method: str
+    maps: torch.Tensor  # (N, h, w) in [0, 1]
+    seconds_per_image: float
+    deletion: Curve | None  # None: not asked for
+    insertion: Curve | None
+    road: Road | None
+    confidence: ConfidenceChange | None
+    sanity: SanityCheck | None
+
+    def row(self) -> dict:
+        """Means over images of every metric."""
+        return {
+            "method": self.method,
+            "deletion_auc": _mean(self.deletion and self.deletion.auc),
+            "insertion_auc": _mean(self.insertion and self.insertion.auc),
+            "road_gap": _mean(self.road and self.road.gap),
+            "average_drop": _mean(self.confidence and self.confidence.drop),
+            "increase_in_confidence": _mean(self.confidence and self.confidence.increase),
+            "deletion_auc_sd": _sd(self.deletion and self.deletion.auc),
+            "insertion_auc_sd": _sd(self.insertion and self.insertion.auc),
+            "road_gap_sd": _sd(self.road and self.road.gap),
+            "sanity": ("not run" if self.sanity is None
+                       else "passes" if self.sanity.passed else "FAILS"),
+            "sanity_spearman": None if self.sanity is None else self.sanity.final_spearman,
+            "seconds_per_image": self.seconds_per_image,
+        }
+
+
+def _mean(values: torch.Tensor | None) -> float | None:
+    return None if values is None else float(values.mean())
+
+
+def _sd(values: torch.Tensor | None) -> float | None:
+    """SD over images: how much a method's score depends on the image (0 for one image)."""
+    if values is None:
+        return None
+    return float(values.std()) if values.numel() > 1 else 0.0
+
+
+def resolve_metrics(names: Sequence[str] | str) -> tuple[tuple[str, ...], bool]:
+    """('all' or names of METRICS and 'sanity') -> (metrics, whether to run the sanity check)."""
+    names = list(METRICS) + ["sanity"] if names == "all" or list(names) == ["all"] \
+        else list(names)
+    unknown = [n for n in names if n not in (*METRICS, "sanity")]
+    if unknown or not names:
+        raise NetscopeError(f"unknown metric {unknown[0] if unknown else ''!r}; choose from "
+                            f"{', '.join(METRICS)}, sanity, or 'all'.")
+    return tuple(m for m in METRICS if m in names), "sanity" in names
+
+
+# column -> True when higher is better
+SCORED = {"deletion_auc": False, "insertion_auc": True, "road_gap": True,
+          "average_drop": False}
+
+
+@dataclass
+class Evaluation:
+    names: list[str]
+    images: list[np.ndarray]  # the RGB crops the model saw
+    targets: list[int]
+    labels: list[str]
+    probabilities: list[float]
+    settings: EvalSettings
+    model_name: str
+    results: list[MethodResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> why it does not apply
+    seconds: float = 0.0
+
+    def table(self) -> list[dict]:
+        """One row per method, ranked (rank 1 = most faithful; see the module docstring)."""
+        rows = [r.row() for r in self.results]
+        scored = [c for c in SCORED if rows and rows[0][c] is not None]
+        for col in scored:  # equal values share the better rank
+            values = np.array([r[col] for r in rows])
+            ranks = rankdata(-values if SCORED[col] else values, method="min")
+            for r, rank in zip(rows, ranks, strict=True):
+                r[f"rank_{col}"] = int(rank)
+        for r in rows:
+            r["mean_rank"] = float(np.mean([r[f"rank_{c}"] for c in scored])) if scored \
+                else float("nan")
+        rows.sort(key=lambda r: (r["sanity"] == "FAILS", r["mean_rank"]))
+        for place, r in enumerate(rows):
+            r["rank"] = place + 1
+        return rows
+
+
+def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
+             methods: Sequence[str] | str = "all", settings: EvalSettings | None = None,
+             targets: Sequence[int] | None = None,
+             progress: Callable[[str], None] | None = None) -> Evaluation:
+    """Score ``methods`` on ``images`` ((name, RGB) pairs) for each image's top-1 class (or
+    ``targets``)."""
+    settings = settings or EvalSettings()
+    names = resolve_methods(methods)
+    if not images:
+        raise NetscopeError("give at least one image to evaluate.")
+    say = progress or (lambda message: None)
+    start = time.perf_counter()
+    x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
+    with capture(lm.model, []), torch.no_grad():
+        logits = lm.model(x)
+    t = resolve(logits, targets)
+    chosen = class_scores(logits, t, "prob")
+    ev = Evaluation([n for n, _ in images], [lm.preprocess.image(rgb) for _, rgb in images],
+                    t.tolist(), [class_label(lm.class_names, k) for k in t.tolist()],
+                    chosen.tolist(), settings, lm.name)
+    scored: dict[str, tuple] = {}  # the same maps (Grad-CAM, XGrad-CAM, HiResCAM and CAM at
+    for name in names:             # a GAP head, equal to SAME) have the same scores: once
+        say(f"{name}: maps")
+        try:
+            ev.results.append(_score_method(lm, x, t, name, settings, say, scored))
+        except NetscopeError as exc:
+            if not wants_all(methods):
+                raise
+            ev.skipped[name] = str(exc)  # e.g. CAM on a model without a GAP + linear head
+            say(f"{name}: skipped ({exc})")
+    ev.seconds = time.perf_counter() - start
+    return ev
+
+
+def _score_method(lm: LoadedModel, x: torch.Tensor, t: torch.Tensor, name: str,
+                  s: EvalSettings, say: Callable[[str], None],
+                  scored: dict[str, tuple]) -> MethodResult:
+    explain = explainer(name, s)
+    began = time.perf_counter()
+    maps = normalize_maps(F.relu(explain(lm.model, x, t)))
+    seconds = (time.perf_counter() - began) / x.shape[0]
+    key = next((k for k, (m, _) in scored.items()
+                if m.shape == maps.shape and torch.allclose(m, maps, rtol=0, atol=SAME)), name)
+    if key == name:
+        say(f"{name}: {', '.join(s.metrics)}")
+        scored[key] = (maps, (
+            deletion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
+            if "deletion" in s.metrics else None,
+            insertion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
+            if "insertion" in s.metrics else None,
+            road(lm.model, x, maps, t, s.road_percentages, seed=s.seed,
+                 batch_size=s.batch_size) if "road" in s.metrics else None,
+            confidence_change(lm.model, x, maps, t, lm.preprocess)
+            if "confidence" in s.metrics else None))
+    dele, ins, rd, conf = scored[key][1]
+    sanity = None
+    if s.sanity and name not in NO_SANITY:
+        say(f"{name}: sanity check")
+        sanity = cascading_randomization(lm.model, x, explain, t, s.sanity_checkpoints, s.seed)
+    return MethodResult(name, maps, seconds, dele, ins, rd, conf, sanity)

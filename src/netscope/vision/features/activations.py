@@ -1,0 +1,108 @@
+"""Intermediate activations: what each layer outputs for one image, and which layers exist."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError, first_line
+from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.core.device import model_device, model_dtype
+from netscope.vision.core.token_grid import as_grid
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    kind: str
+    shape: tuple[int, ...] | None  # output shape for the probe input; None if it did not run
+    calls: int
+
+
+def list_layers(model: nn.Module, input_size: int = 224) -> list[LayerInfo]:
+    """Every named submodule with its output shape for one probe image."""
+    names = [n for n, _ in model.named_modules() if n]
+    shapes: dict[str, list[tuple[int, ...]]] = {n: [] for n in names}
+    handles = []
+
+    def hook(name):
+        def record(module, inputs, output):
+            if isinstance(output, torch.Tensor):
+                shapes[name].append(tuple(output.shape))
+        return record
+
+    modules = dict(model.named_modules())
+    with capture(model, []), torch.no_grad():
+        try:
+            for n in names:
+                handles.append(modules[n].register_forward_hook(hook(n)))
+            model(torch.zeros(1, 3, input_size, input_size, dtype=model_dtype(model),
+                              device=model_device(model)))
+        except RuntimeError as exc:
+            raise NetscopeError(f"the model cannot run on a {input_size}x{input_size} probe "
+                                f"image ({first_line(exc)}); use a larger size.") from None
+        finally:
+            for h in handles:
+                h.remove()
+    return [LayerInfo(n, type(modules[n]).__name__, shapes[n][-1] if shapes[n] else None,
+                      len(shapes[n])) for n in names]
+
+
+def conv_stages(model: nn.Module) -> list[str]:
+    """The natural 'stages' to show: children of the top-level containers and top-level convs,
+    keeping only those that hold a convolution; for a transformer (at most one such stage,
+    its patch embedding) the blocks of its longest block list instead."""
+    stages = []
+    for name, child in model.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            stages += [f"{name}.{n}" for n, c in child.named_children() if _has_conv(c)]
+        elif isinstance(child, nn.Conv2d) or (_has_conv(child) and not _is_head(child)):
+            stages.append(name)
+    return stages if len(stages) > 1 else (_block_stages(model) or stages)
+
+
+def _block_stages(model: nn.Module) -> list[str]:
+    """Children of the outermost container (most children among equals): a transformer's
+    blocks, not the layers inside one block's MLP."""
+    lists = [(n.count(".") if n else -1, -len(m), n) for n, m in model.named_modules()
+             if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m) > 1]
+    if not lists:
+        return []
+    name = min(lists)[2]
+    return [f"{name}.{n}" if name else n for n, _ in dict(model.named_modules())[name]
+            .named_children()]
+
+
+def _has_conv(m: nn.Module) -> bool:
+    return any(isinstance(x, nn.Conv2d) for x in m.modules())
+
+
+def _is_head(m: nn.Module) -> bool:
+    return any(isinstance(x, nn.Linear) for x in m.modules())
+
+
+def activations(model: nn.Module, x: torch.Tensor,
+                layers: Sequence[str | LayerRef] | None = None,
+                grid: bool = True) -> dict[str, torch.Tensor]:
+    """Each requested layer's output for input ``x`` (default: every stage); with ``grid``
+    token sequences and channels-last maps come back as (N, C, h, w) grids (class and
+    register tokens dropped), other outputs as they are."""
+    refs = [LayerRef.parse(r) for r in (layers or conv_stages(model))]
+    with capture(model, refs) as rec, torch.no_grad():
+        model(x)
+        out = {str(r): rec[r].detach() for r in refs}
+    if grid:
+        out = {k: _maybe_grid(model, v, tuple(x.shape[-2:]), k) for k, v in out.items()}
+    return out
+
+
+def _maybe_grid(model: nn.Module, a: torch.Tensor, size: tuple[int, int], name: str):
+    if a.dim() not in (3, 4):
+        return a
+    try:
+        return as_grid(model, a, size, name)
+    except NetscopeError:
+        return a

@@ -1,0 +1,197 @@
+"""Every attribution method, registered once: its name, what it needs, its settings with
+their defaults, and one call, ``explain(name, model, x, targets=None, **settings)``.
+
+`vision evaluate`, `vision explain`, `vision gradcam` / `saliency` and live mode read their
+choices from here, so a new method is one function (``(model, x, targets=None, *,
+<settings>) -> Heatmaps``) and one entry below. This module imports no PyTorch: the command
+line lists the methods in ``--help`` without loading it; an implementation is imported when
+it is first called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+from netscope.errors import NetscopeError
+
+BATCH = 16  # images per forward pass in perturbation methods (as core.batched.BATCH)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One keyword a method takes, its default and what it does (for --help and errors)."""
+
+    name: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+
+LAYER = Setting("layer", None, "layer whose activations are used (default: the feature map "
+                "the head pools, or a transformer's last block the score depends on)")
+NORMALIZE = Setting("normalize", "max", "divide each map by its maximum, or min-max scale it",
+                    ("max", "minmax"))
+BATCH_SIZE = Setting("batch_size", BATCH, "perturbed copies per forward pass")
+TOP_K = Setting("top_k", None, "only the k channels with the largest mean activation (None: "
+                "all)")
+BASELINE = Setting("baseline", "zeros", "the reference image: zeros, a blurred copy, or the "
+                   "image's mean colour", ("zeros", "blur", "mean"))
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered attribution method.
+
+    ``needs`` says what the model must offer (gradients, a linear head, readable attention,
+    ReLU modules); ``resolution`` where the map lives (a layer's grid, or the input's
+    pixels); ``command`` which single-method command lists it (``gradcam`` or
+    ``saliency``); ``in_all`` whether `vision evaluate`'s 'all' includes it; ``live``
+    whether live mode's method cycle does; ``dataset`` whether `vision explain` offers it."""
+
+    name: str
+    label: str
+    summary: str
+    function: str  # "module:function", imported on first use
+    settings: tuple[Setting, ...] = ()
+    fixed: tuple[tuple[str, Any], ...] = ()  # keywords always passed (a CAM variant)
+    needs: tuple[str, ...] = ("gradients",)
+    class_specific: bool = True
+    resolution: str = "layer"
+    command: str | None = "gradcam"
+    in_all: bool = True
+    live: bool = False
+    dataset: bool = True
+    _impl: list = field(default_factory=list, compare=False, repr=False)
+
+    def defaults(self) -> dict[str, Any]:
+        return {s.name: s.default for s in self.settings}
+
+    def implementation(self) -> Callable[..., Any]:
+        if not self._impl:
+            module, _, name = self.function.partition(":")
+            self._impl.append(getattr(import_module(module), name))
+        return self._impl[0]
+
+    def accepted(self, candidates: dict[str, Any]) -> dict[str, Any]:
+        """The entries of ``candidates`` that are settings of this method."""
+        names = {s.name for s in self.settings}
+        return {k: v for k, v in candidates.items() if k in names}
+
+    def __call__(self, model, x, targets=None, **settings):
+        unknown = sorted(set(settings) - {s.name for s in self.settings})
+        if unknown:
+            takes = ", ".join(s.name for s in self.settings) or "no settings"
+            raise NetscopeError(f"{self.name} has no setting {unknown[0]!r}; it takes {takes}.")
+        for s in self.settings:
+            value = settings.get(s.name, s.default)
+            if s.choices is not None and value not in s.choices:
+                raise NetscopeError(f"{self.name}: {s.name} must be one of "
+                                    f"{', '.join(map(str, s.choices))}, got {value!r}.")
+        return self.implementation()(model, x, targets, **dict(self.fixed), **settings)
+
+
+CAM_SETTINGS = (LAYER, NORMALIZE)
+_M = "netscope.vision.methods."
+
+
+def _cam_variant(name: str, label: str, summary: str, *extra: Setting) -> Method:
+    return Method(name, label, summary, _M + "grad_cam_family:grad_cam",
+                  (*CAM_SETTINGS, *extra), fixed=(("variant", name),), live=True)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    _cam_variant("gradcam", "Grad-CAM", "channel weights = the spatial mean of the gradient"),
+    _cam_variant("gradcam++", "Grad-CAM++", "positive gradients weighted by Grad-CAM++'s "
+                 "closed-form coefficients",
+                 Setting("eps", 0.0, "denominator term: 0 is the paper's formula, 1e-6 "
+                         "reproduces pytorch-grad-cam 1.5.7")),
+    _cam_variant("xgradcam", "XGrad-CAM", "the activation-weighted mean of the gradient"),
+    _cam_variant("layercam", "LayerCAM", "each position weighted by its positive gradient"),
+    _cam_variant("hirescam", "HiResCAM", "each position weighted by its gradient"),
+    Method("eigencam", "Eigen-CAM", "the activations' first principal direction "
+           "(class-agnostic, no gradients)", _M + "eigen:eigen_cam",
+           (*CAM_SETTINGS, Setting("centre", False, "centre the activations first (as "
+                                   "pytorch-grad-cam); default uncentred")),
+           needs=(), class_specific=False, live=True),
+    Method("cam", "CAM", "class weights of a global-average-pool + linear head",
+           _M + "class_activation:cam",
+           (LAYER, Setting("fc", None, "the linear head (default: the last nn.Linear)"),
+            NORMALIZE),
+           needs=("linear head",)),
+    Method("scorecam", "Score-CAM", "each channel weighted by the target's probability on "
+           "the image masked by it (a forward pass per channel)",
+           _M + "forward_cams:score_cam", (*CAM_SETTINGS, TOP_K, BATCH_SIZE), needs=()),
+    Method("ablationcam", "Ablation-CAM", "each channel weighted by the target's drop when "
+           "it is zeroed (a forward pass per channel)",
+           _M + "forward_cams:ablation_cam", (*CAM_SETTINGS, TOP_K, BATCH_SIZE), needs=()),
+    Method("saliency", "saliency", "|d score / d pixel|, the maximum over colours",
+           _M + "gradients:saliency", resolution="input", command="saliency"),
+    Method("smoothgrad", "SmoothGrad", "saliency averaged over noisy copies",
+           _M + "gradients:saliency",
+           (Setting("samples", 16, "noisy copies"),
+            Setting("noise", 0.05, "noise SD as a fraction of the input's range"),
+            Setting("seed", 0, "seed of the noise")),
+           resolution="input", command="saliency"),
+    Method("integrated-gradients", "Integrated Gradients", "(x - baseline) times the mean "
+           "gradient on the straight path from the baseline", _M
+           + "path_integral:integrated_gradients",
+           (BASELINE, Setting("steps", 32, "path steps (trapezoid rule)"), BATCH_SIZE),
+           resolution="input", command="saliency"),
+    Method("occlusion", "Occlusion", "the target's drop when a sliding window is replaced by "
+           "the baseline", _M + "occlusion_map:occlusion",
+           (Setting("window", 32, "window side, pixels"),
+            Setting("stride", 16, "window step, pixels"), BASELINE, BATCH_SIZE,
+            Setting("scale", "logit", "read the target as a logit or a softmax probability",
+                    ("logit", "prob")), NORMALIZE),
+           needs=(), resolution="input", command="saliency"),
+    Method("guided", "guided Grad-CAM", "guided backpropagation times the upsampled Grad-CAM "
+           "map", _M + "guided:guided_grad_cam", CAM_SETTINGS,
+           needs=("gradients", "ReLU modules"), resolution="input", dataset=False),
+    Method("rollout", "attention rollout", "attention multiplied through the layers of a "
+           "vision transformer (class-agnostic)", _M + "rollout:attention_rollout",
+           (Setting("fusion", "mean", "how the heads of a layer are combined",
+                    ("mean", "max", "min")),
+            Setting("discard", 0.0, "share of each row's weakest attention weights dropped"),
+            NORMALIZE),
+           needs=("readable attention",), class_specific=False, in_all=False),
+    Method("random", "random map", "uniform noise: the floor any method must clear",
+           _M + "random_floor:random_map",
+           (Setting("seed", 0, "seed of the noise"), Setting("size", 14, "map side")),
+           needs=(), class_specific=False, command=None, dataset=False),
+)}
+
+
+def method(name: str) -> Method:
+    """The registered method ``name``, or an error listing every name."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise NetscopeError(f"unknown method {name!r}; choose from "
+                            f"{', '.join(METHODS)}.") from None
+
+
+def names(where: str | None = None) -> tuple[str, ...]:
+    """Method names in registry order: all, or those of a use: 'gradcam' / 'saliency' (the
+    single-method commands), 'all' (evaluate's default), 'live', 'dataset'."""
+    keep: dict[str | None, Callable[[Method], bool]] = {
+        None: lambda m: True, "all": lambda m: m.in_all, "live": lambda m: m.live,
+        "dataset": lambda m: m.dataset, "gradcam": lambda m: m.command == "gradcam",
+        "saliency": lambda m: m.command == "saliency"}
+    if where not in keep:
+        raise NetscopeError(f"no method list {where!r}; choose from "
+                            f"{', '.join(str(k) for k in keep if k)}.")
+    return tuple(n for n, m in METHODS.items() if keep[where](m))
+
+
+def describe(chosen: Iterable[str]) -> str:
+    """'name (label: summary)' for --help texts."""
+    return "; ".join(f"{n}: {METHODS[n].label}, {METHODS[n].summary}" for n in chosen)
+
+
+def explain(name: str, model, x, targets=None, **settings):
+    """Maps of method ``name`` for a batch (a ``Heatmaps``), one target per image
+    (None: each image's top-1 class); ``settings`` are the method's keywords."""
+    return method(name)(model, x, targets, **settings)

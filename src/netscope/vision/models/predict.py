@@ -1,0 +1,22 @@
+"""Top-k classes per image, with their names and probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from netscope.vision.core.capture import capture
+from netscope.vision.models.classes import class_label
+
+
+def predict(model: nn.Module, x: torch.Tensor, k: int = 5,
+            names: Sequence[str] | None = None) -> list[list[tuple[int, str, float]]]:
+    """Top-k (index, name, probability) per image."""
+    with capture(model, []), torch.no_grad():
+        probs = model(x).softmax(1)
+    top = probs.topk(min(k, probs.shape[1]), dim=1)
+    return [[(int(i), class_label(names, int(i)), float(p))
+             for p, i in zip(ps, idx, strict=True)]
+            for ps, idx in zip(top.values, top.indices, strict=True)]

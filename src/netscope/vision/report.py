@@ -1,0 +1,92 @@
+"""Everything a per-image report shows, computed in one place: predictions, Grad-CAM and
+saliency for the top classes, and activations of a few layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from netscope.vision.core.heatmaps import Heatmaps
+from netscope.vision.core.host import host
+from netscope.vision.features.activations import activations, conv_stages
+from netscope.vision.methods.grad_cam_family import grad_cam
+from netscope.vision.methods.gradients import saliency
+from netscope.vision.methods.random_floor import random_map
+from netscope.vision.metrics.faithfulness import deletion, insertion
+from netscope.vision.models.predict import predict
+from netscope.vision.models.zoo import LoadedModel
+
+
+@dataclass
+class ClassView:
+    index: int
+    name: str
+    probability: float
+    gradcam: np.ndarray  # (H, W) in [0, 1], at the model's input resolution
+    saliency: np.ndarray  # (H, W) in [0, 1]
+
+
+@dataclass
+class Explanation:
+    title: str
+    image: np.ndarray  # the RGB crop the model saw, (H, W, 3) in [0, 1]
+    predictions: list[tuple[int, str, float]]
+    classes: list[ClassView]
+    layer: str
+    activations: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (C, h, w)
+    smooth: int = 0  # SmoothGrad samples behind the saliency maps (0: plain gradient)
+    # how faithful the top class's Grad-CAM map is, beside a random map's scores:
+    # {"deletion": (gradcam, random), "insertion": (gradcam, random), "steps": n}
+    faithfulness: dict = field(default_factory=dict)
+
+
+FAITHFULNESS_STEPS = 20
+
+
+def faithfulness(lm: LoadedModel, x: torch.Tensor, heat: Heatmaps, steps: int) -> dict:
+    """Deletion and insertion AUC of the first map in ``heat`` and of a random map."""
+    t = heat.classes[:1]
+    rand = random_map(lm.model, x, t).maps
+    out: dict = {"steps": steps}
+    for kind, curve in (("deletion", deletion), ("insertion", insertion)):
+        out[kind] = tuple(float(curve(lm.model, x, m, t, steps).auc[0])
+                          for m in (heat.maps[:1], rand))
+    return out
+
+
+def pick_layers(stages: Sequence[str], k: int = 3) -> list[str]:
+    """k stages spread from first to last."""
+    if len(stages) <= k:
+        return list(stages)
+    idx = np.linspace(0, len(stages) - 1, k).round().astype(int)
+    return [stages[i] for i in dict.fromkeys(idx)]
+
+
+def explain(lm: LoadedModel, rgb: np.ndarray, title: str, top: int = 3,
+            layer: str | None = None, activation_layers: Sequence[str] | None = None,
+            smooth: int = 0, faithful: bool = True) -> Explanation:
+    """Top-5 predictions, and for the top ``top`` classes Grad-CAM and saliency maps;
+    ``faithful`` adds the deletion/insertion scores of the top class's Grad-CAM map."""
+    x = lm.preprocess.tensor(rgb)
+    size = tuple(x.shape[-2:])
+    preds = predict(lm.model, x, 5, lm.class_names)[0]
+    chosen = preds[:top]
+    targets = [i for i, _, _ in chosen]
+    batch = x.expand(len(targets), -1, -1, -1)
+    heat = grad_cam(lm.model, batch, targets, layer=layer)
+    sal = saliency(lm.model, batch, targets, samples=smooth)
+    up = host(heat.upsampled(size))
+    sal_up = host(sal.maps)
+    views = [ClassView(i, n, p, up[j], sal_up[j]) for j, (i, n, p) in enumerate(chosen)]
+    layers = list(activation_layers or pick_layers(conv_stages(lm.model)))
+    acts = {k: host(v[0]) for k, v in activations(lm.model, x, layers).items()} if layers else {}
+    faith = faithfulness(lm, x, heat, FAITHFULNESS_STEPS) if faithful else {}
+    return Explanation(title, lm.preprocess.image(rgb), preds, views, heat.layer, acts, smooth,
+                       faith)
+
+
+def as_numpy_images(t: torch.Tensor) -> list[np.ndarray]:
+    return [host(im.permute(1, 2, 0)) for im in t]
