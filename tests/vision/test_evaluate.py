@@ -128,6 +128,22 @@ def test_methods_that_do_not_apply_are_skipped_under_all_only():
         evaluate(lm, tiny_images(1), ["cam"], settings)
 
 
+def test_cli_skips_and_lists_what_does_not_apply(tmp_path, capsys):
+    """A fully convolutional classifier (no nn.Linear) with the default --methods all: CAM is
+    skipped and listed, everything else scored, exit 0 (it exited 2 when the command line
+    expanded 'all' itself)."""
+    out = tmp_path / "ev"
+    rc = main(["vision", "evaluate", "chelsea", "--model", "tests.vision.tiny:tiny_fcn",
+               "--steps", "2", "--metrics", "deletion", "--top-k", "2", "--out", str(out),
+               "--quiet"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "not applicable: cam: CAM needs a linear classification head" in text
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert "larger than the image" in doc["skipped"]["occlusion"]  # 32 px window, 16 px image
+    assert {r["method"] for r in doc["table"]} == set(ALL_METHODS) - {"cam", "occlusion"}
+
+
 def test_equal_scores_share_a_rank(tiny_eval):
     table = {r["method"]: r for r in tiny_eval.table()}
     same = [m for m in ("gradcam", "xgradcam", "hirescam", "cam")

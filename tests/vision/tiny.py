@@ -96,3 +96,24 @@ def tiny_segmenter() -> nn.Module:
 def tiny_regressor() -> nn.Module:
     """TinyGAP with 3 real-valued outputs (no class names), for --regression."""
     return tiny_gap32()
+
+
+class TinyFCN(nn.Module):
+    """A fully convolutional classifier: convs, a 1x1 conv to the classes, global average
+    pooling; no nn.Linear anywhere, so CAM cannot apply."""
+
+    image_size = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(6, 6, 3, padding=1), nn.ReLU())
+        self.classifier = nn.Conv2d(6, 4, 1)
+
+    def forward(self, x):
+        return self.classifier(self.features(x)).mean((2, 3))
+
+
+def tiny_fcn() -> nn.Module:
+    return TinyFCN().eval()

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import io
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from netscope.multitask.evaluate import bland_altman  # noqa: E402
+from netscope.multitask.evaluate import bland_altman
+from netscope.render.png import figure_png, subplots
 
 
 def bland_altman_png(y_true: np.ndarray, y_pred: np.ndarray, title: str, unit: str) -> bytes:
     """PNG bytes: mean of (prediction, truth) against their difference, bias and limits."""
     ba = bland_altman(y_true, y_pred)
-    fig, ax = plt.subplots(figsize=(5.2, 3.8), dpi=110)
+    fig, ax = subplots(figsize=(5.2, 3.8), dpi=110)
     ax.scatter(ba["mean"], ba["diff"], s=5, alpha=0.35, color="#1f77b4", linewidths=0)
     for key, style, label in (("bias", "-", "bias"), ("upper", "--", "+1.96 SD"),
                               ("lower", "--", "-1.96 SD")):
@@ -28,7 +23,4 @@ def bland_altman_png(y_true: np.ndarray, y_pred: np.ndarray, title: str, unit: s
     ax.set_ylabel(f"prediction - truth ({unit})")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)

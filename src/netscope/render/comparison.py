@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import html
-import io
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from netscope.files.atomic import write_bytes, write_text  # noqa: E402
-from netscope.multitask.compare import Comparison  # noqa: E402
-from netscope.multitask.evaluate import DEFINITIONS  # noqa: E402
-from netscope.render.blandaltman import bland_altman_png  # noqa: E402
-from netscope.render.png import img_tag  # noqa: E402
-from netscope.render.table import csv_text, markdown_table, with_sd  # noqa: E402
+from netscope.files.atomic import write_bytes, write_text
+from netscope.multitask.compare import Comparison
+from netscope.multitask.evaluate import DEFINITIONS
+from netscope.render.blandaltman import bland_altman_png
+from netscope.render.png import figure_png, img_tag, subplots
+from netscope.render.table import csv_text, markdown_table, with_sd
 
 HEADER = ["model", "test MSE (standardized)", "test MSE (original scale)",
           "explained variance", "train time (s)"]
@@ -104,7 +99,7 @@ def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
         return None
     a = np.nanmean(np.stack(fams[baseline].per_task_mse), axis=0)
     b = np.nanmean(np.stack(fams[shared].per_task_mse), axis=0)
-    fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=110)
+    fig, ax = subplots(figsize=(4.6, 4.2), dpi=110)
     ax.scatter(a, b, s=12, alpha=0.6)
     hi = float(np.nanmax([a.max(), b.max()]))
     ax.plot([0, hi], [0, hi], color="grey", linewidth=1)
@@ -113,10 +108,7 @@ def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
     gain = int((b < a).sum())
     ax.set_title(f"{gain} of {len(a)} tasks gain from sharing", fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def html_report(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str:

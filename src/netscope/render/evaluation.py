@@ -8,22 +8,18 @@ import html
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from netscope.files.atomic import write_bytes, write_text  # noqa: E402
-from netscope.render.heatmap import overlay  # noqa: E402
-from netscope.render.png import figure_png, img_tag  # noqa: E402
-from netscope.render.table import csv_text, markdown_table  # noqa: E402
-from netscope.render.vision_report import slug  # noqa: E402
-from netscope.vision.core.host import host  # noqa: E402
-from netscope.vision.evaluation import Evaluation  # noqa: E402
-from netscope.vision.metrics.sanity import FAIL_AT  # noqa: E402
+from netscope.files.atomic import write_bytes, write_text
+from netscope.render.heatmap import overlay
+from netscope.render.png import figure_png, img_tag, subplots
+from netscope.render.table import csv_text, markdown_table
+from netscope.render.vision_report import slug
+from netscope.vision.core.host import host
+from netscope.vision.evaluation import Evaluation
+from netscope.vision.metrics.sanity import FAIL_AT
 
 MEANING = {
     "deletion_auc": "area under the target's probability while pixels are replaced by the "
@@ -112,7 +108,7 @@ def per_image_rows(ev: Evaluation) -> list[dict]:
 
 def curves_png(ev: Evaluation) -> bytes:
     """Mean deletion and insertion curves over the images, one line per method."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
     for ax, kind in zip(axes, ("deletion", "insertion"), strict=True):
         for res in ev.results:
             curve = getattr(res, kind)
@@ -123,7 +119,10 @@ def curves_png(ev: Evaluation) -> bytes:
                     label=f"{res.method} ({float(curve.auc.mean()):.3f})")
         ax.set(xlabel=f"share of pixels {'removed' if kind == 'deletion' else 'restored'}",
                ylabel="probability of the target class", title=f"{kind} (mean over images)")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, f"{kind} not computed", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     return figure_png(fig, dpi=100)
 
@@ -134,7 +133,7 @@ def maps_png(ev: Evaluation, i: int) -> bytes:
     n = len(ev.results) + 1
     cols = min(n, 7)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.3 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(2.1 * cols, 2.3 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     axes.flat[0].imshow(image)

@@ -5,14 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from netscope.errors import NetscopeError  # noqa: E402
-from netscope.render.png import figure_png  # noqa: E402
+from netscope.errors import NetscopeError
+from netscope.render.png import figure_png, subplots
 
 ORDERS = ("auto", "index", "strongest")
 
@@ -45,7 +41,7 @@ def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
     chosen = choose_channels(act, max_channels, order)
     cols = math.ceil(math.sqrt(len(chosen)))
     rows = math.ceil(len(chosen) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(1.3 * cols, 5.0), 1.3 * rows + 0.7),
+    fig, axes = subplots(rows, cols, figsize=(max(1.3 * cols, 5.0), 1.3 * rows + 0.7),
                              dpi=100, squeeze=False)
     lo, hi = float(act[chosen].min()), float(act[chosen].max())
     image = None
@@ -79,7 +75,7 @@ def image_row_png(images: Sequence[np.ndarray], labels: Sequence[str], cols: int
     n = len(images)
     cols = min(cols, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.2 * rows), dpi=100,
+    fig, axes = subplots(rows, cols, figsize=(2.0 * cols, 2.2 * rows), dpi=100,
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netscope.render.png import figure_png
+from netscope.render.png import figure_png, subplots
 
 
 def cluster_order(corr: np.ndarray) -> np.ndarray:
@@ -21,10 +21,8 @@ def cluster_order(corr: np.ndarray) -> np.ndarray:
 
 
 def correlation_heatmap_png(corr: np.ndarray, title: str) -> bytes:
-    import matplotlib.pyplot as plt
-
     order = cluster_order(corr)
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
+    fig, ax = subplots(figsize=(5.2, 4.6), dpi=110)
     im = ax.imshow(corr[np.ix_(order, order)], cmap="RdBu_r", vmin=-1, vmax=1,
                    interpolation="nearest")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="correlation")
@@ -56,9 +54,7 @@ def task_map_png(points: np.ndarray, names: list[str], colour: np.ndarray | None
                  title: str, colour_label: str = "") -> bytes:
     """Tasks as points; the colour (e.g. each task's mean target) shows what the axes mean;
     the most extreme tasks are named."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=110)
+    fig, ax = subplots(figsize=(5.2, 4.6), dpi=110)
     sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="viridis", s=18, alpha=0.8)
     if colour is not None:
         fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
