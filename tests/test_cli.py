@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from netscope.cli import main
-from netscope.multitask.compare import FAMILIES
+from netscope.multitask.families import FAMILIES
 
 FAST = ["--per-task-epochs", "2", "--pooled-epochs", "2", "--gated-epochs", "2",
         "--stage-epochs", "1,1,1", "--quiet"]

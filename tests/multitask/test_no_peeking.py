@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from netscope.multitask.compare import FAMILIES, Settings, fit_split
+from netscope.data.tasks import TaskData
+from netscope.multitask.families import FAMILIES, Settings
+from netscope.multitask.fit_split import fit_split
 from netscope.multitask.protocols import random_split
-from netscope.multitask.tasks import TaskData
 from tests.conftest import tiny_tasks
 
 SMALL = Settings(per_task_hidden=(4,), per_task_epochs=2, pooled_epochs=2, gated_epochs=2,

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from netscope.data.tasks import TaskData
 from netscope.multitask import protocols
 from netscope.multitask.compare import compare
-from netscope.multitask.tasks import TaskData
 from tests.conftest import tiny_tasks
 
 
@@ -33,7 +33,7 @@ def test_a_failing_split_reports_its_error():
                     feature_names=["a", "b", "c"])
     proto = protocols.standard(data, n_splits=2)
     from netscope.errors import NetscopeError
-    from netscope.multitask.compare import Settings
+    from netscope.multitask.families import Settings
 
     with pytest.raises(NetscopeError, match="optimizer must be one of"):
         compare(data, proto, Settings(per_task_optimizer="adagrad"), families=["per-task-mlp"],

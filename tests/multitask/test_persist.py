@@ -6,7 +6,7 @@ import torch
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import load_model
-from netscope.multitask.compare import FAMILIES, Settings
+from netscope.multitask.families import FAMILIES, Settings
 
 SMALL = Settings(per_task_hidden=(4,), per_task_epochs=2, pooled_epochs=2, gated_epochs=2,
                  stage_epochs=(1, 1, 1), batch_size=8)

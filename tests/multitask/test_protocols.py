@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from netscope.data import load_school, load_survey
+from netscope.data.tasks import Split, TaskData
 from netscope.errors import NetscopeError
 from netscope.multitask import protocols
-from netscope.multitask.tasks import Split, TaskData
 
 
 def test_lecture_school_split_and_scaling(data_root):

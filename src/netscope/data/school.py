@@ -14,8 +14,8 @@ import numpy as np
 
 from netscope.data.matfile import read_mat
 from netscope.data.sources import data_dir, ensure
+from netscope.data.tasks import Split, TaskData
 from netscope.errors import NetscopeError
-from netscope.multitask.tasks import Split, TaskData
 
 # The one-hot columns follow the original codes in increasing order (README.txt beside the
 # data): the student's VR band is coded VR1=2, VR2=3, VR3=1, so its columns are bands 3, 1, 2;

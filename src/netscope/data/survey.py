@@ -13,8 +13,8 @@ import numpy as np
 
 from netscope.data.matfile import read_mat
 from netscope.data.sources import data_dir, ensure
+from netscope.data.tasks import TaskData
 from netscope.errors import NetscopeError
-from netscope.multitask.tasks import TaskData
 
 ATTRIBUTES = ["constant", "hot_line", "ram", "screen_size", "cpu_speed", "hard_disk", "cd_rom",
               "cache", "color_of_unit", "availability", "warranty", "software", "guarantee",

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from netscope.data.tasks import TaskData
 from netscope.errors import NetscopeError, first_line
-from netscope.multitask.tasks import TaskData
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -11,9 +11,10 @@ import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+from netscope.data.tasks import TaskData
 from netscope.multitask.base import Progress
+from netscope.multitask.fit_split import fit_split
 from netscope.multitask.protocols import Protocol
-from netscope.multitask.tasks import TaskData
 
 
 def _one_thread() -> None:
@@ -25,8 +26,6 @@ def _one_thread() -> None:
 
 
 def _work(data: TaskData, split, scale_from: str, settings, keys: Sequence[str], keep: bool):
-    from netscope.multitask.compare import fit_split
-
     runs = fit_split(data, split, scale_from, settings, keys, None, keep)
     for run in runs:  # progress callbacks do not cross processes
         if run.model is not None and hasattr(run.model, "progress"):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from netscope.data.tasks import Split, Standardizer, TaskData
 from netscope.errors import NetscopeError
-from netscope.multitask.tasks import Split, Standardizer, TaskData
 
 SCALE_CHOICES = ("all", "train", "none")
 
