@@ -251,3 +251,20 @@ def test_mask_and_regression_targets_on_the_command_line(tmp_path, capsys):
     assert "has 3 outputs; name the one" in capsys.readouterr().err
     assert main([*reg, "--regression", "0", "--class", "1"]) == 2
     assert "drop --class" in capsys.readouterr().err
+
+
+def test_read_output_replaces_its_hook_instead_of_stacking():
+    from netscope.vision.core.targets import read_output
+    from tests.vision.tiny import tiny_dict
+
+    model, x = tiny_dict(), torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        full = model(x)
+        read_output(model, "logits")
+        read_output(model, "logits")  # a second call (a second command on the same model)
+        assert len(model._forward_hooks) == 1
+        torch.testing.assert_close(model(x), full["logits"])
+        read_output(model, "features")  # another key replaces the first
+        torch.testing.assert_close(model(x), full["features"])
+        read_output(model, None)  # and None gives the whole output back
+        assert len(model._forward_hooks) == 0 and set(model(x)) == {"logits", "features"}

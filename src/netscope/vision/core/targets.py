@@ -24,8 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 from netscope.errors import NetscopeError
 
@@ -56,13 +58,22 @@ def select_output(output: Any, key: Key) -> Any:
                         f"{type(output).__name__}.")
 
 
+_READERS: WeakKeyDictionary[torch.nn.Module, RemovableHandle] = WeakKeyDictionary()
+
+
 def read_output(model: torch.nn.Module, key: Key) -> torch.nn.Module:
     """Make ``model`` return ``output[key]`` (a dict entry or tuple position) from now on,
-    through a forward hook, so every command sees class scores; layer names stay the same.
-    For models loaded by a command (``--output-key``); in Python pass ``key`` to a target."""
+    through one forward hook, so every command sees class scores; layer names stay the
+    same. A later call replaces the earlier key (None: the whole output again) instead of
+    stacking hooks. For models loaded by a command (``--output-key``); in Python pass
+    ``key`` to a target."""
+    previous = _READERS.pop(model, None)
+    if previous is not None:
+        previous.remove()
     if key is None or key == "":
         return model
-    model.register_forward_hook(lambda module, inputs, output: select_output(output, key))
+    _READERS[model] = model.register_forward_hook(
+        lambda module, inputs, output: select_output(output, key))
     return model
 
 
