@@ -200,6 +200,32 @@ def test_attention_is_read_without_changing_the_model():
     assert F.scaled_dot_product_attention.__module__.startswith("torch")  # put back
 
 
+def test_reading_attention_touches_no_other_thread():
+    """Live mode serves frames from a second thread: while one thread records a ViT's
+    attention, torch's function stays the same for every thread, and another thread's
+    attention neither changes nor lands in the record."""
+    import threading
+
+    original = F.scaled_dot_product_attention
+    q = torch.randn(1, 2, 5, 4, generator=torch.Generator().manual_seed(1))
+    expected = original(q, q, q)
+    seen = {}
+
+    def elsewhere():
+        seen["same"] = F.scaled_dot_product_attention is original
+        seen["out"] = F.scaled_dot_product_attention(q, q, q)
+
+    model = tiny_vit()
+    with torch.no_grad(), attention_recorded(model) as rec:
+        assert F.scaled_dot_product_attention is original  # nothing patched process-wide
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        model(X)
+    assert seen["same"] and torch.equal(seen["out"], expected)
+    assert [tuple(a.shape) for a in rec] == [(2, 2, 65, 65)] * 2  # this pass's layers only
+
+
 def test_rollout_by_hand():
     """Two tokens, one head, two layers: (0.5 A + 0.5 I) rows renormalized, multiplied."""
     a1 = torch.tensor([[[[0.2, 0.8], [0.6, 0.4]]]])

@@ -12,7 +12,8 @@ the top-1 classes, for labels only.
 Attention weights are read without changing the model: nn.MultiheadAttention is asked for
 its per-head weights during the pass (and returns what its caller asked for), and calls of
 F.scaled_dot_product_attention (timm, most custom ViTs) are computed explicitly while the
-pass runs, with the same result.
+pass runs, with the same result, through a torch function mode: on this thread and for this
+pass only, never by patching torch for the whole process.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture
@@ -71,14 +73,28 @@ def attention_recorded(model: nn.Module) -> Iterator[list[torch.Tensor]]:
             handles.append(m.register_forward_pre_hook(_ask_weights(wanted), with_kwargs=True))
             handles.append(m.register_forward_hook(_keep_weights(record, wanted),
                                                    with_kwargs=True))
-    original = F.scaled_dot_product_attention
-    F.scaled_dot_product_attention = _explicit_sdpa(record)
     try:
-        yield record
+        with _ExplicitAttention(_explicit_sdpa(record)):
+            yield record
     finally:
-        F.scaled_dot_product_attention = original
         for h in handles:
             h.remove()
+
+
+class _ExplicitAttention(TorchFunctionMode):
+    """While active on this thread only, F.scaled_dot_product_attention calls run the
+    explicit version (which records the weights); nothing global is patched, so another
+    thread (live mode's server) or another model is never affected."""
+
+    def __init__(self, sdpa) -> None:
+        super().__init__()
+        self.sdpa = sdpa
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            return self.sdpa(*args, **kwargs)
+        return func(*args, **kwargs)
 
 
 def _ask_weights(wanted: dict[int, tuple[bool, bool]]):
