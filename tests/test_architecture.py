@@ -120,3 +120,18 @@ def test_no_module_imports_from_a_layer_above_it():
               if layer(t) > layer(name)
               and not (function.startswith("_repr_") and t.startswith("netscope.render"))]
     assert upward == []
+
+
+def test_no_public_name_is_shadowed_by_a_submodule():
+    """``from netscope.vision import explain`` must give the function whatever was imported
+    before: a submodule of the same name would replace it once imported."""
+    import importlib
+
+    for package in ("netscope.vision", "netscope.vision.methods", "netscope.multitask"):
+        exports = importlib.import_module(package)._EXPORTS
+        folder = SRC.joinpath(*package.split("."))
+        submodules = {p.stem for p in folder.glob("*.py")} | \
+            {p.name for p in folder.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+        assert not set(exports) & submodules, package
+        for name, where in exports.items():
+            assert hasattr(importlib.import_module(f"{package}.{where}"), name), name

@@ -79,7 +79,7 @@ def test_missing_data_dir(tmp_path, capsys):
 def test_the_answer_comes_first_and_is_paired_over_splits(data_root, tmp_path):
     from netscope.data import load_school
     from netscope.multitask import protocols
-    from netscope.multitask.compare import compare
+    from netscope.multitask.comparison import compare
     from netscope.render.comparison import answer_text
 
     data = load_school(data_root)

@@ -5,7 +5,7 @@ import pytest
 
 from netscope.data.tasks import TaskData
 from netscope.multitask import protocols
-from netscope.multitask.compare import compare
+from netscope.multitask.comparison import compare
 from tests.conftest import tiny_tasks
 
 

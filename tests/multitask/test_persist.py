@@ -21,8 +21,39 @@ def test_round_trip(tmp_path, tiny, key):
     again = load_model(path)
     assert type(again) is type(model)
     np.testing.assert_allclose(again.predict(X, labels), model.predict(X, labels), atol=1e-12)
-    assert again.get_params() == {k: (list(v) if isinstance(v, tuple) else v)
-                                  for k, v in model.get_params().items()}
+    saved = {k: v for k, v in model.get_params().items() if k != "progress"}
+    assert again.get_params() == {**saved, "progress": None}  # tuples come back as tuples
+    assert {k: type(v) for k, v in again.get_params().items()} == \
+        {k: type(v) for k, v in {**saved, "progress": None}.items()}
+
+
+def test_params_are_keyword_only_and_complete(tmp_path, tiny):
+    import inspect
+
+    from netscope.multitask.base import REGISTRY
+
+    say = print
+    for cls in REGISTRY.values():
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params), cls.__name__
+        est = cls(progress=say)
+        assert est.get_params(deep=True)["progress"] is say  # nothing dropped
+        assert set(est.get_params()) == {p.name for p in params}
+        with pytest.raises(TypeError):
+            cls(0)  # positional hyper-parameters are refused, as in scikit-learn
+
+
+def test_format_1_files_load_their_lists_as_tuples(tmp_path, tiny):
+    import json
+
+    X, y, t = tiny
+    model = FAMILIES["shared-trunk-accumulate"].build(SMALL, None).fit(X, y, t)
+    path = model.save(tmp_path / "m")
+    config = json.loads((path / "config.json").read_text())
+    assert config["params"]["stage_epochs"] == {"__tuple__": [1, 1, 1]}
+    config["params"]["stage_epochs"], config["format"] = [1, 1, 1], 1  # as format 1 wrote it
+    (path / "config.json").write_text(json.dumps(config))
+    assert load_model(path).stage_epochs == (1, 1, 1)
 
 
 def test_save_leaves_no_temporary_files(tmp_path, tiny):
@@ -89,7 +120,12 @@ def test_estimators_display_themselves_in_jupyter(tiny):
     from netscope.multitask.ridge import MeanRegularizedRidge
 
     X, y, t = tiny
-    model = MeanRegularizedRidge()
-    assert "not fitted" in model._repr_html_() and "folds" in model._repr_html_()
+    model = MeanRegularizedRidge(folds=4)
+    before = model._repr_html_()
+    assert "(mean-regularized MTL ridge, not fitted)" in before
+    assert "<td>folds</td><td><code>4</code></td>" in before and "penalties_" not in before
     page = model.fit(X, y, t)._repr_html_()
-    assert "fitted" in page and "penalties_" in page and "<table>" in page
+    assert "(mean-regularized MTL ridge, fitted)" in page and "not fitted" not in page
+    chosen = repr(model.penalties_)
+    assert f"<td>penalties_</td><td><code>{chosen}</code></td>" in page
+    assert "<td>tasks</td><td><code>0, 1, 2, 3</code></td>" in page

@@ -121,7 +121,8 @@ def test_random_steps_equal_a_torch_optimizer_per_task(tiny, pooled, wd):
     keep = t == 0
     X0, y0, t0 = X[keep], y[keep], t[keep]
     lr = 0.01
-    m = SharedTrunkMTL("random", stage_epochs=(0, 0, 2), stage_lr=(lr, lr, lr), batch_size=64,
+    m = SharedTrunkMTL(method="random", stage_epochs=(0, 0, 2), stage_lr=(lr, lr, lr),
+                       batch_size=64,
                        weight_decay=wd).fit(X0, y0, t0, pooled=pooled)
     net = pooled.net_
     leaves = {"W0": net[0].weight.detach().T.clone(), "b0": net[0].bias.detach().clone(),
@@ -143,20 +144,21 @@ def test_random_steps_equal_a_torch_optimizer_per_task(tiny, pooled, wd):
 def test_random_method_trains(tiny, pooled):
     X, y, t = tiny
     before = np.mean((pooled.predict(X, t) - y) ** 2)
-    m = SharedTrunkMTL("random", stage_epochs=(20, 10, 10), stage_lr=(1e-2, 1e-3, 1e-3),
+    m = SharedTrunkMTL(method="random", stage_epochs=(20, 10, 10), stage_lr=(1e-2, 1e-3, 1e-3),
                        batch_size=4).fit(X, y, t, pooled=pooled)
     assert np.mean((m.predict(X, t) - y) ** 2) < before
 
 
 def test_random_equals_accumulate_while_trunk_is_frozen(tiny, pooled):
     X, y, t = tiny
-    a = SharedTrunkMTL("accumulate", stage_epochs=(4, 0, 0), batch_size=4).fit(
+    a = SharedTrunkMTL(method="accumulate", stage_epochs=(4, 0, 0), batch_size=4).fit(
         X, y, t, pooled=pooled)
-    b = SharedTrunkMTL("random", stage_epochs=(4, 0, 0), batch_size=4).fit(X, y, t, pooled=pooled)
+    b = SharedTrunkMTL(method="random", stage_epochs=(4, 0, 0), batch_size=4).fit(
+        X, y, t, pooled=pooled)
     torch.testing.assert_close(a.head_w_, b.head_w_)
 
 
 def test_bad_method(tiny):
     X, y, t = tiny
     with pytest.raises(NetscopeError, match="method must be one of"):
-        SharedTrunkMTL("sometimes").fit(X, y, t)
+        SharedTrunkMTL(method="sometimes").fit(X, y, t)

@@ -95,7 +95,7 @@ def _multitask_run(args) -> int:
 
     from netscope.files.folders import check_replaceable, staged_folder
     from netscope.multitask import protocols
-    from netscope.multitask.compare import compare
+    from netscope.multitask.comparison import compare
     from netscope.multitask.families import FAMILIES, Settings, check_families
     from netscope.render.comparison import text_report, write_comparison
 

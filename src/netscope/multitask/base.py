@@ -24,21 +24,25 @@ from netscope.errors import NetscopeError
 
 Progress = Callable[[str], None]
 REGISTRY: dict[str, type[TaskEstimator]] = {}
+FORMAT = 2  # saved models: 2 tags tuples in config.json (1 wrote them as lists)
+TUPLE = "__tuple__"
 
 
 class TaskEstimator:
     """Base class: maps task labels to indices, validates input, saves and loads."""
 
-    family = "base"
+    label = "estimator"  # a readable name of the model, for reports and messages
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         REGISTRY[cls.__name__] = cls
 
     # -- scikit-learn contract -------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """scikit-learn's contract: every ``__init__`` parameter by name (``deep`` is
+        accepted for compatibility: no netscope estimator holds another estimator)."""
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names if n != "progress"}
+        return {n: getattr(self, n) for n in names}
 
     def set_params(self, **params: Any) -> TaskEstimator:
         """scikit-learn's contract: change hyper-parameters by name (refit to apply)."""
@@ -58,6 +62,10 @@ class TaskEstimator:
             raise NetscopeError(f"{type(self).__name__} is not fitted yet; settled() copies "
                                 f"what a fit chose, so call fit first.")
         return type(self)(**{**self.get_params(), **self._chosen()})
+
+    def _saved_params(self) -> dict[str, Any]:
+        """The parameters a saved model keeps: all but the progress callback."""
+        return {k: v for k, v in self.get_params().items() if k != "progress"}
 
     def fit_summary(self) -> list[str]:
         """What this fit chose or found that a reader should know (penalties, weights,
@@ -82,7 +90,7 @@ class TaskEstimator:
         state = "fitted" if hasattr(self, "tasks_") else "not fitted"
         body = "".join(f"<tr><td>{_html.escape(k)}</td><td><code>{_html.escape(v)}</code></td>"
                        f"</tr>" for k, v in rows)
-        return (f"<div><b>{_html.escape(type(self).__name__)}</b> ({_html.escape(self.family)}, "
+        return (f"<div><b>{_html.escape(type(self).__name__)}</b> ({_html.escape(self.label)}, "
                 f"{state})<table>{body}</table></div>")
 
     def fit(self, X, y, tasks) -> TaskEstimator:
@@ -167,9 +175,9 @@ class TaskEstimator:
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
         try:
             config = {
-                "class": type(self).__name__, "params": _jsonable(self.get_params()),
+                "class": type(self).__name__, "params": _jsonable(self._saved_params()),
                 "tasks": [_label(v) for v in self.tasks_.tolist()],
-                "n_features": int(self.n_features_in_), "format": 1,
+                "n_features": int(self.n_features_in_), "format": FORMAT,
             }
             (tmp / "config.json").write_text(json.dumps(config, indent=2))
             torch.save({k: v.detach().cpu() for k, v in self._state().items()}, tmp / "state.pt")
@@ -197,7 +205,7 @@ def load_model(path: str | Path) -> TaskEstimator:
         state = torch.load(state_path, weights_only=True, map_location="cpu")
     except Exception as exc:  # a damaged or unsafe file
         raise NetscopeError(f"{state_path}: cannot be loaded safely ({exc}).") from None
-    model = cls(**config["params"])
+    model = cls(**_from_json(config["params"], cls))
     model.tasks_ = np.asarray(config["tasks"])
     model.n_features_in_ = config["n_features"]
     model._set_state(state)
@@ -208,14 +216,35 @@ def _label(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in params.items():
-        if hasattr(v, "__dataclass_fields__"):
-            v = {f: getattr(v, f) for f in v.__dataclass_fields__}
-        if isinstance(v, tuple):
-            v = list(v)
-        out[k] = v
+def _jsonable(value: Any) -> Any:
+    """JSON for saved parameters; tuples are tagged so a load gives tuples back."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return {TUPLE: [_jsonable(v) for v in value]}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_json(params: dict[str, Any], cls: type) -> dict[str, Any]:
+    """Saved parameters as they were: tagged tuples back to tuples; in files of format 1
+    (untagged), lists where the parameter's default is a tuple."""
+    defaults = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()}
+
+    def back(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {TUPLE}:
+            return tuple(back(v) for v in value[TUPLE])
+        if isinstance(value, dict):
+            return {k: back(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [back(v) for v in value]
+        return value
+
+    out = {k: back(v) for k, v in params.items()}
+    for k, v in out.items():
+        if isinstance(v, list) and isinstance(defaults.get(k), tuple):
+            out[k] = tuple(tuple(e) if isinstance(e, list) else e for e in v)
     return out
 
 

@@ -34,9 +34,10 @@ MAX_CATEGORIES = 255  # HistGradientBoosting's limit on a categorical feature's 
 class BoostedTrees(TaskEstimator):
     """HistGradientBoosting on [features, task]; leaves, L2 and trees chosen on inner rows."""
 
-    family = "boosted trees"
+    label = "boosted trees"
 
-    def __init__(self, leaves: tuple[int, ...] = (3, 5, 7, 15), l2: tuple[float, ...] = (0.0, 10.0),
+    def __init__(self, *, leaves: tuple[int, ...] = (3, 5, 7, 15),
+                 l2: tuple[float, ...] = (0.0, 10.0),
                  learning_rate: float = 0.05, max_trees: int = 2000, min_leaf: int = 50,
                  max_features: float = 0.3, validation: float = 0.2,
                  threads: int | None = None, seed: int = 0,

@@ -37,9 +37,10 @@ CROSS_FIT_BELOW = 5000  # training rows under which the weights come from K-fold
 class Ensemble(TaskEstimator):
     """Convex combination of member families, weights from held-out training rows."""
 
-    family = "ensemble"
+    label = "ensemble"
 
-    def __init__(self, members: tuple[str, ...] = ("mtl-ridge", "mixed-effects", "boosted-trees"),
+    def __init__(self, *,
+                 members: tuple[str, ...] = ("mtl-ridge", "mixed-effects", "boosted-trees"),
                  validation: float = 0.2, folds: int | None = None, seed: int = 0,
                  progress: Progress | None = None) -> None:
         self.members = members

@@ -110,26 +110,27 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            "Evgeniou & Pontil (2004): w_t = w_0 + v_t, both penalties by inner CV",
            lambda s, p: MeanRegularizedRidge(folds=s.ridge_folds, seed=s.seed, progress=p)),
     Family("per-task-mlp", "per-task MLP", "one MLP per task, trained as one batched program",
-           lambda s, p: PerTaskMLP(s.per_task_hidden, s.per_task_epochs, s.batch_size,
-                                   s.per_task_optimizer, s.lr, s.seed, p, s.weight_decay)),
+           lambda s, p: PerTaskMLP(
+               hidden=s.per_task_hidden, epochs=s.per_task_epochs, batch_size=s.batch_size,
+               optimizer=s.per_task_optimizer, lr=s.lr, seed=s.seed, progress=p,
+               weight_decay=s.weight_decay)),
     Family("pooled-mlp", "pooled MLP", "one MLP for all rows, task ignored",
-           lambda s, p: PooledMLP(s.pooled_hidden, s.pooled_epochs, s.batch_size, "adam", s.lr,
-                                  s.seed, p, s.weight_decay)),
+           lambda s, p: PooledMLP(
+               hidden=s.pooled_hidden, epochs=s.pooled_epochs, batch_size=s.batch_size,
+               optimizer="adam", lr=s.lr, seed=s.seed, progress=p, weight_decay=s.weight_decay)),
     Family("shared-trunk-accumulate", "shared trunk (accumulate)",
            "pooled MLP's hidden layers shared, a head per task; all tasks' gradients "
            "before each update; staged unfreezing (time includes the pooled start)",
-           lambda s, p: SharedTrunkMTL("accumulate", s.stage_epochs, s.stage_lr, s.batch_size,
-                                       "adam", s.shared_reduce, s.pooled_epochs, s.seed, p,
-                                       s.weight_decay)),
+           lambda s, p: _shared_trunk("accumulate", s, p)),
     Family("shared-trunk-random", "shared trunk (random batches)",
            "as above, but per-task mini-batches in random order, each applied at once",
-           lambda s, p: SharedTrunkMTL("random", s.stage_epochs, s.stage_lr, s.batch_size,
-                                       "adam", s.shared_reduce, s.pooled_epochs, s.seed, p,
-                                       s.weight_decay)),
+           lambda s, p: _shared_trunk("random", s, p)),
     Family("task-gated", "task-gated network",
            "sigmoid(task embedding) gates a Dense(32) projection; Dense 16; linear output",
-           lambda s, p: TaskGatedMLP(s.gated_width, s.gated_hidden, s.gated_epochs,
-                                     s.batch_size, "adam", s.lr, s.seed, p, s.weight_decay)),
+           lambda s, p: TaskGatedMLP(
+               width=s.gated_width, hidden=s.gated_hidden, epochs=s.gated_epochs,
+               batch_size=s.batch_size, optimizer="adam", lr=s.lr, seed=s.seed, progress=p,
+               weight_decay=s.weight_decay)),
     Family("mixed-effects", "mixed-effects model",
            "random intercept and slopes per task, learned covariance, REML (lme4's model)",
            lambda s, p: MixedEffects(cov=s.mixed_cov, progress=p)),
@@ -146,6 +147,13 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            "weights on held-out training rows (time includes the members)",
            lambda s, p: Ensemble(seed=s.seed, progress=p)),
 ]}
+
+
+def _shared_trunk(method: str, s: Settings, p: Progress | None) -> SharedTrunkMTL:
+    return SharedTrunkMTL(method=method, stage_epochs=s.stage_epochs, stage_lr=s.stage_lr,
+                          batch_size=s.batch_size, optimizer="adam",
+                          shared_reduce=s.shared_reduce, pooled_epochs=s.pooled_epochs,
+                          seed=s.seed, progress=p, weight_decay=s.weight_decay)
 
 
 def check_families(keys: Sequence[str]) -> list[str]:

@@ -69,9 +69,9 @@ def gated_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray
 class TaskGatedMLP(TaskEstimator):
     """Task embedding through a sigmoid gates a dense projection of the features."""
 
-    family = "task-gated"
+    label = "task-gated network"
 
-    def __init__(self, width: int = 32, hidden: int = 16, epochs: int = 20, batch_size: int = 32,
+    def __init__(self, *, width: int = 32, hidden: int = 16, epochs: int = 20, batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0) -> None:
         self.width = width

@@ -36,9 +36,9 @@ COVARIANCES = ("full", "diag", "factor1", "factor2", "factor3")
 class MixedEffects(TaskEstimator):
     """Random intercept and slopes per task with a learned covariance (lme4's model)."""
 
-    family = "mixed-effects"
+    label = "mixed-effects model"
 
-    def __init__(self, random: str | tuple[int, ...] = "within", cov: str = "factor1",
+    def __init__(self, *, random: str | tuple[int, ...] = "within", cov: str = "factor1",
                  method: str = "reml", max_iter: int = 2000,
                  start: tuple[float, ...] | None = None,
                  progress: Progress | None = None) -> None:

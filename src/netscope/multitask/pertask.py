@@ -81,9 +81,9 @@ def train_per_task_loop(params: dict[str, torch.Tensor], X: torch.Tensor, y: tor
 class PerTaskMLP(TaskEstimator):
     """A separate ReLU MLP per task (course: Dense 30-15-1, RMSprop, 5 epochs, batch 32)."""
 
-    family = "per-task MLP"
+    label = "per-task MLP"
 
-    def __init__(self, hidden: tuple[int, ...] = (30, 15), epochs: int = 5, batch_size: int = 32,
+    def __init__(self, *, hidden: tuple[int, ...] = (30, 15), epochs: int = 5, batch_size: int = 32,
                  optimizer: str = "rmsprop", lr: float = 1e-3, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0) -> None:
         self.hidden = hidden

@@ -63,9 +63,10 @@ def mlp_gradient(flat: FlatParams, X: np.ndarray, y: np.ndarray) -> GradFn:
 class PooledMLP(TaskEstimator):
     """One ReLU MLP for all tasks, ignoring the task (course: Dense 32-16-1, 20 epochs)."""
 
-    family = "pooled MLP"
+    label = "pooled MLP"
 
-    def __init__(self, hidden: tuple[int, ...] = (32, 16), epochs: int = 20, batch_size: int = 32,
+    def __init__(self, *, hidden: tuple[int, ...] = (32, 16), epochs: int = 20,
+                 batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0) -> None:
         self.hidden = hidden

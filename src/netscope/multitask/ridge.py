@@ -100,7 +100,7 @@ class _LinearFamily(TaskEstimator):
     n_penalties = 1
     penalty_names: tuple[str, ...] = ("the weights",)
 
-    def __init__(self, grid: tuple[float, ...] = DEFAULT_GRID, folds: int = 3, seed: int = 0,
+    def __init__(self, *, grid: tuple[float, ...] = DEFAULT_GRID, folds: int = 3, seed: int = 0,
                  penalties: tuple[float, ...] | None = None,
                  progress: Progress | None = None) -> None:
         self.grid = grid
@@ -126,7 +126,7 @@ class _LinearFamily(TaskEstimator):
             self._search(Xc, y, t, n_tasks)
         else:
             if len(self.penalties) != self.n_penalties or min(self.penalties) < 0:
-                raise NetscopeError(f"{self.family}: penalties must be {self.n_penalties} "
+                raise NetscopeError(f"{self.label}: penalties must be {self.n_penalties} "
                                     f"number(s) >= 0, got {self.penalties!r}.")
             self.penalties_ = tuple(float(v) for v in self.penalties)
         A, b = task_grams(Xc, y, t, n_tasks)
@@ -156,7 +156,7 @@ class _LinearFamily(TaskEstimator):
         self.cv_mse_ = np.array(list(errors.values())) / len(y)
         self.cv_grid_ = combos
         if self.progress:
-            self.progress(f"{self.family}: {self.fit_summary()[0]}")
+            self.progress(f"{self.label}: {self.fit_summary()[0]}")
 
     def _predict(self, X, t) -> np.ndarray:
         return np.einsum("nd,nd->n", with_constant(X), self.coef_[t])
@@ -173,21 +173,21 @@ class _LinearFamily(TaskEstimator):
 
 
 class RidgePerTask(_LinearFamily):
-    family = "ridge per task"
+    label = "ridge per task"
 
     def _solve(self, A, b, penalties):
         return solve_per_task(A, b, penalties[0], free=A.shape[1] - 1)
 
 
 class PooledRidge(_LinearFamily):
-    family = "pooled ridge"
+    label = "pooled ridge"
 
     def _solve(self, A, b, penalties):
         return np.tile(solve_pooled(A, b, penalties[0], free=A.shape[1] - 1), (b.shape[0], 1))
 
 
 class MeanRegularizedRidge(_LinearFamily):
-    family = "mean-regularized MTL ridge"
+    label = "mean-regularized MTL ridge"
     n_penalties = 2
     penalty_names = ("the shared weights", "the task deviations")
 

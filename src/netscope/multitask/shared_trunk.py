@@ -78,9 +78,9 @@ def frozen_input(p: dict[str, torch.Tensor], X: torch.Tensor, start: int) -> tor
 class SharedTrunkMTL(TaskEstimator):
     """Two shared hidden layers (from the pooled MLP) and a linear head per task."""
 
-    family = "shared-trunk"
+    label = "shared trunk"
 
-    def __init__(self, method: str = "accumulate", stage_epochs: tuple[int, ...] = (10, 10, 10),
+    def __init__(self, *, method: str = "accumulate", stage_epochs: tuple[int, ...] = (10, 10, 10),
                  stage_lr: tuple[float, ...] = (1e-3, 1e-4, 1e-5), batch_size: int = 32,
                  optimizer: str = "adam", shared_reduce: str = "sum",
                  pooled_epochs: int = 20, seed: int = 0,

@@ -34,9 +34,9 @@ LAM_SHARED = 1e-2  # the shared weights are nearly free (thousands of rows infor
 class LearnedTaskCovariance(TaskEstimator):
     """Per-task linear models tied by a learned T x T task covariance (MTRL)."""
 
-    family = "learned task covariance"
+    label = "learned task covariance (MTRL)"
 
-    def __init__(self, lam1_grid: tuple[float, ...] = LAM1_GRID,
+    def __init__(self, *, lam1_grid: tuple[float, ...] = LAM1_GRID,
                  lam2_grid: tuple[float, ...] = LAM2_GRID, folds: int = 3, outer: int = 30,
                  tol: float = 1e-3, seed: int = 0, penalties: tuple[float, float] | None = None,
                  progress: Progress | None = None) -> None:

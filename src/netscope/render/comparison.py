@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from netscope.files.atomic import write_bytes, write_text
-from netscope.multitask.compare import Comparison
+from netscope.multitask.comparison import Comparison
 from netscope.multitask.evaluate import DEFINITIONS
 from netscope.render.blandaltman import bland_altman_png
 from netscope.render.png import figure_png, img_tag, subplots
