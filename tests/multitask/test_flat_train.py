@@ -65,10 +65,10 @@ def test_adopted_parameters_share_memory():
         FlatParams.adopt(list(torch.nn.Linear(2, 2).parameters()))
 
 
-@pytest.mark.parametrize("kind", ["adam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("rule", ["adam", "rmsprop", "sgd"])
 @pytest.mark.parametrize("wd", [0.0, 0.05])
-def test_optimizer_equals_torch(kind, wd):
-    spec = OptimizerSpec(kind, lr=0.05, weight_decay=wd)
+def test_optimizer_equals_torch(rule, wd):
+    spec = OptimizerSpec(rule, lr=0.05, weight_decay=wd)
     rng = np.random.default_rng(0)
     w = rng.standard_normal(7)
     ref = torch.tensor(w.copy(), requires_grad=True)

@@ -6,12 +6,12 @@ import torch
 from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
 
 
-@pytest.mark.parametrize("kind", ["adam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("rule", ["adam", "rmsprop", "sgd"])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
-def test_stacked_equals_separate_optimizers_with_skipped_steps(kind, weight_decay):
+def test_stacked_equals_separate_optimizers_with_skipped_steps(rule, weight_decay):
     gen = torch.Generator().manual_seed(0)
     T, shape = 3, (4, 2)
-    spec = OptimizerSpec(kind, lr=0.01, weight_decay=weight_decay)
+    spec = OptimizerSpec(rule, lr=0.01, weight_decay=weight_decay)
     stacked = torch.randn(T, *shape, generator=gen, dtype=torch.float64)
     separate = [stacked[t].clone().requires_grad_(True) for t in range(T)]
     opts = [spec.torch([p]) for p in separate]

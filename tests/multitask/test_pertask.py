@@ -9,14 +9,14 @@ from netscope.multitask.pertask import PerTaskMLP, train_per_task_loop, train_st
 from netscope.multitask.stacked import batch_plan, init_stacked_mlp, stacked_mlp_forward
 
 
-@pytest.mark.parametrize("kind", ["rmsprop", "adam"])
+@pytest.mark.parametrize("rule", ["rmsprop", "adam"])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
-def test_batched_equals_loop(tiny, kind, weight_decay):
+def test_batched_equals_loop(tiny, rule, weight_decay):
     X, y, t = tiny
     n_tasks = 4
     init = init_stacked_mlp(n_tasks, [3, 5, 4, 1], seed=1)
     plan = batch_plan(t, n_tasks, batch_size=4, epochs=3, rng=np.random.default_rng(0))
-    spec = OptimizerSpec(kind, lr=0.01, weight_decay=weight_decay)
+    spec = OptimizerSpec(rule, lr=0.01, weight_decay=weight_decay)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     batched = train_stacked(init, Xt, yt, plan, spec)
     looped = train_per_task_loop(init, Xt, yt, plan, spec)

@@ -29,7 +29,7 @@ def test_tokens_become_a_grid_by_hand():
                              for i in range(h) for j in range(w)]]).expand(n, -1, -1)
     seq = torch.cat([-torch.ones(n, 2, c), patches], 1)
     layout = infer_layout(tuple(seq.shape), (8, 12), patch=4)
-    assert (layout.kind, layout.prefix, layout.grid) == ("tokens", 2, (2, 3))
+    assert (layout.form, layout.prefix, layout.grid) == ("tokens", 2, (2, 3))
     grid = layout.to_grid(seq)
     assert grid.shape == (n, c, h, w)
     for k in range(c):
@@ -54,7 +54,7 @@ def test_tokens_become_a_grid_by_hand():
 ])
 def test_layouts(shape, size, patch, expected):
     layout = infer_layout(shape, size, patch)
-    assert (layout.kind, layout.prefix, layout.grid) == expected
+    assert (layout.form, layout.prefix, layout.grid) == expected
     grid = layout.to_grid(torch.zeros(shape))
     assert grid.shape[0] == 2 and grid.shape[2:] in ((14, 14), (14, 20), (7, 7))
 
@@ -117,7 +117,7 @@ def test_channels_last_layers():
     swin = tiny_swin()
     heat = A.grad_cam(swin, X, layer="stage1.norm2")
     assert heat.maps.shape == (2, 8, 8) and heat.maps.amax() == 1
-    assert layout_for(swin, torch.zeros(1, 8, 8, 12), (32, 32), "stage1.norm2").kind == "nhwc"
+    assert layout_for(swin, torch.zeros(1, 8, 8, 12), (32, 32), "stage1.norm2").form == "nhwc"
     g = {x.name: x for x in grid_layers(swin, X[:1])}
     assert g["merge"].layout == "channels-last grid 4x4"
     assert g["patch_embed"].layout == "feature map 8x8"

@@ -25,7 +25,7 @@ def add(sub) -> None:
                      "(default: $NETSCOPE_DATA, else a verified download into the cache)")
     run.add_argument("--protocol", choices=["lecture", "standard"], default="lecture")
     number(run, "--splits", lo=1, help="use only the first N splits (standard)")
-    number(run, "--test-fraction", kind=float, lo=0, hi=1, above=True,
+    number(run, "--test-fraction", cast=float, lo=0, hi=1, above=True,
            help="test share for random splits, below 1")
     run.add_argument("--families", help="comma-separated subset of model families")
     run.add_argument("--out", help="output folder (default: netscope-results/DATA-PROTOCOL); "
@@ -40,7 +40,7 @@ def add(sub) -> None:
     width = Number(int, 1, 4096)
     number(hp, "--seed", lo=0, hi=2**32 - 1)
     number(hp, "--batch-size", lo=1, hi=10_000_000)
-    number(hp, "--lr", kind=float, lo=0, hi=10, above=True, help="learning rate")
+    number(hp, "--lr", cast=float, lo=0, hi=10, above=True, help="learning rate")
     number(hp, "--per-task-epochs", lo=1, hi=100_000)
     numbers(hp, "--per-task-hidden", item=width, help="hidden layer widths, e.g. 30,15")
     number(hp, "--pooled-epochs", lo=1, hi=100_000)
@@ -51,7 +51,7 @@ def add(sub) -> None:
             help="learning rates of the three stages, e.g. 1e-3,1e-4,1e-5")
     hp.add_argument("--shared-reduce", choices=["sum", "mean"])
     number(hp, "--ridge-folds", lo=2, hi=100)
-    number(hp, "--weight-decay", kind=float, lo=0, hi=100, help="L2 on the networks' weights")
+    number(hp, "--weight-decay", cast=float, lo=0, hi=100, help="L2 on the networks' weights")
     hp.add_argument("--mixed-cov", choices=["full", "diag", "factor1", "factor2", "factor3"],
                     help="random-effects covariance of the mixed model: full, diagonal, or rank-r "
                          "factors plus a diagonal (default: factor1)")

@@ -8,8 +8,8 @@ import argparse
 import math
 
 
-def _range_text(lo: float | None, hi: float | None, kind: type) -> str:
-    noun = "a whole number" if kind is int else "a number"
+def _range_text(lo: float | None, hi: float | None, cast: type) -> str:
+    noun = "a whole number" if cast is int else "a number"
     if lo is not None and hi is not None:
         return f"{noun} from {lo:g} to {hi:g}"
     if lo is not None:
@@ -22,22 +22,22 @@ def _range_text(lo: float | None, hi: float | None, kind: type) -> str:
 class Number:
     """An argparse ``type`` for an int or a finite float within [lo, hi]."""
 
-    def __init__(self, kind: type = int, lo: float | None = None, hi: float | None = None,
+    def __init__(self, cast: type = int, lo: float | None = None, hi: float | None = None,
                  above: bool = False) -> None:
-        self.kind, self.lo, self.hi, self.above = kind, lo, hi, above
-        self.__name__ = kind.__name__  # argparse names the type in some messages
+        self.cast, self.lo, self.hi, self.above = cast, lo, hi, above
+        self.__name__ = cast.__name__  # argparse names the type in some messages
 
     @property
     def text(self) -> str:
         if self.above:  # an open lower bound: "> 0"
-            noun = "a whole number" if self.kind is int else "a number"
+            noun = "a whole number" if self.cast is int else "a number"
             upper = f" and <= {self.hi:g}" if self.hi is not None else ""
             return f"{noun} > {self.lo:g}{upper}"
-        return _range_text(self.lo, self.hi, self.kind)
+        return _range_text(self.lo, self.hi, self.cast)
 
     def __call__(self, text: str):
         try:
-            value = self.kind(text)
+            value = self.cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}") from None
         if isinstance(value, float) and not math.isfinite(value):
@@ -70,12 +70,12 @@ class NumberList:
             raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}") from None
 
 
-def number(parser, *flags: str, kind: type = int, lo: float | None = None,
+def number(parser, *flags: str, cast: type = int, lo: float | None = None,
            hi: float | None = None, above: bool = False, help: str = "",
            check: Number | None = None, **kw) -> None:
-    """``parser.add_argument`` for a checked number (``check``, or one made from kind, lo,
+    """``parser.add_argument`` for a checked number (``check``, or one made from cast, lo,
     hi, above); the allowed range joins the help."""
-    check = check or Number(kind, lo, hi, above)
+    check = check or Number(cast, lo, hi, above)
     parser.add_argument(*flags, type=check, help=f"{help} ({check.text})".lstrip(), **kw)
 
 

@@ -59,14 +59,14 @@ def add(sub) -> None:
                    help=describe(names("gradcam")))
     p.add_argument("--fusion", choices=["mean", "max", "min"], default="mean",
                    help="attention rollout: how the heads of a layer are combined")
-    number(p, "--discard", kind=float, lo=0, hi=0.99, default=0.0,
+    number(p, "--discard", cast=float, lo=0, hi=0.99, default=0.0,
            help="attention rollout: share of each row's weakest attention weights dropped")
     number(p, "--top-k", lo=0, hi=100_000, default=0,
            help="Score-CAM / Ablation-CAM: only the k channels with the largest mean "
            "activation, 0: all")
     p.add_argument("--normalize", choices=["max", "minmax"], default="max",
                    help="divide by the maximum (default) or min-max scale")
-    number(p, "--eps", kind=float, lo=0, hi=1, default=0.0,
+    number(p, "--eps", cast=float, lo=0, hi=1, default=0.0,
            help="Grad-CAM++ denominator term: 0 is the paper's formula, 1e-6 reproduces "
            "pytorch-grad-cam 1.5.7")
     p.add_argument("--centre", action="store_true",
@@ -88,7 +88,7 @@ def add(sub) -> None:
     number(p, "--window", lo=1, hi=4096, default=32, help="Occlusion window, pixels")
     number(p, "--stride", lo=1, hi=4096, default=16, help="Occlusion stride, pixels")
     number(p, "--smooth", lo=0, hi=10_000, default=0, help="SmoothGrad samples (0: plain)")
-    number(p, "--noise", kind=float, lo=0, hi=10, default=0.05,
+    number(p, "--noise", cast=float, lo=0, hi=10, default=0.05,
            help="SmoothGrad noise SD as a fraction of the input's range")
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     p.set_defaults(func=_vision_saliency)
@@ -220,7 +220,7 @@ def _vision_layers(args) -> int:
     found = grid_layers(lm.model, probe_image(lm.model, size))
     grids = {g.name: g for g in found}
     default = default_layer(lm.model, grids=found)
-    rows = [[i.name, i.kind, "x".join(map(str, i.shape)) if i.shape else "-", str(i.calls),
+    rows = [[i.name, i.module_type, "x".join(map(str, i.shape)) if i.shape else "-", str(i.calls),
              _heatmap_cell(grids.get(i.name), default, i.name)]
             for i in list_layers(lm.model, size)]
     print(markdown_table(["layer", "type", "output shape", "calls", "heatmaps"], rows))

@@ -39,7 +39,7 @@ def add_ascent(vs, common) -> None:
                            help="maximize the channel's mean (default) or its centre unit")
         else:
             p.add_argument("targets", nargs="+", help="class names or indices")
-            number(p, "--l2", kind=float, lo=0, hi=1e6, default=1e-3,
+            number(p, "--l2", cast=float, lo=0, hi=1e6, default=1e-3,
                    help="L2 penalty on the picture")
         p.add_argument("--param", choices=["pixel", "fourier"], default="pixel",
                        help="optimize the pixels (default) or scaled Fourier coefficients in "
@@ -57,7 +57,7 @@ def add_ascent(vs, common) -> None:
                                  for k, v in PRESETS.items())
             number(p, flag, check=check, help=f"{what}; default by --param: {defaults}")
         number(p, "--size", lo=16, hi=4096, default=128, help="picture side in pixels")
-        number(p, "--tv", kind=float, lo=0, hi=1e6, default=0.0, help="total-variation weight")
+        number(p, "--tv", cast=float, lo=0, hi=1e6, default=0.0, help="total-variation weight")
         number(p, "--octaves", lo=1, hi=8, default=1, help="pixel parametrization only")
         number(p, "--seed", lo=0, hi=2**32 - 1, default=0)
         p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -84,11 +84,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _siblings(target: Path, kind: str) -> list[Path]:
+def _siblings(target: Path, role: str) -> list[Path]:
     parent = target.parent
     if not parent.is_dir():
         return []
-    prefix = f".{target.name}.{kind}-"
+    prefix = f".{target.name}.{role}-"
     return sorted(p for p in parent.iterdir() if p.name.startswith(prefix))
 
 
@@ -102,12 +102,12 @@ def _owner(path: Path) -> int | None:
 def _repair(target: Path) -> None:
     """Undo what a killed run left: restore a backup that was never swapped back, remove
     staging folders of processes that no longer exist."""
-    for kind in ("previous", "partial"):
-        for path in _siblings(target, kind):
+    for role in ("previous", "partial"):
+        for path in _siblings(target, role):
             pid = _owner(path)
             if pid is None or _pid_alive(pid):
                 continue
-            if kind == "previous" and not target.exists():
+            if role == "previous" and not target.exists():
                 os.rename(path, target)
             else:
                 shutil.rmtree(path, ignore_errors=True)
@@ -128,8 +128,8 @@ def _signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _hidden(target: Path, kind: str) -> Path:
-    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{os.urandom(4).hex()}"
+def _hidden(target: Path, role: str) -> Path:
+    return target.parent / f".{target.name}.{role}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 @contextmanager

@@ -16,14 +16,14 @@ import torch
 
 from netscope.errors import NetscopeError
 
-KINDS = ("adam", "rmsprop", "sgd")
+RULES = ("adam", "rmsprop", "sgd")
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
     """Hyper-parameters, with Keras's defaults (the course used Keras)."""
 
-    kind: str = "adam"
+    rule: str = "adam"
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
@@ -32,24 +32,24 @@ class OptimizerSpec:
     weight_decay: float = 0.0  # L2: adds weight_decay * w to each gradient (torch's convention)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise NetscopeError(f"optimizer must be one of {KINDS}, got {self.kind!r}.")
+        if self.rule not in RULES:
+            raise NetscopeError(f"optimizer must be one of {RULES}, got {self.rule!r}.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise NetscopeError(f"learning rate must be a positive number, got {self.lr}.")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise NetscopeError(f"weight decay must be >= 0, got {self.weight_decay}.")
 
     def scaled(self, factor: float) -> OptimizerSpec:
-        return OptimizerSpec(self.kind, self.lr * factor, self.beta1, self.beta2, self.rho,
+        return OptimizerSpec(self.rule, self.lr * factor, self.beta1, self.beta2, self.rho,
                              self.eps, self.weight_decay)
 
     def torch(self, params, fused: bool = False) -> torch.optim.Optimizer:
         """The equivalent single-task torch optimizer (``fused``: one kernel per step)."""
-        if self.kind == "adam":
+        if self.rule == "adam":
             return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2),
                                     eps=self.eps, weight_decay=self.weight_decay,
                                     fused=fused or None)
-        if self.kind == "rmsprop":
+        if self.rule == "rmsprop":
             return torch.optim.RMSprop(params, lr=self.lr, alpha=self.rho, eps=self.eps,
                                        weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, weight_decay=self.weight_decay)
@@ -82,21 +82,21 @@ class StackedOptimizer:
         s = self.spec
         if s.weight_decay and param is not None:
             grad = grad + s.weight_decay * param
-        if s.kind == "sgd":
+        if s.rule == "sgd":
             return s.lr * grad
         if key not in self._v:
             self._v[key] = np.zeros((self.n_tasks, *grad.shape[1:]))
-            if s.kind == "adam":
+            if s.rule == "adam":
                 self._m[key] = np.zeros((self.n_tasks, *grad.shape[1:]))
         shape = (-1,) + (1,) * (grad.ndim - 1)
         every = len(tasks) == self.n_tasks  # all tasks step: update state in place
         v = self._v[key] if every else self._v[key][tasks]
-        decay = s.rho if s.kind == "rmsprop" else s.beta2  # the squared gradients' average
+        decay = s.rho if s.rule == "rmsprop" else s.beta2  # the squared gradients' average
         v *= decay
         v += (1 - decay) * grad * grad
         if not every:
             self._v[key][tasks] = v
-        if s.kind == "rmsprop":
+        if s.rule == "rmsprop":
             return s.lr * grad / (np.sqrt(v) + s.eps)
         m = self._m[key] if every else self._m[key][tasks]
         m += (1 - s.beta1) * (grad - m)  # torch's lerp

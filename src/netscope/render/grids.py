@@ -9,6 +9,7 @@ import numpy as np
 
 from netscope.errors import NetscopeError
 from netscope.render.png import figure_png, subplots
+from netscope.vision.core.heatmaps import normalized_array
 
 ORDERS = ("auto", "index", "strongest")
 
@@ -52,9 +53,7 @@ def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
             if shared:
                 image = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1)
             else:
-                span = m.max() - m.min()
-                ax.imshow((m - m.min()) / span if span > 0 else np.zeros_like(m), cmap=cmap,
-                          vmin=0, vmax=1)
+                ax.imshow(normalized_array(m[None])[0], cmap=cmap, vmin=0, vmax=1)
             ax.set_title(str(chosen[i]), fontsize=6, pad=1)
     if chosen != list(range(len(chosen))):
         what = f"the {len(chosen)} of {c} channels with the largest mean; "

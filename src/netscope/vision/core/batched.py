@@ -16,9 +16,8 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture
 from netscope.vision.core.fastpath import truncated
-from netscope.vision.core.targets import Resolved
+from netscope.vision.core.targets import Resolved, class_score
 
-KINDS = ("prob", "logit")
 # Lite0 on 2 CPU cores: 11.8 ms per image at batch 16 (channels-last), 21 ms at batch 64,
 # whose activations no longer fit the caches
 BATCH = 16
@@ -30,22 +29,17 @@ def check_positive(name: str, value: int) -> int:
     return int(value)
 
 
-def class_scores(out, targets: torch.Tensor | Resolved, kind: str) -> torch.Tensor:
-    """Each row's score for its target: softmax probability or raw logit for a class,
-    the target's own value for other targets (``targets.Resolved``)."""
+def class_scores(out, targets: torch.Tensor | Resolved, scale: str) -> torch.Tensor:
+    """Each row's score for its target: softmax probability or raw logit (``scale``) for a
+    class, the target's own value for other targets (``targets.Resolved``)."""
     if isinstance(targets, Resolved):
-        return targets.score(out, kind)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2:
-        raise NetscopeError("the model must return class scores of shape (batch, classes).")
-    if kind not in KINDS:
-        raise NetscopeError(f"score kind must be one of {KINDS}, got {kind!r}.")
-    values = out.softmax(1) if kind == "prob" else out
-    return values.gather(1, targets.to(out.device)[:, None])[:, 0]
+        return targets.score(out, scale)
+    return class_score(out, targets, scale)
 
 
 def batched_scores(model: nn.Module, make: Callable[[int, int], torch.Tensor], total: int,
                    targets: torch.Tensor | Resolved, batch_size: int = BATCH,
-                   kind: str = "prob") -> torch.Tensor:
+                   scale: str = "prob") -> torch.Tensor:
     """Score of variant i (``make(i, i + 1)[0]``) for class ``targets[i]``, for i < total.
 
     Forward passes only, so they run on the model's simplified trace when it can be traced
@@ -61,5 +55,5 @@ def batched_scores(model: nn.Module, make: Callable[[int, int], torch.Tensor], t
             batch = make(start, stop)
             if batch.dim() == 4:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            out.append(class_scores(net(batch), targets[start:stop], kind))
+            out.append(class_scores(net(batch), targets[start:stop], scale))
     return torch.cat(out) if out else torch.zeros(0)

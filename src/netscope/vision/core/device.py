@@ -11,7 +11,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 
-KINDS = ("cpu", "cuda", "mps")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -39,7 +39,7 @@ def resolve_device(spec: str | torch.device | None, model: nn.Module | None = No
     except (RuntimeError, TypeError):
         raise NetscopeError(f"unknown device {spec!r}: use cpu, cuda, cuda:N or mps.") \
             from None
-    if device.type not in KINDS:
+    if device.type not in DEVICE_TYPES:
         raise NetscopeError(f"unknown device {spec!r}: use cpu, cuda, cuda:N or mps.")
     if device.type == "cuda":
         if not torch.cuda.is_available():

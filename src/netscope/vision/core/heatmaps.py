@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -64,6 +65,11 @@ def normalize_maps(maps: torch.Tensor, how: str = "max") -> torch.Tensor:
     span = hi - lo
     safe = torch.where(span > 0, span, torch.ones_like(span))
     return torch.where(span > 0, (maps - lo) / safe, torch.zeros_like(maps))
+
+
+def normalized_array(maps: np.ndarray, how: str = "minmax") -> np.ndarray:
+    """``normalize_maps`` for NumPy maps (N, ...), one scale per map: what pictures draw."""
+    return normalize_maps(torch.from_numpy(np.asarray(maps)), how).numpy()
 
 
 def top_classes(output: Any) -> torch.Tensor:

@@ -51,7 +51,7 @@ class GridLayer:
     """A layer whose output forms a grid, with what the probe found."""
 
     name: str
-    kind: str
+    module_type: str
     shape: tuple[int, ...]
     layout: str
     gradient: bool  # does the top class's score depend on its grid positions?

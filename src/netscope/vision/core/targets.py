@@ -15,7 +15,7 @@ returns, e.g. ``key="out"`` for torchvision's segmentation models.
 ``resolve`` fixes the per-image choices once on the clean output (the top-1 class) and
 returns ``Resolved``: rows that can be repeated and sliced like the batches of perturbed
 copies that Score-CAM, Occlusion and the faithfulness metrics score, each row scoring the
-image it came from. Class targets score a softmax probability or a logit (``kind``); other
+image it came from. Class targets score a softmax probability or a logit (``scale``); other
 targets always score their own value.
 """
 
@@ -32,6 +32,7 @@ from torch.utils.hooks import RemovableHandle
 from netscope.errors import NetscopeError
 
 Key = str | int | None
+SCALES = ("prob", "logit")  # how a class score is read
 
 
 def select_output(output: Any, key: Key) -> Any:
@@ -140,7 +141,7 @@ class Resolved:
     def tolist(self) -> list[int]:
         return self.labels.tolist()
 
-    def score(self, output: Any, kind: str = "logit") -> torch.Tensor:
+    def score(self, output: Any, scale: str = "logit") -> torch.Tensor:
         """(R,) scores of the rows of ``output`` (a batch of R rows). A function without a
         key gets the whole output."""
         out = _read(output, self.kind, self.key)
@@ -148,7 +149,7 @@ class Resolved:
             raise NetscopeError(f"{len(self)} targets for an output of {batch_size(out)} "
                                 f"images.")
         if self.kind == "class":
-            return _class_scores(out, self.labels, kind)
+            return class_score(out, self.labels, scale)
         return _checked(self.spec._score(out, self.rows), len(self), self.spec)
 
 
@@ -157,16 +158,17 @@ def _read(output: Any, kind: str, key: Key) -> Any:
     return output if kind == "score" and key is None else select_output(output, key)
 
 
-def _class_scores(out: Any, labels: torch.Tensor, kind: str) -> torch.Tensor:
+def class_score(out: Any, labels: torch.Tensor, scale: str) -> torch.Tensor:
+    """Each row's class score, a softmax probability or a logit (``scale``)."""
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise NetscopeError(
             f"a class target needs class scores of shape (batch, classes); the model returns "
             f"{shape}. For other outputs give a target: a function of the output, "
             f"SegmentationMask, DetectorBox or Regression (netscope.vision.core.targets).")
-    if kind not in ("prob", "logit"):
-        raise NetscopeError(f"score kind must be 'prob' or 'logit', got {kind!r}.")
-    values = out.softmax(1) if kind == "prob" else out
+    if scale not in SCALES:
+        raise NetscopeError(f"score scale must be 'prob' or 'logit', got {scale!r}.")
+    values = out.softmax(1) if scale == "prob" else out
     return values.gather(1, labels.to(out.device)[:, None])[:, 0]
 
 
@@ -207,7 +209,7 @@ class Classes(Target):
     def resolve(self, output: Any) -> Resolved:
         out = select_output(output, self.key)
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            _class_scores(out, torch.zeros(0, dtype=torch.long), "logit")  # the clear error
+            class_score(out, torch.zeros(0, dtype=torch.long), "logit")  # the clear error
         n, c = out.shape
         if self.indices is None:
             t = out.detach().argmax(1)

@@ -35,17 +35,17 @@ Reshape = Callable[[torch.Tensor], torch.Tensor]
 class Layout:
     """How a layer's output maps to an (N, C, h, w) grid."""
 
-    kind: str  # "nchw", "nhwc", "tokens" or "custom"
+    form: str  # "nchw", "nhwc", "tokens" or "custom"
     prefix: int = 0  # tokens before the patch grid (dropped)
     grid: tuple[int, int] | None = None  # (h, w) of the patch grid, for tokens
     fn: Reshape | None = None  # the user's transform, for "custom"
 
     def to_grid(self, a: torch.Tensor) -> torch.Tensor:
-        if self.kind == "nchw":
+        if self.form == "nchw":
             return a
-        if self.kind == "nhwc":
+        if self.form == "nhwc":
             return a.permute(0, 3, 1, 2)
-        if self.kind == "tokens":
+        if self.form == "tokens":
             h, w = self.grid
             return a[:, self.prefix:].reshape(a.shape[0], h, w, a.shape[2]).permute(0, 3, 1, 2)
         out = self.fn(a)
@@ -56,19 +56,19 @@ class Layout:
         return out
 
     def describe(self, shape: tuple[int, ...]) -> str:
-        if self.kind == "tokens":
+        if self.form == "tokens":
             kept = f"{self.grid[0]}x{self.grid[1]} patch tokens"
             return f"{self.prefix} prefix + {kept}" if self.prefix else kept
-        if self.kind == "nchw":
+        if self.form == "nchw":
             return f"feature map {shape[2]}x{shape[3]}"
-        if self.kind == "nhwc":
+        if self.form == "nhwc":
             return f"channels-last grid {shape[1]}x{shape[2]}"
         return "custom reshape"
 
     def mask_back(self, a: torch.Tensor, grid_mask: torch.Tensor) -> torch.Tensor:
         """A mask in the layer's own layout that is 1 where ``grid_mask`` (N, C, h, w) is 1:
         the adjoint of the index map, computed by autograd (prefix tokens get 0)."""
-        if self.kind == "nchw":
+        if self.form == "nchw":
             return grid_mask
         probe = torch.zeros_like(a, requires_grad=True)
         with torch.enable_grad():

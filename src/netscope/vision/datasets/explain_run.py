@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from netscope.errors import NetscopeError
+from netscope.vision.core.batched import class_scores
 from netscope.vision.core.capture import capture
 from netscope.vision.core.host import host
 from netscope.vision.core.targets import resolve
@@ -207,7 +208,7 @@ def _batch(lm, names, x, errors, explain, settings,
     chosen = None if wanted is None else [w for w, g in zip(wanted, ok, strict=True) if g]
     t = resolve(logits, chosen)
     soft = logits.float().softmax(1)
-    probs = soft.gather(1, t.labels[:, None].to(logits.device))[:, 0]
+    probs = class_scores(logits.float(), t, "prob")
     top = soft.max(1)
     heat = explain(lm.model, xs, t)
     scores = _metrics(lm, xs, heat, t, settings)

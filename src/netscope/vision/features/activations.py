@@ -17,7 +17,7 @@ from netscope.vision.core.token_grid import as_grid
 @dataclass(frozen=True)
 class LayerInfo:
     name: str
-    kind: str
+    module_type: str
     shape: tuple[int, ...] | None  # output shape for the probe input; None if it did not run
     calls: int
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from netscope.errors import NetscopeError
+from netscope.vision.core.batched import class_scores
+from netscope.vision.core.heatmaps import normalized_array
 from netscope.vision.core.host import host
 from netscope.vision.core.layers import find_layer
 from netscope.vision.features.activations import activations, conv_stages
@@ -111,7 +113,7 @@ class LiveView:
         colour = cv2.applyColorMap((m * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
         out = cv2.addWeighted(frame, 0.55, colour, 0.45, 0)
         t = int(heat.classes[0])
-        p = float(heat.logits.float().softmax(1)[0, t])
+        p = float(class_scores(heat.logits[:1].float(), heat.classes[:1], "prob")[0])
         name = class_label(self.lm.class_names, t)
         self._text(out, f"{name}  {p:.0%}  [{self.cam_method}]", (10, 30))
         return out
@@ -141,9 +143,7 @@ def tile(maps: np.ndarray, gap: int = 2) -> np.ndarray:
     cols = math.ceil(math.sqrt(c))
     rows = math.ceil(c / cols)
     grid = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap), np.float32)
-    lo = maps.reshape(c, -1).min(1)[:, None, None]
-    span = maps.reshape(c, -1).max(1)[:, None, None] - lo
-    scaled = np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0)
+    scaled = normalized_array(maps)
     for i in range(c):
         r, q = divmod(i, cols)
         grid[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = scaled[i]

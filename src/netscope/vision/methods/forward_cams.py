@@ -93,7 +93,7 @@ def ablation_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, 
     zeroed: list[torch.Tensor] = []  # the channel each row of the current batch loses
 
     def ablate(acts: torch.Tensor) -> torch.Tensor:
-        if layout.kind == "nchw":
+        if layout.form == "nchw":
             out = acts.clone()
             out[torch.arange(out.shape[0], device=out.device), zeroed[0]] = 0
             return out

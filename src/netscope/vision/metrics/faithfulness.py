@@ -32,7 +32,7 @@ from netscope.vision.models.zoo import Preprocess
 class Curve:
     """Probability of each image's target after each step, and the area under it."""
 
-    kind: str  # "deletion" or "insertion"
+    metric: str  # "deletion" or "insertion"
     fractions: torch.Tensor  # (steps + 1,) share of pixels removed / restored
     scores: torch.Tensor  # (N, steps + 1)
     auc: torch.Tensor  # (N,)
@@ -69,7 +69,7 @@ def targets_for(model, x, maps, targets) -> Resolved:
         return resolve(model(x), targets)
 
 
-def _curve(kind: str, model: nn.Module, x: torch.Tensor, maps, targets: TargetLike, steps: int,
+def _curve(metric: str, model: nn.Module, x: torch.Tensor, maps, targets: TargetLike, steps: int,
            baseline: str | torch.Tensor, batch_size: int) -> Curve:
     steps = check_positive("steps", steps)
     m = input_maps(maps, x)
@@ -85,13 +85,13 @@ def _curve(kind: str, model: nn.Module, x: torch.Tensor, maps, targets: TargetLi
         j = torch.arange(start, stop, device=x.device)
         n, k = j // span, counts[j % span]
         changed = (ranks[n] < k[:, None]).view(-1, 1, *x.shape[-2:])
-        first, second = (base[n], x[n]) if kind == "deletion" else (x[n], base[n])
+        first, second = (base[n], x[n]) if metric == "deletion" else (x[n], base[n])
         return torch.where(changed, first, second)
 
     scores = batched_scores(model, make, x.shape[0] * span, t.repeat_interleave(span),
                             batch_size, "prob").view(-1, span)
     fractions = counts.to(scores.dtype) / pixels
-    return Curve(kind, fractions, scores, torch.trapezoid(scores, fractions, dim=1))
+    return Curve(metric, fractions, scores, torch.trapezoid(scores, fractions, dim=1))
 
 
 def deletion(model: nn.Module, x: torch.Tensor, maps: Heatmaps | torch.Tensor,

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.core.heatmaps import upsample
 from netscope.vision.core.host import host
 
 FAIL_AT = 0.5
@@ -58,11 +58,7 @@ def reinitialize(modules: Sequence[nn.Module], seed: int) -> None:
 
 
 def _comparable(maps: torch.Tensor) -> np.ndarray:
-    m = F.interpolate(maps[:, None].double(), size=(COMPARE_SIZE, COMPARE_SIZE),
-                      mode="bilinear", align_corners=False)[:, 0]
-    lo = m.flatten(1).min(1).values.view(-1, 1, 1)
-    span = m.flatten(1).max(1).values.view(-1, 1, 1) - lo
-    return host(torch.where(span > 0, (m - lo) / torch.where(span > 0, span, 1.0), 0.0))
+    return host(upsample(maps.double(), (COMPARE_SIZE, COMPARE_SIZE), "minmax"))
 
 
 def similarity(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
