@@ -11,6 +11,7 @@ from torch import nn
 from netscope.errors import NetscopeError, first_line
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.device import model_device, model_dtype
+from netscope.vision.core.layer_choice import block_list
 from netscope.vision.core.token_grid import as_grid
 
 
@@ -61,19 +62,7 @@ def conv_stages(model: nn.Module) -> list[str]:
             stages += [f"{name}.{n}" for n, c in child.named_children() if _has_conv(c)]
         elif isinstance(child, nn.Conv2d) or (_has_conv(child) and not _is_head(child)):
             stages.append(name)
-    return stages if len(stages) > 1 else (_block_stages(model) or stages)
-
-
-def _block_stages(model: nn.Module) -> list[str]:
-    """Children of the outermost container (most children among equals): a transformer's
-    blocks, not the layers inside one block's MLP."""
-    lists = [(n.count(".") if n else -1, -len(m), n) for n, m in model.named_modules()
-             if isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m) > 1]
-    if not lists:
-        return []
-    name = min(lists)[2]
-    return [f"{name}.{n}" if name else n for n, _ in dict(model.named_modules())[name]
-            .named_children()]
+    return stages if len(stages) > 1 else (block_list(model) or stages)
 
 
 def _has_conv(m: nn.Module) -> bool:
