@@ -19,13 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
-from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.batched import BATCH, class_scores
 from netscope.vision.core.capture import capture
 from netscope.vision.core.heatmaps import normalize_maps
-from netscope.vision.core.targets import resolve
+from netscope.vision.core.targets import Resolved, resolve
 from netscope.vision.methods.registry import METHODS, Method, names
 from netscope.vision.metrics.faithfulness import (
     ConfidenceChange,
@@ -35,7 +34,7 @@ from netscope.vision.metrics.faithfulness import (
     insertion,
 )
 from netscope.vision.metrics.road import Road, road
-from netscope.vision.metrics.sanity import SanityCheck, cascading_randomization
+from netscope.vision.metrics.sanity import Explain, SanityCheck, cascading_randomization
 from netscope.vision.models.classes import class_label
 from netscope.vision.models.zoo import LoadedModel
 
@@ -62,7 +61,6 @@ class EvalSettings:
     seed: int = 0
 
 
-Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def method_settings(m: Method, s: EvalSettings) -> dict:
@@ -73,7 +71,7 @@ def method_settings(m: Method, s: EvalSettings) -> dict:
                        "seed": s.seed})
 
 
-def explainer(name: str, s: EvalSettings) -> Explainer:
+def explainer(name: str, s: EvalSettings) -> Explain:
     """(model, x, targets) -> maps of the registered method ``name`` under settings ``s``."""
     m = METHODS[name]
     kwargs = method_settings(m, s)
@@ -225,7 +223,7 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
     return ev
 
 
-def _score_method(lm: LoadedModel, x: torch.Tensor, t: torch.Tensor, name: str,
+def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
                   s: EvalSettings, say: Callable[[str], None],
                   scored: dict[str, tuple]) -> MethodResult:
     explain = explainer(name, s)

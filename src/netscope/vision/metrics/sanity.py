@@ -26,10 +26,12 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.core.heatmaps import upsample
 from netscope.vision.core.host import host
+from netscope.vision.core.targets import TargetLike
 
 FAIL_AT = 0.5
 COMPARE_SIZE = 56
-Explain = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # model, x, t -> maps
+# (model, x, targets) -> maps (N, h, w): how a metric asks for maps, never by method name
+Explain = Callable[[nn.Module, torch.Tensor, TargetLike], torch.Tensor]
 
 
 def parameter_groups(model: nn.Module) -> list[tuple[str, list[nn.Module]]]:
@@ -90,7 +92,7 @@ class SanityCheck:
 
 
 def cascading_randomization(model: nn.Module, x: torch.Tensor, explain: Explain,
-                            targets: torch.Tensor, checkpoints: int | None = None,
+                            targets: TargetLike, checkpoints: int | None = None,
                             seed: int = 0) -> SanityCheck:
     """Randomize a copy's parameter groups from the head down and compare the maps.
     ``checkpoints``: how many evenly spaced depths to compare (None: after every group);
