@@ -148,3 +148,25 @@ def test_bad_layer_refs():
     with pytest.raises(NetscopeError, match=r"no layer named 'acts'.*Close matches: act"):
         with capture(model, ["acts"]):
             pass
+
+
+def test_probes_that_watch_every_module_leave_no_hook():
+    from netscope.vision.core.layer_choice import grid_layers
+    from netscope.vision.core.memory import activation_elements
+    from netscope.vision.features.activations import list_layers
+    from netscope.vision.methods.rollout import attention_recorded
+    from tests.vision.tiny_transformers import TinyViT
+
+    model = TinyGAP()
+    before = _snapshot(model)
+    assert [i.shape for i in list_layers(model, 8)][:2] == [(1, 5, 8, 8), (1, 4, 8, 8)]
+    _assert_clean(model, before)
+    with pytest.raises(NetscopeError, match="cannot run on a 1x1 probe"):
+        list_layers(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()).double(), 1)
+    grid_layers(model, image())
+    assert activation_elements(model, 8) > 0
+    _assert_clean(model, before)
+    vit = TinyViT(mha=True).eval()
+    with pytest.raises(RuntimeError), attention_recorded(vit):
+        raise RuntimeError("the body fails")
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in vit.modules())

@@ -1,7 +1,12 @@
 """Record what layers compute, and always leave the model exactly as it was found.
 
-One context manager does all hooking. On exit (also when the body raises) it removes its
-hooks and restores every submodule's train/eval flag and every parameter's requires_grad.
+Every hook a technique puts on a model goes through this module: ``capture`` for recorded
+layers, ``hooks`` for probes that watch many modules (layer shapes, the layer choice,
+memory estimates, attention weights). Both remove their hooks on exit, also when the body
+raises; ``capture`` also restores every submodule's train/eval flag and every parameter's
+requires_grad. Two things change a model otherwise, each undone the same way or on purpose:
+guided backpropagation swaps ReLU forwards for one call (``methods.guided``), and
+``targets.read_output`` keeps one hook on a model a command loaded with ``--output-key``.
 Parameters are frozen while inside, and gradients are taken with ``torch.autograd.grad``,
 so nothing ever accumulates in ``.grad``.
 
@@ -18,7 +23,7 @@ backward pass runs only from the score down to that layer and nothing before it 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -96,6 +101,22 @@ def _restore(modes, flags) -> None:
         m.training = training
     for p, flag in flags:
         p.requires_grad_(flag)
+
+
+@contextmanager
+def hooks(pairs: Iterable[tuple[nn.Module, Callable]], *, pre: bool = False,
+          with_kwargs: bool = False) -> Iterator[None]:
+    """Forward hooks (``pre``: pre-forward hooks) of one's own on modules for the block,
+    each ``(module, hook)``; always removed on exit."""
+    handles = []
+    try:
+        for module, hook in pairs:
+            register = module.register_forward_pre_hook if pre else module.register_forward_hook
+            handles.append(register(hook, with_kwargs=with_kwargs))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 class StopForward(Exception):

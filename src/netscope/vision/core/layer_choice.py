@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError, first_line
-from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.core.capture import LayerRef, capture, hooks
 from netscope.vision.core.device import model_device, model_dtype
 from netscope.vision.core.token_grid import acts_on_last_dim, infer_layout, patch_size
 
@@ -108,12 +108,8 @@ def _recorded(modules: dict[str, nn.Module]) -> Iterator[dict[str, torch.Tensor]
             return None
         return keep
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items() if n]
-    try:
+    with hooks((m, hook(n)) for n, m in modules.items() if n):
         yield seen
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def default_layer(model: nn.Module, x: torch.Tensor | None = None, size: int = 224,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.core.capture import capture
+from netscope.vision.core.capture import capture, hooks
 
 # Gradient ascent keeps every activation for the backward pass, its gradient, and
 # temporaries of about the same size: three copies is what PyTorch needed here for Lite0.
@@ -34,7 +34,7 @@ def available_bytes() -> int | None:
 def activation_elements(model: nn.Module, probe: int, upto: str | None = None) -> int:
     """Elements of every leaf module's output for one ``probe`` x ``probe`` image, counted
     up to the first output of module ``upto`` (all of them when None)."""
-    total, done, handles = 0, False, []
+    total, done = 0, False
     weight = next(model.parameters(), torch.zeros(()))
 
     def count(name):
@@ -45,15 +45,10 @@ def activation_elements(model: nn.Module, probe: int, upto: str | None = None) -
             done = done or name == upto
         return hook
 
-    with capture(model, []), torch.no_grad():
-        try:
-            for name, m in model.named_modules():
-                if name and (not list(m.children()) or name == upto):
-                    handles.append(m.register_forward_hook(count(name)))
-            model(torch.zeros(1, 3, probe, probe, dtype=weight.dtype, device=weight.device))
-        finally:
-            for h in handles:
-                h.remove()
+    watched = ((m, count(name)) for name, m in model.named_modules()
+               if name and (not list(m.children()) or name == upto))
+    with capture(model, []), hooks(watched), torch.no_grad():
+        model(torch.zeros(1, 3, probe, probe, dtype=weight.dtype, device=weight.device))
     return total
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError, first_line
-from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.core.capture import LayerRef, capture, hooks
 from netscope.vision.core.device import model_device, model_dtype
 from netscope.vision.core.layer_choice import block_list
 from netscope.vision.core.token_grid import as_grid
@@ -27,7 +27,6 @@ def list_layers(model: nn.Module, input_size: int = 224) -> list[LayerInfo]:
     """Every named submodule with its output shape for one probe image."""
     names = [n for n, _ in model.named_modules() if n]
     shapes: dict[str, list[tuple[int, ...]]] = {n: [] for n in names}
-    handles = []
 
     def hook(name):
         def record(module, inputs, output):
@@ -36,18 +35,13 @@ def list_layers(model: nn.Module, input_size: int = 224) -> list[LayerInfo]:
         return record
 
     modules = dict(model.named_modules())
-    with capture(model, []), torch.no_grad():
+    with capture(model, []), hooks((modules[n], hook(n)) for n in names), torch.no_grad():
         try:
-            for n in names:
-                handles.append(modules[n].register_forward_hook(hook(n)))
             model(torch.zeros(1, 3, input_size, input_size, dtype=model_dtype(model),
                               device=model_device(model)))
         except RuntimeError as exc:
             raise NetscopeError(f"the model cannot run on a {input_size}x{input_size} probe "
                                 f"image ({first_line(exc)}); use a larger size.") from None
-        finally:
-            for h in handles:
-                h.remove()
     return [LayerInfo(n, type(modules[n]).__name__, shapes[n][-1] if shapes[n] else None,
                       len(shapes[n])) for n in names]
 

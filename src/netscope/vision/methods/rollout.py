@@ -28,7 +28,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from netscope.errors import NetscopeError
-from netscope.vision.core.capture import capture
+from netscope.vision.core.capture import capture, hooks
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, top_classes
 from netscope.vision.core.targets import TargetLike
 from netscope.vision.core.token_grid import infer_layout, patch_size
@@ -67,18 +67,11 @@ def attention_recorded(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     order; the model and torch are left as they were."""
     record: list[torch.Tensor] = []
     wanted: dict[int, tuple[bool, bool]] = {}  # what each MHA's caller asked for
-    handles = []
-    for m in model.modules():
-        if isinstance(m, nn.MultiheadAttention):
-            handles.append(m.register_forward_pre_hook(_ask_weights(wanted), with_kwargs=True))
-            handles.append(m.register_forward_hook(_keep_weights(record, wanted),
-                                                   with_kwargs=True))
-    try:
-        with _ExplicitAttention(_explicit_sdpa(record)):
-            yield record
-    finally:
-        for h in handles:
-            h.remove()
+    mha = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    with hooks(((m, _ask_weights(wanted)) for m in mha), pre=True, with_kwargs=True), \
+            hooks(((m, _keep_weights(record, wanted)) for m in mha), with_kwargs=True), \
+            _ExplicitAttention(_explicit_sdpa(record)):
+        yield record
 
 
 class _ExplicitAttention(TorchFunctionMode):
