@@ -7,7 +7,9 @@ trainer, same initial weights and same mini-batches, in one process. Prints the 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,9 +17,12 @@ import torch
 from netscope.data import load_school, load_survey
 from netscope.multitask import protocols
 from netscope.multitask.optim import OptimizerSpec
-from netscope.multitask.pertask import train_per_task_loop, train_stacked
+from netscope.multitask.pertask import train_stacked
 from netscope.multitask.stacked import batch_plan, init_stacked_mlp
 from netscope.perf import configure
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.multitask.reference import train_per_task_loop  # noqa: E402
 
 
 def bench(name: str, data, epochs: int) -> None:

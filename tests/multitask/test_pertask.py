@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from netscope.multitask.optim import OptimizerSpec
-from netscope.multitask.pertask import PerTaskMLP, train_per_task_loop, train_stacked
+from netscope.multitask.pertask import PerTaskMLP, train_stacked
 from netscope.multitask.stacked import batch_plan, init_stacked_mlp, stacked_mlp_forward
+from tests.multitask.reference import train_per_task_loop
 
 
 @pytest.mark.parametrize("rule", ["rmsprop", "adam"])
