@@ -109,20 +109,20 @@ def per_image_rows(ev: Evaluation) -> list[dict]:
 def curves_png(ev: Evaluation) -> bytes:
     """Mean deletion and insertion curves over the images, one line per method."""
     fig, axes = subplots(1, 2, figsize=(11, 4.2))
-    for ax, kind in zip(axes, ("deletion", "insertion"), strict=True):
+    for ax, metric in zip(axes, ("deletion", "insertion"), strict=True):
         for res in ev.results:
-            curve = getattr(res, kind)
+            curve = getattr(res, metric)
             if curve is None:
                 continue
             style = ":" if res.method == "random" else "-"
             ax.plot(host(curve.fractions), host(curve.scores.mean(0)), style,
                     label=f"{res.method} ({float(curve.auc.mean()):.3f})")
-        ax.set(xlabel=f"share of pixels {'removed' if kind == 'deletion' else 'restored'}",
-               ylabel="probability of the target class", title=f"{kind} (mean over images)")
+        ax.set(xlabel=f"share of pixels {'removed' if metric == 'deletion' else 'restored'}",
+               ylabel="probability of the target class", title=f"{metric} (mean over images)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         else:
-            ax.text(0.5, 0.5, f"{kind} not computed", ha="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, f"{metric} not computed", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     return figure_png(fig, dpi=100)
 

@@ -51,8 +51,8 @@ def faithfulness(lm: LoadedModel, x: torch.Tensor, heat: Heatmaps, steps: int) -
     t = heat.classes[:1]
     rand = random_map(lm.model, x, t).maps
     out: dict = {"steps": steps}
-    for kind, curve in (("deletion", deletion), ("insertion", insertion)):
-        out[kind] = tuple(float(curve(lm.model, x, m, t, steps).auc[0])
+    for metric, curve in (("deletion", deletion), ("insertion", insertion)):
+        out[metric] = tuple(float(curve(lm.model, x, m, t, steps).auc[0])
                           for m in (heat.maps[:1], rand))
     return out
 

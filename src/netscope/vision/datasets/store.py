@@ -98,16 +98,16 @@ def merge(out: str | Path, table: str = "auto") -> Path:
     """Join the parts into one table sorted by file: Parquet when pyarrow is installed
     (``auto``), else CSV."""
     rows = read_parts(out).sort_values("file", kind="stable").reset_index(drop=True)
-    kind = table_kind(table)
-    path = Path(out) / f"results.{kind}"
-    if kind == "parquet":
+    fmt = table_format(table)
+    path = Path(out) / f"results.{fmt}"
+    if fmt == "parquet":
         write_atomic(path, lambda p: rows.to_parquet(p, index=False))
     else:
         write_atomic(path, lambda p: rows.to_csv(p, index=False))
     return path
 
 
-def table_kind(table: str) -> str:
+def table_format(table: str) -> str:
     if table not in ("auto", "parquet", "csv"):
         raise NetscopeError(f"table must be auto, parquet or csv, got {table!r}.")
     if table == "csv":
