@@ -61,3 +61,16 @@ def test_predict_in_chunks_matches_one_pass(tiny):
     X, y, t = tiny
     m = PerTaskMLP(hidden=(5,), epochs=3).fit(X, y, t)
     np.testing.assert_allclose(m._predict(X, t, chunk=7), m._predict(X, t, chunk=10_000))
+
+
+def test_lazy_plan_equals_the_array_and_stays_one_epoch_in_memory():
+    from netscope.multitask.stacked import BatchPlan
+
+    t = np.repeat(np.arange(3), [5, 7, 2])
+    lazy = BatchPlan(t, 3, 4, 6, np.random.default_rng(1))
+    whole = batch_plan(t, 3, 4, 6, np.random.default_rng(1))
+    steps = list(lazy)
+    assert len(lazy) == len(steps) == whole.shape[0] == 12
+    np.testing.assert_array_equal(np.stack(steps), whole)
+    huge = BatchPlan(t, 3, 4, 10**9, np.random.default_rng(0))  # never materialized
+    assert len(huge) == 2 * 10**9 and next(iter(huge)).shape == (3, 4)

@@ -15,7 +15,7 @@ import torch
 from netscope.multitask.base import Progress, TaskEstimator
 from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.stacked import (
-    batch_plan,
+    BatchPlan,
     gather_batch,
     init_stacked_mlp,
     stacked_mlp_forward,
@@ -23,12 +23,11 @@ from netscope.multitask.stacked import (
 
 
 def train_stacked(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor,
-                  plan: np.ndarray, spec: OptimizerSpec,
+                  plan: BatchPlan | np.ndarray, spec: OptimizerSpec,
                   progress: Progress | None = None) -> dict[str, torch.Tensor]:
     """Per-task mini-batch training of stacked MLP weights along ``plan`` (steps, T, B)."""
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    n_tasks = plan.shape[1]
-    opt = StackedOptimizer(spec, n_tasks)
+    opt = StackedOptimizer(spec, params["W0"].shape[0])
     every = max(1, len(plan) // 10)
     for s, step in enumerate(plan):
         Xb, yb, mask = gather_batch(step, X, y)
@@ -68,8 +67,8 @@ class PerTaskMLP(TaskEstimator):
     def _fit(self, X, y, t, n_tasks) -> None:
         sizes = [X.shape[1], *self.hidden, 1]
         init = init_stacked_mlp(n_tasks, sizes, self.seed)
-        plan = batch_plan(t, n_tasks, self.batch_size, self.epochs,
-                          np.random.default_rng(self.seed))
+        plan = BatchPlan(t, n_tasks, self.batch_size, self.epochs,
+                         np.random.default_rng(self.seed))
         spec = OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay)
         self.params_ = train_stacked(init, torch.from_numpy(X), torch.from_numpy(y), plan, spec,
                                      self.progress)

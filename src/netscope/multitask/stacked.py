@@ -7,6 +7,7 @@ step each task sees its own next mini-batch, exactly as T separate `fit` loops w
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -40,18 +41,43 @@ def stacked_mlp_forward(params: dict[str, torch.Tensor], X: torch.Tensor) -> tor
     return h.squeeze(-1)
 
 
+class BatchPlan:
+    """Per-task shuffled mini-batches for every epoch, aligned step by step across tasks:
+    ``len`` steps of (tasks, batch) row indices (-1: padding), made one epoch at a time as
+    they are iterated, so memory and each uninterruptible array operation stay one epoch's
+    size however many epochs are asked for (100,000 epochs of the survey would otherwise
+    be a 2.3 GB array filled in one call)."""
+
+    def __init__(self, task: np.ndarray, n_tasks: int, batch_size: int, epochs: int,
+                 rng: np.random.Generator) -> None:
+        self.rows = [np.flatnonzero(task == t) for t in range(n_tasks)]
+        self.batch = min(batch_size, max(r.size for r in self.rows))  # no all-padding column
+        self.steps_per_epoch = max(math.ceil(r.size / self.batch) for r in self.rows)
+        self.epochs, self.rng = epochs, rng
+
+    def __len__(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _ in range(self.epochs):
+            yield from self._epoch()
+
+    def _epoch(self) -> np.ndarray:
+        """(steps_per_epoch, tasks, batch) for one epoch, one permutation per task."""
+        block = np.full((self.steps_per_epoch * self.batch, len(self.rows)), -1, np.int64)
+        for t, r in enumerate(self.rows):
+            block[: r.size, t] = self.rng.permutation(r)
+        return block.reshape(self.steps_per_epoch, self.batch, -1).transpose(0, 2, 1)
+
+
 def batch_plan(task: np.ndarray, n_tasks: int, batch_size: int, epochs: int,
                rng: np.random.Generator) -> np.ndarray:
-    """Per-task shuffled mini-batches for every epoch, aligned step by step across tasks."""
-    rows = [np.flatnonzero(task == t) for t in range(n_tasks)]
-    batch_size = min(batch_size, max(r.size for r in rows))  # no all-padding columns
-    steps_per_epoch = max(math.ceil(r.size / batch_size) for r in rows)
-    plan = np.full((epochs, steps_per_epoch * batch_size, n_tasks), -1, dtype=np.int64)
-    for e in range(epochs):
-        for t, r in enumerate(rows):
-            plan[e, : r.size, t] = rng.permutation(r)
-    plan = plan.reshape(epochs, steps_per_epoch, batch_size, n_tasks).transpose(0, 1, 3, 2)
-    return plan.reshape(epochs * steps_per_epoch, n_tasks, batch_size)
+    """``BatchPlan`` as one (steps, tasks, batch) array, for code that needs every step at
+    once (the shared trunk's random order over all steps of a stage)."""
+    plan = BatchPlan(task, n_tasks, batch_size, epochs, rng)
+    if epochs == 0:
+        return np.zeros((0, n_tasks, plan.batch), np.int64)
+    return np.concatenate([plan._epoch() for _ in range(epochs)])
 
 
 def gather_batch(plan_step: np.ndarray, X: torch.Tensor, y: torch.Tensor):
