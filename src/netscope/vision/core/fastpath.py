@@ -22,7 +22,7 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 _KEEP = 4  # traced layers remembered per model
 
 
-def _fingerprint(model: nn.Module) -> tuple:
+def fingerprint(model: nn.Module) -> tuple:
     """Changes whenever a parameter or buffer is replaced or modified in place."""
     return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
 
@@ -36,12 +36,18 @@ def truncated(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
         per_model = _CACHE.setdefault(model, {})
     except TypeError:  # not weak-referenceable
         per_model = {}
-    key = (layer, _fingerprint(model))
+    key = (layer, fingerprint(model))
     if key not in per_model:
         if len(per_model) >= _KEEP:
             per_model.pop(next(iter(per_model)))
         per_model[key] = _build(model, layer)
     return per_model[key]
+
+
+def traced_copy(model: nn.Module) -> fx.GraphModule | None:
+    """A fresh simplified copy of the whole model (batch norm folded), for code that rewrites
+    the graph (LRP); None when the model cannot be traced. Never cached: it is changed."""
+    return _build(model, None)
 
 
 def _build(model: nn.Module, layer: str | None) -> fx.GraphModule | None:

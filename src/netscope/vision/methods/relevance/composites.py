@@ -1,0 +1,104 @@
+"""Composites: which rule each layer gets, by its type and position, as Zennit names them.
+
+Every composite passes relevance unchanged through activations and a left-over batch norm
+(``Pass``) and normalizes sums and average pooling (``Norm``); they differ in the
+convolutions, dense layers and the first layer:
+
+- ``epsilon-plus``: z-plus for convolutions, epsilon for dense layers;
+- ``epsilon-plus-flat``: the same, flat for the first convolution or dense layer;
+- ``epsilon-gamma-box``: z-box for the first convolution (the input's pixel bounds),
+  gamma for the other convolutions, epsilon for dense layers;
+- ``epsilon-alpha2-beta1``: alpha=2, beta=1 for convolutions, epsilon for dense layers;
+- ``epsilon-alpha2-beta1-flat``: the same, flat for the first layer;
+- ``epsilon``: epsilon everywhere (``epsilon=0``: LRP-0 everywhere).
+
+A user's own rules go by layer name (``rules={"features.0": Flat()}``) and win over the
+composite; a name matches the layer and everything inside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netscope.errors import NetscopeError
+from netscope.vision.methods.relevance.rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    Norm,
+    Pass,
+    Rule,
+    ZBox,
+    ZPlus,
+)
+
+ROLES = ("conv", "dense", "pool", "sum", "activation", "batchnorm")
+COMPOSITES = ("epsilon-plus", "epsilon-plus-flat", "epsilon-gamma-box",
+              "epsilon-alpha2-beta1", "epsilon-alpha2-beta1-flat", "epsilon")
+
+
+@dataclass(frozen=True)
+class Composite:
+    """Rules by layer role; ``choose(role, name, first)`` gives one layer's rule."""
+
+    name: str = "epsilon-plus"
+    epsilon: float = 1e-6
+    gamma: float = 0.25
+    stabilizer: float = 1e-6
+    low: object = None  # z-box bounds: the input's lowest and highest values
+    high: object = None
+    rules: dict[str, Rule] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in COMPOSITES:
+            raise NetscopeError(f"unknown composite {self.name!r}; choose from "
+                                f"{', '.join(COMPOSITES)}.")
+        if not self.epsilon > 0 and self.name != "epsilon":
+            raise NetscopeError(f"epsilon must be > 0, got {self.epsilon} (LRP-0 is "
+                                f"composite 'epsilon' with epsilon 0).")
+        if not self.gamma >= 0:
+            raise NetscopeError(f"gamma must be >= 0, got {self.gamma}.")
+        bad = {k: v for k, v in self.rules.items() if not isinstance(v, Rule)}
+        if bad:
+            name, value = next(iter(bad.items()))
+            raise NetscopeError(f"rules[{name!r}] must be an LRP rule (Epsilon(), ZPlus(), "
+                                f"Gamma(), AlphaBeta(), Flat(), WSquare(), ZBox(), Norm(), "
+                                f"Pass()), got {value!r}.")
+
+    def choose(self, role: str, name: str, first: bool) -> Rule:
+        """The rule of the layer ``name`` playing ``role`` (one of ROLES)."""
+        own = self.own_rule(name)
+        if own is not None:
+            return own
+        if role == "activation" or role == "batchnorm":
+            return Pass()
+        if role in ("pool", "sum"):
+            return Norm(self.stabilizer) if self.name != "epsilon" else Epsilon(self.epsilon)
+        eps = Epsilon(self.epsilon)
+        if self.name == "epsilon":
+            return eps
+        if first and self.name.endswith("-flat"):
+            return Flat(self.stabilizer)
+        if role == "dense":
+            return eps
+        if self.name.startswith("epsilon-plus"):
+            return ZPlus(self.stabilizer)
+        if self.name.startswith("epsilon-alpha2-beta1"):
+            return AlphaBeta(2.0, 1.0, self.stabilizer)
+        if first:  # epsilon-gamma-box
+            if self.low is None or self.high is None:
+                raise NetscopeError("epsilon-gamma-box needs the input's bounds (low, high): "
+                                    "the lowest and highest value a pixel can take after "
+                                    "normalization.")
+            return ZBox(self.low, self.high, self.stabilizer)
+        return Gamma(self.gamma, self.stabilizer)
+
+    def own_rule(self, name: str) -> Rule | None:
+        """The user's rule for this layer or the closest enclosing one, if any."""
+        parts = name.split(".")
+        for k in range(len(parts), 0, -1):
+            rule = self.rules.get(".".join(parts[:k]))
+            if rule is not None:
+                return rule
+        return None

@@ -1,0 +1,303 @@
+"""The model as LRP walks it: a traced copy (torch.fx) with batch norm merged into the
+convolution before it, where every node that changes relevance is replaced by a unit whose
+backward pass applies its rule.
+
+Nodes whose plain gradient already hands relevance down unchanged (max pooling, padding,
+flatten, reshape, concatenation, indexing, dropout in eval mode) stay as they are. A
+residual sum of two branches splits the relevance in proportion to each branch's share
+(Norm). Anything else is refused with the node's name, so no map is silently wrong.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.core.fastpath import traced_copy
+from netscope.vision.methods.relevance.composites import Composite
+from netscope.vision.methods.relevance.rules import Layer, Rule, stabilize
+
+ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Sigmoid,
+                      nn.Tanh, nn.Softplus, nn.Hardswish, nn.Hardtanh, nn.Mish, nn.PReLU)
+ACTIVATION_FUNCTIONS = {torch.relu, F.relu, F.relu6, F.leaky_relu, F.elu, F.silu, F.gelu,
+                        torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.hardtanh, F.hardswish,
+                        F.softplus, F.mish}
+ACTIVATION_METHODS = {"relu", "relu_", "sigmoid", "tanh", "clamp", "clamp_"}
+POOL_MODULES = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
+                nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+POOL_FUNCTIONS = {F.avg_pool2d, F.adaptive_avg_pool2d, F.avg_pool1d, F.adaptive_avg_pool1d,
+                  torch.mean}
+SUMS = {operator.add, operator.iadd, torch.add}
+PLAIN_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d, nn.Flatten,
+                 nn.Unflatten, nn.Dropout, nn.Dropout2d, nn.Identity, nn.ZeroPad2d,
+                 nn.ConstantPad2d)
+PLAIN_FUNCTIONS = {torch.flatten, torch.reshape, torch.cat, torch.concat, operator.getitem,
+                   getattr, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze,
+                   F.max_pool2d, F.max_pool1d, F.dropout, F.pad, torch.chunk, torch.split}
+PLAIN_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "size",
+                 "squeeze", "unsqueeze", "dim", "chunk", "split"}
+CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+class _Unit(nn.Module):
+    """One layer with its rule: forward as the layer, backward by the rule."""
+
+    def __init__(self, layer: Layer, rule: Rule, op: Callable | None = None) -> None:
+        super().__init__()
+        self.layer, self.rule, self.op = layer, rule, op
+
+    def forward(self, x):
+        return _RuleStep.apply(x, self)
+
+
+class _RuleStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, unit: _Unit):
+        ctx.save_for_backward(x)
+        ctx.unit = unit
+        if unit.op is not None:  # an activation or batch norm: its own function
+            return unit.op(x)
+        return unit.layer.fn(x, unit.layer.weight, unit.layer.bias)
+
+    @staticmethod
+    def backward(ctx, R):
+        (x,) = ctx.saved_tensors
+        return ctx.unit.rule.relevance(ctx.unit.layer, x, R), None
+
+
+class _Sum(nn.Module):
+    """a + b with the relevance split in proportion: R_a = a R / (a + b), R_b likewise."""
+
+    def __init__(self, name: str, stabilizer: float) -> None:
+        super().__init__()
+        self.name, self.stabilizer = name, stabilizer
+
+    def forward(self, a, b):
+        return _SumStep.apply(a, b, self.stabilizer)
+
+
+class _SumStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b, stabilizer: float):
+        ctx.save_for_backward(a, b)
+        ctx.stabilizer = stabilizer
+        return a + b
+
+    @staticmethod
+    def backward(ctx, R):
+        a, b = ctx.saved_tensors
+        z = a + b
+        den = stabilize(z, ctx.stabilizer)
+        s = torch.where(den != 0, R / torch.where(den != 0, den, 1.0), 0.0)
+        return (a * s).sum_to_size(a.shape), (b * s).sum_to_size(b.shape), None
+
+
+def node_name(node: fx.Node) -> str:
+    """The dotted name of the module a node belongs to (the user's names), else the node's."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if node.op == "call_module":
+        return str(node.target)
+    return next(reversed(stack)) if stack else node.name
+
+
+def relevance_graph(model: nn.Module, composite: Composite) -> fx.GraphModule:
+    """A copy of ``model`` whose backward pass propagates relevance (see the docstring)."""
+    gm = traced_copy(model)
+    if gm is None:
+        raise NetscopeError("LRP needs a model torch.fx can trace (no data-dependent control "
+                            "flow in forward); this one cannot be traced. Use Grad-CAM or "
+                            "Integrated Gradients, which work on any model.")
+    first = True
+    for node in list(gm.graph.nodes):
+        try:
+            role, layer, op = _classify(gm, node)
+        except NetscopeError:
+            own = composite.own_rule(node_name(node))
+            if own is None:
+                raise
+            role, layer, op = "custom", _as_layer(gm, node), None
+        if role is None:
+            continue
+        if role in ("conv", "dense"):
+            rule = composite.choose(role, layer.name, first)
+            first = False
+        else:
+            rule = composite.choose(role, layer.name, False)
+        if role == "sum":
+            unit: nn.Module = _Sum(layer.name, getattr(rule, "epsilon", 0.0))
+            args = node.args[:2]
+        else:
+            if rule.needs_params and layer.weight is None:
+                raise NetscopeError(f"rule {rule!r} needs a layer with weights; {layer.name} "
+                                    f"has none. Give it Epsilon(), Norm() or Pass().")
+            if role == "conv":
+                layer, args = _with_padding(gm, node, layer)
+            else:
+                args = node.args[:1]
+            unit = _Unit(layer, rule, op)
+        _swap(gm, node, unit, args)
+    gm.graph.eliminate_dead_code()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm
+
+
+def _as_layer(gm: fx.GraphModule, node: fx.Node) -> Layer:
+    """A node the user gave a rule for, as a parameter-free layer of its first input."""
+    rest, kw = node.args[1:], dict(node.kwargs)
+    if node.op == "call_module":
+        call = gm.get_submodule(node.target)
+    elif node.op == "call_method":
+        def call(x, *a, m=node.target, **k):
+            return getattr(x, m)(*a, **k)
+    else:
+        call = node.target
+    return Layer(node_name(node), lambda x, w, b: call(x, *rest, **kw))
+
+
+def _with_padding(gm: fx.GraphModule, node: fx.Node, layer: Layer) -> tuple[Layer, tuple]:
+    """A convolution whose input is zero-padded by a module of its own (TensorFlow-style
+    "same" padding) takes the padding into its layer: rules that replace the input (flat,
+    w-square, z-box) then see the border as the zeros it is, not as pixels."""
+    src = node.args[0]
+    if not (isinstance(src, fx.Node) and src.op == "call_module" and len(src.users) == 1
+            and isinstance(gm.get_submodule(src.target), nn.ZeroPad2d)):
+        return layer, node.args[:1]
+    pad, conv = gm.get_submodule(src.target), layer.fn
+    padded = Layer(layer.name, lambda x, w, b: conv(pad(x), w, b), layer.weight, layer.bias)
+    return padded, src.args[:1]
+
+
+def _swap(gm: fx.GraphModule, node: fx.Node, unit: nn.Module, args) -> None:
+    name = f"_lrp_{len(list(gm.named_children()))}"
+    gm.add_submodule(name, unit)
+    with gm.graph.inserting_before(node):
+        new = gm.graph.call_module(name, tuple(args))
+    new.meta = dict(node.meta)
+    node.replace_all_uses_with(new)
+    gm.graph.erase_node(node)
+
+
+def _classify(gm: fx.GraphModule, node: fx.Node):
+    """(role, Layer, op) for a node LRP must replace, (None, None, None) for one whose
+    gradient already passes relevance, or an error for one it has no rule for."""
+    name = node_name(node)
+    nothing = (None, None, None)
+    if node.op in ("placeholder", "output", "get_attr"):
+        return nothing
+    if node.op == "call_module":
+        return _classify_module(gm.get_submodule(node.target), name, node)
+    if node.op == "call_function":
+        return _classify_function(gm, node, name)
+    if node.op == "call_method":
+        if node.target in PLAIN_METHODS:
+            return nothing
+        if node.target in ACTIVATION_METHODS:
+            method = node.target.rstrip("_")
+            rest, kw = node.args[1:], dict(node.kwargs)
+            return "activation", Layer(name, _ignore_params), \
+                (lambda x, m=method, a=rest, k=kw: getattr(x, m)(*a, **k))
+        if node.target == "mean":
+            rest, kw = node.args[1:], dict(node.kwargs)
+            return "pool", Layer(name, lambda x, w, b, a=rest, k=kw: x.mean(*a, **k)), None
+        if node.target in ("add", "add_") and _two_tensors(node):
+            return "sum", Layer(name, _ignore_params), None
+    raise _unsupported(node, name)
+
+
+def _classify_module(mod: nn.Module, name: str, node: fx.Node):
+    if isinstance(mod, CONV_MODULES):
+        return "conv", Layer(name, lambda x, w, b, m=mod: m._conv_forward(x, w, b),
+                             mod.weight, mod.bias), None
+    if isinstance(mod, nn.Linear):
+        return "dense", Layer(name, F.linear, mod.weight, mod.bias), None
+    if isinstance(mod, ACTIVATION_MODULES):
+        return "activation", Layer(name, _ignore_params), _fresh(mod)
+    if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+        return "batchnorm", Layer(name, _ignore_params), mod
+    if isinstance(mod, POOL_MODULES):
+        return "pool", Layer(name, lambda x, w, b, m=mod: m(x)), None
+    if isinstance(mod, PLAIN_MODULES):
+        return None, None, None
+    raise _unsupported(node, name, mod)
+
+
+def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str):
+    fn = node.target
+    if fn in (F.conv2d, torch.conv2d, F.conv1d, F.conv3d):
+        x, w, b, *rest = _filled(node, 7)
+        return "conv", Layer(name, lambda x, w, b, f=fn, r=tuple(rest): f(x, w, b, *r),
+                             _attr(gm, w), _attr(gm, b)), None
+    if fn is F.linear:
+        x, w, b = _filled(node, 3)
+        return "dense", Layer(name, F.linear, _attr(gm, w), _attr(gm, b)), None
+    if fn in ACTIVATION_FUNCTIONS:
+        rest, kw = node.args[1:], {k: v for k, v in node.kwargs.items() if k != "inplace"}
+        return "activation", Layer(name, _ignore_params), \
+            (lambda x, f=fn, a=rest, k=kw: f(x, *a, **k))
+    if fn in POOL_FUNCTIONS:
+        rest, kw = node.args[1:], dict(node.kwargs)
+        return "pool", Layer(name, lambda x, w, b, f=fn, a=rest, k=kw: f(x, *a, **k)), None
+    if fn in SUMS and _two_tensors(node):
+        return "sum", Layer(name, _ignore_params), None
+    if fn in SUMS or fn in PLAIN_FUNCTIONS:  # x + a constant: relevance passes as it is
+        return None, None, None
+    raise _unsupported(node, name)
+
+
+def _ignore_params(x, w=None, b=None):
+    return x
+
+
+def _fresh(mod: nn.Module) -> Callable:
+    """The activation as a function that never works in place (relevance needs its input)."""
+    if getattr(mod, "inplace", False):
+        import copy
+
+        mod = copy.copy(mod)
+        mod.inplace = False
+    return mod
+
+
+def _two_tensors(node: fx.Node) -> bool:
+    args = node.args[:2]
+    return len(args) == 2 and all(isinstance(a, fx.Node) for a in args) and \
+        not node.kwargs.get("alpha")
+
+
+def _filled(node: fx.Node, n: int) -> list:
+    """The first n positional arguments, keywords filled in (conv2d's and linear's)."""
+    names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+    defaults = [None, None, None, 1, 0, 1, 1]
+    values = (list(node.args) + defaults[len(node.args):])[:n]
+    for k, v in node.kwargs.items():
+        values[names.index(k)] = v
+    return values
+
+
+def _attr(gm: fx.GraphModule, value):
+    """A parameter the graph reads (a get_attr node), or the constant given."""
+    if isinstance(value, fx.Node):
+        if value.op != "get_attr":
+            raise NetscopeError(f"LRP needs this layer's weights to be parameters of the "
+                                f"model; {value.name} is computed in forward.")
+        obj = gm
+        for part in value.target.split("."):
+            obj = getattr(obj, part)
+        return obj
+    return value
+
+
+def _unsupported(node: fx.Node, name: str, mod: nn.Module | None = None) -> NetscopeError:
+    what = type(mod).__name__ if mod is not None else getattr(node.target, "__name__",
+                                                                  str(node.target))
+    return NetscopeError(
+        f"LRP has no rule for {what} at {name}; give it one by name: "
+        f"lrp(..., rules={{{name!r}: Pass()}}) for an elementwise operation, Epsilon() for a "
+        f"linear one (netscope.vision.methods.relevance.rules).")

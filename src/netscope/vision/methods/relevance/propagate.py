@@ -1,0 +1,69 @@
+"""LRP maps: one forward and one modified backward pass over the relevance graph.
+
+The relevance entering the network is each image's target score, split over the outputs
+as output x d score / d output (for a class: its logit, all other outputs zero), so the
+input relevance sums to the score up to what biases and stabilizers absorb; the result
+reports both per image (``extras['relevance']`` and ``extras['score']``). The user's model
+is never touched: the graph is a canonized copy, cached per model until its weights change.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import nn
+
+from netscope.vision.core.capture import capture
+from netscope.vision.core.fastpath import fingerprint
+from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
+from netscope.vision.core.targets import TargetLike, detached, resolve
+from netscope.vision.methods.relevance.composites import Composite
+from netscope.vision.methods.relevance.graph import relevance_graph
+from netscope.vision.methods.relevance.rules import Rule
+
+_GRAPHS: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+        composite: str = "epsilon-plus", epsilon: float = 1e-6, gamma: float = 0.25,
+        stabilizer: float = 1e-6, low=None, high=None,
+        rules: dict[str, Rule] | None = None, normalize: str = "max") -> Heatmaps:
+    """LRP relevance of each image's target: ``attributions`` the signed relevance per input
+    value (N, C, H, W), ``maps`` its sum over channels, positive part, scaled by
+    ``normalize`` (what faithfulness metrics rank); ``composite`` picks the rules (see
+    ``composites``), ``rules`` names a rule per layer; ``low``/``high`` are the input's
+    bounds for z-box (default: each channel's extremes in this batch)."""
+    if composite == "epsilon-gamma-box" and (low is None or high is None):
+        low = x.amin(dim=(0, 2, 3), keepdim=True)[0] if low is None else low
+        high = x.amax(dim=(0, 2, 3), keepdim=True)[0] if high is None else high
+    spec = Composite(composite, epsilon, gamma, stabilizer, low, high, dict(rules or {}))
+    graph = _graph(model, spec)
+    with capture(model, []):  # the user's model is only read: its flags stay as they are
+        xi = x.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = graph(xi)
+            t = resolve(detached(out), targets)
+            (weight,) = torch.autograd.grad(t.score(out).sum(), out, retain_graph=True)
+            start = weight * out.detach()
+            (R,) = torch.autograd.grad(out, xi, start)
+    signed = R.sum(1)
+    heat = Heatmaps(normalize_maps(signed.clamp(min=0), normalize), detached(out), t, t.labels,
+                    "input", "lrp", normalize, attributions=R.detach(),
+                    extras={"relevance": R.flatten(1).sum(1).detach(),
+                            "score": start.flatten(1).sum(1)})
+    return heat
+
+
+def _graph(model: nn.Module, spec: Composite):
+    """The relevance graph of ``model`` under ``spec``, reused while the weights are the
+    same (building it traces and copies the model)."""
+    key = (repr(spec), fingerprint(model))
+    try:
+        known = _GRAPHS.setdefault(model, {})
+    except TypeError:
+        known = {}
+    if key not in known:
+        known.clear()
+        known[key] = relevance_graph(model, spec)
+    return known[key]
