@@ -90,6 +90,13 @@ def add(sub) -> None:
     number(p, "--smooth", lo=0, hi=10_000, default=0, help="SmoothGrad samples (0: plain)")
     number(p, "--noise", cast=float, lo=0, hi=10, default=0.05,
            help="SmoothGrad noise SD as a fraction of the input's range")
+    lrp = METHODS["lrp"]
+    p.add_argument("--composite", choices=lrp.settings[0].choices, default="epsilon-plus",
+                   help="LRP: " + lrp.settings[0].help)
+    number(p, "--epsilon", cast=float, lo=0, hi=1e6, above=True, default=1e-6,
+           help="LRP: " + lrp.settings[1].help)
+    number(p, "--gamma", cast=float, lo=0, hi=1e6, default=0.25,
+           help="LRP: " + lrp.settings[2].help)
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     p.set_defaults(func=_vision_saliency)
 
@@ -266,13 +273,15 @@ def _targets(args, lm, n: int):
     return idx * n if len(idx) == 1 else idx
 
 
-def _settings(args, m) -> dict:
+def _settings(args, m, lm) -> dict:
     """The options this command was given, as the settings of method ``m``."""
     given = {k: getattr(args, k) for k in ("layer", "normalize", "eps", "centre", "fusion",
                                            "discard", "batch_size", "baseline", "steps",
-                                           "window", "stride", "noise") if hasattr(args, k)}
+                                           "window", "stride", "noise", "composite",
+                                           "epsilon", "gamma") if hasattr(args, k)}
     given["top_k"] = getattr(args, "top_k", 0) or None
     given["samples"] = getattr(args, "smooth", 0)
+    given["low"], given["high"] = lm.preprocess.bounds()  # the pixels' range, normalized
     return m.accepted(given)
 
 
@@ -286,7 +295,7 @@ def _maps(args, command: str):
                             f"class): drop --class (and --mask, --regression), or pick a "
                             f"class-specific --method.")
     lm, sources = start(args, classes=args.classes)
-    settings = _settings(args, m)
+    settings = _settings(args, m, lm)
     for images, x, t in _batches(args, lm, sources):
         heat = m(lm.model, x, t, **settings)
         for warning in dict.fromkeys(heat.warnings):
@@ -314,7 +323,7 @@ def _vision_gradcam(args) -> int:
 
 
 def _vision_saliency(args) -> int:
-    from netscope.render.heatmap import saliency_image
+    from netscope.render.heatmap import relevance_image, saliency_image
     from netscope.render.vision_report import slug
     from netscope.vision.models.classes import class_label
     from netscope.vision.models.images import save_png
@@ -326,8 +335,13 @@ def _vision_saliency(args) -> int:
             label = class_label(lm.class_names, k)
             note = "" if errors is None else \
                 f", completeness error {float(errors[j]):.1%} (more --steps if large)"
-            path = save_png(saliency_image(host(heat.maps[j])),
-                            Path(args.out) / f"{slug(name)}_{heat.method}_{slug(label)}.png")
+            if heat.method == "lrp":
+                note = (f", relevance {float(heat.extras['relevance'][j]):.4g} of the score "
+                        f"{float(heat.extras['score'][j]):.4g} (the rest is absorbed by biases)")
+            picture = relevance_image(host(heat.attributions[j].sum(0))) \
+                if heat.method == "lrp" else saliency_image(host(heat.maps[j]))
+            what = f"lrp-{args.composite}" if heat.method == "lrp" else heat.method
+            path = save_png(picture, Path(args.out) / f"{slug(name)}_{what}_{slug(label)}.png")
             print(f"{name}: {label} ({k}){note} -> {path}")
     return 0
 

@@ -31,3 +31,12 @@ def saliency_image(sal: np.ndarray, percentile: float = 99.0) -> np.ndarray:
     pixels would otherwise leave the rest black)."""
     top = np.percentile(sal, percentile)
     return colorize(np.clip(sal / top, 0, 1) if top > 0 else np.zeros_like(sal), "inferno")
+
+
+def relevance_image(relevance: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+    """Signed relevance (H, W) on a diverging map centred on zero: red for evidence for the
+    target, blue against it, white for none; scaled by the 99th percentile of |R| on both
+    sides alike, so the two kinds of evidence compare."""
+    top = np.percentile(np.abs(relevance), percentile)
+    scaled = relevance / top if top > 0 else np.zeros_like(relevance)
+    return colorize(0.5 + 0.5 * np.clip(scaled, -1, 1), "bwr")

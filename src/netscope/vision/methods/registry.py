@@ -147,6 +147,23 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Setting("scale", "logit", "read the target as a logit or a softmax probability",
                     ("logit", "prob")), NORMALIZE),
            needs=(), resolution="input", command="saliency"),
+    Method("lrp", "LRP", "layer-wise relevance propagation: the target score handed down "
+           "layer by layer by rules (a modified backward pass)",
+           _M + "relevance.propagate:lrp",
+           (Setting("composite", "epsilon-plus", "which rule each layer gets (Zennit's "
+                    "composites)", ("epsilon-plus", "epsilon-plus-flat", "epsilon-gamma-box",
+                                   "epsilon-alpha2-beta1", "epsilon-alpha2-beta1-flat",
+                                   "epsilon")),
+            Setting("epsilon", 1e-6, "the epsilon rule's stabilizer (dense layers)"),
+            Setting("gamma", 0.25, "the gamma rule's weight on positive parameters"),
+            Setting("stabilizer", 1e-6, "the other rules' stabilizer"),
+            Setting("low", None, "z-box: each input channel's lowest value (default: this "
+                    "batch's)"),
+            Setting("high", None, "z-box: each input channel's highest value"),
+            Setting("rules", None, "a rule per layer name, over the composite's"),
+            NORMALIZE),
+           needs=("gradients", "a model torch.fx can trace"), resolution="input",
+           command="saliency"),
     Method("guided", "guided Grad-CAM", "guided backpropagation times the upsampled Grad-CAM "
            "map", _M + "guided:guided_grad_cam", CAM_SETTINGS,
            needs=("gradients", "ReLU modules"), resolution="input", dataset=False),

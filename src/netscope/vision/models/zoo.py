@@ -52,6 +52,12 @@ class Preprocess:
         x = self.normalize(x01.to(self.device))
         return x.to(getattr(torch, self.dtype))
 
+    def bounds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The lowest and highest value each channel can take after normalization (pixels
+        0 and 1): the input domain LRP's z-box rule needs."""
+        return (tuple((0 - m) / s for m, s in zip(self.mean, self.std, strict=True)),
+                tuple((1 - m) / s for m, s in zip(self.mean, self.std, strict=True)))
+
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
         mean, std = self._constants(x01)
         return (x01 - mean) / std

@@ -47,7 +47,7 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
             (weight,) = torch.autograd.grad(t.score(out).sum(), out, retain_graph=True)
             start = weight * out.detach()
             (R,) = torch.autograd.grad(out, xi, start)
-    signed = R.sum(1)
+    signed = R.sum(1) if R.dim() > 2 else R  # images: over colours; else per feature
     heat = Heatmaps(normalize_maps(signed.clamp(min=0), normalize), detached(out), t, t.labels,
                     "input", "lrp", normalize, attributions=R.detach(),
                     extras={"relevance": R.flatten(1).sum(1).detach(),

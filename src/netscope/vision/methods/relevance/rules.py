@@ -75,6 +75,20 @@ def _neg(t):
     return None if t is None else t.clamp(max=0)
 
 
+def _bound(value, x: torch.Tensor) -> torch.Tensor:
+    """A z-box bound as x's shape: a number, one value per channel, or a tensor that
+    broadcasts to x."""
+    t = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    if t.dim() == 1 and x.dim() > 2 and t.numel() == x.shape[1]:
+        t = t.view(1, -1, *([1] * (x.dim() - 2)))
+    try:
+        return t.expand_as(x)
+    except RuntimeError:
+        raise NetscopeError(f"z-box bound of shape {tuple(t.shape)} does not fit the input "
+                            f"{tuple(x.shape)}: give a number, one value per channel, or a "
+                            f"tensor of the input's shape.") from None
+
+
 class Rule:
     """A rule: ``relevance(layer, x, R)`` gives the input relevance for output relevance R."""
 
@@ -193,8 +207,7 @@ class ZBox(Rule):
         self.low, self.high, self.stabilizer = low, high, float(stabilizer)
 
     def relevance(self, layer, x, R):
-        low = torch.as_tensor(self.low, dtype=x.dtype, device=x.device).expand_as(x)
-        high = torch.as_tensor(self.high, dtype=x.dtype, device=x.device).expand_as(x)
+        low, high = _bound(self.low, x), _bound(self.high, x)
         if bool((low > high).any()):
             raise NetscopeError("z-box: the lower input bound is above the upper one.")
         W = layer.weight

@@ -1,0 +1,205 @@
+"""LRP: each rule against relevance computed by hand on a two-layer network, conservation,
+batches, the model left as it was, and bad input."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.methods.relevance.propagate import lrp
+from netscope.vision.methods.relevance.rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    Pass,
+    WSquare,
+    ZBox,
+    ZPlus,
+)
+from tests.vision.tiny_lrp import BiasFree, TinyResNet, TinyVGG, inputs
+
+EPS = 1e-6
+
+
+def stab(z, eps=EPS):
+    return z + eps * np.where(z >= 0, 1.0, -1.0)
+
+
+def dense(x, W, b, R, rule):
+    """Input relevance of y = W x + b by the rule's definition, in loops (W: out x in)."""
+    out, n = W.shape
+    Rin = np.zeros(n)
+    p, q = np.maximum, np.minimum
+    for j in range(out):
+        w, bj = W[j], b[j]
+        if rule == "epsilon":
+            c = x * w
+            Rin += c / stab(c.sum() + bj) * R[j]
+        elif rule in ("zplus", "alphabeta"):
+            pos = p(x, 0) * p(w, 0) + q(x, 0) * q(w, 0)
+            neg = p(x, 0) * q(w, 0) + q(x, 0) * p(w, 0)
+            share = pos / stab(pos.sum() + max(bj, 0))
+            if rule == "alphabeta":
+                share = 2 * share - neg / stab(neg.sum() + min(bj, 0))
+            Rin += share * R[j]
+        elif rule == "gamma":
+            g, z = 0.25, (x * w).sum() + bj
+            up, down = w + g * p(w, 0), w + g * q(w, 0)
+            if z > 0:
+                c, bias = p(x, 0) * up + q(x, 0) * down, bj + g * max(bj, 0)
+            elif z < 0:
+                c, bias = p(x, 0) * down + q(x, 0) * up, bj + g * min(bj, 0)
+            else:
+                continue
+            Rin += c / stab(c.sum() + bias) * R[j]
+        elif rule == "flat":
+            Rin += np.ones(n) / stab(n) * R[j]
+        elif rule == "wsquare":
+            Rin += w**2 / stab((w**2).sum() + bj**2) * R[j]
+        elif rule == "zbox":
+            lo, hi = -np.ones(n), 2 * np.ones(n)
+            c = x * w - lo * p(w, 0) - hi * q(w, 0)
+            Rin += c / stab(c.sum()) * R[j]
+    return Rin
+
+
+RULES = {"epsilon": Epsilon(EPS), "zplus": ZPlus(EPS), "alphabeta": AlphaBeta(2, 1, EPS),
+         "gamma": Gamma(0.25, EPS), "flat": Flat(EPS), "wsquare": WSquare(EPS),
+         "zbox": ZBox(-1.0, 2.0, EPS)}
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_each_rule_equals_its_definition_on_two_layers(rule):
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2)).double().eval()
+    x = torch.randn(1, 5, dtype=torch.float64)
+    heat = lrp(net, x, [1], rules={"0": RULES[rule], "2": Epsilon(EPS)}, composite="epsilon")
+    W1, b1 = (p.detach().numpy() for p in (net[0].weight, net[0].bias))
+    W2, b2 = (p.detach().numpy() for p in (net[2].weight, net[2].bias))
+    xn = x[0].numpy()
+    h = np.maximum(W1 @ xn + b1, 0)
+    out = W2 @ h + b2
+    R2 = np.array([0.0, out[1]])  # the target's logit enters, the other output gets none
+    R1 = dense(h, W2, b2, R2, "epsilon")  # ReLU passes relevance unchanged
+    expected = dense(xn, W1, b1, R1, rule)
+    np.testing.assert_allclose(heat.attributions[0].numpy(), expected, rtol=1e-10, atol=1e-12)
+    assert float(heat.extras["score"][0]) == pytest.approx(out[1])
+
+
+@pytest.mark.parametrize("composite", ["epsilon", "epsilon-plus", "epsilon-plus-flat",
+                                       "epsilon-gamma-box", "epsilon-alpha2-beta1"])
+def test_a_bias_free_network_conserves_the_score(composite):
+    model, x = BiasFree().double().eval(), inputs().double()
+    heat = lrp(model, x, [0, 3], composite=composite, epsilon=0.0 if composite == "epsilon"
+               else 1e-9, stabilizer=1e-12)
+    score = model(x)[[0, 1], [0, 3]]
+    torch.testing.assert_close(heat.extras["relevance"], score, rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(heat.extras["score"], score)
+
+
+def test_residual_sums_split_relevance_in_proportion():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.a = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+            self.b = nn.Conv2d(3, 3, 1, bias=False)
+            self.fc = nn.Linear(3, 2, bias=False)
+
+        def forward(self, x):
+            y = torch.relu(self.a(x)) + self.b(x)  # a functional sum, not a module
+            return self.fc(y.mean((2, 3)))
+
+    model, x = Residual().double().eval(), inputs(1, 6).double()
+    heat = lrp(model, x, [1], composite="epsilon", epsilon=0.0)
+    torch.testing.assert_close(heat.extras["relevance"], model(x)[:, 1])  # nothing doubled
+
+
+@pytest.mark.parametrize("make", [TinyVGG, TinyResNet])
+def test_batched_equals_one_at_a_time_and_the_model_is_untouched(make):
+    model = make().double()
+    model.train()  # LRP explains the model in eval mode, on a copy: this flag must survive
+    x = inputs(3).double()
+    flags = [p.requires_grad for p in model.parameters()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = lrp(model, x, [0, 1, 2], composite="epsilon-gamma-box", low=-3.0, high=3.0)
+    for i in range(3):
+        one = lrp(model, x[i:i + 1], [i], composite="epsilon-gamma-box", low=-3.0, high=3.0)
+        torch.testing.assert_close(one.attributions, batch.attributions[i:i + 1])
+    assert model.training and [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+                   for m in model.modules())
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert batch.maps.shape == (3, 12, 12) and float(batch.maps.amax()) == 1.0
+    assert batch.attributions.shape == x.shape and batch.method == "lrp"
+
+
+def test_bad_input_is_refused_clearly():
+    model, x = TinyVGG().double().eval(), inputs().double()
+    with pytest.raises(NetscopeError, match="unknown composite 'zennit'"):
+        lrp(model, x, composite="zennit")
+    with pytest.raises(NetscopeError, match="epsilon must be > 0"):
+        lrp(model, x, epsilon=0.0)
+    with pytest.raises(NetscopeError, match="gamma must be >= 0"):
+        lrp(model, x, composite="epsilon-gamma-box", gamma=-1)
+    with pytest.raises(NetscopeError, match="alpha - beta = 1"):
+        AlphaBeta(2, 2)
+    with pytest.raises(NetscopeError, match=r"rules\['features.0'\] must be an LRP rule"):
+        lrp(model, x, rules={"features.0": "flat"})
+
+    class Softmaxed(nn.Module):  # a layer LRP has no rule for
+        def __init__(self):
+            super().__init__()
+            self.conv, self.soft, self.fc = nn.Conv2d(3, 2, 1), nn.Softmax(1), nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(self.soft(self.conv(x)).mean((2, 3)))
+
+    odd = Softmaxed().double().eval()
+    with pytest.raises(NetscopeError, match=r"no rule for Softmax at soft; give it one by "
+                                            r"name: lrp\(\.\.\., rules=\{'soft': Pass\(\)\}\)"):
+        lrp(odd, x)
+    given = lrp(odd, x, rules={"soft": Pass()})  # the user's rule makes it work
+    assert torch.isfinite(given.attributions).all()
+
+    class Branchy(nn.Module):  # data-dependent control flow: fx cannot trace it
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            x = x.mean((2, 3))
+            return self.fc(x) if x.sum() > 0 else -self.fc(x)
+
+    with pytest.raises(NetscopeError, match="LRP needs a model torch.fx can trace"):
+        lrp(Branchy().double(), x)
+
+
+def test_lrp_from_the_command_line_draws_signed_relevance(tmp_path, capsys):
+    from PIL import Image
+
+    from netscope.cli import main
+
+    rc = main(["vision", "saliency", "chelsea", "--model", "tests.vision.tiny:tiny_gap32",
+               "--method", "lrp", "--composite", "epsilon-gamma-box", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "relevance" in out and "of the score" in out
+    picture = np.asarray(Image.open(tmp_path / "chelsea_lrp-epsilon-gamma-box_class_2.png"))
+    assert picture.shape == (16, 16, 3)
+    with pytest.raises(SystemExit) as stop:  # epsilon must be > 0
+        main(["vision", "saliency", "chelsea", "--method", "lrp", "--epsilon", "0"])
+    assert stop.value.code == 2 and "--epsilon: expected a number > 0" in \
+        capsys.readouterr().err
+
+
+def test_relevance_pictures_diverge_around_zero():
+    from netscope.render.heatmap import relevance_image
+
+    rgb = relevance_image(np.array([[-1.0, 0.0, 1.0]]))
+    blue, white, red = rgb[0]
+    assert blue[2] > 0.9 and blue[0] < 0.1 and red[0] > 0.9 and red[2] < 0.1
+    assert white.min() > 0.95  # no evidence is white
+    assert relevance_image(np.zeros((2, 2))).min() > 0.95  # nothing at all stays white
