@@ -59,16 +59,18 @@ class _Unit(nn.Module):
 class _RuleStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, unit: _Unit):
-        ctx.save_for_backward(x)
         ctx.unit = unit
         if unit.op is not None:  # an activation or batch norm: its own function
+            ctx.save_for_backward(x)
             return unit.op(x)
-        return unit.layer.fn(x, unit.layer.weight, unit.layer.bias)
+        y = unit.layer.fn(x, unit.layer.weight, unit.layer.bias)
+        ctx.save_for_backward(x, y)  # rules that normalize by the output reuse it
+        return y
 
     @staticmethod
     def backward(ctx, R):
-        (x,) = ctx.saved_tensors
-        return ctx.unit.rule.relevance(ctx.unit.layer, x, R), None
+        x, *y = ctx.saved_tensors
+        return ctx.unit.rule.relevance(ctx.unit.layer, x, R, y[0] if y else None), None
 
 
 class _Sum(nn.Module):
@@ -213,10 +215,14 @@ def _classify(gm: fx.GraphModule, node: fx.Node):
 
 def _classify_module(mod: nn.Module, name: str, node: fx.Node):
     if isinstance(mod, CONV_MODULES):
+        plain = type(mod) is nn.Conv2d and mod.padding_mode == "zeros" and \
+            not isinstance(mod.padding, str)
+        back = _conv_transpose(F.conv2d, mod.stride, mod.padding, mod.dilation, mod.groups) \
+            if plain else None
         return "conv", Layer(name, lambda x, w, b, m=mod: m._conv_forward(x, w, b),
-                             mod.weight, mod.bias), None
+                             mod.weight, mod.bias, back), None
     if isinstance(mod, nn.Linear):
-        return "dense", Layer(name, F.linear, mod.weight, mod.bias), None
+        return "dense", Layer(name, F.linear, mod.weight, mod.bias, _dense_transpose), None
     if isinstance(mod, ACTIVATION_MODULES):
         return "activation", Layer(name, _ignore_params), _fresh(mod)
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
@@ -233,10 +239,10 @@ def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str):
     if fn in (F.conv2d, torch.conv2d, F.conv1d, F.conv3d):
         x, w, b, *rest = _filled(node, 7)
         return "conv", Layer(name, lambda x, w, b, f=fn, r=tuple(rest): f(x, w, b, *r),
-                             _attr(gm, w), _attr(gm, b)), None
+                             _attr(gm, w), _attr(gm, b), _conv_transpose(fn, *rest)), None
     if fn is F.linear:
         x, w, b = _filled(node, 3)
-        return "dense", Layer(name, F.linear, _attr(gm, w), _attr(gm, b)), None
+        return "dense", Layer(name, F.linear, _attr(gm, w), _attr(gm, b), _dense_transpose), None
     if fn in ACTIVATION_FUNCTIONS:
         rest, kw = node.args[1:], {k: v for k, v in node.kwargs.items() if k != "inplace"}
         return "activation", Layer(name, _ignore_params), \
@@ -249,6 +255,21 @@ def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str):
     if fn in SUMS or fn in PLAIN_FUNCTIONS:  # x + a constant: relevance passes as it is
         return None, None, None
     raise _unsupported(node, name)
+
+
+def _dense_transpose(s: torch.Tensor, w: torch.Tensor, shape) -> torch.Tensor:
+    return s @ w
+
+
+def _conv_transpose(fn, stride=1, padding=0, dilation=1, groups=1):
+    """J^T s of a 2-D convolution as the transposed convolution itself (no forward pass);
+    None for other convolutions, which then go through autograd."""
+    if fn not in (F.conv2d, torch.conv2d) or isinstance(padding, str):
+        return None
+
+    def transpose(s, w, shape):
+        return torch.nn.grad.conv2d_input(shape, w, s, stride, padding, dilation, groups)
+    return transpose
 
 
 def _ignore_params(x, w=None, b=None):

@@ -32,30 +32,44 @@ from netscope.errors import NetscopeError
 LayerFn = Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor]
 
 
+Transpose = Callable[[torch.Tensor, torch.Tensor, torch.Size], torch.Tensor]
+
+
 @dataclass(frozen=True)
 class Layer:
-    """A layer as a rule sees it: y = fn(x, weight, bias); weight None for Norm's maps."""
+    """A layer as a rule sees it: y = fn(x, weight, bias); weight None for Norm's maps.
+    ``transpose(s, weight, input_shape)`` is J^T s computed directly (a transposed
+    convolution, s @ W) where the layer offers it, saving a forward pass per use."""
 
     name: str
     fn: LayerFn
     weight: torch.Tensor | None = None
     bias: torch.Tensor | None = None
+    transpose: Transpose | None = None
 
 
 def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
     """z + eps * sign(z), with sign(0) = +1; with eps = 0, zeros stay zero (see _divide)."""
-    return z + eps * torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+    return z + torch.where(z >= 0, eps, -eps) if eps else z
 
 
 def _divide(r: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """r / z where z != 0, else 0: LRP-0 on an output that is exactly zero passes nothing."""
     ok = z != 0
-    return torch.where(ok, r / torch.where(ok, z, torch.ones_like(z)), torch.zeros_like(r))
+    return torch.where(ok, r / torch.where(ok, z, 1.0), 0.0)
+
+
+def _share(r: torch.Tensor, z: torch.Tensor, eps: float) -> torch.Tensor:
+    """r / stabilize(z, eps): with eps > 0 the denominator is never zero, so one division;
+    with eps = 0 (LRP-0) a zero output passes nothing."""
+    return r / stabilize(z, eps) if eps > 0 else _divide(r, z)
 
 
 def _pullback(layer: Layer, x: torch.Tensor, weight, bias, s: torch.Tensor) -> torch.Tensor:
     """J^T s for y = fn(x, weight, bias): the layer's input gradient with cotangent s (the
     map is linear in x, so the point x only fixes the shapes)."""
+    if layer.transpose is not None and weight is not None:
+        return layer.transpose(s, weight, x.shape)
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad():
         (g,) = torch.autograd.grad(layer.fn(xg, weight, bias), xg, s)
@@ -94,7 +108,9 @@ class Rule:
 
     needs_params = True
 
-    def relevance(self, layer: Layer, x: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    def relevance(self, layer: Layer, x: torch.Tensor, R: torch.Tensor,
+                  y: torch.Tensor | None = None) -> torch.Tensor:
+        """``y`` is the layer's output as the forward pass computed it (when known)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -107,7 +123,7 @@ class Pass(Rule):
 
     needs_params = False
 
-    def relevance(self, layer, x, R):
+    def relevance(self, layer, x, R, y=None):
         return R
 
 
@@ -119,9 +135,9 @@ class Epsilon(Rule):
             raise NetscopeError(f"epsilon must be >= 0 (0 is LRP-0), got {epsilon}.")
         self.epsilon = float(epsilon)
 
-    def relevance(self, layer, x, R):
-        z = _out(layer, x, layer.weight, layer.bias)
-        s = _divide(R, stabilize(z, self.epsilon))
+    def relevance(self, layer, x, R, y=None):
+        z = _out(layer, x, layer.weight, layer.bias) if y is None else y
+        s = _share(R, z, self.epsilon)
         return x * _pullback(layer, x, layer.weight, layer.bias, s)
 
 
@@ -136,7 +152,7 @@ class AlphaBeta(Rule):
                                 f"relevance is conserved), got alpha={alpha}, beta={beta}.")
         self.alpha, self.beta, self.stabilizer = float(alpha), float(beta), float(stabilizer)
 
-    def relevance(self, layer, x, R):
+    def relevance(self, layer, x, R, y=None):
         xp, xn, W, b = x.clamp(min=0), x.clamp(max=0), layer.weight, layer.bias
         out = self._side(layer, xp, xn, _pos(W), _neg(W), _pos(b), R)
         if self.beta == 0:
@@ -147,10 +163,13 @@ class AlphaBeta(Rule):
     def _side(self, layer, xp, xn, w_for_pos, w_for_neg, bias, R):
         """Contributions of one sign: x+ through ``w_for_pos`` (with ``bias``) plus x-
         through ``w_for_neg``, normalized by their sum."""
-        z = _out(layer, xp, w_for_pos, bias) + _out(layer, xn, w_for_neg, None)
-        s = _divide(R, stabilize(z, self.stabilizer))
-        return xp * _pullback(layer, xp, w_for_pos, bias, s) + \
-            xn * _pullback(layer, xn, w_for_neg, None, s)
+        negative = bool((xn < 0).any())  # after a ReLU there is none: skip that half
+        z = _out(layer, xp, w_for_pos, bias)
+        if negative:
+            z = z + _out(layer, xn, w_for_neg, None)
+        s = _share(R, z, self.stabilizer)
+        out = xp * _pullback(layer, xp, w_for_pos, bias, s)
+        return out + xn * _pullback(layer, xn, w_for_neg, None, s) if negative else out
 
 
 class ZPlus(AlphaBeta):
@@ -164,20 +183,26 @@ class Gamma(Rule):
             raise NetscopeError(f"gamma must be >= 0 (0 is LRP-0), got {gamma}.")
         self.gamma, self.stabilizer = float(gamma), float(stabilizer)
 
-    def relevance(self, layer, x, R):
+    def relevance(self, layer, x, R, y=None):
         g, W, b = self.gamma, layer.weight, layer.bias
         up = (W + g * W.clamp(min=0), None if b is None else b + g * b.clamp(min=0))
         down = (W + g * W.clamp(max=0), None if b is None else b + g * b.clamp(max=0))
-        z = _out(layer, x, W, b)
+        z = _out(layer, x, W, b) if y is None else y
         xp, xn = x.clamp(min=0), x.clamp(max=0)
+        negative = bool((xn < 0).any())  # after a ReLU there is none: skip those terms
         total = torch.zeros_like(x)
         # outputs > 0: x+ through W + g W+ (with its bias), x- through W + g W-; outputs < 0:
         # the other way round
         for keep, (wa, ba), (wb, _) in ((z > 0, up, down), (z < 0, down, up)):
-            denom = _out(layer, xp, wa, ba) + _out(layer, xn, wb, None)
-            s = _divide(R * keep, stabilize(denom, self.stabilizer))
-            total = total + xp * _pullback(layer, xp, wa, ba, s) + \
-                xn * _pullback(layer, xn, wb, None, s)
+            if not bool(keep.any()):
+                continue
+            denom = _out(layer, xp, wa, ba)
+            if negative:
+                denom = denom + _out(layer, xn, wb, None)
+            s = _share(R * keep, denom, self.stabilizer)
+            total = total + xp * _pullback(layer, xp, wa, ba, s)
+            if negative:
+                total = total + xn * _pullback(layer, xn, wb, None, s)
         return total
 
 
@@ -185,35 +210,35 @@ class Flat(Rule):
     def __init__(self, stabilizer: float = 1e-6) -> None:
         self.stabilizer = float(stabilizer)
 
-    def relevance(self, layer, x, R):
+    def relevance(self, layer, x, R, y=None):
         ones, w = torch.ones_like(x), torch.ones_like(layer.weight)
         z = _out(layer, ones, w, None)
-        return _pullback(layer, ones, w, None, _divide(R, stabilize(z, self.stabilizer)))
+        return _pullback(layer, ones, w, None, _share(R, z, self.stabilizer))
 
 
 class WSquare(Rule):
     def __init__(self, stabilizer: float = 1e-6) -> None:
         self.stabilizer = float(stabilizer)
 
-    def relevance(self, layer, x, R):
+    def relevance(self, layer, x, R, y=None):
         ones, w = torch.ones_like(x), layer.weight ** 2
         b = None if layer.bias is None else layer.bias ** 2
         z = _out(layer, ones, w, b)
-        return _pullback(layer, ones, w, b, _divide(R, stabilize(z, self.stabilizer)))
+        return _pullback(layer, ones, w, b, _share(R, z, self.stabilizer))
 
 
 class ZBox(Rule):
     def __init__(self, low, high, stabilizer: float = 1e-6) -> None:
         self.low, self.high, self.stabilizer = low, high, float(stabilizer)
 
-    def relevance(self, layer, x, R):
+    def relevance(self, layer, x, R, y=None):
         low, high = _bound(self.low, x), _bound(self.high, x)
         if bool((low > high).any()):
             raise NetscopeError("z-box: the lower input bound is above the upper one.")
         W = layer.weight
         z = _out(layer, x, W, None) - _out(layer, low, W.clamp(min=0), None) - \
             _out(layer, high, W.clamp(max=0), None)
-        s = _divide(R, stabilize(z, self.stabilizer))
+        s = _share(R, z, self.stabilizer)
         return x * _pullback(layer, x, W, None, s) - \
             low * _pullback(layer, low, W.clamp(min=0), None, s) - \
             high * _pullback(layer, high, W.clamp(max=0), None, s)
