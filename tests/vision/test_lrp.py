@@ -203,3 +203,25 @@ def test_relevance_pictures_diverge_around_zero():
     assert blue[2] > 0.9 and blue[0] < 0.1 and red[0] > 0.9 and red[2] < 0.1
     assert white.min() > 0.95  # no evidence is white
     assert relevance_image(np.zeros((2, 2))).min() > 0.95  # nothing at all stays white
+
+
+def test_relevance_through_units_adds_up_to_the_whole():
+    """Concept relevance: the maps conditioned on each channel of a layer sum to the plain
+    map (the backward pass is linear in the relevance), and on a bias-free network each
+    channel's map carries exactly the relevance that passes through that channel."""
+    model, x = BiasFree().double().eval(), inputs(2).double()
+    kw = {"composite": "epsilon", "epsilon": 0.0}
+    whole = lrp(model, x, [0, 3], units="net.2", **kw)
+    per_unit = whole.extras["units"]
+    assert per_unit.shape == (2, 6)
+    torch.testing.assert_close(per_unit.sum(1), whole.extras["score"])  # all of it passes
+    parts = [lrp(model, x, [0, 3], through={"net.2": [k]}, **kw) for k in range(6)]
+    torch.testing.assert_close(sum(p.attributions for p in parts), whole.attributions)
+    for k, part in enumerate(parts):
+        torch.testing.assert_close(part.extras["relevance"], per_unit[:, k])
+    two = lrp(model, x, [0, 3], through={"net.2": [1, 4]}, **kw)
+    torch.testing.assert_close(two.attributions, parts[1].attributions + parts[4].attributions)
+    with pytest.raises(NetscopeError, match="channels \\[9\\] do not all exist"):
+        lrp(model, x, through={"net.2": [9]}, **kw)
+    with pytest.raises(NetscopeError, match="no layer 'net.9'"):
+        lrp(model, x, units="net.9", **kw)

@@ -161,7 +161,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                     "batch's)"),
             Setting("high", None, "z-box: each input channel's highest value"),
             Setting("rules", None, "a rule per layer name, over the composite's"),
-            NORMALIZE),
+            NORMALIZE,
+            Setting("through", None, "concept relevance: {layer: [channels]} lets only those "
+                    "units pass relevance on"),
+            Setting("units", None, "a layer whose per-unit relevance is reported")),
            needs=("gradients", "a model torch.fx can trace"), resolution="input",
            command="saliency"),
     Method("guided", "guided Grad-CAM", "guided backpropagation times the upsampled Grad-CAM "

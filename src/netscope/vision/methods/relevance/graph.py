@@ -103,9 +103,64 @@ class _SumStep(torch.autograd.Function):
 def node_name(node: fx.Node) -> str:
     """The dotted name of the module a node belongs to (the user's names), else the node's."""
     stack = node.meta.get("nn_module_stack") or {}
-    if node.op == "call_module":
-        return str(node.target)
-    return next(reversed(stack)) if stack else node.name
+    if stack:  # the innermost module it runs in (kept when a node is replaced)
+        return next(reversed(stack))
+    return str(node.target) if node.op == "call_module" else node.name
+
+
+class Probe(nn.Module):
+    """Identity in the forward pass; in the backward pass it keeps the relevance reaching
+    a layer's output (``seen``) and, for concept relevance, lets only ``channels`` pass."""
+
+    def __init__(self, layer: str, channels: tuple[int, ...] | None) -> None:
+        super().__init__()
+        self.layer, self.channels = layer, channels
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, x):
+        return _ProbeStep.apply(x, self)
+
+
+class _ProbeStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, probe: Probe):
+        ctx.probe = probe
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, R):
+        probe = ctx.probe
+        probe.seen = R.detach()
+        if probe.channels is None:
+            return R, None
+        if R.dim() < 2 or max(probe.channels) >= R.shape[1] or min(probe.channels) < 0:
+            raise NetscopeError(f"layer {probe.layer} has {R.shape[1] if R.dim() > 1 else 0} "
+                                f"channels; channels {list(probe.channels)} do not all exist.")
+        keep = torch.zeros(R.shape[1], dtype=R.dtype, device=R.device)
+        keep[list(probe.channels)] = 1
+        return R * keep.view(1, -1, *([1] * (R.dim() - 2))), None
+
+
+def add_probes(gm: fx.GraphModule, layers: dict[str, tuple[int, ...] | None]
+               ) -> dict[str, Probe]:
+    """A Probe after each named layer's output (the last node inside that module)."""
+    probes = {}
+    for name, channels in layers.items():
+        inside = [n for n in gm.graph.nodes if n.op not in ("placeholder", "output")
+                  and (node_name(n) == name or node_name(n).startswith(name + "."))]
+        if not inside:
+            raise NetscopeError(f"no layer {name!r} in the relevance graph (a batch norm is "
+                                f"merged into the convolution before it: name that one).")
+        probe = Probe(name, None if channels is None else tuple(channels))
+        target = f"_lrp_probe_{len(probes)}"
+        gm.add_submodule(target, probe)
+        with gm.graph.inserting_after(inside[-1]):
+            new = gm.graph.call_module(target, (inside[-1],))
+        new.meta = dict(inside[-1].meta)
+        inside[-1].replace_all_uses_with(new, delete_user_cb=lambda user, p=new: user is not p)
+        probes[name] = probe
+    gm.recompile()
+    return probes
 
 
 def relevance_graph(model: nn.Module, composite: Composite) -> fx.GraphModule:

@@ -10,6 +10,7 @@ is never touched: the graph is a canonized copy, cached per model until its weig
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from netscope.vision.core.fastpath import fingerprint
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.targets import TargetLike, detached, resolve
 from netscope.vision.methods.relevance.composites import Composite
-from netscope.vision.methods.relevance.graph import relevance_graph
+from netscope.vision.methods.relevance.graph import add_probes, relevance_graph
 from netscope.vision.methods.relevance.rules import Rule
 
 _GRAPHS: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
@@ -28,17 +29,27 @@ _GRAPHS: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary(
 def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         composite: str = "epsilon-plus", epsilon: float = 1e-6, gamma: float = 0.25,
         stabilizer: float = 1e-6, low=None, high=None,
-        rules: dict[str, Rule] | None = None, normalize: str = "max") -> Heatmaps:
+        rules: dict[str, Rule] | None = None, normalize: str = "max",
+        through: dict[str, Sequence[int]] | None = None, units: str | None = None) -> Heatmaps:
     """LRP relevance of each image's target: ``attributions`` the signed relevance per input
     value (N, C, H, W), ``maps`` its sum over channels, positive part, scaled by
     ``normalize`` (what faithfulness metrics rank); ``composite`` picks the rules (see
     ``composites``), ``rules`` names a rule per layer; ``low``/``high`` are the input's
-    bounds for z-box (default: each channel's extremes in this batch)."""
+    bounds for z-box (default: each channel's extremes in this batch).
+
+    Concept relevance (Achtibat et al. 2023): ``through={"layer": [k, ...]}`` lets only
+    those channels of the layer pass relevance on, so the map shows where units k
+    contribute to the target on this image. ``units="layer"`` reports how much of the
+    target's relevance passes through each unit of that layer: ``extras['units']`` (N, C),
+    the relevance at its output summed over positions."""
     if composite == "epsilon-gamma-box" and (low is None or high is None):
         low = x.amin(dim=(0, 2, 3), keepdim=True)[0] if low is None else low
         high = x.amax(dim=(0, 2, 3), keepdim=True)[0] if high is None else high
     spec = Composite(composite, epsilon, gamma, stabilizer, low, high, dict(rules or {}))
-    graph = _graph(model, spec)
+    watch = {name: tuple(int(c) for c in chans) for name, chans in (through or {}).items()}
+    if units is not None and units not in watch:
+        watch[units] = None
+    graph, probes = _graph(model, spec, watch)
     with capture(model, []):  # the user's model is only read: its flags stay as they are
         xi = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
@@ -52,18 +63,22 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                     "input", "lrp", normalize, attributions=R.detach(),
                     extras={"relevance": R.flatten(1).sum(1).detach(),
                             "score": start.flatten(1).sum(1)})
+    if units is not None:
+        seen = probes[units].seen
+        heat.extras["units"] = seen.flatten(2).sum(2) if seen.dim() > 2 else seen
     return heat
 
 
-def _graph(model: nn.Module, spec: Composite):
-    """The relevance graph of ``model`` under ``spec``, reused while the weights are the
-    same (building it traces and copies the model)."""
-    key = (repr(spec), fingerprint(model))
+def _graph(model: nn.Module, spec: Composite, watch: dict):
+    """The relevance graph of ``model`` under ``spec`` with probes at the ``watch``ed
+    layers, reused while the weights are the same (building it traces and copies)."""
+    key = (repr(spec), tuple(sorted(watch.items())), fingerprint(model))
     try:
         known = _GRAPHS.setdefault(model, {})
     except TypeError:
         known = {}
     if key not in known:
         known.clear()
-        known[key] = relevance_graph(model, spec)
+        graph = relevance_graph(model, spec)
+        known[key] = graph, add_probes(graph, watch)
     return known[key]
