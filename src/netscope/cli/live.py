@@ -6,6 +6,7 @@ import sys
 
 from netscope.cli.options import number
 from netscope.errors import NetscopeError
+from netscope.vision.methods.registry import describe, names
 
 
 def add(sub) -> None:
@@ -20,9 +21,9 @@ def add(sub) -> None:
                    "(or position) holding the class scores")
     p.add_argument("--mode", choices=["heatmap", "activations"], default="heatmap")
     p.add_argument("--layer", help="starting layer for activations mode")
-    p.add_argument("--method", default="gradcam",
-                   choices=["gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam"],
-                   help="heatmap method (key c cycles through them)")
+    p.add_argument("--method", default="gradcam", choices=names("live"),
+                   help="heatmap method (key c cycles through them): "
+                   + describe(names("live")))
     number(p, "--frames", lo=1, hi=10**9, help="stop after N processed frames")
     p.add_argument("--record", help="write the overlaid stream to this .mp4/.avi file")
     p.add_argument("--snapshots", default="netscope-results/live", help="snapshot folder")

@@ -1,6 +1,7 @@
 """What live mode draws on each frame, and the keys that change it.
 
-Heatmap mode: Grad-CAM (or another CAM method, key ``c``) of the top-1 class over the whole
+Heatmap mode: Grad-CAM (or another method fast enough for every frame, key ``c``: the
+registry's live methods) of the top-1 class over the whole
 frame (the frame is resized to the
 model's input square, so the map lines up with the frame exactly), with the class name, its
 probability and the frame rate. Activations mode: a grid of the current layer's feature maps.
@@ -106,7 +107,8 @@ class LiveView:
 
     def _heatmap(self, frame: np.ndarray, x: torch.Tensor) -> np.ndarray:
         cv2 = self._cv2
-        heat = METHODS[self.cam_method](self.lm.model, x, layer=self.cam_layer)
+        method = METHODS[self.cam_method]
+        heat = method(self.lm.model, x, **method.accepted({"layer": self.cam_layer}))
         h, w = frame.shape[:2]
         m = cv2.resize(host(heat.maps[0]).astype(np.float32), (w, h),
                        interpolation=cv2.INTER_LINEAR)

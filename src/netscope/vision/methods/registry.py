@@ -166,7 +166,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                     "units pass relevance on"),
             Setting("units", None, "a layer whose per-unit relevance is reported")),
            needs=("gradients", "a model torch.fx can trace"), resolution="input",
-           command="saliency"),
+           command="saliency", live=True),
     Method("guided", "guided Grad-CAM", "guided backpropagation times the upsampled Grad-CAM "
            "map", _M + "guided:guided_grad_cam", CAM_SETTINGS,
            needs=("gradients", "ReLU modules"), resolution="input", dataset=False),
