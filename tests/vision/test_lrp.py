@@ -225,3 +225,28 @@ def test_relevance_through_units_adds_up_to_the_whole():
         lrp(model, x, through={"net.2": [9]}, **kw)
     with pytest.raises(NetscopeError, match="no layer 'net.9'"):
         lrp(model, x, units="net.9", **kw)
+
+
+def test_vision_transformers_need_no_user_code():
+    """Attention (the weights held constant, relevance to the values) and layer norms (the
+    SD held constant) pass relevance conservatively: a ViT without biases or position
+    embedding conserves the score; the class-token ViT gives a map; nn.MultiheadAttention
+    is refused clearly."""
+    from tests.vision.tiny_transformers import TinyViT, tiny_vit
+
+    torch.manual_seed(0)
+    vit = TinyViT(cls_token=False).double().eval()
+    with torch.no_grad():
+        vit.pos.zero_()
+        for name, p in vit.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    heat = lrp(vit, x, [0, 2], composite="epsilon", epsilon=1e-12)
+    torch.testing.assert_close(heat.extras["relevance"], vit(x)[[0, 1], [0, 2]], rtol=1e-6,
+                               atol=1e-9)
+    with_cls = lrp(tiny_vit(), x.float())
+    assert with_cls.maps.shape == (2, 32, 32) and torch.isfinite(with_cls.attributions).all()
+    assert float(with_cls.maps.amax()) == 1.0
+    with pytest.raises(NetscopeError, match="nn.MultiheadAttention .* not supported yet"):
+        lrp(TinyViT(mha=True).eval(), x.float())

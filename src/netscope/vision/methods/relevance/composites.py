@@ -1,8 +1,9 @@
 """Composites: which rule each layer gets, by its type and position, as Zennit names them.
 
 Every composite passes relevance unchanged through activations and a left-over batch norm
-(``Pass``) and normalizes sums and average pooling (``Norm``); they differ in the
-convolutions, dense layers and the first layer:
+(``Pass``), normalizes sums, average pooling and attention's weighted sum of values
+(``Norm``) and gives layer norms the epsilon rule with the SD held constant; they differ in
+the convolutions, dense layers and the first layer:
 
 - ``epsilon-plus``: z-plus for convolutions, epsilon for dense layers;
 - ``epsilon-plus-flat``: the same, flat for the first convolution or dense layer;
@@ -33,7 +34,7 @@ from netscope.vision.methods.relevance.rules import (
     ZPlus,
 )
 
-ROLES = ("conv", "dense", "pool", "sum", "activation", "batchnorm")
+ROLES = ("conv", "dense", "pool", "sum", "activation", "batchnorm", "layernorm", "attention")
 COMPOSITES = ("epsilon-plus", "epsilon-plus-flat", "epsilon-gamma-box",
               "epsilon-alpha2-beta1", "epsilon-alpha2-beta1-flat", "epsilon")
 
@@ -73,8 +74,10 @@ class Composite:
             return own
         if role == "activation" or role == "batchnorm":
             return Pass()
-        if role in ("pool", "sum"):
+        if role in ("pool", "sum", "attention"):
             return Norm(self.stabilizer) if self.name != "epsilon" else Epsilon(self.epsilon)
+        if role == "layernorm":  # the LN rule: the epsilon rule with the SD held constant
+            return Epsilon(self.epsilon)
         eps = Epsilon(self.epsilon)
         if self.name == "epsilon":
             return eps

@@ -163,15 +163,20 @@ def add_probes(gm: fx.GraphModule, layers: dict[str, tuple[int, ...] | None]
     return probes
 
 
-def relevance_graph(model: nn.Module, composite: Composite) -> fx.GraphModule:
-    """A copy of ``model`` whose backward pass propagates relevance (see the docstring)."""
+def relevance_graph(model: nn.Module, composite: Composite,
+                    example: torch.Tensor) -> fx.GraphModule:
+    """A copy of ``model`` whose backward pass propagates relevance (see the docstring);
+    ``example`` (one input) tells which nodes carry tensors that depend on the input."""
     gm = traced_copy(model)
     if gm is None:
         raise NetscopeError("LRP needs a model torch.fx can trace (no data-dependent control "
                             "flow in forward); this one cannot be traced. Use Grad-CAM or "
                             "Integrated Gradients, which work on any model.")
+    carries = _relevance_nodes(gm, example)
     first = True
     for node in list(gm.graph.nodes):
+        if node not in carries:
+            continue
         try:
             role, layer, op = _classify(gm, node)
         except NetscopeError:
@@ -189,6 +194,8 @@ def relevance_graph(model: nn.Module, composite: Composite) -> fx.GraphModule:
         if role == "sum":
             unit: nn.Module = _Sum(layer.name, getattr(rule, "epsilon", 0.0))
             args = node.args[:2]
+        elif role == "attention":
+            unit, args = _Attention(layer.name, getattr(rule, "epsilon", 0.0), op), node.args[:3]
         else:
             if rule.needs_params and layer.weight is None:
                 raise NetscopeError(f"rule {rule!r} needs a layer with weights; {layer.name} "
@@ -216,6 +223,24 @@ def _as_layer(gm: fx.GraphModule, node: fx.Node) -> Layer:
     else:
         call = node.target
     return Layer(node_name(node), lambda x, w, b: call(x, *rest, **kw))
+
+
+def _relevance_nodes(gm: fx.GraphModule, example: torch.Tensor) -> set[fx.Node]:
+    """Nodes whose value is a tensor computed from the input: the only ones relevance
+    flows through (shape arithmetic and parameter reshaping are left alone)."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    with torch.no_grad():
+        ShapeProp(gm).propagate(example)
+    scalar = (int, float, bool, torch.Size, torch.dtype, torch.device, type(None))
+    found: set[fx.Node] = set()
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            found.add(node)
+        elif node.op != "output" and any(a in found for a in node.all_input_nodes) and \
+                node.meta.get("type") not in scalar:
+            found.add(node)
+    return found
 
 
 def _with_padding(gm: fx.GraphModule, node: fx.Node, layer: Layer) -> tuple[Layer, tuple]:
@@ -280,6 +305,12 @@ def _classify_module(mod: nn.Module, name: str, node: fx.Node):
         return "dense", Layer(name, F.linear, mod.weight, mod.bias, _dense_transpose), None
     if isinstance(mod, ACTIVATION_MODULES):
         return "activation", Layer(name, _ignore_params), _fresh(mod)
+    if isinstance(mod, nn.LayerNorm):
+        return "layernorm", Layer(name, _layer_norm(mod), mod.weight, mod.bias), None
+    if isinstance(mod, nn.MultiheadAttention):
+        raise NetscopeError(f"LRP through nn.MultiheadAttention ({name}) is not supported yet; "
+                            f"a transformer whose attention calls "
+                            f"F.scaled_dot_product_attention (as timm's) works.")
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
         return "batchnorm", Layer(name, _ignore_params), mod
     if isinstance(mod, POOL_MODULES):
@@ -298,6 +329,13 @@ def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str):
     if fn is F.linear:
         x, w, b = _filled(node, 3)
         return "dense", Layer(name, F.linear, _attr(gm, w), _attr(gm, b), _dense_transpose), None
+    if fn is F.scaled_dot_product_attention:
+        kw = dict(node.kwargs)
+        if len(node.args) > 3 or kw.get("attn_mask") is not None or kw.get("enable_gqa"):
+            raise NetscopeError(f"LRP through attention at {name}: masks and grouped queries "
+                                f"are not supported yet.")
+        return "attention", Layer(name, _ignore_params), \
+            (kw.get("scale"), bool(kw.get("is_causal", False)))
     if fn in ACTIVATION_FUNCTIONS:
         rest, kw = node.args[1:], {k: v for k, v in node.kwargs.items() if k != "inplace"}
         return "activation", Layer(name, _ignore_params), \
@@ -310,6 +348,56 @@ def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str):
     if fn in SUMS or fn in PLAIN_FUNCTIONS:  # x + a constant: relevance passes as it is
         return None, None, None
     raise _unsupported(node, name)
+
+
+def _layer_norm(mod: nn.LayerNorm) -> Callable:
+    """LayerNorm with its standard deviation taken as a constant (Ali et al. 2022): a linear
+    map of x, so the epsilon rule hands relevance through it conservatively."""
+    dims = tuple(range(-len(mod.normalized_shape), 0))
+
+    def fn(x, w, b):
+        sd = (x.detach().var(dims, unbiased=False, keepdim=True) + mod.eps).sqrt()
+        y = (x - x.mean(dims, keepdim=True)) / sd
+        return y if w is None else y * w + (0 if b is None else b)
+    return fn
+
+
+class _Attention(nn.Module):
+    """softmax(q k^T * scale) v, the attention weights taken as constants in the backward
+    pass (the AH rule of Ali et al. 2022, as AttnLRP keeps it for the value path): all
+    relevance goes to the values, in proportion to each one's weighted contribution."""
+
+    def __init__(self, name: str, stabilizer: float, options) -> None:
+        super().__init__()
+        self.name, self.stabilizer = name, stabilizer
+        self.scale, self.causal = options
+
+    def forward(self, q, k, v):
+        return _AttentionStep.apply(q, k, v, self)
+
+
+class _AttentionStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, unit: _Attention):
+        scale = unit.scale if unit.scale is not None else q.shape[-1] ** -0.5
+        logits = q @ k.transpose(-2, -1) * scale
+        if unit.causal:
+            t, s = logits.shape[-2:]
+            keep = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()
+            logits = logits.masked_fill(~keep, float("-inf"))
+        weights = logits.softmax(-1)
+        y = weights @ v
+        ctx.save_for_backward(weights, v, y)
+        ctx.stabilizer = unit.stabilizer
+        return y
+
+    @staticmethod
+    def backward(ctx, R):
+        weights, v, y = ctx.saved_tensors
+        s = R / stabilize(y, ctx.stabilizer) if ctx.stabilizer > 0 else \
+            torch.where(y != 0, R / torch.where(y != 0, y, 1.0), 0.0)
+        Rv = v * (weights.transpose(-2, -1) @ s)
+        return torch.zeros_like(v), torch.zeros_like(v), Rv, None
 
 
 def _dense_transpose(s: torch.Tensor, w: torch.Tensor, shape) -> torch.Tensor:

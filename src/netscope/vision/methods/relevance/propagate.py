@@ -49,7 +49,7 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     watch = {name: tuple(int(c) for c in chans) for name, chans in (through or {}).items()}
     if units is not None and units not in watch:
         watch[units] = None
-    graph, probes = _graph(model, spec, watch)
+    graph, probes = _graph(model, spec, watch, x[:1].detach())
     with capture(model, []):  # the user's model is only read: its flags stay as they are
         xi = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
@@ -69,7 +69,7 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     return heat
 
 
-def _graph(model: nn.Module, spec: Composite, watch: dict):
+def _graph(model: nn.Module, spec: Composite, watch: dict, example: torch.Tensor):
     """The relevance graph of ``model`` under ``spec`` with probes at the ``watch``ed
     layers, reused while the weights are the same (building it traces and copies)."""
     key = (repr(spec), tuple(sorted(watch.items())), fingerprint(model))
@@ -79,6 +79,6 @@ def _graph(model: nn.Module, spec: Composite, watch: dict):
         known = {}
     if key not in known:
         known.clear()
-        graph = relevance_graph(model, spec)
+        graph = relevance_graph(model, spec, example)
         known[key] = graph, add_probes(graph, watch)
     return known[key]
