@@ -248,5 +248,38 @@ def test_vision_transformers_need_no_user_code():
     with_cls = lrp(tiny_vit(), x.float())
     assert with_cls.maps.shape == (2, 32, 32) and torch.isfinite(with_cls.attributions).all()
     assert float(with_cls.maps.amax()) == 1.0
-    with pytest.raises(NetscopeError, match="nn.MultiheadAttention .* not supported yet"):
-        lrp(TinyViT(mha=True).eval(), x.float())
+    mha = TinyViT(cls_token=False, mha=True).double().eval()
+    with torch.no_grad():
+        mha.pos.zero_()
+        for name, p in mha.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+    heat = lrp(mha, x, [1, 4], composite="epsilon", epsilon=1e-12)
+    torch.testing.assert_close(heat.extras["relevance"], mha(x)[[0, 1], [1, 4]], rtol=1e-6,
+                               atol=1e-9)
+
+
+class ExplicitAttention(nn.Module):
+    """Attention written out as Hugging Face's eager ViT does: matmul, scale, softmax,
+    matmul, and a layer scale by a parameter (as timm's)."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.embed = nn.Conv2d(3, dim, 4, 4, bias=False)
+        self.q, self.k, self.v = (nn.Linear(dim, dim, bias=False) for _ in range(3))
+        self.gamma = nn.Parameter(torch.full((dim,), 0.5))
+        self.head = nn.Linear(dim, 3, bias=False)
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        scores = torch.matmul(self.q(t), self.k(t).transpose(-1, -2)) / 8 ** 0.5
+        mixed = torch.matmul(scores.softmax(-1), self.v(t))
+        return self.head((t + mixed * self.gamma).mean(1))
+
+
+def test_attention_written_out_needs_no_user_code():
+    model, x = ExplicitAttention().double().eval(), inputs(2, 16).double()
+    heat = lrp(model, x, [0, 2], composite="epsilon", epsilon=0.0)
+    torch.testing.assert_close(heat.extras["relevance"], model(x)[[0, 1], [0, 2]])
+    assert heat.attributions.abs().sum() > 0

@@ -34,6 +34,9 @@ POOL_MODULES = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
 POOL_FUNCTIONS = {F.avg_pool2d, F.adaptive_avg_pool2d, F.avg_pool1d, F.adaptive_avg_pool1d,
                   torch.mean}
 SUMS = {operator.add, operator.iadd, torch.add}
+SCALINGS = {operator.mul, operator.truediv, torch.mul, torch.div}
+SOFTMAXES = {F.softmax, torch.softmax}
+MATMULS = {torch.matmul, operator.matmul, torch.bmm}
 PLAIN_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d, nn.Flatten,
                  nn.Unflatten, nn.Dropout, nn.Dropout2d, nn.Identity, nn.ZeroPad2d,
                  nn.ConstantPad2d)
@@ -178,7 +181,7 @@ def relevance_graph(model: nn.Module, composite: Composite,
         if node not in carries:
             continue
         try:
-            role, layer, op = _classify(gm, node)
+            role, layer, op = _classify(gm, node, carries)
         except NetscopeError:
             own = composite.own_rule(node_name(node))
             if own is None:
@@ -196,6 +199,14 @@ def relevance_graph(model: nn.Module, composite: Composite,
             args = node.args[:2]
         elif role == "attention":
             unit, args = _Attention(layer.name, getattr(rule, "epsilon", 0.0), op), node.args[:3]
+        elif role == "weighted":
+            unit, args = _Weighted(layer.name, getattr(rule, "epsilon", 0.0), op), node.args[:2]
+        elif role == "mha":
+            unit = _MHA(op, composite.choose("dense", f"{layer.name}.in_proj", False),
+                        composite.choose("dense", f"{layer.name}.out_proj", False),
+                        getattr(composite.choose("attention", layer.name, False), "epsilon", 0.0))
+            args = node.args[:3]
+            _check_mha_call(node, layer.name)
         else:
             if rule.needs_params and layer.weight is None:
                 raise NetscopeError(f"rule {rule!r} needs a layer with weights; {layer.name} "
@@ -205,7 +216,7 @@ def relevance_graph(model: nn.Module, composite: Composite,
             else:
                 args = node.args[:1]
             unit = _Unit(layer, rule, op)
-        _swap(gm, node, unit, args)
+        carries.add(_swap(gm, node, unit, args))  # later nodes read the new one
     gm.graph.eliminate_dead_code()
     gm.delete_all_unused_submodules()
     gm.recompile()
@@ -256,7 +267,7 @@ def _with_padding(gm: fx.GraphModule, node: fx.Node, layer: Layer) -> tuple[Laye
     return padded, src.args[:1]
 
 
-def _swap(gm: fx.GraphModule, node: fx.Node, unit: nn.Module, args) -> None:
+def _swap(gm: fx.GraphModule, node: fx.Node, unit: nn.Module, args) -> fx.Node:
     name = f"_lrp_{len(list(gm.named_children()))}"
     gm.add_submodule(name, unit)
     with gm.graph.inserting_before(node):
@@ -264,9 +275,10 @@ def _swap(gm: fx.GraphModule, node: fx.Node, unit: nn.Module, args) -> None:
     new.meta = dict(node.meta)
     node.replace_all_uses_with(new)
     gm.graph.erase_node(node)
+    return new
 
 
-def _classify(gm: fx.GraphModule, node: fx.Node):
+def _classify(gm: fx.GraphModule, node: fx.Node, carries: set[fx.Node]):
     """(role, Layer, op) for a node LRP must replace, (None, None, None) for one whose
     gradient already passes relevance, or an error for one it has no rule for."""
     name = node_name(node)
@@ -276,7 +288,7 @@ def _classify(gm: fx.GraphModule, node: fx.Node):
     if node.op == "call_module":
         return _classify_module(gm.get_submodule(node.target), name, node)
     if node.op == "call_function":
-        return _classify_function(gm, node, name)
+        return _classify_function(gm, node, name, carries)
     if node.op == "call_method":
         if node.target in PLAIN_METHODS:
             return nothing
@@ -290,6 +302,8 @@ def _classify(gm: fx.GraphModule, node: fx.Node):
             return "pool", Layer(name, lambda x, w, b, a=rest, k=kw: x.mean(*a, **k)), None
         if node.target in ("add", "add_") and _two_tensors(node):
             return "sum", Layer(name, _ignore_params), None
+        if node.target == "softmax":
+            return None, None, None
     raise _unsupported(node, name)
 
 
@@ -308,9 +322,7 @@ def _classify_module(mod: nn.Module, name: str, node: fx.Node):
     if isinstance(mod, nn.LayerNorm):
         return "layernorm", Layer(name, _layer_norm(mod), mod.weight, mod.bias), None
     if isinstance(mod, nn.MultiheadAttention):
-        raise NetscopeError(f"LRP through nn.MultiheadAttention ({name}) is not supported yet; "
-                            f"a transformer whose attention calls "
-                            f"F.scaled_dot_product_attention (as timm's) works.")
+        return "mha", Layer(name, _ignore_params), mod
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
         return "batchnorm", Layer(name, _ignore_params), mod
     if isinstance(mod, POOL_MODULES):
@@ -320,7 +332,8 @@ def _classify_module(mod: nn.Module, name: str, node: fx.Node):
     raise _unsupported(node, name, mod)
 
 
-def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str):
+def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str,
+                       carries: set[fx.Node]):
     fn = node.target
     if fn in (F.conv2d, torch.conv2d, F.conv1d, F.conv3d):
         x, w, b, *rest = _filled(node, 7)
@@ -345,9 +358,127 @@ def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str):
         return "pool", Layer(name, lambda x, w, b, f=fn, a=rest, k=kw: f(x, *a, **k)), None
     if fn in SUMS and _two_tensors(node):
         return "sum", Layer(name, _ignore_params), None
+    if fn in SCALINGS and sum(a in carries for a in node.args[:2]) == 1:
+        return "activation", Layer(name, _ignore_params), _scaling(gm, node, carries)
+    if fn in SOFTMAXES:  # attention weights: held constant, they receive no relevance
+        return None, None, None
+    if fn in MATMULS and _two_tensors(node):
+        a, b = node.args[:2]
+        if _from_softmax(a):  # weights @ values
+            return "weighted", Layer(name, _ignore_params), "left"
+        if _feeds_softmax(node):  # q @ k^T: on the weights' side, no relevance reaches it
+            return None, None, None
     if fn in SUMS or fn in PLAIN_FUNCTIONS:  # x + a constant: relevance passes as it is
         return None, None, None
     raise _unsupported(node, name)
+
+
+def _scaling(gm: fx.GraphModule, node: fx.Node, carries: set[fx.Node]) -> Callable:
+    """x * c or x / c by a constant (a number or a parameter, as timm's layer scale): the
+    forward as it is, relevance passing unchanged (each output owes all to its input)."""
+    a, b = node.args[:2]
+    fn, left = node.target, a in carries
+    other = _attr(gm, b if left else a)
+    return (lambda x: fn(x, other)) if left else (lambda x: fn(other, x))
+
+
+def _from_softmax(node) -> bool:
+    """Whether a node is attention weights: a softmax, possibly through dropout."""
+    while isinstance(node, fx.Node):
+        if node.target in SOFTMAXES or (node.op == "call_method" and node.target == "softmax"):
+            return True
+        if node.target is F.dropout or (node.op == "call_module" and
+                                        "dropout" in str(node.target).lower()):
+            node = node.args[0]
+            continue
+        return False
+    return False
+
+
+def _feeds_softmax(node: fx.Node, depth: int = 4) -> bool:
+    """Whether a node's value reaches a softmax through a few elementwise steps (the scaled
+    logits q k^T of attention)."""
+    frontier = [node]
+    for _ in range(depth):
+        nxt = []
+        for n in frontier:
+            for user in n.users:
+                if user.target in SOFTMAXES or (user.op == "call_method" and
+                                                user.target == "softmax"):
+                    return True
+                nxt.append(user)
+        frontier = nxt
+    return False
+
+
+def _check_mha_call(node: fx.Node, name: str) -> None:
+    q, k, v = (list(node.args) + [None, None, None])[:3]
+    masks = [k for k in ("attn_mask", "key_padding_mask") if node.kwargs.get(k) is not None]
+    if not (q is k is v) or masks or node.kwargs.get("is_causal"):
+        raise NetscopeError(f"LRP through nn.MultiheadAttention at {name}: only self-attention "
+                            f"without masks is supported.")
+
+
+class _Weighted(nn.Module):
+    """weights @ values with the weights held constant (the AH rule): relevance to values."""
+
+    def __init__(self, name: str, stabilizer: float, side: str) -> None:
+        super().__init__()
+        self.name, self.stabilizer = name, stabilizer
+
+    def forward(self, weights, v):
+        return _WeightedStep.apply(weights, v, self.stabilizer)
+
+
+class _WeightedStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weights, v, stabilizer: float):
+        y = weights @ v
+        ctx.save_for_backward(weights, v, y)
+        ctx.stabilizer = stabilizer
+        return y
+
+    @staticmethod
+    def backward(ctx, R):
+        weights, v, y = ctx.saved_tensors
+        s = R / stabilize(y, ctx.stabilizer) if ctx.stabilizer > 0 else \
+            torch.where(y != 0, R / torch.where(y != 0, y, 1.0), 0.0)
+        return torch.zeros_like(weights), v * (weights.transpose(-2, -1) @ s), None
+
+
+class _MHA(nn.Module):
+    """nn.MultiheadAttention (self-attention) as LRP units: the value projection and the
+    output projection by their dense rules, the attention by the AH rule; query and key
+    receive no relevance. Returns (output, None) as the module does without weights."""
+
+    def __init__(self, mha: nn.MultiheadAttention, rule_in: Rule, rule_out: Rule,
+                 stabilizer: float) -> None:
+        super().__init__()
+        if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
+            raise NetscopeError("LRP through nn.MultiheadAttention needs one packed in_proj "
+                                "(query, key and value of the same size) and no bias_k.")
+        self.mha = mha
+        c = mha.embed_dim
+        w, b = mha.in_proj_weight, mha.in_proj_bias
+        self.q = _Unit(Layer("q", F.linear, w[:c], None if b is None else b[:c]), rule_in)
+        self.k = _Unit(Layer("k", F.linear, w[c:2 * c], None if b is None else b[c:2 * c]),
+                       rule_in)
+        self.v = _Unit(Layer("v", F.linear, w[2 * c:], None if b is None else b[2 * c:]),
+                       rule_in)
+        self.out = _Unit(Layer("out", F.linear, mha.out_proj.weight, mha.out_proj.bias,
+                               _dense_transpose), rule_out)
+        self.attend = _Attention("attention", stabilizer, (None, False))
+
+    def forward(self, query, key=None, value=None, *args, **kwargs):
+        x = query if self.mha.batch_first else query.transpose(0, 1)  # (N, T, C)
+        n, t, c = x.shape
+        h = self.mha.num_heads
+
+        def heads(z):
+            return z.view(n, t, h, c // h).transpose(1, 2)
+        y = self.attend(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)))
+        out = self.out(y.transpose(1, 2).reshape(n, t, c))
+        return (out if self.mha.batch_first else out.transpose(0, 1)), None
 
 
 def _layer_norm(mod: nn.LayerNorm) -> Callable:
