@@ -20,8 +20,16 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.fastpath import traced_copy
+from netscope.vision.methods.relevance.attention import MHA, Attention, Weighted, layer_norm
 from netscope.vision.methods.relevance.composites import Composite
-from netscope.vision.methods.relevance.rules import Layer, Rule, stabilize
+from netscope.vision.methods.relevance.rules import Layer
+from netscope.vision.methods.relevance.units import (
+    Probe,
+    Sum,
+    Unit,
+    conv_transpose,
+    dense_transpose,
+)
 
 ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Sigmoid,
                       nn.Tanh, nn.Softplus, nn.Hardswish, nn.Hardtanh, nn.Mish, nn.PReLU)
@@ -48,100 +56,12 @@ PLAIN_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguo
 CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-class _Unit(nn.Module):
-    """One layer with its rule: forward as the layer, backward by the rule."""
-
-    def __init__(self, layer: Layer, rule: Rule, op: Callable | None = None) -> None:
-        super().__init__()
-        self.layer, self.rule, self.op = layer, rule, op
-
-    def forward(self, x):
-        return _RuleStep.apply(x, self)
-
-
-class _RuleStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, unit: _Unit):
-        ctx.unit = unit
-        if unit.op is not None:  # an activation or batch norm: its own function
-            ctx.save_for_backward(x)
-            return unit.op(x)
-        y = unit.layer.fn(x, unit.layer.weight, unit.layer.bias)
-        ctx.save_for_backward(x, y)  # rules that normalize by the output reuse it
-        return y
-
-    @staticmethod
-    def backward(ctx, R):
-        x, *y = ctx.saved_tensors
-        return ctx.unit.rule.relevance(ctx.unit.layer, x, R, y[0] if y else None), None
-
-
-class _Sum(nn.Module):
-    """a + b with the relevance split in proportion: R_a = a R / (a + b), R_b likewise."""
-
-    def __init__(self, name: str, stabilizer: float) -> None:
-        super().__init__()
-        self.name, self.stabilizer = name, stabilizer
-
-    def forward(self, a, b):
-        return _SumStep.apply(a, b, self.stabilizer)
-
-
-class _SumStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, b, stabilizer: float):
-        ctx.save_for_backward(a, b)
-        ctx.stabilizer = stabilizer
-        return a + b
-
-    @staticmethod
-    def backward(ctx, R):
-        a, b = ctx.saved_tensors
-        z = a + b
-        den = stabilize(z, ctx.stabilizer)
-        s = torch.where(den != 0, R / torch.where(den != 0, den, 1.0), 0.0)
-        return (a * s).sum_to_size(a.shape), (b * s).sum_to_size(b.shape), None
-
-
 def node_name(node: fx.Node) -> str:
     """The dotted name of the module a node belongs to (the user's names), else the node's."""
     stack = node.meta.get("nn_module_stack") or {}
     if stack:  # the innermost module it runs in (kept when a node is replaced)
         return next(reversed(stack))
     return str(node.target) if node.op == "call_module" else node.name
-
-
-class Probe(nn.Module):
-    """Identity in the forward pass; in the backward pass it keeps the relevance reaching
-    a layer's output (``seen``) and, for concept relevance, lets only ``channels`` pass."""
-
-    def __init__(self, layer: str, channels: tuple[int, ...] | None) -> None:
-        super().__init__()
-        self.layer, self.channels = layer, channels
-        self.seen: torch.Tensor | None = None
-
-    def forward(self, x):
-        return _ProbeStep.apply(x, self)
-
-
-class _ProbeStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, probe: Probe):
-        ctx.probe = probe
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, R):
-        probe = ctx.probe
-        probe.seen = R.detach()
-        if probe.channels is None:
-            return R, None
-        if R.dim() < 2 or max(probe.channels) >= R.shape[1] or min(probe.channels) < 0:
-            raise NetscopeError(f"layer {probe.layer} has {R.shape[1] if R.dim() > 1 else 0} "
-                                f"channels; channels {list(probe.channels)} do not all exist.")
-        keep = torch.zeros(R.shape[1], dtype=R.dtype, device=R.device)
-        keep[list(probe.channels)] = 1
-        return R * keep.view(1, -1, *([1] * (R.dim() - 2))), None
 
 
 def add_probes(gm: fx.GraphModule, layers: dict[str, tuple[int, ...] | None]
@@ -195,14 +115,14 @@ def relevance_graph(model: nn.Module, composite: Composite,
         else:
             rule = composite.choose(role, layer.name, False)
         if role == "sum":
-            unit: nn.Module = _Sum(layer.name, getattr(rule, "epsilon", 0.0))
+            unit: nn.Module = Sum(layer.name, getattr(rule, "epsilon", 0.0))
             args = node.args[:2]
         elif role == "attention":
-            unit, args = _Attention(layer.name, getattr(rule, "epsilon", 0.0), op), node.args[:3]
+            unit, args = Attention(layer.name, getattr(rule, "epsilon", 0.0), op), node.args[:3]
         elif role == "weighted":
-            unit, args = _Weighted(layer.name, getattr(rule, "epsilon", 0.0), op), node.args[:2]
+            unit, args = Weighted(layer.name, getattr(rule, "epsilon", 0.0)), node.args[:2]
         elif role == "mha":
-            unit = _MHA(op, composite.choose("dense", f"{layer.name}.in_proj", False),
+            unit = MHA(op, composite.choose("dense", f"{layer.name}.in_proj", False),
                         composite.choose("dense", f"{layer.name}.out_proj", False),
                         getattr(composite.choose("attention", layer.name, False), "epsilon", 0.0))
             args = node.args[:3]
@@ -215,7 +135,7 @@ def relevance_graph(model: nn.Module, composite: Composite,
                 layer, args = _with_padding(gm, node, layer)
             else:
                 args = node.args[:1]
-            unit = _Unit(layer, rule, op)
+            unit = Unit(layer, rule, op)
         carries.add(_swap(gm, node, unit, args))  # later nodes read the new one
     gm.graph.eliminate_dead_code()
     gm.delete_all_unused_submodules()
@@ -311,16 +231,16 @@ def _classify_module(mod: nn.Module, name: str, node: fx.Node):
     if isinstance(mod, CONV_MODULES):
         plain = type(mod) is nn.Conv2d and mod.padding_mode == "zeros" and \
             not isinstance(mod.padding, str)
-        back = _conv_transpose(F.conv2d, mod.stride, mod.padding, mod.dilation, mod.groups) \
+        back = conv_transpose(F.conv2d, mod.stride, mod.padding, mod.dilation, mod.groups) \
             if plain else None
         return "conv", Layer(name, lambda x, w, b, m=mod: m._conv_forward(x, w, b),
                              mod.weight, mod.bias, back), None
     if isinstance(mod, nn.Linear):
-        return "dense", Layer(name, F.linear, mod.weight, mod.bias, _dense_transpose), None
+        return "dense", Layer(name, F.linear, mod.weight, mod.bias, dense_transpose), None
     if isinstance(mod, ACTIVATION_MODULES):
         return "activation", Layer(name, _ignore_params), _fresh(mod)
     if isinstance(mod, nn.LayerNorm):
-        return "layernorm", Layer(name, _layer_norm(mod), mod.weight, mod.bias), None
+        return "layernorm", Layer(name, layer_norm(mod), mod.weight, mod.bias), None
     if isinstance(mod, nn.MultiheadAttention):
         return "mha", Layer(name, _ignore_params), mod
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
@@ -338,10 +258,10 @@ def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str,
     if fn in (F.conv2d, torch.conv2d, F.conv1d, F.conv3d):
         x, w, b, *rest = _filled(node, 7)
         return "conv", Layer(name, lambda x, w, b, f=fn, r=tuple(rest): f(x, w, b, *r),
-                             _attr(gm, w), _attr(gm, b), _conv_transpose(fn, *rest)), None
+                             _attr(gm, w), _attr(gm, b), conv_transpose(fn, *rest)), None
     if fn is F.linear:
         x, w, b = _filled(node, 3)
-        return "dense", Layer(name, F.linear, _attr(gm, w), _attr(gm, b), _dense_transpose), None
+        return "dense", Layer(name, F.linear, _attr(gm, w), _attr(gm, b), dense_transpose), None
     if fn is F.scaled_dot_product_attention:
         kw = dict(node.kwargs)
         if len(node.args) > 3 or kw.get("attn_mask") is not None or kw.get("enable_gqa"):
@@ -417,133 +337,6 @@ def _check_mha_call(node: fx.Node, name: str) -> None:
     if not (q is k is v) or masks or node.kwargs.get("is_causal"):
         raise NetscopeError(f"LRP through nn.MultiheadAttention at {name}: only self-attention "
                             f"without masks is supported.")
-
-
-class _Weighted(nn.Module):
-    """weights @ values with the weights held constant (the AH rule): relevance to values."""
-
-    def __init__(self, name: str, stabilizer: float, side: str) -> None:
-        super().__init__()
-        self.name, self.stabilizer = name, stabilizer
-
-    def forward(self, weights, v):
-        return _WeightedStep.apply(weights, v, self.stabilizer)
-
-
-class _WeightedStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, weights, v, stabilizer: float):
-        y = weights @ v
-        ctx.save_for_backward(weights, v, y)
-        ctx.stabilizer = stabilizer
-        return y
-
-    @staticmethod
-    def backward(ctx, R):
-        weights, v, y = ctx.saved_tensors
-        s = R / stabilize(y, ctx.stabilizer) if ctx.stabilizer > 0 else \
-            torch.where(y != 0, R / torch.where(y != 0, y, 1.0), 0.0)
-        return torch.zeros_like(weights), v * (weights.transpose(-2, -1) @ s), None
-
-
-class _MHA(nn.Module):
-    """nn.MultiheadAttention (self-attention) as LRP units: the value projection and the
-    output projection by their dense rules, the attention by the AH rule; query and key
-    receive no relevance. Returns (output, None) as the module does without weights."""
-
-    def __init__(self, mha: nn.MultiheadAttention, rule_in: Rule, rule_out: Rule,
-                 stabilizer: float) -> None:
-        super().__init__()
-        if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
-            raise NetscopeError("LRP through nn.MultiheadAttention needs one packed in_proj "
-                                "(query, key and value of the same size) and no bias_k.")
-        self.mha = mha
-        c = mha.embed_dim
-        w, b = mha.in_proj_weight, mha.in_proj_bias
-        self.q = _Unit(Layer("q", F.linear, w[:c], None if b is None else b[:c]), rule_in)
-        self.k = _Unit(Layer("k", F.linear, w[c:2 * c], None if b is None else b[c:2 * c]),
-                       rule_in)
-        self.v = _Unit(Layer("v", F.linear, w[2 * c:], None if b is None else b[2 * c:]),
-                       rule_in)
-        self.out = _Unit(Layer("out", F.linear, mha.out_proj.weight, mha.out_proj.bias,
-                               _dense_transpose), rule_out)
-        self.attend = _Attention("attention", stabilizer, (None, False))
-
-    def forward(self, query, key=None, value=None, *args, **kwargs):
-        x = query if self.mha.batch_first else query.transpose(0, 1)  # (N, T, C)
-        n, t, c = x.shape
-        h = self.mha.num_heads
-
-        def heads(z):
-            return z.view(n, t, h, c // h).transpose(1, 2)
-        y = self.attend(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)))
-        out = self.out(y.transpose(1, 2).reshape(n, t, c))
-        return (out if self.mha.batch_first else out.transpose(0, 1)), None
-
-
-def _layer_norm(mod: nn.LayerNorm) -> Callable:
-    """LayerNorm with its standard deviation taken as a constant (Ali et al. 2022): a linear
-    map of x, so the epsilon rule hands relevance through it conservatively."""
-    dims = tuple(range(-len(mod.normalized_shape), 0))
-
-    def fn(x, w, b):
-        sd = (x.detach().var(dims, unbiased=False, keepdim=True) + mod.eps).sqrt()
-        y = (x - x.mean(dims, keepdim=True)) / sd
-        return y if w is None else y * w + (0 if b is None else b)
-    return fn
-
-
-class _Attention(nn.Module):
-    """softmax(q k^T * scale) v, the attention weights taken as constants in the backward
-    pass (the AH rule of Ali et al. 2022, as AttnLRP keeps it for the value path): all
-    relevance goes to the values, in proportion to each one's weighted contribution."""
-
-    def __init__(self, name: str, stabilizer: float, options) -> None:
-        super().__init__()
-        self.name, self.stabilizer = name, stabilizer
-        self.scale, self.causal = options
-
-    def forward(self, q, k, v):
-        return _AttentionStep.apply(q, k, v, self)
-
-
-class _AttentionStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, unit: _Attention):
-        scale = unit.scale if unit.scale is not None else q.shape[-1] ** -0.5
-        logits = q @ k.transpose(-2, -1) * scale
-        if unit.causal:
-            t, s = logits.shape[-2:]
-            keep = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()
-            logits = logits.masked_fill(~keep, float("-inf"))
-        weights = logits.softmax(-1)
-        y = weights @ v
-        ctx.save_for_backward(weights, v, y)
-        ctx.stabilizer = unit.stabilizer
-        return y
-
-    @staticmethod
-    def backward(ctx, R):
-        weights, v, y = ctx.saved_tensors
-        s = R / stabilize(y, ctx.stabilizer) if ctx.stabilizer > 0 else \
-            torch.where(y != 0, R / torch.where(y != 0, y, 1.0), 0.0)
-        Rv = v * (weights.transpose(-2, -1) @ s)
-        return torch.zeros_like(v), torch.zeros_like(v), Rv, None
-
-
-def _dense_transpose(s: torch.Tensor, w: torch.Tensor, shape) -> torch.Tensor:
-    return s @ w
-
-
-def _conv_transpose(fn, stride=1, padding=0, dilation=1, groups=1):
-    """J^T s of a 2-D convolution as the transposed convolution itself (no forward pass);
-    None for other convolutions, which then go through autograd."""
-    if fn not in (F.conv2d, torch.conv2d) or isinstance(padding, str):
-        return None
-
-    def transpose(s, w, shape):
-        return torch.nn.grad.conv2d_input(shape, w, s, stride, padding, dilation, groups)
-    return transpose
 
 
 def _ignore_params(x, w=None, b=None):

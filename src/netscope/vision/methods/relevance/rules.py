@@ -59,7 +59,7 @@ def _divide(r: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return torch.where(ok, r / torch.where(ok, z, 1.0), 0.0)
 
 
-def _share(r: torch.Tensor, z: torch.Tensor, eps: float) -> torch.Tensor:
+def share(r: torch.Tensor, z: torch.Tensor, eps: float) -> torch.Tensor:
     """r / stabilize(z, eps): with eps > 0 the denominator is never zero, so one division;
     with eps = 0 (LRP-0) a zero output passes nothing."""
     return r / stabilize(z, eps) if eps > 0 else _divide(r, z)
@@ -137,7 +137,7 @@ class Epsilon(Rule):
 
     def relevance(self, layer, x, R, y=None):
         z = _out(layer, x, layer.weight, layer.bias) if y is None else y
-        s = _share(R, z, self.epsilon)
+        s = share(R, z, self.epsilon)
         return x * _pullback(layer, x, layer.weight, layer.bias, s)
 
 
@@ -167,7 +167,7 @@ class AlphaBeta(Rule):
         z = _out(layer, xp, w_for_pos, bias)
         if negative:
             z = z + _out(layer, xn, w_for_neg, None)
-        s = _share(R, z, self.stabilizer)
+        s = share(R, z, self.stabilizer)
         out = xp * _pullback(layer, xp, w_for_pos, bias, s)
         return out + xn * _pullback(layer, xn, w_for_neg, None, s) if negative else out
 
@@ -199,7 +199,7 @@ class Gamma(Rule):
             denom = _out(layer, xp, wa, ba)
             if negative:
                 denom = denom + _out(layer, xn, wb, None)
-            s = _share(R * keep, denom, self.stabilizer)
+            s = share(R * keep, denom, self.stabilizer)
             total = total + xp * _pullback(layer, xp, wa, ba, s)
             if negative:
                 total = total + xn * _pullback(layer, xn, wb, None, s)
@@ -213,7 +213,7 @@ class Flat(Rule):
     def relevance(self, layer, x, R, y=None):
         ones, w = torch.ones_like(x), torch.ones_like(layer.weight)
         z = _out(layer, ones, w, None)
-        return _pullback(layer, ones, w, None, _share(R, z, self.stabilizer))
+        return _pullback(layer, ones, w, None, share(R, z, self.stabilizer))
 
 
 class WSquare(Rule):
@@ -224,7 +224,7 @@ class WSquare(Rule):
         ones, w = torch.ones_like(x), layer.weight ** 2
         b = None if layer.bias is None else layer.bias ** 2
         z = _out(layer, ones, w, b)
-        return _pullback(layer, ones, w, b, _share(R, z, self.stabilizer))
+        return _pullback(layer, ones, w, b, share(R, z, self.stabilizer))
 
 
 class ZBox(Rule):
@@ -238,7 +238,7 @@ class ZBox(Rule):
         W = layer.weight
         z = _out(layer, x, W, None) - _out(layer, low, W.clamp(min=0), None) - \
             _out(layer, high, W.clamp(max=0), None)
-        s = _share(R, z, self.stabilizer)
+        s = share(R, z, self.stabilizer)
         return x * _pullback(layer, x, W, None, s) - \
             low * _pullback(layer, low, W.clamp(min=0), None, s) - \
             high * _pullback(layer, high, W.clamp(max=0), None, s)

@@ -1,0 +1,127 @@
+"""Relevance through attention and layer norm (Ali et al. 2022, conservative propagation):
+the attention weights and the layer norm's standard deviation are held constant, so both
+are linear maps of the values and the input, and relevance goes to the values only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.methods.relevance.rules import Layer, Rule, share
+from netscope.vision.methods.relevance.units import Unit, dense_transpose
+
+
+class Weighted(nn.Module):
+    """weights @ values with the weights held constant (the AH rule): relevance to values."""
+
+    def __init__(self, name: str, stabilizer: float) -> None:
+        super().__init__()
+        self.name, self.stabilizer = name, stabilizer
+
+    def forward(self, weights, v):
+        return _WeightedStep.apply(weights, v, self.stabilizer)
+
+
+class _WeightedStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weights, v, stabilizer: float):
+        y = weights @ v
+        ctx.save_for_backward(weights, v, y)
+        ctx.stabilizer = stabilizer
+        return y
+
+    @staticmethod
+    def backward(ctx, R):
+        weights, v, y = ctx.saved_tensors
+        s = share(R, y, ctx.stabilizer)
+        return torch.zeros_like(weights), v * (weights.transpose(-2, -1) @ s), None
+
+
+class MHA(nn.Module):
+    """nn.MultiheadAttention (self-attention) as LRP units: the value projection and the
+    output projection by their dense rules, the attention by the AH rule; query and key
+    receive no relevance. Returns (output, None) as the module does without weights."""
+
+    def __init__(self, mha: nn.MultiheadAttention, rule_in: Rule, rule_out: Rule,
+                 stabilizer: float) -> None:
+        super().__init__()
+        if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
+            raise NetscopeError("LRP through nn.MultiheadAttention needs one packed in_proj "
+                                "(query, key and value of the same size) and no bias_k.")
+        self.mha = mha
+        c = mha.embed_dim
+        w, b = mha.in_proj_weight, mha.in_proj_bias
+        self.q = Unit(Layer("q", F.linear, w[:c], None if b is None else b[:c]), rule_in)
+        self.k = Unit(Layer("k", F.linear, w[c:2 * c], None if b is None else b[c:2 * c]),
+                       rule_in)
+        self.v = Unit(Layer("v", F.linear, w[2 * c:], None if b is None else b[2 * c:]),
+                       rule_in)
+        self.out = Unit(Layer("out", F.linear, mha.out_proj.weight, mha.out_proj.bias,
+                               dense_transpose), rule_out)
+        self.attend = Attention("attention", stabilizer, (None, False))
+
+    def forward(self, query, key=None, value=None, *args, **kwargs):
+        x = query if self.mha.batch_first else query.transpose(0, 1)  # (N, T, C)
+        n, t, c = x.shape
+        h = self.mha.num_heads
+
+        def heads(z):
+            return z.view(n, t, h, c // h).transpose(1, 2)
+        y = self.attend(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)))
+        out = self.out(y.transpose(1, 2).reshape(n, t, c))
+        return (out if self.mha.batch_first else out.transpose(0, 1)), None
+
+
+def layer_norm(mod: nn.LayerNorm) -> Callable:
+    """LayerNorm with its standard deviation taken as a constant (Ali et al. 2022): a linear
+    map of x, so the epsilon rule hands relevance through it conservatively."""
+    dims = tuple(range(-len(mod.normalized_shape), 0))
+
+    def fn(x, w, b):
+        sd = (x.detach().var(dims, unbiased=False, keepdim=True) + mod.eps).sqrt()
+        y = (x - x.mean(dims, keepdim=True)) / sd
+        return y if w is None else y * w + (0 if b is None else b)
+    return fn
+
+
+class Attention(nn.Module):
+    """softmax(q k^T * scale) v, the attention weights taken as constants in the backward
+    pass (the AH rule of Ali et al. 2022, as AttnLRP keeps it for the value path): all
+    relevance goes to the values, in proportion to each one's weighted contribution."""
+
+    def __init__(self, name: str, stabilizer: float, options) -> None:
+        super().__init__()
+        self.name, self.stabilizer = name, stabilizer
+        self.scale, self.causal = options
+
+    def forward(self, q, k, v):
+        return _AttentionStep.apply(q, k, v, self)
+
+
+class _AttentionStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, unit: Attention):
+        scale = unit.scale if unit.scale is not None else q.shape[-1] ** -0.5
+        logits = q @ k.transpose(-2, -1) * scale
+        if unit.causal:
+            t, s = logits.shape[-2:]
+            keep = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()
+            logits = logits.masked_fill(~keep, float("-inf"))
+        weights = logits.softmax(-1)
+        y = weights @ v
+        ctx.save_for_backward(weights, v, y)
+        ctx.stabilizer = unit.stabilizer
+        return y
+
+    @staticmethod
+    def backward(ctx, R):
+        weights, v, y = ctx.saved_tensors
+        s = share(R, y, ctx.stabilizer)
+        Rv = v * (weights.transpose(-2, -1) @ s)
+        return torch.zeros_like(v), torch.zeros_like(v), Rv, None
+
+
