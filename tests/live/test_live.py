@@ -366,3 +366,12 @@ def test_camera_that_disappears_ends_cleanly(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "camera 0 (source ended)" in out
     assert no_reader_threads()
+
+
+def test_signed_relevance_is_drawn_diverging():
+    from netscope.vision.live.view import diverging
+
+    rgb = diverging(np.array([[-2.0, 0.0, 2.0]]))
+    assert rgb[0, 0].tolist() == [0, 0, 255] and rgb[0, 1].tolist() == [255, 255, 255]
+    assert rgb[0, 2].tolist() == [255, 0, 0]
+    assert diverging(np.zeros((2, 2))).min() == 255

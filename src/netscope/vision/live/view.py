@@ -110,9 +110,11 @@ class LiveView:
         method = METHODS[self.cam_method]
         heat = method(self.lm.model, x, **method.accepted({"layer": self.cam_layer}))
         h, w = frame.shape[:2]
-        m = cv2.resize(host(heat.maps[0]).astype(np.float32), (w, h),
-                       interpolation=cv2.INTER_LINEAR)
-        colour = cv2.applyColorMap((m * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+        signed = heat.method == "lrp"  # relevance has a sign: evidence for and against
+        values = heat.attributions[0].sum(0) if signed else heat.maps[0]
+        m = cv2.resize(host(values).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        colour = diverging(m) if signed else \
+            cv2.applyColorMap((m * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
         out = cv2.addWeighted(frame, 0.55, colour, 0.45, 0)
         t = int(heat.classes[0])
         p = float(class_scores(heat.logits[:1].float(), heat.classes[:1], "prob")[0])
@@ -137,6 +139,19 @@ class LiveView:
         cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2,
                     cv2.LINE_AA)
+
+
+def diverging(values: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+    """Signed values -> RGB uint8: red for positive, blue for negative, white for zero,
+    both sides scaled by the same percentile of |value| (render.heatmap.relevance_image's
+    colours, made with NumPy alone for the frame loop)."""
+    top = float(np.percentile(np.abs(values), percentile))
+    v = np.clip(values / top, -1, 1) if top > 0 else np.zeros_like(values)
+    rgb = np.ones((*v.shape, 3), np.float32)
+    rgb[..., 1] -= np.abs(v)
+    rgb[..., 2] -= np.clip(v, 0, 1)
+    rgb[..., 0] -= np.clip(-v, 0, 1)
+    return (rgb * 255).astype(np.uint8)
 
 
 def tile(maps: np.ndarray, gap: int = 2) -> np.ndarray:
