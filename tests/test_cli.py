@@ -98,3 +98,43 @@ def test_the_answer_comes_first_and_is_paired_over_splits(data_root, tmp_path):
     assert page.index("Use mean-regularized MTL ridge") < page.index("<table>")
     single = compare(data, protocols.lecture(data), families=["pooled-ridge", "mtl-ridge"])
     assert "One split only" in answer_text(single)
+
+
+def _grouped_csv(path, rows: dict[str, int], constant: bool = False, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for task, n in rows.items():
+        X = rng.normal(size=(n, 3))
+        y = np.full(n, 3.0) if constant else X @ [1.0, 2.0, 3.0] + rng.normal(size=n)
+        parts.append(pd.DataFrame({"task": task, "x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2],
+                                   "y": y}))
+    pd.concat(parts).to_csv(path, index=False)
+    return str(path)
+
+
+SMALL_RUN = ["--task-column", "task", "--target-column", "y", "--quiet", "--families",
+             "ridge-per-task,pooled-ridge,mtl-ridge,learned-task-covariance,task-gated",
+             "--gated-epochs", "2"]
+
+
+def test_awkward_but_valid_tables_run(tmp_path, capsys):
+    """A task with two rows (a singular per-task system) and a table with one task (no
+    task map can be drawn) run to the end; the one-task run says why it has no map."""
+    few = _grouped_csv(tmp_path / "few.csv", {"a": 40, "b": 40, "c": 2})
+    assert main(["multitask", "run", "--csv", few, *SMALL_RUN, "--out",
+                 str(tmp_path / "few")]) == 0
+    one = _grouped_csv(tmp_path / "one.csv", {"a": 60})
+    assert main(["multitask", "run", "--csv", one, *SMALL_RUN, "--out",
+                 str(tmp_path / "one")]) == 0
+    out = capsys.readouterr().out
+    assert "1 task(s) only: the task maps are left out" in out
+    assert (tmp_path / "one" / "report.html").is_file()
+    assert not list((tmp_path / "one").glob("task_map*.png"))
+
+
+def test_a_constant_target_is_one_clear_line(tmp_path, capsys):
+    flat = _grouped_csv(tmp_path / "flat.csv", {"a": 30, "b": 30}, constant=True)
+    assert main(["multitask", "run", "--csv", flat, *SMALL_RUN, "--out",
+                 str(tmp_path / "flat")]) == 2
+    assert "the target column 'y' is constant (every value 3.0): there is nothing to " \
+           "predict." in capsys.readouterr().err

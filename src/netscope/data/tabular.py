@@ -87,6 +87,9 @@ def load_table(path: str | Path, task: str, target: str,
         row = int(np.flatnonzero(df[task].isna().to_numpy())[0])
         raise NetscopeError(f"{path}: task column '{task}' is empty at row {row + 1}.")
     y = _numeric_or_error(df[target], target, path)
+    if np.ptp(y) == 0:
+        raise NetscopeError(f"{path}: the target column '{target}' is constant (every value "
+                            f"{_short(y[0])}): there is nothing to predict.")
     blocks, names = [], []
     for col in features:
         series = df[col]
@@ -108,3 +111,9 @@ def load_table(path: str | Path, task: str, target: str,
         X=np.hstack(blocks), y=y, task=np.array([index[v] for v in labels]),
         task_names=task_names, feature_names=names, name=path.stem, target_name=str(target),
     )
+
+
+def _short(value, limit: int = 40) -> str:
+    """A value for a message, cut to ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -88,10 +88,15 @@ class Comparison:
     def warnings(self) -> list[str]:
         """Families whose test error is far above the target's own variance: predicting the
         mean would do much better, so training diverged or the settings are wrong."""
-        return [f"{row['model']}: test MSE is {row['mse_std']:.3g} times the target's variance "
-                f"(explained variance {row['explained_variance']:.3g}); training probably "
-                f"diverged: lower --lr or the number of epochs, or add --weight-decay."
-                for row in self.summary() if not row["mse_std"] <= DIVERGED]
+        found = [f"{row['model']}: test MSE is {row['mse_std']:.3g} times the target's "
+                 f"variance (explained variance {row['explained_variance']:.3g}); training "
+                 f"probably diverged: lower --lr or the number of epochs, or add "
+                 f"--weight-decay."
+                 for row in self.summary() if not row["mse_std"] <= DIVERGED]
+        if self.data.n_tasks < 3:
+            found.append(f"{self.data.n_tasks} task(s) only: the task maps are left out (they "
+                         f"place tasks relative to each other and need at least 3).")
+        return found
 
 
 def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None,

@@ -52,7 +52,14 @@ def penalty(d: int, free: int | None) -> np.ndarray:
 
 
 def solve_per_task(A, b, lam: float, free: int | None = None) -> np.ndarray:
-    return np.linalg.solve(A + lam * penalty(A.shape[1], free), b[..., None])[..., 0]
+    """Each task's ridge solution; a task with too few rows to pin its unpenalized
+    intercept (none, or all rows alike) gets the minimum-norm solution instead of an
+    error, which is what its data say (a task with no training rows predicts 0)."""
+    M = A + lam * penalty(A.shape[1], free)
+    try:
+        return np.linalg.solve(M, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return (np.linalg.pinv(M) @ b[..., None])[..., 0]
 
 
 def solve_pooled(A, b, lam: float, free: int | None = None) -> np.ndarray:

@@ -158,6 +158,9 @@ def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
     return pictures
 
 
+MAP_TASKS = 3  # a 2-D map of tasks relative to each other needs three
+
+
 def task_relation_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
     """How the tasks relate, as the models learned it (first split): MTRL's task
     correlations as a clustered heat map and a 2-D map, and the gated network's task gates
@@ -167,6 +170,8 @@ def task_relation_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
     from netscope.render.task_maps import correlation_heatmap_png, mds_2d, pca_2d, task_map_png
 
     data = comp.data
+    if data.n_tasks < MAP_TASKS:  # said in Comparison.warnings()
+        return {}
     means = np.bincount(data.task, weights=data.y, minlength=data.n_tasks) / \
         np.maximum(data.task_sizes(), 1)
     label = f"task mean {data.target_name}"
