@@ -232,3 +232,24 @@ def test_a_folder_of_unreadable_files_gives_a_table(tmp_path):
     s = explain_folder(lm(), root, tmp_path / "out", DatasetSettings(workers=0, table="csv"))
     table = pd.read_csv(s.table, keep_default_na=False)
     assert (s.explained, s.unreadable) == (0, 3) and set(table["status"]) == {"unreadable"}
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("r0-00001.csv", b"\xff\xfe\x00\x9c" * 50, "r0-00001.csv: unreadable (UnicodeDecodeError)"),
+    ("r0-00001.csv", b"", "r0-00001.csv: unreadable (EmptyDataError)"),
+    ("r0-abc.csv", b"file,status\n", "r0-abc.csv: not a part netscope wrote"),
+    ("r0-00002.csv", b"name,value\nx,1\n", "r0-00002.csv: not a part of an explain run "
+                                           "(no column 'file')"),
+])
+def test_damaged_or_foreign_parts_are_one_clear_line(tree, tmp_path, capsys, name, content,
+                                                     message):
+    out = tmp_path / "out"
+    again = ["vision", "explain", str(tree), "--model", MODEL, "--out", str(out), "--workers",
+             "0", "--quiet"]
+    assert main(again) == 0
+    capsys.readouterr()
+    (out / "parts" / name).write_bytes(content)
+    for argv in (["vision", "merge", str(out)], again):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1

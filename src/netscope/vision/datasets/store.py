@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ RUN_FILE = "explain-run.json"
 # finished parts only: pathlib's "*" also matches another rank's hidden temporary file
 # (".r1-00000.csv.XXXX.csv"), half-written while this rank reads
 PARTS = "r*-*.csv"
+PART_NAME = re.compile(r"^r(\d+)-(\d{5})\.csv$")  # what write_shard names a part
+NEEDED = ("file", "status", "shard", "map_index")  # columns every part has
 TEXT = ("file", "status", "error", "class_name", "predicted_name", "method", "layer", "shard")
 
 
@@ -38,7 +41,7 @@ class ExplainStore:
         self.out, self.rank, self.settings = Path(out), rank, settings
         self.maps_dir, self.parts_dir = self.out / "maps", self.out / "parts"
         self._check_settings(settings)
-        mine = [int(p.stem.split("-")[1]) for p in self.parts_dir.glob(f"r{rank}-*.csv")]
+        mine = [index for _, r, index in part_files(self.parts_dir) if r == rank]
         self.next = max(mine, default=-1) + 1
 
     def _check_settings(self, settings: dict) -> None:
@@ -82,13 +85,39 @@ class ExplainStore:
         return name
 
 
+def part_files(parts_dir: Path) -> list[tuple[Path, int, int]]:
+    """(path, rank, index) of every finished part, in name order; a file in parts/ that
+    netscope did not name is refused, not read or skipped silently."""
+    found = []
+    for path in sorted(parts_dir.glob(PARTS)) if parts_dir.is_dir() else []:
+        m = PART_NAME.match(path.name)
+        if m is None:
+            raise NetscopeError(f"{path}: not a part netscope wrote (parts are named "
+                                f"r<rank>-<5 digits>.csv); move it out of {parts_dir}.")
+        found.append((path, int(m.group(1)), int(m.group(2))))
+    return found
+
+
+def _read_part(path: Path) -> pd.DataFrame:
+    """One part, or a clear error saying which file is damaged and what to do."""
+    try:
+        part = pd.read_csv(path, dtype={c: str for c in TEXT})
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise NetscopeError(f"{path}: unreadable ({type(exc).__name__}); delete it and run "
+                            f"the same explain command again: its images are redone.") from None
+    missing = [c for c in NEEDED if c not in part.columns]
+    if missing:
+        raise NetscopeError(f"{path}: not a part of an explain run (no column "
+                            f"{missing[0]!r}); move it out of {path.parent}.")
+    return part
+
+
 def read_parts(out: str | Path) -> pd.DataFrame:
     """All finished parts of a run, one row per file (the first shard that holds it)."""
-    parts = sorted((Path(out) / "parts").glob(PARTS))
+    parts = [p for p, _, _ in part_files(Path(out) / "parts")]
     if not parts:
         raise NetscopeError(f"{out}: no finished shards (parts/*.csv) to merge.")
-    text = {c: str for c in TEXT}
-    rows = pd.concat([pd.read_csv(p, dtype=text) for p in parts], ignore_index=True)
+    rows = pd.concat([_read_part(p) for p in parts], ignore_index=True)
     for c in TEXT:  # a part of unreadable files only has no prediction columns
         rows[c] = rows[c].fillna("") if c in rows else ""
     return rows.drop_duplicates("file", keep="first")
