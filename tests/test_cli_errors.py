@@ -48,7 +48,7 @@ CASES = [
     # numbers out of range, at parse time, with the range
     (SURVEY + ["--batch-size", "0"], "--batch-size: expected a whole number from 1"),
     (SURVEY + ["--batch-size", "-3"], "--batch-size: expected a whole number from 1"),
-    (SURVEY + ["--seed", "-1"], "--seed: expected a whole number from 0 to 4.29497e+09"),
+    (SURVEY + ["--seed", "-1"], "--seed: expected a whole number from 0 to 4294967295"),
     (SURVEY + ["--splits", "-1"], "--splits: expected a whole number >= 1"),
     (SURVEY + ["--splits", "0"], "--splits: expected a whole number >= 1"),
     (SURVEY + ["--pooled-epochs", "-5"], "--pooled-epochs: expected a whole number from 1"),
@@ -58,7 +58,7 @@ CASES = [
     (SURVEY + ["--stage-epochs", "1,2"], "--stage-epochs: expected 3 comma-separated values"),
     (SURVEY + ["--lr", "nan"], "--lr: expected a number > 0"),
     (SURVEY + ["--lr", "0"], "--lr: expected a number > 0"),
-    (SURVEY + ["--test-fraction", "1.5"], "--test-fraction: expected a number > 0 and <= 1"),
+    (SURVEY + ["--test-fraction", "1.5"], "--test-fraction: expected a number > 0 and < 1"),
     (SURVEY + ["--threads", "0"], "--threads: expected a whole number from 1"),
     (["vision", "predict", "chelsea", "--top", "-3"], "--top: expected a whole number from 1"),
     (["vision", "report", "chelsea", "--top", "0"], "--top: expected a whole number from 1"),
@@ -240,3 +240,18 @@ def test_diverged_training_is_reported(places, capsys):
     assert rc == 0
     assert "warning: pooled MLP: test MSE is" in out and "training probably diverged" in out
     assert "warning: pooled ridge" not in out
+
+
+def test_help_shows_defaults_and_exact_ranges(capsys):
+    with pytest.raises(SystemExit):
+        main(["multitask", "run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: lecture)" in text and "(a number > 0 and < 1)" in text
+    assert "from 0 to 4294967295" in text and "e+09" not in text
+    with pytest.raises(SystemExit):
+        main(["vision", "gradcam", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(a whole number from 1 to 4096) (default: 16)" in text
+    assert "(default: 0)" in text  # a zero default is shown too (--top-k)
+    rc, err = run_cli(["multitask", "run", "--test-fraction", "1"], capsys)
+    assert rc == 2 and "--test-fraction: expected a number > 0 and < 1, got '1'" in err

@@ -16,8 +16,26 @@ from netscope.cli.options import number
 from netscope.errors import NetscopeError, first_line
 
 
+class DefaultsShown(argparse.HelpFormatter):
+    """--help with each option's default, where it has one worth saying."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or "default" in text.lower() or default is None \
+                or default is False or default is argparse.SUPPRESS \
+                or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line that says where to look, not the usage."""
+    """argparse, but a usage mistake is one line that says where to look, not the usage;
+    --help shows defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsShown)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")

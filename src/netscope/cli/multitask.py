@@ -23,10 +23,11 @@ def add(sub) -> None:
     src.add_argument("--features", help="comma-separated feature columns (default: all others)")
     src.add_argument("--data-dir", help="folder holding school/ and computer_survey/ "
                      "(default: $NETSCOPE_DATA, else a verified download into the cache)")
-    run.add_argument("--protocol", choices=["lecture", "standard"], default="lecture")
+    run.add_argument("--protocol", choices=["lecture", "standard"], default="lecture",
+                     help="lecture: the course's split; standard: the published splits")
     number(run, "--splits", lo=1, help="use only the first N splits (standard)")
-    number(run, "--test-fraction", cast=float, lo=0, hi=1, above=True,
-           help="test share for random splits, below 1")
+    number(run, "--test-fraction", cast=float, lo=0, hi=1, above=True, below=True,
+           help="test share for random splits")
     run.add_argument("--families", help="comma-separated subset of model families")
     run.add_argument("--out", help="output folder (default: netscope-results/DATA-PROTOCOL); "
                      "replaced as a whole when the run completes")

@@ -8,14 +8,22 @@ import argparse
 import math
 
 
+def shown(value: float) -> str:
+    """A bound as a person writes it: whole numbers in full (4294967295, not 4.29497e+09),
+    others in their shortest form."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
+
 def _range_text(lo: float | None, hi: float | None, cast: type) -> str:
     noun = "a whole number" if cast is int else "a number"
     if lo is not None and hi is not None:
-        return f"{noun} from {lo:g} to {hi:g}"
+        return f"{noun} from {shown(lo)} to {shown(hi)}"
     if lo is not None:
-        return f"{noun} >= {lo:g}"
+        return f"{noun} >= {shown(lo)}"
     if hi is not None:
-        return f"{noun} <= {hi:g}"
+        return f"{noun} <= {shown(hi)}"
     return f"a finite {noun.split()[-1]}"
 
 
@@ -23,16 +31,20 @@ class Number:
     """An argparse ``type`` for an int or a finite float within [lo, hi]."""
 
     def __init__(self, cast: type = int, lo: float | None = None, hi: float | None = None,
-                 above: bool = False) -> None:
-        self.cast, self.lo, self.hi, self.above = cast, lo, hi, above
+                 above: bool = False, below: bool = False) -> None:
+        self.cast, self.lo, self.hi, self.above, self.below = cast, lo, hi, above, below
         self.__name__ = cast.__name__  # argparse names the type in some messages
 
     @property
     def text(self) -> str:
-        if self.above:  # an open lower bound: "> 0"
+        if self.above or self.below:  # open bounds: "> 0", "< 1"
             noun = "a whole number" if self.cast is int else "a number"
-            upper = f" and <= {self.hi:g}" if self.hi is not None else ""
-            return f"{noun} > {self.lo:g}{upper}"
+            parts = []
+            if self.lo is not None:
+                parts.append(f"{'>' if self.above else '>='} {shown(self.lo)}")
+            if self.hi is not None:
+                parts.append(f"{'<' if self.below else '<='} {shown(self.hi)}")
+            return f"{noun} {' and '.join(parts)}"
         return _range_text(self.lo, self.hi, self.cast)
 
     def __call__(self, text: str):
@@ -43,7 +55,8 @@ class Number:
         if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}")
         low_ok = self.lo is None or (value > self.lo if self.above else value >= self.lo)
-        if not low_ok or (self.hi is not None and value > self.hi):
+        high_ok = self.hi is None or (value < self.hi if self.below else value <= self.hi)
+        if not low_ok or not high_ok:
             raise argparse.ArgumentTypeError(f"expected {self.text}, got {text!r}")
         return value
 
@@ -71,11 +84,11 @@ class NumberList:
 
 
 def number(parser, *flags: str, cast: type = int, lo: float | None = None,
-           hi: float | None = None, above: bool = False, help: str = "",
+           hi: float | None = None, above: bool = False, below: bool = False, help: str = "",
            check: Number | None = None, **kw) -> None:
     """``parser.add_argument`` for a checked number (``check``, or one made from cast, lo,
     hi, above); the allowed range joins the help."""
-    check = check or Number(cast, lo, hi, above)
+    check = check or Number(cast, lo, hi, above, below)
     parser.add_argument(*flags, type=check, help=f"{help} ({check.text})".lstrip(), **kw)
 
 
