@@ -30,6 +30,23 @@ def table_rows(comp: Comparison) -> list[list[str]]:
     return rows
 
 
+def one_split_note(comp: Comparison) -> str:
+    """Why one split cannot say how sure the answer is, and what would: true for each data
+    set (the survey's published protocol is one fixed split; the others repeat)."""
+    fixed = comp.data.reference == "survey"
+    if comp.protocol.name == "standard" and fixed:
+        return ("One split only: the survey's standard protocol is a single fixed split (16 "
+                "calibration profiles train, 4 hold-outs test), so there is no estimate of "
+                "how sure this is; the lecture protocol with other --seed values shows how "
+                "much a random split moves the numbers.")
+    if fixed:
+        return ("One split only, so there is no estimate of how sure this is; other --seed "
+                "values give other random splits (the survey's standard protocol is one "
+                "fixed split too).")
+    return ("One split only, so there is no estimate of how sure this is; the 'standard' "
+            "protocol repeats the comparison over several splits.")
+
+
 def answer_text(comp: Comparison) -> str:
     """The answer first: which model to use, and how sure that is."""
     a = comp.answer()
@@ -40,8 +57,7 @@ def answer_text(comp: Comparison) -> str:
             f"{a['runner_up_mse']:#.4g} for the runner-up, {a['runner_up']} "
             f"({rel:.1%} lower).")
     if a["splits"] < 2:
-        return text + (" One split only, so there is no estimate of how sure this is; the "
-                       "'standard' protocol repeats the comparison over several splits.")
+        return text + " " + one_split_note(comp)
     verdict = ("larger than the split-to-split SD" if a["clear"] else
                "NOT larger than the split-to-split SD: the two are not clearly apart")
     return text + (f" Paired over {a['splits']} splits the difference is "
