@@ -141,3 +141,11 @@ def test_a_constant_target_is_one_clear_line(tmp_path, capsys):
                  str(tmp_path / "flat")]) == 2
     assert "the target column 'y' is constant (every value 3.0): there is nothing to " \
            "predict." in capsys.readouterr().err
+
+
+def test_a_column_named_twice_is_refused(tmp_path, capsys):
+    path = tmp_path / "twice.csv"
+    path.write_text("task,x1,y,y\na,1,2,3\na,2,3,4\nb,3,4,5\nb,4,5,6\n")
+    assert main(["multitask", "run", "--csv", str(path), "--task-column", "task",
+                 "--target-column", "y", "--quiet", "--out", str(tmp_path / "o")]) == 2
+    assert "the header names 'y' more than once" in capsys.readouterr().err

@@ -253,3 +253,12 @@ def test_damaged_or_foreign_parts_are_one_clear_line(tree, tmp_path, capsys, nam
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(not _has_pyarrow(), reason="needs pyarrow for the Parquet table")
+def test_a_merge_in_the_other_format_leaves_no_stale_table(tree, tmp_path):
+    out = tmp_path / "out"
+    explain_folder(lm(), tree, out, DatasetSettings(workers=0, table="parquet"))
+    assert (out / "results.parquet").is_file()
+    store_mod.merge(out, "csv")
+    assert (out / "results.csv").is_file() and not (out / "results.parquet").exists()

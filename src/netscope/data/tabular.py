@@ -34,11 +34,27 @@ def _read(path: Path) -> pd.DataFrame:
             except (pyarrow.ArrowException, OSError, ValueError) as exc:
                 raise NetscopeError(f"{path}: cannot read as Parquet ({type(exc).__name__}: "
                                     f"{first_line(exc)}); is the file complete?") from None
-        return pd.read_csv(path)
+        return _checked_header(pd.read_csv(path), pd.read_csv(path, nrows=1, header=None), path)
     except pd.errors.EmptyDataError:
         raise NetscopeError(f"{path}: the file is empty (no header, no rows).") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise NetscopeError(f"{path}: cannot parse as a table ({exc}).") from None
+
+
+def _checked_header(df: pd.DataFrame, header: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The table, unless its header names a column twice (pandas would quietly rename the
+    second 'y' to 'y.1' and treat it as a feature)."""
+    names = [str(v) for v in header.iloc[0]] if len(header) else [str(c) for c in df.columns]
+    seen, twice = set(), []
+    for name in names:
+        if name in seen and name not in twice:
+            twice.append(name)
+        seen.add(name)
+    if twice:
+        shown = ", ".join(repr(_short(n)) for n in twice[:3])
+        raise NetscopeError(f"{path}: the header names {shown} more than once; give every "
+                            f"column its own name.")
+    return df
 
 
 def _numeric_or_error(col: pd.Series, name: str, path: Path) -> np.ndarray:

@@ -133,6 +133,8 @@ def merge(out: str | Path, table: str = "auto") -> Path:
         write_atomic(path, lambda p: rows.to_parquet(p, index=False))
     else:
         write_atomic(path, lambda p: rows.to_csv(p, index=False))
+    stale = Path(out) / f"results.{'csv' if fmt == 'parquet' else 'parquet'}"
+    stale.unlink(missing_ok=True)  # an earlier merge in the other format: now out of date
     return path
 
 
