@@ -139,3 +139,35 @@ def test_forward_pass_methods_from_the_command_line(tmp_path, capsys):
     rc, out, _ = run(capsys, "saliency", "chelsea", "--method", "integrated-gradients",
                      "--steps", "4", "--out", str(tmp_path))
     assert "completeness error" in out
+
+
+def test_one_unreadable_image_is_skipped_not_fatal(tmp_path, capsys):
+    """As `vision explain` does: the others are explained, the bad one is one warning line;
+    per-image --class values stay with their images."""
+    import numpy as np
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray((np.random.default_rng(i).random((20, 20, 3)) * 255)
+                        .astype(np.uint8)).save(folder / f"img{i}.png")
+    (folder / "img1b.jpg").write_bytes(b"not an image")  # sorts between img1 and img2
+    model = ["--model", "tests.vision.tiny:tiny_gap32"]
+    rc = main(["vision", "gradcam", str(folder), *model, "--batch-size", "2", "--out",
+               str(tmp_path / "g"), "--class", "0", "--class", "1", "--class", "2",
+               "--class", "1"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "img1b.jpg" in captured.err and "skipped" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "img2: class 1 (1)" in captured.out and "img1: class 1 (1)" in captured.out
+    assert main(["vision", "evaluate", str(folder), *model, "--methods", "gradcam,random",
+                 "--metrics", "deletion", "--steps", "2", "--sanity-checkpoints", "1",
+                 "--quiet", "--out", str(tmp_path / "e")]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "UserWarning" not in err  # no matplotlib noise either
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"nope")
+    assert main(["vision", "gradcam", str(tmp_path / "bad"), *model, "--out",
+                 str(tmp_path / "b")]) == 2
+    assert "none of the 1 image(s) could be read" in capsys.readouterr().err

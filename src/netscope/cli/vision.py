@@ -154,12 +154,30 @@ def add(sub) -> None:
     p.set_defaults(func=_vision_report, out="netscope-results/vision-report")
 
 
-def _each_image(sources):
-    """(name, RGB array) one at a time, so a folder of thousands never sits in memory."""
+def _read(name: str, src):
+    """The RGB array, or None with a warning line: one unreadable file in a folder is
+    skipped and said, as `vision explain` does, not the end of the whole run."""
     from netscope.vision.models.images import load_image
 
+    try:
+        return load_image(src)
+    except NetscopeError as exc:
+        print(f"netscope: warning: {str(exc).rstrip('.')}; skipped.", file=sys.stderr,
+              flush=True)
+        return None
+
+
+def _each_image(sources):
+    """(name, RGB array) one at a time, so a folder of thousands never sits in memory;
+    unreadable files are skipped with a warning, and none readable at all is an error."""
+    read = 0
     for name, src in sources:
-        yield name, load_image(src)
+        rgb = _read(name, src)
+        if rgb is not None:
+            read += 1
+            yield name, rgb
+    if sources and not read:
+        raise NetscopeError(f"none of the {len(sources)} image(s) could be read.")
 
 
 def _batches(args, lm, sources):
@@ -167,15 +185,22 @@ def _batches(args, lm, sources):
     images; --class values given per image follow their images across batches."""
     import torch
 
-    from netscope.vision.models.images import load_image
-
     spec = _target_spec(args, lm)
     targets = None if spec is not None else _targets(args, lm, len(sources))
+    read = 0
     for first in range(0, len(sources), args.batch_size):
-        images = [(n, load_image(s)) for n, s in sources[first:first + args.batch_size]]
+        chunk = range(first, min(first + args.batch_size, len(sources)))
+        loaded = [(i, _read(*sources[i])) for i in chunk]
+        kept = [i for i, rgb in loaded if rgb is not None]
+        if not kept:
+            continue
+        read += len(kept)
+        images = [(sources[i][0], rgb) for i, rgb in loaded if rgb is not None]
         x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
         yield images, x, spec if spec is not None else \
-            targets[first:first + len(images)] if targets else None
+            [targets[i] for i in kept] if targets else None
+    if sources and not read:
+        raise NetscopeError(f"none of the {len(sources)} image(s) could be read.")
 
 
 def _target_options(p) -> None:
