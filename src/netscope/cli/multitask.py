@@ -94,6 +94,9 @@ def _multitask_run(args) -> int:
     import shlex
     import sys
 
+    if args.csv and not Path(args.csv).is_file():  # before PyTorch and SciPy are imported
+        raise NetscopeError(f"{args.csv}: file not found.")
+
     from netscope.files.folders import check_replaceable, staged_folder
     from netscope.multitask import protocols
     from netscope.multitask.comparison import compare

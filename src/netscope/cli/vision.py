@@ -329,12 +329,12 @@ def _maps(args, command: str):
 
 
 def _vision_gradcam(args) -> int:
-    from netscope.render.heatmap import gradient_image, overlay
-    from netscope.render.vision_report import slug
-    from netscope.vision.models.classes import class_label
-    from netscope.vision.models.images import save_png
+    for lm, images, x, heat in _maps(args, "gradcam"):  # checks the inputs, then imports
+        from netscope.render.heatmap import gradient_image, overlay
+        from netscope.render.vision_report import slug
+        from netscope.vision.models.classes import class_label
+        from netscope.vision.models.images import save_png
 
-    for lm, images, x, heat in _maps(args, "gradcam"):
         up = None if heat.attributions is not None else heat.upsampled(tuple(x.shape[-2:]))
         for j, (name, rgb) in enumerate(images):
             k = int(heat.classes[j])
@@ -348,12 +348,12 @@ def _vision_gradcam(args) -> int:
 
 
 def _vision_saliency(args) -> int:
-    from netscope.render.heatmap import relevance_image, saliency_image
-    from netscope.render.vision_report import slug
-    from netscope.vision.models.classes import class_label
-    from netscope.vision.models.images import save_png
+    for lm, images, _, heat in _maps(args, "saliency"):  # checks the inputs, then imports
+        from netscope.render.heatmap import relevance_image, saliency_image
+        from netscope.render.vision_report import slug
+        from netscope.vision.models.classes import class_label
+        from netscope.vision.models.images import save_png
 
-    for lm, images, _, heat in _maps(args, "saliency"):
         errors = heat.extras.get("completeness_error")
         for j, (name, _) in enumerate(images):
             k = int(heat.classes[j])

@@ -28,12 +28,13 @@ def start(args, images: bool = True, classes: list[str] | None = None, writes: b
     names (when the model's classes are known without loading it), then load the model.
     Returns (loaded model, [(name, source)])."""
     from netscope.files.folders import check_writable_dir
-    from netscope.vision.models.classes import resolve_class
-    from netscope.vision.models.zoo import known_class_names, load_model
 
     if writes:
         check_writable_dir(args.out)
-    found = sources(args) if images else []
+    found = sources(args) if images else []  # paths first: no PyTorch import for a typo
+    from netscope.vision.models.classes import resolve_class
+    from netscope.vision.models.zoo import known_class_names, load_model
+
     names = known_class_names(args.model)
     for c in (classes or []) if names else []:
         resolve_class(c, names, len(names))
