@@ -94,8 +94,8 @@ def _multitask_run(args) -> int:
     import shlex
     import sys
 
-    if args.csv and not Path(args.csv).is_file():  # before PyTorch and SciPy are imported
-        raise NetscopeError(f"{args.csv}: file not found.")
+    if args.csv and args.task_column and args.target_column and not Path(args.csv).is_file():
+        raise NetscopeError(f"{args.csv}: file not found.")  # before PyTorch and SciPy
 
     from netscope.files.folders import check_replaceable, staged_folder
     from netscope.multitask import protocols
