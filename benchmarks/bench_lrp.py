@@ -21,7 +21,12 @@ from netscope.vision.models.images import sample_image
 from netscope.vision.models.zoo import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.vision.tiny_lrp import TinyResNet, TinyVGG, inputs  # noqa: E402
+from tests.vision.tiny_lrp import (  # noqa: E402
+    TinyResNet,
+    TinyVGG,
+    eps_into_variance,
+    inputs,
+)
 
 COMPOSITES = ("epsilon-plus", "epsilon-plus-flat", "epsilon-gamma-box", "epsilon-alpha2-beta1")
 
@@ -46,15 +51,6 @@ def agreement(path: str) -> None:
             rel = float((ours - ref).abs().max() / ref.abs().max())
             print(f"| {name} | {comp} | {rel:.1e} |")
 
-
-
-def eps_into_variance(model: torch.nn.Module) -> torch.nn.Module:
-    """As in peer_lrp_zennit.py: the same function, batch norm eps moved into the variance."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_var.data += m.eps
-            m.eps = 0.0
-    return model
 
 
 def timed(fn, rounds: int) -> float:

@@ -23,7 +23,13 @@ from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, EpsilonPlus, 
 from zennit.layer import Sum
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.vision.tiny_lrp import Add, TinyResNet, TinyVGG, inputs  # noqa: E402
+from tests.vision.tiny_lrp import (  # noqa: E402
+    Add,
+    TinyResNet,
+    TinyVGG,
+    eps_into_variance,
+    inputs,
+)
 
 
 class ZAdd(torch.nn.Module):
@@ -50,17 +56,6 @@ def composites(low, high, canonizers):
             "epsilon-plus-flat": EpsilonPlusFlat(canonizers=canonizers),
             "epsilon-gamma-box": EpsilonGammaBox(low=low, high=high, canonizers=canonizers),
             "epsilon-alpha2-beta1": EpsilonAlpha2Beta1(canonizers=canonizers)}
-
-
-def eps_into_variance(model: torch.nn.Module) -> torch.nn.Module:
-    """The same function with every batch norm's eps moved into its running variance:
-    Zennit's merge leaves a batch norm computing x / sqrt(1 + eps) instead of the identity
-    (a 1e-5..1e-3 shrink per layer); with eps 0 the merge is exact, as netscope's is."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_var.data += m.eps
-            m.eps = 0.0
-    return model
 
 
 def relevance(model, x, targets, composite) -> torch.Tensor:

@@ -89,5 +89,17 @@ class BiasFree(nn.Module):
         return self.net(x)
 
 
+def eps_into_variance(model: nn.Module) -> nn.Module:
+    """The same function with every batch norm's eps moved into its running variance:
+    Zennit's merge leaves a batch norm computing x / sqrt(1 + eps) instead of the identity
+    (a 1e-5..1e-3 shrink per layer); with eps 0 its merge is exact, as netscope's is. Used
+    by both sides of the Zennit comparison (benchmarks/peer_lrp_zennit.py, bench_lrp.py)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_var.data += m.eps
+            m.eps = 0.0
+    return model
+
+
 def inputs(n: int = 2, size: int = 12, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
