@@ -29,6 +29,7 @@ from netscope.vision.core.device import model_device
 from netscope.vision.core.fastpath import truncated
 from netscope.vision.core.memory import check_ascent_memory
 from netscope.vision.features import augment
+from netscope.vision.features.diversity import gram_similarity
 from netscope.vision.features.parametrize import PARAMETRIZATIONS, ImageParam, image_param
 from netscope.vision.features.presets import PRESETS
 from netscope.vision.models.classes import class_label
@@ -49,7 +50,7 @@ class AscentConfig:
     octaves: int = 1  # pixel parametrization only
     octave_scale: float = 1.4
     seed: int = 0
-    param: str = "pixel"  # "pixel" or "fourier" (see parametrize.py)
+    param: str = "pixel"  # "pixel", "fourier" or "phase" (see parametrize.py)
     rotate: float = 0.0  # max random rotation per step, degrees
     scale_jitter: float = 0.0  # max random relative rescaling per step
 
@@ -59,10 +60,10 @@ class AscentConfig:
         if self.param not in PARAMETRIZATIONS:
             raise NetscopeError(f"unknown parametrization {self.param!r}: use one of "
                                 f"{', '.join(PARAMETRIZATIONS)}.")
-        if self.param == "fourier" and (self.octaves > 1 or self.blur_every):
-            raise NetscopeError("octaves and blur work on the pixel parametrization; the "
-                                "Fourier one is multi-scale and smooth already: drop "
-                                "--octaves/--blur-every or use --param pixel.")
+        if self.param != "pixel" and (self.octaves > 1 or self.blur_every):
+            raise NetscopeError(f"octaves and blur work on the pixel parametrization; the "
+                                f"{self.param} one is multi-scale and smooth already: drop "
+                                f"--octaves/--blur-every or use --param pixel.")
         wrong = [f"{name} = {value}" for name, value, ok in (
             ("jitter", self.jitter, self.jitter >= 0), ("rotate", self.rotate, self.rotate >= 0),
             ("scale_jitter", self.scale_jitter, 0 <= self.scale_jitter < 1)) if not ok]
@@ -149,12 +150,13 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], param: ImageParam,
 
 
 def _start(model: nn.Module, pre: Preprocess, cfg: AscentConfig, ids: list[int],
-           upto: str | None = None) -> tuple[ImageParam, list[int], torch.Tensor]:
+           upto: str | None = None,
+           spectrum=None) -> tuple[ImageParam, list[int], torch.Tensor]:
     """The parametrization, one seed per picture (seed, id), and a one-image probe input;
     refuses first when the pictures would not fit in memory."""
     final = round(cfg.size * cfg.octave_scale ** (cfg.octaves - 1))
     check_ascent_memory(model, pre.size, final, len(ids), upto)
-    param = image_param(cfg.param, pre, cfg.size, _dtype(model), model_device(model))
+    param = image_param(cfg.param, pre, cfg.size, _dtype(model), model_device(model), spectrum)
     seeds = [cfg.seed * 100_003 + i for i in ids]
     return param, seeds, param.to_input(param.init(seeds[:1], cfg.noise)).detach()
 
@@ -165,7 +167,8 @@ OBJECTIVES = ("mean", "center")
 def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequence[int],
                       pre: Preprocess, cfg: AscentConfig = AscentConfig(),
                       fast: bool = True, objective: str = "mean",
-                      progress: Progress | None = None) -> AscentResult:
+                      progress: Progress | None = None, *, copies: int = 1,
+                      diversity: float = 0.0, spectrum=None) -> AscentResult:
     """One picture per channel of ``layer`` maximizing its mean activation, all in one batch.
 
     ``fast`` runs a traced copy of the model cut after the layer, with batch norm and
@@ -174,7 +177,14 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
 
     ``objective``: ``mean`` maximizes the channel's mean over the feature map (the pattern
     fills the picture); ``center`` maximizes the one unit at the map's centre (the feature
-    appears once, inside that unit's receptive field)."""
+    appears once, inside that unit's receptive field).
+
+    ``copies`` pictures per channel (channel-major order), pushed apart when ``diversity``
+    > 0 (``diversity.py``); ``spectrum``: the amplitude spectrum the phase parametrization
+    keeps."""
+    if copies < 1 or diversity < 0 or not math.isfinite(diversity):
+        raise NetscopeError(f"copies must be at least 1 and diversity a finite number >= 0; "
+                            f"got copies = {copies}, diversity = {diversity}.")
     if objective not in OBJECTIVES:
         raise NetscopeError(f"unknown objective {objective!r}: use one of "
                             f"{', '.join(OBJECTIVES)}.")
@@ -182,16 +192,19 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
     if not channels:
         raise NetscopeError("give at least one channel to visualize.")
     shown = LayerRef.parse(layer)
-    param, seeds, probe = _start(model, pre, cfg, channels, shown.name)
+    ids = channels if copies == 1 else [c * 1_000_003 + j for c in channels
+                                        for j in range(copies)]
+    param, seeds, probe = _start(model, pre, cfg, ids, shown.name, spectrum)
     calls = count_calls(model, shown, probe)
     if calls == 0:
         raise NetscopeError(f"layer {shown} did not run in the forward pass.")
     ref = shown if shown.call >= 0 else LayerRef(shown.name, shown.port, calls - 1)
     # the traced copy is cut after the module's only call; reused modules keep the hooks
     cut = truncated(model, ref.name) if fast and calls == 1 and ref.port == "output" else None
-    index = torch.tensor(channels, device=probe.device)
+    index = torch.tensor(channels, device=probe.device).repeat_interleave(copies)
     where = " (centre unit)" if objective == "center" else ""
-    labels = [f"{shown} channel {c}{where}" for c in channels]
+    labels = [f"{shown} channel {c}{where}" + (f" #{j}" if copies > 1 else "")
+              for c in channels for j in range(copies)]
     with capture(model, [ref], stop=True) as rec:
         run_until(model, probe)
         _check_channels(rec[ref], ref, channels)
@@ -208,8 +221,12 @@ def visualize_filters(model: nn.Module, layer: str | LayerRef, channels: Sequenc
                 A = rec[ref]
             maps = A[torch.arange(A.shape[0], device=A.device), index]
             if objective == "center":
-                return maps[:, maps.shape[1] // 2, maps.shape[2] // 2]
-            return maps.flatten(1).mean(1)
+                values = maps[:, maps.shape[1] // 2, maps.shape[2] // 2]
+            else:
+                values = maps.flatten(1).mean(1)
+            if diversity and copies > 1:
+                values = values - diversity * values.detach().abs() * gram_similarity(A, copies)
+            return values
 
         images, history = ascend(goal, param, seeds, cfg, progress)
     return AscentResult(images, history, labels)

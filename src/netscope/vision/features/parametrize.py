@@ -8,6 +8,13 @@ frequency scaled by 1/frequency, then squashed into [0, 1] with a sigmoid (Olah,
 and Schubert, "Feature Visualization", Distill 2017). A normalized-gradient step then changes
 every spatial frequency and every colour direction by a like amount, as in natural photos,
 so the pictures look far less noisy and keep natural colours.
+
+``phase``: only the Fourier phases are optimized; the amplitude of every frequency and
+colour channel is fixed to the mean amplitude spectrum of a set of real images (MaCo, Fel
+et al. 2023, "Unlocking Feature Visualization for Deeper Networks with MAgnitude
+Constrained Optimization"). The picture then has the spectrum of those images (the unit
+atlas passes its own dataset's), which keeps deep units' pictures from drifting into
+high-frequency patterns no photo has.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import torch
 from netscope.errors import NetscopeError
 from netscope.vision.models.zoo import Preprocess
 
-PARAMETRIZATIONS = ("pixel", "fourier")
+PARAMETRIZATIONS = ("pixel", "fourier", "phase")
 
 
 @functools.cache
@@ -108,9 +115,49 @@ class FourierParam(ImageParam):
         return params  # the sigmoid keeps every picture valid
 
 
+class PhaseParam(ImageParam):
+    """Fourier phases under a fixed amplitude spectrum; see the module docstring."""
+
+    name = "phase"
+
+    def __init__(self, pre: Preprocess, size: int, dtype: torch.dtype,
+                 device: torch.device | str = "cpu",
+                 spectrum: np.ndarray | None = None) -> None:
+        super().__init__(pre, size, dtype, device)
+        expected = (3, size, size // 2 + 1)
+        if spectrum is None or tuple(np.shape(spectrum)) != expected:
+            got = "none" if spectrum is None else f"shape {tuple(np.shape(spectrum))}"
+            raise NetscopeError(f"the phase parametrization needs the images' amplitude "
+                                f"spectrum of shape {expected} (the atlas's own, at picture "
+                                f"size {size}); got {got}.")
+        self.amplitude = torch.as_tensor(np.asarray(spectrum), dtype=dtype).to(self.device)
+        keep = torch.ones(expected[1:], dtype=dtype)
+        keep[0, 0] = 0  # the mean colour keeps phase 0, so the picture stays positive
+        self.keep = keep.to(self.device)
+
+    def init(self, seeds: Sequence[int], noise: float) -> torch.Tensor:
+        """Uniform random phases, one seeded draw per picture."""
+        shape = (3, self.size, self.size // 2 + 1)
+        return torch.stack([(torch.rand(shape, generator=torch.Generator().manual_seed(s))
+                             * 2 - 1) * np.pi for s in seeds]).to(self.device, self.dtype)
+
+    def to_input(self, params: torch.Tensor) -> torch.Tensor:
+        phase = params * self.keep
+        spectrum = torch.polar(self.amplitude.expand_as(phase), phase)
+        pixels = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
+        return self.pre.normalize(pixels)
+
+    def project(self, params: torch.Tensor) -> torch.Tensor:
+        return params  # every phase is valid; the amplitude never changes
+
+
 def image_param(name: str, pre: Preprocess, size: int, dtype: torch.dtype,
-                device: torch.device | str = "cpu") -> ImageParam:
+                device: torch.device | str = "cpu",
+                spectrum: np.ndarray | None = None) -> ImageParam:
+    """The parametrization ``name``; ``phase`` needs the amplitude ``spectrum``."""
     kinds = {"pixel": ImageParam, "fourier": FourierParam}
+    if name == "phase":
+        return PhaseParam(pre, size, dtype, device, spectrum)
     if name not in kinds:
         raise NetscopeError(f"unknown parametrization {name!r}: use one of "
                             f"{', '.join(PARAMETRIZATIONS)}.")

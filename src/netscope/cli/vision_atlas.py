@@ -1,0 +1,100 @@
+"""`netscope vision atlas FOLDER --layers L1,L2` (every unit of the chosen layers across a
+dataset, as tables and a static site; resumable; torchrun-ready) and `netscope vision
+concepts IMAGE` (one prediction explained by its units)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from netscope.cli.common import progress_printer
+from netscope.cli.options import number
+from netscope.errors import NetscopeError
+
+
+def add_atlas(vs, common) -> None:
+    p = vs.add_parser("atlas", help="a unit atlas: each unit's strongest dataset examples "
+                      "with the patch it sees, statistics, alike units, circuits and feature "
+                      "visualizations, as tables and a static site")
+    common(p, images=False)
+    p.add_argument("folder", nargs="?", help="folder tree of images (searched at any depth)")
+    p.add_argument("--demo", action="store_true", help="the photos that scikit-image and "
+                   "scikit-learn ship (and crops of them), on EfficientNet-Lite0's layers "
+                   "_blocks.2 and _blocks.4 (pictures with 48 steps unless --picture-steps)")
+    p.add_argument("--layers", help="comma-separated layer names (see `netscope vision "
+                   "layers`); convolutional or a transformer's token grid")
+    number(p, "--top", lo=1, hi=1000, default=9, help="strongest images kept per unit")
+    number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per batch")
+    number(p, "--workers", lo=0, hi=256, help="decoding processes (default: the CPUs beside "
+           "this one, at most 4)")
+    number(p, "--shard-size", lo=1, hi=10**7, default=1024, help="images per shard file")
+    p.add_argument("--table", choices=["auto", "parquet", "csv"], default="auto",
+                   help="table format (auto: Parquet when pyarrow is installed)")
+    p.add_argument("--param", choices=["fourier", "phase", "pixel"], default="fourier",
+                   help="feature visualization: Fourier parametrization, phase-only with the "
+                   "dataset's own amplitude spectrum (MaCo), or pixels")
+    number(p, "--picture-steps", lo=1, hi=10_000, help="gradient-ascent steps (default: the "
+           "parametrization's preset)")
+    number(p, "--diverse", lo=0, hi=16, default=4, help="pictures in each unit's diversity "
+           "set (0: none)")
+    number(p, "--diversity", cast=float, lo=0, hi=100, default=0.5,
+           help="weight of the diversity term (Gram cosine, relative to the objective)")
+    p.add_argument("--no-pictures", action="store_true", help="skip feature visualizations")
+    p.add_argument("--no-circuits", action="store_true", help="skip the unit-to-unit "
+                   "circuits between consecutive chosen layers")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_vision_atlas, out="netscope-results/vision-atlas")
+
+
+def _vision_atlas(args) -> int:
+    from netscope.files.folders import check_writable_dir
+
+    if not args.demo and not args.folder:
+        raise NetscopeError("give a folder of images, or --demo.")
+    if args.folder and not Path(args.folder).is_dir():
+        raise NetscopeError(f"{args.folder}: not a folder; give the folder that holds the "
+                            f"images.")
+    if args.diverse == 1:
+        raise NetscopeError("--diverse must be 0 (none) or at least 2, got 1.")
+    layers = tuple(x.strip() for x in (args.layers or "").split(",") if x.strip())
+    if not layers and not args.demo:
+        raise NetscopeError("name the layers: --layers L1,L2 (see `netscope vision layers "
+                            "--model ...` for the names).")
+    check_writable_dir(args.out)
+    from netscope.cli.vision_inputs import start
+    from netscope.vision.datasets.explain_run import distributed_rank
+    from netscope.vision.datasets.image_files import default_workers
+    from netscope.vision.units.atlas_run import AtlasSettings
+    from netscope.vision.units.demo import DEMO_LAYERS, DEMO_PICTURE_STEPS, demo_folder
+    from netscope.vision.units.make import PictureSettings, make_atlas
+
+    rank, world = distributed_rank()
+    folder = args.folder or str(demo_folder(Path(args.out) / "demo-images"))
+    settings = AtlasSettings(layers or DEMO_LAYERS, args.top, args.batch_size,
+                             default_workers() if args.workers is None else args.workers,
+                             args.shard_size)
+    settings.check()
+    steps = args.picture_steps or (DEMO_PICTURE_STEPS if args.demo else None)
+    pictures = None if args.no_pictures else PictureSettings(
+        args.param, steps, args.diverse, args.diversity)
+    lm, _ = start(args, images=False)
+    say = progress_printer(args.quiet or rank > 0)
+    try:
+        run = make_atlas(lm, folder, args.out, settings, pictures, not args.no_circuits,
+                         args.table, say, rank, world)
+    except KeyboardInterrupt:
+        print(f"netscope: finished shards are kept in {args.out}; run the same command again "
+              f"to continue.", file=sys.stderr)
+        raise
+    s = run.summary
+    where = f"rank {rank}: " if world > 1 else ""
+    print(f"{where}{s.recorded} images recorded, {s.unreadable} unreadable, {s.already} "
+          f"already done, {s.images_per_second:.1f} images/s")
+    for name, path in run.tables.items():
+        print(f"{name}: {path}")
+    if run.index is not None:
+        print(f"site: {run.index}")
+    if s.unreadable:
+        print(f"netscope: warning: {s.unreadable} file(s) could not be read; they are listed "
+              f"in the files table (status 'unreadable').", file=sys.stderr)
+    return 0
