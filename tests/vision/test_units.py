@@ -1,0 +1,315 @@
+"""The unit atlas: receptive fields, streaming state, examples at known places, similarity,
+circuits, diversity, resume, two torchrun ranks, the site, and bad input."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from netscope.cli import main
+from netscope.errors import NetscopeError
+from netscope.vision.features.ascent import AscentConfig, visualize_filters
+from netscope.vision.features.diversity import gram_similarity
+from netscope.vision.units import atlas_run
+from netscope.vision.units.atlas import build_atlas
+from netscope.vision.units.atlas_run import AtlasSettings, record_folder
+from netscope.vision.units.make import PictureSettings, make_atlas
+from netscope.vision.units.receptive_field import Field, receptive_fields
+from netscope.vision.units.streaming import UnitState
+from tests.vision import tiny_units as T
+
+LAYERS = ("detect", "spread", "mix")
+SQUARES = [(4, 6), (10, 20), (16, 8), (22, 26), (26, 12), (8, 28)]  # even centres
+EDGES = [6, 11, 15, 20, 25]
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """6 red squares, 5 edges, 4 plain grey images, one broken file."""
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    pictures = {f"square{i}.png": T.red_square(rng, *c) for i, c in enumerate(SQUARES)}
+    pictures |= {f"edge{i}.png": T.edge(rng, x) for i, x in enumerate(EDGES)}
+    pictures |= {f"plain{i}.png": T.grey(rng) for i in range(4)}
+    for name, img in pictures.items():
+        Image.fromarray((img * 255).round().astype(np.uint8)).save(root / name)
+    (root / "broken.png").write_bytes(b"not a picture")
+    return root
+
+
+def settings(**kw):
+    return AtlasSettings(kw.pop("layers", LAYERS), workers=0, **kw)
+
+
+def test_receptive_field_of_a_known_stack():
+    """By hand: 5x5 (pad 2) -> field 5, jump 1, start 0; then 3x3 dilation 2 stride 2
+    pad 2 -> field 5 + 4 = 9, jump 2, start 0 + (2 - 2) = 0; a 1x1 keeps it; a 2x2 max
+    pool (stride 2) after that -> 9 + 2 = 11, jump 4, start 1."""
+    m = nn.Sequential(T.detector().detect, nn.ReLU(), T.detector().spread, nn.MaxPool2d(2),
+                      nn.Flatten(), nn.LazyLinear(2))
+    m(torch.zeros(1, 3, 32, 32))
+    f = receptive_fields(m, ["0", "2", "3"], 32)
+    assert f["0"] == Field((5.0, 5.0), (1.0, 1.0), (0.0, 0.0), "geometry")
+    assert f["2"] == Field((9.0, 9.0), (2.0, 2.0), (0.0, 0.0), "geometry")
+    assert f["3"] == Field((11.0, 11.0), (4.0, 4.0), (1.0, 1.0), "geometry")
+    assert f["2"].box(3, 5) == (2, 6, 11, 15)  # centre (6, 10), 9 pixels each way
+
+
+class Residual(nn.Module):
+    """a 3x3 (padding 1) plus a shifted 1x5 branch, summed; optionally a global gate."""
+
+    def __init__(self, gate: bool):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(3, 4, (1, 5), padding=(0, 4), dilation=(1, 2))
+        self.out, self.gate, self.fc = nn.Identity(), gate, nn.Linear(4, 2)
+
+    def forward(self, x):
+        y = self.a(x) + self.b(x)
+        if self.gate:  # squeeze-and-excitation: every unit sees the whole image a little
+            y = y * torch.sigmoid(y.mean((2, 3), keepdim=True))
+        return self.fc(self.out(y).mean((2, 3)))
+
+
+def test_residual_union_and_effective_fallback():
+    """The sum's field is the union of its branches' (3x3 and 1x9): 3 x 9 around the same
+    centre; a global gate cannot be read as geometry, so the gradient decides."""
+    torch.manual_seed(0)
+    f = receptive_fields(Residual(False), ["out", "b"], 16)
+    assert f["b"] == Field((1.0, 9.0), (1.0, 1.0), (0.0, 0.0), "geometry")
+    assert f["out"] == Field((3.0, 9.0), (1.0, 1.0), (0.0, 0.0), "geometry")
+    gated = receptive_fields(Residual(True), ["out"], 16)["out"]
+    assert gated.method == "effective" and gated.size[1] >= 9 and gated.jump == (1.0, 1.0)
+
+
+def test_streaming_top_k_equals_a_full_sort_and_merges_exactly():
+    rng = np.random.default_rng(3)
+    n, c, k = 200, 5, 7
+    response = rng.integers(0, 6, (n, c)).astype(float)  # many ties
+    y, x = rng.integers(0, 9, (n, c)), rng.integers(0, 9, (n, c))
+    pooled = rng.standard_normal((n, c))
+    whole = UnitState(k, 10, c)
+    parts = [UnitState(k, 10, c), UnitState(k, 10, c)]
+    for start in range(0, n, 13):
+        sl = slice(start, min(n, start + 13))
+        ids = np.arange(n)[sl]
+        whole.update(response[sl], ids, y[sl], x[sl], pooled[sl])
+        parts[start // 13 % 2].update(response[sl], ids, y[sl], x[sl], pooled[sl])
+    for u in range(c):
+        order = np.lexsort((np.arange(n), -response[:, u]))[:k]  # value down, index up
+        assert whole.arrays["top_image"][u].tolist() == order.tolist()
+        assert whole.arrays["top_y"][u].tolist() == y[order, u].tolist()
+    both = parts[1].merge(parts[0])
+    for key, value in whole.arrays.items():
+        np.testing.assert_allclose(both.arrays[key], value, rtol=1e-12, err_msg=key)
+    assert both.n == n
+    stats = whole.statistics()
+    np.testing.assert_allclose(stats["fires"], (response > 0).mean(0))
+    np.testing.assert_allclose(stats["mean"], response.mean(0))
+    top = np.sort(response, 0)[::-1][:2].sum(0)  # top 1% of 200 images: 2
+    np.testing.assert_allclose(stats["top1_share"], top / response.sum(0))
+    np.testing.assert_allclose(whole.correlation(), np.corrcoef(pooled.T), atol=1e-10)
+
+
+def test_examples_at_known_places(tree, tmp_path):
+    summary = record_folder(T.loaded(), tree, tmp_path / "out", settings(top_k=6,
+                                                                         batch_size=4))
+    assert summary.recorded == 15 and summary.unreadable == 1
+    atlas = build_atlas(T.loaded(), tree, summary.files, summary.state, summary.layouts)
+    ex = atlas.examples()
+    for layer in ("detect", "spread"):
+        red = ex[(ex.layer == layer) & (ex.unit == 0)]
+        assert set(red.file) == {f"square{i}.png" for i in range(6)}
+        for row in red.itertuples():
+            assert (row.y, row.x) == SQUARES[int(row.file[6])]  # exactly the square's centre
+        assert red.activation.round(6).eq(25.0).all()
+        edges = ex[(ex.layer == layer) & (ex.unit == 1)]
+        assert set(edges.file[:5]) == {f"edge{i}.png" for i in range(5)}
+        for row in edges.head(5).itertuples():
+            assert abs(row.x - EDGES[int(row.file[4])]) <= 1
+    spread = atlas.layers["spread"]
+    assert spread.field == Field((9.0, 9.0), (2.0, 2.0), (0.0, 0.0), "geometry")
+    # a duplicated unit correlates 1 with its copy, and its filter is the same
+    assert atlas.layers["detect"].correlation[0, 2] == pytest.approx(1.0, abs=1e-9)
+    assert atlas.layers["detect"].similar(0, 1)[0][:2] == (2, pytest.approx(1.0))
+    assert atlas.layers["detect"].weights[1][0, 2] == pytest.approx(1.0)
+    # mix unit 0 = spread 0 + spread 1: those two are its strongest inputs, unit 2 none
+    earlier, terms = atlas.layers["mix"].inputs
+    assert earlier == "spread"
+    assert set(np.argsort(-terms[0])[:2]) == {0, 1} and terms[0, 2] == pytest.approx(0)
+    assert np.argmax(terms[1]) == 2
+    # mix feeds the pooled linear head: unit 0 supports class 0 and 2, not class 1
+    support = atlas.layers["mix"].classes
+    assert support.shape == (2, 3) and support[0, 1] == 0 and support[0, 0] > 0
+    assert atlas.layers["detect"].classes is None
+    stats = atlas.statistics()
+    assert set(stats.field) == {"geometry"} and (stats.images == 15).all()
+    files = atlas.file_table()
+    assert files.set_index("file").loc["broken.png", "status"] == "unreadable"
+
+
+def test_resume_after_an_interruption_gives_the_same_tables(tree, tmp_path, monkeypatch):
+    lm = T.loaded()
+    clean = make_atlas(lm, tree, tmp_path / "clean", settings(shard_size=4, batch_size=2),
+                       None, table="csv")
+    real = atlas_run.record_batch
+    calls = {"n": 0}
+
+    def dying(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(atlas_run, "record_batch", dying)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        make_atlas(lm, tree, out, settings(shard_size=4, batch_size=2), None, table="csv")
+    assert len(list((out / "shards").glob("*.npz"))) == 2  # 8 images in finished shards
+    monkeypatch.setattr(atlas_run, "record_batch", real)
+    again = make_atlas(lm, tree, out, settings(shard_size=4, batch_size=2), None,
+                       table="csv")
+    assert again.summary.already == 8
+    for name in ("units", "unit_stats", "files"):
+        pd.testing.assert_frame_equal(pd.read_csv(again.tables[name]),
+                                      pd.read_csv(clean.tables[name]), rtol=1e-9)
+    with pytest.raises(NetscopeError, match="top_k: 9 there, 3 now"):
+        make_atlas(lm, tree, out, settings(shard_size=4, top_k=3), None)
+
+
+def test_diversity_term_pushes_pictures_apart():
+    lm = T.loaded()
+    cfg = AscentConfig(steps=30, size=32, param="fourier", lr=0.05)
+    runs = {}
+    for weight in (0.0, 2.0):
+        r = visualize_filters(lm.model, "detect", [1], lm.preprocess, cfg, copies=3,
+                              diversity=weight)
+        with torch.no_grad():
+            a = lm.model.detect(lm.preprocess.normalize(r.images.float()))
+        runs[weight] = float(gram_similarity(a, 3).mean())
+    assert runs[2.0] < runs[0.0] - 0.01
+
+
+def test_phase_parametrization_keeps_the_spectrum():
+    from netscope.vision.features.parametrize import PhaseParam
+    from netscope.vision.models.zoo import Preprocess
+
+    rng = np.random.default_rng(0)
+    amp = np.abs(rng.standard_normal((3, 16, 9))) + 0.1
+    amp[:, 0, 0] = 8.0  # mean 0.5 on a 16x16 picture (ortho: DC = 16 x mean)
+    p = PhaseParam(Preprocess(16, (0, 0, 0), (1, 1, 1)), 16, torch.float64, spectrum=amp)
+    x = p.to_input(p.init([1, 2], 0.0))
+    back = torch.fft.rfft2(x, norm="ortho").abs()
+    # irfft2 keeps the Hermitian part only: columns 1..7 are free, so exact there
+    np.testing.assert_allclose(back[:, :, :, 1:8].numpy(), np.broadcast_to(
+        amp[:, :, 1:8], (2, 3, 16, 7)), rtol=1e-9)
+    np.testing.assert_allclose(x.mean((2, 3)).numpy(), 0.5, rtol=1e-9)
+    with pytest.raises(NetscopeError, match="amplitude spectrum of shape"):
+        PhaseParam(Preprocess(16), 16, torch.float64, spectrum=None)
+
+
+def test_site_pages_and_links(tree, tmp_path):
+    out = tmp_path / "site"
+    run = make_atlas(T.loaded(), tree, out, settings(layers=("detect", "mix"), top_k=3),
+                     PictureSettings(steps=2, diverse=2), table="csv")
+    assert run.index == out / "index.html"
+    pages = list(out.rglob("*.html"))
+    assert len(pages) == 1 + 2 + 3 + 2  # index, two layer pages, 3 + 2 unit pages
+    for page in pages:
+        text = page.read_text()
+        for ref in _links(text):
+            assert (page.parent / ref).resolve().is_file(), f"{page}: {ref}"
+    unit = (out / "mix" / "0.html").read_text()
+    assert "Strongest inputs from detect" in unit and "../detect/0.html" in unit
+    assert "Classes it supports" in unit and "Diversity set" in unit
+
+
+def _links(text: str) -> list[str]:
+    import re
+
+    return [r for r in re.findall(r"(?:src|href)='([^']+)'", text) if not r.startswith("#")]
+
+
+def test_bad_input(tree, tmp_path):
+    lm = T.loaded()
+    with pytest.raises(NetscopeError, match=r"layer nope \(no such layer\); layers with a "
+                       r"spatial grid: detect, relu, spread, mix"):
+        record_folder(lm, tree, tmp_path / "a", settings(layers=("nope",)))
+    with pytest.raises(NetscopeError, match=r"layer fc \(its output has no grid\)"):
+        record_folder(lm, tree, tmp_path / "a", settings(layers=("fc",)))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NetscopeError, match="no image files"):
+        record_folder(lm, tmp_path / "empty", tmp_path / "a", settings())
+    one = tmp_path / "one"
+    one.mkdir()
+    Image.open(tree / "square0.png").save(one / "x.png")
+    run = make_atlas(lm, one, tmp_path / "b", settings(top_k=20), None, table="csv")
+    ex = pd.read_csv(run.tables["units"])
+    assert len(ex) == 3 + 3 + 2 and (ex["rank"] == 0).all()  # K > images: what there is
+    stats = pd.read_csv(run.tables["unit_stats"])
+    assert stats["sparseness"].between(0, 1).all() and stats.notna().all().all()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"nope")
+    with pytest.raises(NetscopeError, match="none of the 1 image files could be read"):
+        make_atlas(lm, bad, tmp_path / "c", settings(), None)
+    with pytest.raises(NetscopeError, match="top_k must be at least 1"):
+        settings(top_k=0).check()
+
+
+def test_patches_past_the_edge_are_padded(tree, tmp_path):
+    from netscope.render.atlas_site import crop
+
+    view = np.ones((8, 8, 3), np.float32)
+    patch = crop(view, (-2, 6, 3, 11))
+    assert patch.shape == (5, 5, 3) and patch[0, 0, 0] == 0.5 and patch[2, 0, 0] == 1.0
+    whole = crop(view, (-5, -5, 20, 20))  # a field larger than the image: the image
+    assert whole.shape == (8, 8, 3) and whole.min() == 1.0
+    run = make_atlas(T.loaded(), tree, tmp_path / "o", settings(layers=("spread",)), None,
+                     table="csv")
+    ex = pd.read_csv(run.tables["units"])
+    assert ex["padded"].any()  # squares near the border: their 9x9 fields reach past it
+    page = (tmp_path / "o" / "spread" / "0.html").read_text()
+    assert "reach past the image edge" in page
+
+
+def test_cli_atlas(tree, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["vision", "atlas", str(tree), "--model", "tests.vision.tiny_units:detector",
+                 "--layers", "detect,mix", "--out", str(out), "--no-pictures", "--table",
+                 "csv", "--workers", "0", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "15 images recorded, 1 unreadable" in printed.out and "site:" in printed.out
+    assert "1 file(s) could not be read" in printed.err
+    assert main(["vision", "atlas", str(tmp_path / "missing"), "--layers", "x"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["vision", "atlas", str(tree)]) == 2
+    assert "name the layers" in capsys.readouterr().err
+
+
+def test_two_torchrun_ranks_merge_to_the_one_process_atlas(tree, tmp_path):
+    model = "tests.vision.tiny_units:detector"
+    args = ["vision", "atlas", str(tree), "--model", model, "--layers", "detect,mix",
+            "--no-pictures", "--table", "csv", "--workers", "0", "--quiet",
+            "--shard-size", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+         "2", "-m", "netscope", *args, "--out", str(tmp_path / "dist")],
+        env=env, capture_output=True, text=True, timeout=240, cwd=os.getcwd())
+    assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-1000:]
+    shards = {p.name[:2] for p in (tmp_path / "dist" / "shards").glob("*.npz")}
+    assert shards == {"r0", "r1"}
+    assert main([*args, "--out", str(tmp_path / "alone")]) == 0
+    for name in ("units", "unit_stats", "files"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dist" / f"{name}.csv"),
+                                      pd.read_csv(tmp_path / "alone" / f"{name}.csv"),
+                                      rtol=1e-9)
