@@ -14,6 +14,7 @@ from torch import nn
 
 from netscope.cli import main
 from netscope.errors import NetscopeError
+from netscope.render.atlas_site import save_site
 from netscope.vision.features.ascent import AscentConfig, visualize_filters
 from netscope.vision.features.diversity import gram_similarity
 from netscope.vision.units import atlas_run
@@ -219,7 +220,7 @@ def test_site_pages_and_links(tree, tmp_path):
     out = tmp_path / "site"
     run = make_atlas(T.loaded(), tree, out, settings(layers=("detect", "mix"), top_k=3),
                      PictureSettings(steps=2, diverse=2), table="csv")
-    assert run.index == out / "index.html"
+    assert save_site(run.atlas, T.loaded(), tree, out) == out / "index.html"
     pages = list(out.rglob("*.html"))
     assert len(pages) == 1 + 2 + 3 + 2  # index, two layer pages, 3 + 2 unit pages
     for page in pages:
@@ -276,6 +277,7 @@ def test_patches_past_the_edge_are_padded(tree, tmp_path):
                      table="csv")
     ex = pd.read_csv(run.tables["units"])
     assert ex["padded"].any()  # squares near the border: their 9x9 fields reach past it
+    save_site(run.atlas, T.loaded(), tree, tmp_path / "o")
     page = (tmp_path / "o" / "spread" / "0.html").read_text()
     assert "reach past the image edge" in page
 

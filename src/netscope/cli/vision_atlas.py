@@ -92,8 +92,11 @@ def _vision_atlas(args) -> int:
           f"already done, {s.images_per_second:.1f} images/s")
     for name, path in run.tables.items():
         print(f"{name}: {path}")
-    if run.index is not None:
-        print(f"site: {run.index}")
+    if run.atlas is not None:
+        from netscope.render.atlas_site import save_site
+
+        say("atlas: writing the site")
+        print(f"site: {save_site(run.atlas, lm, folder, args.out, say)}")
     if s.unreadable:
         print(f"netscope: warning: {s.unreadable} file(s) could not be read; they are listed "
               f"in the files table (status 'unreadable').", file=sys.stderr)

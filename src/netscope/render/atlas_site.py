@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import html
 import io
-import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from netscope.render.heatmap import colorize
+from netscope.vision.units.atlas import layer_slug as slug
 
 THUMB = 96  # patch thumbnails, pixels
 STYLE = """<style>
@@ -35,11 +36,6 @@ function sortTiles(key, desc){const box=document.getElementById('tiles');
 const tiles=[...box.children];tiles.sort((a,b)=>{const x=parseFloat(a.dataset[key]),
 y=parseFloat(b.dataset[key]);return desc?y-x:x-y;});tiles.forEach(t=>box.appendChild(t));}
 </script>"""
-
-
-def slug(layer: str) -> str:
-    """A folder name for a layer: letters, digits, '.', '_' and '-' kept, others '_'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", layer) or "_"
 
 
 def _page(title: str, body: str, depth: int) -> bytes:
@@ -261,6 +257,32 @@ def _classes(la, u: int, class_names) -> str:
     return (f"<h2>Classes it supports</h2><p class='note'>Mean contribution to the class "
             f"logit over the dataset (classifier weight times mean pooled activation).</p>"
             f"<table>{rows}</table>")
+
+
+def save_site(atlas, lm, root: str | Path, out: str | Path,
+               progress: Callable[[str], None] | None = None) -> Path:
+    """Write the site into ``out``, every file atomically and the index page last (a site
+    with an index is complete); returns the index page."""
+    from netscope.files.atomic import write_bytes
+    from netscope.vision.models.images import load_image
+
+    out = Path(out)
+    pending: list[tuple[str, bytes]] = []
+
+    def emit(rel: str, data: bytes) -> None:
+        if rel == "index.html":
+            pending.append((rel, data))  # the index last: a site with one is complete
+        else:
+            write_bytes(out / rel, data)
+
+    def view(i: int) -> np.ndarray:
+        rgb = lm.preprocess.image(load_image(Path(root) / atlas.files[i]))
+        return rgb.astype(np.float32) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
+
+    write_site(atlas, emit, view, lm.class_names, progress)
+    for rel, data in pending:
+        write_bytes(out / rel, data)
+    return out / "index.html"
 
 
 def atlas_summary_html(atlas) -> str:

@@ -4,6 +4,7 @@ classes), as tables and arrays that ``render.atlas_site`` draws."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,12 @@ from netscope.vision.units import similarity as sim
 from netscope.vision.units.receptive_field import Field, receptive_fields
 from netscope.vision.units.store import PassState
 from netscope.vision.units.streaming import EDGES, UnitState
+
+
+def layer_slug(layer: str) -> str:
+    """A folder name for a layer (site pages, picture files): letters, digits, '.', '_'
+    and '-' kept, others '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", layer) or "_"
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """A whole atlas, start to finish: the dataset pass (resumable, torchrun-ready), the merged
 statistics, similarity and circuits, the units' pictures (kept per layer, so a rerun with
-the same picture settings reuses them), the tables and the site."""
+the same picture settings reuses them) and the tables. The site is drawn on top of the
+result by ``render.atlas_site.save_site``."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import numpy as np
 from netscope.errors import NetscopeError
 from netscope.files.atomic import write_bytes
 from netscope.vision.models.zoo import LoadedModel
-from netscope.vision.units.atlas import Atlas, build_atlas
+from netscope.vision.units.atlas import Atlas, build_atlas, layer_slug
 from netscope.vision.units.atlas_run import AtlasSettings, PassSummary, record_folder
-from netscope.vision.units.output import write_site, write_tables
+from netscope.vision.units.output import write_tables
 from netscope.vision.units.pictures import picture_config, unit_pictures
 
 
@@ -44,7 +45,6 @@ class AtlasRun:
     summary: PassSummary
     atlas: Atlas | None  # None on ranks other than 0
     tables: dict[str, Path]
-    index: Path | None
 
 
 def make_atlas(lm: LoadedModel, root: str | Path, out: str | Path, settings: AtlasSettings,
@@ -57,7 +57,7 @@ def make_atlas(lm: LoadedModel, root: str | Path, out: str | Path, settings: Atl
     say = progress or (lambda message: None)
     summary = record_folder(lm, root, out, settings, say, rank, world)
     if summary.state is None:  # another rank merges
-        return AtlasRun(summary, None, {}, None)
+        return AtlasRun(summary, None, {})
     if len(summary.state.images) == len(summary.state.unreadable):
         raise NetscopeError(f"{root}: none of the {len(summary.files)} image files could be "
                             f"read; see {Path(out) / 'shards'} or the errors above.")
@@ -65,17 +65,12 @@ def make_atlas(lm: LoadedModel, root: str | Path, out: str | Path, settings: Atl
     if pictures is not None:
         for name, la in atlas.layers.items():
             la.pictures = _pictures(lm, out, name, la.units, pictures, atlas.spectrum, say)
-    tables = write_tables(atlas, out, table)
-    say("atlas: writing the site")
-    index = write_site(atlas, lm, root, out, say)
-    return AtlasRun(summary, atlas, tables, index)
+    return AtlasRun(summary, atlas, write_tables(atlas, out, table))
 
 
 def _pictures(lm, out, layer, units, ps: PictureSettings, spectrum, say) -> dict[str, np.ndarray]:
-    from netscope.render.atlas_site import slug
-
     key = json.dumps({"model": lm.name, "layer": layer, **asdict(ps)}, sort_keys=True)
-    path = Path(out) / "pictures" / f"{slug(layer)}.npz"
+    path = Path(out) / "pictures" / f"{layer_slug(layer)}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
