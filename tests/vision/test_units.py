@@ -315,3 +315,34 @@ def test_two_torchrun_ranks_merge_to_the_one_process_atlas(tree, tmp_path):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dist" / f"{name}.csv"),
                                       pd.read_csv(tmp_path / "alone" / f"{name}.csv"),
                                       rtol=1e-9)
+
+
+def test_concepts_of_one_prediction(tree, tmp_path):
+    """On the detector, mix is linear into a bias-free pooled head: the unit terms sum to
+    the class score exactly; a red square's class-0 score is all mix unit 0, whose map
+    peaks on the square."""
+    from netscope.vision.models.images import load_image
+    from netscope.vision.units.concepts import attach_atlas, concepts
+
+    lm = T.loaded()
+    rgb = load_image(tree / "square1.png")
+    x = lm.preprocess.tensor(rgb)
+    c = concepts(lm.model, x, [0], layer="mix", top=2, image=lm.preprocess.image(rgb))
+    assert c.units[0] == 0 and c.terms.sum() == pytest.approx(c.score, rel=1e-5)
+    assert c.terms[1] == 0
+    peak = np.unravel_index(np.argmax(c.maps[0]), c.maps[0].shape)
+    assert abs(peak[0] - SQUARES[1][0]) <= 2 and abs(peak[1] - SQUARES[1][1]) <= 2
+    assert c._repr_png_()[:4] == b"\x89PNG" and "unit" in c._repr_html_()
+    out = tmp_path / "atlas"
+    run = make_atlas(lm, tree, out, settings(layers=("mix",), top_k=2),
+                     PictureSettings(steps=2, diverse=0), table="csv")
+    save_site(run.atlas, lm, tree, out)
+    attach_atlas(c, out, "detector", T.SIZE)
+    assert c.atlas[0]["picture"].shape == (128, 128, 3) and len(c.atlas[0]["patches"]) == 2
+    with pytest.raises(NetscopeError, match="built for model 'detector' at 32 px, not 'other'"):
+        attach_atlas(c, out, "other", T.SIZE)
+    c.layer = "detect"
+    with pytest.raises(NetscopeError, match="has layers mix, not detect"):
+        attach_atlas(c, out, "detector", T.SIZE)
+    with pytest.raises(NetscopeError, match="one image at a time"):
+        concepts(lm.model, torch.cat([x, x]), layer="mix")

@@ -8,7 +8,7 @@ from pathlib import Path
 from netscope.cli.common import progress_printer
 from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
-from netscope.cli.vision_atlas import add_atlas
+from netscope.cli.vision_atlas import add_atlas, add_concepts
 from netscope.cli.vision_dataset import add_dataset
 from netscope.cli.vision_inputs import start
 from netscope.errors import NetscopeError
@@ -116,6 +116,7 @@ def add(sub) -> None:
     add_ascent(vs, common)
     add_dataset(vs, common)
     add_atlas(vs, common)
+    add_concepts(vs, common)
 
     p = vs.add_parser("evaluate", help="which map to trust: every method scored by deletion, "
                       "insertion, ROAD, confidence change and a sanity check")

@@ -101,3 +101,56 @@ def _vision_atlas(args) -> int:
         print(f"netscope: warning: {s.unreadable} file(s) could not be read; they are listed "
               f"in the files table (status 'unreadable').", file=sys.stderr)
     return 0
+
+
+def add_concepts(vs, common) -> None:
+    p = vs.add_parser("concepts", help="one prediction explained by its units: the units of "
+                      "a layer behind the class score, each with its own map (and, with "
+                      "--atlas, its feature visualization and strongest dataset patches)")
+    common(p)
+    p.add_argument("--layer", help="layer (default: the one heatmaps use)")
+    p.add_argument("--class", dest="classes", action="append",
+                   help="class name or index (default: top-1)")
+    number(p, "--top", lo=1, hi=64, default=6, help="units shown")
+    p.add_argument("--relevance", choices=["gradient", "lrp"], default="gradient",
+                   help="gradient: activation x gradient per unit; lrp: concept relevance "
+                   "propagation (relevance through each unit)")
+    p.add_argument("--atlas", help="an atlas folder of the same model and layer")
+    p.set_defaults(func=_vision_concepts, out="netscope-results/vision-concepts")
+
+
+def _vision_concepts(args) -> int:
+    if args.atlas and not (Path(args.atlas) / "atlas-run.json").is_file():
+        raise NetscopeError(f"--atlas {args.atlas}: no atlas-run.json there; give the folder "
+                            f"that `netscope vision atlas` wrote.")
+    from netscope.cli.vision_inputs import start
+
+    lm, found = start(args, classes=args.classes)
+    from netscope.files.atomic import write_bytes
+    from netscope.render.concepts import concepts_png
+    from netscope.vision.models.classes import resolve_class
+    from netscope.vision.models.images import load_image
+    from netscope.vision.models.zoo import n_classes
+    from netscope.vision.units.concepts import attach_atlas, concepts
+
+    written = []
+    for i, (name, source) in enumerate(found):
+        rgb = load_image(source)
+        x = lm.preprocess.tensor(rgb)
+        wanted = (args.classes or [None])[min(i, len(args.classes or [None]) - 1)]
+        target = None if wanted is None else [resolve_class(wanted, lm.class_names,
+                                                            n_classes(lm))]
+        result = concepts(lm.model, x, target, layer=args.layer, top=args.top,
+                          relevance=args.relevance, class_names=lm.class_names,
+                          image=lm.preprocess.image(rgb))
+        if args.atlas:
+            attach_atlas(result, args.atlas, lm.name, lm.preprocess.size)
+        path = write_bytes(Path(args.out) / f"concepts-{Path(name).stem}.png",
+                           concepts_png(result))
+        written.append(path)
+        shares = ", ".join(f"{u} ({s:+.0%})" for u, _, s in
+                           result.table().itertuples(index=False))
+        print(f"{name}: {result.class_name}; units of {result.layer}: {shares}")
+    for path in written:
+        print(f"picture: {path}")
+    return 0
