@@ -346,3 +346,14 @@ def test_concepts_of_one_prediction(tree, tmp_path):
         attach_atlas(c, out, "detector", T.SIZE)
     with pytest.raises(NetscopeError, match="one image at a time"):
         concepts(lm.model, torch.cat([x, x]), layer="mix")
+
+
+def test_demo_folder_is_offline_and_written_once(tmp_path):
+    from netscope.vision.units.demo import demo_folder
+
+    folder = demo_folder(tmp_path / "demo")
+    files = sorted(p.name for p in folder.iterdir())
+    assert len(files) == 60 and "chelsea-whole.jpg" in files and "china-centre.jpg" in files
+    before = (folder / "china-centre.jpg").stat().st_mtime_ns
+    demo_folder(tmp_path / "demo")
+    assert (folder / "china-centre.jpg").stat().st_mtime_ns == before
