@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                 reason="Debian chromium + chromium-driver not installed")
 
 
-def _browser(tmp_path):
+def _browser(tmp_path, logs: bool = False):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -30,6 +30,8 @@ def _browser(tmp_path):
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                  f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,700"):
         opts.add_argument(flag)
+    if logs:  # the page's console, for driver.get_log("browser")
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
 
 

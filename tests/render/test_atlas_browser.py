@@ -9,25 +9,11 @@ from PIL import Image
 from netscope.render.atlas_site import save_site
 from netscope.vision.units.atlas_run import AtlasSettings
 from netscope.vision.units.make import PictureSettings, make_atlas
-from tests.live.test_browser import CHROMIUM, DRIVER
+from tests.live.test_browser import CHROMIUM, DRIVER, _browser
 from tests.vision import tiny_units as T
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                 reason="Debian chromium + chromium-driver not installed")
-
-
-def _driver(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,800"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER), options=opts)
 
 
 def test_every_page_loads_in_chromium(tmp_path):
@@ -44,7 +30,7 @@ def test_every_page_loads_in_chromium(tmp_path):
     run = make_atlas(lm, root, out, AtlasSettings(("detect", "mix"), top_k=3, workers=0),
                      PictureSettings(steps=2, diverse=2), table="csv")
     save_site(run.atlas, lm, root, out)
-    driver = _driver(tmp_path)
+    driver = _browser(tmp_path, logs=True)
     try:
         for page in sorted(out.rglob("*.html")):
             driver.get(page.as_uri())

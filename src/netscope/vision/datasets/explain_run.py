@@ -20,7 +20,13 @@ from netscope.vision.core.batched import class_scores
 from netscope.vision.core.capture import capture
 from netscope.vision.core.host import host
 from netscope.vision.core.targets import resolve
-from netscope.vision.datasets.image_files import ImageFiles, dataset_files, default_workers, loader
+from netscope.vision.datasets.image_files import (
+    ImageFiles,
+    RateLine,
+    dataset_files,
+    default_workers,
+    loader,
+)
 from netscope.vision.datasets.store import ExplainStore, merge
 from netscope.vision.methods.registry import METHODS, names
 from netscope.vision.metrics.faithfulness import deletion, insertion
@@ -154,7 +160,7 @@ def _run(lm, root, files, labels, todo, store, settings, say, start) -> tuple[in
     names: list[str] = []
     maps: list[np.ndarray] = []
     explained = unreadable = correct = 0
-    last = start
+    line = RateLine("explain", len(todo), say, start)
     pin = torch.device(lm.preprocess.device).type == "cuda"
     for idx, x, errors in loader(data, todo, settings.batch_size, settings.workers, pin):
         wanted = None if labels is None else [labels[i] for i in idx.tolist()]
@@ -170,12 +176,7 @@ def _run(lm, root, files, labels, todo, store, settings, say, start) -> tuple[in
         unreadable += len(batch_rows) - len(batch_maps)
         if len(rows) >= settings.shard_size:
             _flush(store, rows, names, maps)
-        now = time.perf_counter()
-        if now - last >= 2 or explained + unreadable == len(todo):
-            last = now
-            rate = (explained + unreadable) / max(now - start, 1e-9)
-            say(f"explain: {explained + unreadable}/{len(todo)} images, {rate:.1f} images/s, "
-                f"{unreadable} unreadable")
+        line.tick(explained + unreadable, unreadable)
     if rows:
         _flush(store, rows, names, maps)
     return explained, unreadable, correct
@@ -237,15 +238,21 @@ def _metrics(lm, x, maps, t, settings) -> dict[str, torch.Tensor]:
 
 def _finish(out, settings: DatasetSettings, rank: int, world: int) -> Path | None:
     """Merge the parts: alone at once; in a distributed run rank 0, after every rank."""
+    return on_rank_zero(lambda: merge(out, settings.table), rank, world)
+
+
+def on_rank_zero(work: Callable, rank: int, world: int):
+    """``work()`` once every rank has finished its share: alone at once; in a distributed
+    run on rank 0 between two barriers (nobody leaves before its result exists); None on
+    the other ranks."""
     if world > 1:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend)
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         dist.barrier()
-        table = merge(out, settings.table) if rank == 0 else None
-        dist.barrier()  # nobody leaves before the table exists
+        result = work() if rank == 0 else None
+        dist.barrier()
         dist.destroy_process_group()
-        return table
-    return merge(out, settings.table)
+        return result
+    return work()

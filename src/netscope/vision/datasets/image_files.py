@@ -49,6 +49,23 @@ class ImageFiles(Dataset):
         return i, torch.zeros(3, self.pre.size, self.pre.size), error
 
 
+class RateLine:
+    """A progress line at most every two seconds (and at the end): done/total, images/s."""
+
+    def __init__(self, what: str, total: int, say, start: float) -> None:
+        self.what, self.total, self.say, self.start, self.last = what, total, say, start, start
+
+    def tick(self, done: int, unreadable: int) -> None:
+        import time
+
+        now = time.perf_counter()
+        if now - self.last >= 2 or done == self.total:
+            self.last = now
+            rate = done / max(now - self.start, 1e-9)
+            self.say(f"{self.what}: {done}/{self.total} images, {rate:.1f} images/s, "
+                     f"{unreadable} unreadable")
+
+
 def default_workers() -> int:
     """Decoding processes: the CPUs beside the main process, at most 4."""
     return max(0, min(4, (os.cpu_count() or 1) - 1))

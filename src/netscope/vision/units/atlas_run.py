@@ -18,8 +18,14 @@ import torch.nn.functional as F
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.token_grid import Layout, layout_for
-from netscope.vision.datasets.explain_run import distributed_rank
-from netscope.vision.datasets.image_files import ImageFiles, dataset_files, default_workers, loader
+from netscope.vision.datasets.explain_run import distributed_rank, on_rank_zero
+from netscope.vision.datasets.image_files import (
+    ImageFiles,
+    RateLine,
+    dataset_files,
+    default_workers,
+    loader,
+)
 from netscope.vision.models.zoo import LoadedModel
 from netscope.vision.units.store import AtlasStore, PassState, merged
 from netscope.vision.units.streaming import UnitState
@@ -136,7 +142,8 @@ def _stream(lm, root, files, todo, store, settings, layouts, fresh, say, start):
     refs = {n: LayerRef.parse(n) for n in settings.layers}
     data = ImageFiles(root, files, lm.preprocess)
     device, dtype = torch.device(lm.preprocess.device), getattr(torch, lm.preprocess.dtype)
-    state, in_shard, recorded, unreadable, last = fresh(), 0, 0, 0, start
+    state, in_shard, recorded, unreadable = fresh(), 0, 0, 0
+    line = RateLine("atlas", len(todo), say, start)
     for idx, x, errors in loader(data, todo, settings.batch_size, settings.workers,
                                  device.type == "cuda"):
         ids = idx.numpy()
@@ -152,12 +159,7 @@ def _stream(lm, root, files, todo, store, settings, layouts, fresh, say, start):
         if in_shard >= settings.shard_size:
             store.write(state)
             state, in_shard = fresh(), 0
-        now = time.perf_counter()
-        if now - last >= 2 or recorded + unreadable == len(todo):
-            last = now
-            rate = (recorded + unreadable) / max(now - start, 1e-9)
-            say(f"atlas: {recorded + unreadable}/{len(todo)} images, {rate:.1f} images/s, "
-                f"{unreadable} unreadable")
+        line.tick(recorded + unreadable, unreadable)
     if in_shard:
         store.write(state)
     return recorded, unreadable
@@ -192,14 +194,4 @@ def _add_spectrum(lm: LoadedModel, x: torch.Tensor, state: PassState) -> None:
 
 def _finish(out, rank: int, world: int) -> PassState | None:
     """Merge the shards: alone at once; in a distributed run rank 0, after every rank."""
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        dist.barrier()
-        state = merged(out) if rank == 0 else None
-        dist.barrier()
-        dist.destroy_process_group()
-        return state
-    return merged(out)
+    return on_rank_zero(lambda: merged(out), rank, world)
