@@ -357,3 +357,21 @@ def test_demo_folder_is_offline_and_written_once(tmp_path):
     before = (folder / "china-centre.jpg").stat().st_mtime_ns
     demo_folder(tmp_path / "demo")
     assert (folder / "china-centre.jpg").stat().st_mtime_ns == before
+
+
+def test_a_vision_transformers_token_grid(tree, tmp_path):
+    """A ViT block's tokens become an 8x8 grid of units; attention mixes every patch, so
+    the field is the effective one, and the patch embedding's is geometric (4x4, stride 4)."""
+    from netscope.vision.models.zoo import LoadedModel, Preprocess
+    from tests.vision.tiny_transformers import tiny_vit
+
+    lm = LoadedModel("vit", tiny_vit(), Preprocess(32, (0, 0, 0), (1, 1, 1)), None)
+    run = make_atlas(lm, tree, tmp_path / "vit", settings(layers=("patch_embed", "blocks.0"),
+                                                          top_k=3), None, table="csv")
+    fields = {n: la.field for n, la in run.atlas.layers.items()}
+    assert fields["patch_embed"] == Field((4.0, 4.0), (4.0, 4.0), (1.5, 1.5), "geometry")
+    assert fields["blocks.0"].method == "effective" and fields["blocks.0"].jump == (4.0, 4.0)
+    assert run.atlas.layers["blocks.0"].grid == (8, 8) and run.atlas.layers["blocks.0"].units == 16
+    ex = pd.read_csv(run.tables["units"])
+    assert len(ex) == 2 * 16 * 3 and ex[["y", "x"]].max().max() < 32
+    assert run.atlas.layers["blocks.0"].inputs[0] == "patch_embed"
