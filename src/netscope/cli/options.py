@@ -97,3 +97,13 @@ def numbers(parser, *flags: str, item: Number, count: int | None = None, help: s
     check = NumberList(item, count)
     parser.add_argument(*flags, type=check, help=f"{help} ({check.text})".lstrip(), **kw)
 
+
+
+def dataset_options(p) -> None:
+    """What every whole-folder command takes: batches, decoding workers, shards, table."""
+    number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per batch")
+    number(p, "--workers", lo=0, hi=256, help="decoding processes (default: the CPUs beside "
+           "this one, at most 4; 0: decode in this process)")
+    number(p, "--shard-size", lo=1, hi=10**7, default=1024, help="images per shard file")
+    p.add_argument("--table", choices=["auto", "parquet", "csv"], default="auto",
+                   help="table format (auto: Parquet when pyarrow is installed)")

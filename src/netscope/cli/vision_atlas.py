@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from netscope.cli.common import progress_printer
-from netscope.cli.options import number
+from netscope.cli.options import dataset_options, number
 from netscope.errors import NetscopeError
 
 
@@ -24,12 +24,7 @@ def add_atlas(vs, common) -> None:
     p.add_argument("--layers", help="comma-separated layer names (see `netscope vision "
                    "layers`); convolutional or a transformer's token grid")
     number(p, "--top", lo=1, hi=1000, default=9, help="strongest images kept per unit")
-    number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per batch")
-    number(p, "--workers", lo=0, hi=256, help="decoding processes (default: the CPUs beside "
-           "this one, at most 4)")
-    number(p, "--shard-size", lo=1, hi=10**7, default=1024, help="images per shard file")
-    p.add_argument("--table", choices=["auto", "parquet", "csv"], default="auto",
-                   help="table format (auto: Parquet when pyarrow is installed)")
+    dataset_options(p)
     p.add_argument("--param", choices=["fourier", "phase", "pixel"], default="fourier",
                    help="feature visualization: Fourier parametrization, phase-only with the "
                    "dataset's own amplitude spectrum (MaCo), or pixels")

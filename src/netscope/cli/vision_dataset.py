@@ -7,7 +7,7 @@ import os
 import sys
 
 from netscope.cli.common import progress_printer
-from netscope.cli.options import number
+from netscope.cli.options import dataset_options, number
 from netscope.errors import NetscopeError
 from netscope.vision.methods.registry import describe, names
 
@@ -24,14 +24,9 @@ def add_dataset(vs, common) -> None:
     p.add_argument("--metrics", default="", help="comma-separated: deletion, insertion "
                    "(AUC per image; each costs 2 x steps forward passes)")
     number(p, "--steps", lo=2, hi=1000, default=20, help="deletion/insertion steps")
-    number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per batch")
-    number(p, "--workers", lo=0, hi=256, help="decoding processes (default: the CPUs beside "
-           "this one, at most 4; 0: decode in this process)")
-    number(p, "--shard-size", lo=1, hi=10**7, default=1024, help="images per shard file")
+    dataset_options(p)
     number(p, "--top-k", lo=0, hi=100_000, default=128,
            help="Score-CAM / Ablation-CAM: channels by mean activation, 0: all")
-    p.add_argument("--table", choices=["auto", "parquet", "csv"], default="auto",
-                   help="results table format (auto: Parquet when pyarrow is installed)")
     p.add_argument("--labels", choices=["top1", "folder"], default="top1",
                    help="explain each image's top-1 class (default), or the class its first "
                    "folder names (FOLDER/CLASS/image, as torchvision's ImageFolder), with "

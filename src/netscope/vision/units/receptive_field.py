@@ -30,6 +30,7 @@ from torch import fx, nn
 
 from netscope.errors import NetscopeError, first_line
 from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.core.device import model_device, model_dtype
 
 EFFECTIVE_SHARE = 0.01  # gradient at least this share of its maximum counts as seen
 
@@ -93,7 +94,7 @@ def _geometry(model: nn.Module, layers: list[str], size: int) -> dict[str, _Geo 
         gm = fx.symbolic_trace(model)
         from torch.fx.passes.shape_prop import ShapeProp
 
-        probe = torch.zeros(1, 3, size, size, dtype=_dtype(model), device=_device(model))
+        probe = torch.zeros(1, 3, size, size, dtype=model_dtype(model), device=model_device(model))
         with capture(model, []), torch.no_grad():
             ShapeProp(gm).propagate(probe)
     except Exception:  # any model fx cannot trace: every layer falls back to the gradient
@@ -262,7 +263,8 @@ def effective_field(model: nn.Module, layer: str, size: int, probes: int = 4) ->
     from netscope.vision.core.token_grid import as_grid
 
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(probes, 3, size, size, generator=gen).to(_device(model), _dtype(model))
+    x = torch.randn(probes, 3, size, size, generator=gen)
+    x = x.to(model_device(model), model_dtype(model))
     x.requires_grad_(True)
     ref = LayerRef.parse(layer)
     try:
@@ -285,11 +287,3 @@ def effective_field(model: nn.Module, layer: str, size: int, probes: int = 4) ->
     centre = ((top + bottom) / 2, (left + right) / 2)
     start = (centre[0] - (h // 2) * jump[0], centre[1] - (w // 2) * jump[1])
     return Field((bottom - top + 1.0, right - left + 1.0), jump, start, "effective")
-
-
-def _dtype(model: nn.Module) -> torch.dtype:
-    return next((p.dtype for p in model.parameters()), torch.float32)
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
