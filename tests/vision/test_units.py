@@ -375,3 +375,26 @@ def test_a_vision_transformers_token_grid(tree, tmp_path):
     ex = pd.read_csv(run.tables["units"])
     assert len(ex) == 2 * 16 * 3 and ex[["y", "x"]].max().max() < 32
     assert run.atlas.layers["blocks.0"].inputs[0] == "patch_embed"
+
+
+def test_a_hugging_face_vit(tree, tmp_path):
+    """A ViTForImageClassification built from a config (no weights), as it comes: its
+    ImageClassifierOutput, its conv patch projection and a block's token grid, with
+    circuits between them."""
+    from netscope.vision.models.zoo import LoadedModel, Preprocess
+    from tests.vision.test_model_outputs import _hf_vit
+
+    model = _hf_vit("sdpa")
+    names = [n for n, _ in model.named_modules()]
+    embed = next(n for n in names if n.endswith("patch_embeddings.projection"))
+    block = next(n for n in names if n.endswith((".layer.0", ".layers.0")))
+    lm = LoadedModel("hf-vit", model, Preprocess(32, (0, 0, 0), (1, 1, 1)), None)
+    run = make_atlas(lm, tree, tmp_path / "hf", settings(layers=(embed, block), top_k=3),
+                     None, table="csv")
+    layers = run.atlas.layers
+    # the whole model cannot be traced by torch.fx, so even the projection's field is the
+    # effective one, and it comes out as the geometry would give it
+    assert layers[embed].field == Field((4.0, 4.0), (4.0, 4.0), (1.5, 1.5), "effective")
+    assert layers[block].field.method == "effective" and layers[block].grid == (8, 8)
+    assert layers[block].inputs[0] == embed and layers[block].units == 16
+    assert len(pd.read_csv(run.tables["units"])) == 2 * 16 * 3

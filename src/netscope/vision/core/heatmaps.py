@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from netscope.errors import NetscopeError
-from netscope.vision.core.targets import Resolved, batch_size
+from netscope.vision.core.targets import Resolved, batch_size, class_output
 
 NORMALIZE = ("max", "minmax", "none")
 
@@ -40,6 +40,9 @@ class Heatmaps:
     warnings: list[str] = field(default_factory=list)  # what a careful user must know
     attributions: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.logits = class_output(self.logits)  # a ModelOutput's logits, not the wrapper
 
     def upsampled(self, size: tuple[int, int]) -> torch.Tensor:
         """Bilinear upsampling to the input's (H, W), then rescaled as the maps were (an
@@ -74,6 +77,7 @@ def normalized_array(maps: np.ndarray, how: str = "minmax") -> np.ndarray:
 
 def top_classes(output: Any) -> torch.Tensor:
     """Each image's top-1 class for labels, -1 when the output is not class scores."""
+    output = class_output(output)
     if isinstance(output, torch.Tensor) and output.dim() == 2:
         return output.argmax(1)
     return torch.full((batch_size(output),), -1, dtype=torch.long)  # labels: on the CPU

@@ -28,6 +28,7 @@ from torch import nn
 from netscope.errors import NetscopeError, first_line
 from netscope.vision.core.capture import LayerRef, capture, hooks
 from netscope.vision.core.device import model_device, model_dtype
+from netscope.vision.core.targets import class_output
 from netscope.vision.core.token_grid import acts_on_last_dim, infer_layout, patch_size
 
 NORMS = (nn.LayerNorm, nn.GroupNorm)
@@ -66,12 +67,15 @@ def grid_layers(model: nn.Module, x: torch.Tensor) -> list[GridLayer]:
     with capture(model, []), _recorded(modules) as seen:
         try:
             with torch.enable_grad():
-                out = model(x.detach().clone().requires_grad_(True))
+                out = class_output(model(x.detach().clone().requires_grad_(True)))
         except RuntimeError as exc:
             raise NetscopeError(f"the model cannot run on a {size[0]}x{size[1]} probe image "
                                 f"({first_line(exc)}).") from None
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            raise NetscopeError("the model must return class scores of shape (batch, classes).")
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise NetscopeError(f"choosing a layer needs class scores of shape (batch, classes); "
+                                f"the model returns {got}. Name the layer (layer=..., --layer) "
+                                f"and give a target for other outputs.")
         found = []
         for name, a in seen.items():
             if a.dim() not in (3, 4):
@@ -126,16 +130,39 @@ def default_layer(model: nn.Module, x: torch.Tensor | None = None, size: int = 2
     key = (tuple(probe.shape[-2:]), probe.dtype, str(probe.device))
     known = _CHOSEN.setdefault(model, {})
     if key not in known:  # one probe per model and input size, not one per batch
-        known[key] = _probed_layer(model, grid_layers(model, probe))
+        known[key] = _probed_layer(model, grid_layers(model, probe), probe)
     return known[key]
 
 
 _CHOSEN: WeakKeyDictionary = WeakKeyDictionary()
 
 
-def _probed_layer(model: nn.Module, grids: list[GridLayer]) -> LayerRef:
+def scores_ignore_input(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether the top class scores are the same whatever the image (zero gradient with
+    respect to it), as with an all-zero classifier head (torchvision's untrained ViTs)."""
+    xi = x[:2].detach().clone().requires_grad_(True)
+    with capture(model, []), torch.enable_grad():
+        out = class_output(model(xi))
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            return False  # not class scores: a target of its own may still depend on it
+        if not out.requires_grad:
+            return True
+        (grad,) = torch.autograd.grad(out.amax(1).sum(), xi, allow_unused=True)
+    return grad is None or not bool(grad.abs().amax() > 0)
+
+
+INPUT_IGNORED = ("the model's class scores do not depend on the input image (their gradient "
+                 "with respect to it is zero everywhere), so no map can show anything: is "
+                 "the classifier head all zeros, as torchvision builds it without weights? "
+                 "Load trained weights or initialise the head.")
+
+
+def _probed_layer(model: nn.Module, grids: list[GridLayer],
+                  probe: torch.Tensor | None = None) -> LayerRef:
     layers = [g for g in grids if g.gradient]
     if not layers:
+        if probe is not None and scores_ignore_input(model, probe):
+            raise NetscopeError(INPUT_IGNORED)
         raise NetscopeError("no layer's output forms a feature map or token grid that the "
                             "class score depends on; name a layer explicitly (with a reshape "
                             "transform for an unusual layout).")

@@ -40,6 +40,8 @@ def select_output(output: Any, key: Key) -> Any:
     tuple/list position), the output itself when no key is named."""
     if key is None:
         if isinstance(output, dict):
+            if "logits" in output:  # a Hugging Face ModelOutput, with or without attentions
+                return output["logits"]
             if len(output) == 1:
                 return next(iter(output.values()))
             raise NetscopeError(f"the model returns a dict with keys {sorted(map(str, output))}; "
@@ -57,6 +59,15 @@ def select_output(output: Any, key: Key) -> Any:
         return output[key]
     raise NetscopeError(f"key {key!r} names a part of the output, but the model returns "
                         f"{type(output).__name__}.")
+
+
+def class_output(output: Any) -> Any:
+    """The class scores in a model's output when it holds them beside other parts (the
+    ``logits`` of a Hugging Face ``ImageClassifierOutput``, a dict's only entry); any other
+    output as it is, for the caller's own check."""
+    if isinstance(output, dict) and ("logits" in output or len(output) == 1):
+        return select_output(output, None)
+    return output
 
 
 _READERS: WeakKeyDictionary[torch.nn.Module, RemovableHandle] = WeakKeyDictionary()

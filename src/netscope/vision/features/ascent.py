@@ -28,6 +28,7 @@ from netscope.vision.core.capture import LayerRef, capture, count_calls, run_unt
 from netscope.vision.core.device import model_device
 from netscope.vision.core.fastpath import truncated
 from netscope.vision.core.memory import check_ascent_memory
+from netscope.vision.core.targets import class_output
 from netscope.vision.features import augment
 from netscope.vision.features.diversity import gram_similarity
 from netscope.vision.features.parametrize import PARAMETRIZATIONS, ImageParam, image_param
@@ -252,7 +253,7 @@ def visualize_classes(model: nn.Module, classes: Sequence[int], pre: Preprocess,
     index = torch.tensor(classes, device=probe.device)
     simple = truncated(model, None) if fast else None
     with capture(model, []):
-        n_out = model(probe).shape[1]
+        n_out = class_output(model(probe)).shape[1]
         bad = [c for c in classes if not 0 <= c < n_out]
         if bad:
             raise NetscopeError(f"class index {bad[0]} is out of range: the model has {n_out} "

@@ -17,7 +17,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
-from netscope.vision.core.layer_choice import default_layer
+from netscope.vision.core.layer_choice import INPUT_IGNORED, default_layer, scores_ignore_input
 from netscope.vision.core.targets import Resolved, TargetLike, detached, resolve
 from netscope.vision.core.token_grid import Reshape, layout_for
 
@@ -122,6 +122,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     maps = F.relu((weights * A).sum(1))
     heat = Heatmaps(normalize_maps(maps, normalize), logits, t, t.labels, str(layer), variant,
                     normalize)
+    if not bool(grad.abs().amax() > 0) and scores_ignore_input(model, x):
+        raise NetscopeError(INPUT_IGNORED)
     heat.warnings += _warnings(A, grad, layer, variant, eps)
     return heat
 

@@ -11,9 +11,10 @@ the top-1 classes, for labels only.
 
 Attention weights are read without changing the model: nn.MultiheadAttention is asked for
 its per-head weights during the pass (and returns what its caller asked for), and calls of
-F.scaled_dot_product_attention (timm, most custom ViTs) are computed explicitly while the
-pass runs, with the same result, through a torch function mode: on this thread and for this
-pass only, never by patching torch for the whole process.
+F.scaled_dot_product_attention (timm, most custom ViTs, Hugging Face's "sdpa") are
+computed explicitly while the pass runs, with the same result, and the softmax of a
+written-out attention (Hugging Face's "eager") is recorded, through a torch function mode:
+on this thread and for this pass only, never by patching torch for the whole process.
 """
 
 from __future__ import annotations
@@ -70,24 +71,39 @@ def attention_recorded(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     mha = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
     with hooks(((m, _ask_weights(wanted)) for m in mha), pre=True, with_kwargs=True), \
             hooks(((m, _keep_weights(record, wanted)) for m in mha), with_kwargs=True), \
-            _ExplicitAttention(_explicit_sdpa(record)):
+            _ExplicitAttention(_explicit_sdpa(record), record):
         yield record
+
+
+_SOFTMAX = (F.softmax, torch.softmax, torch.Tensor.softmax)
 
 
 class _ExplicitAttention(TorchFunctionMode):
     """While active on this thread only, F.scaled_dot_product_attention calls run the
-    explicit version (which records the weights); nothing global is patched, so another
-    thread (live mode's server) or another model is never affected."""
+    explicit version (which records the weights), and a written-out attention's softmax
+    over (batch, heads, tokens, tokens) scores (Hugging Face's eager attention, hand-written
+    ViTs) is recorded as it is computed; nothing global is patched, so another thread (live
+    mode's server) or another model is never affected."""
 
-    def __init__(self, sdpa) -> None:
+    def __init__(self, sdpa, record: list[torch.Tensor]) -> None:
         super().__init__()
-        self.sdpa = sdpa
+        self.sdpa, self.record = sdpa, record
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
             return self.sdpa(*args, **kwargs)
-        return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if func in _SOFTMAX and _is_attention(out, args, kwargs):
+            self.record.append(out.detach())
+        return out
+
+
+def _is_attention(out, args, kwargs) -> bool:
+    """A softmax over the last axis of square (batch, heads, tokens, tokens) scores."""
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    return isinstance(out, torch.Tensor) and out.dim() == 4 and dim in (-1, 3) \
+        and out.shape[-1] == out.shape[-2]
 
 
 def _ask_weights(wanted: dict[int, tuple[bool, bool]]):
@@ -125,7 +141,8 @@ def attention_rollout(model: nn.Module, x: torch.Tensor, targets: TargetLike = N
         raise NetscopeError(
             "attention rollout needs a transformer's attention weights, and none were computed "
             "in the forward pass (no nn.MultiheadAttention, no F.scaled_dot_product_attention "
-            "call). Use Grad-CAM, which works on any layer.")
+            "call, no softmax over (batch, heads, tokens, tokens) scores). Use Grad-CAM, "
+            "which works on any layer.")
     tokens = record[0].shape[-1]
     odd = [tuple(a.shape) for a in record if a.shape[-2:] != (tokens, tokens)
            or a.shape[0] != x.shape[0]]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from netscope.vision.core.capture import capture
+from netscope.vision.core.targets import class_output
 from netscope.vision.models.classes import class_label
 
 
@@ -15,7 +16,7 @@ def predict(model: nn.Module, x: torch.Tensor, k: int = 5,
             names: Sequence[str] | None = None) -> list[list[tuple[int, str, float]]]:
     """Top-k (index, name, probability) per image."""
     with capture(model, []), torch.no_grad():
-        probs = model(x).softmax(1)
+        probs = class_output(model(x)).softmax(1)
     top = probs.topk(min(k, probs.shape[1]), dim=1)
     return [[(int(i), class_label(names, int(i)), float(p))
              for p, i in zip(ps, idx, strict=True)]

@@ -24,6 +24,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError, first_line
 from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.core.targets import class_output
 from netscope.vision.core.token_grid import Layout
 from netscope.vision.units.streaming import UnitState
 
@@ -110,7 +111,7 @@ def pooled_head(model: nn.Module, layer: str, layout: Layout,
     ref = LayerRef.parse(layer)
     try:
         with capture(model, [ref]) as rec, torch.no_grad():
-            logits = model(probe)
+            logits = class_output(model(probe))
             pooled = layout.to_grid(rec[ref]).float().mean((2, 3))
     except RuntimeError as exc:
         raise NetscopeError(f"the model cannot run on the probe ({first_line(exc)}).") from None
