@@ -185,6 +185,63 @@ def test_resume_after_an_interruption_gives_the_same_tables(tree, tmp_path, monk
         make_atlas(lm, tree, out, settings(shard_size=4, top_k=3), None)
 
 
+KILLED_RUN = """
+import os, signal, sys
+from netscope.files.atomic import write_atomic
+from netscope.vision.units import atlas_run, store
+from netscope.vision.units.atlas_run import AtlasSettings
+from netscope.vision.units.make import make_atlas
+from tests.vision import tiny_units as T
+
+where, tree, out = sys.argv[1:]
+real_batch, real_write = atlas_run.record_batch, store.write_bytes
+calls = {"n": 0}
+
+def batch(*args, **kw):
+    calls["n"] += 1
+    if where == "batch" and calls["n"] == 5:
+        os.kill(os.getpid(), signal.SIGKILL)  # mid-shard: 2 shards finished
+    return real_batch(*args, **kw)
+
+def write(path, data):
+    if where == "write" and path.name.endswith("00001.npz"):  # the second shard, half
+        def half(p):
+            p.write_bytes(data[: len(data) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        return write_atomic(path, half)
+    return real_write(path, data)
+
+atlas_run.record_batch, store.write_bytes = batch, write
+make_atlas(T.loaded(), tree, out, AtlasSettings(("detect", "spread", "mix"), workers=0,
+           shard_size=4, batch_size=2), None, table="csv")
+"""
+
+
+@pytest.mark.parametrize("where, finished", [("batch", 2), ("write", 1)])
+def test_resume_after_kill_9_gives_the_same_tables(tree, tmp_path, where, finished):
+    """A real SIGKILL (no handler runs) mid-shard, and in the middle of writing a shard:
+    the finished shards stay, the half-written one is never read (and is removed on the
+    rerun), and the resumed run's tables equal a clean run's."""
+    lm = T.loaded()
+    clean = make_atlas(lm, tree, tmp_path / "clean", settings(shard_size=4, batch_size=2),
+                       None, table="csv")
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, where, str(tree), str(out)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr[-2000:]
+    assert len(list((out / "shards").glob("r*.npz"))) == finished
+    assert bool(list((out / "shards").glob(".*"))) == (where == "write")  # the torn temp
+    assert not (out / "units.csv").exists()
+    again = make_atlas(lm, tree, out, settings(shard_size=4, batch_size=2), None,
+                       table="csv")
+    assert again.summary.already == 4 * finished
+    assert not list((out / "shards").glob(".*"))
+    for name in ("units", "unit_stats", "files"):
+        pd.testing.assert_frame_equal(pd.read_csv(again.tables[name]),
+                                      pd.read_csv(clean.tables[name]), rtol=1e-9)
+
+
 def test_diversity_term_pushes_pictures_apart():
     lm = T.loaded()
     cfg = AscentConfig(steps=30, size=32, param="fourier", lr=0.05)
@@ -230,6 +287,38 @@ def test_site_pages_and_links(tree, tmp_path):
     unit = (out / "mix" / "0.html").read_text()
     assert "Strongest inputs from detect" in unit and "../detect/0.html" in unit
     assert "Classes it supports" in unit and "Diversity set" in unit
+
+
+def test_where_a_unit_fires_inside_its_patch(tree, tmp_path):
+    """The unit's grid is placed on the pixels through its field: a one-hot grid peaks at
+    that unit's centre; on a real square image the red-square unit's map peaks on the
+    square (through the strided 'spread' layer too), and the site draws it per patch."""
+    from netscope.vision.units.atlas_run import probe_layers
+    from netscope.vision.units.fire_maps import pixel_map, unit_grids
+
+    field = Field((9.0, 9.0), (2.0, 2.0), (0.0, 0.0), "geometry")
+    hot = np.zeros((16, 16))
+    hot[5, 9] = 1
+    assert np.unravel_index(np.argmax(pixel_map(hot, field, 32)), (32, 32)) == (10, 18)
+    ramp = np.arange(16.0)[None].repeat(16, 0)
+    assert np.allclose(pixel_map(ramp, field, 32)[0, :31], np.arange(31) / 2)  # linear
+    lm = T.loaded()
+    layouts, _ = probe_layers(lm, ("detect", "spread"))
+    img = T.red_square(np.random.default_rng(1), *SQUARES[1])
+    grids = unit_grids(lm, lm.preprocess.tensor(img), layouts)
+    fields = receptive_fields(lm.model, ["detect", "spread"], T.SIZE)
+    for name in ("detect", "spread"):
+        m = pixel_map(grids[name][0], fields[name], T.SIZE)
+        peak = np.unravel_index(np.argmax(m), m.shape)
+        assert abs(peak[0] - SQUARES[1][0]) <= 1 and abs(peak[1] - SQUARES[1][1]) <= 1, name
+    out = tmp_path / "site"
+    run = make_atlas(lm, tree, out, settings(layers=("detect",), top_k=2), None, table="csv")
+    save_site(run.atlas, lm, tree, out)
+    page = (out / "detect" / "0.html").read_text()
+    assert "img/u0-f0.jpg" in page and "Where the unit fires" in page
+    fired = np.asarray(Image.open(out / "detect" / "img" / "u0-f0.jpg")).astype(float)
+    plain = np.asarray(Image.open(out / "detect" / "img" / "u0-p0.jpg")).astype(float)
+    assert np.abs(fired - plain).mean() > 10  # a heat map is drawn over the patch
 
 
 def _links(text: str) -> list[str]:

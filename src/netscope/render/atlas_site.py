@@ -5,7 +5,8 @@ the pages (JPEG thumbnails, PNG visualizations), not inlined, so pages load fast
 
 ``write_site`` hands every file to ``emit(relative path, bytes)``; the caller decides how
 files are written (atomically). Patches come from ``view(image index)``: the RGB picture
-the model saw, asked for once per image.
+the model saw, asked for once per image; ``grids(that picture)``, when given, is each layer's
+(units, h, w) activation grid on that image, drawn over each patch as where the unit fires.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from netscope.render.heatmap import colorize
+from netscope.render.heatmap import colorize, overlay
 from netscope.vision.units.atlas import layer_slug as slug
+from netscope.vision.units.fire_maps import pixel_map
 
 THUMB = 96  # patch thumbnails, pixels
 STYLE = """<style>
@@ -80,11 +82,13 @@ def crop(view: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 def write_site(atlas, emit: Callable[[str, bytes], None], view: Callable[[int], np.ndarray],
                class_names: Sequence[str] | None = None,
-               progress: Callable[[str], None] | None = None) -> list[str]:
+               progress: Callable[[str], None] | None = None,
+               grids: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+               ) -> list[str]:
     """Every page and picture of the site (see the module docstring); returns the pages."""
     say = progress or (lambda message: None)
     examples = atlas.examples()
-    _write_patches(atlas, examples, emit, view, say)
+    _write_patches(atlas, examples, emit, view, say, grids)
     pages = ["index.html"]
     emit("index.html", _index(atlas))
     for name, la in atlas.layers.items():
@@ -100,13 +104,13 @@ def write_site(atlas, emit: Callable[[str, bytes], None], view: Callable[[int], 
         rows = examples[examples["layer"] == name]
         for u in range(la.units):
             emit(f"{s}/{u}.html", _unit_page(atlas, la, u, stats, rows[rows["unit"] == u],
-                                             class_names))
+                                             class_names, grids is not None))
             pages.append(f"{s}/{u}.html")
         say(f"atlas site: layer {name}, {la.units} unit pages")
     return pages
 
 
-def _write_patches(atlas, examples, emit, view, say) -> None:
+def _write_patches(atlas, examples, emit, view, say, grids) -> None:
     by_image = defaultdict(list)
     index = {f: i for i, f in enumerate(atlas.files)}
     for row in examples.itertuples(index=False):
@@ -114,11 +118,25 @@ def _write_patches(atlas, examples, emit, view, say) -> None:
     for done, i in enumerate(sorted(by_image)):
         picture = view(i)
         emit(f"images/{i}.jpg", _jpeg(picture))
+        layer_grids = grids(picture) if grids is not None else None
         for row in by_image[i]:
-            patch = crop(picture, (row.top, row.left, row.bottom, row.right))
-            emit(f"{slug(row.layer)}/img/u{row.unit}-p{row.rank}.jpg", _jpeg(patch, THUMB))
+            box = (row.top, row.left, row.bottom, row.right)
+            name = f"{slug(row.layer)}/img/u{row.unit}"
+            emit(f"{name}-p{row.rank}.jpg", _jpeg(crop(picture, box), THUMB))
+            if layer_grids is not None:
+                la = atlas.layers[row.layer]
+                fired = fire_overlay(picture, layer_grids[row.layer][row.unit], la.field)
+                emit(f"{name}-f{row.rank}.jpg", _jpeg(crop(fired, box), THUMB))
         if done % 50 == 49:
             say(f"atlas site: patches of {done + 1}/{len(by_image)} images")
+
+
+def fire_overlay(picture: np.ndarray, grid: np.ndarray, field) -> np.ndarray:
+    """The picture with the unit's positive activation over it (jet, scaled to its largest
+    value on this image)."""
+    fired = np.maximum(pixel_map(grid, field, picture.shape[0]), 0)
+    top = fired.max()
+    return overlay(picture, fired / top if top > 0 else fired)
 
 
 def _correlation_png(corr: np.ndarray, order: np.ndarray) -> bytes:
@@ -190,12 +208,15 @@ def _histogram_svg(edges: np.ndarray, counts: np.ndarray) -> str:
             f"{edges[-1]:.3g}</text></svg>")
 
 
-def _unit_page(atlas, la, u: int, stats, rows, class_names) -> bytes:
+def _unit_page(atlas, la, u: int, stats, rows, class_names, fires: bool) -> bytes:
     index = {f: i for i, f in enumerate(atlas.files)}
     patches = "".join(
         f"<a href='../images/{index[r.file]}.jpg' title='{html.escape(r.file)}: "
         f"{r.activation:.3g} at ({r.y}, {r.x})'><img src='img/u{u}-p{r.rank}.jpg' "
         f"alt='patch {r.rank}'></a>" for r in rows.itertuples(index=False))
+    fired = "".join(
+        f"<img src='img/u{u}-f{r.rank}.jpg' alt='where it fires in patch {r.rank}'>"
+        for r in rows.itertuples(index=False)) if fires else ""
     padded = " Some patches reach past the image edge (grey)." if rows["padded"].any() else ""
     pictures = ""
     if "main" in la.pictures:
@@ -214,7 +235,11 @@ def _unit_page(atlas, la, u: int, stats, rows, class_names) -> bytes:
     body = (f"{pictures}<h2>Strongest images</h2><p class='note'>The patch each sees "
             f"(receptive field {la.field.method}, {la.field.size[0]:.0f}x"
             f"{la.field.size[1]:.0f} px); click for the whole image.{padded}</p>"
-            f"<div class='row'>{patches}</div><h2>Over the dataset</h2><table>{facts}</table>"
+            f"<div class='row'>{patches}</div>"
+            + (f"<p class='note'>Where the unit fires in each patch (its activation on that "
+               f"image, scaled to its largest value there)</p><div class='row'>{fired}</div>"
+               if fired else "")
+            + f"<h2>Over the dataset</h2><table>{facts}</table>"
             f"<p>Histogram of the unit's maximum per image</p>{_histogram_svg(edges, counts)}"
             f"{_similar(la, u)}{_inputs(la, u)}{_classes(la, u, class_names)}")
     return _page(f"layer {la.name}, unit {u}", body, 1)
@@ -263,8 +288,12 @@ def save_site(atlas, lm, root: str | Path, out: str | Path,
                progress: Callable[[str], None] | None = None) -> Path:
     """Write the site into ``out``, every file atomically and the index page last (a site
     with an index is complete); returns the index page."""
+    import torch
+
     from netscope.files.atomic import write_bytes
     from netscope.vision.models.images import load_image
+    from netscope.vision.units.atlas_run import probe_layers
+    from netscope.vision.units.fire_maps import unit_grids
 
     out = Path(out)
     pending: list[tuple[str, bytes]] = []
@@ -279,7 +308,14 @@ def save_site(atlas, lm, root: str | Path, out: str | Path,
         rgb = lm.preprocess.image(load_image(Path(root) / atlas.files[i]))
         return rgb.astype(np.float32) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
 
-    write_site(atlas, emit, view, lm.class_names, progress)
+    layouts, _ = probe_layers(lm, tuple(atlas.layers))
+
+    def grids(picture: np.ndarray) -> dict[str, np.ndarray]:
+        pre = lm.preprocess
+        x = pre.normalize(torch.from_numpy(picture).permute(2, 0, 1)[None].to(pre.device))
+        return unit_grids(lm, x.to(getattr(torch, pre.dtype)), layouts)
+
+    write_site(atlas, emit, view, lm.class_names, progress, grids)
     for rel, data in pending:
         write_bytes(out / rel, data)
     return out / "index.html"

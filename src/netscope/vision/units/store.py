@@ -88,6 +88,8 @@ class AtlasStore:
         check_settings(self.out, settings)
         mine = [index for _, r, index in shard_files(self.shards) if r == rank]
         self.next = max(mine, default=-1) + 1
+        for torn in self.shards.glob(f".r{rank}-*.npz.*") if self.shards.is_dir() else []:
+            torn.unlink(missing_ok=True)  # a shard half-written when a run was killed
 
     def done(self) -> set[int]:
         """Indices of the images some finished shard (of any rank) covers."""
