@@ -96,3 +96,51 @@ def test_folder_given_to_load_image(tmp_path):
 def test_unique_names():
     got = expand_sources(["a/cat.png", "b/cat.png", "cat.jpg", "chelsea", "dog.png"])
     assert [n for n, _ in got] == ["cat_png", "cat_png_2", "cat_jpg", "chelsea", "dog"]
+
+
+def _declared_png(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height pixels, with almost no data after it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_a_declared_pixel_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
+    """39000 x 39000 declared in 4 rows of data: refused with the limit named, before the
+    1.4 GB decode; the limit is configurable, and a bad setting is named."""
+    import resource
+
+    (tmp_path / "bomb.png").write_bytes(_declared_png(39000, 39000))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(NetscopeError, match=r"39000x39000 = 1,521,000,000 pixels, above the "
+                                            r"limit of 100,000,000 .*NETSCOPE_MAX_PIXELS"):
+        load_image(tmp_path / "bomb.png")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB
+    Image.new("RGB", (300, 200)).save(tmp_path / "small.png")
+    monkeypatch.setenv("NETSCOPE_MAX_PIXELS", "50000")
+    with pytest.raises(NetscopeError, match="300x200 = 60,000 pixels, above the limit of "
+                                            "50,000"):
+        load_image(tmp_path / "small.png")
+    monkeypatch.setenv("NETSCOPE_MAX_PIXELS", "lots")
+    with pytest.raises(NetscopeError, match="NETSCOPE_MAX_PIXELS must be a whole number"):
+        load_image(tmp_path / "small.png")
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A phone portrait stored sideways (EXIF orientation 6: rotate 90 degrees clockwise
+    to view) is read upright: a red band at the top, stored at the left."""
+    stored = np.zeros((40, 60, 3), np.uint8)  # 60 wide as stored
+    stored[:, :8] = (255, 0, 0)  # the left columns are the picture's top rows
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    x = load_image(tmp_path / "phone.jpg")
+    assert x.shape == (60, 40, 3)
+    assert x[2, :, 0].mean() > 0.8 and x[2, :, 1].mean() < 0.2 and x[-3].max() < 0.2

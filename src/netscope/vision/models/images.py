@@ -1,8 +1,11 @@
 """Reading images into RGB float arrays, whatever the file holds.
 
 Grayscale is repeated to three channels, alpha is composited over white, 16-bit and float
-images are scaled to [0, 1], and very large images are reduced on load (the model sees
-224 pixels anyway) so a 100-megapixel photo never exhausts memory.
+images are scaled to [0, 1], a photo's EXIF orientation is applied (phones store portraits
+sideways), and very large images are reduced on load (the model sees 224 pixels anyway) so
+a 100-megapixel photo never exhausts memory. A file that would decode to more than
+``pixel_limit()`` pixels (after JPEG's reduced decoding) is refused before it is decoded:
+a 39000x39000 PNG of a few bytes would otherwise take 1.4 GB.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from netscope.errors import NetscopeError
 
 MAX_SIDE = 4096  # larger images are reduced on load
-MAX_PIXELS = 40_000 * 40_000  # we reduce big images ourselves; refuse only real bombs
+MAX_PIXELS = 100_000_000  # default limit on decoded pixels; NETSCOPE_MAX_PIXELS changes it
 SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm")
@@ -96,13 +99,20 @@ def load_image(path: str | Path) -> np.ndarray:
                             f"takes folders and reads the images inside).")
     if not path.is_file():
         raise NetscopeError(f"{path}: file not found.")
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS  # restored below
+    most = pixel_limit()
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # checked below, after draft
     try:
         with Image.open(path) as im:
             im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode reduced when huge
+            w, h = im.size
+            if w * h > most:
+                raise NetscopeError(
+                    f"{path}: the image declares {w}x{h} = {w * h:,} pixels, above the limit "
+                    f"of {most:,} (a decompression bomb, or a huge scan); reduce it first, or "
+                    f"raise the limit with NETSCOPE_MAX_PIXELS.")
             if max(im.size) > MAX_SIDE:
                 im.thumbnail((MAX_SIDE, MAX_SIDE))
-            arr = _pil_to_array(im)
+            arr = _pil_to_array(ImageOps.exif_transpose(im))
     except UnidentifiedImageError:
         raise NetscopeError(f"{path}: not an image file that Pillow can read.") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -110,6 +120,19 @@ def load_image(path: str | Path) -> np.ndarray:
     finally:
         Image.MAX_IMAGE_PIXELS = limit
     return to_rgb(arr, str(path))
+
+
+def pixel_limit() -> int:
+    """Most pixels an image may decode to: $NETSCOPE_MAX_PIXELS, else MAX_PIXELS."""
+    import os
+
+    text = os.environ.get("NETSCOPE_MAX_PIXELS", "").strip().replace("_", "")
+    if not text:
+        return MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise NetscopeError(f"NETSCOPE_MAX_PIXELS must be a whole number of pixels >= 1, got "
+                            f"{text[:40]!r}.")
+    return int(text)
 
 
 def _pil_to_array(im: Image.Image) -> np.ndarray:
