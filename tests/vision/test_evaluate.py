@@ -176,3 +176,23 @@ def test_spread_over_images_is_shown(tiny_eval):
     assert row["deletion_auc_sd"] == pytest.approx(float(per.deletion.auc.std()))
     cells = next(c for c in table_rows(tiny_eval) if c[1] == "gradcam")
     assert " ± " in cells[2]
+
+
+def test_constant_maps_are_uninformative_and_never_ranked():
+    """Grad-CAM at a 1x1 pooled grid is the same value everywhere: whatever its scores and
+    sanity verdict, it is reported as uninformative and placed after every ranked method;
+    on a 1x1 image every method is, and no method is called most faithful."""
+    from dataclasses import replace
+
+    lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
+    ev = evaluate(lm, tiny_images(), ["gradcam", "saliency"], replace(FAST, layer="pool"))
+    table = ev.table()
+    assert [(r["method"], r["rank"]) for r in table] == [("saliency", 1), ("gradcam", None)]
+    assert table[1]["sanity"] == "uninformative (constant maps)"
+    assert table[1]["constant_maps"] == 2 and table[0]["constant_maps"] == 0
+    assert table_rows(ev)[1][0] == "-" and ev.best()["method"] == "saliency"
+    one = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(1), None)
+    ev = evaluate(one, tiny_images(1), ["gradcam", "saliency", "random"],
+                  replace(FAST, layer=None))
+    assert ev.best() is None and all(r["rank"] is None for r in ev.table())
+    assert "most faithful here: none (every method's maps are constant)" in text_report(ev)

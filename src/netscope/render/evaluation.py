@@ -37,7 +37,8 @@ MEANING = {
               f"layer re-initialized, i.e. the map does not depend on what the model learned",
     "seconds_per_image": "time to compute the maps, per image, on this machine",
     "rank": "mean of the ranks in deletion, insertion, ROAD gap and average drop; methods "
-            "that fail the sanity check come after all that pass. Values are means over the "
+            "that fail the sanity check come after all that pass; a method whose maps are "
+            "constant is uninformative and not ranked (-). Values are means over the "
             "images, ± their SD: where the SDs overlap, these images cannot tell the methods "
             "apart; evaluate more images",
 }
@@ -51,7 +52,8 @@ def table_rows(ev: Evaluation) -> list[list[str]]:
     for r in ev.table():
         sanity = r["sanity"] if r["sanity_spearman"] is None else \
             f"{r['sanity']} (rho {r['sanity_spearman']:.2f})"
-        rows.append([str(r["rank"]), r["method"], _pm(r, "deletion_auc"),
+        rows.append(["-" if r["rank"] is None else str(r["rank"]), r["method"],
+                     _pm(r, "deletion_auc"),
                      _pm(r, "insertion_auc"), _pm(r, "road_gap"),
                      _fmt(r["average_drop"], ".1%"), _fmt(r["increase_in_confidence"], ".0%"),
                      sanity, f"{r['seconds_per_image']:.2f}"])
@@ -78,7 +80,8 @@ def text_report(ev: Evaluation) -> str:
     images = ", ".join(f"{n} ({label}, {p:.0%})"
                        for n, label, p in zip(ev.names, ev.labels, ev.probabilities,
                                               strict=True))
-    best = ev.table()[0]["method"]
+    top = ev.best()
+    best = top["method"] if top else "none (every method's maps are constant)"
     return "\n".join([
         f"model: {ev.model_name}; images: {images}",
         "", markdown_table(HEADER, table_rows(ev)), "",
@@ -157,7 +160,10 @@ def html_report(ev: Evaluation, curves: bytes | None, maps: list[bytes]) -> str:
     sanity = _sanity_table(ev)
     figs = "".join(f"<h3>{html.escape(n)}</h3>{img_tag(png, n)}"
                    for n, png in zip(ev.names, maps, strict=True))
-    best = ev.table()[0]
+    top = ev.best()
+    verdict = (f"<b>Most faithful here: {html.escape(top['method'])}</b> (mean rank "
+               f"{top['mean_rank']:.1f})" if top else
+               "<b>No method gave an informative map here</b> (every map is constant)")
     s = ev.settings
     skipped = "".join(f"<p>Not applicable here: <b>{html.escape(k)}</b> ({html.escape(v)})</p>"
                       for k, v in ev.skipped.items())
@@ -169,8 +175,7 @@ td:nth-child(2),th:nth-child(2){{text-align:left}}tr.fail td{{color:#b00}}
 img{{max-width:100%}}</style></head><body>
 <h1>Which map to trust</h1>
 <p>Model <code>{html.escape(ev.model_name)}</code>, {len(ev.names)} image(s), each explained
-for its top-1 class. <b>Most faithful here: {html.escape(best['method'])}</b> (mean rank
-{best['mean_rank']:.1f}). Settings: {s.steps} deletion/insertion steps, baseline
+for its top-1 class. {verdict}. Settings: {s.steps} deletion/insertion steps, baseline
 {html.escape(str(s.baseline))}, ROAD at {', '.join(f'{p:g}%' for p in s.road_percentages)},
 Score-CAM/Ablation-CAM on the top {s.top_k or 'all'} channels, layer
 {html.escape(str(s.layer or 'default'))}. {ev.seconds:.0f} s in all.</p>

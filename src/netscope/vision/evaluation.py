@@ -6,7 +6,10 @@ For each method: deletion AUC (lower is better), insertion AUC (higher), ROAD ga
 randomization sanity verdict, and the seconds per image its maps took. Methods are ranked by
 their mean rank over the four faithfulness columns; a method that fails the sanity check is
 ranked after every method that passes, whatever its scores (its maps do not depend on the
-model). A ``random`` map is scored too, as the floor any method must clear.
+model). A method whose maps are all constant (a 1x1 grid, an image smaller than the
+occlusion window) shows nothing: it is reported as uninformative and never ranked, whatever
+its scores and sanity verdict. A ``random`` map is scored too, as the floor any method must
+clear.
 """
 
 from __future__ import annotations
@@ -111,9 +114,16 @@ class MethodResult:
     road: Road | None
     confidence: ConfidenceChange | None
     sanity: SanityCheck | None
+    constant: int = 0  # images whose map is the same value everywhere
+
+    @property
+    def uninformative(self) -> bool:
+        return self.constant == self.maps.shape[0]
 
     def row(self) -> dict:
         """Means over images of every metric."""
+        sanity = ("not run" if self.sanity is None
+                  else "passes" if self.sanity.passed else "FAILS")
         return {
             "method": self.method,
             "deletion_auc": _mean(self.deletion and self.deletion.auc),
@@ -124,9 +134,10 @@ class MethodResult:
             "deletion_auc_sd": _sd(self.deletion and self.deletion.auc),
             "insertion_auc_sd": _sd(self.insertion and self.insertion.auc),
             "road_gap_sd": _sd(self.road and self.road.gap),
-            "sanity": ("not run" if self.sanity is None
-                       else "passes" if self.sanity.passed else "FAILS"),
-            "sanity_spearman": None if self.sanity is None else self.sanity.final_spearman,
+            "sanity": "uninformative (constant maps)" if self.uninformative else sanity,
+            "sanity_spearman": None if self.sanity is None or self.uninformative
+            else self.sanity.final_spearman,
+            "constant_maps": self.constant,
             "seconds_per_image": self.seconds_per_image,
         }
 
@@ -153,6 +164,8 @@ def resolve_metrics(names: Sequence[str] | str) -> tuple[tuple[str, ...], bool]:
     return tuple(m for m in METRICS if m in names), "sanity" in names
 
 
+CONSTANT = 1e-6  # a map whose range is below this (after scaling to [0, 1]) is constant
+
 # column -> True when higher is better
 SCORED = {"deletion_auc": False, "insertion_auc": True, "road_gap": True,
           "average_drop": False}
@@ -174,19 +187,29 @@ class Evaluation:
     def table(self) -> list[dict]:
         """One row per method, ranked (rank 1 = most faithful; see the module docstring)."""
         rows = [r.row() for r in self.results]
+        shown = [row for row, res in zip(rows, self.results, strict=True)
+                 if not res.uninformative]  # a constant map is never ranked
         scored = [c for c in SCORED if rows and rows[0][c] is not None]
-        for col in scored:  # equal values share the better rank
-            values = np.array([r[col] for r in rows])
-            ranks = rankdata(-values if SCORED[col] else values, method="min")
-            for r, rank in zip(rows, ranks, strict=True):
-                r[f"rank_{col}"] = int(rank)
         for r in rows:
+            r.update({f"rank_{c}": None for c in scored}, mean_rank=float("nan"), rank=None)
+        for col in scored:  # equal values share the better rank
+            values = np.array([r[col] for r in shown])
+            ranks = rankdata(-values if SCORED[col] else values, method="min") \
+                if shown else []
+            for r, rank in zip(shown, ranks, strict=True):
+                r[f"rank_{col}"] = int(rank)
+        for r in shown:
             r["mean_rank"] = float(np.mean([r[f"rank_{c}"] for c in scored])) if scored \
                 else float("nan")
-        rows.sort(key=lambda r: (r["sanity"] == "FAILS", r["mean_rank"]))
-        for place, r in enumerate(rows):
+        shown.sort(key=lambda r: (r["sanity"] == "FAILS", r["mean_rank"]))
+        for place, r in enumerate(shown):
             r["rank"] = place + 1
-        return rows
+        return shown + [r for r in rows if r["rank"] is None]
+
+    def best(self) -> dict | None:
+        """The top-ranked row; None when no method gave an informative map."""
+        table = self.table()
+        return table[0] if table and table[0]["rank"] is not None else None
 
 
 def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
@@ -248,4 +271,9 @@ def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
     if s.sanity and name not in NO_SANITY:
         say(f"{name}: sanity check")
         sanity = cascading_randomization(lm.model, x, explain, t, s.sanity_checkpoints, s.seed)
-    return MethodResult(name, maps, seconds, dele, ins, rd, conf, sanity)
+    flat = F.interpolate(maps[:, None].float(), size=tuple(x.shape[-2:]), mode="bilinear",
+                         align_corners=False).flatten(1)  # as the map lies on the image
+    constant = int(((flat.amax(1) - flat.amin(1)) <= CONSTANT).sum())
+    if constant:
+        say(f"{name}: {constant} of {maps.shape[0]} maps are constant (nothing to show)")
+    return MethodResult(name, maps, seconds, dele, ins, rd, conf, sanity, constant)
