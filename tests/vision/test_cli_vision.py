@@ -1,5 +1,7 @@
 """`netscope vision ...` end to end on the offline default model, and its error messages."""
 
+import re
+
 import pytest
 from PIL import Image
 
@@ -41,7 +43,8 @@ def test_report_one_page(tmp_path, capsys):
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 10
     assert "Grad-CAM: espresso" in page or "Grad-CAM: cup" in page
-    assert "How faithful is this map?" in page and "better than a random map on both" in page
+    assert "How faithful is this map?" in page and "(10 random maps " in page
+    assert re.search(r"20 steps: (better than random maps|cannot tell|worse than random)", page)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -171,3 +174,20 @@ def test_one_unreadable_image_is_skipped_not_fatal(tmp_path, capsys):
     assert main(["vision", "gradcam", str(tmp_path / "bad"), *model, "--out",
                  str(tmp_path / "b")]) == 2
     assert "none of the 1 image(s) could be read" in capsys.readouterr().err
+
+
+def test_report_verdict_needs_to_be_sure():
+    """Beating every one of 10 random maps on both metrics is 'better'; falling among them
+    is 'cannot tell' (a one-random-map verdict once called Chelsea's map bad on a 0.001
+    difference); below every random map on one metric is 'worse'."""
+    from netscope.vision.report import verdict
+
+    rand = [0.40, 0.42, 0.44, 0.46, 0.48, 0.50, 0.52, 0.54, 0.56, 0.58]
+    high = [1 - r for r in rand]
+    assert verdict(0.30, rand, 0.90, high)[0] == "better"
+    kind, why = verdict(0.41, rand, 0.90, high)
+    assert kind == "cannot tell" and "9 of 10 random maps beaten on deletion" in why
+    assert verdict(0.50, rand, 0.90, high)[0] == "cannot tell"
+    assert verdict(0.60, rand, 0.90, high)[0] == "worse"
+    assert verdict(0.30, rand, 0.40, high)[0] == "worse"
+    assert "p 0.09" in verdict(0.30, rand, 0.90, high)[1]

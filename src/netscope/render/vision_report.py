@@ -87,13 +87,13 @@ def faithfulness_line(ex: Explanation) -> str:
     if not f:
         return ""
     (d, d_rand), (i, i_rand) = f["deletion"], f["insertion"]
-    verdict = "better than a random map on both" if d < d_rand and i > i_rand else \
-        "NOT better than a random map on both: treat this map with suspicion"
+    spread = lambda r: f"{np.mean(r):.3f} ± {np.std(r, ddof=1) if len(r) > 1 else 0:.3f}"  # noqa: E731
     return (f"<p><b>How faithful is this map?</b> Grad-CAM of "
-            f"{html.escape(ex.classes[0].name)}: deletion AUC {d:.3f} (random map {d_rand:.3f}; "
-            f"lower is better), insertion AUC {i:.3f} (random {i_rand:.3f}; higher is better), "
-            f"{f['steps']} steps: {verdict}. <code>netscope vision evaluate</code> compares "
-            f"every method.</p>")
+            f"{html.escape(ex.classes[0].name)}: deletion AUC {d:.3f} ({len(d_rand)} random "
+            f"maps {spread(d_rand)}; lower is better), insertion AUC {i:.3f} (random "
+            f"{spread(i_rand)}; higher is better), {f['steps']} steps: "
+            f"{html.escape(f['why'])}. <code>netscope vision evaluate</code> compares every "
+            f"method.</p>")
 
 
 def write_explanations(explanations: Sequence[Explanation], out: str | Path, model_name: str,

@@ -38,23 +38,53 @@ class Explanation:
     layer: str
     activations: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (C, h, w)
     smooth: int = 0  # SmoothGrad samples behind the saliency maps (0: plain gradient)
-    # how faithful the top class's Grad-CAM map is, beside a random map's scores:
-    # {"deletion": (gradcam, random), "insertion": (gradcam, random), "steps": n}
+    # how faithful the top class's Grad-CAM map is, beside random maps' scores:
+    # {"deletion": (gradcam, [random...]), "insertion": (...), "steps": n,
+    #  "verdict": "better" | "worse" | "cannot tell", "why": sentence}
     faithfulness: dict = field(default_factory=dict)
 
 
 FAITHFULNESS_STEPS = 20
+RANDOM_MAPS = 10  # beating all 10 on a metric: a permutation p of 1/11 = 0.09
+SURE = 0.1
 
 
-def faithfulness(lm: LoadedModel, x: torch.Tensor, heat: Heatmaps, steps: int) -> dict:
-    """Deletion and insertion AUC of the first map in ``heat`` and of a random map."""
+def faithfulness(lm: LoadedModel, x: torch.Tensor, heat: Heatmaps, steps: int,
+                 randoms: int = RANDOM_MAPS) -> dict:
+    """Deletion and insertion AUC of the first map in ``heat`` and of ``randoms`` random
+    maps (one batch), with the verdict ``verdict`` draws from them."""
     t = heat.classes[:1]
-    rand = random_map(lm.model, x, t).maps
+    many = x[:1].expand(randoms, -1, -1, -1)
+    rand = random_map(lm.model, many, t.repeat(randoms)).maps
     out: dict = {"steps": steps}
     for metric, curve in (("deletion", deletion), ("insertion", insertion)):
-        out[metric] = tuple(float(curve(lm.model, x, m, t, steps).auc[0])
-                          for m in (heat.maps[:1], rand))
+        own = float(curve(lm.model, x[:1], heat.maps[:1], t, steps).auc[0])
+        out[metric] = (own, curve(lm.model, many, rand, t.repeat(randoms), steps).auc.tolist())
+    out["verdict"], out["why"] = verdict(*out["deletion"], *out["insertion"])
     return out
+
+
+def verdict(deletion_auc: float, deletion_random: Sequence[float], insertion_auc: float,
+            insertion_random: Sequence[float]) -> tuple[str, str]:
+    """Better / worse than random maps, or cannot tell, from where the map's AUCs fall
+    among the random maps' (a permutation p-value per metric and direction: (1 + random
+    maps at least as good) / (random maps + 1); lower deletion and higher insertion are
+    better). Better needs both metrics sure, worse one; anything else cannot tell."""
+    n = len(deletion_random)
+    beaten_d = sum(r <= deletion_auc for r in deletion_random)  # random as good or better
+    beaten_i = sum(r >= insertion_auc for r in insertion_random)
+    p_d, p_i = (1 + beaten_d) / (n + 1), (1 + beaten_i) / (n + 1)
+    counts = (f"{n - beaten_d} of {n} random maps beaten on deletion, {n - beaten_i} of {n} "
+              f"on insertion")
+    if p_d <= SURE and p_i <= SURE:
+        return "better", f"better than random maps: {counts} (p {max(p_d, p_i):.2f})"
+    worse_d, worse_i = (1 + n - beaten_d) / (n + 1), (1 + n - beaten_i) / (n + 1)
+    if min(worse_d, worse_i) <= SURE:  # below (nearly) every random map on a metric
+        return "worse", (f"worse than random maps ({counts}, p {min(worse_d, worse_i):.2f}): "
+                         f"treat this map with suspicion")
+    return "cannot tell", (f"cannot tell ({counts}, p {max(p_d, p_i):.2f}): too close to "
+                           f"random maps to be sure with one image; `netscope vision "
+                           f"evaluate` on more images and steps decides")
 
 
 def pick_layers(stages: Sequence[str], k: int = 3) -> list[str]:
