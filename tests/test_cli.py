@@ -56,7 +56,26 @@ def test_user_csv(tmp_path, capsys):
                "--target-column", "sales", "--families", "pooled-ridge,mtl-ridge",
                "--out", str(tmp_path / "o"), *FAST])
     assert rc == 0
-    assert "shops (30 rows, 3 tasks" in capsys.readouterr().out
+    assert "shops.csv (30 rows, 3 tasks" in capsys.readouterr().out
+
+
+def test_a_users_survey_csv_is_not_the_built_in_survey(tmp_path, capsys, monkeypatch):
+    """A user's file named survey.csv gets its own default folder (never the built-in
+    survey's), the general settings (not the survey's epochs and weight decay), and
+    results.json names the file and says it is not a built-in data set."""
+    rows = [{"who": s, "a": i % 4, "b": (i * 7) % 5, "y": i + (s == "p")}
+            for s in ("p", "q", "r") for i in range(12)]
+    pd.DataFrame(rows).to_csv(tmp_path / "survey.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    rc = main(["multitask", "run", "--csv", "survey.csv", "--task-column", "who",
+               "--target-column", "y", "--families", "pooled-ridge", *FAST])
+    assert rc == 0
+    out = tmp_path / "netscope-results" / "survey-csv-lecture"
+    assert out.is_dir() and not (tmp_path / "netscope-results" / "survey-lecture").exists()
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["dataset"] == "survey.csv" and doc["built_in"] is None
+    assert doc["settings"]["weight_decay"] == 0.0 and "survey.csv (36 rows" in \
+        capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

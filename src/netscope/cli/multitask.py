@@ -29,7 +29,8 @@ def add(sub) -> None:
     number(run, "--test-fraction", cast=float, lo=0, hi=1, above=True, below=True,
            help="test share for random splits")
     run.add_argument("--families", help="comma-separated subset of model families")
-    run.add_argument("--out", help="output folder (default: netscope-results/DATA-PROTOCOL); "
+    run.add_argument("--out", help="output folder (default: netscope-results/DATA-PROTOCOL, "
+                     "FILE-csv-PROTOCOL for --csv FILE); "
                      "replaced as a whole when the run completes")
     run.add_argument("--save-models", action="store_true",
                      help="also save each fitted model (first split) under OUT/models/")
@@ -104,7 +105,8 @@ def _multitask_run(args) -> int:
     from netscope.render.comparison import text_report, write_comparison
 
     families = check_families(_names(args.families, "--families") or list(FAMILIES))
-    name = Path(args.csv).stem if args.csv else args.dataset
+    # a user's file never shares a built-in data set's folder (nor its name or settings)
+    name = f"{Path(args.csv).stem}-csv" if args.csv else args.dataset
     out = check_replaceable(args.out or f"netscope-results/{name}-{args.protocol}")
     progress = progress_printer(args.quiet)
     data = _load(args, progress)
@@ -117,7 +119,7 @@ def _multitask_run(args) -> int:
     names = ("seed", "batch_size", "lr", "per_task_epochs", "per_task_hidden", "pooled_epochs",
              "gated_epochs", "stage_epochs", "stage_lr", "shared_reduce", "ridge_folds",
              "weight_decay", "mixed_cov")
-    settings = Settings.for_dataset(data.name, **{n: getattr(args, n) for n in names})
+    settings = Settings.for_dataset(data.reference, **{n: getattr(args, n) for n in names})
     comp = compare(data, protocol, settings, families, progress, jobs=_jobs(args, protocol))
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:
         paths = write_comparison(comp, stage)

@@ -125,7 +125,7 @@ def load_table(path: str | Path, task: str, target: str,
     index = {name: i for i, name in enumerate(task_names)}
     return TaskData(
         X=np.hstack(blocks), y=y, task=np.array([index[v] for v in labels]),
-        task_names=task_names, feature_names=names, name=path.stem, target_name=str(target),
+        task_names=task_names, feature_names=names, name=path.name, target_name=str(target),
     )
 
 

@@ -105,7 +105,7 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
     """Fit every requested family on every split of ``protocol``; score on original scale.
     ``jobs`` > 1 fits splits in that many worker processes (one thread each); the numbers
     are those of ``jobs=1`` up to floating-point summation order."""
-    settings = settings or Settings.for_dataset(data.name)
+    settings = settings or Settings.for_dataset(data.reference)
     keys = check_families(families or list(FAMILIES))
     results = [FamilyResult(FAMILIES[k]) for k in keys]
     splits = protocol.splits

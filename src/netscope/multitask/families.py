@@ -74,11 +74,13 @@ class Settings:
             raise NetscopeError(f"settings: seed must be from 0 to 2**32-1, got {self.seed!r}.")
 
     @classmethod
-    def for_dataset(cls, name: str, **overrides) -> Settings:
+    def for_dataset(cls, name: str | None, **overrides) -> Settings:
         """Course defaults; the survey's tasks have 15-16 rows (one mini-batch per epoch),
         so its per-task parts need more epochs and a larger first-stage learning rate, and
         every subject rates the same 16 computers, so the networks need weight decay not to
-        memorize them (without it they extrapolate badly to the 4 hold-out profiles)."""
+        memorize them (without it they extrapolate badly to the 4 hold-out profiles).
+        ``name`` is the built-in data set (``TaskData.reference``); a user's file, even one
+        called survey.csv, gets the general defaults."""
         base = cls()
         if name == "survey":
             base = cls(per_task_epochs=100, pooled_epochs=20, gated_epochs=60,

@@ -220,7 +220,8 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
     runs = [{"family": r.family.key, **run} for r in comp.results for run in r.runs]
     paths["runs.csv"] = write_text(out / "runs.csv", csv_text(runs))
     paths["per_task.csv"] = write_text(out / "per_task.csv", csv_text(per_task_rows(comp)))
-    doc = {"dataset": comp.data.name, "protocol": comp.protocol.name,
+    doc = {"dataset": comp.data.name, "built_in": comp.data.reference,
+           "protocol": comp.protocol.name,
            "protocol_definition": comp.protocol.definition, "definitions": DEFINITIONS,
            "settings": {k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in comp.settings.__dict__.items()},
