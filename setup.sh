@@ -22,4 +22,9 @@ fi
 if [ -z "${NETSCOPE_DATA:-}" ] && [ -d ../shared/data ]; then
   export NETSCOPE_DATA="$(cd ../shared/data && pwd)"
 fi
+# Fill the verified cache from the local copy, so every later command (and Python) finds
+# the data without --data-dir or NETSCOPE_DATA; no network needed.
+if [ -n "${NETSCOPE_DATA:-}" ]; then
+  .venv/bin/netscope data fetch --from "$NETSCOPE_DATA"
+fi
 .venv/bin/netscope multitask run --dataset school "$@"

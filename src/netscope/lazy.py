@@ -1,6 +1,7 @@
 """Public names of a package, imported on first use (PEP 562), so that importing the
 package (or a light module inside it, such as the method registry that ``--help`` reads)
-does not load PyTorch."""
+does not load PyTorch. The first name resolved also applies netscope's thread default
+(``netscope.perf.library_threads``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def lazy_exports(package: str, exports: dict[str, str]
     def __getattr__(name: str) -> object:
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        from netscope.perf import library_threads
+
+        library_threads()  # once per process: safe PyTorch threads unless the user chose
         value = getattr(import_module(f"{package}.{exports[name]}"), name)
         globals_of(package)[name] = value  # later lookups skip this function
         return value

@@ -1,5 +1,6 @@
-"""Process-level speed settings for the command line and benchmarks (opt-in for libraries):
-malloc thresholds and the number of PyTorch threads.
+"""Process-level speed settings: malloc thresholds (the command line and benchmarks) and
+the number of PyTorch threads (the command line, and the library on first use unless the
+user chose; see ``library_threads``).
 
 PyTorch on CPU allocates and frees many large temporary tensors. glibc's malloc hands
 blocks above its mmap threshold straight back to the kernel, so every step pays for fresh
@@ -71,6 +72,17 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _torch_cap() -> int:
+    """The most threads PyTorch would use by itself: $OMP_NUM_THREADS, else the usable
+    CPUs; read without importing torch (which takes seconds)."""
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    return usable_cpus()
+
+
 def auto_threads() -> int:
     """PyTorch threads that will not fight other processes for the CPUs.
 
@@ -79,28 +91,78 @@ def auto_threads() -> int:
     development machine with one core busy: 2 threads ran saliency 5.9x and a small MLP 8x
     slower than 1 thread (BENCHMARKS.md). So use only the CPUs that are idle now, at least one.
     """
-    import torch
-
     free = usable_cpus() - round(busy_cpus())
-    return max(1, min(torch.get_num_threads(), free))
+    return max(1, min(_torch_cap(), free))
+
+
+_chosen: int | None = None  # what set_threads chose for this process
 
 
 def set_threads(requested: int | None = None) -> int:
     """Set PyTorch's intra-op threads: ``requested``, else $NETSCOPE_THREADS, else
-    :func:`auto_threads`. Returns the number in use."""
-    import torch
-
+    :func:`auto_threads`. Returns the number in use. When torch is not imported yet, the
+    number is handed to it through $OMP_NUM_THREADS, so a command can check its arguments
+    before paying for the import."""
+    global _chosen
     from netscope.errors import NetscopeError
 
     n = requested
     if n is None and os.environ.get("NETSCOPE_THREADS", "").strip():
         text = os.environ["NETSCOPE_THREADS"].strip()
         if not text.isdigit() or int(text) < 1:
-            raise NetscopeError(f"NETSCOPE_THREADS must be a whole number >= 1, got {text!r}.")
+            raise NetscopeError(f"NETSCOPE_THREADS must be a whole number >= 1, got "
+                                f"{text[:40]!r}.")
         n = int(text)
     n = n or auto_threads()
-    torch.set_num_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(n)
+    _chosen = n
     return n
+
+
+def library_threads() -> int | None:
+    """The command line's thread default, applied once when the library is first used
+    (``from netscope.vision import ...``), so a notebook on a busy machine does not wait
+    on cores other processes hold (2.2-2.5 s per call instead of 0.07 s, measured).
+
+    Left alone when the threads were chosen: by :func:`set_threads`, by $NETSCOPE_THREADS,
+    $OMP_NUM_THREADS or $MKL_NUM_THREADS, or by ``torch.set_num_threads`` to a number other
+    than torch's own default, before this first use. Call ``torch.set_num_threads`` after
+    it (or ``netscope.perf.set_threads(n)``) to choose yourself. Returns the number set, or
+    None when left alone."""
+    global _chosen
+    if _chosen is not None:
+        return None
+    if any(os.environ.get(k, "").strip() for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        _chosen = 0  # the user's environment decides
+        return None
+    if not os.environ.get("NETSCOPE_THREADS", "").strip() and "torch" in sys.modules:
+        if sys.modules["torch"].get_num_threads() not in (usable_cpus(), physical_cores()):
+            _chosen = 0  # torch.set_num_threads was called: the user's choice
+            return None
+    import torch  # noqa: F401 - set the threads on torch itself, not through the environment
+
+    return set_threads()
+
+
+def physical_cores() -> int:
+    """Cores (not hyper-threads) among the usable CPUs: torch's own default thread count."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        with open("/proc/cpuinfo") as f:
+            blocks = f.read().split("\n\n")
+    except (AttributeError, OSError):
+        return usable_cpus()
+    cores = set()
+    for block in blocks:
+        info = dict(line.split(":", 1) for line in block.splitlines() if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        if info.get("processor", "").isdigit() and int(info["processor"]) in cpus:
+            cores.add((info.get("physical id"), info.get("core id"), info["processor"]
+                       if "core id" not in info else None))
+    return len(cores) or usable_cpus()
 
 
 def configure(threads: int | None = None) -> str:

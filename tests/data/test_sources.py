@@ -102,3 +102,27 @@ def test_survey_comes_out_of_the_real_zip(data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("NETSCOPE_CACHE", str(tmp_path))
     path = sources.ensure(rel, sources.cache_dir())
     assert sources.sha256(path) == real.member_sha256
+
+
+def test_setup_fills_the_cache_from_a_local_copy(data_root, tmp_path, monkeypatch, capsys):
+    """`netscope data fetch --from DIR` copies every reference file into the cache after
+    checking its SHA-256 (no network), so later commands find the data with no flag; a
+    corrupted copy is refused, naming the file."""
+    import shutil
+
+    from netscope.cli import main
+    from netscope.data.school import load_school
+    from netscope.data.sources import FILES
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NETSCOPE_CACHE", str(cache))
+    monkeypatch.delenv("NETSCOPE_DATA", raising=False)
+    assert main(["data", "fetch", "--from", str(data_root)]) == 0
+    assert all((cache / rel).is_file() for rel in FILES)
+    assert "copied 12 verified files" in capsys.readouterr().err
+    assert load_school().n_tasks == 139  # from the cache, nothing downloaded
+    bad = tmp_path / "bad"
+    shutil.copytree(data_root, bad)
+    (bad / "school" / "school_b.mat").write_bytes(b"not the data")
+    assert main(["data", "fetch", "--from", str(bad), "--dir", str(tmp_path / "o")]) == 2
+    assert "school_b.mat: checksum mismatch" in capsys.readouterr().err

@@ -151,3 +151,20 @@ def test_foreign_and_failed_runs(tmp_path):
     with pytest.raises(NetscopeError, match="did not write"), staged_folder(tmp_path / "theirs"):
         pass
     assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me"
+
+
+def test_replacing_another_commands_results_is_said(tmp_path):
+    """A rerun of the same command replaces its folder quietly; another command's results
+    (other images, other options) are never replaced without a word."""
+    heard = []
+    with staged_folder(tmp_path / "out", "netscope vision evaluate chelsea") as stage:
+        (stage / "a.txt").write_text("1")
+    with staged_folder(tmp_path / "out", "netscope vision evaluate chelsea", heard.append) \
+            as stage:
+        (stage / "a.txt").write_text("2")
+    assert heard == []
+    with staged_folder(tmp_path / "out", "netscope vision evaluate coffee", heard.append) \
+            as stage:
+        (stage / "a.txt").write_text("3")
+    assert heard == [f"replaced {tmp_path / 'out'}, which held the results of: netscope "
+                     f"vision evaluate chelsea"]

@@ -34,7 +34,12 @@ def test_gradcam_methods_write_pngs(tmp_path, capsys):
     assert names == ["chelsea_cam_tabby.png", "chelsea_gradcam++_tabby.png",
                      "chelsea_gradcam_tabby.png", "chelsea_guided_tabby.png",
                      "chelsea_layercam_tabby.png", "chelsea_xgradcam_tabby.png"]
-    assert Image.open(tmp_path / "chelsea_gradcam_tabby.png").size == (224, 224)
+    labelled = Image.open(tmp_path / "chelsea_gradcam_tabby.png")
+    assert labelled.size[0] > 224 and labelled.size[1] > 224  # title and colour bar around it
+    rc, _, _ = run(capsys, "gradcam", "chelsea", "--class", "tabby", "--bare", "--out",
+                   str(tmp_path / "bare"))
+    assert rc == 0 and Image.open(tmp_path / "bare" / "chelsea_gradcam_tabby.png").size == \
+        (224, 224)
 
 
 def test_report_one_page(tmp_path, capsys):
@@ -191,3 +196,14 @@ def test_report_verdict_needs_to_be_sure():
     assert verdict(0.60, rand, 0.90, high)[0] == "worse"
     assert verdict(0.30, rand, 0.40, high)[0] == "worse"
     assert "p 0.09" in verdict(0.30, rand, 0.90, high)[1]
+
+
+def test_activations_reruns_with_other_options_write_beside(tmp_path, capsys):
+    """Other drawing options name other files: a rerun never overwrites the earlier grid."""
+    for extra in ([], ["--order", "strongest", "--shared-scale", "--max-channels", "8"]):
+        rc, _, _ = run(capsys, "activations", "chelsea", "--layers", "_conv_stem", "--out",
+                       str(tmp_path), *extra)
+        assert rc == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "chelsea_activations_conv_stem.png",
+        "chelsea_activations_conv_stem_strongest_shared_8ch.png"]

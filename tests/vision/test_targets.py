@@ -205,9 +205,13 @@ def test_output_key_on_the_command_line(tmp_path, capsys):
                  "logits"]) == 0
     assert "chelsea" in capsys.readouterr().out
     assert main(["vision", "gradcam", "chelsea", "--model", model, "--out",
-                 str(tmp_path)]) == 2
+                 str(tmp_path / "auto")]) == 0  # 'logits' is read as Hugging Face's are
+    assert sorted(p.name for p in (tmp_path / "auto").iterdir()) == \
+        sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert main(["vision", "gradcam", "chelsea", "--model", "tests.vision.tiny:tiny_dict_scores",
+                 "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "dict with keys ['features', 'logits']; name the one to explain" in err
+    assert "dict with keys ['features', 'scores']; name the one to explain" in err
     assert "--output-key" in err and "Traceback" not in err
     assert main(["vision", "gradcam", "chelsea", "--model", model, "--output-key", "scores",
                  "--out", str(tmp_path)]) == 2

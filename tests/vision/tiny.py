@@ -57,20 +57,25 @@ def tiny_gap32() -> nn.Module:
 
 
 class DictOutput(nn.Module):
-    """A classifier that returns {"logits": ..., "features": ...}, as many hub models do."""
+    """A classifier that returns {"logits": ..., "features": ...}, as many hub models do
+    (or its scores under another ``key``)."""
 
     image_size = 16
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "logits") -> None:
         super().__init__()
-        self.net = TinyGAP(dtype=torch.float32)
+        self.net, self.key = TinyGAP(dtype=torch.float32), key
 
     def forward(self, x):
-        return {"logits": self.net(x), "features": self.net.features(x).mean((2, 3))}
+        return {self.key: self.net(x), "features": self.net.features(x).mean((2, 3))}
 
 
 def tiny_dict() -> nn.Module:
     return DictOutput().eval()
+
+
+def tiny_dict_scores() -> nn.Module:
+    return DictOutput("scores").eval()
 
 
 class TinySegmenter(nn.Module):

@@ -13,6 +13,8 @@ def add(sub) -> None:
     fetch = ds.add_parser("fetch", help="download school and survey data into the cache "
                           "(SHA-256 verified)")
     fetch.add_argument("--dir", help="target folder (default: the cache)")
+    fetch.add_argument("--from", dest="source", metavar="DIR",
+                       help="copy from this local folder (verified) instead of downloading")
     fetch.set_defaults(func=_data_fetch)
     check = ds.add_parser("check", help="verify a data folder against the known checksums")
     check.add_argument("--data-dir")
@@ -22,7 +24,8 @@ def add(sub) -> None:
 def _data_fetch(args) -> int:
     from netscope.data.sources import fetch_all
 
-    root = fetch_all(Path(args.dir) if args.dir else None, progress=progress_printer(False))
+    root = fetch_all(Path(args.dir) if args.dir else None, progress=progress_printer(False),
+                     source=Path(args.source) if args.source else None)
     print(f"data ready in {root}")
     return 0
 

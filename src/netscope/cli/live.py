@@ -40,9 +40,14 @@ def add(sub) -> None:
 
 def _check(args) -> None:
     """Everything that needs no model or camera, before either is opened."""
+    from pathlib import Path
+
     from netscope.files.folders import check_writable_dir, check_writable_file
 
     endless = args.source == "pattern" or args.source.isdigit()
+    if not endless and not Path(args.source).exists():
+        raise NetscopeError(f"{args.source}: no such video file or folder (sources: a camera "
+                            f"index, a video file, a folder of images, or 'pattern').")
     if args.no_display and not args.record and args.frames is None and endless:
         raise NetscopeError(f"--no-display with a source that never ends ({args.source!r}) "
                             f"would run forever and produce nothing: add --frames N or "
@@ -54,6 +59,7 @@ def _check(args) -> None:
 
 
 def _live(args) -> int:
+    _check(args)  # before PyTorch, the model and the camera
     from netscope.vision.core.device import resolve_device, to_device
     from netscope.vision.live import pipeline
     from netscope.vision.live.guard import exposed_warning
@@ -64,7 +70,6 @@ def _live(args) -> int:
     from netscope.vision.live.window import WindowSink, window_available
     from netscope.vision.models.zoo import load_model
 
-    _check(args)
     if args.device:
         resolve_device(args.device)  # before the camera opens
     source = open_source(args.source)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netscope.cli.common import progress_printer
+from netscope.cli.common import notice, progress_printer
 from netscope.cli.options import Number, number, numbers
 from netscope.errors import NetscopeError
 
@@ -121,7 +121,7 @@ def _multitask_run(args) -> int:
              "weight_decay", "mixed_cov")
     settings = Settings.for_dataset(data.reference, **{n: getattr(args, n) for n in names})
     comp = compare(data, protocol, settings, families, progress, jobs=_jobs(args, protocol))
-    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:
+    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         paths = write_comparison(comp, stage)
         if args.save_models:
             for res in comp.results:

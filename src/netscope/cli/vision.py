@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from netscope.cli.common import progress_printer
+from netscope.cli.common import Heartbeat, notice, progress_printer
 from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
 from netscope.cli.vision_atlas import add_atlas, add_concepts
@@ -74,6 +74,7 @@ def add(sub) -> None:
                    help="Eigen-CAM: centre the activations first (as pytorch-grad-cam); "
                    "default uncentred")
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
+    _bare(p)
     p.set_defaults(func=_vision_gradcam)
 
     p = vs.add_parser("saliency", help="pixel attributions: image-gradient saliency "
@@ -99,6 +100,7 @@ def add(sub) -> None:
     number(p, "--gamma", cast=float, lo=0, hi=1e6, default=0.25,
            help="LRP: " + lrp.settings[2].help)
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
+    _bare(p)
     p.set_defaults(func=_vision_saliency)
 
     p = vs.add_parser("activations", help="feature maps of chosen layers as grids")
@@ -324,11 +326,30 @@ def _maps(args, command: str):
                             f"class-specific --method.")
     lm, sources = start(args, classes=args.classes)
     settings = _settings(args, m, lm)
+    progress = progress_printer(getattr(args, "quiet", False))
     for images, x, t in _batches(args, lm, sources):
-        heat = m(lm.model, x, t, **settings)
+        with Heartbeat(progress, first=f"{m.label} on {len(images)} image(s)"):
+            heat = m(lm.model, x, t, **settings)
         for warning in dict.fromkeys(heat.warnings):
             print(f"netscope: warning: {warning}", file=sys.stderr, flush=True)
         yield lm, images, x, heat
+
+
+def _bare(p) -> None:
+    p.add_argument("--bare", action="store_true",
+                   help="the plain picture at the model's input size, without the title "
+                   "(class, method, layer) and the colour bar")
+
+
+def _save_picture(args, picture, path: Path, title: str, scale: str) -> Path:
+    """The labelled picture (or the bare one with --bare), written atomically."""
+    from netscope.files.atomic import write_bytes
+    from netscope.render.labelled import labelled_png
+    from netscope.vision.models.images import save_png
+
+    if args.bare:
+        return save_png(picture, path)
+    return write_bytes(path, labelled_png(picture, title, scale))
 
 
 def _vision_gradcam(args) -> int:
@@ -336,7 +357,6 @@ def _vision_gradcam(args) -> int:
         from netscope.render.heatmap import gradient_image, overlay
         from netscope.render.vision_report import slug
         from netscope.vision.models.classes import class_label
-        from netscope.vision.models.images import save_png
 
         up = None if heat.attributions is not None else heat.upsampled(tuple(x.shape[-2:]))
         for j, (name, rgb) in enumerate(images):
@@ -344,8 +364,10 @@ def _vision_gradcam(args) -> int:
             label = class_label(lm.class_names, k)
             picture = gradient_image(host(heat.attributions[j])) if up is None else \
                 overlay(lm.preprocess.image(rgb), host(up[j]))
-            path = save_png(picture,
-                            Path(args.out) / f"{slug(name)}_{args.method}_{slug(label)}.png")
+            path = _save_picture(
+                args, picture, Path(args.out) / f"{slug(name)}_{args.method}_{slug(label)}.png",
+                f"{name}: {label} ({k})\n{heat.method} at {heat.layer}",
+                "gradient" if up is None else "map")
             print(f"{name}: {label} ({k}), layer {heat.layer} -> {path}")
     return 0
 
@@ -355,7 +377,6 @@ def _vision_saliency(args) -> int:
         from netscope.render.heatmap import relevance_image, saliency_image
         from netscope.render.vision_report import slug
         from netscope.vision.models.classes import class_label
-        from netscope.vision.models.images import save_png
 
         errors = heat.extras.get("completeness_error")
         for j, (name, _) in enumerate(images):
@@ -369,27 +390,40 @@ def _vision_saliency(args) -> int:
             picture = relevance_image(host(heat.attributions[j].sum(0))) \
                 if heat.method == "lrp" else saliency_image(host(heat.maps[j]))
             what = f"lrp-{args.composite}" if heat.method == "lrp" else heat.method
-            path = save_png(picture, Path(args.out) / f"{slug(name)}_{what}_{slug(label)}.png")
+            path = _save_picture(args, picture,
+                                 Path(args.out) / f"{slug(name)}_{what}_{slug(label)}.png",
+                                 f"{name}: {label} ({k})\n{what} (input pixels)",
+                                 "relevance" if heat.method == "lrp" else "saliency")
             print(f"{name}: {label} ({k}){note} -> {path}")
     return 0
 
 
 def _vision_activations(args) -> int:
+    lm, sources = start(args)  # paths checked before PyTorch loads
     from netscope.files.atomic import write_bytes
     from netscope.render.grids import feature_grid_png
     from netscope.render.vision_report import slug
     from netscope.vision.features.activations import activations
 
-    lm, sources = start(args)
     layers = args.layers.split(",") if args.layers else None
     for name, rgb in _each_image(sources):
         acts = activations(lm.model, lm.preprocess.tensor(rgb), layers)
         for layer, a in acts.items():
-            path = write_bytes(Path(args.out) / f"{slug(name)}_activations_{slug(layer)}.png",
+            path = write_bytes(Path(args.out) / f"{slug(name)}_activations_{slug(layer)}"
+                               f"{_drawn_as(args)}.png",
                                feature_grid_png(host(a[0]), layer, args.max_channels,
                                                 order=args.order, shared=args.shared_scale))
             print(f"{name}: {layer} {tuple(a.shape[1:])} -> {path}")
     return 0
+
+
+def _drawn_as(args) -> str:
+    """The file-name part that says how the grid was drawn, so a rerun with other options
+    writes beside the earlier pictures instead of over them (empty for the defaults)."""
+    parts = ([args.order] if args.order != "auto" else []) + \
+        (["shared"] if args.shared_scale else []) + \
+        ([f"{args.max_channels}ch"] if args.max_channels != 64 else [])
+    return "".join(f"_{p}" for p in parts)
 
 
 def _vision_report(args) -> int:
@@ -397,18 +431,21 @@ def _vision_report(args) -> int:
     import sys
 
     from netscope.files.folders import check_replaceable, staged_folder
-    from netscope.render.vision_report import write_explanations
-    from netscope.vision.report import explain
 
     out = check_replaceable(args.out)
     progress = progress_printer(args.quiet)
-    lm, sources = start(args)
+    lm, sources = start(args)  # paths checked before PyTorch loads
+    from netscope.render.vision_report import write_explanations
+    from netscope.vision.report import explain
+
     exps = []
-    for name, rgb in _each_image(sources):
-        progress(f"explaining {name}")
-        exps.append(explain(lm, rgb, name, top=args.top, layer=args.layer, smooth=args.smooth))
-    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:
-        pages = write_explanations(exps, stage, lm.name, args.one_page)
+    with Heartbeat(progress) as beat:
+        for name, rgb in _each_image(sources):
+            beat(f"explaining {name}")
+            exps.append(explain(lm, rgb, name, top=args.top, layer=args.layer,
+                                smooth=args.smooth, progress=beat))
+        with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
+            pages = write_explanations(exps, stage, lm.name, args.one_page, beat)
     for path in pages:
         print(f"wrote {out / path.relative_to(stage)}")
     return 0
@@ -417,14 +454,18 @@ def _vision_report(args) -> int:
 def _vision_evaluate(args) -> int:
     import shlex
 
+    from netscope.cli.vision_inputs import sources as check_sources
     from netscope.files.folders import check_replaceable, staged_folder
-    from netscope.render.evaluation import text_report, write_evaluation
-    from netscope.vision.evaluation import EvalSettings, evaluate, resolve_methods, resolve_metrics
+    from netscope.vision.metrics.choices import resolve_methods, resolve_metrics
 
     methods = args.methods.split(",")
-    resolve_methods(methods)  # unknown names fail before the model loads
+    resolve_methods(methods)  # argument errors before PyTorch loads
     metrics, sanity = resolve_metrics(args.metrics.split(","))
     out = check_replaceable(args.out)
+    check_sources(args)
+    from netscope.render.evaluation import text_report, write_evaluation
+    from netscope.vision.evaluation import EvalSettings, evaluate
+
     progress = progress_printer(args.quiet)
     lm, sources = start(args, classes=args.classes)
     images = list(_each_image(sources))
@@ -432,8 +473,9 @@ def _vision_evaluate(args) -> int:
                             top_k=args.top_k or None, sanity=sanity,
                             sanity_checkpoints=args.sanity_checkpoints, layer=args.layer)
     targets = _targets(args, lm, len(images))
-    ev = evaluate(lm, images, methods, settings, targets, progress)
-    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]])) as stage:
+    with Heartbeat(progress) as beat:
+        ev = evaluate(lm, images, methods, settings, targets, beat)
+    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         write_evaluation(ev, stage)
     print(text_report(ev))
     print(f"\nwrote {out}/ (open {out / 'report.html'})")

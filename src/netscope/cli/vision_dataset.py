@@ -43,6 +43,9 @@ def add_dataset(vs, common) -> None:
 def _vision_explain(args) -> int:
     from pathlib import Path
 
+    if not Path(args.folder).is_dir():  # before PyTorch loads
+        raise NetscopeError(f"{args.folder}: not a folder; give the folder that holds the "
+                            f"images.")
     from netscope.cli.vision_inputs import start
     from netscope.vision.datasets.explain_run import (
         DatasetSettings,
@@ -52,9 +55,6 @@ def _vision_explain(args) -> int:
     from netscope.vision.datasets.image_files import default_workers
 
     rank, world = distributed_rank()
-    if not Path(args.folder).is_dir():
-        raise NetscopeError(f"{args.folder}: not a folder; give the folder that holds the "
-                            f"images.")
     if world > 1 and args.device in ("cuda", None) and _cuda():
         args.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"  # one GPU per rank
     metrics = tuple(m for m in args.metrics.split(",") if m)

@@ -146,9 +146,32 @@ def _write(path: Path, data: bytes) -> None:
             os.remove(tmp)
 
 
-def fetch_all(root: Path | None = None, progress: Callable[[str], None] | None = None) -> Path:
-    """Download every reference file into the cache (verified); used by `netscope data fetch`."""
+def fetch_all(root: Path | None = None, progress: Callable[[str], None] | None = None,
+              source: Path | None = None) -> Path:
+    """Every reference file into the cache (or ``root``), verified: downloaded, or copied
+    from the folder ``source`` (set-up fills the cache from a local copy, so every later
+    command, and Python, finds the data with no flag or variable); used by `netscope data
+    fetch`."""
     root = root or cache_dir()
     for rel in FILES:
-        ensure(rel, root, progress=progress, download=True)
+        if source is None:
+            ensure(rel, root, progress=progress, download=True)
+        else:
+            copy_verified(rel, Path(source), root)
+    if source is not None and progress:
+        progress(f"copied {len(FILES)} verified files from {source} to {root}")
     return root
+
+
+def copy_verified(relative: str, source: Path, root: Path) -> Path:
+    """``source/relative`` copied to ``root/relative`` after its SHA-256 checks out."""
+    path, remote = source / relative, FILES[relative]
+    if not path.is_file():
+        raise NetscopeError(f"{path}: missing; {source} does not hold the reference data "
+                            f"(expected {relative}).")
+    data = path.read_bytes()
+    _check(data, remote.member_sha256 or remote.sha256, str(path))
+    target = root / relative
+    if target.resolve() != path.resolve():
+        _write(target, data)
+    return target

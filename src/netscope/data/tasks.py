@@ -52,6 +52,28 @@ class TaskData:
     def rows_of(self, t: int) -> np.ndarray:
         return np.flatnonzero(self.task == t)
 
+    def __repr__(self) -> str:
+        sizes = self.task_sizes()
+        return (f"TaskData({self.name!r}: {self.X.shape[0]} rows, {self.n_tasks} tasks of "
+                f"{sizes.min()}-{sizes.max()} rows, {self.n_features} features, target "
+                f"{self.target_name!r})")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from netscope.render.notebook import fragment, table_html
+
+        sizes = self.task_sizes()
+        rows = [("rows", self.X.shape[0]), ("tasks", self.n_tasks),
+                ("rows per task", f"{sizes.min()} to {sizes.max()} (median "
+                                  f"{np.median(sizes):g})"),
+                ("features", ", ".join(self.feature_names[:12])
+                 + (f", ... ({self.n_features} in all)" if self.n_features > 12 else "")),
+                ("target", f"{self.target_name} (mean {self.y.mean():.4g}, SD "
+                           f"{self.y.std():.4g})"),
+                ("built-in data set", self.reference or "no (a user's own data)")]
+        return fragment(f"<p><b>{html.escape(self.name)}</b></p>" + table_html(("", ""), rows))
+
 
 def _validate(d: TaskData) -> None:
     if d.X.ndim != 2:

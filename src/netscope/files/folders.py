@@ -16,7 +16,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -133,10 +133,14 @@ def _hidden(target: Path, role: str) -> Path:
 
 
 @contextmanager
-def staged_folder(target: str | Path, command: str = "") -> Iterator[Path]:
+def staged_folder(target: str | Path, command: str = "",
+                  replaced: Callable[[str], None] | None = None) -> Iterator[Path]:
     """Yield an empty staging folder; on success it becomes ``target`` (with a
-    ``netscope-run.json`` listing its files), on any exception it is deleted."""
+    ``netscope-run.json`` listing its files), on any exception it is deleted. When it
+    replaces the results of another command, ``replaced`` hears which (no result is
+    replaced without a word)."""
     target = check_replaceable(target)
+    before = _command_of(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = _hidden(target, "partial")
     stage.mkdir()
@@ -156,9 +160,19 @@ def staged_folder(target: str | Path, command: str = "") -> Iterator[Path]:
                 raise
             if backup is not None:
                 shutil.rmtree(backup, ignore_errors=True)
+        if replaced is not None and before is not None and before != command:
+            replaced(f"replaced {target}, which held the results of: {before[:300]}")
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _command_of(folder: Path) -> str | None:
+    """The command whose results ``folder`` holds (its marker), or None."""
+    try:
+        return str(json.loads((folder / MARKER).read_text(encoding="utf-8"))["command"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _write_marker(stage: Path, command: str) -> None:

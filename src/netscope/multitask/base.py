@@ -87,11 +87,26 @@ class TaskEstimator:
             rows += [(k, repr(v)) for k, v in vars(self).items()
                      if k.endswith("_") and not k.startswith("_") and k not in
                      ("tasks_", "n_features_in_") and isinstance(v, (int, float, tuple, str))]
+        from netscope.render.notebook import fragment
+
         state = "fitted" if hasattr(self, "tasks_") else "not fitted"
         body = "".join(f"<tr><td>{_html.escape(k)}</td><td><code>{_html.escape(v)}</code></td>"
                        f"</tr>" for k, v in rows)
-        return (f"<div><b>{_html.escape(type(self).__name__)}</b> ({_html.escape(self.label)}, "
-                f"{state})<table>{body}</table></div>")
+        return fragment(f"<p><b>{_html.escape(type(self).__name__)}</b> "
+                        f"({_html.escape(self.label)}, {state})</p><table>{body}</table>")
+
+    def __repr__(self) -> str:
+        """Settings that differ from the defaults, and the tasks once fitted (as sklearn
+        prints estimators, without the arrays)."""
+        try:
+            defaults = type(self)().get_params()
+        except Exception:  # noqa: BLE001 - an estimator that needs arguments shows them all
+            defaults = {}
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
+                            if not _same(v, defaults.get(k)))
+        fitted = (f"; fitted on {len(self.tasks_)} tasks, {self.n_features_in_} features"
+                  if hasattr(self, "tasks_") else "")
+        return f"{type(self).__name__}({changed}){fitted}"
 
     def fit(self, X, y, tasks) -> TaskEstimator:
         X, y = self._check_X(X), self._check_y(y, X.shape[0] if hasattr(X, "shape") else None)
@@ -251,3 +266,10 @@ def _from_json(params: dict[str, Any], cls: type) -> dict[str, Any]:
 def _preview(values: np.ndarray, k: int = 5) -> str:
     shown = ", ".join(repr(_label(v)) for v in values[:k])
     return shown + (f", ... ({len(values)} in all)" if len(values) > k else "")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays
+        return a is b

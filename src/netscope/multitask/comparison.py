@@ -80,10 +80,16 @@ class Comparison:
         return out
 
     def _repr_html_(self) -> str:
-        """Jupyter shows a comparison as its full report (table, answer, plots)."""
-        from netscope.render.comparison import html_report, report_pictures
+        """Jupyter shows a comparison as its full report (table, answer, plots), styled
+        only inside its own output."""
+        from netscope.render.comparison import notebook_html, report_pictures
 
-        return html_report(self, report_pictures(self))
+        return notebook_html(self, report_pictures(self))
+
+    def __repr__(self) -> str:
+        from netscope.render.comparison import short_text
+
+        return short_text(self)
 
     def warnings(self) -> list[str]:
         """Families whose test error is far above the target's own variance: predicting the

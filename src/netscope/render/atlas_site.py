@@ -326,6 +326,8 @@ def atlas_summary_html(atlas) -> str:
     rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{la.units}</td><td>{la.grid[0]}x"
                    f"{la.grid[1]}</td><td>{la.field.method}</td></tr>"
                    for n, la in atlas.layers.items())
-    return (f"<div class='netscope-atlas'><p>Unit atlas of {html.escape(atlas.model)} over "
-            f"{len(atlas.files)} images</p><table><tr><th>layer</th><th>units</th><th>grid"
-            f"</th><th>field</th></tr>{rows}</table></div>")
+    from netscope.render.notebook import fragment
+
+    return fragment(f"<p>Unit atlas of {html.escape(atlas.model)} over {len(atlas.files)} "
+                    f"images</p><table><tr><th>layer</th><th>units</th><th>grid</th>"
+                    f"<th>field</th></tr>{rows}</table>")

@@ -127,7 +127,40 @@ def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
     return figure_png(fig)
 
 
+PAGE_CSS = ("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
+            "text-align:right}td:first-child,th:first-child{text-align:left}"
+            "figure{display:inline-block;margin:.5em}img{max-width:520px}")
+
+
 def html_report(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str:
+    """The whole report as a page of its own (report.html)."""
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>netscope: {html.escape(comp.data.name)} multi-task comparison</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
+{PAGE_CSS}</style></head><body>
+{report_body(comp, pictures)}
+</body></html>"""
+
+
+def notebook_html(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str:
+    """The same report as a notebook output: styles scoped to it, pictures sized to the
+    cell."""
+    from netscope.render.notebook import fragment
+
+    return fragment(report_body(comp, pictures),
+                    "figure{display:inline-block;margin:.5em;max-width:48%}"
+                    "h1{font-size:1.4em}h2{font-size:1.15em}")
+
+
+def short_text(comp: Comparison) -> str:
+    """A comparison's text form: the answer and the table, not its arrays."""
+    return "\n".join([f"Comparison on {comp.data.name} ({comp.data.X.shape[0]} rows, "
+                      f"{comp.data.n_tasks} tasks), protocol '{comp.protocol.name}', "
+                      f"{len(comp.protocol.splits)} split(s)", answer_text(comp), "",
+                      markdown_table(HEADER, table_rows(comp))])
+
+
+def report_body(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in table_rows(comp))
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
@@ -140,13 +173,7 @@ def html_report(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str
     chose = f"<h2>What the fits chose (first split)</h2><ul>{notes}</ul>" if notes else ""
     warnings = "".join(f'<p style="color:#b00"><b>Warning</b>: {html.escape(w)}</p>'
                        for w in comp.warnings())
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>netscope: {html.escape(comp.data.name)} multi-task comparison</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:.5em}}
-img{{max-width:520px}}</style></head><body>
-<h1>Multi-task comparison: {html.escape(comp.data.name)}</h1>
+    return f"""<h1>Multi-task comparison: {html.escape(comp.data.name)}</h1>
 <p style="font-size:1.15em"><b>{html.escape(answer_text(comp))}</b></p>
 <p>{comp.data.X.shape[0]} rows, {comp.data.n_tasks} tasks, target
 <code>{html.escape(comp.data.target_name)}</code>.</p>
@@ -155,8 +182,7 @@ img{{max-width:520px}}</style></head><body>
 <p>Best: <b>{html.escape(best['model'])}</b>. Values are mean ± SD over splits where there
 are several.</p>{warnings}<ul>{defs}</ul>{chose}
 <h2>Bland-Altman plots (first split, original scale), per-task gains, and how the
-models relate the tasks</h2>{figs}
-</body></html>"""
+models relate the tasks</h2>{figs}"""
 
 
 def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:

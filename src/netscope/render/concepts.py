@@ -40,7 +40,8 @@ def concepts_png(c) -> bytes:
 def concepts_html(c) -> str:
     rows = "".join(f"<tr><td>{u}</td><td>{t:+.4g}</td><td>{s:+.1%}</td></tr>"
                    for u, t, s in c.table().itertuples(index=False))
-    return (f"<div class='netscope-concepts'><p>{html.escape(c.class_name)}: the units of "
-            f"{html.escape(c.layer)} behind its score ({c.relevance})</p>"
-            f"<table><tr><th>unit</th><th>term</th><th>share</th></tr>{rows}</table>"
-            f"{img_tag(concepts_png(c), 'units')}</div>")
+    from netscope.render.notebook import fragment
+
+    return fragment(f"<p>{html.escape(c.class_name)}: the units of {html.escape(c.layer)} "
+                    f"behind its score ({c.relevance})</p><table><tr><th>unit</th><th>term"
+                    f"</th><th>share</th></tr>{rows}</table>{img_tag(concepts_png(c), 'units')}")

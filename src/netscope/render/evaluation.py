@@ -91,6 +91,33 @@ def text_report(ev: Evaluation) -> str:
     ])
 
 
+def short_text(ev: Evaluation) -> str:
+    """A notebook's text form: the ranked table and the answer, without the glossary."""
+    top = ev.best()
+    best = top["method"] if top else "none (every method's maps are constant)"
+    return "\n".join([f"Evaluation of {len(ev.results)} methods on {len(ev.names)} image(s), "
+                      f"{ev.model_name}", markdown_table(HEADER, table_rows(ev)),
+                      f"most faithful here: {best}"])
+
+
+def notebook_html(ev: Evaluation) -> str:
+    """A notebook's view: the ranked table (failing methods in red) and the answer."""
+    from netscope.render.notebook import fragment
+
+    top = ev.best()
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
+    body = "".join("<tr" + (' class="fail"' if "FAILS" in r[7] else "") + ">"
+                   + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                   for r in table_rows(ev))
+    answer = (f"Most faithful here: <b>{html.escape(top['method'])}</b>" if top
+              else "No method gave an informative map")
+    skipped = "".join(f"<p>Not applicable: <b>{html.escape(k)}</b> ({html.escape(v)})</p>"
+                      for k, v in ev.skipped.items())
+    return fragment(f"<p>{answer} ({len(ev.names)} image(s), model "
+                    f"<code>{html.escape(ev.model_name)}</code>)</p><table><tr>{head}</tr>"
+                    f"{body}</table>{skipped}", "tr.fail td{color:#b00}")
+
+
 def per_image_rows(ev: Evaluation) -> list[dict]:
     rows = []
     for res in ev.results:

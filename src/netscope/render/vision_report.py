@@ -6,7 +6,7 @@ import hashlib
 import html
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -97,10 +97,16 @@ def faithfulness_line(ex: Explanation) -> str:
 
 
 def write_explanations(explanations: Sequence[Explanation], out: str | Path, model_name: str,
-                       one_page: bool = False) -> list[Path]:
-    """One HTML page per image (or one for all) plus the PNGs of every picture."""
+                       one_page: bool = False,
+                       progress: Callable[[str], None] | None = None) -> list[Path]:
+    """One HTML page per image (or one for all) plus the PNGs of every picture (drawing
+    them takes seconds per image: ``progress`` hears of each)."""
     out = Path(out)
-    sections = [(ex, explanation_section(ex, out, model_name)) for ex in explanations]
+    say = progress or (lambda message: None)
+    sections = []
+    for ex in explanations:
+        say(f"drawing the pictures of {ex.title}")
+        sections.append((ex, explanation_section(ex, out, model_name)))
     if one_page:
         body = "".join(s for _, s in sections)
         return [write_text(out / "report.html", page("netscope vision report", body))]

@@ -28,7 +28,13 @@ from netscope.vision.core.batched import BATCH, class_scores
 from netscope.vision.core.capture import capture
 from netscope.vision.core.heatmaps import normalize_maps
 from netscope.vision.core.targets import Resolved, resolve
-from netscope.vision.methods.registry import METHODS, Method, names
+from netscope.vision.methods.registry import METHODS, Method
+from netscope.vision.metrics.choices import (  # noqa: F401 - re-exported
+    METRICS,
+    resolve_methods,
+    resolve_metrics,
+    wants_all,
+)
 from netscope.vision.metrics.faithfulness import (
     ConfidenceChange,
     Curve,
@@ -40,8 +46,6 @@ from netscope.vision.metrics.road import Road, road
 from netscope.vision.metrics.sanity import Explain, SanityCheck, cascading_randomization
 from netscope.vision.models.classes import class_label
 from netscope.vision.models.zoo import LoadedModel
-
-METRICS = ("deletion", "insertion", "road", "confidence")
 
 
 @dataclass(frozen=True)
@@ -83,25 +87,6 @@ def explainer(name: str, s: EvalSettings) -> Explain:
 
 NO_SANITY = ("random",)  # a random map has nothing to check
 SAME = 1e-6  # maps (scaled to [0, 1]) closer than this are scored once
-
-
-def wants_all(methods: Sequence[str] | str) -> bool:
-    return methods == "all" or list(methods) == ["all"]
-
-
-def resolve_methods(chosen: Sequence[str] | str) -> list[str]:
-    """'all', or a list of method names (checked, in the given order)."""
-    if wants_all(chosen):
-        return list(names("all"))
-    chosen = list(chosen)
-    unknown = [n for n in chosen if n not in METHODS]
-    if unknown:
-        left_out = [n for n in METHODS if n not in names("all")]
-        raise NetscopeError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} "
-                            f"or 'all' (every method but {', '.join(left_out)}).")
-    if not chosen:
-        raise NetscopeError("give at least one method, or 'all'.")
-    return list(dict.fromkeys(chosen))
 
 
 @dataclass
@@ -153,17 +138,6 @@ def _sd(values: torch.Tensor | None) -> float | None:
     return float(values.std()) if values.numel() > 1 else 0.0
 
 
-def resolve_metrics(names: Sequence[str] | str) -> tuple[tuple[str, ...], bool]:
-    """('all' or names of METRICS and 'sanity') -> (metrics, whether to run the sanity check)."""
-    names = list(METRICS) + ["sanity"] if names == "all" or list(names) == ["all"] \
-        else list(names)
-    unknown = [n for n in names if n not in (*METRICS, "sanity")]
-    if unknown or not names:
-        raise NetscopeError(f"unknown metric {unknown[0] if unknown else ''!r}; choose from "
-                            f"{', '.join(METRICS)}, sanity, or 'all'.")
-    return tuple(m for m in METRICS if m in names), "sanity" in names
-
-
 CONSTANT = 1e-6  # a map whose range is below this (after scaling to [0, 1]) is constant
 
 # column -> True when higher is better
@@ -205,6 +179,16 @@ class Evaluation:
         for place, r in enumerate(shown):
             r["rank"] = place + 1
         return shown + [r for r in rows if r["rank"] is None]
+
+    def __repr__(self) -> str:
+        from netscope.render.evaluation import short_text
+
+        return short_text(self)
+
+    def _repr_html_(self) -> str:
+        from netscope.render.evaluation import notebook_html
+
+        return notebook_html(self)
 
     def best(self) -> dict | None:
         """The top-ranked row; None when no method gave an informative map."""

@@ -3,7 +3,7 @@ saliency for the top classes, and activations of a few layers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,15 +97,19 @@ def pick_layers(stages: Sequence[str], k: int = 3) -> list[str]:
 
 def explain(lm: LoadedModel, rgb: np.ndarray, title: str, top: int = 3,
             layer: str | None = None, activation_layers: Sequence[str] | None = None,
-            smooth: int = 0, faithful: bool = True) -> Explanation:
+            smooth: int = 0, faithful: bool = True,
+            progress: Callable[[str], None] | None = None) -> Explanation:
     """Top-5 predictions, and for the top ``top`` classes Grad-CAM and saliency maps;
-    ``faithful`` adds the deletion/insertion scores of the top class's Grad-CAM map."""
+    ``faithful`` adds the deletion/insertion scores of the top class's Grad-CAM map (against
+    random maps: the longest step, announced to ``progress``)."""
+    say = progress or (lambda message: None)
     x = lm.preprocess.tensor(rgb)
     size = tuple(x.shape[-2:])
     preds = predict(lm.model, x, 5, lm.class_names)[0]
     chosen = preds[:top]
     targets = [i for i, _, _ in chosen]
     batch = x.expand(len(targets), -1, -1, -1)
+    say(f"{title}: Grad-CAM and saliency of the top {len(targets)} classes, activations")
     heat = grad_cam(lm.model, batch, targets, layer=layer)
     sal = saliency(lm.model, batch, targets, samples=smooth)
     up = host(heat.upsampled(size))
@@ -113,6 +117,8 @@ def explain(lm: LoadedModel, rgb: np.ndarray, title: str, top: int = 3,
     views = [ClassView(i, n, p, up[j], sal_up[j]) for j, (i, n, p) in enumerate(chosen)]
     layers = list(activation_layers or pick_layers(conv_stages(lm.model)))
     acts = {k: host(v[0]) for k, v in activations(lm.model, x, layers).items()} if layers else {}
+    if faithful:
+        say(f"{title}: deletion and insertion of Grad-CAM and {RANDOM_MAPS} random maps")
     faith = faithfulness(lm, x, heat, FAITHFULNESS_STEPS) if faithful else {}
     return Explanation(title, lm.preprocess.image(rgb), preds, views, heat.layer, acts, smooth,
                        faith)

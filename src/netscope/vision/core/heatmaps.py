@@ -44,6 +44,21 @@ class Heatmaps:
     def __post_init__(self) -> None:
         self.logits = class_output(self.logits)  # a ModelOutput's logits, not the wrapper
 
+    def __repr__(self) -> str:
+        from netscope.render.notebook import heatmaps_text
+
+        return heatmaps_text(self)
+
+    def _repr_png_(self) -> bytes:
+        from netscope.render.notebook import heatmaps_png
+
+        return heatmaps_png(self)
+
+    def _repr_html_(self) -> str:
+        from netscope.render.notebook import heatmaps_html
+
+        return heatmaps_html(self)
+
     def upsampled(self, size: tuple[int, int]) -> torch.Tensor:
         """Bilinear upsampling to the input's (H, W), then rescaled as the maps were (an
         upsampled map's maximum can differ from the map's: it is divided again)."""

@@ -89,6 +89,18 @@ class DatasetSummary:
     def images_per_second(self) -> float:
         return (self.explained + self.unreadable) / self.seconds if self.seconds > 0 else 0.0
 
+    def _repr_html_(self) -> str:
+        from netscope.render.notebook import fragment, table_html
+
+        rows = [("images in this share", self.files), ("done by an earlier run", self.already),
+                ("explained now", self.explained), ("unreadable (skipped)", self.unreadable),
+                ("seconds", f"{self.seconds:.1f}"),
+                ("images per second", f"{self.images_per_second:.1f}"),
+                ("table", self.table or "not merged here")]
+        if self.correct:
+            rows.append(("top-1 equals the folder's class", self.correct))
+        return fragment("<p>Dataset explanation run</p>" + table_html(("", ""), rows))
+
 
 def distributed_rank() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment; (0, 1) when run alone."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,9 +68,39 @@ def _is_head(m: nn.Module) -> bool:
     return any(isinstance(x, nn.Linear) for x in m.modules())
 
 
+class Activations(dict):
+    """Layer name -> output tensor (a dict), shown in a notebook as each layer's channels
+    on the first image."""
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k!r}: {tuple(v.shape)}" for k, v in self.items())
+        return f"Activations({{{shapes}}})"
+
+    def _grids(self) -> dict[str, torch.Tensor]:
+        return {k: v[0].detach().float().cpu() for k, v in self.items()
+                if isinstance(v, torch.Tensor) and v.dim() == 4}
+
+    def _repr_png_(self) -> bytes | None:
+        from netscope.render.notebook import activations_png
+
+        grids = self._grids()
+        if not grids:
+            return None
+        name, act = next(iter(grids.items()))
+        return activations_png(name, act.numpy())
+
+    def _repr_html_(self) -> str:
+        from netscope.render.notebook import activations_png, fragment
+        from netscope.render.png import img_tag
+
+        figs = "".join(img_tag(activations_png(k, v.numpy()), k)
+                       for k, v in self._grids().items())
+        return fragment(f"<p>{html.escape(repr(self))}</p>{figs}")
+
+
 def activations(model: nn.Module, x: torch.Tensor,
                 layers: Sequence[str | LayerRef] | None = None,
-                grid: bool = True) -> dict[str, torch.Tensor]:
+                grid: bool = True) -> Activations:
     """Each requested layer's output for input ``x`` (default: every stage); with ``grid``
     token sequences and channels-last maps come back as (N, C, h, w) grids (class and
     register tokens dropped), other outputs as they are."""
@@ -79,7 +110,7 @@ def activations(model: nn.Module, x: torch.Tensor,
         out = {str(r): rec[r].detach() for r in refs}
     if grid:
         out = {k: _maybe_grid(model, v, tuple(x.shape[-2:]), k) for k, v in out.items()}
-    return out
+    return Activations(out)
 
 
 def _maybe_grid(model: nn.Module, a: torch.Tensor, size: tuple[int, int], name: str):

@@ -87,6 +87,18 @@ class AscentResult:
     history: torch.Tensor  # (steps, N) objective before each step
     labels: list[str]
 
+    def __repr__(self) -> str:
+        n, _, h, w = self.images.shape
+        shown = ", ".join(self.labels[:8]) + (", ..." if len(self.labels) > 8 else "")
+        return (f"AscentResult({n} pictures {h}x{w}, {self.history.shape[0]} steps: "
+                f"{shown})")
+
+    def _repr_png_(self) -> bytes:
+        from netscope.render.notebook import pictures_png
+
+        return pictures_png(self.images.detach().float().permute(0, 2, 3, 1).cpu().numpy(),
+                            self.labels)
+
 
 def _dtype(model: nn.Module) -> torch.dtype:
     return next((p.dtype for p in model.parameters()), torch.float32)

@@ -1,0 +1,127 @@
+"""How results show themselves in Jupyter: HTML fragments whose styles apply only inside
+their own container (a notebook page keeps its layout: no ``<body>`` rule, no style on
+every table or image), pictures sized to the cell, and short text forms.
+
+Every ``_repr_html_`` in netscope goes through ``fragment``; pages written to disk keep
+their own full-document styles.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from netscope.render.png import figure_png, img_tag, subplots
+
+SCOPE = "netscope-out"
+BASE_CSS = ("table{border-collapse:collapse;margin:.3em 0}td,th{border:1px solid #ccc;"
+            "padding:3px 7px;text-align:right}td:first-child,th:first-child{text-align:left}"
+            "img{max-width:100%;height:auto}figure{display:inline-block;margin:.4em;"
+            "max-width:100%}p{margin:.4em 0}")
+MOST_MAPS = 8  # a batch's first maps shown; the text form says how many there are
+
+
+def scoped_css(css: str, scope: str = SCOPE) -> str:
+    """Every selector of plain CSS rules (no @-rules) put inside ``.scope``; ``body`` and
+    ``html`` become the container itself."""
+    rules = []
+    for rule in css.split("}"):
+        if "{" not in rule:
+            continue
+        selectors, body = rule.split("{", 1)
+        scoped = []
+        for sel in selectors.split(","):
+            sel = sel.strip()
+            if not sel:
+                continue
+            scoped.append(f".{scope}" if sel in ("body", "html")
+                          else re.sub(r"^(body|html)\b", f".{scope}", sel)
+                          if sel.startswith(("body ", "html "))
+                          else f".{scope} {sel}")
+        rules.append(f"{','.join(scoped)}{{{body}}}")
+    return "".join(rules)
+
+
+def fragment(body: str, css: str = "") -> str:
+    """A notebook output: ``body`` in a container, with ``css`` (and the base table and
+    image rules) applying only inside it."""
+    return (f"<div class='{SCOPE}'><style>{scoped_css(BASE_CSS + css)}</style>{body}</div>")
+
+
+def table_html(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _labels(heat) -> list[str]:
+    from netscope.vision.models.classes import class_label, imagenet_classes
+
+    logits = heat.logits
+    names = getattr(heat, "class_names", None)
+    if names is None and getattr(logits, "ndim", 0) == 2 and logits.shape[1] == 1000:
+        names = imagenet_classes()
+    return [class_label(names, int(k)) for k in heat.classes.tolist()]
+
+
+def _signed(heat) -> np.ndarray | None:
+    """Per-pixel signed relevance (N, H, W) for the relevance methods, else None."""
+    if heat.attributions is None or not heat.method.startswith("lrp"):
+        return None
+    return heat.attributions.detach().float().sum(1).cpu().numpy()
+
+
+def heatmaps_png(heat) -> bytes:
+    """The first maps of a batch, each titled with its class, method and layer, with a
+    colour bar (signed relevance centred on zero for LRP)."""
+    n = min(heat.maps.shape[0], MOST_MAPS)
+    signed = _signed(heat)
+    maps = signed if signed is not None else heat.maps.detach().float().cpu().numpy()
+    fig, axes = subplots(1, n, figsize=(2.6 * n + 0.6, 2.9), squeeze=False)
+    labels = _labels(heat)
+    for i, ax in enumerate(axes[0]):
+        m = maps[i]
+        if signed is not None:
+            top = float(np.abs(m).max()) or 1.0
+            shown = ax.imshow(m, cmap="bwr", vmin=-top, vmax=top)
+        else:
+            shown = ax.imshow(m, cmap="jet", vmin=0, vmax=1)
+        ax.set_title(f"{labels[i]}\n{heat.method} @ {heat.layer}", fontsize=8)
+        ax.axis("off")
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return figure_png(fig, dpi=80)
+
+
+def heatmaps_text(heat) -> str:
+    shape = "x".join(str(s) for s in heat.maps.shape)
+    labels = _labels(heat)
+    shown = ", ".join(repr(x) for x in labels[:MOST_MAPS])
+    more = f", ... ({len(labels)} in all)" if len(labels) > MOST_MAPS else ""
+    warn = f", {len(heat.warnings)} warning(s)" if heat.warnings else ""
+    return (f"Heatmaps(method={heat.method!r}, layer={heat.layer!r}, maps {shape}, "
+            f"classes [{shown}{more}]{warn})")
+
+
+def heatmaps_html(heat) -> str:
+    warnings = "".join(f"<p><b>Warning</b>: {html.escape(w)}</p>" for w in heat.warnings)
+    return fragment(f"<p>{html.escape(heatmaps_text(heat))}</p>{warnings}"
+                    f"{img_tag(heatmaps_png(heat), 'maps')}")
+
+
+def pictures_png(images: np.ndarray, labels: Sequence[str]) -> bytes:
+    """(N, H, W, 3) pictures in a row (the first MOST_MAPS), each with its label."""
+    from netscope.render.grids import image_row_png
+
+    return image_row_png(list(images[:MOST_MAPS]), list(labels[:MOST_MAPS]))
+
+
+def activations_png(name: str, act: np.ndarray) -> bytes:
+    """One layer's channels on the first image, as the activations command draws them."""
+    from netscope.render.grids import feature_grid_png
+
+    return feature_grid_png(act, name, max_channels=32)

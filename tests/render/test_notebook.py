@@ -1,0 +1,108 @@
+"""Every result shows itself in a notebook: an HTML fragment whose styles apply only inside
+it, a PNG where a picture is the point, and a short text form."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from netscope import vision as V
+from netscope.render.notebook import SCOPE, scoped_css
+from tests.vision.tiny import TinyGAP
+
+PNG = b"\x89PNG"
+
+
+def _scoped_only(page: str) -> None:
+    """A fragment: one container, no document, every style rule inside the container."""
+    assert page.startswith(f"<div class='{SCOPE}'>") and page.endswith("</div>")
+    assert "<!doctype" not in page.lower() and "<body" not in page and "<html" not in page
+    for css in re.findall(r"<style>(.*?)</style>", page, re.S):
+        for selectors in re.findall(r"([^{}]+)\{", css):
+            for sel in selectors.split(","):
+                assert sel.strip().startswith(f".{SCOPE}"), sel
+
+
+def test_scoped_css():
+    assert scoped_css("body{margin:0}td,th{padding:1px}img{max-width:9px}") == (
+        f".{SCOPE}{{margin:0}}.{SCOPE} td,.{SCOPE} th{{padding:1px}}.{SCOPE} img{{max-width:9px}}")
+    assert scoped_css("body p{color:red}") == f".{SCOPE} p{{color:red}}"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return TinyGAP(dtype=torch.float32).eval(), torch.randn(2, 3, 8, 8)
+
+
+def test_vision_results_show_themselves(tiny):
+    model, x = tiny
+    for heat in (V.grad_cam(model, x), V.explain("saliency", model, x),
+                 V.explain("lrp", model, x)):
+        assert heat._repr_png_()[:4] == PNG
+        page = heat._repr_html_()
+        _scoped_only(page)
+        assert f"method=&#x27;{heat.method}&#x27;" in page and "class 2" in page
+        text = repr(heat)
+        assert len(text) < 300 and text.startswith(f"Heatmaps(method={heat.method!r}")
+    acts = V.activations(model, x, ["features.1", "features.3"])
+    assert acts._repr_png_()[:4] == PNG and isinstance(acts, dict)
+    _scoped_only(acts._repr_html_())
+    assert repr(acts) == "Activations({'features.1': (2, 4, 8, 8), 'features.3': (2, 5, 8, 8)})"
+    top = V.predict(model, x, 2)
+    assert isinstance(top, list) and top[0][0][1] == "class 2"
+    page = top._repr_html_()
+    _scoped_only(page)
+    assert page.count("<tr>") == 1 + 4
+
+
+def test_imagenet_sized_outputs_are_labelled_with_class_names():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 1000)).eval()
+    heat = V.grad_cam(model, torch.randn(1, 3, 8, 8), [281], layer="1")
+    assert "tabby" in repr(heat) and "tabby" in heat._repr_html_()
+
+
+def test_ascent_pictures_show_themselves(tiny):
+    from netscope.vision.features.ascent import AscentConfig, visualize_filters
+    from netscope.vision.models.zoo import Preprocess
+
+    model, _ = tiny
+    result = visualize_filters(model, "features.1", [0, 1], Preprocess(8),
+                               AscentConfig(steps=2, size=16))
+    assert result._repr_png_()[:4] == PNG
+    assert repr(result).startswith("AscentResult(2 pictures 16x16, 2 steps")
+
+
+def test_evaluation_and_comparison_are_short_and_scoped(tiny, tmp_path):
+    from netscope.data.tabular import load_table
+    from netscope.multitask import protocols
+    from netscope.multitask.comparison import compare
+    from netscope.vision.evaluation import EvalSettings, evaluate
+    from netscope.vision.models.zoo import LoadedModel, Preprocess
+
+    model, _ = tiny
+    rng = np.random.default_rng(0)
+    ev = evaluate(LoadedModel("tiny", model, Preprocess(8), None),
+                  [("a", rng.random((8, 8, 3)).astype(np.float32))], ["gradcam", "random"],
+                  EvalSettings(steps=4, road_percentages=(50,), sanity_checkpoints=2))
+    _scoped_only(ev._repr_html_())
+    assert "most faithful here:" in repr(ev) and len(repr(ev)) < 2000
+    rows = [{"g": g, "a": rng.normal(), "b": rng.normal(), "y": rng.normal() + i}
+            for i, g in enumerate("pqrs") for _ in range(12)]
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    data = load_table(tmp_path / "d.csv", "g", "y")
+    comp = compare(data, protocols.lecture(data), families=["pooled-ridge", "mtl-ridge"])
+    page = comp._repr_html_()
+    _scoped_only(page)
+    assert "Multi-task comparison" in page and PNG not in page.encode()
+    text = repr(comp)
+    assert len(text) < 3000 and "d.csv" in text and "array(" not in text
+    model_repr = repr(comp.results[0].model)
+    assert len(model_repr) < 400 and "fitted on 4 tasks" in model_repr
+    _scoped_only(comp.results[0].model._repr_html_())
