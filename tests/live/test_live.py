@@ -375,3 +375,72 @@ def test_signed_relevance_is_drawn_diverging():
     assert rgb[0, 0].tolist() == [0, 0, 255] and rgb[0, 1].tolist() == [255, 255, 255]
     assert rgb[0, 2].tolist() == [255, 0, 0]
     assert diverging(np.zeros((2, 2))).min() == 255
+
+
+class FakeClock:
+    """Frames that arrive every ``step`` seconds, whatever the machine's speed."""
+
+    def __init__(self, step: float) -> None:
+        self.t, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+def test_recording_plays_at_the_rate_frames_were_made(tmp_path):
+    """Frames made at 8.7 per second play at 8.7 fps (the header used to say 15, so the
+    video ran 1.7x fast); a given rate (a file processed frame by frame) is kept."""
+    rec = Recorder(tmp_path / "live.mp4", clock=FakeClock(1 / 8.7))
+    for i in range(40):
+        rec(np.full((48, 64, 3), i * 6, np.uint8))
+    path = rec.close()
+    cap = cv2.VideoCapture(str(path))
+    assert abs(cap.get(cv2.CAP_PROP_FPS) - 8.7) < 0.05
+    cap.release()
+    assert count_frames(path) == 40 and rec.rate() == pytest.approx(8.7)
+    fixed = Recorder(tmp_path / "file.avi", fps=25.0, clock=FakeClock(0.5))
+    for _ in range(6):
+        fixed(np.zeros((32, 32, 3), np.uint8))
+    cap = cv2.VideoCapture(str(fixed.close()))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
+    cap.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.avi", "live.mp4"]
+    with pytest.raises(NetscopeError, match="record to a .mp4 or .avi file"):
+        Recorder(tmp_path / "x.mkv")
+
+
+KILLED_RECORDING = """
+import os, signal, sys
+import numpy as np
+from netscope.vision.live.record import Recorder
+from tests.live.test_live import FakeClock
+
+rec = Recorder(sys.argv[1], clock=FakeClock(0.1))
+for i in range(55):  # 10 fps: segments close every 2 s (21 frames), the last stays open
+    rec(np.full((48, 64, 3), i * 4, np.uint8))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_kill_9_during_a_recording_keeps_what_was_recorded(tmp_path):
+    """A real SIGKILL mid-recording: the closed segments survive, and the next recording
+    to the same file first joins them into NAME-recovered.mp4 at their rate."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "rec.mp4"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", KILLED_RECORDING, str(target)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr[-2000:]
+    assert not target.exists() and len(list((tmp_path / ".rec.mp4.parts").glob("seg-*"))) == 2
+    again = Recorder(target)
+    assert again.recovered == tmp_path / "rec-recovered.mp4"
+    assert count_frames(again.recovered) == 42  # two closed segments of 21 frames
+    cap = cv2.VideoCapture(str(again.recovered))
+    assert abs(cap.get(cv2.CAP_PROP_FPS) - 10.0) < 0.05
+    cap.release()
+    again(np.zeros((48, 64, 3), np.uint8))
+    assert again.close() == target and count_frames(target) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec-recovered.mp4", "rec.mp4"]

@@ -54,6 +54,9 @@ def _check(args) -> None:
                             f"--record FILE, or drop --no-display.")
     if args.record:
         check_writable_file(args.record, "--record")
+        if Path(args.record).suffix.lower() not in (".mp4", ".avi"):
+            raise NetscopeError(f"--record {args.record}: record to a .mp4 or .avi file (the "
+                                f"formats OpenCV writes everywhere).")
     if not args.no_display:
         check_writable_dir(args.snapshots, "--snapshots")
 
@@ -97,8 +100,11 @@ def _live(args) -> int:
             if warning:
                 print(f"netscope: warning: {warning}", file=sys.stderr, flush=True)
             print(f"live page: {web.url}  (Ctrl-C or the quit button stops)", flush=True)
-    if args.record:
-        recorder = Recorder(args.record)
+    if args.record:  # at the rate frames are made; a file processed frame by frame: its own
+        recorder = Recorder(args.record, fps=source.fps if args.every_frame else None)
+        if recorder.recovered:
+            print(f"netscope: an interrupted recording was kept: {recorder.recovered}",
+                  file=sys.stderr, flush=True)
         sinks.append(recorder)
     try:
         stats = pipeline.run(source, lambda f: view.render(f.image), sinks, args.frames,
@@ -119,5 +125,5 @@ def _live(args) -> int:
           f"({stats.fps:.1f} fps), median latency {stats.median_latency * 1e3:.0f} ms, "
           f"{stats.dropped} stale frames dropped")
     if written:
-        print(f"recorded {recorder.frames} frames to {written}")
+        print(f"recorded {recorder.frames} frames to {written} at {recorder.rate():.1f} fps")
     return 0
