@@ -161,3 +161,43 @@ def test_client_that_resets_mid_response_prints_nothing(web, capfd):
     time.sleep(0.5)
     err = capfd.readouterr().err
     assert "Traceback" not in err and err.count("\n") <= 1
+
+
+def test_the_page_is_served_under_200_connections(monkeypatch):
+    """200 idle and 20 trickling loopback connections: the server's threads stay bounded
+    (one pool, no thread per connection), the real client still gets its status and its
+    stream, and idle and slow connections are closed after their time."""
+    import threading
+
+    from netscope.vision.live import bounded
+
+    monkeypatch.setattr(bounded.BoundedServer, "idle", 1.5)
+    monkeypatch.setattr(bounded.BoundedServer, "request_seconds", 1.5)
+    before = threading.active_count()
+    sink = WebSink(FakeView(), "127.0.0.1", 0)
+    sink(np.zeros((24, 32, 3), np.uint8))
+    host, port = sink.server.server_address[:2]
+    idle, slow = [], []
+    try:
+        for _ in range(200):
+            idle.append(socket.create_connection((host, port), timeout=5))
+        for _ in range(20):
+            s = socket.create_connection((host, port), timeout=5)
+            s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            slow.append(s)
+        time.sleep(0.3)
+        threads = threading.active_count() - before
+        assert threads <= bounded.WORKERS + 3, threads
+        status, _, body = request(sink, "GET", "/status", {"Host": own_host(sink)})
+        assert status == 200 and b'"mode": "heatmap"' in body
+        status, headers, _ = request(sink, "GET", "/stream", {"Host": own_host(sink)})
+        assert status == 200 and headers["Content-Type"].startswith("multipart/")
+        time.sleep(2.5)  # past the idle and request limits
+        for s in idle[:5] + slow[:5]:
+            s.settimeout(2)
+            assert s.recv(100) == b""  # closed by the server
+        assert threading.active_count() - before <= bounded.WORKERS + 3
+    finally:
+        for s in idle + slow:
+            s.close()
+        sink.close()

@@ -184,7 +184,8 @@ def test_lrp_from_the_command_line_draws_signed_relevance(tmp_path, capsys):
     from netscope.cli import main
 
     rc = main(["vision", "saliency", "chelsea", "--model", "tests.vision.tiny:tiny_gap32",
-               "--method", "lrp", "--composite", "epsilon-gamma-box", "--out", str(tmp_path)])
+               "--method", "lrp", "--composite", "epsilon-gamma-box", "--bare", "--out",
+               str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0 and "relevance" in out and "of the score" in out
     picture = np.asarray(Image.open(tmp_path / "chelsea_lrp-epsilon-gamma-box_class_2.png"))

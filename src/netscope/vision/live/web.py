@@ -14,11 +14,12 @@ import json
 import queue
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from netscope.vision.live.bounded import BoundedServer
 from netscope.vision.live.guard import (
     SECURITY_HEADERS,
     Guard,
@@ -78,7 +79,6 @@ class WebSink:
         self._closed = False
         self._quit = False
         self.server = QuietServer((host, port), self._handler())
-        self.server.daemon_threads = True
         bound, real_port = self.server.server_address[:2]
         self.guard = Guard(host, real_port)
         shown = "127.0.0.1" if bound in ("0.0.0.0", "::") else bound
@@ -129,6 +129,11 @@ class WebSink:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args) -> None:  # quiet
                 pass
+
+            def parse_request(self) -> bool:
+                ok = super().parse_request()
+                self.server.request_read(self.request)  # arrived in time
+                return ok
 
             def _headers(self, code: int, ctype: str, length: int | None = None,
                          extra: dict[str, str] | None = None) -> None:
@@ -213,13 +218,14 @@ class WebSink:
         return Handler
 
 
-class QuietServer(ThreadingHTTPServer):
+class QuietServer(BoundedServer):
     """A viewer that closes its tab or resets the connection mid-response is normal: no
-    traceback. Anything else is one line on stderr, never a traceback."""
+    traceback. Anything else is one line on stderr, never a traceback. Threads and waits
+    are bounded (``bounded``)."""
 
     def handle_error(self, request, client_address) -> None:
         exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            return
+        if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+            return  # a vanished viewer, a timed-out or cut-off connection
         print(f"netscope: live page: request from {client_address[0]} failed: "
               f"{type(exc).__name__}: {exc}", file=sys.stderr)
