@@ -312,3 +312,15 @@ def test_a_long_step_is_never_silent():
     with Heartbeat(quick.append, every=5.0) as beat:
         beat("explaining chelsea")
     assert quick == ["explaining chelsea"]
+
+
+def test_an_error_is_always_one_line(capsys):
+    """A library's message with line breaks, or a page of text, still reaches the user as
+    one line (cut with its length said)."""
+    from netscope.cli import MESSAGE_MOST, _fail
+
+    assert _fail("cannot parse:\n  line 1\n\n  line 2", 2) == 2
+    assert capsys.readouterr().err == "netscope: error: cannot parse: line 1 line 2\n"
+    _fail("x" * 50_000, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < MESSAGE_MOST + 100 and "50,000 characters" in err

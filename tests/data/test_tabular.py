@@ -36,7 +36,8 @@ def test_chosen_features(tmp_path):
 
 @pytest.mark.parametrize("column, row, value, message", [
     ("size", 3, np.nan, "column 'size' has a missing value at row 4"),
-    ("size", 2, "three", "'size' must be numeric but row 3 holds 'three'"),
+    ("size", 2, "three", r"'size' must be numeric but row 3 \(line 4 of the file\) holds "
+                         r"'three'"),
     ("score", 0, "n/a!", "column 'score' must be numeric"),
 ])
 def test_bad_cell_names_the_column(tmp_path, column, row, value, message):
@@ -83,3 +84,45 @@ def test_parquet_round_trip_when_pyarrow_present(tmp_path):
     _frame().to_parquet(tmp_path / "m.parquet")
     d = load_table(tmp_path / "m.parquet", task="group", target="score")
     assert d.X.shape == (7, 4)
+
+
+def test_messages_cut_user_values_and_count_rows_one_way(tmp_path):
+    """A 1,000,000-character cell is quoted in 60 characters with its length; every row in
+    a message counts from 1 (the header not counted) and a file's row names its line."""
+    pd.DataFrame({"group": ["a", "b", "b"], "size": [1, 2, 3],
+                  "score": ["z" * 1_000_000, "2", "3"]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(NetscopeError) as err:
+        load_table(tmp_path / "m.csv", task="group", target="score")
+    text = str(err.value)
+    assert len(text) < 300 and "(1,000,000 characters)" in text
+    assert "row 1 (line 2 of the file)" in text
+    from netscope.data.tasks import TaskData
+
+    with pytest.raises(NetscopeError, match=r"first at row 2 \(counting from 1\)"):
+        TaskData(np.array([[1.0], [np.nan], [2.0], [3.0]]), np.arange(4.0),
+                 np.array([0, 0, 1, 1]), ["a", "b"], ["x"])
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_other_delimiters_are_read(tmp_path, sep):
+    _frame().to_csv(tmp_path / "m.csv", index=False, sep=sep)
+    d = load_table(tmp_path / "m.csv", task="group", target="score")
+    assert d.X.shape[0] == len(_frame()) and "size" in d.feature_names
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
+def test_unicode_files_with_a_byte_order_mark_are_read(tmp_path, encoding):
+    frame = _frame().assign(group=lambda f: f["group"] + "é")
+    frame.to_csv(tmp_path / "m.csv", index=False, encoding=encoding)
+    d = load_table(tmp_path / "m.csv", task="group", target="score")
+    assert d.task_names[0].endswith("é")
+
+
+def test_other_encodings_are_named(tmp_path):
+    text = _frame().to_csv(index=False)
+    (tmp_path / "bom-less.csv").write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(NetscopeError, match="looks like UTF-16 text without a byte-order mark"):
+        load_table(tmp_path / "bom-less.csv", task="group", target="score")
+    (tmp_path / "latin.csv").write_bytes(text.replace("red", "rouge é").encode("latin-1"))
+    with pytest.raises(NetscopeError, match=r"not UTF-8 text \(byte 0xe9 .*Latin-1"):
+        load_table(tmp_path / "latin.csv", task="group", target="score")

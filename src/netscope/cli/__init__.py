@@ -156,6 +156,13 @@ def _run(args) -> int:
         return _fail(f"{where}{exc.strerror or exc}.", 2)
 
 
+MESSAGE_MOST = 2000  # a safety net: values in messages are cut where they are quoted
+
+
 def _fail(message: str, code: int, prefix: str = "netscope: error: ") -> int:
-    print(f"{prefix}{message}", file=sys.stderr, flush=True)
+    """One line on stderr, whatever a library put into the message (line breaks, pages)."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    if len(line) > MESSAGE_MOST:
+        line = f"{line[:MESSAGE_MOST]}... (cut; {len(line):,} characters in all)"
+    print(f"{prefix}{line}", file=sys.stderr, flush=True)
     return code

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from netscope.data.tasks import TaskData
-from netscope.errors import NetscopeError, first_line
+from netscope.errors import NetscopeError, first_line, row_at, shown
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -34,11 +34,45 @@ def _read(path: Path) -> pd.DataFrame:
             except (pyarrow.ArrowException, OSError, ValueError) as exc:
                 raise NetscopeError(f"{path}: cannot read as Parquet ({type(exc).__name__}: "
                                     f"{first_line(exc)}); is the file complete?") from None
-        return _checked_header(pd.read_csv(path), pd.read_csv(path, nrows=1, header=None), path)
+        encoding, sep = sniff(path)
+        read = lambda **kw: pd.read_csv(path, encoding=encoding, sep=sep, **kw)  # noqa: E731
+        return _checked_header(read(), read(nrows=1, header=None), path)
     except pd.errors.EmptyDataError:
         raise NetscopeError(f"{path}: the file is empty (no header, no rows).") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise NetscopeError(f"{path}: cannot parse as a table ({exc}).") from None
+
+
+BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff(path: Path) -> tuple[str, str]:
+    """(encoding, delimiter) of a CSV file from its first bytes: a byte-order mark names
+    UTF-8, UTF-16 or UTF-32 (Excel's "Unicode text" is UTF-16); otherwise it must be
+    UTF-8. The delimiter is the one of , ; tab | that the header line holds most of (a
+    comma when there is a tie), so a European semicolon-separated export reads as is."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    encoding = next((name for bom, name in BOMS if head.startswith(bom)), None)
+    if encoding is None:
+        if head[:200].count(b"\x00") > len(head[:200]) // 4:
+            raise NetscopeError(f"{path}: looks like UTF-16 text without a byte-order mark; "
+                                f"save it as UTF-8 (or UTF-16 with its mark).")
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a character cut at the 64 KB mark
+                raise NetscopeError(
+                    f"{path}: not UTF-8 text (byte 0x{head[exc.start]:02x} at position "
+                    f"{exc.start}; Latin-1 or Windows-1252?); save it as UTF-8.") from None
+        encoding = "utf-8"
+    text = head.decode(encoding, errors="ignore")
+    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    counts = {d: first.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return encoding, best if counts[best] > 0 else ","
 
 
 def _checked_header(df: pd.DataFrame, header: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -63,11 +97,13 @@ def _numeric_or_error(col: pd.Series, name: str, path: Path) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise NetscopeError(
-            f"{path}: column '{name}' must be numeric but row {row + 1} holds {col.iloc[row]!r}."
+            f"{path}: column {shown(name)} must be numeric but {row_at(row, True)} holds "
+            f"{shown(col.iloc[row])}."
         )
     if values.isna().any():
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
-        raise NetscopeError(f"{path}: column '{name}' has a missing value at row {row + 1}.")
+        raise NetscopeError(f"{path}: column {shown(name)} has a missing value at "
+                            f"{row_at(row, True)}.")
     return values.to_numpy(dtype=np.float64)
 
 
@@ -88,9 +124,8 @@ def load_table(path: str | Path, task: str, target: str,
         raise NetscopeError(f"{path}: the table has a header but no rows.")
     for col in (task, target, *(features or [])):
         if col not in df.columns:
-            raise NetscopeError(
-                f"{path}: no column '{col}'; the columns are {', '.join(map(str, df.columns))}."
-            )
+            raise NetscopeError(f"{path}: no column {shown(col)}; the columns are "
+                                f"{_columns(df.columns)}.{_delimiter_hint(df.columns)}")
     clash = [c for c in (features or []) if c in (task, target)]
     if clash:
         role = "target" if clash[0] == target else "task"
@@ -101,7 +136,7 @@ def load_table(path: str | Path, task: str, target: str,
         raise NetscopeError(f"{path}: no feature columns besides '{task}' and '{target}'.")
     if df[task].isna().any():
         row = int(np.flatnonzero(df[task].isna().to_numpy())[0])
-        raise NetscopeError(f"{path}: task column '{task}' is empty at row {row + 1}.")
+        raise NetscopeError(f"{path}: task column {shown(task)} is empty at {row_at(row, True)}.")
     y = _numeric_or_error(df[target], target, path)
     if np.ptp(y) == 0:
         raise NetscopeError(f"{path}: the target column '{target}' is constant (every value "
@@ -115,7 +150,8 @@ def load_table(path: str | Path, task: str, target: str,
         else:
             if series.isna().any():
                 row = int(np.flatnonzero(series.isna().to_numpy())[0])
-                raise NetscopeError(f"{path}: column '{col}' has a missing value at row {row + 1}.")
+                raise NetscopeError(f"{path}: column {shown(col)} has a missing value at "
+                                    f"{row_at(row, True)}.")
             levels = sorted(series.astype(str).unique())
             onehot = (series.astype(str).to_numpy()[:, None] == np.array(levels)[None, :])
             blocks.append(onehot.astype(np.float64))
@@ -127,6 +163,22 @@ def load_table(path: str | Path, task: str, target: str,
         X=np.hstack(blocks), y=y, task=np.array([index[v] for v in labels]),
         task_names=task_names, feature_names=names, name=path.name, target_name=str(target),
     )
+
+
+def _columns(names, most: int = 20) -> str:
+    listed = ", ".join(_short(c) for c in list(names)[:most])
+    return listed + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def _delimiter_hint(columns) -> str:
+    """A one-column header holding ';', tabs or '|' is a file with another delimiter."""
+    if len(columns) != 1:
+        return ""
+    for mark, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+        if mark in str(columns[0]):
+            return (f" The header looks separated by {name}: netscope reads such files "
+                    f"itself; this one could not be split.")
+    return ""
 
 
 def _short(value, limit: int = 40) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from netscope.errors import NetscopeError
+from netscope.errors import NetscopeError, row_at, shown
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,14 @@ def _validate(d: TaskData) -> None:
         col = bad_cols[0]
         row = int(np.flatnonzero(~np.isfinite(d.X[:, col]))[0])
         raise NetscopeError(
-            f"{d.name}: feature column '{d.feature_names[col]}' has a missing or infinite value "
-            f"(first at row {row}); fill or drop those rows first."
+            f"{d.name}: feature column {shown(d.feature_names[col])} has a missing or infinite "
+            f"value (first at {row_at(row)}); fill or drop those rows first."
         )
     if not np.isfinite(d.y).all():
         row = int(np.flatnonzero(~np.isfinite(d.y))[0])
         raise NetscopeError(
-            f"{d.name}: target '{d.target_name}' has a missing or infinite value "
-            f"(first at row {row})."
+            f"{d.name}: target {shown(d.target_name)} has a missing or infinite value "
+            f"(first at {row_at(row)})."
         )
     if d.task.min() < 0 or d.task.max() >= len(d.task_names):
         raise NetscopeError(f"{d.name}: task ids must index into the {len(d.task_names)} names.")
@@ -109,7 +109,8 @@ def _validate(d: TaskData) -> None:
     small = [d.task_names[i] for i in np.flatnonzero(sizes < 2)]
     if small:
         raise NetscopeError(
-            f"{d.name}: task '{small[0]}' has {int(sizes[d.task_names.index(small[0])])} row(s); "
+            f"{d.name}: task {shown(small[0])} has {int(sizes[d.task_names.index(small[0])])} "
+            f"row(s); "
             f"every task needs at least 2 (one to train on, one to test). "
             f"{len(small)} task(s) affected: drop or merge them."
         )
@@ -138,7 +139,7 @@ class Split:
             empty = np.flatnonzero(sizes == 0)
             if empty.size:
                 raise NetscopeError(
-                    f"{self.name}: task '{data.task_names[empty[0]]}' has no {side} rows "
+                    f"{self.name}: task {shown(data.task_names[empty[0]])} has no {side} rows "
                     f"({empty.size} task(s) affected)."
                 )
 

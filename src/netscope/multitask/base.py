@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from netscope.errors import NetscopeError
+from netscope.errors import NetscopeError, row_at, shown
 
 Progress = Callable[[str], None]
 REGISTRY: dict[str, type[TaskEstimator]] = {}
@@ -139,7 +139,7 @@ class TaskEstimator:
         if unknown.any():
             bad = labels[np.flatnonzero(unknown)[0]]
             raise NetscopeError(
-                f"predict: task {_label(bad)!r} was not seen in fit ({unknown.sum()} row(s)); "
+                f"predict: task {shown(_label(bad))} was not seen in fit ({unknown.sum()} row(s)); "
                 f"known tasks are {_preview(self.tasks_)}."
             )
         return pos
@@ -163,8 +163,8 @@ class TaskEstimator:
         if n_rows is not None and y.shape[0] != n_rows:
             raise NetscopeError(f"fit: {n_rows} rows in X but {y.shape[0]} targets.")
         if not np.isfinite(y).all():
-            raise NetscopeError(f"y holds NaN or infinity (first at row "
-                                f"{int(np.flatnonzero(~np.isfinite(y))[0])}).")
+            raise NetscopeError(f"y holds NaN or infinity (first at "
+                                f"{row_at(int(np.flatnonzero(~np.isfinite(y))[0]))}).")
         return y
 
     # -- what subclasses provide -----------------------------------------------------------
@@ -264,8 +264,8 @@ def _from_json(params: dict[str, Any], cls: type) -> dict[str, Any]:
 
 
 def _preview(values: np.ndarray, k: int = 5) -> str:
-    shown = ", ".join(repr(_label(v)) for v in values[:k])
-    return shown + (f", ... ({len(values)} in all)" if len(values) > k else "")
+    listed = ", ".join(shown(_label(v), 40) for v in values[:k])
+    return listed + (f", ... ({len(values)} in all)" if len(values) > k else "")
 
 
 def _same(a: Any, b: Any) -> bool:
