@@ -99,6 +99,9 @@ def add(sub) -> None:
            help="LRP: " + lrp.settings[1].help)
     number(p, "--gamma", cast=float, lo=0, hi=1e6, default=0.25,
            help="LRP: " + lrp.settings[2].help)
+    attention = next(s for s in lrp.settings if s.name == "attention")
+    p.add_argument("--attention", choices=attention.choices, default=attention.default,
+                   help="LRP: " + attention.help)
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     _bare(p)
     p.set_defaults(func=_vision_saliency)
@@ -308,7 +311,8 @@ def _settings(args, m, lm) -> dict:
     given = {k: getattr(args, k) for k in ("layer", "normalize", "eps", "centre", "fusion",
                                            "discard", "batch_size", "baseline", "steps",
                                            "window", "stride", "noise", "composite",
-                                           "epsilon", "gamma") if hasattr(args, k)}
+                                           "epsilon", "gamma", "attention")
+             if hasattr(args, k)}
     given["top_k"] = getattr(args, "top_k", 0) or None
     given["samples"] = getattr(args, "smooth", 0)
     given["low"], given["high"] = lm.preprocess.bounds()  # the pixels' range, normalized

@@ -157,6 +157,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Setting("epsilon", 1e-6, "the epsilon rule's stabilizer (dense layers)"),
             Setting("gamma", 0.25, "the gamma rule's weight on positive parameters"),
             Setting("stabilizer", 1e-6, "the other rules' stabilizer"),
+            Setting("attention", "ah", "transformers: 'ah' holds the attention weights "
+                    "constant (Ali et al. 2022); 'attnlrp' passes relevance through queries "
+                    "and keys too (AttnLRP)", choices=("ah", "attnlrp")),
             Setting("low", None, "z-box: each input channel's lowest value (default: this "
                     "batch's)"),
             Setting("high", None, "z-box: each input channel's highest value"),

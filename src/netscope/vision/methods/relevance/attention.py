@@ -1,6 +1,16 @@
-"""Relevance through attention and layer norm (Ali et al. 2022, conservative propagation):
-the attention weights and the layer norm's standard deviation are held constant, so both
-are linear maps of the values and the input, and relevance goes to the values only."""
+"""Relevance through attention and layer norm.
+
+``ah`` (Ali et al. 2022, conservative propagation): the attention weights and the layer
+norm's standard deviation are held constant, so both are linear maps of the values and the
+input, and relevance goes to the values only.
+
+``attnlrp`` (Achtibat et al. 2024) where it differs: the weighted sum A v is a bilinear
+product, so the uniform rule gives each factor half (epsilon rule on each, the other held
+fixed); the softmax passes its half on by its Taylor expansion at the logits with the bias
+absorbed, R_L = L (R_A - A sum R_A); the logits q k^T * scale are bilinear again, half to
+the queries and half to the keys. Relevance then reaches the input through the query and
+key projections too. (Layer norm and the elementwise activations are as in ``ah``: the
+identity on the normalization, the epsilon rule on the affine part.)"""
 
 from __future__ import annotations
 
@@ -47,7 +57,7 @@ class MHA(nn.Module):
     receive no relevance. Returns (output, None) as the module does without weights."""
 
     def __init__(self, mha: nn.MultiheadAttention, rule_in: Rule, rule_out: Rule,
-                 stabilizer: float) -> None:
+                 stabilizer: float, attention: str = "ah") -> None:
         super().__init__()
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
             raise NetscopeError("LRP through nn.MultiheadAttention needs one packed in_proj "
@@ -62,7 +72,7 @@ class MHA(nn.Module):
                        rule_in)
         self.out = Unit(Layer("out", F.linear, mha.out_proj.weight, mha.out_proj.bias,
                                dense_transpose), rule_out)
-        self.attend = Attention("attention", stabilizer, (None, False))
+        self.attend = Attention("attention", stabilizer, (None, False), attention)
 
     def forward(self, query, key=None, value=None, *args, **kwargs):
         x = query if self.mha.batch_first else query.transpose(0, 1)  # (N, T, C)
@@ -93,9 +103,9 @@ class Attention(nn.Module):
     pass (the AH rule of Ali et al. 2022, as AttnLRP keeps it for the value path): all
     relevance goes to the values, in proportion to each one's weighted contribution."""
 
-    def __init__(self, name: str, stabilizer: float, options) -> None:
+    def __init__(self, name: str, stabilizer: float, options, attention: str = "ah") -> None:
         super().__init__()
-        self.name, self.stabilizer = name, stabilizer
+        self.name, self.stabilizer, self.attention = name, stabilizer, attention
         self.scale, self.causal = options
 
     def forward(self, q, k, v):
@@ -113,15 +123,29 @@ class _AttentionStep(torch.autograd.Function):
             logits = logits.masked_fill(~keep, float("-inf"))
         weights = logits.softmax(-1)
         y = weights @ v
-        ctx.save_for_backward(weights, v, y)
-        ctx.stabilizer = unit.stabilizer
+        ctx.save_for_backward(q, k, v, logits, weights, y)
+        ctx.stabilizer, ctx.attention, ctx.scale = unit.stabilizer, unit.attention, scale
         return y
 
     @staticmethod
     def backward(ctx, R):
-        weights, v, y = ctx.saved_tensors
+        q, k, v, logits, weights, y = ctx.saved_tensors
         s = share(R, y, ctx.stabilizer)
         Rv = v * (weights.transpose(-2, -1) @ s)
-        return torch.zeros_like(v), torch.zeros_like(v), Rv, None
+        if ctx.attention == "ah":
+            return torch.zeros_like(q), torch.zeros_like(k), Rv, None
+        return (*attnlrp_logits(q, k, logits, weights, s, v, ctx.scale, ctx.stabilizer),
+                0.5 * Rv, None)
+
+
+def attnlrp_logits(q, k, logits, weights, s, v, scale: float, stabilizer: float):
+    """AttnLRP's relevance of the queries and keys (see the module docstring), from the
+    share ``s`` = R / y of the weighted sum's output."""
+    RA = 0.5 * weights * (s @ v.transpose(-2, -1))  # the uniform rule's half for A
+    finite = torch.isfinite(logits)  # masked positions: A = 0 there, nothing to pass on
+    L = torch.where(finite, logits, torch.zeros_like(logits))
+    RL = L * (RA - weights * RA.sum(-1, keepdim=True))  # the softmax's Taylor rule
+    sL = share(RL, L, stabilizer) * scale
+    return 0.5 * q * (sL @ k), 0.5 * k * (sL.transpose(-2, -1) @ q)
 
 

@@ -35,6 +35,7 @@ from netscope.vision.methods.relevance.rules import (
 )
 
 ROLES = ("conv", "dense", "pool", "sum", "activation", "batchnorm", "layernorm", "attention")
+ATTENTION = ("ah", "attnlrp")  # how relevance passes attention (``attention`` module)
 COMPOSITES = ("epsilon-plus", "epsilon-plus-flat", "epsilon-gamma-box",
               "epsilon-alpha2-beta1", "epsilon-alpha2-beta1-flat", "epsilon")
 
@@ -50,8 +51,12 @@ class Composite:
     low: object = None  # z-box bounds: the input's lowest and highest values
     high: object = None
     rules: dict[str, Rule] = field(default_factory=dict)
+    attention: str = "ah"  # "ah": the weights held constant; "attnlrp": AttnLRP's rules
 
     def __post_init__(self) -> None:
+        if self.attention not in ATTENTION:
+            raise NetscopeError(f"attention must be one of {', '.join(ATTENTION)} (how "
+                                f"relevance passes attention), got {self.attention!r}.")
         if self.name not in COMPOSITES:
             raise NetscopeError(f"unknown composite {self.name!r}; choose from "
                                 f"{', '.join(COMPOSITES)}.")

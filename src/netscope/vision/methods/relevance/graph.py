@@ -118,13 +118,20 @@ def relevance_graph(model: nn.Module, composite: Composite,
             unit: nn.Module = Sum(layer.name, getattr(rule, "epsilon", 0.0))
             args = node.args[:2]
         elif role == "attention":
-            unit, args = Attention(layer.name, getattr(rule, "epsilon", 0.0), op), node.args[:3]
+            unit = Attention(layer.name, getattr(rule, "epsilon", 0.0), op, composite.attention)
+            args = node.args[:3]
         elif role == "weighted":
+            if composite.attention != "ah":
+                raise NetscopeError(
+                    f"AttnLRP at {layer.name}: attention written out as matmul and softmax "
+                    f"is supported with attention='ah' only (the weights held constant); "
+                    f"F.scaled_dot_product_attention and nn.MultiheadAttention take both.")
             unit, args = Weighted(layer.name, getattr(rule, "epsilon", 0.0)), node.args[:2]
         elif role == "mha":
             unit = MHA(op, composite.choose("dense", f"{layer.name}.in_proj", False),
                         composite.choose("dense", f"{layer.name}.out_proj", False),
-                        getattr(composite.choose("attention", layer.name, False), "epsilon", 0.0))
+                        getattr(composite.choose("attention", layer.name, False), "epsilon", 0.0),
+                        composite.attention)
             args = node.args[:3]
             _check_mha_call(node, layer.name)
         else:

@@ -28,14 +28,16 @@ _GRAPHS: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary(
 
 def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         composite: str = "epsilon-plus", epsilon: float = 1e-6, gamma: float = 0.25,
-        stabilizer: float = 1e-6, low=None, high=None,
+        stabilizer: float = 1e-6, attention: str = "ah", low=None, high=None,
         rules: dict[str, Rule] | None = None, normalize: str = "max",
         through: dict[str, Sequence[int]] | None = None, units: str | None = None) -> Heatmaps:
     """LRP relevance of each image's target: ``attributions`` the signed relevance per input
     value (N, C, H, W), ``maps`` its sum over channels, positive part, scaled by
     ``normalize`` (what faithfulness metrics rank); ``composite`` picks the rules (see
     ``composites``), ``rules`` names a rule per layer; ``low``/``high`` are the input's
-    bounds for z-box (default: each channel's extremes in this batch).
+    bounds for z-box (default: each channel's extremes in this batch). ``attention``:
+    how relevance passes a transformer's attention, "ah" (the weights held constant, Ali
+    et al. 2022) or "attnlrp" (Achtibat et al. 2024: through the queries and keys too).
 
     Concept relevance (Achtibat et al. 2023): ``through={"layer": [k, ...]}`` lets only
     those channels of the layer pass relevance on, so the map shows where units k
@@ -45,7 +47,8 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     if composite == "epsilon-gamma-box" and (low is None or high is None):
         low = x.amin(dim=(0, 2, 3), keepdim=True)[0] if low is None else low
         high = x.amax(dim=(0, 2, 3), keepdim=True)[0] if high is None else high
-    spec = Composite(composite, epsilon, gamma, stabilizer, low, high, dict(rules or {}))
+    spec = Composite(composite, epsilon, gamma, stabilizer, low, high, dict(rules or {}),
+                     attention)
     watch = {name: tuple(int(c) for c in chans) for name, chans in (through or {}).items()}
     if units is not None and units not in watch:
         watch[units] = None

@@ -1,0 +1,129 @@
+"""AttnLRP's rules for attention (Achtibat et al. 2024), checked against their definitions
+computed by autograd on one attention step, end to end on small transformers, and their
+errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.methods.relevance.attention import Attention
+from netscope.vision.methods.relevance.propagate import lrp
+from tests.vision.tiny_transformers import TinyViT
+
+
+def test_one_attention_step_against_the_definitions():
+    """Uniform rule on A v (half to each factor, epsilon rule with the other fixed), the
+    softmax's first-order Taylor term at the logits (its Jacobian from autograd), and the
+    uniform rule again on q k^T * scale: each computed here from its definition."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 1, 4, 3, dtype=torch.float64) for _ in range(3))
+    unit = Attention("a", 0.0, (None, False), "attnlrp")
+    qi, ki, vi = (t.clone().requires_grad_(True) for t in (q, k, v))
+    y = unit(qi, ki, vi)
+    R = torch.rand_like(y)
+    Rq, Rk, Rv = torch.autograd.grad(y, (qi, ki, vi), R)
+
+    scale = 3 ** -0.5
+    L = q @ k.transpose(-2, -1) * scale
+    A = L.softmax(-1)
+    s = R / (A @ v)
+    assert torch.allclose(Rv, 0.5 * v * (A.transpose(-2, -1) @ s))
+    RA = 0.5 * A * (s @ v.transpose(-2, -1))
+    J = torch.autograd.functional.jacobian(lambda z: z.softmax(-1), L[0, 0])  # (4,4,4,4)
+    RL = torch.einsum("ti,titj->tj", RA[0, 0] / A[0, 0], J) * L[0, 0]  # sum_i L_j dA_i/dL_j R_i/A_i
+    assert torch.allclose(RL, L[0, 0] * (RA[0, 0] - A[0, 0] * RA[0, 0].sum(-1, keepdim=True)))
+    sL = RL / L[0, 0]
+    qg, kg = q.clone().requires_grad_(True), k.clone().requires_grad_(True)
+    gq, gk = torch.autograd.grad(((qg @ kg.transpose(-2, -1) * scale)[0, 0] * sL).sum(),
+                                 (qg, kg))
+    assert torch.allclose(Rq, 0.5 * q * gq) and torch.allclose(Rk, 0.5 * k * gk)
+    ah = Attention("a", 0.0, (None, False), "ah")
+    qi, ki, vi = (t.clone().requires_grad_(True) for t in (q, k, v))
+    Rq0, Rk0, Rv0 = torch.autograd.grad(ah(qi, ki, vi), (qi, ki, vi), R)
+    assert not Rq0.any() and not Rk0.any() and torch.allclose(Rv0, 2 * Rv)
+    assert torch.allclose(Rv0.sum(), R.sum())  # AH conserves: every bit to the values
+
+
+class WrittenOut(nn.Module):
+    """Attention written out with a constant scale: softmax(q k^T * scale) v."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        n, t, c = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        weights = (q @ k.transpose(-2, -1) * self.scale).softmax(-1)
+        return self.proj((weights @ v).transpose(1, 2).reshape(n, t, c))
+
+
+class OneBlock(nn.Module):
+    """tokens -> qkv -> attention -> mean over tokens -> head, no residual, no bias."""
+
+    def __init__(self, mha: bool, zero_qk: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.embed = nn.Conv2d(3, 8, 4, 4, bias=False)
+        self.mha = mha
+        if mha:
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True, bias=False)
+            weight = self.attn.in_proj_weight
+        else:
+            self.qkv = nn.Linear(8, 24, bias=False)
+            weight = self.qkv.weight
+        if zero_qk:
+            with torch.no_grad():
+                weight[:16] = 0
+        self.head = nn.Linear(8, 3, bias=False)
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)  # (N, 16, 8)
+        if self.mha:
+            y = self.attn(t, t, t, need_weights=False)[0]
+        else:
+            n, m, c = t.shape
+            q, k, v = self.qkv(t).view(n, m, 3, 2, 4).permute(2, 0, 3, 1, 4)
+            y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, m, c)
+        return self.head(y.mean(1))
+
+
+@pytest.mark.parametrize("mha", [False, True])
+def test_attnlrp_end_to_end(mha):
+    """With the query and key projections zero the logits vanish, so AttnLRP passes
+    exactly half of AH's relevance (the values' half, nothing through softmax); with real
+    projections the queries and keys add relevance AH never gives them."""
+    x = torch.randn(2, 3, 16, 16)
+    flat = OneBlock(mha, zero_qk=True).eval()
+    ah = lrp(flat, x, [0, 1], composite="epsilon", epsilon=1e-9)
+    attn = lrp(flat, x, [0, 1], composite="epsilon", epsilon=1e-9, attention="attnlrp")
+    torch.testing.assert_close(attn.attributions, 0.5 * ah.attributions, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(ah.extras["relevance"], ah.extras["score"], rtol=1e-4, atol=1e-6)
+    real = OneBlock(mha).eval()
+    ah, attn = (lrp(real, x, [0, 1], composite="epsilon", epsilon=1e-9, attention=a)
+                for a in ("ah", "attnlrp"))
+    assert torch.isfinite(attn.attributions).all()
+    assert not torch.allclose(attn.attributions, 0.5 * ah.attributions, atol=1e-6)
+
+
+def test_attnlrp_on_a_vit_and_its_errors():
+    torch.manual_seed(0)
+    vit = TinyViT().eval()
+    heat = lrp(vit, torch.randn(1, 3, 32, 32), attention="attnlrp")
+    assert torch.isfinite(heat.attributions).all() and heat.maps.amax() > 0
+    with pytest.raises(NetscopeError, match="attention must be one of ah, attnlrp"):
+        lrp(vit, torch.randn(1, 3, 32, 32), attention="lxt")
+    for block in vit.blocks:
+        eager = WrittenOut(16, block.attn.heads)
+        eager.load_state_dict(block.attn.state_dict())
+        block.attn = eager
+    lrp(vit, torch.randn(1, 3, 32, 32))  # written-out attention: AH works
+    with pytest.raises(NetscopeError, match="written out as matmul and softmax is supported "
+                                            "with attention='ah' only"):
+        lrp(vit, torch.randn(1, 3, 32, 32), attention="attnlrp")
