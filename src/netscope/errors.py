@@ -15,8 +15,11 @@ def first_line(exc: BaseException) -> str:
 def shown(value: object, limit: int = 60) -> str:
     """A user's value as a message quotes it: its repr, cut to ``limit`` characters with
     its full length said (a 1,000,000-character task name must not become a 1 MB error)."""
-    text = repr(value) if isinstance(value, str) else repr(value) if not hasattr(
-        value, "item") else repr(value.item())
+    if isinstance(value, str):
+        value = str(value)  # NumPy's str_ too, quoted as plain text
+    elif hasattr(value, "item"):
+        value = value.item()  # a NumPy scalar: quoted as the number it holds
+    text = repr(value)
     if len(text) <= limit:
         return text
     length = len(value) if isinstance(value, str) else len(text)
