@@ -262,3 +262,21 @@ def test_a_merge_in_the_other_format_leaves_no_stale_table(tree, tmp_path):
     assert (out / "results.parquet").is_file()
     store_mod.merge(out, "csv")
     assert (out / "results.csv").is_file() and not (out / "results.parquet").exists()
+
+
+def test_lrp_runs_keep_and_show_signed_relevance(tree, tmp_path):
+    """An LRP run stores each image's signed relevance in [-1, 1] (evidence against the
+    class is kept) and its gallery draws it on the diverging scale; the metrics still rank
+    the positive map."""
+    out = tmp_path / "lrp"
+    assert main(["vision", "explain", str(tree), "--model", MODEL, "--out", str(out),
+                 "--workers", "0", "--quiet", "--method", "lrp", "--metrics", "deletion"]) == 0
+    table = pd.read_csv(out / "results.csv") if not _has_pyarrow() else \
+        pd.read_parquet(out / "results.parquet")
+    ok = table[table["status"] == "ok"]
+    _, maps = load_maps(out, ok["shard"].iloc[0])
+    assert maps.min() < 0 < maps.max() and np.abs(maps).max() <= 1.0 + 1e-3
+    assert np.allclose(np.abs(maps).reshape(len(maps), -1).max(1), 1.0, atol=1e-3)
+    page = (out / "index.html").read_text()
+    assert "signed relevance: red for the class, blue against it" in page
+    assert ok["deletion_auc"].between(0, 1).all()

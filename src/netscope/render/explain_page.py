@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from netscope.render.heatmap import overlay
+from netscope.render.heatmap import overlay, relevance_image
 from netscope.render.vision_report import _figure, page, png_bytes
 
 
@@ -32,11 +32,17 @@ def explain_page(table: pd.DataFrame, pictures: Sequence[tuple[str, np.ndarray, 
     classes = "".join(f"<tr><td>{html.escape(str(c))}</td><td>{k}</td></tr>"
                       for c, k in top.items())
     figs = ""
+    signed = settings.get("method") == "lrp"
+    if signed:
+        facts += ("<p>LRP maps show signed relevance: red for the class, blue against it, "
+                  "white for none.</p>")
     probs = dict(zip(ok["file"], ok["probability"], strict=True))
     names = dict(zip(ok["file"], ok["class_name"], strict=True))
     for file, rgb, heat in pictures:
         caption = f"{file}: {names.get(file, '')} ({probs.get(file, float('nan')):.0%})"
-        figs += _figure(png_bytes(overlay(rgb, heat)), caption)
+        picture = np.clip(0.45 * rgb + 0.55 * relevance_image(heat), 0, 1) if signed \
+            else overlay(rgb, heat)
+        figs += _figure(png_bytes(picture), caption)
     unreadable = "".join(f"<li>{html.escape(f)}: {html.escape(e)}</li>"
                          for f, e in zip(bad["file"][:50], bad["error"][:50], strict=True))
     more = f"<p>... and {len(bad) - 50} more (see the table).</p>" if len(bad) > 50 else ""

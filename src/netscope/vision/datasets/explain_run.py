@@ -165,7 +165,7 @@ def _run(lm, root, files, labels, todo, store, settings, say, start) -> tuple[in
                          "batch_size": settings.batch_size})
 
     def explain(model, x, t):
-        return chosen(model, x, t, **kwargs).maps
+        return chosen(model, x, t, **kwargs)
 
     data = ImageFiles(root, files, lm.preprocess)
     rows: list[dict] = []
@@ -224,7 +224,7 @@ def _batch(lm, names, x, errors, explain, settings,
     probs = class_scores(logits.float(), t, "prob")
     top = soft.max(1)
     heat = explain(lm.model, xs, t)
-    scores = _metrics(lm, xs, heat, t, settings)
+    scores = _metrics(lm, xs, heat.maps, t, settings)
     good = [n for n, g in zip(names, ok, strict=True) if g]
     for j, n in enumerate(good):
         k, p = int(t.labels[j]), int(top.indices[j])
@@ -236,7 +236,18 @@ def _batch(lm, names, x, errors, explain, settings,
         if wanted is not None:
             row["correct"] = p == k
         rows.append(row)
-    return rows, list(host(heat))
+    return rows, list(host(stored_maps(heat)))
+
+
+def stored_maps(heat) -> torch.Tensor:
+    """What a shard keeps per image: the map in [0, 1], or for LRP the signed relevance per
+    pixel scaled by its largest magnitude into [-1, 1] (evidence against the class is half
+    of what the method shows; the metrics use the positive map)."""
+    if heat.method != "lrp" or heat.attributions is None:
+        return heat.maps
+    signed = heat.attributions.sum(1)
+    top = signed.abs().flatten(1).amax(1).clamp(min=1e-30).view(-1, 1, 1)
+    return signed / top
 
 
 def _metrics(lm, x, maps, t, settings) -> dict[str, torch.Tensor]:

@@ -31,7 +31,8 @@ def pick_rows(table: pd.DataFrame, n: int = 24) -> pd.DataFrame:
 def gallery(lm: LoadedModel, folder: str | Path, out: str | Path
             ) -> tuple[pd.DataFrame, list[tuple[str, np.ndarray, np.ndarray]], dict]:
     """The run's table (sorted by file), (file, RGB crop the model saw, map in [0, 1] at
-    that size) for the rows ``pick_rows`` chooses, and the run's settings."""
+    that size; LRP's signed relevance in [-1, 1]) for the rows ``pick_rows`` chooses, and
+    the run's settings."""
     table = read_parts(out).sort_values("file", kind="stable")
     settings = json.loads((Path(out) / RUN_FILE).read_text())
     pictures, shards = [], {}
@@ -40,7 +41,8 @@ def gallery(lm: LoadedModel, folder: str | Path, out: str | Path
         if row["shard"] not in shards:
             shards[row["shard"]] = load_maps(out, row["shard"])[1]
         small = torch.from_numpy(shards[row["shard"]][int(row["map_index"])].astype(np.float32))
-        heat = host(upsample(small[None], size)[0])
+        signed = settings.get("method") == "lrp"  # stored in [-1, 1]: keep its sign
+        heat = host(upsample(small[None], size, "none" if signed else "max")[0])
         rgb = lm.preprocess.image(load_image(Path(folder) / row["file"]))
         pictures.append((row["file"], rgb, heat))
     return table, pictures, settings
