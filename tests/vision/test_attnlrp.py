@@ -112,18 +112,25 @@ def test_attnlrp_end_to_end(mha):
     assert not torch.allclose(attn.attributions, 0.5 * ah.attributions, atol=1e-6)
 
 
-def test_attnlrp_on_a_vit_and_its_errors():
+def test_attnlrp_on_a_vit_written_out_or_fused_and_its_errors():
+    """The same ViT with attention through F.scaled_dot_product_attention and written out
+    (matmul, softmax, constant scale) gets the same AttnLRP map: the softmax and both
+    bilinear products get the rules the fused step applies."""
     torch.manual_seed(0)
-    vit = TinyViT().eval()
-    heat = lrp(vit, torch.randn(1, 3, 32, 32), attention="attnlrp")
+    fused = TinyViT().eval()
+    x = torch.randn(2, 3, 32, 32)
+    heat = lrp(fused, x, attention="attnlrp")
     assert torch.isfinite(heat.attributions).all() and heat.maps.amax() > 0
     with pytest.raises(NetscopeError, match="attention must be one of ah, attnlrp"):
-        lrp(vit, torch.randn(1, 3, 32, 32), attention="lxt")
-    for block in vit.blocks:
+        lrp(fused, x, attention="lxt")
+    torch.manual_seed(0)
+    written = TinyViT().eval()
+    for block in written.blocks:
         eager = WrittenOut(16, block.attn.heads)
         eager.load_state_dict(block.attn.state_dict())
         block.attn = eager
-    lrp(vit, torch.randn(1, 3, 32, 32))  # written-out attention: AH works
-    with pytest.raises(NetscopeError, match="written out as matmul and softmax is supported "
-                                            "with attention='ah' only"):
-        lrp(vit, torch.randn(1, 3, 32, 32), attention="attnlrp")
+    torch.testing.assert_close(written(x), fused(x), rtol=0, atol=1e-5)
+    for attention in ("ah", "attnlrp"):
+        a = lrp(fused, x, attention=attention).attributions
+        b = lrp(written, x, attention=attention).attributions
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6 * float(a.abs().max()))

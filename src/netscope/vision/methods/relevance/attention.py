@@ -145,7 +145,63 @@ def attnlrp_logits(q, k, logits, weights, s, v, scale: float, stabilizer: float)
     finite = torch.isfinite(logits)  # masked positions: A = 0 there, nothing to pass on
     L = torch.where(finite, logits, torch.zeros_like(logits))
     RL = L * (RA - weights * RA.sum(-1, keepdim=True))  # the softmax's Taylor rule
-    sL = share(RL, L, stabilizer) * scale
-    return 0.5 * q * (sL @ k), 0.5 * k * (sL.transpose(-2, -1) @ q)
+    # (the same rule as SoftmaxTaylor, for written-out attention)
+    # the scale passes relevance unchanged; the uniform rule acts on the product q k^T
+    # itself (stabilized there), exactly as for attention written out step by step
+    sM = share(RL, L / scale, stabilizer)
+    return 0.5 * q * (sM @ k), 0.5 * k * (sM.transpose(-2, -1) @ q)
 
 
+
+
+class Bilinear(nn.Module):
+    """a @ b where both factors carry relevance (AttnLRP's uniform rule): each gets half,
+    by the epsilon rule with the other factor held fixed."""
+
+    def __init__(self, name: str, stabilizer: float) -> None:
+        super().__init__()
+        self.name, self.stabilizer = name, stabilizer
+
+    def forward(self, a, b):
+        return _BilinearStep.apply(a, b, self.stabilizer)
+
+
+class _BilinearStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b, stabilizer: float):
+        y = a @ b
+        ctx.save_for_backward(a, b, y)
+        ctx.stabilizer = stabilizer
+        return y
+
+    @staticmethod
+    def backward(ctx, R):
+        a, b, y = ctx.saved_tensors
+        s = share(R, y, ctx.stabilizer)
+        return 0.5 * a * (s @ b.transpose(-2, -1)), 0.5 * b * (a.transpose(-2, -1) @ s), None
+
+
+class SoftmaxTaylor(nn.Module):
+    """softmax over the last axis with AttnLRP's rule: R_x = x (R - s sum R), the first-
+    order Taylor term at x with the bias absorbed (masked -inf logits pass nothing)."""
+
+    def __init__(self, name: str, stabilizer: float) -> None:
+        super().__init__()
+        self.name = name
+
+    def forward(self, x):
+        return _SoftmaxStep.apply(x)
+
+
+class _SoftmaxStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = x.softmax(-1)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, R):
+        x, y = ctx.saved_tensors
+        x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+        return x * (R - y * R.sum(-1, keepdim=True))

@@ -20,7 +20,14 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.fastpath import traced_copy
-from netscope.vision.methods.relevance.attention import MHA, Attention, Weighted, layer_norm
+from netscope.vision.methods.relevance.attention import (
+    MHA,
+    Attention,
+    Bilinear,
+    SoftmaxTaylor,
+    Weighted,
+    layer_norm,
+)
 from netscope.vision.methods.relevance.composites import Composite
 from netscope.vision.methods.relevance.rules import Layer
 from netscope.vision.methods.relevance.units import (
@@ -45,6 +52,7 @@ SUMS = {operator.add, operator.iadd, torch.add}
 SCALINGS = {operator.mul, operator.truediv, torch.mul, torch.div}
 SOFTMAXES = {F.softmax, torch.softmax}
 MATMULS = {torch.matmul, operator.matmul, torch.bmm}
+ATTENTION_STEPS = ("weighted", "bilinear", "softmax")
 PLAIN_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d, nn.Flatten,
                  nn.Unflatten, nn.Dropout, nn.Dropout2d, nn.Identity, nn.ZeroPad2d,
                  nn.ConstantPad2d)
@@ -100,8 +108,9 @@ def relevance_graph(model: nn.Module, composite: Composite,
     for node in list(gm.graph.nodes):
         if node not in carries:
             continue
+        forced = _attnlrp_role(node, carries) if composite.attention == "attnlrp" else None
         try:
-            role, layer, op = _classify(gm, node, carries)
+            role, layer, op = forced or _classify(gm, node, carries)
         except NetscopeError:
             own = composite.own_rule(node_name(node))
             if own is None:
@@ -112,8 +121,9 @@ def relevance_graph(model: nn.Module, composite: Composite,
         if role in ("conv", "dense"):
             rule = composite.choose(role, layer.name, first)
             first = False
-        else:
-            rule = composite.choose(role, layer.name, False)
+        else:  # the steps of written-out attention take the attention's rule
+            rule = composite.choose("attention" if role in ATTENTION_STEPS else role,
+                                    layer.name, False)
         if role == "sum":
             unit: nn.Module = Sum(layer.name, getattr(rule, "epsilon", 0.0))
             args = node.args[:2]
@@ -121,12 +131,11 @@ def relevance_graph(model: nn.Module, composite: Composite,
             unit = Attention(layer.name, getattr(rule, "epsilon", 0.0), op, composite.attention)
             args = node.args[:3]
         elif role == "weighted":
-            if composite.attention != "ah":
-                raise NetscopeError(
-                    f"AttnLRP at {layer.name}: attention written out as matmul and softmax "
-                    f"is supported with attention='ah' only (the weights held constant); "
-                    f"F.scaled_dot_product_attention and nn.MultiheadAttention take both.")
             unit, args = Weighted(layer.name, getattr(rule, "epsilon", 0.0)), node.args[:2]
+        elif role == "bilinear":
+            unit, args = Bilinear(layer.name, getattr(rule, "epsilon", 0.0)), node.args[:2]
+        elif role == "softmax":
+            unit, args = SoftmaxTaylor(layer.name, 0.0), node.args[:1]
         elif role == "mha":
             unit = MHA(op, composite.choose("dense", f"{layer.name}.in_proj", False),
                         composite.choose("dense", f"{layer.name}.out_proj", False),
@@ -307,6 +316,27 @@ def _scaling(gm: fx.GraphModule, node: fx.Node, carries: set[fx.Node]) -> Callab
     fn, left = node.target, a in carries
     other = _attr(gm, b if left else a)
     return (lambda x: fn(x, other)) if left else (lambda x: fn(other, x))
+
+
+def _attnlrp_role(node: fx.Node, carries: set[fx.Node]):
+    """Written-out attention under AttnLRP: a product of two tensors that both carry
+    relevance is bilinear (weights @ values, q @ k^T: the uniform rule), a softmax gets its
+    Taylor rule; None for every other node (classified as usual)."""
+    name = node_name(node)
+    if node.target in SOFTMAXES or (node.op == "call_method" and node.target == "softmax"):
+        dims = [a for a in (*node.args[1:2], node.kwargs.get("dim")) if a is not None]
+        if dims and dims[0] != -1 and not _last_axis(node, dims[0]):
+            raise NetscopeError(f"AttnLRP at {name}: a softmax over axis {dims[0]} is not "
+                                f"attention over the last axis; use attention='ah'.")
+        return "softmax", Layer(name, _ignore_params), None
+    if node.target in MATMULS and all(a in carries for a in node.args[:2]):
+        return "bilinear", Layer(name, _ignore_params), None
+    return None
+
+
+def _last_axis(node: fx.Node, dim: int) -> bool:
+    shape = getattr(node.meta.get("tensor_meta"), "shape", None)
+    return shape is not None and dim == len(shape) - 1
 
 
 def _from_softmax(node) -> bool:
