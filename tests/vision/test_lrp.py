@@ -174,7 +174,7 @@ def test_bad_input_is_refused_clearly():
             x = x.mean((2, 3))
             return self.fc(x) if x.sum() > 0 else -self.fc(x)
 
-    with pytest.raises(NetscopeError, match="LRP needs a model torch.fx can trace"):
+    with pytest.raises(NetscopeError, match="LRP needs a model torch.fx or torch.export can "):
         lrp(Branchy().double(), x)
 
 

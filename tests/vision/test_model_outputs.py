@@ -124,3 +124,26 @@ def test_huggingface_vit(impl):
     if impl == "eager":
         shown = _hf_vit("eager", output_attentions=True)
         torch.testing.assert_close(attention_rollout(shown, x).maps, roll.maps)
+
+
+def test_lrp_on_a_huggingface_vit():
+    """LRP of a ViTForImageClassification as it comes (torch.fx cannot trace it; the graph
+    comes from torch.export): eager and SDPA attention give the same relevance, with the
+    weights held constant and with AttnLRP's rules; layers keep the model's own names."""
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    maps = {}
+    for impl in ("eager", "sdpa"):
+        model = _hf_vit(impl)
+        for attention in ("ah", "attnlrp"):
+            heat = A.explain("lrp", model, x, attention=attention)
+            assert heat.maps.shape == (3, 32, 32) and torch.isfinite(heat.attributions).all()
+            assert heat.classes.tolist() == model(pixel_values=x).logits.argmax(1).tolist()
+            maps[impl, attention] = heat.attributions
+    for attention in ("ah", "attnlrp"):
+        a, b = maps["sdpa", attention], maps["eager", attention]
+        assert float((a - b).abs().max() / a.abs().max()) < 1e-5
+    assert not torch.allclose(maps["sdpa", "ah"], maps["sdpa", "attnlrp"])
+    model = _hf_vit("sdpa")
+    layer = next(n for n, _ in model.named_modules() if n.endswith("layers.0.mlp.fc2"))
+    heat = A.explain("lrp", model, x, units=layer)
+    assert heat.extras["units"].shape[0] == 3

@@ -89,10 +89,15 @@ class MHA(nn.Module):
 def layer_norm(mod: nn.LayerNorm) -> Callable:
     """LayerNorm with its standard deviation taken as a constant (Ali et al. 2022): a linear
     map of x, so the epsilon rule hands relevance through it conservatively."""
-    dims = tuple(range(-len(mod.normalized_shape), 0))
+    return layer_norm_over(tuple(mod.normalized_shape), mod.eps)
+
+
+def layer_norm_over(shape: tuple[int, ...], eps: float) -> Callable:
+    """The same for F.layer_norm over the last ``len(shape)`` axes."""
+    dims = tuple(range(-len(shape), 0))
 
     def fn(x, w, b):
-        sd = (x.detach().var(dims, unbiased=False, keepdim=True) + mod.eps).sqrt()
+        sd = (x.detach().var(dims, unbiased=False, keepdim=True) + eps).sqrt()
         y = (x - x.mean(dims, keepdim=True)) / sd
         return y if w is None else y * w + (0 if b is None else b)
     return fn
@@ -108,19 +113,22 @@ class Attention(nn.Module):
         self.name, self.stabilizer, self.attention = name, stabilizer, attention
         self.scale, self.causal = options
 
-    def forward(self, q, k, v):
-        return _AttentionStep.apply(q, k, v, self)
+    def forward(self, q, k, v, mask=None):
+        return _AttentionStep.apply(q, k, v, self, mask)
 
 
 class _AttentionStep(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, unit: Attention):
+    def forward(ctx, q, k, v, unit: Attention, mask=None):
         scale = unit.scale if unit.scale is not None else q.shape[-1] ** -0.5
         logits = q @ k.transpose(-2, -1) * scale
         if unit.causal:
             t, s = logits.shape[-2:]
             keep = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()
             logits = logits.masked_fill(~keep, float("-inf"))
+        if mask is not None:  # a constant mask (Hugging Face passes an all-True one)
+            logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool \
+                else logits + mask
         weights = logits.softmax(-1)
         y = weights @ v
         ctx.save_for_backward(q, k, v, logits, weights, y)
@@ -133,9 +141,9 @@ class _AttentionStep(torch.autograd.Function):
         s = share(R, y, ctx.stabilizer)
         Rv = v * (weights.transpose(-2, -1) @ s)
         if ctx.attention == "ah":
-            return torch.zeros_like(q), torch.zeros_like(k), Rv, None
+            return torch.zeros_like(q), torch.zeros_like(k), Rv, None, None
         return (*attnlrp_logits(q, k, logits, weights, s, v, ctx.scale, ctx.stabilizer),
-                0.5 * Rv, None)
+                0.5 * Rv, None, None)
 
 
 def attnlrp_logits(q, k, logits, weights, s, v, scale: float, stabilizer: float):

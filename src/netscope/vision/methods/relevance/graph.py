@@ -27,8 +27,10 @@ from netscope.vision.methods.relevance.attention import (
     SoftmaxTaylor,
     Weighted,
     layer_norm,
+    layer_norm_over,
 )
 from netscope.vision.methods.relevance.composites import Composite
+from netscope.vision.methods.relevance.exported import PLAIN_OPS, exported_copy
 from netscope.vision.methods.relevance.rules import Layer
 from netscope.vision.methods.relevance.units import (
     Probe,
@@ -58,7 +60,8 @@ PLAIN_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d,
                  nn.ConstantPad2d)
 PLAIN_FUNCTIONS = {torch.flatten, torch.reshape, torch.cat, torch.concat, operator.getitem,
                    getattr, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze,
-                   F.max_pool2d, F.max_pool1d, F.dropout, F.pad, torch.chunk, torch.split}
+                   F.max_pool2d, F.max_pool1d, F.dropout, F.pad, torch.chunk, torch.split,
+                   torch.select, *PLAIN_OPS}
 PLAIN_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "size",
                  "squeeze", "unsqueeze", "dim", "chunk", "split"}
 CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -99,10 +102,12 @@ def relevance_graph(model: nn.Module, composite: Composite,
     """A copy of ``model`` whose backward pass propagates relevance (see the docstring);
     ``example`` (one input) tells which nodes carry tensors that depend on the input."""
     gm = traced_copy(model)
+    if gm is None:  # Hugging Face models and others fx cannot trace: torch.export
+        gm = exported_copy(model, example)
     if gm is None:
-        raise NetscopeError("LRP needs a model torch.fx can trace (no data-dependent control "
-                            "flow in forward); this one cannot be traced. Use Grad-CAM or "
-                            "Integrated Gradients, which work on any model.")
+        raise NetscopeError("LRP needs a model torch.fx or torch.export can capture (no "
+                            "data-dependent control flow in forward); this one cannot be. "
+                            "Use Grad-CAM or Integrated Gradients, which work on any model.")
     carries = _relevance_nodes(gm, example)
     first = True
     for node in list(gm.graph.nodes):
@@ -128,8 +133,10 @@ def relevance_graph(model: nn.Module, composite: Composite,
             unit: nn.Module = Sum(layer.name, getattr(rule, "epsilon", 0.0))
             args = node.args[:2]
         elif role == "attention":
-            unit = Attention(layer.name, getattr(rule, "epsilon", 0.0), op, composite.attention)
-            args = node.args[:3]
+            scale, causal, mask = op
+            unit = Attention(layer.name, getattr(rule, "epsilon", 0.0), (scale, causal),
+                             composite.attention)
+            args = (*node.args[:3], mask)
         elif role == "weighted":
             unit, args = Weighted(layer.name, getattr(rule, "epsilon", 0.0)), node.args[:2]
         elif role == "bilinear":
@@ -278,13 +285,25 @@ def _classify_function(gm: fx.GraphModule, node: fx.Node, name: str,
     if fn is F.linear:
         x, w, b = _filled(node, 3)
         return "dense", Layer(name, F.linear, _attr(gm, w), _attr(gm, b), dense_transpose), None
+    if fn is F.layer_norm:
+        given = {**dict(zip(("input", "normalized_shape", "weight", "bias", "eps"),
+                            node.args, strict=False)), **node.kwargs}
+        shape, w, b, eps = (given.get(k) for k in ("normalized_shape", "weight", "bias",
+                                                     "eps"))
+        return "layernorm", Layer(name, layer_norm_over(tuple(shape), 1e-5 if eps is None
+                                                         else eps),
+                                  _attr(gm, w), _attr(gm, b)), None
     if fn is F.scaled_dot_product_attention:
-        kw = dict(node.kwargs)
-        if len(node.args) > 3 or kw.get("attn_mask") is not None or kw.get("enable_gqa"):
-            raise NetscopeError(f"LRP through attention at {name}: masks and grouped queries "
-                                f"are not supported yet.")
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale",
+                 "enable_gqa")
+        kw = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        mask = kw.get("attn_mask")
+        if kw.get("enable_gqa") or (mask is not None and mask in carries) or \
+                kw.get("dropout_p", 0.0) not in (0, 0.0):
+            raise NetscopeError(f"LRP through attention at {name}: grouped queries, dropout "
+                                f"and masks computed from the input are not supported yet.")
         return "attention", Layer(name, _ignore_params), \
-            (kw.get("scale"), bool(kw.get("is_causal", False)))
+            (kw.get("scale"), bool(kw.get("is_causal", False)), mask)
     if fn in ACTIVATION_FUNCTIONS:
         rest, kw = node.args[1:], {k: v for k, v in node.kwargs.items() if k != "inplace"}
         return "activation", Layer(name, _ignore_params), \
@@ -321,7 +340,8 @@ def _scaling(gm: fx.GraphModule, node: fx.Node, carries: set[fx.Node]) -> Callab
 def _attnlrp_role(node: fx.Node, carries: set[fx.Node]):
     """Written-out attention under AttnLRP: a product of two tensors that both carry
     relevance is bilinear (weights @ values, q @ k^T: the uniform rule), a softmax gets its
-    Taylor rule; None for every other node (classified as usual)."""
+    Taylor rule, a mask added to the logits passes relevance on whole (as the fused step
+    applies it); None for every other node (classified as usual)."""
     name = node_name(node)
     if node.target in SOFTMAXES or (node.op == "call_method" and node.target == "softmax"):
         dims = [a for a in (*node.args[1:2], node.kwargs.get("dim")) if a is not None]
@@ -331,6 +351,9 @@ def _attnlrp_role(node: fx.Node, carries: set[fx.Node]):
         return "softmax", Layer(name, _ignore_params), None
     if node.target in MATMULS and all(a in carries for a in node.args[:2]):
         return "bilinear", Layer(name, _ignore_params), None
+    if node.target in SUMS and sum(a in carries for a in node.args[:2]) == 1 and \
+            _feeds_softmax(node):  # an additive mask on the logits: all relevance stays
+        return None, None, None
     return None
 
 
@@ -340,12 +363,14 @@ def _last_axis(node: fx.Node, dim: int) -> bool:
 
 
 def _from_softmax(node) -> bool:
-    """Whether a node is attention weights: a softmax, possibly through dropout."""
+    """Whether a node is attention weights: a softmax, possibly through dropout, a dtype
+    cast or a copy (Hugging Face's eager attention casts after its softmax)."""
     while isinstance(node, fx.Node):
         if node.target in SOFTMAXES or (node.op == "call_method" and node.target == "softmax"):
             return True
-        if node.target is F.dropout or (node.op == "call_module" and
-                                        "dropout" in str(node.target).lower()):
+        if node.target is F.dropout or node.target in PLAIN_OPS or \
+                (node.op == "call_method" and node.target in ("to", "contiguous")) or \
+                (node.op == "call_module" and "dropout" in str(node.target).lower()):
             node = node.args[0]
             continue
         return False
