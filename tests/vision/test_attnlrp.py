@@ -134,3 +134,35 @@ def test_attnlrp_on_a_vit_written_out_or_fused_and_its_errors():
         a = lrp(fused, x, attention=attention).attributions
         b = lrp(written, x, attention=attention).attributions
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6 * float(a.abs().max()))
+
+
+class Masked(nn.Module):
+    """Self-attention over patch tokens with a mask computed from the image: a boolean one
+    (a constant to relevance) or an additive one (which would carry relevance)."""
+
+    def __init__(self, additive: bool) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.embed = nn.Conv2d(3, 8, 4, 4)
+        self.head = nn.Linear(8, 2)
+        self.additive = additive
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)[:, None]  # (N, 1, 16, 8)
+        keys = t[..., :1].transpose(-2, -1)  # (N, 1, 1, 16): one value per key
+        mask = keys * 0.5 if self.additive else \
+            (keys > 0) | torch.eye(16, dtype=torch.bool)  # every query keeps itself
+        y = F.scaled_dot_product_attention(t, t, t, attn_mask=mask)
+        return self.head(y[:, 0].mean(1))
+
+
+def test_attention_masks_from_the_input():
+    """A boolean mask computed from the image is a constant to relevance (the map is the
+    same as with that mask fixed); an additive one would carry relevance and is refused by
+    name, not propagated wrongly."""
+    x = torch.randn(1, 3, 16, 16)
+    heat = lrp(Masked(False).eval(), x)
+    assert torch.isfinite(heat.attributions).all() and heat.maps.amax() > 0
+    with pytest.raises(NetscopeError, match="masks computed from the input are not "
+                                            "supported"):
+        lrp(Masked(True).eval(), x)

@@ -196,3 +196,17 @@ def test_constant_maps_are_uninformative_and_never_ranked():
                   replace(FAST, layer=None))
     assert ev.best() is None and all(r["rank"] is None for r in ev.table())
     assert "most faithful here: none (every method's maps are constant)" in text_report(ev)
+
+
+def test_lrp_keeps_its_sign_in_the_evaluation_pictures():
+    """The ranking uses LRP's positive map; the pictures draw its signed relevance."""
+    lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
+    ev = evaluate(lm, tiny_images(), ["lrp", "gradcam"], FAST)
+    lrp_result = next(r for r in ev.results if r.method == "lrp")
+    cam = next(r for r in ev.results if r.method == "gradcam")
+    assert lrp_result.signed is not None and cam.signed is None
+    assert float(lrp_result.signed.min()) < 0 <= float(lrp_result.maps.min())
+    assert float(lrp_result.signed.abs().amax()) == pytest.approx(1.0)
+    from netscope.render.evaluation import maps_png
+
+    assert maps_png(ev, 0)[:4] == b"\x89PNG"

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from netscope.files.atomic import write_bytes, write_text
-from netscope.render.heatmap import overlay
+from netscope.render.heatmap import overlay, relevance_image
 from netscope.render.png import figure_png, img_tag, subplots
 from netscope.render.table import csv_text, markdown_table
 from netscope.render.vision_report import slug
@@ -169,10 +169,13 @@ def maps_png(ev: Evaluation, i: int) -> bytes:
     axes.flat[0].imshow(image)
     axes.flat[0].set_title(f"{ev.labels[i]}\n{ev.probabilities[i]:.0%}", fontsize=8)
     for ax, res in zip(axes.flat[1:], ev.results, strict=False):
-        up = F.interpolate(res.maps[i][None, None].float(), size=image.shape[:2],
-                           mode="bilinear", align_corners=False)[0, 0].clamp(0, 1)
-        ax.imshow(overlay(image, host(up)))
-        ax.set_title(res.method, fontsize=8)
+        shown = res.maps if res.signed is None else res.signed
+        up = F.interpolate(shown[i][None, None].float(), size=image.shape[:2],
+                           mode="bilinear", align_corners=False)[0, 0]
+        ax.imshow(overlay(image, host(up.clamp(0, 1))) if res.signed is None else
+                  np.clip(0.45 * image + 0.55 * relevance_image(host(up)), 0, 1))
+        ax.set_title(res.method + (" (signed)" if res.signed is not None else ""),
+                     fontsize=8)
     fig.tight_layout()
     return figure_png(fig, dpi=100)
 

@@ -69,10 +69,9 @@ def _labels(heat) -> list[str]:
 
 
 def _signed(heat) -> np.ndarray | None:
-    """Per-pixel signed relevance (N, H, W) for the relevance methods, else None."""
-    if heat.attributions is None or not heat.method.startswith("lrp"):
-        return None
-    return heat.attributions.detach().float().sum(1).cpu().numpy()
+    """Per-pixel signed relevance (N, H, W) in [-1, 1] for the relevance methods, else None."""
+    signed = heat.signed()
+    return None if signed is None else signed.detach().float().cpu().numpy()
 
 
 def heatmaps_png(heat) -> bytes:

@@ -100,6 +100,7 @@ class MethodResult:
     confidence: ConfidenceChange | None
     sanity: SanityCheck | None
     constant: int = 0  # images whose map is the same value everywhere
+    signed: torch.Tensor | None = None  # LRP: signed relevance in [-1, 1], for the pictures
 
     @property
     def uninformative(self) -> bool:
@@ -234,8 +235,10 @@ def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
                   s: EvalSettings, say: Callable[[str], None],
                   scored: dict[str, tuple]) -> MethodResult:
     explain = explainer(name, s)
+    m = METHODS[name]
     began = time.perf_counter()
-    maps = normalize_maps(F.relu(explain(lm.model, x, t)))
+    heat = m(lm.model, x, t, **method_settings(m, s))
+    maps = normalize_maps(F.relu(heat.maps))
     seconds = (time.perf_counter() - began) / x.shape[0]
     key = next((k for k, (m, _) in scored.items()
                 if m.shape == maps.shape and torch.allclose(m, maps, rtol=0, atol=SAME)), name)
@@ -260,4 +263,5 @@ def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
     constant = int(((flat.amax(1) - flat.amin(1)) <= CONSTANT).sum())
     if constant:
         say(f"{name}: {constant} of {maps.shape[0]} maps are constant (nothing to show)")
-    return MethodResult(name, maps, seconds, dele, ins, rd, conf, sanity, constant)
+    return MethodResult(name, maps, seconds, dele, ins, rd, conf, sanity, constant,
+                        heat.signed())

@@ -59,6 +59,17 @@ class Heatmaps:
 
         return heatmaps_html(self)
 
+    def signed(self) -> torch.Tensor | None:
+        """For relevance methods (LRP): the signed relevance per pixel (N, H, W), scaled
+        by each image's largest magnitude into [-1, 1], so evidence against the target is
+        drawn too; None for methods whose maps are not signed."""
+        if not self.method.startswith("lrp") or self.attributions is None:
+            return None
+        values = self.attributions.sum(1) if self.attributions.dim() == 4 else \
+            self.attributions
+        top = values.abs().flatten(1).amax(1).clamp(min=1e-30)
+        return values / top.view(-1, *([1] * (values.dim() - 1)))
+
     def upsampled(self, size: tuple[int, int]) -> torch.Tensor:
         """Bilinear upsampling to the input's (H, W), then rescaled as the maps were (an
         upsampled map's maximum can differ from the map's: it is divided again)."""

@@ -236,18 +236,8 @@ def _batch(lm, names, x, errors, explain, settings,
         if wanted is not None:
             row["correct"] = p == k
         rows.append(row)
-    return rows, list(host(stored_maps(heat)))
-
-
-def stored_maps(heat) -> torch.Tensor:
-    """What a shard keeps per image: the map in [0, 1], or for LRP the signed relevance per
-    pixel scaled by its largest magnitude into [-1, 1] (evidence against the class is half
-    of what the method shows; the metrics use the positive map)."""
-    if heat.method != "lrp" or heat.attributions is None:
-        return heat.maps
-    signed = heat.attributions.sum(1)
-    top = signed.abs().flatten(1).amax(1).clamp(min=1e-30).view(-1, 1, 1)
-    return signed / top
+    signed = heat.signed()  # LRP: kept with its sign; the metrics ranked the positive map
+    return rows, list(host(heat.maps if signed is None else signed))
 
 
 def _metrics(lm, x, maps, t, settings) -> dict[str, torch.Tensor]:

@@ -181,7 +181,8 @@ def _as_layer(gm: fx.GraphModule, node: fx.Node) -> Layer:
 
 def _relevance_nodes(gm: fx.GraphModule, example: torch.Tensor) -> set[fx.Node]:
     """Nodes whose value is a tensor computed from the input: the only ones relevance
-    flows through (shape arithmetic and parameter reshaping are left alone)."""
+    flows through (shape arithmetic, parameter reshaping and boolean masks are left
+    alone: a mask computed from the image is a constant to relevance)."""
     from torch.fx.passes.shape_prop import ShapeProp
 
     with torch.no_grad():
@@ -192,9 +193,14 @@ def _relevance_nodes(gm: fx.GraphModule, example: torch.Tensor) -> set[fx.Node]:
         if node.op == "placeholder":
             found.add(node)
         elif node.op != "output" and any(a in found for a in node.all_input_nodes) and \
-                node.meta.get("type") not in scalar:
+                node.meta.get("type") not in scalar and not _boolean(node):
             found.add(node)
     return found
+
+
+def _boolean(node: fx.Node) -> bool:
+    """A comparison's result (a mask): relevance cannot flow through it."""
+    return getattr(node.meta.get("tensor_meta"), "dtype", None) is torch.bool
 
 
 def _with_padding(gm: fx.GraphModule, node: fx.Node, layer: Layer) -> tuple[Layer, tuple]:
