@@ -34,6 +34,7 @@ class BoundedServer(HTTPServer):
 
     workers, max_waiting, idle, request_seconds, timeout_s = (
         WORKERS, MAX_WAITING, IDLE, REQUEST_SECONDS, TIMEOUT)
+    request_queue_size = 128  # the listen backlog: a burst of connections is not dropped
 
     def __init__(self, address, handler) -> None:
         super().__init__(address, handler)
