@@ -69,7 +69,7 @@ def speed(rounds: int) -> None:
     for batch in (1, 8):
         x = one.expand(batch, -1, -1, -1).contiguous()
         base = timed(lambda x=x: saliency(lm.model, x), rounds)  # forward + input gradient
-        for comp in ("epsilon-plus", "epsilon-gamma-box"):
+        for comp in ("epsilon", "epsilon-plus", "epsilon-gamma-box"):
             t = timed(lambda x=x, c=comp: lrp(lm.model, x, composite=c), rounds)
             print(f"batch {batch}: {comp}: {t * 1e3:.0f} ms = {t / base:.2f}x one forward + "
                   f"input-gradient pass ({base * 1e3:.0f} ms)")
