@@ -85,8 +85,11 @@ def heatmaps_png(heat) -> bytes:
     for i, ax in enumerate(axes[0]):
         m = maps[i]
         if signed is not None:
-            top = float(np.abs(m).max()) or 1.0
-            shown = ax.imshow(m, cmap="bwr", vmin=-top, vmax=top)
+            top = float(np.percentile(np.abs(m), 99)) or 1.0  # as the CLI draws relevance
+            shown = ax.imshow(np.clip(m / top, -1, 1), cmap="bwr", vmin=-1, vmax=1)
+        elif heat.layer == "input":  # pixel maps: a few pixels dominate; as the CLI draws
+            top = float(np.percentile(m, 99)) or 1.0
+            shown = ax.imshow(np.clip(m / top, 0, 1), cmap="inferno", vmin=0, vmax=1)
         else:
             shown = ax.imshow(m, cmap="jet", vmin=0, vmax=1)
         ax.set_title(f"{labels[i]}\n{heat.method} @ {heat.layer}", fontsize=8)
