@@ -25,30 +25,35 @@ from netscope.vision.methods.relevance.rules import Layer, Rule, share
 from netscope.vision.methods.relevance.units import Unit, dense_transpose
 
 
-class Weighted(nn.Module):
-    """weights @ values with the weights held constant (the AH rule): relevance to values."""
+class Product(nn.Module):
+    """a @ b of two tensors that carry relevance. ``uniform`` False: a is attention weights
+    held constant (the AH rule), so all relevance goes to b; True: AttnLRP's uniform rule,
+    half to each factor by the epsilon rule with the other held fixed."""
 
-    def __init__(self, name: str, stabilizer: float) -> None:
+    def __init__(self, name: str, stabilizer: float, uniform: bool = False) -> None:
         super().__init__()
-        self.name, self.stabilizer = name, stabilizer
+        self.name, self.stabilizer, self.uniform = name, stabilizer, uniform
 
-    def forward(self, weights, v):
-        return _WeightedStep.apply(weights, v, self.stabilizer)
+    def forward(self, a, b):
+        return _ProductStep.apply(a, b, self.stabilizer, self.uniform)
 
 
-class _WeightedStep(torch.autograd.Function):
+class _ProductStep(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weights, v, stabilizer: float):
-        y = weights @ v
-        ctx.save_for_backward(weights, v, y)
-        ctx.stabilizer = stabilizer
+    def forward(ctx, a, b, stabilizer: float, uniform: bool):
+        y = a @ b
+        ctx.save_for_backward(a, b, y)
+        ctx.stabilizer, ctx.uniform = stabilizer, uniform
         return y
 
     @staticmethod
     def backward(ctx, R):
-        weights, v, y = ctx.saved_tensors
+        a, b, y = ctx.saved_tensors
         s = share(R, y, ctx.stabilizer)
-        return torch.zeros_like(weights), v * (weights.transpose(-2, -1) @ s), None
+        Rb = b * (a.transpose(-2, -1) @ s)
+        if not ctx.uniform:
+            return torch.zeros_like(a), Rb, None, None
+        return 0.5 * a * (s @ b.transpose(-2, -1)), 0.5 * Rb, None, None
 
 
 class MHA(nn.Module):
@@ -158,35 +163,6 @@ def attnlrp_logits(q, k, logits, weights, s, v, scale: float, stabilizer: float)
     # itself (stabilized there), exactly as for attention written out step by step
     sM = share(RL, L / scale, stabilizer)
     return 0.5 * q * (sM @ k), 0.5 * k * (sM.transpose(-2, -1) @ q)
-
-
-
-
-class Bilinear(nn.Module):
-    """a @ b where both factors carry relevance (AttnLRP's uniform rule): each gets half,
-    by the epsilon rule with the other factor held fixed."""
-
-    def __init__(self, name: str, stabilizer: float) -> None:
-        super().__init__()
-        self.name, self.stabilizer = name, stabilizer
-
-    def forward(self, a, b):
-        return _BilinearStep.apply(a, b, self.stabilizer)
-
-
-class _BilinearStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, b, stabilizer: float):
-        y = a @ b
-        ctx.save_for_backward(a, b, y)
-        ctx.stabilizer = stabilizer
-        return y
-
-    @staticmethod
-    def backward(ctx, R):
-        a, b, y = ctx.saved_tensors
-        s = share(R, y, ctx.stabilizer)
-        return 0.5 * a * (s @ b.transpose(-2, -1)), 0.5 * b * (a.transpose(-2, -1) @ s), None
 
 
 class SoftmaxTaylor(nn.Module):

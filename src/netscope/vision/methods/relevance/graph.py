@@ -23,9 +23,8 @@ from netscope.vision.core.fastpath import traced_copy
 from netscope.vision.methods.relevance.attention import (
     MHA,
     Attention,
-    Bilinear,
+    Product,
     SoftmaxTaylor,
-    Weighted,
     layer_norm,
     layer_norm_over,
 )
@@ -138,9 +137,10 @@ def relevance_graph(model: nn.Module, composite: Composite,
                              composite.attention)
             args = (*node.args[:3], mask)
         elif role == "weighted":
-            unit, args = Weighted(layer.name, getattr(rule, "epsilon", 0.0)), node.args[:2]
+            unit, args = Product(layer.name, getattr(rule, "epsilon", 0.0)), node.args[:2]
         elif role == "bilinear":
-            unit, args = Bilinear(layer.name, getattr(rule, "epsilon", 0.0)), node.args[:2]
+            unit = Product(layer.name, getattr(rule, "epsilon", 0.0), uniform=True)
+            args = node.args[:2]
         elif role == "softmax":
             unit, args = SoftmaxTaylor(layer.name, 0.0), node.args[:1]
         elif role == "mha":
