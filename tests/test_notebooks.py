@@ -18,9 +18,8 @@ EXPECTED = {
     "multitask_school.ipynb": {1: {"text/html", "text/plain"}, 3: {"text/html"},
                                5: {"stream"}, 6: {"text/plain"}, 8: {"text/html"}},
     "vision_cnn.ipynb": {1: {"text/html"}, 3: {"text/html", "image/png"},
-                         5: {"text/html", "image/png"}, 7: {"text/html", "image/png"},
-                         8: {"text/html", "image/png"}, 10: {"image/png"},
-                         12: {"text/html"}},
+                         5: {"image/png"}, 7: {"text/html", "image/png"},
+                         8: {"image/png"}, 10: {"image/png"}, 12: {"text/html"}},
 }
 
 

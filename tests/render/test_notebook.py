@@ -106,3 +106,13 @@ def test_evaluation_and_comparison_are_short_and_scoped(tiny, tmp_path):
     model_repr = repr(comp.results[0].model)
     assert len(model_repr) < 400 and "fitted on 4 tasks" in model_repr
     _scoped_only(comp.results[0].model._repr_html_())
+
+
+def test_maps_show_over_their_pictures(tiny):
+    """``heat.show(rgb)`` draws each map over its picture (resized to it), signed for LRP."""
+    model, x = tiny
+    rgb = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    for heat in (V.grad_cam(model, x), V.explain("lrp", model, x)):
+        shown = heat.show(rgb)
+        assert shown._repr_png_()[:4] == PNG and "shown over" in repr(shown)
+    assert heat.show([rgb, rgb])._repr_png_()[:4] == PNG  # one picture per map

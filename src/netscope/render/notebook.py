@@ -127,3 +127,45 @@ def activations_png(name: str, act: np.ndarray) -> bytes:
     from netscope.render.grids import feature_grid_png
 
     return feature_grid_png(act, name, max_channels=32)
+
+
+def overlay_png(heat, images) -> bytes:
+    """The first maps of a batch over their pictures (RGB arrays, one per map or one for
+    all), titled with the class, method and layer, with a colour bar."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from netscope.render.heatmap import overlay, relevance_image
+
+    n = min(heat.maps.shape[0], MOST_MAPS)
+    pictures = [np.asarray(images)] * n if np.asarray(images).ndim == 3 else list(images)[:n]
+    signed = heat.signed()
+    labels = _labels(heat)
+    fig, axes = subplots(1, n, figsize=(2.8 * n + 0.6, 3.0), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        rgb = pictures[i].astype(np.float32)
+        rgb = rgb / 255 if rgb.max() > 1.5 else rgb
+        size = rgb.shape[:2]
+        values = (signed if signed is not None else heat.maps)[i:i + 1].detach().float()
+        up = torch_resize(values, size)
+        if signed is not None:
+            top = float(np.percentile(np.abs(up), 99)) or 1.0
+            ax.imshow(np.clip(0.45 * rgb + 0.55 * relevance_image(up), 0, 1))
+            scale = ScalarMappable(Normalize(-top, top), "bwr")
+        else:
+            top = float(up.max()) or 1.0
+            ax.imshow(overlay(rgb, up / top))
+            scale = ScalarMappable(Normalize(0, 1), "jet")
+        ax.set_title(f"{labels[i]}\n{heat.method} @ {heat.layer}", fontsize=8)
+        ax.axis("off")
+        fig.colorbar(scale, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return figure_png(fig, dpi=80)
+
+
+def torch_resize(values, size: tuple[int, int]) -> np.ndarray:
+    """(1, h, w) tensor -> (H, W) array, bilinear."""
+    import torch.nn.functional as F
+
+    return F.interpolate(values[:, None], size=size, mode="bilinear",
+                         align_corners=False)[0, 0].cpu().numpy()

@@ -59,6 +59,11 @@ class Heatmaps:
 
         return heatmaps_html(self)
 
+    def show(self, images) -> Shown:
+        """The maps over the pictures they explain (one RGB array per map, or one for all,
+        any size: the maps are resized to it), for a notebook: ``heat.show(rgb)``."""
+        return Shown(self, images)
+
     def signed(self) -> torch.Tensor | None:
         """For relevance methods (LRP): the signed relevance per pixel (N, H, W), scaled
         by each image's largest magnitude into [-1, 1], so evidence against the target is
@@ -107,3 +112,19 @@ def top_classes(output: Any) -> torch.Tensor:
     if isinstance(output, torch.Tensor) and output.dim() == 2:
         return output.argmax(1)
     return torch.full((batch_size(output),), -1, dtype=torch.long)  # labels: on the CPU
+
+
+@dataclass
+class Shown:
+    """Heatmaps drawn over their pictures (``Heatmaps.show``)."""
+
+    heat: Heatmaps
+    images: Any
+
+    def _repr_png_(self) -> bytes:
+        from netscope.render.notebook import overlay_png
+
+        return overlay_png(self.heat, self.images)
+
+    def __repr__(self) -> str:
+        return f"{self.heat!r}, shown over its image(s)"
