@@ -138,7 +138,8 @@ def overlay_png(heat, images) -> bytes:
     from netscope.render.heatmap import overlay, relevance_image
 
     n = min(heat.maps.shape[0], MOST_MAPS)
-    pictures = [np.asarray(images)] * n if np.asarray(images).ndim == 3 else list(images)[:n]
+    one = isinstance(images, np.ndarray) and images.ndim == 3  # else one picture per map
+    pictures = [images] * n if one else [np.asarray(p) for p in list(images)[:n]]
     signed = heat.signed()
     labels = _labels(heat)
     fig, axes = subplots(1, n, figsize=(2.8 * n + 0.6, 3.0), squeeze=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,12 @@ import pandas as pd
 
 from netscope.errors import NetscopeError
 from netscope.files.atomic import write_atomic, write_bytes, write_text
+from netscope.files.ranked import ranked_files
 
 RUN_FILE = "explain-run.json"
 # finished parts only: pathlib's "*" also matches another rank's hidden temporary file
 # (".r1-00000.csv.XXXX.csv"), half-written while this rank reads
 PARTS = "r*-*.csv"
-PART_NAME = re.compile(r"^r(\d+)-(\d{5})\.csv$")  # what write_shard names a part
 NEEDED = ("file", "status", "shard", "map_index")  # columns every part has
 TEXT = ("file", "status", "error", "class_name", "predicted_name", "method", "layer", "shard")
 
@@ -88,14 +87,7 @@ class ExplainStore:
 def part_files(parts_dir: Path) -> list[tuple[Path, int, int]]:
     """(path, rank, index) of every finished part, in name order; a file in parts/ that
     netscope did not name is refused, not read or skipped silently."""
-    found = []
-    for path in sorted(parts_dir.glob(PARTS)) if parts_dir.is_dir() else []:
-        m = PART_NAME.match(path.name)
-        if m is None:
-            raise NetscopeError(f"{path}: not a part netscope wrote (parts are named "
-                                f"r<rank>-<5 digits>.csv); move it out of {parts_dir}.")
-        found.append((path, int(m.group(1)), int(m.group(2))))
-    return found
+    return ranked_files(parts_dir, ".csv", "part")
 
 
 def _read_part(path: Path) -> pd.DataFrame:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +21,10 @@ import numpy as np
 
 from netscope.errors import NetscopeError
 from netscope.files.atomic import write_bytes, write_text
+from netscope.files.ranked import ranked_files
 from netscope.vision.units.streaming import UnitState
 
 RUN_FILE = "atlas-run.json"
-SHARD_NAME = re.compile(r"^r(\d+)-(\d{5})\.npz$")
 
 
 @dataclass
@@ -125,14 +124,7 @@ def check_settings(out: Path, settings: dict) -> None:
 
 def shard_files(shards: Path) -> list[tuple[Path, int, int]]:
     """(path, rank, index) of every finished shard; a stray file is refused, not read."""
-    found = []
-    for path in sorted(shards.glob("r*-*.npz")) if shards.is_dir() else []:
-        m = SHARD_NAME.match(path.name)
-        if m is None:
-            raise NetscopeError(f"{path}: not a shard netscope wrote (shards are named "
-                                f"r<rank>-<5 digits>.npz); move it out of {shards}.")
-        found.append((path, int(m.group(1)), int(m.group(2))))
-    return found
+    return ranked_files(shards, ".npz", "shard")
 
 
 def merged(out: str | Path) -> PassState:
