@@ -10,7 +10,7 @@ import time
 
 from netscope.data import load_school, load_survey
 from netscope.multitask import protocols
-from netscope.multitask.comparison import compare
+from netscope.multitask.comparison.results import compare
 from netscope.perf import configure
 from netscope.render.comparison import text_report
 

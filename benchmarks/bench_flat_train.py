@@ -15,10 +15,10 @@ import torch
 
 from netscope.data import load_school
 from netscope.multitask import protocols
-from netscope.multitask.flat_train import FlatParams, train_flat
-from netscope.multitask.gated import GatedNet, gated_gradient
-from netscope.multitask.optim import OptimizerSpec
-from netscope.multitask.pooled import mlp, mlp_gradient
+from netscope.multitask.networks.flat_train import FlatParams, train_flat
+from netscope.multitask.networks.gated import GatedNet, gated_gradient
+from netscope.multitask.networks.optim import OptimizerSpec
+from netscope.multitask.networks.pooled import mlp, mlp_gradient
 from netscope.perf import configure
 
 

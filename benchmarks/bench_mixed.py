@@ -19,8 +19,8 @@ import warnings
 import numpy as np
 
 from netscope.data.school import load_school, load_school_split
-from netscope.multitask.linalg import independent_columns
-from netscope.multitask.mixed import MixedEffects
+from netscope.multitask.linear.linalg import independent_columns
+from netscope.multitask.linear.mixed import MixedEffects
 from netscope.multitask.protocols import prepare
 from netscope.perf import configure
 

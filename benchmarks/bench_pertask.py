@@ -16,9 +16,9 @@ import torch
 
 from netscope.data import load_school, load_survey
 from netscope.multitask import protocols
-from netscope.multitask.optim import OptimizerSpec
-from netscope.multitask.pertask import train_stacked
-from netscope.multitask.stacked import batch_plan, init_stacked_mlp
+from netscope.multitask.networks.optim import OptimizerSpec
+from netscope.multitask.networks.pertask import train_stacked
+from netscope.multitask.networks.stacked import batch_plan, init_stacked_mlp
 from netscope.perf import configure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

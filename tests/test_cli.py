@@ -34,7 +34,7 @@ def test_survey_standard_end_to_end(tmp_path, data_root, capsys):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 8 and "Bland-Altman" in html
     assert (out / "bland_altman_task-gated.png").read_bytes()[:4] == b"\x89PNG"
-    for picture in ("task_correlations.png", "task_map_mtrl.png", "task_map_gated.png"):
+    for picture in ("task_correlations_mtrl.png", "task_map_mtrl.png", "task_map_gated.png"):
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"  # how the models relate tasks
     assert "learned task correlations" in html
     # what each fit chose is on the page, in the text and in the JSON, from the fitted models
@@ -101,7 +101,7 @@ def test_missing_data_dir(tmp_path, capsys):
 def test_the_answer_comes_first_and_is_paired_over_splits(data_root, tmp_path):
     from netscope.data import load_school
     from netscope.multitask import protocols
-    from netscope.multitask.comparison import compare
+    from netscope.multitask.comparison.results import compare
     from netscope.render.comparison import answer_text
 
     data = load_school(data_root)

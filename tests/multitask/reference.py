@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from netscope.multitask.optim import OptimizerSpec
+from netscope.multitask.networks.optim import OptimizerSpec
 
 
 def train_per_task_loop(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor,

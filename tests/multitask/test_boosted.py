@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from netscope.errors import NetscopeError
-from netscope.multitask.boosted import BoostedTrees
-from netscope.multitask.forest import Forest
+from netscope.multitask.trees.boosted import BoostedTrees
+from netscope.multitask.trees.forest import Forest
 
 
 def task_offsets(T=12, n=30, seed=0):

@@ -5,9 +5,9 @@ import pytest
 
 from netscope.errors import NetscopeError
 from netscope.multitask.ensemble import Ensemble, simplex_weights
-from netscope.multitask.mixed import MixedEffects
-from netscope.multitask.ridge import MeanRegularizedRidge
-from netscope.multitask.task_covariance import LearnedTaskCovariance
+from netscope.multitask.linear.mixed import MixedEffects
+from netscope.multitask.linear.ridge import MeanRegularizedRidge
+from netscope.multitask.linear.task_covariance import LearnedTaskCovariance
 
 
 def test_simplex_weights_recover_a_convex_mixture():
@@ -77,7 +77,7 @@ def test_settled_needs_a_fit_and_works_after_loading(tiny, tmp_path):
 def test_small_data_weights_come_from_cross_fitting(tiny):
     """Under CROSS_FIT_BELOW rows every row of a task with 2+ rows is held out once, and a
     member's validation error is that of its settled copy fit without the row's fold."""
-    from netscope.multitask.ridge import inner_folds
+    from netscope.multitask.linear.ridge import inner_folds
 
     X, y, t = tiny
     m = Ensemble(members=("mtl-ridge", "mixed-effects"), folds=3).fit(X, y, t)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from netscope.multitask.evaluate import bland_altman, score
+from netscope.multitask.comparison.metrics import bland_altman, score
 
 
 def test_score_definitions():

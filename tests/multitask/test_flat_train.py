@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from netscope.multitask.flat_train import FlatParams, train_flat
-from netscope.multitask.gated import GatedNet, gated_gradient
-from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
-from netscope.multitask.pooled import mlp, mlp_gradient
+from netscope.multitask.networks.flat_train import FlatParams, train_flat
+from netscope.multitask.networks.gated import GatedNet, gated_gradient
+from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
+from netscope.multitask.networks.pooled import mlp, mlp_gradient
 
 
 def _data(n=23, d=4, tasks=3, seed=0):

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from netscope.multitask.gated import GatedNet, TaskGatedMLP
+from netscope.multitask.networks.gated import GatedNet, TaskGatedMLP
 
 
 def test_gated_forward_by_hand():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from netscope.errors import NetscopeError
-from netscope.multitask.linalg import independent_columns, within_varying
-from netscope.multitask.mixed import MixedEffects
+from netscope.multitask.linear.linalg import independent_columns, within_varying
+from netscope.multitask.linear.mixed import MixedEffects
 
 
 def grouped(T=30, n=12, seed=0, slope_var=0.5, cov=0.3):

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from netscope.data.tasks import TaskData
-from netscope.multitask.families import FAMILIES, Settings
-from netscope.multitask.fit_split import fit_split
+from netscope.multitask.comparison.fit_split import fit_split
+from netscope.multitask.families import FAMILIES
+from netscope.multitask.settings import Settings
 from netscope.multitask.protocols import random_split
 from tests.conftest import tiny_tasks
 

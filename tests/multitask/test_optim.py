@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
+from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 
 
 @pytest.mark.parametrize("rule", ["adam", "rmsprop", "sgd"])

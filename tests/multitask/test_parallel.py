@@ -5,7 +5,7 @@ import pytest
 
 from netscope.data.tasks import TaskData
 from netscope.multitask import protocols
-from netscope.multitask.comparison import compare
+from netscope.multitask.comparison.results import compare
 from tests.conftest import tiny_tasks
 
 
@@ -33,8 +33,10 @@ def test_a_failing_split_reports_its_error():
                     feature_names=["a", "b", "c"])
     proto = protocols.standard(data, n_splits=2)
     from netscope.errors import NetscopeError
-    from netscope.multitask.families import Settings
+    from netscope.multitask.settings import Settings
 
-    with pytest.raises(NetscopeError, match="optimizer must be one of"):
-        compare(data, proto, Settings(per_task_optimizer="adagrad"), families=["per-task-mlp"],
-                jobs=2)
+    with pytest.raises(NetscopeError, match="exactly two hidden layers"):
+        compare(data, proto, Settings(pooled_hidden=(4,), pooled_epochs=1),
+                families=["shared-trunk-accumulate"], jobs=2)
+    with pytest.raises(NetscopeError, match="per_task_optimizer must be one of rmsprop"):
+        Settings(per_task_optimizer="adagrad")  # refused before any split starts

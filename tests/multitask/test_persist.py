@@ -6,7 +6,8 @@ import torch
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import load_model
-from netscope.multitask.families import FAMILIES, Settings
+from netscope.multitask.families import FAMILIES
+from netscope.multitask.settings import Settings
 
 SMALL = Settings(per_task_hidden=(4,), per_task_epochs=2, pooled_epochs=2, gated_epochs=2,
                  stage_epochs=(1, 1, 1), batch_size=8)
@@ -117,7 +118,7 @@ def test_set_params(tiny):
 
 
 def test_estimators_display_themselves_in_jupyter(tiny):
-    from netscope.multitask.ridge import MeanRegularizedRidge
+    from netscope.multitask.linear.ridge import MeanRegularizedRidge
 
     X, y, t = tiny
     model = MeanRegularizedRidge(folds=4)

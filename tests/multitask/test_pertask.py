@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from netscope.multitask.optim import OptimizerSpec
-from netscope.multitask.pertask import PerTaskMLP, train_stacked
-from netscope.multitask.stacked import batch_plan, init_stacked_mlp, stacked_mlp_forward
+from netscope.multitask.networks.optim import OptimizerSpec
+from netscope.multitask.networks.pertask import PerTaskMLP, train_stacked
+from netscope.multitask.networks.stacked import batch_plan, init_stacked_mlp, stacked_mlp_forward
 from tests.multitask.reference import train_per_task_loop
 
 
@@ -64,7 +64,7 @@ def test_predict_in_chunks_matches_one_pass(tiny):
 
 
 def test_lazy_plan_equals_the_array_and_stays_one_epoch_in_memory():
-    from netscope.multitask.stacked import BatchPlan
+    from netscope.multitask.networks.stacked import BatchPlan
 
     t = np.repeat(np.arange(3), [5, 7, 2])
     lazy = BatchPlan(t, 3, 4, 6, np.random.default_rng(1))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from netscope.multitask.ridge import (
+from netscope.multitask.linear.ridge import (
     MeanRegularizedRidge,
     PooledRidge,
     RidgePerTask,

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from netscope.errors import NetscopeError
-from netscope.multitask.pooled import PooledMLP
-from netscope.multitask.shared_trunk import SharedTrunkMTL, trunk_forward, trunk_grads
+from netscope.multitask.networks.pooled import PooledMLP
+from netscope.multitask.networks.shared_trunk import SharedTrunkMTL, trunk_forward, trunk_grads
 
 
 def _trunk(seed=0, d=3):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from netscope.errors import NetscopeError
-from netscope.multitask.linalg import covariance_to_correlation
-from netscope.multitask.ridge import task_grams
-from netscope.multitask.task_covariance import (
+from netscope.multitask.linear.linalg import covariance_to_correlation
+from netscope.multitask.linear.ridge import task_grams
+from netscope.multitask.linear.task_covariance import (
     LearnedTaskCovariance,
     _solve_cg,
     _sqrt_psd,

@@ -82,7 +82,7 @@ def test_ascent_pictures_show_themselves(tiny):
 def test_evaluation_and_comparison_are_short_and_scoped(tiny, tmp_path):
     from netscope.data.tabular import load_table
     from netscope.multitask import protocols
-    from netscope.multitask.comparison import compare
+    from netscope.multitask.comparison.results import compare
     from netscope.vision.evaluation import EvalSettings, evaluate
     from netscope.vision.models.zoo import LoadedModel, Preprocess
 

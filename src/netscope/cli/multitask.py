@@ -38,26 +38,36 @@ def add(sub) -> None:
     number(run, "--jobs", lo=1, hi=1024,
            help="splits fit side by side in this many processes, one thread each "
                 "(default: --threads when there are several splits)")
-    hp = run.add_argument_group("hyper-parameters (defaults: the course's values)")
-    width = Number(int, 1, 4096)
-    number(hp, "--seed", lo=0, hi=2**32 - 1)
-    number(hp, "--batch-size", lo=1, hi=10_000_000)
-    number(hp, "--lr", cast=float, lo=0, hi=10, above=True, help="learning rate")
-    number(hp, "--per-task-epochs", lo=1, hi=100_000)
-    numbers(hp, "--per-task-hidden", item=width, help="hidden layer widths, e.g. 30,15")
-    number(hp, "--pooled-epochs", lo=1, hi=100_000)
-    number(hp, "--gated-epochs", lo=1, hi=100_000)
-    numbers(hp, "--stage-epochs", item=Number(int, 0, 100_000), count=3,
-            help="epochs of the three stages, e.g. 10,10,10")
-    numbers(hp, "--stage-lr", item=Number(float, 0, 10, above=True), count=3,
-            help="learning rates of the three stages, e.g. 1e-3,1e-4,1e-5")
-    hp.add_argument("--shared-reduce", choices=["sum", "mean"])
-    number(hp, "--ridge-folds", lo=2, hi=100)
-    number(hp, "--weight-decay", cast=float, lo=0, hi=100, help="L2 on the networks' weights")
-    hp.add_argument("--mixed-cov", choices=["full", "diag", "factor1", "factor2", "factor3"],
-                    help="random-effects covariance of the mixed model: full, diagonal, or rank-r "
-                         "factors plus a diagonal (default: factor1)")
+    setting_flags(run)
     run.set_defaults(func=_multitask_run)
+
+
+def setting_flags(parser) -> None:
+    """One flag per setting declared in the family registry, with its range or choices and
+    which families read it (defaults: the course's values)."""
+    from netscope.multitask.families import FAMILIES, all_settings
+
+    groups = {}
+    for s in all_settings():
+        if s.group not in groups:
+            groups[s.group] = parser.add_argument_group(
+                s.group + (" (defaults: the course's values)" if s.group != "general" else ""))
+        users = [k for k, f in FAMILIES.items() if s in f.settings]
+        where = "" if len(users) > 3 else f"; {', '.join(users)}"
+        text = f"{s.help} (default {_default(s.default)}{where})"
+        if s.choices is not None:
+            groups[s.group].add_argument(s.flag, choices=list(s.choices), help=text)
+            continue
+        item = Number(s.cast, s.lo, s.hi, above=s.above)
+        if s.count is None:
+            number(groups[s.group], s.flag, check=item, help=text)
+        else:
+            numbers(groups[s.group], s.flag, item=item, count=s.count or None, help=text)
+
+
+def _default(value) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}" \
+        if isinstance(value, int | float) else str(value)
 
 
 def _jobs(args, protocol) -> int:
@@ -100,8 +110,9 @@ def _multitask_run(args) -> int:
 
     from netscope.files.folders import check_replaceable, staged_folder
     from netscope.multitask import protocols
-    from netscope.multitask.comparison import compare
-    from netscope.multitask.families import FAMILIES, Settings, check_families
+    from netscope.multitask.comparison.results import compare
+    from netscope.multitask.families import FAMILIES, check_families
+    from netscope.multitask.settings import Settings, setting_names
     from netscope.render.comparison import text_report, write_comparison
 
     families = check_families(_names(args.families, "--families") or list(FAMILIES))
@@ -116,10 +127,8 @@ def _multitask_run(args) -> int:
         protocol = protocols.standard(data, args.data_dir, n_splits=args.splits,
                                       seed=args.seed or 0,
                                       test_fraction=args.test_fraction or 0.25, progress=progress)
-    names = ("seed", "batch_size", "lr", "per_task_epochs", "per_task_hidden", "pooled_epochs",
-             "gated_epochs", "stage_epochs", "stage_lr", "shared_reduce", "ridge_folds",
-             "weight_decay", "mixed_cov")
-    settings = Settings.for_dataset(data.reference, **{n: getattr(args, n) for n in names})
+    settings = Settings.for_dataset(data.reference,
+                                    **{n: getattr(args, n) for n in setting_names()})
     comp = compare(data, protocol, settings, families, progress, jobs=_jobs(args, protocol))
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         paths = write_comparison(comp, stage)

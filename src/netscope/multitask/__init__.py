@@ -1,5 +1,6 @@
-"""The multi-task half: model families (one estimator per file, scikit-learn's contract),
-the family table, fitting one split, and the comparison of families on the same splits.
+"""The multi-task half, by job: ``protocols`` (splits, scaling, missing values),
+``linear`` (ridge, mixed models, MTRL), ``trees``, ``networks``, ``ensemble``, the family
+registry (``families``), target kinds (``targets``) and ``comparison``.
 
 The public surface, imported on first use: every estimator, ``load_model``, ``compare``,
 ``FAMILIES`` and ``Settings``, and the protocols (``protocols.lecture``, ``.standard``)."""
@@ -7,13 +8,14 @@ The public surface, imported on first use: every estimator, ``load_model``, ``co
 from netscope.lazy import lazy_exports
 
 _EXPORTS = {
-    "RidgePerTask": "ridge", "PooledRidge": "ridge", "MeanRegularizedRidge": "ridge",
-    "PerTaskMLP": "pertask", "PooledMLP": "pooled", "SharedTrunkMTL": "shared_trunk",
-    "TaskGatedMLP": "gated", "MixedEffects": "mixed", "BoostedTrees": "boosted",
-    "LearnedTaskCovariance": "task_covariance", "Ensemble": "ensemble",
-    "TaskEstimator": "base", "load_model": "base",
-    "compare": "comparison", "Comparison": "comparison",
-    "FAMILIES": "families", "Settings": "families",
+    "RidgePerTask": "linear.ridge", "PooledRidge": "linear.ridge",
+    "MeanRegularizedRidge": "linear.ridge", "PerTaskMLP": "networks.pertask",
+    "PooledMLP": "networks.pooled", "SharedTrunkMTL": "networks.shared_trunk",
+    "TaskGatedMLP": "networks.gated", "MixedEffects": "linear.mixed",
+    "BoostedTrees": "trees.boosted", "LearnedTaskCovariance": "linear.task_covariance",
+    "Ensemble": "ensemble", "TaskEstimator": "base", "load_model": "base",
+    "compare": "comparison.results", "Comparison": "comparison.results",
+    "FAMILIES": "families", "Settings": "settings",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,18 @@ Progress = Callable[[str], None]
 REGISTRY: dict[str, type[TaskEstimator]] = {}
 FORMAT = 2  # saved models: 2 tags tuples in config.json (1 wrote them as lists)
 TUPLE = "__tuple__"
+
+
+@dataclass(frozen=True)
+class TaskRelations:
+    """How a fitted model places the tasks relative to each other, for the report: a T x T
+    ``correlation`` matrix (drawn clustered, and mapped in 2-D by MDS), or per-task
+    ``embedding`` vectors (mapped in 2-D by PCA). ``source`` says what the numbers are."""
+
+    kind: str  # "correlation" or "embedding"
+    values: np.ndarray
+    source: str
+    file: str  # file-name stem of its pictures
 
 
 class TaskEstimator:
@@ -72,6 +85,10 @@ class TaskEstimator:
         warnings such as a singular covariance), one line each; none by default."""
         return []
 
+    def task_relations(self) -> TaskRelations | None:
+        """What the report draws of how this model relates the tasks (None: nothing)."""
+        return None
+
     def _chosen(self) -> dict[str, Any]:
         """Hyper-parameters that pin down what this fit's search chose (none by default)."""
         return {}
@@ -108,7 +125,18 @@ class TaskEstimator:
                   if hasattr(self, "tasks_") else "")
         return f"{type(self).__name__}({changed}){fitted}"
 
-    def fit(self, X, y, tasks) -> TaskEstimator:
+    def fit(self, X, y, tasks, fitted: Mapping[str, TaskEstimator] | None = None
+            ) -> TaskEstimator:
+        """Fit on rows ``X`` with targets ``y`` and task labels ``tasks``. ``fitted``: models
+        of other families already fit on exactly these rows, by family key, that this one
+        starts from or combines (its ``Family.reuses``); the others ignore it."""
+        self._given = dict(fitted or {})
+        try:
+            return self._fit_checked(X, y, tasks)
+        finally:
+            self._given = {}
+
+    def _fit_checked(self, X, y, tasks) -> TaskEstimator:
         X, y = self._check_X(X), self._check_y(y, X.shape[0] if hasattr(X, "shape") else None)
         labels = np.asarray(tasks).reshape(-1)
         if labels.shape[0] != X.shape[0]:

@@ -12,18 +12,16 @@ their searches chose (``settled()``) instead of searching again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 from scipy.optimize import nnls
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.boosted import BoostedTrees
-from netscope.multitask.mixed import MixedEffects
-from netscope.multitask.ridge import MeanRegularizedRidge, inner_folds
-from netscope.multitask.task_covariance import LearnedTaskCovariance
+from netscope.multitask.linear.mixed import MixedEffects
+from netscope.multitask.linear.ridge import MeanRegularizedRidge, inner_folds
+from netscope.multitask.linear.task_covariance import LearnedTaskCovariance
+from netscope.multitask.trees.boosted import BoostedTrees
 
 MEMBERS: dict[str, type[TaskEstimator]] = {
     "mtl-ridge": MeanRegularizedRidge, "mixed-effects": MixedEffects,
@@ -48,14 +46,6 @@ class Ensemble(TaskEstimator):
         self.folds = folds  # K-fold cross-fitting; None: 5 below CROSS_FIT_BELOW rows, else
         self.seed = seed  # one validation share (the share: ``validation``)
         self.progress = progress
-
-    def fit(self, X, y, tasks, fitted: Mapping[str, TaskEstimator] | None = None) -> Ensemble:
-        """``fitted``: members already fit on exactly these rows, reused as the final ones."""
-        self._given = dict(fitted or {})
-        try:
-            return super().fit(X, y, tasks)
-        finally:
-            self._given = {}
 
     def _build(self, key: str) -> TaskEstimator:
         cls = MEMBERS[key]

@@ -1,171 +1,251 @@
-"""The model families a comparison can fit, by key: what each is, and how its estimator is
-built from the run's hyper-parameters (``Settings``)."""
+"""Every model family, declared once: its key, label, what it is, which target kinds it
+takes, its settings with their defaults, and how its estimator is built from them.
+
+The command line's flags and ``--help`` (``cli/multitask.py``), ``Settings`` (the run's
+hyper-parameters), ``results.json`` and the report all read this table, so a new family is
+one estimator file and one entry below. This module imports no PyTorch or SciPy: the
+command line lists the families and their flags without loading them; an estimator is
+imported when it is first built.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-
-import numpy as np
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
 
 from netscope.errors import NetscopeError
-from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.boosted import BoostedTrees
-from netscope.multitask.ensemble import Ensemble
-from netscope.multitask.gated import TaskGatedMLP
-from netscope.multitask.mixed import COVARIANCES, MixedEffects
-from netscope.multitask.pertask import PerTaskMLP
-from netscope.multitask.pooled import PooledMLP
-from netscope.multitask.ridge import MeanRegularizedRidge, PooledRidge, RidgePerTask
-from netscope.multitask.shared_trunk import SharedTrunkMTL
-from netscope.multitask.task_covariance import LearnedTaskCovariance
+
+KINDS = ("regression", "binary", "multiclass", "count")
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Hyper-parameters; the defaults are the course's values for the school data."""
+class Setting:
+    """One hyper-parameter: name (``--name-with-dashes`` on the command line), default, help,
+    and what values it takes (a number in [lo, hi], ``count`` of them for a tuple (0: any
+    number of them), or one of ``choices``)."""
 
-    per_task_hidden: tuple[int, ...] = (30, 15)
-    per_task_epochs: int = 5
-    per_task_optimizer: str = "rmsprop"
-    pooled_hidden: tuple[int, int] = (32, 16)
-    pooled_epochs: int = 20
-    gated_width: int = 32
-    gated_hidden: int = 16
-    gated_epochs: int = 20
-    stage_epochs: tuple[int, int, int] = (10, 10, 10)
-    stage_lr: tuple[float, float, float] = (1e-3, 1e-4, 1e-5)
-    shared_reduce: str = "sum"
-    batch_size: int = 32
-    lr: float = 1e-3
-    ridge_folds: int = 3
-    weight_decay: float = 0.0  # L2 on every neural family's weights (0: the course)
-    mixed_cov: str = "factor1"  # the mixed model's random-effects covariance (COVARIANCES)
-    seed: int = 0
+    name: str
+    default: Any
+    help: str
+    cast: type = int
+    lo: float | None = None
+    hi: float | None = None
+    above: bool = False  # lo itself is not allowed
+    count: int | None = None
+    choices: tuple[str, ...] | None = None
+    group: str = "hyper-parameters"
 
-    def __post_init__(self) -> None:
-        """Refuse settings that would train nothing or fail deep inside PyTorch."""
-        counts = {"per_task_epochs": self.per_task_epochs, "pooled_epochs": self.pooled_epochs,
-                  "gated_epochs": self.gated_epochs, "batch_size": self.batch_size,
-                  "gated_width": self.gated_width, "gated_hidden": self.gated_hidden,
-                  **{f"per_task_hidden[{i}]": h for i, h in enumerate(self.per_task_hidden)},
-                  **{f"pooled_hidden[{i}]": h for i, h in enumerate(self.pooled_hidden)}}
-        for name, value in counts.items():
-            if int(value) != value or value < 1:
-                raise NetscopeError(f"settings: {name} must be a whole number >= 1, "
-                                    f"got {value!r}.")
-        if len(self.stage_epochs) != 3 or min(self.stage_epochs) < 0:
-            raise NetscopeError(f"settings: stage_epochs must be three numbers >= 0, "
-                                f"got {self.stage_epochs!r}.")
-        rates = {"lr": self.lr, **{f"stage_lr[{i}]": r for i, r in enumerate(self.stage_lr)}}
-        for name, value in rates.items():
-            if not np.isfinite(value) or value <= 0:
-                raise NetscopeError(f"settings: {name} must be a number > 0, got {value!r}.")
-        if len(self.stage_lr) != 3:
-            raise NetscopeError(f"settings: stage_lr needs three values, got {self.stage_lr!r}.")
-        if not np.isfinite(self.weight_decay) or self.weight_decay < 0:
-            raise NetscopeError(f"settings: weight_decay must be >= 0, got {self.weight_decay!r}.")
-        if self.mixed_cov not in COVARIANCES:
-            raise NetscopeError(f"settings: mixed_cov must be one of {COVARIANCES}, "
-                                f"got {self.mixed_cov!r}.")
-        if self.ridge_folds < 2:
-            raise NetscopeError(f"settings: ridge_folds must be >= 2, got {self.ridge_folds!r}.")
-        if not 0 <= self.seed < 2**32:
-            raise NetscopeError(f"settings: seed must be from 0 to 2**32-1, got {self.seed!r}.")
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
 
-    @classmethod
-    def for_dataset(cls, name: str | None, **overrides) -> Settings:
-        """Course defaults; the survey's tasks have 15-16 rows (one mini-batch per epoch),
-        so its per-task parts need more epochs and a larger first-stage learning rate, and
-        every subject rates the same 16 computers, so the networks need weight decay not to
-        memorize them (without it they extrapolate badly to the 4 hold-out profiles).
-        ``name`` is the built-in data set (``TaskData.reference``); a user's file, even one
-        called survey.csv, gets the general defaults."""
-        base = cls()
-        if name == "survey":
-            base = cls(per_task_epochs=100, pooled_epochs=20, gated_epochs=60,
-                       stage_epochs=(40, 20, 20), stage_lr=(1e-2, 1e-3, 1e-4),
-                       weight_decay=1e-2)
-        fields = asdict(base)
-        fields.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**fields)
+    def check(self, value: Any) -> Any:
+        """The value in its canonical form (tuples for lists), or an error saying what is
+        allowed."""
+        if self.choices is not None:
+            if value not in self.choices:
+                raise NetscopeError(f"settings: {self.name} must be one of "
+                                    f"{', '.join(self.choices)}, got {value!r}.")
+            return value
+        if self.count is not None:
+            values = tuple(value) if isinstance(value, list | tuple) else (value,)
+            if (self.count and len(values) != self.count) or not values:
+                need = f"{self.count} values" if self.count else "at least one value"
+                raise NetscopeError(f"settings: {self.name} needs {need}, got {value!r}.")
+            return tuple(self._one(v, f"{self.name}[{i}]") for i, v in enumerate(values))
+        return self._one(value, self.name)
+
+    def _one(self, value: Any, name: str) -> Any:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and \
+            math.isfinite(value) and (self.cast is float or int(value) == value)
+        low = self.lo is None or (value > self.lo if self.above else value >= self.lo) \
+            if ok else False
+        high = self.hi is None or value <= self.hi if ok else False
+        if not (ok and low and high):
+            raise NetscopeError(f"settings: {name} must be {self.allowed()}, got {value!r}.")
+        return self.cast(value)
+
+    def allowed(self) -> str:
+        noun = "a whole number" if self.cast is int else "a number"
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.above else '>='} {self.lo:g}")
+        if self.hi is not None:
+            parts.append(f"<= {self.hi:g}")
+        return f"{noun} {' and '.join(parts)}".strip()
 
 
-DIVERGED = 10.0  # a standardized test MSE above this is reported as a failed fit
+# -- settings several families share -------------------------------------------------------
+SEED = Setting("seed", 0, "random seed (splits, initial weights, inner folds)", lo=0,
+               hi=2**32 - 1, group="general")
+BATCH = Setting("batch_size", 32, "mini-batch rows (the neural families)", lo=1, hi=10_000_000)
+LR = Setting("lr", 1e-3, "learning rate (per-task, pooled and task-gated networks)", float,
+             lo=0, hi=10, above=True)
+DECAY = Setting("weight_decay", 0.0, "L2 on the networks' weights (0: the course)", float,
+                lo=0, hi=100)
+FOLDS = Setting("ridge_folds", 3, "inner cross-validation folds of the linear families' "
+                "penalty search", lo=2, hi=100)
+POOLED_HIDDEN = Setting("pooled_hidden", (32, 16), "hidden widths of the pooled MLP (the "
+                        "shared trunk takes its two layers)", lo=1, hi=4096, count=0)
+POOLED_EPOCHS = Setting("pooled_epochs", 20, "epochs of the pooled MLP (and of the pooled "
+                        "start of the shared trunk)", lo=1, hi=100_000)
+STAGE_EPOCHS = Setting("stage_epochs", (10, 10, 10), "epochs of the shared trunk's three "
+                       "stages, e.g. 10,10,10", lo=0, hi=100_000, count=3)
+STAGE_LR = Setting("stage_lr", (1e-3, 1e-4, 1e-5), "learning rates of the three stages, "
+                   "e.g. 1e-3,1e-4,1e-5", float, lo=0, hi=10, above=True, count=3)
+SHARED_REDUCE = Setting("shared_reduce", "sum", "how the shared layers combine the tasks' "
+                        "steps", str, choices=("sum", "mean"))
+MIXED_COV = Setting("mixed_cov", "factor1", "random-effects covariance of the mixed model: "
+                    "full, diagonal, or rank-r factors plus a diagonal", str,
+                    choices=("full", "diag", "factor1", "factor2", "factor3"))
+
+Params = Callable[[Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Family:
+    """A model family. ``estimator`` is "module:Class" (imported when first built);
+    ``params`` maps the run's ``Settings`` to the estimator's keywords. ``reuses`` names
+    families whose fitted models this one starts from or combines (fit first, on the same
+    rows, and their time counted); ``task_gain`` whether the report plots its per-task
+    error against ridge per task (it shares strength across tasks)."""
+
     key: str
     label: str
     description: str
-    build: Callable[[Settings, Progress | None], TaskEstimator]
+    estimator: str
+    settings: tuple[Setting, ...] = ()
+    params: Params = field(default=lambda s: {}, compare=False)
+    kinds: tuple[str, ...] = ("regression",)
+    reuses: tuple[str, ...] = ()
+    task_gain: bool = False
 
+    def estimator_class(self) -> type:
+        module, _, name = self.estimator.partition(":")
+        return getattr(import_module(module), name)
+
+    def build(self, settings, progress=None):
+        """The unfitted estimator for ``settings`` (a ``Settings``)."""
+        return self.estimator_class()(**self.params(settings), progress=progress)
+
+    def chosen(self, settings) -> dict[str, Any]:
+        """This family's settings and their values in a run (for results.json)."""
+        return {s.name: getattr(settings, s.name) for s in self.settings}
+
+
+_M = "netscope.multitask."
+_RIDGE = (FOLDS, SEED)
+
+
+def _ridge(s) -> dict[str, Any]:
+    return {"folds": s.ridge_folds, "seed": s.seed}
+
+
+def _trunk(method: str) -> Params:
+    return lambda s: {"method": method, "stage_epochs": s.stage_epochs, "stage_lr": s.stage_lr,
+                      "batch_size": s.batch_size, "optimizer": "adam",
+                      "shared_reduce": s.shared_reduce, "pooled_epochs": s.pooled_epochs,
+                      "seed": s.seed, "weight_decay": s.weight_decay}
+
+
+_TRUNK = (STAGE_EPOCHS, STAGE_LR, SHARED_REDUCE, BATCH, DECAY, SEED)
 
 FAMILIES: dict[str, Family] = {f.key: f for f in [
     Family("ridge-per-task", "ridge per task",
            "independent ridge regression per task, penalty by inner CV",
-           lambda s, p: RidgePerTask(folds=s.ridge_folds, seed=s.seed, progress=p)),
+           _M + "linear.ridge:RidgePerTask", _RIDGE, _ridge),
     Family("pooled-ridge", "pooled ridge", "one ridge regression for all rows",
-           lambda s, p: PooledRidge(folds=s.ridge_folds, seed=s.seed, progress=p)),
+           _M + "linear.ridge:PooledRidge", _RIDGE, _ridge),
     Family("mtl-ridge", "mean-regularized MTL ridge",
            "Evgeniou & Pontil (2004): w_t = w_0 + v_t, both penalties by inner CV",
-           lambda s, p: MeanRegularizedRidge(folds=s.ridge_folds, seed=s.seed, progress=p)),
+           _M + "linear.ridge:MeanRegularizedRidge", _RIDGE, _ridge, task_gain=True),
     Family("per-task-mlp", "per-task MLP", "one MLP per task, trained as one batched program",
-           lambda s, p: PerTaskMLP(
-               hidden=s.per_task_hidden, epochs=s.per_task_epochs, batch_size=s.batch_size,
-               optimizer=s.per_task_optimizer, lr=s.lr, seed=s.seed, progress=p,
-               weight_decay=s.weight_decay)),
+           _M + "networks.pertask:PerTaskMLP",
+           (Setting("per_task_hidden", (30, 15), "hidden widths of each task's MLP, e.g. "
+                    "30,15", lo=1, hi=4096, count=0),
+            Setting("per_task_epochs", 5, "epochs of the per-task MLPs", lo=1, hi=100_000),
+            Setting("per_task_optimizer", "rmsprop", "update rule of the per-task MLPs", str,
+                    choices=("rmsprop", "adam", "sgd")), BATCH, LR, DECAY, SEED),
+           lambda s: {"hidden": s.per_task_hidden, "epochs": s.per_task_epochs,
+                      "batch_size": s.batch_size, "optimizer": s.per_task_optimizer,
+                      "lr": s.lr, "seed": s.seed, "weight_decay": s.weight_decay}),
     Family("pooled-mlp", "pooled MLP", "one MLP for all rows, task ignored",
-           lambda s, p: PooledMLP(
-               hidden=s.pooled_hidden, epochs=s.pooled_epochs, batch_size=s.batch_size,
-               optimizer="adam", lr=s.lr, seed=s.seed, progress=p, weight_decay=s.weight_decay)),
+           _M + "networks.pooled:PooledMLP", (POOLED_HIDDEN, POOLED_EPOCHS, BATCH, LR, DECAY, SEED),
+           lambda s: {"hidden": s.pooled_hidden, "epochs": s.pooled_epochs,
+                      "batch_size": s.batch_size, "optimizer": "adam", "lr": s.lr,
+                      "seed": s.seed, "weight_decay": s.weight_decay}),
     Family("shared-trunk-accumulate", "shared trunk (accumulate)",
            "pooled MLP's hidden layers shared, a head per task; all tasks' gradients "
            "before each update; staged unfreezing (time includes the pooled start)",
-           lambda s, p: _shared_trunk("accumulate", s, p)),
+           _M + "networks.shared_trunk:SharedTrunkMTL", _TRUNK, _trunk("accumulate"),
+           reuses=("pooled-mlp",), task_gain=True),
     Family("shared-trunk-random", "shared trunk (random batches)",
            "as above, but per-task mini-batches in random order, each applied at once",
-           lambda s, p: _shared_trunk("random", s, p)),
+           _M + "networks.shared_trunk:SharedTrunkMTL", _TRUNK, _trunk("random"),
+           reuses=("pooled-mlp",)),
     Family("task-gated", "task-gated network",
            "sigmoid(task embedding) gates a Dense(32) projection; Dense 16; linear output",
-           lambda s, p: TaskGatedMLP(
-               width=s.gated_width, hidden=s.gated_hidden, epochs=s.gated_epochs,
-               batch_size=s.batch_size, optimizer="adam", lr=s.lr, seed=s.seed, progress=p,
-               weight_decay=s.weight_decay)),
+           _M + "networks.gated:TaskGatedMLP",
+           (Setting("gated_width", 32, "task embedding and projection width", lo=1, hi=4096),
+            Setting("gated_hidden", 16, "width of the layer after the gate", lo=1, hi=4096),
+            Setting("gated_epochs", 20, "epochs of the task-gated network", lo=1, hi=100_000),
+            BATCH, LR, DECAY, SEED),
+           lambda s: {"width": s.gated_width, "hidden": s.gated_hidden,
+                      "epochs": s.gated_epochs, "batch_size": s.batch_size,
+                      "optimizer": "adam", "lr": s.lr, "seed": s.seed,
+                      "weight_decay": s.weight_decay}, task_gain=True),
     Family("mixed-effects", "mixed-effects model",
            "random intercept and slopes per task, learned covariance, REML (lme4's model)",
-           lambda s, p: MixedEffects(cov=s.mixed_cov, progress=p)),
+           _M + "linear.mixed:MixedEffects", (MIXED_COV,), lambda s: {"cov": s.mixed_cov}),
     Family("boosted-trees", "boosted trees",
            "gradient-boosted trees, task as a categorical feature; trees, leaves and L2 "
            "chosen on inner validation rows",
-           lambda s, p: BoostedTrees(seed=s.seed, threads=1, progress=p)),
+           _M + "trees.boosted:BoostedTrees", (SEED,),
+           lambda s: {"seed": s.seed, "threads": 1}),
     Family("learned-task-covariance", "learned task covariance (MTRL)",
            "Zhang & Yeung (2010): shared weights plus task deviations coupled by a learned "
            "task covariance; penalties by inner CV",
-           lambda s, p: LearnedTaskCovariance(folds=s.ridge_folds, seed=s.seed, progress=p)),
+           _M + "linear.task_covariance:LearnedTaskCovariance", _RIDGE, _ridge),
     Family("ensemble", "ensemble (MTL ridge + mixed + trees)",
            "weighted average of mean-regularized ridge, mixed-effects and boosted trees; "
            "weights on held-out training rows (time includes the members)",
-           lambda s, p: Ensemble(seed=s.seed, progress=p)),
+           _M + "ensemble:Ensemble", (SEED,), lambda s: {"seed": s.seed},
+           reuses=("mtl-ridge", "mixed-effects", "boosted-trees")),
 ]}
 
 
-def _shared_trunk(method: str, s: Settings, p: Progress | None) -> SharedTrunkMTL:
-    return SharedTrunkMTL(method=method, stage_epochs=s.stage_epochs, stage_lr=s.stage_lr,
-                          batch_size=s.batch_size, optimizer="adam",
-                          shared_reduce=s.shared_reduce, pooled_epochs=s.pooled_epochs,
-                          seed=s.seed, progress=p, weight_decay=s.weight_decay)
+def all_settings() -> list[Setting]:
+    """Every family's settings once, in the order first declared (``seed`` first); the same
+    name must be one declaration everywhere."""
+    found: dict[str, Setting] = {SEED.name: SEED}
+    for fam in FAMILIES.values():
+        for s in fam.settings:
+            if found.setdefault(s.name, s) != s:
+                raise AssertionError(f"setting {s.name!r} is declared twice, differently")
+    return list(found.values())
 
 
-def check_families(keys: Sequence[str]) -> list[str]:
-    """The family keys as a list, or an error naming the first unknown one."""
+def families_for(kind: str) -> list[str]:
+    """The families that take targets of ``kind``, in table order."""
+    return [k for k, f in FAMILIES.items() if kind in f.kinds]
+
+
+def check_families(keys: Sequence[str], kind: str | None = None) -> list[str]:
+    """The family keys as a list, or an error naming the first unknown one (or one that
+    does not take targets of ``kind``)."""
     unknown = [k for k in keys if k not in FAMILIES]
     if unknown:
         raise NetscopeError(f"unknown model family {unknown[0]!r}; choose from "
                             f"{', '.join(FAMILIES)}.")
     if not keys:
         raise NetscopeError("no model family chosen; choose from " + ", ".join(FAMILIES) + ".")
+    if kind is not None:
+        wrong = [k for k in keys if kind not in FAMILIES[k].kinds]
+        if wrong:
+            raise NetscopeError(f"model family {wrong[0]!r} does not take {kind} targets yet; "
+                                f"for {kind} targets choose from "
+                                f"{', '.join(families_for(kind)) or '(none yet)'}.")
     return list(keys)
-
-

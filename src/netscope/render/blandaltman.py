@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netscope.multitask.evaluate import bland_altman
+from netscope.multitask.comparison.metrics import bland_altman
 from netscope.render.png import figure_png, subplots
 
 

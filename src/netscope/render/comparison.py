@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from netscope.files.atomic import write_bytes, write_text
-from netscope.multitask.comparison import Comparison
-from netscope.multitask.evaluate import DEFINITIONS
+from netscope.multitask.comparison.metrics import DEFINITIONS
+from netscope.multitask.comparison.results import Comparison
 from netscope.render.blandaltman import bland_altman_png
 from netscope.render.png import figure_png, img_tag, subplots
 from netscope.render.table import csv_text, markdown_table, with_sd
@@ -192,7 +192,7 @@ def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
         pictures[f"Bland-Altman: {res.family.label}"] = (
             f"bland_altman_{res.family.key}.png",
             bland_altman_png(res.y_true, res.y_pred, res.family.label, comp.data.target_name))
-    for shared in ("mtl-ridge", "shared-trunk-accumulate", "task-gated"):
+    for shared in (r.family.key for r in comp.results if r.family.task_gain):
         png = gain_png(comp, "ridge-per-task", shared)
         if png is not None:
             pictures[f"per-task gain: {shared} vs ridge per task"] = (f"gain_{shared}.png", png)
@@ -204,11 +204,9 @@ MAP_TASKS = 3  # a 2-D map of tasks relative to each other needs three
 
 
 def task_relation_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
-    """How the tasks relate, as the models learned it (first split): MTRL's task
-    correlations as a clustered heat map and a 2-D map, and the gated network's task gates
-    on a 2-D map. Points are coloured by each task's mean target."""
-    from netscope.multitask.gated import TaskGatedMLP
-    from netscope.multitask.task_covariance import LearnedTaskCovariance
+    """How the tasks relate, as the models learned it (first split): each model's
+    ``task_relations()``, a correlation matrix as a clustered heat map and a 2-D map (MDS),
+    per-task vectors as a 2-D map (PCA). Points are coloured by each task's mean target."""
     from netscope.render.task_maps import correlation_heatmap_png, mds_2d, pca_2d, task_map_png
 
     data = comp.data
@@ -219,21 +217,20 @@ def task_relation_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
     label = f"task mean {data.target_name}"
     out: dict[str, tuple[str, bytes]] = {}
     for res in comp.results:
-        model = res.model
-        if isinstance(model, LearnedTaskCovariance):
-            corr = model.correlations()
-            out["learned task correlations (MTRL), clustered"] = (
-                "task_correlations.png",
-                correlation_heatmap_png(corr, f"{data.n_tasks} tasks: learned correlations"))
-            out["task map from the learned correlations (MTRL)"] = (
-                "task_map_mtrl.png",
-                task_map_png(mds_2d(corr), data.task_names, means,
-                             "tasks placed by learned correlation (MDS)", label))
-        elif isinstance(model, TaskGatedMLP):
-            out["task map from the gated network's task gates"] = (
-                "task_map_gated.png",
-                task_map_png(pca_2d(model.gates()), data.task_names, means,
-                             "tasks placed by their gates (PCA)", label))
+        rel = res.model.task_relations() if res.model is not None else None
+        if rel is None:
+            continue
+        if rel.kind == "correlation":
+            out[f"{rel.source}, clustered"] = (
+                f"task_correlations_{rel.file}.png",
+                correlation_heatmap_png(rel.values, f"{data.n_tasks} tasks: {rel.source}"))
+            xy, how = mds_2d(rel.values), "MDS"
+        else:
+            xy, how = pca_2d(rel.values), "PCA"
+        out[f"task map from {rel.source}"] = (
+            f"task_map_{rel.file}.png",
+            task_map_png(xy, data.task_names, means, f"tasks placed by {rel.source} ({how})",
+                         label))
     return out
 
 
@@ -249,8 +246,12 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
     doc = {"dataset": comp.data.name, "built_in": comp.data.reference,
            "protocol": comp.protocol.name,
            "protocol_definition": comp.protocol.definition, "definitions": DEFINITIONS,
-           "settings": {k: (list(v) if isinstance(v, tuple) else v)
-                        for k, v in comp.settings.__dict__.items()},
+           "settings": comp.settings.as_dict(),
+           "families": [{"key": r.family.key, "label": r.family.label,
+                         "description": r.family.description, "kinds": list(r.family.kinds),
+                         "settings": {k: list(v) if isinstance(v, tuple) else v
+                                      for k, v in r.family.chosen(comp.settings).items()}}
+                        for r in comp.results],
            "summary": summary, "runs": runs, "warnings": comp.warnings(),
            "fit_notes": [{"model": m, "note": line} for m, line in fit_notes(comp)]}
     paths["results.json"] = write_text(out / "results.json", json.dumps(doc, indent=2))

@@ -11,12 +11,9 @@ import numpy as np
 
 from netscope.data.tasks import Split, TaskData
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.ensemble import Ensemble
-from netscope.multitask.evaluate import score
-from netscope.multitask.families import FAMILIES, Settings
-from netscope.multitask.pooled import PooledMLP
+from netscope.multitask.comparison.metrics import score
+from netscope.multitask.families import FAMILIES
 from netscope.multitask.protocols import prepare
-from netscope.multitask.shared_trunk import SharedTrunkMTL
 
 
 @dataclass
@@ -30,7 +27,7 @@ class SplitRun:
     model: TaskEstimator | None = None
 
 
-def fit_split(data: TaskData, split: Split, scale_from: str, settings: Settings,
+def fit_split(data: TaskData, split: Split, scale_from: str, settings,
               keys: Sequence[str], progress: Progress | None = None,
               keep: bool = False) -> list[SplitRun]:
     """Every family in ``keys`` on one split. Families that build on others reuse them when
@@ -60,27 +57,17 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings: Settings,
     return runs
 
 
-def _fit_family(key: str, prep, settings: Settings, progress: Progress | None,
+def _fit_family(key: str, prep, settings, progress: Progress | None,
                 done: dict[str, tuple[TaskEstimator, float]]) -> tuple[TaskEstimator, float]:
-    est = FAMILIES[key].build(settings, progress)
+    """Fit one family; the families it reuses (``Family.reuses``) are fit first when they
+    have not run in this split, and their seconds count toward its time."""
+    family = FAMILIES[key]
+    for other in family.reuses:
+        if other not in done:
+            done[other] = _fit_family(other, prep, settings, progress, done)
+    est = family.build(settings, progress)
     start = time.perf_counter()
-    if isinstance(est, SharedTrunkMTL):
-        if "pooled-mlp" not in done:
-            done["pooled-mlp"] = _fit_pooled(prep, settings, progress)
-        pooled, extra = done["pooled-mlp"]
-        est.fit(prep.X_train, prep.y_train, prep.t_train, pooled=pooled)
-    elif isinstance(est, Ensemble):
-        given = {k: done[k][0] for k in est.members if k in done}
-        extra = sum(done[k][1] for k in given)
-        est.fit(prep.X_train, prep.y_train, prep.t_train, fitted=given)
-    else:
-        extra = 0.0
-        est.fit(prep.X_train, prep.y_train, prep.t_train)
+    est.fit(prep.X_train, prep.y_train, prep.t_train,
+            fitted={k: done[k][0] for k in family.reuses})
+    extra = sum(done[k][1] for k in family.reuses)
     return est, time.perf_counter() - start + extra
-
-
-def _fit_pooled(prep, settings: Settings, progress: Progress | None) -> tuple[PooledMLP, float]:
-    start = time.perf_counter()
-    model = FAMILIES["pooled-mlp"].build(settings, progress)
-    model.fit(prep.X_train, prep.y_train, prep.t_train)
-    return model, time.perf_counter() - start

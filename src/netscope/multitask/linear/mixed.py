@@ -21,12 +21,12 @@ from scipy.optimize import minimize
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.linalg import (
+from netscope.multitask.linear.linalg import (
     covariance_to_correlation,
     independent_columns,
     within_varying,
 )
-from netscope.multitask.ridge import task_grams
+from netscope.multitask.linear.ridge import task_grams
 from netscope.perf import blas_threads
 
 METHODS = ("reml", "ml")

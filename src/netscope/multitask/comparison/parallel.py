@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from netscope.data.tasks import TaskData
 from netscope.multitask.base import Progress
-from netscope.multitask.fit_split import fit_split
+from netscope.multitask.comparison.fit_split import fit_split
 from netscope.multitask.protocols import Protocol
 
 

@@ -11,16 +11,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.flat_train import (
+from netscope.multitask.base import Progress, TaskEstimator, TaskRelations
+from netscope.multitask.networks.flat_train import (
     FlatParams,
     GradFn,
     dense_backward,
     mse_residual,
     train_flat,
 )
-from netscope.multitask.optim import OptimizerSpec
-from netscope.multitask.pooled import dense
+from netscope.multitask.networks.optim import OptimizerSpec
+from netscope.multitask.networks.pooled import dense
 
 
 class GatedNet(nn.Module):
@@ -89,6 +89,10 @@ class TaskGatedMLP(TaskEstimator):
         so tasks with similar gates are treated alike (the report maps them in 2-D)."""
         with torch.no_grad():
             return torch.sigmoid(self.net_.embed.weight).numpy().copy()
+
+    def task_relations(self) -> TaskRelations:
+        return TaskRelations("embedding", self.gates(), "the gated network's task gates",
+                             "gated")
 
     def _fit(self, X, y, t, n_tasks) -> None:
         self.net_ = GatedNet(X.shape[1], n_tasks, self.width, self.hidden, self.seed)

@@ -15,9 +15,12 @@ from scipy.stats import ttest_rel
 
 from netscope.data.tasks import TaskData
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.families import DIVERGED, FAMILIES, Family, Settings, check_families
-from netscope.multitask.fit_split import fit_split
+from netscope.multitask.comparison.fit_split import fit_split
+from netscope.multitask.families import FAMILIES, Family, check_families
 from netscope.multitask.protocols import Protocol
+from netscope.multitask.settings import Settings
+
+DIVERGED = 10.0  # a standardized test MSE above this is reported as a failed fit
 
 
 @dataclass
@@ -116,7 +119,7 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
     results = [FamilyResult(FAMILIES[k]) for k in keys]
     splits = protocol.splits
     if jobs > 1 and len(splits) > 1:
-        from netscope.multitask.parallel import fit_splits_in_processes
+        from netscope.multitask.comparison.parallel import fit_splits_in_processes
 
         for split in splits:  # a bad split fails here, before workers start
             split.check(data)

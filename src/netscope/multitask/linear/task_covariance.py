@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from netscope.errors import NetscopeError
-from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.linalg import covariance_to_correlation
-from netscope.multitask.ridge import inner_folds, penalty_line, task_grams
+from netscope.multitask.base import Progress, TaskEstimator, TaskRelations
+from netscope.multitask.linear.linalg import covariance_to_correlation
+from netscope.multitask.linear.ridge import inner_folds, penalty_line, task_grams
 from netscope.perf import blas_threads
 
 LAM1_GRID = (1.0, 10.0, 100.0, 1000.0)
@@ -94,6 +94,10 @@ class LearnedTaskCovariance(TaskEstimator):
     def correlations(self) -> np.ndarray:
         """Learned task correlations (T x T); 0 for a task with no variance, never NaN."""
         return covariance_to_correlation(self.task_cov_)
+
+    def task_relations(self) -> TaskRelations:
+        return TaskRelations("correlation", self.correlations(), "learned task correlations "
+                             "(MTRL)", "mtrl")
 
     def _predict(self, X, t) -> np.ndarray:
         return np.einsum("nd,nd->n", X, self.coef_[t]) + self.intercept_[t]

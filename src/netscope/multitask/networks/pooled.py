@@ -8,15 +8,15 @@ import torch
 from torch import nn
 
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.flat_train import (
+from netscope.multitask.networks.flat_train import (
     FlatParams,
     GradFn,
     dense_backward,
     mse_residual,
     train_flat,
 )
-from netscope.multitask.optim import OptimizerSpec
-from netscope.multitask.stacked import glorot
+from netscope.multitask.networks.optim import OptimizerSpec
+from netscope.multitask.networks.stacked import glorot
 
 
 def dense(fan_in: int, fan_out: int, gen: torch.Generator) -> nn.Linear:

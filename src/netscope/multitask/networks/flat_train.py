@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from netscope.multitask.base import Progress
-from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
+from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 
 # grad(rows, views_of_gradient) fills the gradient of the batch's mean squared error
 GradFn = Callable[[np.ndarray, list[np.ndarray]], None]

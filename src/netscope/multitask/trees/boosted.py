@@ -25,8 +25,8 @@ from threadpoolctl import threadpool_limits
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.forest import Forest
-from netscope.multitask.ridge import inner_folds
+from netscope.multitask.linear.ridge import inner_folds
+from netscope.multitask.trees.forest import Forest
 
 MAX_CATEGORIES = 255  # HistGradientBoosting's limit on a categorical feature's levels
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
-from netscope.multitask.stacked import (
+from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
+from netscope.multitask.networks.stacked import (
     BatchPlan,
     gather_batch,
     init_stacked_mlp,

@@ -19,9 +19,9 @@ import torch
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.optim import OptimizerSpec, StackedOptimizer
-from netscope.multitask.pooled import PooledMLP
-from netscope.multitask.stacked import batch_plan
+from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
+from netscope.multitask.networks.pooled import PooledMLP
+from netscope.multitask.networks.stacked import batch_plan
 
 SHARED = ("W0", "b0", "W1", "b1")
 TRAINABLE = {1: (), 2: ("W1", "b1"), 3: SHARED}  # shared layers trained in each stage
@@ -96,8 +96,9 @@ class SharedTrunkMTL(TaskEstimator):
         self.progress = progress
         self.weight_decay = weight_decay
 
-    def fit(self, X, y, tasks, pooled: PooledMLP | None = None) -> SharedTrunkMTL:
-        """Fit; ``pooled`` is an already fitted PooledMLP to start from (else one is fit)."""
+    def fit(self, X, y, tasks, fitted=None, pooled: PooledMLP | None = None) -> SharedTrunkMTL:
+        """Fit; ``pooled`` (or ``fitted["pooled-mlp"]``) is a PooledMLP already fit on these
+        rows to start from (else one is fit)."""
         if self.method not in METHODS:
             raise NetscopeError(f"method must be one of {METHODS}, got {self.method!r}.")
         if self.shared_reduce not in ("sum", "mean"):
@@ -106,7 +107,7 @@ class SharedTrunkMTL(TaskEstimator):
             )
         if len(self.stage_epochs) != 3 or len(self.stage_lr) != 3:
             raise NetscopeError("stage_epochs and stage_lr need three values (one per stage).")
-        self._pooled = pooled
+        self._pooled = pooled or (fitted or {}).get("pooled-mlp")
         return super().fit(X, y, tasks)
 
     def _start(self, X, y, t, n_tasks) -> None:

@@ -1,0 +1,1 @@
+"""Tree ensembles: gradient-boosted trees with the task as a feature, exported to arrays."""
