@@ -45,7 +45,22 @@ def test_bad_cell_names_the_column(tmp_path, column, row, value, message):
     df.loc[row, column] = value
     df.to_csv(tmp_path / "m.csv", index=False)
     with pytest.raises(NetscopeError, match=message):
-        load_table(tmp_path / "m.csv", task="group", target="score")
+        load_table(tmp_path / "m.csv", task="group", target="score", missing="error")
+
+
+def test_missing_cells_are_kept_for_imputation(tmp_path):
+    """By default a gap is taken: NaN in a numeric column, its own level in a text column
+    (said in the notes); rows without a target are dropped and counted."""
+    df = _frame().astype({"colour": object, "score": float})
+    df.loc[3, "size"] = np.nan
+    df.loc[1, "colour"] = np.nan
+    df.loc[4, "score"] = np.nan
+    df.to_csv(tmp_path / "m.csv", index=False)
+    d = load_table(tmp_path / "m.csv", task="group", target="score")
+    assert d.X.shape[0] == len(df) - 1 and np.isnan(d.X[3, d.feature_names.index("size")])
+    assert "colour=(missing)" in d.feature_names
+    notes = " ".join(d.notes.values())
+    assert "1 row(s) without a target value dropped" in notes and "colour" in notes
 
 
 def test_single_row_task(tmp_path):
@@ -99,7 +114,7 @@ def test_messages_cut_user_values_and_count_rows_one_way(tmp_path):
     from netscope.data.tasks import TaskData
 
     with pytest.raises(NetscopeError, match=r"first at row 2 \(counting from 1\)"):
-        TaskData(np.array([[1.0], [np.nan], [2.0], [3.0]]), np.arange(4.0),
+        TaskData(np.array([[1.0], [np.inf], [2.0], [3.0]]), np.arange(4.0),
                  np.array([0, 0, 1, 1]), ["a", "b"], ["x"])
 
 

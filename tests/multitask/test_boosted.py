@@ -50,11 +50,28 @@ def test_many_tasks_are_target_encoded():
     assert np.mean((m.predict(X, t) - y) ** 2) < 0.5 * np.var(y)
 
 
-def test_unseen_task_is_a_clear_error():
+def test_unseen_task_is_a_clear_error_when_asked():
     X, y, t, _ = task_offsets()
     m = BoostedTrees(leaves=(7,), l2=(0.0,)).fit(X, y, t)
     with pytest.raises(NetscopeError, match="task 99 was not seen in fit"):
-        m.predict(X[:1], [99])
+        m.predict(X[:1], [99], unseen="error")
+    assert np.isfinite(m.predict(X[:3], [99, 99, 0])).all()  # population by default
+
+
+def test_missing_values_follow_the_trees():
+    """NaN features are taken as they are and predicted as scikit-learn predicts them."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y, t, _ = task_offsets()
+    X = X.copy()
+    X[::7, 0] = np.nan
+    m = BoostedTrees(leaves=(7,), l2=(0.0,), trees=30).fit(X, y, t)
+    ref = HistGradientBoostingRegressor(
+        learning_rate=0.05, max_iter=30, max_leaf_nodes=7, min_samples_leaf=m.min_leaf_,
+        l2_regularization=0.0, categorical_features=[0], max_features=0.3,
+        early_stopping=False, random_state=0).fit(np.hstack([t[:, None], X]), y)
+    np.testing.assert_allclose(m.predict(X, t), ref.predict(np.hstack([t[:, None], X])),
+                               atol=1e-10)
 
 
 def test_bad_parameters():

@@ -8,8 +8,8 @@ import torch
 from netscope.data.tasks import TaskData
 from netscope.multitask.comparison.fit_split import fit_split
 from netscope.multitask.families import FAMILIES
-from netscope.multitask.settings import Settings
 from netscope.multitask.protocols import random_split
+from netscope.multitask.settings import Settings
 from tests.conftest import tiny_tasks
 
 SMALL = Settings(per_task_hidden=(4,), per_task_epochs=2, pooled_epochs=2, gated_epochs=2,

@@ -69,7 +69,9 @@ def test_unknown_task_at_predict(tiny):
     X, y, t = tiny
     model = FAMILIES["ridge-per-task"].build(SMALL, None).fit(X, y, t)
     with pytest.raises(NetscopeError, match="task 7 was not seen in fit"):
-        model.predict(X[:2], [0, 7])
+        model.predict(X[:2], [0, 7], unseen="error")
+    with pytest.raises(NetscopeError, match="unseen must be one of"):
+        model.predict(X[:2], [0, 7], unseen="zero")
 
 
 def test_wrong_feature_count(tiny):

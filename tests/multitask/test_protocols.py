@@ -55,9 +55,29 @@ def test_split_must_leave_rows_on_both_sides():
 
 
 def test_taskdata_names_bad_feature_column():
-    with pytest.raises(NetscopeError, match="feature column 'b' has a missing"):
-        TaskData(X=[[1.0, np.nan], [2.0, 3.0]], y=[1, 2], task=[0, 0], task_names=["t"],
+    with pytest.raises(NetscopeError, match="feature column 'b' has an infinite value"):
+        TaskData(X=[[1.0, np.inf], [2.0, 3.0]], y=[1, 2], task=[0, 0], task_names=["t"],
                  feature_names=["a", "b"])
+    with pytest.raises(NetscopeError, match="feature column 'b' is missing on every row"):
+        TaskData(X=[[1.0, np.nan], [2.0, np.nan]], y=[1, 2], task=[0, 0], task_names=["t"],
+                 feature_names=["a", "b"])
+
+
+def test_missing_values_are_imputed_from_training_rows_only():
+    """Medians and indicators come from training rows: a value only the test rows hold
+    never reaches the fill; trees get the gaps as NaN."""
+    X = np.array([[1.0, 0], [np.nan, 1], [3.0, 2], [5.0, 3], [1000.0, 4], [np.nan, 5]])
+    d = TaskData(X=X, y=np.arange(6.0), task=[0, 0, 1, 1, 0, 1], task_names=["a", "b"],
+                 feature_names=["u", "v"])
+    split = Split(train=np.array([0, 1, 2, 3]), test=np.array([4, 5]))
+    prep = protocols.prepare(d, split, "none")
+    assert prep.X_train.shape[1] == 3  # u, v, "u is missing"
+    filled = prep.X_test[:, 0]
+    assert filled[1] == 3.0  # the training median of 1, 3, 5 (1000 is a test value)
+    assert prep.X_test[1, 2] == 1.0 and prep.X_test[0, 2] == 0.0
+    assert np.isnan(prep.X_test_gaps[1, 0]) and prep.X_test_gaps[0, 0] == 1000.0
+    assert any("u: 2 missing cell(s) filled with the training median 3" in n
+               for n in prep.notes)
 
 
 def test_users_own_data_is_scaled_on_training_rows_only():

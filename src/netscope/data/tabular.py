@@ -12,8 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from netscope.data.target_column import read_target
 from netscope.data.tasks import TaskData
 from netscope.errors import NetscopeError, first_line, row_at, shown
+
+MISSING_LEVEL = "(missing)"  # the level a missing text value gets
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -91,7 +94,8 @@ def _checked_header(df: pd.DataFrame, header: pd.DataFrame, path: Path) -> pd.Da
     return df
 
 
-def _numeric_or_error(col: pd.Series, name: str, path: Path) -> np.ndarray:
+def _numeric_or_error(col: pd.Series, name: str, path: Path,
+                      missing_ok: bool = False) -> np.ndarray:
     values = pd.to_numeric(col, errors="coerce")
     bad = values.isna() & col.notna()
     if bad.any():
@@ -100,7 +104,7 @@ def _numeric_or_error(col: pd.Series, name: str, path: Path) -> np.ndarray:
             f"{path}: column {shown(name)} must be numeric but {row_at(row, True)} holds "
             f"{shown(col.iloc[row])}."
         )
-    if values.isna().any():
+    if values.isna().any() and not missing_ok:
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
         raise NetscopeError(f"{path}: column {shown(name)} has a missing value at "
                             f"{row_at(row, True)}.")
@@ -116,8 +120,15 @@ def _looks_numeric(col: pd.Series) -> bool:
 
 
 def load_table(path: str | Path, task: str, target: str,
-               features: Sequence[str] | None = None) -> TaskData:
-    """Load grouped rows from ``path``; ``features`` defaults to every other column."""
+               features: Sequence[str] | None = None, target_kind: str = "auto",
+               missing: str = "impute") -> TaskData:
+    """Load grouped rows from ``path``; ``features`` defaults to every other column.
+    ``target_kind``: auto (recognized, and said in ``notes``), regression, binary,
+    multiclass or count. Rows without a target are dropped; missing feature values stay
+    missing (NaN) for the protocols to impute and a missing text value is its own level, or
+    (``missing="error"``) the first one is an error."""
+    if missing not in ("impute", "error"):
+        raise NetscopeError(f"--missing must be impute or error, got {missing!r}.")
     path = Path(path)
     df = _read(path)
     if df.shape[0] == 0:
@@ -137,31 +148,38 @@ def load_table(path: str | Path, task: str, target: str,
     if df[task].isna().any():
         row = int(np.flatnonzero(df[task].isna().to_numpy())[0])
         raise NetscopeError(f"{path}: task column {shown(task)} is empty at {row_at(row, True)}.")
-    y = _numeric_or_error(df[target], target, path)
-    if np.ptp(y) == 0:
-        raise NetscopeError(f"{path}: the target column '{target}' is constant (every value "
-                            f"{_short(y[0])}): there is nothing to predict.")
+    goal = read_target(df[target], str(target), str(path), target_kind)
+    if goal.keep is not None and not goal.keep.all():
+        df = df[goal.keep].reset_index(drop=True)
+    notes = {f"target {i + 1}": n for i, n in enumerate(goal.notes)}
     blocks, names = [], []
     for col in features:
         series = df[col]
         if _looks_numeric(series):
-            blocks.append(_numeric_or_error(series, col, path)[:, None])
+            blocks.append(_numeric_or_error(series, col, path,
+                                            missing_ok=missing == "impute")[:, None])
             names.append(str(col))
         else:
-            if series.isna().any():
+            if missing == "error" and series.isna().any():
                 row = int(np.flatnonzero(series.isna().to_numpy())[0])
                 raise NetscopeError(f"{path}: column {shown(col)} has a missing value at "
-                                    f"{row_at(row, True)}.")
-            levels = sorted(series.astype(str).unique())
-            onehot = (series.astype(str).to_numpy()[:, None] == np.array(levels)[None, :])
+                                    f"{row_at(row, True)} (--missing error).")
+            text = series.astype(str).where(series.notna(), MISSING_LEVEL)
+            if series.isna().any():
+                notes[f"missing {col}"] = (f"{int(series.isna().sum())} missing value(s) in "
+                                           f"text column {shown(col)} kept as the level "
+                                           f"{MISSING_LEVEL}")
+            levels = sorted(text.unique())
+            onehot = (text.to_numpy()[:, None] == np.array(levels)[None, :])
             blocks.append(onehot.astype(np.float64))
             names.extend(f"{col}={level}" for level in levels)
     labels = df[task].astype(str).to_numpy()
     task_names = list(dict.fromkeys(labels))  # first-seen order
     index = {name: i for i, name in enumerate(task_names)}
     return TaskData(
-        X=np.hstack(blocks), y=y, task=np.array([index[v] for v in labels]),
+        X=np.hstack(blocks), y=goal.y, task=np.array([index[v] for v in labels]),
         task_names=task_names, feature_names=names, name=path.name, target_name=str(target),
+        notes=notes, kind=goal.kind, classes=goal.classes,
     )
 
 

@@ -28,6 +28,10 @@ class TaskData:
     # which built-in reference data set this is ("school", "survey"); None for a user's own
     # data, so a file that happens to be called school.csv never gets the course's protocol
     reference: str | None = None
+    # the target's kind (regression, binary, multiclass, count); for classes, ``y`` holds
+    # codes 0..K-1 and ``classes`` their names in code order
+    kind: str = "regression"
+    classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X, dtype=np.float64)
@@ -89,20 +93,26 @@ def _validate(d: TaskData) -> None:
         raise NetscopeError(
             f"{d.name}: {d.X.shape[1]} feature columns but {len(d.feature_names)} names."
         )
-    bad_cols = np.flatnonzero(~np.isfinite(d.X).all(axis=0))
+    bad_cols = np.flatnonzero(np.isinf(d.X).any(axis=0))
     if bad_cols.size:
         col = bad_cols[0]
-        row = int(np.flatnonzero(~np.isfinite(d.X[:, col]))[0])
+        row = int(np.flatnonzero(np.isinf(d.X[:, col]))[0])
         raise NetscopeError(
-            f"{d.name}: feature column {shown(d.feature_names[col])} has a missing or infinite "
-            f"value (first at {row_at(row)}); fill or drop those rows first."
+            f"{d.name}: feature column {shown(d.feature_names[col])} has an infinite value "
+            f"(first at {row_at(row)}); fix or drop those rows (missing values, NaN, are "
+            f"taken)."
         )
+    empty = np.flatnonzero(np.isnan(d.X).all(axis=0))
+    if empty.size:
+        raise NetscopeError(f"{d.name}: feature column {shown(d.feature_names[empty[0]])} is "
+                            f"missing on every row; drop it.")
     if not np.isfinite(d.y).all():
         row = int(np.flatnonzero(~np.isfinite(d.y))[0])
         raise NetscopeError(
             f"{d.name}: target {shown(d.target_name)} has a missing or infinite value "
             f"(first at {row_at(row)})."
         )
+    _validate_kind(d)
     if d.task.min() < 0 or d.task.max() >= len(d.task_names):
         raise NetscopeError(f"{d.name}: task ids must index into the {len(d.task_names)} names.")
     sizes = np.bincount(d.task, minlength=len(d.task_names))
@@ -116,6 +126,28 @@ def _validate(d: TaskData) -> None:
         )
 
 
+def _validate_kind(d: TaskData) -> None:
+    """Class codes 0..K-1 with K names; counts whole and >= 0."""
+    if d.kind in ("binary", "multiclass"):
+        k = len(d.classes)
+        if k < 2 or (d.kind == "binary") != (k == 2):
+            raise NetscopeError(f"{d.name}: a {d.kind} target needs "
+                                f"{'2' if d.kind == 'binary' else 'at least 3'} class names, "
+                                f"got {k}.")
+        bad = np.flatnonzero((d.y != np.round(d.y)) | (d.y < 0) | (d.y >= k))
+        if bad.size:
+            raise NetscopeError(f"{d.name}: class codes must be 0..{k - 1}; "
+                                f"{row_at(int(bad[0]))} holds {d.y[bad[0]]:g}.")
+    elif d.kind == "count":
+        bad = np.flatnonzero((d.y < 0) | (d.y != np.round(d.y)))
+        if bad.size:
+            raise NetscopeError(f"{d.name}: a count target must be whole numbers >= 0, but "
+                                f"{row_at(int(bad[0]))} holds {d.y[bad[0]]:g} ({bad.size} "
+                                f"row(s)); use --target-kind regression for other numbers.")
+    elif d.kind != "regression":
+        raise NetscopeError(f"{d.name}: unknown target kind {d.kind!r}.")
+
+
 @dataclass(frozen=True)
 class Split:
     """Train and test row indices into one TaskData, with a human name for reports."""
@@ -123,9 +155,11 @@ class Split:
     train: np.ndarray
     test: np.ndarray
     name: str = "split"
+    new_tasks: bool = False  # some tasks are held out whole (tested, never trained on)
 
     def check(self, data: TaskData) -> None:
-        """Every task must have rows on both sides, or per-task models cannot be fit or scored."""
+        """Every task must have rows on both sides, or per-task models cannot be fit or
+        scored; a new-tasks split holds some tasks out whole (and may test only some)."""
         n = data.X.shape[0]
         for side, idx in (("train", self.train), ("test", self.test)):
             if idx.size == 0:
@@ -135,6 +169,8 @@ class Split:
         if np.intersect1d(self.train, self.test).size:
             raise NetscopeError(f"{self.name}: train and test rows overlap.")
         for side, idx in (("train", self.train), ("test", self.test)):
+            if self.new_tasks:
+                break
             sizes = np.bincount(data.task[idx], minlength=data.n_tasks)
             empty = np.flatnonzero(sizes == 0)
             if empty.size:

@@ -25,6 +25,7 @@ from netscope.errors import NetscopeError, row_at, shown
 
 Progress = Callable[[str], None]
 REGISTRY: dict[str, type[TaskEstimator]] = {}
+UNSEEN = ("population", "error")
 FORMAT = 2  # saved models: 2 tags tuples in config.json (1 wrote them as lists)
 TUPLE = "__tuple__"
 
@@ -45,6 +46,7 @@ class TaskEstimator:
     """Base class: maps task labels to indices, validates input, saves and loads."""
 
     label = "estimator"  # a readable name of the model, for reports and messages
+    takes_missing = False  # True: missing feature values (NaN) are handled by the model
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -146,43 +148,79 @@ class TaskEstimator:
         self._fit(X, y, t.reshape(-1), len(self.tasks_))
         return self
 
-    def predict(self, X, tasks) -> np.ndarray:
+    def predict(self, X, tasks, unseen: str = "population") -> np.ndarray:
+        """Predictions for rows ``X`` of ``tasks``. A task not seen in fit gets the model's
+        population-level prediction (``unseen="population"``, said once through
+        ``progress``) or an error (``unseen="error"``)."""
         if not hasattr(self, "tasks_"):
             raise NetscopeError(f"{type(self).__name__} is not fitted yet; call fit first.")
+        if unseen not in UNSEEN:
+            raise NetscopeError(f"predict: unseen must be one of {UNSEEN}, got {unseen!r}.")
         X = self._check_X(X)
         if X.shape[1] != self.n_features_in_:
             raise NetscopeError(
                 f"predict: X has {X.shape[1]} features but the model was fit on "
                 f"{self.n_features_in_}."
             )
-        return self._predict(X, self.task_index(tasks, X.shape[0]))
+        t = self.task_index(tasks, X.shape[0], unseen)
+        new = t < 0
+        if not new.any():
+            return self._predict(X, t)
+        out = np.empty(X.shape[0])
+        if (~new).any():
+            out[~new] = self._predict(X[~new], t[~new])
+        out[new] = self._predict_population(X[new])
+        if getattr(self, "progress", None):
+            self.progress(f"{self.label}: {int(new.sum())} row(s) of "
+                          f"{len(np.unique(np.asarray(tasks).reshape(-1)[new]))} task(s) not "
+                          f"seen in fit get the population-level prediction")
+        return out
 
-    def task_index(self, tasks, n_rows: int) -> np.ndarray:
+    def _predict_population(self, X: np.ndarray) -> np.ndarray:
+        """The prediction for a task never seen in fit. By default the average of every
+        known task's prediction (for a linear model, the model with the mean weights);
+        families with a population-level part (fixed effects, a shared head, the shared
+        weights) override it."""
+        total = np.zeros(X.shape[0])
+        for k in range(len(self.tasks_)):
+            total += self._predict(X, np.full(X.shape[0], k))
+        return total / len(self.tasks_)
+
+    def task_index(self, tasks, n_rows: int, unseen: str = "error") -> np.ndarray:
+        """Each row's task position in ``tasks_``; -1 for a task not seen in fit (or an
+        error naming it, with ``unseen="error"``)."""
         labels = np.asarray(tasks).reshape(-1)
         if labels.shape[0] != n_rows:
             raise NetscopeError(f"predict: {n_rows} rows but {labels.shape[0]} task labels.")
-        pos = np.searchsorted(self.tasks_, labels)
+        try:
+            pos = np.searchsorted(self.tasks_, labels)
+        except TypeError:  # labels of another type than the fitted ones (text vs numbers)
+            raise NetscopeError(f"predict: task labels {_preview(labels)} are not of the kind "
+                                f"seen in fit ({_preview(self.tasks_)}).") from None
         pos = np.clip(pos, 0, len(self.tasks_) - 1)
         unknown = self.tasks_[pos] != labels
-        if unknown.any():
+        if unknown.any() and unseen == "error":
             bad = labels[np.flatnonzero(unknown)[0]]
             raise NetscopeError(
                 f"predict: task {shown(_label(bad))} was not seen in fit ({unknown.sum()} row(s)); "
-                f"known tasks are {_preview(self.tasks_)}."
+                f"known tasks are {_preview(self.tasks_)}; unseen=\"population\" predicts "
+                f"them at the population level."
             )
-        return pos
+        return np.where(unknown, -1, pos)
 
-    @staticmethod
-    def _check_X(X) -> np.ndarray:
+    def _check_X(self, X) -> np.ndarray:
         try:
             X = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise NetscopeError(f"X must be numeric ({exc}).") from None
         if X.ndim != 2 or X.shape[0] == 0:
             raise NetscopeError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
-        if not np.isfinite(X).all():
-            col = int(np.flatnonzero(~np.isfinite(X).all(axis=0))[0])
-            raise NetscopeError(f"X column {col} holds NaN or infinity.")
+        bad = np.isinf(X) if self.takes_missing else ~np.isfinite(X)
+        if bad.any():
+            col = int(np.flatnonzero(bad.any(axis=0))[0])
+            raise NetscopeError(f"X column {col} holds NaN or infinity; fill missing values "
+                                f"first (`netscope multitask run` and the protocols' "
+                                f"prepare() impute them from training rows).")
         return X
 
     @staticmethod

@@ -112,6 +112,10 @@ class Ensemble(TaskEstimator):
         return sum(w * m._predict(X, t) for w, m in zip(self.weights_, self.members_,
                                                         strict=True))
 
+    def _predict_population(self, X) -> np.ndarray:
+        return sum(w * m._predict_population(X) for w, m in zip(self.weights_, self.members_,
+                                                                strict=True))
+
     def _state(self):
         state = {"weights": torch.from_numpy(np.asarray(self.weights_, dtype=np.float64))}
         for i, m in enumerate(self.members_):

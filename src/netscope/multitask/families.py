@@ -122,6 +122,7 @@ class Family:
     kinds: tuple[str, ...] = ("regression",)
     reuses: tuple[str, ...] = ()
     task_gain: bool = False
+    native_missing: bool = False  # takes missing feature values as they are (no imputing)
 
     def estimator_class(self) -> type:
         module, _, name = self.estimator.partition(":")
@@ -204,7 +205,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            "gradient-boosted trees, task as a categorical feature; trees, leaves and L2 "
            "chosen on inner validation rows",
            _M + "trees.boosted:BoostedTrees", (SEED,),
-           lambda s: {"seed": s.seed, "threads": 1}),
+           lambda s: {"seed": s.seed, "threads": 1}, native_missing=True),
     Family("learned-task-covariance", "learned task covariance (MTRL)",
            "Zhang & Yeung (2010): shared weights plus task deviations coupled by a learned "
            "task covariance; penalties by inner CV",

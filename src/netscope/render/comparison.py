@@ -4,30 +4,49 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from netscope.files.atomic import write_bytes, write_text
-from netscope.multitask.comparison.metrics import DEFINITIONS
+from netscope.multitask.comparison.metrics import Metric, metrics_of
 from netscope.multitask.comparison.results import Comparison
 from netscope.render.blandaltman import bland_altman_png
 from netscope.render.png import figure_png, img_tag, subplots
 from netscope.render.table import csv_text, markdown_table, with_sd
 
-HEADER = ["model", "test MSE (standardized)", "test MSE (original scale)",
-          "explained variance", "train time (s)"]
+
+def columns(comp: Comparison) -> list[Metric]:
+    """The table's metric columns: the kind's metrics, the ranking metric on seen and on new
+    tasks when a protocol holds tasks out, then the training time."""
+    ms = list(metrics_of(comp.kind))
+    first = comp.summary()[0]
+    m = comp.metric
+    for part, text in (("seen", "seen tasks"), ("new", "new tasks")):
+        if f"{part}_{m.key}" in first:
+            ms.insert(-1, replace(m, key=f"{part}_{m.key}", header=f"{m.header}, {text}",
+                                  definition=f"{m.definition}, on the test rows of {text}"))
+    return ms
+
+
+def header(comp: Comparison) -> list[str]:
+    return ["model", *(m.header for m in columns(comp))]
 
 
 def table_rows(comp: Comparison) -> list[list[str]]:
     rows = []
     for s in comp.summary():
         n = s["splits"]
-        rows.append([s["model"], with_sd(s["mse_std"], s["mse_std_sd"], n, ".4f"),
-                     with_sd(s["mse"], s["mse_sd"], n, ".3f"),
-                     with_sd(s["explained_variance"], s["explained_variance_sd"], n, ".2%"),
-                     with_sd(s["train_seconds"], s["train_seconds_sd"], n, ".2f")])
+        rows.append([s["model"], *(with_sd(s[m.key], s[f"{m.key}_sd"], n,
+                                           ".2%" if m.fmt == "%" else m.fmt)
+                                   for m in columns(comp))])
     return rows
+
+
+def definitions_of(comp: Comparison) -> dict[str, str]:
+    return {m.key: m.definition for m in columns(comp)}
 
 
 def one_split_note(comp: Comparison) -> str:
@@ -52,9 +71,10 @@ def answer_text(comp: Comparison) -> str:
     a = comp.answer()
     if "runner_up" not in a:
         return f"Use {a['best']} (the only model compared)."
-    rel = a["difference"] / a["runner_up_mse"] if a["runner_up_mse"] else 0.0
-    text = (f"Use {a['best']} for these data: test MSE {a['best_mse']:#.4g} against "
-            f"{a['runner_up_mse']:#.4g} for the runner-up, {a['runner_up']} "
+    rel = a["difference"] / a["runner_up_value"] if a["runner_up_value"] else 0.0
+    name = comp.metric.header.replace("(original scale)", "").strip()
+    text = (f"Use {a['best']} for these data: test {name} {a['best_value']:#.4g} against "
+            f"{a['runner_up_value']:#.4g} for the runner-up, {a['runner_up']} "
             f"({rel:.1%} lower).")
     if a["splits"] < 2:
         return text + " " + one_split_note(comp)
@@ -74,20 +94,18 @@ def fit_notes(comp: Comparison) -> list[tuple[str, str]]:
 
 def text_report(comp: Comparison) -> str:
     """The table with the protocol and metric definitions printed next to it."""
-    best = comp.best()
     lines = [
         answer_text(comp),
         "",
-        f"data: {comp.data.name} ({comp.data.X.shape[0]} rows, {comp.data.n_tasks} tasks, "
-        f"target {comp.data.target_name})",
+        f"data: {data_line(comp)}",
         f"protocol '{comp.protocol.name}': {comp.protocol.definition}",
         "",
-        markdown_table(HEADER, table_rows(comp)),
+        markdown_table(header(comp), table_rows(comp)),
         "",
-        *(f"- {k}: {v}" for k, v in DEFINITIONS.items() if k != "rmse"),
-        f"best: {best['model']} (original-scale test MSE {best['mse']:.4f}, explained variance "
-        f"{best['explained_variance']:.2%})",
+        *(f"- {k}: {v}" for k, v in definitions_of(comp).items() if k != "rmse"),
+        f"best: {best_line(comp)}",
         *(f"warning: {w}" for w in comp.warnings()),
+        *(f"note: {n}" for n in data_notes(comp)),
     ]
     notes = fit_notes(comp)
     if notes:
@@ -96,14 +114,41 @@ def text_report(comp: Comparison) -> str:
     return "\n".join(lines)
 
 
+def data_line(comp: Comparison) -> str:
+    d = comp.data
+    classes = f", classes {', '.join(d.classes)}" if d.classes else ""
+    return (f"{d.name} ({d.X.shape[0]} rows, {d.n_tasks} tasks, target {d.target_name}: "
+            f"{comp.kind.noun}{classes})")
+
+
+def best_line(comp: Comparison) -> str:
+    best = comp.best()
+    shown = ", ".join(f"{m.header} {best[m.key]:{'.2%' if m.fmt == '%' else '.4f'}}"
+                      for m in metrics_of(comp.kind)[:2])
+    return f"{best['model']} ({shown})"
+
+
+def data_notes(comp: Comparison) -> list[str]:
+    """What loading and preparing the data did (kind recognized, rows dropped, values
+    imputed), so nothing happens to a user's data without a word."""
+    notes = list(comp.data.notes.values())
+    first = comp.results[0]
+    if first.new_task is not None and first.new_task.any():
+        notes.append(f"{int(first.new_task.sum())} test row(s) of tasks held out of training "
+                     f"(first split) get each model's population-level prediction")
+    return notes + list(comp.prepared_notes)
+
+
 def per_task_rows(comp: Comparison) -> list[dict]:
-    """Mean over splits of each task's original-scale test MSE, one column per family."""
+    """Mean over splits of each task's test loss (squared error in original units, log
+    loss, or Poisson deviance), one column per family; empty where a task had no test rows."""
     sizes = comp.data.task_sizes()
     rows = []
     for t, name in enumerate(comp.data.task_names):
         row = {"task": name, "rows": int(sizes[t])}
         for res in comp.results:
-            row[res.family.key] = float(np.nanmean([m[t] for m in res.per_task_mse]))
+            vals = np.array([m[t] for m in res.per_task])
+            row[res.family.key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else ""
         rows.append(row)
     return rows
 
@@ -113,14 +158,21 @@ def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
     fams = {r.family.key: r for r in comp.results}
     if baseline not in fams or shared not in fams:
         return None
-    a = np.nanmean(np.stack(fams[baseline].per_task_mse), axis=0)
-    b = np.nanmean(np.stack(fams[shared].per_task_mse), axis=0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # tasks never tested: NaN, left out
+        a = np.nanmean(np.stack(fams[baseline].per_task), axis=0)
+        b = np.nanmean(np.stack(fams[shared].per_task), axis=0)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if not a.size:
+        return None
     fig, ax = subplots(figsize=(4.6, 4.2), dpi=110)
     ax.scatter(a, b, s=12, alpha=0.6)
     hi = float(np.nanmax([a.max(), b.max()]))
     ax.plot([0, hi], [0, hi], color="grey", linewidth=1)
-    ax.set_xlabel(f"{fams[baseline].family.label}: per-task test MSE")
-    ax.set_ylabel(f"{fams[shared].family.label}: per-task test MSE")
+    loss = {"regression": "MSE", "binary": "log loss", "count": "deviance"}[comp.kind.name]
+    ax.set_xlabel(f"{fams[baseline].family.label}: per-task test {loss}")
+    ax.set_ylabel(f"{fams[shared].family.label}: per-task test {loss}")
     gain = int((b < a).sum())
     ax.set_title(f"{gain} of {len(a)} tasks gain from sharing", fontsize=10)
     fig.tight_layout()
@@ -157,17 +209,17 @@ def short_text(comp: Comparison) -> str:
     return "\n".join([f"Comparison on {comp.data.name} ({comp.data.X.shape[0]} rows, "
                       f"{comp.data.n_tasks} tasks), protocol '{comp.protocol.name}', "
                       f"{len(comp.protocol.splits)} split(s)", answer_text(comp), "",
-                      markdown_table(HEADER, table_rows(comp))])
+                      markdown_table(header(comp), table_rows(comp))])
 
 
 def report_body(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in table_rows(comp))
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
-    defs = "".join(f"<li><b>{k}</b>: {html.escape(v)}</li>" for k, v in DEFINITIONS.items())
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header(comp))
+    defs = "".join(f"<li><b>{k}</b>: {html.escape(v)}</li>"
+                   for k, v in definitions_of(comp).items())
     figs = "".join(f"<figure>{img_tag(png, name)}<figcaption>{html.escape(name)}</figcaption>"
                    f"</figure>" for name, (_, png) in pictures.items())
-    best = comp.best()
     notes = "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(line)}</li>"
                     for m, line in fit_notes(comp))
     chose = f"<h2>What the fits chose (first split)</h2><ul>{notes}</ul>" if notes else ""
@@ -175,29 +227,55 @@ def report_body(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str
                        for w in comp.warnings())
     return f"""<h1>Multi-task comparison: {html.escape(comp.data.name)}</h1>
 <p style="font-size:1.15em"><b>{html.escape(answer_text(comp))}</b></p>
-<p>{comp.data.X.shape[0]} rows, {comp.data.n_tasks} tasks, target
-<code>{html.escape(comp.data.target_name)}</code>.</p>
+<p>Data: {html.escape(data_line(comp))}.</p>{notes_html(comp)}
 <p><b>Protocol '{html.escape(comp.protocol.name)}'</b>: {html.escape(comp.protocol.definition)}</p>
 <table><tr>{head}</tr>{rows}</table>
-<p>Best: <b>{html.escape(best['model'])}</b>. Values are mean ± SD over splits where there
-are several.</p>{warnings}<ul>{defs}</ul>{chose}
-<h2>Bland-Altman plots (first split, original scale), per-task gains, and how the
-models relate the tasks</h2>{figs}"""
+<p>Best: <b>{html.escape(best_line(comp))}</b>. Values are mean ± SD over splits where
+there are several.</p>{warnings}<ul>{defs}</ul>{chose}
+<h2>{html.escape(picture_heading(comp))}</h2>{figs}"""
+
+
+def picture_heading(comp: Comparison) -> str:
+    first = ("ROC curves and reliability diagrams (first split)" if comp.kind.name == "binary"
+             else "Bland-Altman plots (first split, original scale)")
+    return f"{first}, per-task gains, and how the models relate the tasks"
+
+
+def notes_html(comp: Comparison) -> str:
+    notes = data_notes(comp)
+    if not notes:
+        return ""
+    return "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"
 
 
 def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
     """caption -> (file name, PNG): a Bland-Altman plot per family, per-task gain plots."""
     pictures: dict[str, tuple[str, bytes]] = {}
-    for res in comp.results:
-        pictures[f"Bland-Altman: {res.family.label}"] = (
-            f"bland_altman_{res.family.key}.png",
-            bland_altman_png(res.y_true, res.y_pred, res.family.label, comp.data.target_name))
+    if comp.kind.name == "binary":
+        pictures.update(classifier_pictures(comp))
+    else:
+        for res in comp.results:
+            pictures[f"Bland-Altman: {res.family.label}"] = (
+                f"bland_altman_{res.family.key}.png",
+                bland_altman_png(res.y_true, res.y_pred, res.family.label,
+                                 comp.data.target_name))
     for shared in (r.family.key for r in comp.results if r.family.task_gain):
         png = gain_png(comp, "ridge-per-task", shared)
         if png is not None:
             pictures[f"per-task gain: {shared} vs ridge per task"] = (f"gain_{shared}.png", png)
     pictures.update(task_relation_pictures(comp))
     return pictures
+
+
+def classifier_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
+    """ROC curves and a reliability diagram of every model (first split)."""
+    from netscope.render.classifier import reliability_png, roc_png
+
+    positive = comp.data.classes[1] if comp.data.classes else "1"
+    curves = [(r.family.label, r.y_true, r.y_pred) for r in comp.results]
+    return {"ROC curves": ("roc.png", roc_png(curves, f"ROC, positive class {positive!r}")),
+            "reliability diagram": ("reliability.png", reliability_png(
+                curves, f"reliability, positive class {positive!r}"))}
 
 
 MAP_TASKS = 3  # a 2-D map of tasks relative to each other needs three
@@ -245,7 +323,11 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
     paths["per_task.csv"] = write_text(out / "per_task.csv", csv_text(per_task_rows(comp)))
     doc = {"dataset": comp.data.name, "built_in": comp.data.reference,
            "protocol": comp.protocol.name,
-           "protocol_definition": comp.protocol.definition, "definitions": DEFINITIONS,
+           "target": {"name": comp.data.target_name, "kind": comp.kind.name,
+                      "classes": list(comp.data.classes)},
+           "ranked_by": comp.metric.key, "notes": data_notes(comp),
+           "protocol_definition": comp.protocol.definition,
+           "definitions": definitions_of(comp),
            "settings": comp.settings.as_dict(),
            "families": [{"key": r.family.key, "label": r.family.label,
                          "description": r.family.description, "kinds": list(r.family.kinds),

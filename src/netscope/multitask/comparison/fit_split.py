@@ -11,20 +11,23 @@ import numpy as np
 
 from netscope.data.tasks import Split, TaskData
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.comparison.metrics import score
+from netscope.multitask.comparison.metrics import primary, score
 from netscope.multitask.families import FAMILIES
 from netscope.multitask.protocols import prepare
+from netscope.multitask.targets import KINDS
 
 
 @dataclass
 class SplitRun:
-    """One family on one split: its scores, and (first split only) predictions and model."""
+    """One family on one split: its scores, each task's mean loss, and (first split only)
+    the test rows' truth, predicted means, tasks and the model."""
 
     scores: dict
-    per_task_mse: np.ndarray
+    per_task: np.ndarray
     y_true: np.ndarray | None = None
     y_pred: np.ndarray | None = None
     model: TaskEstimator | None = None
+    new_task: np.ndarray | None = None  # test rows of tasks without training rows
 
 
 def fit_split(data: TaskData, split: Split, scale_from: str, settings,
@@ -32,9 +35,13 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
               keep: bool = False) -> list[SplitRun]:
     """Every family in ``keys`` on one split. Families that build on others reuse them when
     they ran before in the same split (the shared trunk starts from the pooled MLP, the
-    ensemble averages the fitted members), and count their time."""
+    ensemble averages the fitted members), and count their time. Test rows of tasks with no
+    training rows (the new-tasks protocol) get each model's population-level prediction and
+    are scored apart as well."""
+    kind = KINDS[data.kind]
     prep = prepare(data, split, scale_from)
     y_true = data.y[split.test]
+    new = ~np.isin(prep.t_test, prep.t_train)
     done: dict[str, tuple[TaskEstimator, float]] = {}
     runs = []
     for key in keys:
@@ -43,18 +50,30 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
             progress(f"[{split.name}] {family.label}: training")
         est, seconds = _fit_family(key, prep, settings, progress, done)
         done[key] = (est, seconds)
-        y_pred = prep.target.inverse_target(est.predict(prep.X_test, prep.t_test))
-        s = score(y_true, y_pred, prep.t_test, data.n_tasks, prep.reference_scale)
-        run = SplitRun({"split": split.name, "mse_std": s.mse_std, "mse": s.mse, "rmse": s.rmse,
-                        "explained_variance": s.explained_variance, "train_seconds": seconds},
-                       s.per_task_mse)
+        X_test = prep.features_for(family.native_missing)[1]
+        mu = prep.target.inverse_target(est.predict(X_test, prep.t_test))
+        s = score(kind, y_true, mu, prep.t_test, data.n_tasks, prep.reference_scale)
+        values = {"split": split.name, **s.values, "train_seconds": seconds}
+        if new.any():
+            values.update(_apart(kind, y_true, mu, new, prep.reference_scale))
+        run = SplitRun(values, s.per_task)
         if keep:
-            run.y_true, run.y_pred, run.model = y_true, y_pred, est
+            run.y_true, run.y_pred, run.model, run.new_task = y_true, mu, est, new
         runs.append(run)
         if progress:
-            progress(f"[{split.name}] {family.label}: test MSE {s.mse_std:.4f} "
-                     f"(standardized), {seconds:.1f}s")
+            m = primary(kind)
+            progress(f"[{split.name}] {family.label}: test {m.header} "
+                     f"{s.values[m.key]:.4f}, {seconds:.1f}s")
     return runs
+
+
+def _apart(kind, y, mu, new, scale) -> dict[str, float]:
+    """The primary metric on the rows of tasks seen in training and on new tasks."""
+    m = primary(kind)
+    out = {f"new_{m.key}": m.fn(y[new], mu[new], scale)}
+    if (~new).any():
+        out[f"seen_{m.key}"] = m.fn(y[~new], mu[~new], scale)
+    return out
 
 
 def _fit_family(key: str, prep, settings, progress: Progress | None,
@@ -67,7 +86,7 @@ def _fit_family(key: str, prep, settings, progress: Progress | None,
             done[other] = _fit_family(other, prep, settings, progress, done)
     est = family.build(settings, progress)
     start = time.perf_counter()
-    est.fit(prep.X_train, prep.y_train, prep.t_train,
+    est.fit(prep.features_for(family.native_missing)[0], prep.y_train, prep.t_train,
             fitted={k: done[k][0] for k in family.reuses})
     extra = sum(done[k][1] for k in family.reuses)
     return est, time.perf_counter() - start + extra

@@ -1,44 +1,122 @@
-"""Metrics, each with the definition printed beside it (papers disagree on these)."""
+"""Metrics by target kind, one table: each with its column header, its direction and the
+definition printed beside every number (papers disagree on these). The comparison, its
+table, the answer and the report all read it; a new metric is one entry."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-DEFINITIONS = {
-    "mse_std": "test MSE on the standardized target scale (original MSE / SD^2 of the "
-               "protocol's target scaler)",
-    "mse": "test MSE in the target's original units",
-    "rmse": "square root of the original-scale test MSE",
-    "explained_variance": "1 - MSE / Var(y_test), pooled over all test rows of the split",
-    "train_seconds": "wall-clock seconds to fit (this machine; noisy)",
+from netscope.multitask.targets import EPS, TargetKind
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    header: str
+    fmt: str  # format of a value in the table ("%" for percentages)
+    lower_is_better: bool
+    definition: str
+    fn: Callable[[np.ndarray, np.ndarray, float], float]  # (y, predicted mean, target SD)
+
+
+def _mse(y, mu, _):
+    return float(np.mean((mu - y) ** 2))
+
+
+def _ev(y, mu, _):
+    var = float(np.var(y))
+    return 1.0 - _mse(y, mu, _) / var if var > 0 else float("nan")
+
+
+def _log_loss(y, mu, _):
+    p = np.clip(mu, EPS, 1 - EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def _auc(y, mu, _):
+    """Area under the ROC curve (ties count half), NaN when one class is absent."""
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(mu)
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _poisson(y, mu, _):
+    from netscope.multitask.targets import KINDS
+
+    return float(np.mean(KINDS["count"].unit_loss(y, mu)))
+
+
+TIME = Metric("train_seconds", "train time (s)", ".2f", True,
+              "wall-clock seconds to fit (this machine; noisy)", lambda y, mu, s: 0.0)
+
+METRICS: dict[str, tuple[Metric, ...]] = {
+    "regression": (
+        Metric("mse_std", "test MSE (standardized)", ".4f", True,
+               "test MSE on the standardized target scale (original MSE / SD^2 of the "
+               "protocol's target scaler)", lambda y, mu, sd: _mse(y, mu, sd) / sd**2),
+        Metric("mse", "test MSE (original scale)", ".3f", True,
+               "test MSE in the target's original units", _mse),
+        Metric("rmse", "test RMSE", ".3f", True, "square root of the original-scale test MSE",
+               lambda y, mu, sd: float(np.sqrt(_mse(y, mu, sd)))),
+        Metric("explained_variance", "explained variance", "%", False,
+               "1 - MSE / Var(y_test), pooled over all test rows of the split", _ev),
+    ),
+    "binary": (
+        Metric("log_loss", "log loss", ".4f", True,
+               "mean of -[y log p + (1-y) log(1-p)] over test rows (p clipped to 1e-15)",
+               _log_loss),
+        Metric("auc", "AUC", ".4f", False, "area under the ROC curve of p, pooled over test "
+               "rows (ties count half)", _auc),
+        Metric("accuracy", "accuracy", "%", False, "share of test rows where p > 0.5 "
+               "predicts the class", lambda y, mu, _: float(np.mean((mu > 0.5) == (y == 1)))),
+        Metric("brier", "Brier score", ".4f", True, "mean of (p - y)^2 over test rows", _mse),
+    ),
+    "count": (
+        Metric("poisson_deviance", "Poisson deviance", ".4f", True,
+               "mean of 2 [y log(y / mu) - (y - mu)] over test rows", _poisson),
+        Metric("mae", "MAE", ".3f", True, "mean absolute error |y - mu| in counts",
+               lambda y, mu, _: float(np.mean(np.abs(y - mu)))),
+        Metric("mse", "MSE", ".3f", True, "mean squared error in counts^2", _mse),
+    ),
 }
+
+
+def metrics_of(kind: TargetKind) -> tuple[Metric, ...]:
+    """The kind's metrics, then the training time."""
+    return (*METRICS[kind.name], TIME)
+
+
+def primary(kind: TargetKind) -> Metric:
+    return next(m for m in METRICS[kind.name] if m.key == kind.primary)
+
+
+def definitions(kind: TargetKind) -> dict[str, str]:
+    return {m.key: m.definition for m in metrics_of(kind)}
 
 
 @dataclass(frozen=True)
 class Scores:
-    mse_std: float
-    mse: float
-    rmse: float
-    explained_variance: float
-    per_task_mse: np.ndarray  # (T,) original-scale MSE per task
+    values: dict[str, float]  # metric key -> value on the split's test rows
+    per_task: np.ndarray  # (T,) the primary metric's per-row loss averaged per task (NaN: none)
 
 
-def score(y_true: np.ndarray, y_pred: np.ndarray, task: np.ndarray, n_tasks: int,
-          reference_scale: float) -> Scores:
-    """All metrics for one split, on the original scale of the target."""
-    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    err2 = (y_pred - y_true) ** 2
-    mse = float(err2.mean())
+def score(kind: TargetKind, y_true: np.ndarray, mu: np.ndarray, task: np.ndarray,
+          n_tasks: int, reference_scale: float = 1.0) -> Scores:
+    """Every metric of ``kind`` for one split's test rows (original scale), and each task's
+    mean loss (squared error, log loss or Poisson deviance)."""
+    y, mu = np.asarray(y_true, float), np.asarray(mu, float)
+    values = {m.key: m.fn(y, mu, reference_scale) for m in METRICS[kind.name]}
+    loss = kind.unit_loss(y, mu)
     counts = np.bincount(task, minlength=n_tasks)
-    per_task = np.bincount(task, weights=err2, minlength=n_tasks) / np.maximum(counts, 1)
-    var = float(np.var(y_true))
-    return Scores(
-        mse_std=mse / reference_scale**2, mse=mse, rmse=float(np.sqrt(mse)),
-        explained_variance=1.0 - mse / var if var > 0 else float("nan"),
-        per_task_mse=np.where(counts > 0, per_task, np.nan),
-    )
+    per_task = np.bincount(task, weights=loss, minlength=n_tasks) / np.maximum(counts, 1)
+    return Scores(values, np.where(counts > 0, per_task, np.nan))
 
 
 def bland_altman(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray | float]:
@@ -48,3 +126,25 @@ def bland_altman(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray
     bias, sd = float(diff.mean()), float(diff.std(ddof=1)) if diff.size > 1 else 0.0
     return {"mean": (y_pred + y_true) / 2, "diff": diff, "bias": bias,
             "lower": bias - 1.96 * sd, "upper": bias + 1.96 * sd}
+
+
+def roc_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) at every threshold, from (0,0) to (1,1)."""
+    order = np.argsort(-p, kind="stable")
+    ys, ps = y[order], p[order]
+    distinct = np.r_[np.flatnonzero(np.diff(ps)), ys.size - 1]
+    tp = np.cumsum(ys)[distinct]
+    fp = (distinct + 1) - tp
+    pos, neg = max(ys.sum(), 1), max(ys.size - ys.sum(), 1)
+    return np.r_[0.0, fp / neg], np.r_[0.0, tp / pos]
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
+    """Mean predicted probability and observed share of 1s in equal-width bins of p (bins
+    with no rows left out), with each bin's row count."""
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    n = np.bincount(which, minlength=bins)
+    keep = n > 0
+    return {"predicted": (np.bincount(which, weights=p, minlength=bins)[keep] / n[keep]),
+            "observed": (np.bincount(which, weights=y, minlength=bins)[keep] / n[keep]),
+            "rows": n[keep]}

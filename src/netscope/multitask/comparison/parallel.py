@@ -14,7 +14,9 @@ from concurrent.futures import ProcessPoolExecutor
 from netscope.data.tasks import TaskData
 from netscope.multitask.base import Progress
 from netscope.multitask.comparison.fit_split import fit_split
+from netscope.multitask.comparison.metrics import primary
 from netscope.multitask.protocols import Protocol
+from netscope.multitask.targets import KINDS
 
 
 def _one_thread() -> None:
@@ -47,10 +49,10 @@ def fit_splits_in_processes(data: TaskData, protocol: Protocol, settings,
             for i, future in enumerate(futures):
                 runs = future.result()
                 if progress:
-                    best = min(zip(keys, runs, strict=True), key=lambda kr: kr[1].scores["mse"])
+                    m = primary(KINDS[data.kind])
+                    best = min(zip(keys, runs, strict=True), key=lambda kr: kr[1].scores[m.key])
                     progress(f"[{splits[i].name}] done ({i + 1}/{len(splits)}, {jobs} processes):"
-                             f" best {best[0]}, test MSE {best[1].scores['mse_std']:.4f} "
-                             f"(standardized)")
+                             f" best {best[0]}, test {m.header} {best[1].scores[m.key]:.4f}")
                 yield runs
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -168,6 +168,10 @@ class MixedEffects(TaskEstimator):
     def _predict(self, X, t) -> np.ndarray:
         return np.einsum("nd,nd->n", X, self.coef_[t, :-1]) + self.coef_[t, -1]
 
+    def _predict_population(self, X) -> np.ndarray:
+        """The fixed effects alone: a new task's random effects are at their mean, zero."""
+        return X @ self.fixed_effects_[:-1] + self.fixed_effects_[-1]
+
     def _state(self):
         return {"coef": torch.from_numpy(self.coef_),
                 "fixed_effects": torch.from_numpy(self.fixed_effects_),

@@ -168,6 +168,13 @@ class _LinearFamily(TaskEstimator):
     def _predict(self, X, t) -> np.ndarray:
         return np.einsum("nd,nd->n", with_constant(X), self.coef_[t])
 
+    def _predict_population(self, X) -> np.ndarray:
+        """The mean of the tasks' weights (the average of their predictions)."""
+        return with_constant(X) @ self.population_coef()
+
+    def population_coef(self) -> np.ndarray:
+        return self.coef_.mean(0)
+
     def _state(self):
         import torch
 
@@ -200,7 +207,22 @@ class MeanRegularizedRidge(_LinearFamily):
 
     def _solve(self, A, b, penalties):
         w0, V = solve_mean_regularized(A, b, *penalties, free=A.shape[1] - 1)
+        self.shared_coef_ = w0  # the last solve is the final fit's: a new task's weights
         return w0 + V
+
+    def population_coef(self) -> np.ndarray:
+        """w_0: a new task's deviation v_t is at its mean, zero."""
+        return self.shared_coef_ if hasattr(self, "shared_coef_") else self.coef_.mean(0)
+
+    def _state(self):
+        import torch
+
+        return {**super()._state(), "shared": torch.from_numpy(self.population_coef())}
+
+    def _set_state(self, state):
+        super()._set_state(state)
+        if "shared" in state:
+            self.shared_coef_ = state["shared"].numpy()
 
     def _path(self, A, b):
         for lam_task in self.grid:

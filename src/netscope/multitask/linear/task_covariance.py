@@ -102,6 +102,10 @@ class LearnedTaskCovariance(TaskEstimator):
     def _predict(self, X, t) -> np.ndarray:
         return np.einsum("nd,nd->n", X, self.coef_[t]) + self.intercept_[t]
 
+    def _predict_population(self, X) -> np.ndarray:
+        """The mean task's weights (the average of the tasks' predictions)."""
+        return X @ self.coef_.mean(0) + self.intercept_.mean()
+
     def _state(self):
         return {"coef": torch.from_numpy(self.coef_),
                 "intercept": torch.from_numpy(self.intercept_),

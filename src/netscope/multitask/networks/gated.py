@@ -37,7 +37,11 @@ class GatedNet(nn.Module):
         self.out = dense(hidden, 1, gen)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        h = torch.sigmoid(self.embed(t)) * torch.relu(self.project(x))
+        return self.gated(x, torch.sigmoid(self.embed(t)))
+
+    def gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """The output for rows whose gates are given (a task's, or the mean gate)."""
+        h = gate * torch.relu(self.project(x))
         return self.out(torch.relu(self.hidden(h))).squeeze(-1)
 
 
@@ -104,6 +108,12 @@ class TaskGatedMLP(TaskEstimator):
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
             return self.net_(torch.from_numpy(X), torch.from_numpy(t)).numpy()
+
+    def _predict_population(self, X) -> np.ndarray:
+        """The mean of the known tasks' gates lets the features through."""
+        with torch.no_grad():
+            gate = torch.sigmoid(self.net_.embed.weight).mean(0)
+            return self.net_.gated(torch.from_numpy(X), gate).numpy()
 
     def _state(self):
         return self.net_.state_dict()

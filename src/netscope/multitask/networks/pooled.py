@@ -92,6 +92,9 @@ class PooledMLP(TaskEstimator):
         with torch.no_grad():
             return self.net_(torch.from_numpy(X)).squeeze(-1).numpy()
 
+    def _predict_population(self, X) -> np.ndarray:
+        return self._predict(X, np.zeros(X.shape[0], np.int64))  # the task is not used
+
     def _state(self):
         return self.net_.state_dict()
 

@@ -155,6 +155,14 @@ class SharedTrunkMTL(TaskEstimator):
             pred = trunk_forward(self.trunk_, Xt, self.head_w_[tt], self.head_b_[tt])
             return pred.squeeze(-1).numpy()
 
+    def _predict_population(self, X) -> np.ndarray:
+        """The mean head on the shared trunk (the average of the tasks' linear heads)."""
+        with torch.no_grad():
+            Xt = torch.from_numpy(X).unsqueeze(1)
+            w, b = self.head_w_.mean(0, keepdim=True), self.head_b_.mean(0, keepdim=True)
+            pred = trunk_forward(self.trunk_, Xt, w.expand(X.shape[0], -1), b.expand(X.shape[0]))
+            return pred.squeeze(-1).numpy()
+
     def _state(self):
         return {**self.trunk_, "head_w": self.head_w_, "head_b": self.head_b_}
 

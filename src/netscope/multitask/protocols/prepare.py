@@ -9,6 +9,7 @@ import numpy as np
 
 from netscope.data.tasks import Split, Standardizer, TaskData
 from netscope.errors import NetscopeError
+from netscope.multitask.protocols.missing import Imputer
 
 SCALE_CHOICES = ("all", "train", "none")
 
@@ -27,6 +28,16 @@ class Prepared:
     features: Standardizer
     n_tasks: int
     split: Split
+    X_train_gaps: np.ndarray | None = None  # as X_train with missing values left NaN (for
+    X_test_gaps: np.ndarray | None = None  # families that handle them); None: no gaps
+    notes: tuple[str, ...] = ()  # what was imputed
+
+    def features_for(self, native_missing: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) features: imputed, or with the gaps as NaN for a family that takes
+        them as they are."""
+        if native_missing and self.X_train_gaps is not None:
+            return self.X_train_gaps, self.X_test_gaps
+        return self.X_train, self.X_test
 
     @property
     def reference_scale(self) -> float:
@@ -48,20 +59,29 @@ def prepare(data: TaskData, split: Split, scale_from: str) -> Prepared:
 
 
 def _scaled(data: TaskData, split: Split, scale_from: str) -> Prepared:
+    imp = Imputer.fit(data.X[split.train])
+    X = imp.transform(data.X)  # gaps filled from training rows only
     if scale_from == "none":  # raw units, but the target centred on its training mean:
-        keep = Standardizer.fit(data.X[split.train]).keep  # models without a free intercept
-        fx = Standardizer.identity(data.n_features, keep)  # (ridge penalizes its constant,
+        keep = Standardizer.fit(X[split.train]).keep  # models without a free intercept
+        fx = Standardizer.identity(X.shape[1], keep)  # (ridge penalizes its constant,
         fy = Standardizer(mean=np.array([data.y[split.train].mean()]),  # MLPs start at 0)
                           scale=np.ones(1), keep=np.ones(1, bool))  # would be biased toward 0
     else:
         rows = np.arange(data.X.shape[0]) if scale_from == "all" else split.train
-        fx = Standardizer.fit(data.X[rows])
+        fx = Standardizer.fit(X[rows])
         fy = Standardizer.fit(data.y[rows, None], drop_constant=False)
+    if data.kind != "regression":  # probabilities and counts are fit on their own scale
+        fy = Standardizer.identity(1)
+    gaps = np.isnan(data.X).any()
+    with_gaps = fx.transform(imp.transform(data.X, fill=False)) if gaps else None
     return Prepared(
-        X_train=fx.transform(data.X[split.train]), y_train=fy.transform_target(data.y[split.train]),
+        X_train=fx.transform(X[split.train]), y_train=fy.transform_target(data.y[split.train]),
         t_train=data.task[split.train],
-        X_test=fx.transform(data.X[split.test]), y_test=fy.transform_target(data.y[split.test]),
+        X_test=fx.transform(X[split.test]), y_test=fy.transform_target(data.y[split.test]),
         t_test=data.task[split.test], target=fy, features=fx, n_tasks=data.n_tasks, split=split,
+        X_train_gaps=None if with_gaps is None else with_gaps[split.train],
+        X_test_gaps=None if with_gaps is None else with_gaps[split.test],
+        notes=tuple(imp.notes(data.X, data.feature_names)) if gaps else (),
     )
 
 

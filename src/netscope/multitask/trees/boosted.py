@@ -35,6 +35,7 @@ class BoostedTrees(TaskEstimator):
     """HistGradientBoosting on [features, task]; leaves, L2 and trees chosen on inner rows."""
 
     label = "boosted trees"
+    takes_missing = True  # scikit-learn's trees learn where missing values go
 
     def __init__(self, *, leaves: tuple[int, ...] = (3, 5, 7, 15),
                  l2: tuple[float, ...] = (0.0, 10.0),
@@ -167,6 +168,11 @@ class BoostedTrees(TaskEstimator):
 
     def _predict(self, X, t) -> np.ndarray:
         return self.forest_.predict(self._design(X, t, training=False))
+
+    def _predict_population(self, X) -> np.ndarray:
+        """A task never seen: its task column is missing, so every split on the task sends
+        it where the trees send missing values (as scikit-learn and LightGBM do)."""
+        return self.forest_.predict(np.hstack([np.full((X.shape[0], 1), np.nan), X]))
 
     def _state(self):
         state = self.forest_.state("forest.")

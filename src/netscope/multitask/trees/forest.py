@@ -32,12 +32,15 @@ class Forest:
     roots: np.ndarray  # (trees,) int64
     baseline: np.ndarray  # (1,) float64
     depth: np.ndarray  # (1,) int64, the deepest leaf
+    missing_left: np.ndarray | None = None  # (nodes,) bool: where a missing value goes
+    # (NaN, or a category not seen in fit); None in forests saved before it was kept
 
     @classmethod
     def from_sklearn(cls, model) -> Forest:
         """Export a fitted single-output HistGradientBoostingRegressor."""
         parts: dict[str, list] = {k: [] for k in ("feature", "threshold", "left", "right",
-                                                  "is_leaf", "value", "is_categorical", "bitset")}
+                                                  "is_leaf", "value", "is_categorical", "bitset",
+                                                  "missing_left")}
         roots, bits, offset, depth = [], [], 0, 0
         for (tree,) in model._predictors:
             n = tree.nodes
@@ -49,6 +52,7 @@ class Forest:
             parts["is_leaf"].append(n["is_leaf"].astype(bool))
             parts["value"].append(n["value"].astype(np.float64))
             parts["is_categorical"].append(n["is_categorical"].astype(bool))
+            parts["missing_left"].append(n["missing_go_to_left"].astype(bool))
             parts["bitset"].append(n["bitset_idx"].astype(np.int64) + sum(len(b) for b in bits))
             bits.append(np.asarray(tree.raw_left_cat_bitsets, dtype=np.uint32).reshape(-1, 8))
             offset += len(n)
@@ -68,24 +72,31 @@ class Forest:
                 break
             x = X[rows, self.feature[node]]
             left = x <= self.threshold[node]
-            cat = self.is_categorical[node]
+            cat = self.is_categorical[node] & ~np.isnan(x)
             if cat.any():
                 code = np.clip(x[cat], 0, 255).astype(np.int64)
                 word = self.cat_bits[self.bitset[node[cat]], code // 32]
                 left[cat] = (word >> (code % 32).astype(np.uint32)) & 1 == 1
+            gap = np.isnan(x)
+            if gap.any() and self.missing_left is not None:
+                left[gap] = self.missing_left[node[gap]]
             node = np.where(leaf, node, np.where(left, self.left[node], self.right[node]))
         return self.baseline[0] + self.value[node].sum(1)
 
     def state(self, prefix: str) -> dict[str, torch.Tensor]:
         return {f"{prefix}{f.name}": torch.from_numpy(np.ascontiguousarray(
             getattr(self, f.name).astype(np.int64) if f.name == "cat_bits"
-            else getattr(self, f.name))) for f in fields(self)}
+            else getattr(self, f.name))) for f in fields(self)
+            if getattr(self, f.name) is not None}
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], prefix: str) -> Forest:
         try:
-            arrays = {f.name: state[f"{prefix}{f.name}"].numpy() for f in fields(cls)}
+            arrays = {f.name: state[f"{prefix}{f.name}"].numpy() for f in fields(cls)
+                      if f.name != "missing_left"}
         except KeyError as exc:
             raise NetscopeError(f"saved forest is incomplete: no {exc.args[0]!r}.") from None
         arrays["cat_bits"] = arrays["cat_bits"].astype(np.uint32)
+        gone = state.get(f"{prefix}missing_left")
+        arrays["missing_left"] = None if gone is None else gone.numpy()
         return cls(**arrays)

@@ -1,0 +1,66 @@
+"""What kind of target a data set has: the one object that losses, links, metrics and
+pictures read, so no family branches on the kind by itself.
+
+- ``regression``: any number; least squares; standardized for fitting, scored in its units.
+- ``binary``: two classes, coded 0/1 in ``TaskData.y`` (``TaskData.classes`` names them);
+  models predict P(y = 1) through a logistic link; log loss.
+- ``count``: whole numbers >= 0; models predict the mean through a log link; Poisson
+  deviance.
+- ``multiclass``: recognized (and said), not taken by any family yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from netscope.errors import NetscopeError
+
+EPS = 1e-15  # probabilities are clipped to [EPS, 1 - EPS] inside log losses
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    name: str
+    noun: str  # how the report names it
+    primary: str  # the metric that ranks the models (lower is better)
+    standardize: bool  # the protocols scale the target for fitting
+    link: str  # "identity", "logit" or "log": mean = inverse link of the linear predictor
+
+    def mean(self, z: np.ndarray) -> np.ndarray:
+        """The inverse link: the predicted mean from a linear predictor."""
+        z = np.asarray(z, dtype=np.float64)
+        if self.link == "logit":
+            return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic, without overflow
+        if self.link == "log":
+            return np.exp(np.minimum(z, 700.0))
+        return z
+
+    def unit_loss(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """Each row's loss: squared error, Bernoulli log loss, or Poisson deviance."""
+        y, mu = np.asarray(y, np.float64), np.asarray(mu, np.float64)
+        if self.name == "binary":
+            p = np.clip(mu, EPS, 1 - EPS)
+            return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+        if self.name == "count":
+            m = np.maximum(mu, 1e-300)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / m), 0.0)
+            return 2.0 * (term - (y - m))
+        return (y - mu) ** 2
+
+
+KINDS: dict[str, TargetKind] = {k.name: k for k in (
+    TargetKind("regression", "a number", "mse", True, "identity"),
+    TargetKind("binary", "yes/no (two classes)", "log_loss", False, "logit"),
+    TargetKind("count", "a count (whole numbers >= 0)", "poisson_deviance", False, "log"),
+    TargetKind("multiclass", "one of several classes", "log_loss", False, "softmax"),
+)}
+
+
+def kind(name: str) -> TargetKind:
+    if name not in KINDS:
+        raise NetscopeError(f"target kind must be one of auto, {', '.join(KINDS)}; "
+                            f"got {name!r}.")
+    return KINDS[name]

@@ -1,0 +1,46 @@
+"""Pictures for yes/no targets: every model's ROC curve on one plot, and a reliability
+diagram (does a predicted 30% happen 30% of the time?)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netscope.multitask.comparison.metrics import reliability, roc_curve
+from netscope.render.png import figure_png, subplots
+
+
+def roc_png(curves: list[tuple[str, np.ndarray, np.ndarray]], title: str) -> bytes:
+    """(label, y in {0, 1}, predicted probability) per model -> one ROC plot with AUCs."""
+    from netscope.multitask.comparison.metrics import METRICS
+
+    auc = next(m for m in METRICS["binary"] if m.key == "auc")
+    fig, ax = subplots(figsize=(5.2, 4.4), dpi=110)
+    for label, y, p in curves:
+        fpr, tpr = roc_curve(y, p)
+        ax.plot(fpr, tpr, linewidth=1, label=f"{label} (AUC {auc.fn(y, p, 1.0):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def reliability_png(curves: list[tuple[str, np.ndarray, np.ndarray]], title: str) -> bytes:
+    """Observed share of 1s against the mean predicted probability in ten bins, per model;
+    on the diagonal a model's probabilities mean what they say."""
+    fig, ax = subplots(figsize=(5.2, 4.4), dpi=110)
+    for label, y, p in curves:
+        r = reliability(y, p)
+        ax.plot(r["predicted"], r["observed"], marker="o", markersize=3, linewidth=1,
+                label=label)
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean predicted probability (bin)")
+    ax.set_ylabel("observed share of the positive class")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    return figure_png(fig)
