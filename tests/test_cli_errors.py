@@ -14,6 +14,8 @@ import pytest
 from netscope.cli import main
 
 SURVEY = ["multitask", "run", "--dataset", "survey", "--quiet", "--families", "pooled-ridge"]
+KINDS = ["multitask", "run", "--csv", "{kinds}", "--task-column", "shop", "--quiet", "--out",
+         "{tmp}/k"]
 CSV = ["multitask", "run", "--csv", "{shops}", "--task-column", "shop", "--target-column", "y",
        "--quiet", "--out", "{tmp}/o"]
 
@@ -29,7 +31,15 @@ def places(tmp_path):
                           "y": [i % 7 for i in range(30)]})
     shops.to_csv(tmp_path / "shops.csv", index=False)
     shops.assign(x=1.0, k="p").to_csv(tmp_path / "flat.csv", index=False)
-    return {"file": str(afile), "under": str(afile / "sub"), "foreign": str(foreign),
+    kinds = shops.assign(label=["yes", "no", "no"] * 10, one=["yes"] * 30,
+                         many=[f"c{i}" for i in range(30)], neg=[i - 3 for i in range(30)],
+                         half=[i / 2 for i in range(30)], gone=float("nan"))
+    kinds.to_csv(tmp_path / "kinds.csv", index=False)
+    many = pd.DataFrame({"shop": list("abc") * 70, "x": range(210),
+                         "y": [f"level{i}" for i in range(210)]})
+    many.to_csv(tmp_path / "many.csv", index=False)
+    return {"kinds": str(tmp_path / "kinds.csv"), "many": str(tmp_path / "many.csv"),
+            "file": str(afile), "under": str(afile / "sub"), "foreign": str(foreign),
             "tmp": str(tmp_path), "shops": str(tmp_path / "shops.csv"),
             "flat": str(tmp_path / "flat.csv")}
 
@@ -86,6 +96,29 @@ CASES = [
     (["multitask", "run", "--csv", "{flat}", "--task-column", "shop", "--target-column", "y",
       "--quiet", "--out", "{tmp}/o"], "no feature varies on the training rows"),
     (["data", "check", "--data-dir", "{file}"], "is a file, not a folder"),
+    # target kinds, missing values and new tasks
+    (KINDS + ["--target-column", "one", "--features", "x"], "the target column 'one' is "
+                                                            "constant (every value yes)"),
+    (KINDS + ["--target-column", "label", "--features", "x", "--target-kind", "regression"],
+     "--target-kind regression needs numbers, but 'label' holds"),
+    (KINDS + ["--target-column", "neg", "--features", "x", "--target-kind", "count"],
+     "--target-kind count needs whole numbers >= 0, but row 1 (line 2 of the file) holds -3"),
+    (KINDS + ["--target-column", "half", "--features", "x", "--target-kind", "count"],
+     "holds 0.5"),
+    (KINDS + ["--target-column", "label", "--features", "x", "--target-kind", "binary",
+              "--families", "mixed-effects"], "does not take binary targets"),
+    (KINDS + ["--target-column", "x", "--features", "gone"], "feature column 'gone' is "
+                                                             "missing on every row"),
+    (KINDS + ["--target-column", "y", "--features", "gone,x", "--missing", "error"],
+     "column 'gone' has a missing value at row 1"),
+    (KINDS + ["--target-column", "y", "--features", "x", "--protocol", "new-tasks"],
+     "deals the tasks into 5 folds, but kinds.csv has 3 task(s)"),
+    (KINDS + ["--target-column", "y", "--features", "x", "--new-task-fraction", "0.5"],
+     "--new-task-fraction goes with --protocol standard"),
+    (["multitask", "run", "--csv", "{many}", "--task-column", "shop", "--target-column", "y",
+      "--quiet", "--out", "{tmp}/m"], "holds text with 210 distinct values, too many for "
+                                      "classes (at most 100)"),
+    (SURVEY + ["--target-kind", "binary"], "--target-kind goes with --csv"),
     # models and layers
     (["vision", "predict", "chelsea", "--model", "json:loads"], "json:loads() raised TypeError"),
     (["vision", "activations", "chelsea", "--layers", "_fc", "--out", "{tmp}/a"],

@@ -113,3 +113,53 @@ def test_overflowing_values_are_refused():
         protocols.prepare(d, split, "train")
     with pytest.raises(NetscopeError, match="cannot be scaled into float32"):
         protocols.prepare(d, split, "none")
+
+
+def test_new_tasks_protocol_holds_whole_tasks_out():
+    rng = np.random.default_rng(0)
+    task = np.repeat(np.arange(10), 8)
+    d = TaskData(X=rng.normal(size=(80, 2)), y=rng.normal(size=80), task=task,
+                 task_names=[f"t{k}" for k in range(10)], feature_names=["u", "v"])
+    p = protocols.new_tasks(d, folds=5, seed=3)
+    assert p.name == "new-tasks" and "grouped 5-fold" in p.definition and len(p.splits) == 5
+    held = []
+    for split in p.splits:
+        split.check(d)
+        trained = set(task[split.train])
+        new = set(task[split.test]) - trained
+        assert len(new) == 2 and all((task == k).sum() == np.isin(split.test,
+                                     np.flatnonzero(task == k)).sum() for k in new)
+        assert len(trained) == 8 and set(task[split.test]) >= trained  # seen tasks test too
+        held += sorted(new)
+    assert sorted(held) == list(range(10))  # every task is new exactly once
+    with pytest.raises(NetscopeError, match="has 10 task"):
+        protocols.new_tasks(d, folds=11)
+    std = protocols.hold_out_tasks(d, protocols.standard(d, n_splits=2), 0.3, seed=1)
+    for split in std.splits:
+        assert len(set(task[split.test]) - set(task[split.train])) == 3
+    with pytest.raises(NetscopeError, match="holds out 0 of 10"):
+        protocols.hold_out_tasks(d, protocols.standard(d, n_splits=1), 0.01)
+
+
+def test_new_task_scores_are_apart_and_equal_the_population_prediction():
+    """Rows of held-out tasks are scored on their own; the mixed model predicts them with
+    its fixed effects."""
+    from netscope.multitask.comparison import compare
+
+    rng = np.random.default_rng(1)
+    task = np.repeat(np.arange(12), 30)
+    X = rng.normal(size=(360, 2))
+    y = X[:, 0] + rng.normal(0, 1, 12)[task] + rng.normal(0, 0.3, 360)
+    d = TaskData(X=X, y=y, task=task, task_names=[f"t{k}" for k in range(12)],
+                 feature_names=["u", "v"])
+    comp = compare(d, protocols.new_tasks(d, folds=3), families=["mixed-effects", "pooled-ridge"])
+    mixed, pooled = comp.summary()
+    assert {"new_mse", "seen_mse"} <= set(mixed)
+    assert mixed["seen_mse"] < 0.5 * mixed["new_mse"]  # knowing the task helps a lot
+    res = comp.results[0]
+    new = res.new_task
+    fe = res.model.fixed_effects_
+    split = comp.protocol.splits[0]
+    prep = protocols.prepare(d, split, "train")
+    expected = prep.target.inverse_target(prep.X_test[new] @ fe[:-1] + fe[-1])
+    np.testing.assert_allclose(res.y_pred[new], expected, atol=1e-9)

@@ -7,6 +7,7 @@ from pathlib import Path
 from netscope.cli.common import notice, progress_printer
 from netscope.cli.options import Number, number, numbers
 from netscope.errors import NetscopeError
+from netscope.multitask.families import KINDS
 
 
 def add(sub) -> None:
@@ -21,11 +22,24 @@ def add(sub) -> None:
     src.add_argument("--task-column", help="column naming each row's task (with --csv)")
     src.add_argument("--target-column", help="column to predict (with --csv)")
     src.add_argument("--features", help="comma-separated feature columns (default: all others)")
+    src.add_argument("--target-kind", choices=["auto", *KINDS], default="auto",
+                     help="auto (text, booleans and 0/1 are classes, said in the log), "
+                          "regression, binary, multiclass or count (with --csv)")
+    src.add_argument("--missing", choices=["impute", "error"], default="impute",
+                     help="missing feature values: impute (training medians plus "
+                          "missing-indicator columns; trees take them as they are) or error "
+                          "(default: impute)")
     src.add_argument("--data-dir", help="folder holding school/ and computer_survey/ "
                      "(default: $NETSCOPE_DATA, else a verified download into the cache)")
-    run.add_argument("--protocol", choices=["lecture", "standard"], default="lecture",
-                     help="lecture: the course's split; standard: the published splits")
-    number(run, "--splits", lo=1, help="use only the first N splits (standard)")
+    run.add_argument("--protocol", choices=["lecture", "standard", "new-tasks"],
+                     default="lecture",
+                     help="lecture: the course's split; standard: the published splits; "
+                          "new-tasks: whole tasks held out (grouped K-fold over tasks)")
+    number(run, "--splits", lo=1, help="use only the first N splits (standard); the number "
+           "of task folds K (new-tasks, default 5)")
+    number(run, "--new-task-fraction", cast=float, lo=0, hi=1, above=True, below=True,
+           help="with --protocol standard: hold this share of the tasks out of training "
+                "whole in each split, scored apart as new tasks")
     number(run, "--test-fraction", cast=float, lo=0, hi=1, above=True, below=True,
            help="test share for random splits")
     run.add_argument("--families", help="comma-separated subset of model families")
@@ -70,6 +84,25 @@ def _default(value) -> str:
         if isinstance(value, int | float) else str(value)
 
 
+def _protocol(args, data, progress):
+    from netscope.multitask import protocols
+
+    if args.new_task_fraction is not None and args.protocol != "standard":
+        raise NetscopeError("--new-task-fraction goes with --protocol standard (new-tasks "
+                            "holds tasks out by itself).")
+    seed = args.seed or 0
+    if args.protocol == "lecture":
+        return protocols.lecture(data, seed=seed, test_fraction=args.test_fraction)
+    if args.protocol == "new-tasks":
+        return protocols.new_tasks(data, folds=args.splits or 5, seed=seed,
+                                   seen_fraction=args.test_fraction or 0.25)
+    protocol = protocols.standard(data, args.data_dir, n_splits=args.splits, seed=seed,
+                                  test_fraction=args.test_fraction or 0.25, progress=progress)
+    if args.new_task_fraction is not None:
+        protocol = protocols.hold_out_tasks(data, protocol, args.new_task_fraction, seed)
+    return protocol
+
+
 def _jobs(args, protocol) -> int:
     """Processes for the splits: as asked, else one per thread netscope may use."""
     import torch
@@ -96,7 +129,8 @@ def _load(args, progress):
         if not args.task_column or not args.target_column:
             raise NetscopeError("--csv needs --task-column and --target-column.")
         feats = _names(args.features, "--features")
-        return load_table(args.csv, args.task_column, args.target_column, feats)
+        return load_table(args.csv, args.task_column, args.target_column, feats,
+                          target_kind=args.target_kind, missing=args.missing)
     loader = load_school if args.dataset == "school" else load_survey
     return loader(args.data_dir, progress=progress)
 
@@ -109,7 +143,6 @@ def _multitask_run(args) -> int:
         raise NetscopeError(f"{args.csv}: file not found.")  # before PyTorch and SciPy
 
     from netscope.files.folders import check_replaceable, staged_folder
-    from netscope.multitask import protocols
     from netscope.multitask.comparison.results import compare
     from netscope.multitask.families import FAMILIES, check_families
     from netscope.multitask.settings import Settings, setting_names
@@ -121,12 +154,10 @@ def _multitask_run(args) -> int:
     out = check_replaceable(args.out or f"netscope-results/{name}-{args.protocol}")
     progress = progress_printer(args.quiet)
     data = _load(args, progress)
-    if args.protocol == "lecture":
-        protocol = protocols.lecture(data, seed=args.seed or 0, test_fraction=args.test_fraction)
-    else:
-        protocol = protocols.standard(data, args.data_dir, n_splits=args.splits,
-                                      seed=args.seed or 0,
-                                      test_fraction=args.test_fraction or 0.25, progress=progress)
+    if args.target_kind != "auto" and not args.csv:
+        raise NetscopeError("--target-kind goes with --csv (the built-in data sets' targets "
+                            "are numbers).")
+    protocol = _protocol(args, data, progress)
     settings = Settings.for_dataset(data.reference,
                                     **{n: getattr(args, n) for n in setting_names()})
     comp = compare(data, protocol, settings, families, progress, jobs=_jobs(args, protocol))

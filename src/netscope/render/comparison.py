@@ -72,7 +72,7 @@ def answer_text(comp: Comparison) -> str:
     if "runner_up" not in a:
         return f"Use {a['best']} (the only model compared)."
     rel = a["difference"] / a["runner_up_value"] if a["runner_up_value"] else 0.0
-    name = comp.metric.header.replace("(original scale)", "").strip()
+    name = comp.metric.header.replace("(original scale)", "").removeprefix("test ").strip()
     text = (f"Use {a['best']} for these data: test {name} {a['best_value']:#.4g} against "
             f"{a['runner_up_value']:#.4g} for the runner-up, {a['runner_up']} "
             f"({rel:.1%} lower).")
@@ -123,8 +123,10 @@ def data_line(comp: Comparison) -> str:
 
 def best_line(comp: Comparison) -> str:
     best = comp.best()
+    first = comp.metric
+    other = next((m for m in metrics_of(comp.kind) if not m.lower_is_better), None)
     shown = ", ".join(f"{m.header} {best[m.key]:{'.2%' if m.fmt == '%' else '.4f'}}"
-                      for m in metrics_of(comp.kind)[:2])
+                      for m in (first, other) if m is not None)
     return f"{best['model']} ({shown})"
 
 
@@ -298,6 +300,8 @@ def task_relation_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
         rel = res.model.task_relations() if res.model is not None else None
         if rel is None:
             continue
+        known = np.asarray(res.model.tasks_, dtype=np.int64)  # the tasks it was fit on
+        names, colour = [data.task_names[i] for i in known], means[known]
         if rel.kind == "correlation":
             out[f"{rel.source}, clustered"] = (
                 f"task_correlations_{rel.file}.png",
@@ -307,8 +311,7 @@ def task_relation_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
             xy, how = pca_2d(rel.values), "PCA"
         out[f"task map from {rel.source}"] = (
             f"task_map_{rel.file}.png",
-            task_map_png(xy, data.task_names, means, f"tasks placed by {rel.source} ({how})",
-                         label))
+            task_map_png(xy, names, colour, f"tasks placed by {rel.source} ({how})", label))
     return out
 
 

@@ -2,7 +2,14 @@
 preparation of one split for the models."""
 
 from netscope.multitask.protocols.prepare import SCALE_CHOICES, Prepared, prepare
-from netscope.multitask.protocols.splits import Protocol, lecture, random_split, standard
+from netscope.multitask.protocols.splits import (
+    Protocol,
+    hold_out_tasks,
+    lecture,
+    new_tasks,
+    random_split,
+    standard,
+)
 
-__all__ = ["SCALE_CHOICES", "Prepared", "Protocol", "lecture", "prepare", "random_split",
-           "standard"]
+__all__ = ["SCALE_CHOICES", "Prepared", "Protocol", "hold_out_tasks", "lecture", "new_tasks",
+           "prepare", "random_split", "standard"]

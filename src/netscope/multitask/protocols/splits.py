@@ -117,3 +117,61 @@ def standard(data: TaskData, root: str | Path | None = None, n_splits: int | Non
         f"scalers fit on training rows; mean and SD over splits.",
         splits, "train",
     )
+
+
+def new_tasks(data: TaskData, folds: int = 5, seed: int = 0,
+              seen_fraction: float = 0.25) -> Protocol:
+    """Whole tasks held out: the tasks are dealt at random into ``folds`` groups; in split k
+    every row of group k's tasks tests (tasks never seen in training), and of the other
+    tasks a random ``seen_fraction`` of each task's rows tests too, so error on new tasks is
+    reported beside error on seen ones. Scalers fit on training rows."""
+    if folds < 2:
+        raise NetscopeError(f"--protocol new-tasks needs at least 2 folds, got {folds}.")
+    if data.n_tasks < folds:
+        raise NetscopeError(f"--protocol new-tasks deals the tasks into {folds} folds, but "
+                            f"{data.name} has {data.n_tasks} task(s); use --splits "
+                            f"{max(2, data.n_tasks)} or fewer (at least 2 tasks are needed).")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(data.n_tasks, np.int64)
+    fold[rng.permutation(data.n_tasks)] = np.arange(data.n_tasks) % folds
+    seen = random_split(data, seen_fraction, seed, "seen")
+    splits = []
+    for k in range(folds):
+        out = fold[data.task] == k
+        train = seen.train[~out[seen.train]]
+        test = np.sort(np.concatenate([seen.test[~out[seen.test]], np.flatnonzero(out)]))
+        splits.append(Split(train=train, test=test, new_tasks=True,
+                            name=f"task fold {k + 1} of {folds} (seed {seed})"))
+    return Protocol(
+        "new-tasks",
+        f"grouped {folds}-fold cross-validation over tasks (seed {seed}): in each split one "
+        f"fold's tasks ({data.n_tasks // folds}-{-(-data.n_tasks // folds)} tasks) are held "
+        f"out whole and predicted at the population level (new tasks); of the other tasks a "
+        f"random {seen_fraction:.0%} of each task's rows test too (seen tasks); scalers fit on "
+        f"training rows; mean and SD over the {folds} splits.",
+        splits, "train",
+    )
+
+
+def hold_out_tasks(data: TaskData, protocol: Protocol, fraction: float,
+                   seed: int = 0) -> Protocol:
+    """``protocol`` with a random ``fraction`` of the tasks held out whole in each split
+    (their training rows removed, their test rows kept: new tasks beside seen ones)."""
+    if not 0 < fraction < 1:
+        raise NetscopeError(f"--new-task-fraction must be between 0 and 1, got {fraction}.")
+    n_out = int(round(fraction * data.n_tasks))
+    if n_out < 1 or n_out >= data.n_tasks:
+        raise NetscopeError(f"--new-task-fraction {fraction} holds out {n_out} of "
+                            f"{data.n_tasks} tasks; choose a share that holds out at least "
+                            f"one task and keeps one.")
+    splits = []
+    for i, split in enumerate(protocol.splits):
+        out = np.zeros(data.n_tasks, bool)
+        out[np.random.default_rng(seed + i).choice(data.n_tasks, n_out, replace=False)] = True
+        keep = ~out[data.task[split.train]]
+        splits.append(Split(train=split.train[keep], test=split.test, new_tasks=True,
+                            name=f"{split.name}, {n_out} tasks held out"))
+    return Protocol(protocol.name, protocol.definition + f" In each split {n_out} random "
+                    f"task(s) ({fraction:.0%}) are held out of training whole and predicted "
+                    f"at the population level (new tasks, scored apart).", splits,
+                    protocol.scale_from)
