@@ -144,11 +144,12 @@ def _multitask_run(args) -> int:
 
     from netscope.files.folders import check_replaceable, staged_folder
     from netscope.multitask.comparison.results import compare
-    from netscope.multitask.families import FAMILIES, check_families
+    from netscope.multitask.families import check_families
     from netscope.multitask.settings import Settings, setting_names
     from netscope.render.comparison import text_report, write_comparison
 
-    families = check_families(_names(args.families, "--families") or list(FAMILIES))
+    chosen = _names(args.families, "--families")
+    families = check_families(chosen) if chosen else None  # None: all that take the kind
     # a user's file never shares a built-in data set's folder (nor its name or settings)
     name = f"{Path(args.csv).stem}-csv" if args.csv else args.dataset
     out = check_replaceable(args.out or f"netscope-results/{name}-{args.protocol}")

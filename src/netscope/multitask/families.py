@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any
 
@@ -119,10 +119,27 @@ class Family:
     estimator: str
     settings: tuple[Setting, ...] = ()
     params: Params = field(default=lambda s: {}, compare=False)
-    kinds: tuple[str, ...] = ("regression",)
+    # each target kind it takes -> (its label, the estimator keywords of that form)
+    forms: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict, compare=False)
     reuses: tuple[str, ...] = ()
     task_gain: bool = False
     native_missing: bool = False  # takes missing feature values as they are (no imputing)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return ("regression", *self.forms)
+
+    def for_kind(self, kind: str) -> Family:
+        """This family's form for targets of ``kind``: its label, and its estimator built
+        with the form's keywords (a logistic loss, a log-loss head)."""
+        if kind == "regression":
+            return self
+        if kind not in self.forms:
+            raise NetscopeError(f"model family {self.key!r} does not take {kind} targets yet.")
+        label, extra = self.forms[kind]
+        base = self.params
+        return replace(self, label=label, params=lambda s: {**base(s), **extra}, forms={},
+                       description=f"{self.description} ({label})")
 
     def estimator_class(self) -> type:
         module, _, name = self.estimator.partition(":")
@@ -135,6 +152,12 @@ class Family:
     def chosen(self, settings) -> dict[str, Any]:
         """This family's settings and their values in a run (for results.json)."""
         return {s.name: getattr(settings, s.name) for s in self.settings}
+
+
+def glm_forms(stem: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The logistic and Poisson forms of a linear family."""
+    return {"binary": (f"L2-logistic {stem}", {"loss": "log_loss"}),
+            "count": (f"L2-Poisson {stem}", {"loss": "poisson"})}
 
 
 _M = "netscope.multitask."
@@ -157,12 +180,14 @@ _TRUNK = (STAGE_EPOCHS, STAGE_LR, SHARED_REDUCE, BATCH, DECAY, SEED)
 FAMILIES: dict[str, Family] = {f.key: f for f in [
     Family("ridge-per-task", "ridge per task",
            "independent ridge regression per task, penalty by inner CV",
-           _M + "linear.ridge:RidgePerTask", _RIDGE, _ridge),
+           _M + "linear.ridge:RidgePerTask", _RIDGE, _ridge, glm_forms("per task")),
     Family("pooled-ridge", "pooled ridge", "one ridge regression for all rows",
-           _M + "linear.ridge:PooledRidge", _RIDGE, _ridge),
+           _M + "linear.ridge:PooledRidge", _RIDGE, _ridge, glm_forms("pooled")),
     Family("mtl-ridge", "mean-regularized MTL ridge",
            "Evgeniou & Pontil (2004): w_t = w_0 + v_t, both penalties by inner CV",
-           _M + "linear.ridge:MeanRegularizedRidge", _RIDGE, _ridge, task_gain=True),
+           _M + "linear.ridge:MeanRegularizedRidge", _RIDGE, _ridge,
+           {"binary": ("mean-regularized MTL logistic", {"loss": "log_loss"}),
+            "count": ("mean-regularized MTL Poisson", {"loss": "poisson"})}, task_gain=True),
     Family("per-task-mlp", "per-task MLP", "one MLP per task, trained as one batched program",
            _M + "networks.pertask:PerTaskMLP",
            (Setting("per_task_hidden", (30, 15), "hidden widths of each task's MLP, e.g. "

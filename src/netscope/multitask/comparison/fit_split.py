@@ -45,10 +45,10 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
     done: dict[str, tuple[TaskEstimator, float]] = {}
     runs = []
     for key in keys:
-        family = FAMILIES[key]
+        family = FAMILIES[key].for_kind(data.kind)
         if progress:
             progress(f"[{split.name}] {family.label}: training")
-        est, seconds = _fit_family(key, prep, settings, progress, done)
+        est, seconds = _fit_family(key, prep, settings, data.kind, progress, done)
         done[key] = (est, seconds)
         X_test = prep.features_for(family.native_missing)[1]
         mu = prep.target.inverse_target(est.predict(X_test, prep.t_test))
@@ -76,14 +76,14 @@ def _apart(kind, y, mu, new, scale) -> dict[str, float]:
     return out
 
 
-def _fit_family(key: str, prep, settings, progress: Progress | None,
+def _fit_family(key: str, prep, settings, kind: str, progress: Progress | None,
                 done: dict[str, tuple[TaskEstimator, float]]) -> tuple[TaskEstimator, float]:
     """Fit one family; the families it reuses (``Family.reuses``) are fit first when they
     have not run in this split, and their seconds count toward its time."""
-    family = FAMILIES[key]
+    family = FAMILIES[key].for_kind(kind)
     for other in family.reuses:
         if other not in done:
-            done[other] = _fit_family(other, prep, settings, progress, done)
+            done[other] = _fit_family(other, prep, settings, kind, progress, done)
     est = family.build(settings, progress)
     start = time.perf_counter()
     est.fit(prep.features_for(family.native_missing)[0], prep.y_train, prep.t_train,

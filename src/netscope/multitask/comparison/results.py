@@ -142,7 +142,7 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
             raise NetscopeError(f"no model family takes {data.kind} targets yet.")
     else:
         keys = check_families(families, data.kind)
-    results = [FamilyResult(FAMILIES[k]) for k in keys]
+    results = [FamilyResult(FAMILIES[k].for_kind(data.kind)) for k in keys]
     splits = protocol.splits
     if jobs > 1 and len(splits) > 1:
         from netscope.multitask.comparison.parallel import fit_splits_in_processes

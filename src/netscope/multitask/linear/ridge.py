@@ -23,6 +23,13 @@ import numpy as np
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linear.glm import (
+    check_loss,
+    constant_tasks,
+    irls,
+    mean_of,
+    scored_loss,
+)
 
 DEFAULT_GRID = tuple(float(v) for v in 10.0 ** np.arange(-3, 5.01, 0.5))
 
@@ -106,15 +113,21 @@ class _LinearFamily(TaskEstimator):
 
     n_penalties = 1
     penalty_names: tuple[str, ...] = ("the weights",)
+    pins_constant_tasks = False  # per-task fits: a one-class task gets the constant model
 
     def __init__(self, *, grid: tuple[float, ...] = DEFAULT_GRID, folds: int = 3, seed: int = 0,
-                 penalties: tuple[float, ...] | None = None,
+                 penalties: tuple[float, ...] | None = None, loss: str = "squared_error",
                  progress: Progress | None = None) -> None:
         self.grid = grid
         self.folds = folds
         self.seed = seed
         self.penalties = penalties  # a known setting: no search (as the ensemble's refits)
+        self.loss = loss  # squared_error (ridge), log_loss (logistic) or poisson
         self.progress = progress
+
+    def _penalty(self, W: np.ndarray, penalties) -> float:
+        """The penalty the solver's ridge term stands for, at weights W (T, d)."""
+        raise NotImplementedError
 
     def _solve(self, A, b, penalties) -> np.ndarray:
         """Per-task weights (T, d) for one penalty setting."""
@@ -128,7 +141,10 @@ class _LinearFamily(TaskEstimator):
     def _fit(self, X, y, t, n_tasks) -> None:
         if self.folds < 2:
             raise NetscopeError(f"folds must be at least 2, got {self.folds}.")
+        check_loss(self.loss, self.label)
         Xc = with_constant(X)
+        self.constant_tasks_ = constant_tasks(self.loss, y, t, n_tasks) \
+            if self.pins_constant_tasks else np.zeros(n_tasks, bool)
         if self.penalties is None:
             self._search(Xc, y, t, n_tasks)
         else:
@@ -136,26 +152,46 @@ class _LinearFamily(TaskEstimator):
                 raise NetscopeError(f"{self.label}: penalties must be {self.n_penalties} "
                                     f"number(s) >= 0, got {self.penalties!r}.")
             self.penalties_ = tuple(float(v) for v in self.penalties)
-        A, b = task_grams(Xc, y, t, n_tasks)
-        self.coef_ = self._solve(A, b, self.penalties_)
+        self.coef_ = self._weights(Xc, y, t, n_tasks, self.penalties_)
+        if self.constant_tasks_.any() and self.progress:
+            self.progress(f"{self.label}: {self.fit_summary()[-1]}")
+
+    def _weights(self, Xc, y, t, n_tasks, penalties, start=None) -> np.ndarray:
+        """The fit at one penalty setting: closed form for squared error, IRLS otherwise."""
+        if self.loss == "squared_error":
+            A, b = task_grams(Xc, y, t, n_tasks)
+            return self._solve(A, b, penalties)
+        W, self.newton_steps_ = irls(
+            Xc, y, t, n_tasks, self.loss, lambda A, b: self._solve(A, b, penalties),
+            lambda W: self._penalty(W, penalties), start,
+            self.constant_tasks_ if self.pins_constant_tasks else None)
+        return W
 
     def _chosen(self) -> dict:
         return {"penalties": self.penalties_}
 
     def fit_summary(self) -> list[str]:
-        return [penalty_line(self.penalty_names, self.penalties_,
-                             "given" if self.penalties is not None else
-                             f"by {self.folds}-fold inner CV")]
+        lines = [penalty_line(self.penalty_names, self.penalties_,
+                              "given" if self.penalties is not None else
+                              f"by {self.folds}-fold inner CV")]
+        pinned = getattr(self, "constant_tasks_", np.zeros(0, bool))
+        if pinned.any():
+            what = "one class" if self.loss == "log_loss" else "zero counts"
+            lines.append(f"{int(pinned.sum())} task(s) have only {what} in their training "
+                         f"rows: each gets the constant model (its smoothed rate, (sum + "
+                         f"1/2) / (n + 1))")
+        return lines
 
     def _search(self, Xc, y, t, n_tasks) -> None:
-        """The grid point with the lowest inner cross-validated error."""
+        """The grid point with the lowest inner cross-validated error (squared error, log
+        loss or Poisson deviance)."""
         fold = inner_folds(t, self.folds, self.seed)
         errors: dict[tuple[float, ...], float] = {}
         for f in range(self.folds):
             tr, va = fold != f, fold == f
-            A, b = task_grams(Xc[tr], y[tr], t[tr], n_tasks)
-            for pen, W in self._path(A, b):
-                err = ((np.einsum("nd,nd->n", Xc[va], W[t[va]]) - y[va]) ** 2).sum()
+            for pen, W in self._fold_path(Xc[tr], y[tr], t[tr], n_tasks):
+                eta = np.einsum("nd,nd->n", Xc[va], W[t[va]])
+                err = scored_loss(self.loss, y[va], eta).sum()
                 errors[pen] = errors.get(pen, 0.0) + err
         combos = list(errors)
         best = int(np.argmin(list(errors.values())))
@@ -165,12 +201,24 @@ class _LinearFamily(TaskEstimator):
         if self.progress:
             self.progress(f"{self.label}: {self.fit_summary()[0]}")
 
+    def _fold_path(self, Xc, y, t, n_tasks):
+        """(penalties, weights) at every grid point on one fold's training rows; IRLS fits
+        warm-start from the previous point and use every other grid value (a Newton
+        solve per point)."""
+        if self.loss == "squared_error":
+            yield from self._path(*task_grams(Xc, y, t, n_tasks))
+            return
+        W = None
+        for pen in itertools.product(self.grid[::2], repeat=self.n_penalties):
+            W = self._weights(Xc, y, t, n_tasks, pen, W)
+            yield pen, W
+
     def _predict(self, X, t) -> np.ndarray:
-        return np.einsum("nd,nd->n", with_constant(X), self.coef_[t])
+        return mean_of(self.loss, np.einsum("nd,nd->n", with_constant(X), self.coef_[t]))
 
     def _predict_population(self, X) -> np.ndarray:
-        """The mean of the tasks' weights (the average of their predictions)."""
-        return with_constant(X) @ self.population_coef()
+        """The mean of the tasks' weights (for ridge, the average of their predictions)."""
+        return mean_of(self.loss, with_constant(X) @ self.population_coef())
 
     def population_coef(self) -> np.ndarray:
         return self.coef_.mean(0)
@@ -186,11 +234,20 @@ class _LinearFamily(TaskEstimator):
         self.penalties_ = tuple(state["penalties"].tolist())
 
 
+def _norms(W: np.ndarray) -> float:
+    """Squared norm of the weights without the last column (the unpenalized constant)."""
+    return float((W[..., :-1] ** 2).sum())
+
+
 class RidgePerTask(_LinearFamily):
     label = "ridge per task"
+    pins_constant_tasks = True
 
     def _solve(self, A, b, penalties):
         return solve_per_task(A, b, penalties[0], free=A.shape[1] - 1)
+
+    def _penalty(self, W, penalties) -> float:
+        return 0.5 * penalties[0] * _norms(W)
 
 
 class PooledRidge(_LinearFamily):
@@ -198,6 +255,9 @@ class PooledRidge(_LinearFamily):
 
     def _solve(self, A, b, penalties):
         return np.tile(solve_pooled(A, b, penalties[0], free=A.shape[1] - 1), (b.shape[0], 1))
+
+    def _penalty(self, W, penalties) -> float:
+        return 0.5 * penalties[0] * _norms(W[0])
 
 
 class MeanRegularizedRidge(_LinearFamily):
@@ -209,6 +269,15 @@ class MeanRegularizedRidge(_LinearFamily):
         w0, V = solve_mean_regularized(A, b, *penalties, free=A.shape[1] - 1)
         self.shared_coef_ = w0  # the last solve is the final fit's: a new task's weights
         return w0 + V
+
+    def _penalty(self, W, penalties) -> float:
+        """min over w_0 of the two penalties with v_t = w_t - w_0 (w_0's constant free)."""
+        lam_s, lam_t = penalties
+        T, d = W.shape
+        P = np.ones(d)
+        P[-1] = 0.0
+        w0 = lam_t * W.sum(0) / (lam_s * P + T * lam_t)
+        return 0.5 * (lam_s * float((P * w0 * w0).sum()) + lam_t * float(((W - w0) ** 2).sum()))
 
     def population_coef(self) -> np.ndarray:
         """w_0: a new task's deviation v_t is at its mean, zero."""

@@ -67,7 +67,9 @@ def lecture(data: TaskData, seed: int = 0, test_fraction: float | None = None) -
     return Protocol(
         "lecture",
         f"one random {1 - frac:.0%}/{frac:.0%} train/test split inside each task (seed {seed}); "
-        f"features and target standardized with the training rows' mean and SD.",
+        + ("features and target standardized with the training rows' mean and SD."
+           if data.kind == "regression" else "features standardized with the training rows' "
+           f"mean and SD; the {data.kind} target as it is."),
         split, "train",
     )
 
