@@ -38,8 +38,8 @@ def test_learns_task_offsets_and_threshold():
     probe[:, 0] = -1.0  # below the threshold
     np.testing.assert_allclose(m.predict(probe, np.arange(12)), offsets, atol=0.35)
     assert m.trees_ >= 1 and m.leaves_ == 7
-    assert min(r["mse"] for r in m.search_) == pytest.approx(
-        next(r["mse"] for r in m.search_ if (r["leaves"], r["l2"]) == (m.leaves_, m.l2_)))
+    assert min(r["loss"] for r in m.search_) == pytest.approx(
+        next(r["loss"] for r in m.search_ if (r["leaves"], r["l2"]) == (m.leaves_, m.l2_)))
 
 
 def test_many_tasks_are_target_encoded():
@@ -115,3 +115,27 @@ def test_a_known_setting_skips_the_search():
     np.testing.assert_allclose(fixed.predict(X, t), ref.predict(Z), atol=1e-12)
     with pytest.raises(NetscopeError, match="fixed number of trees needs one leaves"):
         BoostedTrees(trees=30).fit(X, y, t)
+
+
+@pytest.mark.parametrize("loss", ["log_loss", "poisson"])
+def test_yes_no_and_count_trees_equal_scikit_learn(loss):
+    """The exported forest predicts what scikit-learn's classifier (probabilities) and
+    Poisson regressor (means) predict."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    X, y, t, _ = task_offsets()
+    rng = np.random.default_rng(1)
+    y = (y > np.median(y)).astype(float) if loss == "log_loss" else \
+        rng.poisson(np.exp(0.3 * (y - y.mean()))).astype(float)
+    m = BoostedTrees(leaves=(7,), l2=(0.0,), trees=25, loss=loss).fit(X, y, t)
+    common = dict(learning_rate=0.05, max_iter=25, max_leaf_nodes=7, min_samples_leaf=m.min_leaf_,
+                  l2_regularization=0.0, categorical_features=[0], max_features=0.3,
+                  early_stopping=False, random_state=0)
+    Z = np.hstack([t[:, None], X])
+    if loss == "log_loss":
+        ref = HistGradientBoostingClassifier(**common).fit(Z, y).predict_proba(Z)[:, 1]
+    else:
+        ref = HistGradientBoostingRegressor(loss="poisson", **common).fit(Z, y).predict(Z)
+    np.testing.assert_allclose(m.predict(X, t), ref, rtol=1e-9, atol=1e-12)
+    searched = BoostedTrees(leaves=(3, 7), l2=(0.0,), loss=loss).fit(X, y, t)
+    assert searched.trees_ >= 1 and np.isfinite(searched.predict(X, t)).all()

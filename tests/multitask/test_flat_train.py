@@ -19,36 +19,52 @@ def _data(n=23, d=4, tasks=3, seed=0):
     return X, y, t
 
 
-def _autograd(net, forward, rows, y):
+def _autograd(net, forward, rows, y, loss="squared_error"):
+    from netscope.multitask.networks.pertask import row_loss
+
     net.zero_grad()
-    loss = ((forward(rows) - torch.from_numpy(y[rows])) ** 2).mean()
-    loss.backward()
+    row_loss(loss, forward(rows), torch.from_numpy(y[rows])).mean().backward()
     return [p.grad.numpy().copy() for p in net.parameters()]
 
 
+def _target(y, loss):
+    """The regression target, or yes/no and counts made from it."""
+    if loss == "log_loss":
+        return (y > 0).astype(float)
+    return np.round(np.abs(y)) if loss == "poisson" else y
+
+
+LOSSES = ["squared_error", "log_loss", "poisson"]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("hidden", [(5,), (6, 3), (4, 4, 2)])
-def test_mlp_gradient_equals_autograd(hidden):
+def test_mlp_gradient_equals_autograd(hidden, loss):
     X, y, _ = _data()
+    y = _target(y, loss)
     net = mlp([X.shape[1], *hidden, 1], seed=1)
     flat = FlatParams.adopt(list(net.parameters()))
     flat.values += np.random.default_rng(2).normal(0, 0.3, flat.values.size)  # biases != 0
     rows = np.array([0, 3, 4, 9, 11])
     got = flat.views(np.zeros_like(flat.values))
-    mlp_gradient(flat, X, y)(rows, got)
-    want = _autograd(net, lambda r: net(torch.from_numpy(X[r])).squeeze(-1), rows, y)
+    mlp_gradient(flat, X, y, loss)(rows, got)
+    want = _autograd(net, lambda r: net(torch.from_numpy(X[r])).squeeze(-1), rows, y, loss)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
 
 
-def test_gated_gradient_equals_autograd():
+@pytest.mark.parametrize("loss", LOSSES)
+def test_gated_gradient_equals_autograd(loss):
     X, y, t = _data()
+    y = _target(y, loss)
     net = GatedNet(X.shape[1], 3, width=5, hidden=3, seed=0)
     flat = FlatParams.adopt(list(net.parameters()))
     flat.values += np.random.default_rng(3).normal(0, 0.5, flat.values.size)
     rows = np.array([1, 2, 5, 6, 7, 8, 20])  # repeated tasks: the embedding rows accumulate
     got = flat.views(np.zeros_like(flat.values))
-    gated_gradient(flat, X, t, y)(rows, got)
-    want = _autograd(net, lambda r: net(torch.from_numpy(X[r]), torch.from_numpy(t[r])), rows, y)
+    gated_gradient(flat, X, t, y, loss)(rows, got)
+    want = _autograd(net, lambda r: net(torch.from_numpy(X[r]), torch.from_numpy(t[r])), rows, y,
+                     loss)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
 

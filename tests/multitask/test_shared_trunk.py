@@ -17,27 +17,35 @@ def _trunk(seed=0, d=3):
             "b1": torch.randn(4, generator=g, dtype=torch.float64)}
 
 
+@pytest.mark.parametrize("loss", ["squared_error", "log_loss", "poisson"])
 @pytest.mark.parametrize("start", [0, 1, 2])
-def test_hand_gradients_equal_autograd(start):
+def test_hand_gradients_equal_autograd(start, loss):
+    from netscope.multitask.networks.pertask import row_loss
+
     p = _trunk()
     g = torch.Generator().manual_seed(1)
     k, B = 3, 6
     width = {0: 3, 1: 5, 2: 4}[start]
     Z = torch.randn(k, B, width, generator=g, dtype=torch.float64)
     y = torch.randn(k, B, generator=g, dtype=torch.float64)
+    if loss != "squared_error":
+        y = (y > 0).double() if loss == "log_loss" else torch.round(y.abs() * 2)
     mask = torch.ones(k, B, dtype=torch.float64)
     mask[1, 4:] = 0  # a short batch
     hw = torch.randn(k, 4, generator=g, dtype=torch.float64)
     hb = torch.randn(k, generator=g, dtype=torch.float64)
-    got = trunk_grads(p, Z, hw, hb, y, mask, start)
+    as_np = {n: v.numpy() for n, v in p.items()}  # training passes NumPy arrays
+    got = trunk_grads(as_np, Z.numpy(), hw.numpy(), hb.numpy(), y.numpy(), mask.numpy(), start,
+                      loss)
+    got = {n: torch.from_numpy(np.asarray(v)) for n, v in got.items()}
     for t in range(k):
         rows = mask[t] > 0
         leaves = {n: v.clone().requires_grad_(True) for n, v in p.items()}
         w, b = hw[t].clone().requires_grad_(True), hb[t].clone().requires_grad_(True)
         pred = trunk_forward(leaves, Z[t, rows], w, b, start)
-        loss = ((pred - y[t, rows]) ** 2).mean()
+        value = row_loss(loss, pred, y[t, rows]).mean()
         names = ["W0", "b0", "W1", "b1"][2 * start:]
-        auto = torch.autograd.grad(loss, [w, b] + [leaves[n] for n in names])
+        auto = torch.autograd.grad(value, [w, b] + [leaves[n] for n in names])
         torch.testing.assert_close(got["hw"][t], auto[0])
         torch.testing.assert_close(got["hb"][t], auto[1])
         for n, a in zip(names, auto[2:], strict=True):

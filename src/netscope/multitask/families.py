@@ -160,6 +160,13 @@ def glm_forms(stem: str) -> dict[str, tuple[str, dict[str, Any]]]:
             "count": (f"L2-Poisson {stem}", {"loss": "poisson"})}
 
 
+def head_forms(label: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The yes/no and count forms of a network: its output read as a log-odds (log loss)
+    or as a log-rate (Poisson loss)."""
+    return {"binary": (f"{label} (log loss)", {"loss": "log_loss"}),
+            "count": (f"{label} (Poisson loss)", {"loss": "poisson"})}
+
+
 _M = "netscope.multitask."
 _RIDGE = (FOLDS, SEED)
 
@@ -197,21 +204,22 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
                     choices=("rmsprop", "adam", "sgd")), BATCH, LR, DECAY, SEED),
            lambda s: {"hidden": s.per_task_hidden, "epochs": s.per_task_epochs,
                       "batch_size": s.batch_size, "optimizer": s.per_task_optimizer,
-                      "lr": s.lr, "seed": s.seed, "weight_decay": s.weight_decay}),
+                      "lr": s.lr, "seed": s.seed, "weight_decay": s.weight_decay},
+           head_forms("per-task MLP")),
     Family("pooled-mlp", "pooled MLP", "one MLP for all rows, task ignored",
            _M + "networks.pooled:PooledMLP", (POOLED_HIDDEN, POOLED_EPOCHS, BATCH, LR, DECAY, SEED),
            lambda s: {"hidden": s.pooled_hidden, "epochs": s.pooled_epochs,
                       "batch_size": s.batch_size, "optimizer": "adam", "lr": s.lr,
-                      "seed": s.seed, "weight_decay": s.weight_decay}),
+                      "seed": s.seed, "weight_decay": s.weight_decay}, head_forms("pooled MLP")),
     Family("shared-trunk-accumulate", "shared trunk (accumulate)",
            "pooled MLP's hidden layers shared, a head per task; all tasks' gradients "
            "before each update; staged unfreezing (time includes the pooled start)",
            _M + "networks.shared_trunk:SharedTrunkMTL", _TRUNK, _trunk("accumulate"),
-           reuses=("pooled-mlp",), task_gain=True),
+           head_forms("shared trunk (accumulate)"), reuses=("pooled-mlp",), task_gain=True),
     Family("shared-trunk-random", "shared trunk (random batches)",
            "as above, but per-task mini-batches in random order, each applied at once",
            _M + "networks.shared_trunk:SharedTrunkMTL", _TRUNK, _trunk("random"),
-           reuses=("pooled-mlp",)),
+           head_forms("shared trunk (random batches)"), reuses=("pooled-mlp",)),
     Family("task-gated", "task-gated network",
            "sigmoid(task embedding) gates a Dense(32) projection; Dense 16; linear output",
            _M + "networks.gated:TaskGatedMLP",
@@ -222,7 +230,8 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            lambda s: {"width": s.gated_width, "hidden": s.gated_hidden,
                       "epochs": s.gated_epochs, "batch_size": s.batch_size,
                       "optimizer": "adam", "lr": s.lr, "seed": s.seed,
-                      "weight_decay": s.weight_decay}, task_gain=True),
+                      "weight_decay": s.weight_decay}, head_forms("task-gated network"),
+           task_gain=True),
     Family("mixed-effects", "mixed-effects model",
            "random intercept and slopes per task, learned covariance, REML (lme4's model)",
            _M + "linear.mixed:MixedEffects", (MIXED_COV,), lambda s: {"cov": s.mixed_cov}),
@@ -230,7 +239,10 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            "gradient-boosted trees, task as a categorical feature; trees, leaves and L2 "
            "chosen on inner validation rows",
            _M + "trees.boosted:BoostedTrees", (SEED,),
-           lambda s: {"seed": s.seed, "threads": 1}, native_missing=True),
+           lambda s: {"seed": s.seed, "threads": 1},
+           {"binary": ("boosted trees (log loss)", {"loss": "log_loss"}),
+            "count": ("boosted trees (Poisson loss)", {"loss": "poisson"})},
+           native_missing=True),
     Family("learned-task-covariance", "learned task covariance (MTRL)",
            "Zhang & Yeung (2010): shared weights plus task deviations coupled by a learned "
            "task covariance; penalties by inner CV",

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from netscope.multitask.base import Progress
+from netscope.multitask.linear.glm import mean_of
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 
 # grad(rows, views_of_gradient) fills the gradient of the batch's mean squared error
@@ -80,6 +81,14 @@ def train_flat(grad_fn: GradFn, flat: FlatParams, n_rows: int, spec: OptimizerSp
 def mse_residual(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     """d(mean squared error)/d(prediction), as a column."""
     return ((pred - y) * (2.0 / y.shape[0]))[:, None]
+
+
+def output_residual(loss: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """d(mean loss)/d(output) as a column: squared error on the output itself, or the
+    log loss / Poisson loss of the output as a log-odds / log-rate (mean - y for both)."""
+    if loss == "squared_error":
+        return mse_residual(z, y)
+    return ((mean_of(loss, z) - y) / y.shape[0])[:, None]
 
 
 def dense_backward(d_out: np.ndarray, inputs: np.ndarray, W: np.ndarray, gW: np.ndarray,

@@ -12,11 +12,12 @@ import torch
 from torch import nn
 
 from netscope.multitask.base import Progress, TaskEstimator, TaskRelations
+from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.networks.flat_train import (
     FlatParams,
     GradFn,
     dense_backward,
-    mse_residual,
+    output_residual,
     train_flat,
 )
 from netscope.multitask.networks.optim import OptimizerSpec
@@ -45,7 +46,8 @@ class GatedNet(nn.Module):
         return self.out(torch.relu(self.hidden(h))).squeeze(-1)
 
 
-def gated_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray) -> GradFn:
+def gated_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray,
+                   loss: str = "squared_error") -> GradFn:
     """The batch gradient of ``GatedNet`` by hand (parameters in ``GatedNet`` order). The
     embedding's gradient is dense, as torch's, so Adam moves every task's row every step."""
     E, Wp, bp, W1, b1, Wo, bo = flat.views()
@@ -61,7 +63,7 @@ def gated_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray
         a1 = h @ W1.T
         a1 += b1
         h1 = np.maximum(a1, 0.0)
-        d = mse_residual((h1 @ Wo.T)[:, 0] + bo[0], y[rows])
+        d = output_residual(loss, (h1 @ Wo.T)[:, 0] + bo[0], y[rows])
         d = dense_backward(d, h1, Wo, gWo, gbo) * (a1 > 0)
         d = dense_backward(d, h, W1, gW1, gb1)
         dense_backward(d * gate * (a_p > 0), x, Wp, gWp, gbp)
@@ -77,7 +79,8 @@ class TaskGatedMLP(TaskEstimator):
 
     def __init__(self, *, width: int = 32, hidden: int = 16, epochs: int = 20, batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
-                 progress: Progress | None = None, weight_decay: float = 0.0) -> None:
+                 progress: Progress | None = None, weight_decay: float = 0.0,
+                 loss: str = "squared_error") -> None:
         self.width = width
         self.hidden = hidden
         self.epochs = epochs
@@ -87,6 +90,7 @@ class TaskGatedMLP(TaskEstimator):
         self.seed = seed
         self.progress = progress
         self.weight_decay = weight_decay
+        self.loss = loss  # squared_error, log_loss (a log-odds output) or poisson (log-rate)
 
     def gates(self) -> np.ndarray:
         """Each task's gate, sigmoid(embedding) (tasks x width): what the task lets through,
@@ -99,21 +103,23 @@ class TaskGatedMLP(TaskEstimator):
                              "gated")
 
     def _fit(self, X, y, t, n_tasks) -> None:
+        check_loss(self.loss, self.label)
         self.net_ = GatedNet(X.shape[1], n_tasks, self.width, self.hidden, self.seed)
         flat = FlatParams.adopt(list(self.net_.parameters()))
-        train_flat(gated_gradient(flat, X, t, y), flat, X.shape[0],
+        train_flat(gated_gradient(flat, X, t, y, self.loss), flat, X.shape[0],
                    OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay),
                    self.epochs, self.batch_size, self.seed, "task-gated", self.progress)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
-            return self.net_(torch.from_numpy(X), torch.from_numpy(t)).numpy()
+            return mean_of(self.loss,
+                           self.net_(torch.from_numpy(X), torch.from_numpy(t)).numpy())
 
     def _predict_population(self, X) -> np.ndarray:
         """The mean of the known tasks' gates lets the features through."""
         with torch.no_grad():
             gate = torch.sigmoid(self.net_.embed.weight).mean(0)
-            return self.net_.gated(torch.from_numpy(X), gate).numpy()
+            return mean_of(self.loss, self.net_.gated(torch.from_numpy(X), gate).numpy())
 
     def _state(self):
         return self.net_.state_dict()

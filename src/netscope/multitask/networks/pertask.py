@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.networks.stacked import (
     BatchPlan,
@@ -22,9 +23,19 @@ from netscope.multitask.networks.stacked import (
 )
 
 
+def row_loss(loss: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each row's loss on the network's output (a value, a log-odds or a log-rate)."""
+    if loss == "log_loss":
+        return torch.nn.functional.softplus(z) - y * z
+    if loss == "poisson":
+        return torch.exp(z.clamp(max=30.0)) - y * z
+    return (z - y) ** 2
+
+
 def train_stacked(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor,
                   plan: BatchPlan | np.ndarray, spec: OptimizerSpec,
-                  progress: Progress | None = None) -> dict[str, torch.Tensor]:
+                  progress: Progress | None = None,
+                  loss: str = "squared_error") -> dict[str, torch.Tensor]:
     """Per-task mini-batch training of stacked MLP weights along ``plan`` (steps, T, B)."""
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     opt = StackedOptimizer(spec, params["W0"].shape[0])
@@ -34,7 +45,7 @@ def train_stacked(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Ten
         count = mask.sum(1)
         active = torch.nonzero(count > 0).squeeze(1)
         pred = stacked_mlp_forward(params, Xb)
-        per_task = ((pred - yb) ** 2 * mask).sum(1) / count.clamp(min=1)
+        per_task = (row_loss(loss, pred, yb) * mask).sum(1) / count.clamp(min=1)
         grads = torch.autograd.grad(per_task.sum(), list(params.values()))
         act = active.numpy()
         opt.tick(act)
@@ -54,7 +65,8 @@ class PerTaskMLP(TaskEstimator):
 
     def __init__(self, *, hidden: tuple[int, ...] = (30, 15), epochs: int = 5, batch_size: int = 32,
                  optimizer: str = "rmsprop", lr: float = 1e-3, seed: int = 0,
-                 progress: Progress | None = None, weight_decay: float = 0.0) -> None:
+                 progress: Progress | None = None, weight_decay: float = 0.0,
+                 loss: str = "squared_error") -> None:
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -63,6 +75,7 @@ class PerTaskMLP(TaskEstimator):
         self.seed = seed
         self.progress = progress
         self.weight_decay = weight_decay
+        self.loss = loss  # squared_error, log_loss (a log-odds output) or poisson (log-rate)
 
     def _fit(self, X, y, t, n_tasks) -> None:
         sizes = [X.shape[1], *self.hidden, 1]
@@ -70,8 +83,9 @@ class PerTaskMLP(TaskEstimator):
         plan = BatchPlan(t, n_tasks, self.batch_size, self.epochs,
                          np.random.default_rng(self.seed))
         spec = OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay)
+        check_loss(self.loss, self.label)
         self.params_ = train_stacked(init, torch.from_numpy(X), torch.from_numpy(y), plan, spec,
-                                     self.progress)
+                                     self.progress, self.loss)
 
     def _predict(self, X, t, chunk: int = 4096) -> np.ndarray:
         """Each row through its task's network; rows in chunks so memory stays bounded."""
@@ -82,7 +96,7 @@ class PerTaskMLP(TaskEstimator):
                 Xt = torch.from_numpy(X[rows]).unsqueeze(1)  # (n, 1, d): a row per "task slot"
                 sliced = {k: v[torch.from_numpy(t[rows])] for k, v in self.params_.items()}
                 out[rows] = stacked_mlp_forward(sliced, Xt).squeeze(-1).numpy()
-        return out
+        return mean_of(self.loss, out)
 
     def _state(self):
         return self.params_

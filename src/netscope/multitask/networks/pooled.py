@@ -8,11 +8,12 @@ import torch
 from torch import nn
 
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.networks.flat_train import (
     FlatParams,
     GradFn,
     dense_backward,
-    mse_residual,
+    output_residual,
     train_flat,
 )
 from netscope.multitask.networks.optim import OptimizerSpec
@@ -38,7 +39,8 @@ def mlp(sizes: list[int], seed: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def mlp_gradient(flat: FlatParams, X: np.ndarray, y: np.ndarray) -> GradFn:
+def mlp_gradient(flat: FlatParams, X: np.ndarray, y: np.ndarray,
+                 loss: str = "squared_error") -> GradFn:
     """The batch gradient of a Linear/ReLU stack ending in one output, by hand."""
     values = flat.views()
     weights, biases = values[0::2], values[1::2]
@@ -52,7 +54,7 @@ def mlp_gradient(flat: FlatParams, X: np.ndarray, y: np.ndarray) -> GradFn:
             if i < last:
                 pres.append(a)
                 acts.append(np.maximum(a, 0.0))
-        d = mse_residual(a[:, 0], y[rows])
+        d = output_residual(loss, a[:, 0], y[rows])
         for i in range(last, -1, -1):
             d = dense_backward(d, acts[i], weights[i], out[2 * i], out[2 * i + 1])
             if i:
@@ -68,7 +70,8 @@ class PooledMLP(TaskEstimator):
     def __init__(self, *, hidden: tuple[int, ...] = (32, 16), epochs: int = 20,
                  batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
-                 progress: Progress | None = None, weight_decay: float = 0.0) -> None:
+                 progress: Progress | None = None, weight_decay: float = 0.0,
+                 loss: str = "squared_error") -> None:
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -77,20 +80,22 @@ class PooledMLP(TaskEstimator):
         self.seed = seed
         self.progress = progress
         self.weight_decay = weight_decay
+        self.loss = loss  # squared_error, log_loss (a log-odds output) or poisson (log-rate)
 
     def _build(self, n_features: int) -> nn.Sequential:
         return mlp([n_features, *self.hidden, 1], self.seed)
 
     def _fit(self, X, y, t, n_tasks) -> None:
+        check_loss(self.loss, self.label)
         self.net_ = self._build(X.shape[1])
         flat = FlatParams.adopt(list(self.net_.parameters()))
-        train_flat(mlp_gradient(flat, X, y), flat, X.shape[0],
+        train_flat(mlp_gradient(flat, X, y, self.loss), flat, X.shape[0],
                    OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay),
                    self.epochs, self.batch_size, self.seed, "pooled MLP", self.progress)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
-            return self.net_(torch.from_numpy(X)).squeeze(-1).numpy()
+            return mean_of(self.loss, self.net_(torch.from_numpy(X)).squeeze(-1).numpy())
 
     def _predict_population(self, X) -> np.ndarray:
         return self._predict(X, np.zeros(X.shape[0], np.int64))  # the task is not used

@@ -19,6 +19,7 @@ import torch
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.networks.pooled import PooledMLP
 from netscope.multitask.networks.stacked import batch_plan
@@ -39,7 +40,8 @@ def trunk_forward(p: dict[str, torch.Tensor], Z: torch.Tensor, head_w: torch.Ten
     return (h * head_w.unsqueeze(-2)).sum(-1) + head_b.unsqueeze(-1)
 
 
-def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int) -> dict:
+def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int,
+                loss: str = "squared_error") -> dict:
     """Per-task gradients of each task's mean squared error on its padded batch.
 
     Z (k, B, width) enters at layer ``start``; heads (k, 16), (k,); y and mask (k, B).
@@ -56,7 +58,10 @@ def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int) -> dict:
     h = acts[-1]
     pred = (h * head_w[..., None, :]).sum(-1) + head_b[..., None]
     count = mask.sum(1)[:, None]
-    r = 2 * (pred - y) * mask / (count + (count == 0))  # dLoss/dpred
+    if loss == "squared_error":
+        r = 2 * (pred - y) * mask / (count + (count == 0))  # dLoss/dpred
+    else:  # log loss on log-odds, Poisson loss on log-rates: mean - y
+        r = (mean_of(loss, pred) - y) * mask / (count + (count == 0))
     grads = {"hw": (r[..., None] * h).sum(1), "hb": r.sum(1)}
     d_h = r[..., None] * head_w[..., None, :]
     for i, layer in reversed(list(enumerate(range(start, 2)))):
@@ -84,7 +89,8 @@ class SharedTrunkMTL(TaskEstimator):
                  stage_lr: tuple[float, ...] = (1e-3, 1e-4, 1e-5), batch_size: int = 32,
                  optimizer: str = "adam", shared_reduce: str = "sum",
                  pooled_epochs: int = 20, seed: int = 0,
-                 progress: Progress | None = None, weight_decay: float = 0.0) -> None:
+                 progress: Progress | None = None, weight_decay: float = 0.0,
+                 loss: str = "squared_error") -> None:
         self.method = method
         self.stage_epochs = stage_epochs
         self.stage_lr = stage_lr
@@ -95,6 +101,7 @@ class SharedTrunkMTL(TaskEstimator):
         self.seed = seed
         self.progress = progress
         self.weight_decay = weight_decay
+        self.loss = loss  # squared_error, log_loss (log-odds heads) or poisson (log-rates)
 
     def fit(self, X, y, tasks, fitted=None, pooled: PooledMLP | None = None) -> SharedTrunkMTL:
         """Fit; ``pooled`` (or ``fitted["pooled-mlp"]``) is a PooledMLP already fit on these
@@ -105,6 +112,7 @@ class SharedTrunkMTL(TaskEstimator):
             raise NetscopeError(
                 f"shared_reduce must be 'sum' or 'mean', got {self.shared_reduce!r}."
             )
+        check_loss(self.loss, self.label)
         if len(self.stage_epochs) != 3 or len(self.stage_lr) != 3:
             raise NetscopeError("stage_epochs and stage_lr need three values (one per stage).")
         self._pooled = pooled or (fitted or {}).get("pooled-mlp")
@@ -114,8 +122,8 @@ class SharedTrunkMTL(TaskEstimator):
         pooled, self._pooled = self._pooled, None  # keep no reference after fitting
         if pooled is None:
             pooled = PooledMLP(epochs=self.pooled_epochs, seed=self.seed,
-                               progress=self.progress,
-                               weight_decay=self.weight_decay).fit(X, y, t)
+                               progress=self.progress, weight_decay=self.weight_decay,
+                               loss=self.loss).fit(X, y, t)
         if len(pooled.hidden) != 2:
             raise NetscopeError("the pooled model must have exactly two hidden layers.")
         net = pooled.net_
@@ -153,7 +161,7 @@ class SharedTrunkMTL(TaskEstimator):
             tt = torch.from_numpy(t)
             Xt = torch.from_numpy(X).unsqueeze(1)
             pred = trunk_forward(self.trunk_, Xt, self.head_w_[tt], self.head_b_[tt])
-            return pred.squeeze(-1).numpy()
+            return mean_of(self.loss, pred.squeeze(-1).numpy())
 
     def _predict_population(self, X) -> np.ndarray:
         """The mean head on the shared trunk (the average of the tasks' linear heads)."""
@@ -161,7 +169,7 @@ class SharedTrunkMTL(TaskEstimator):
             Xt = torch.from_numpy(X).unsqueeze(1)
             w, b = self.head_w_.mean(0, keepdim=True), self.head_b_.mean(0, keepdim=True)
             pred = trunk_forward(self.trunk_, Xt, w.expand(X.shape[0], -1), b.expand(X.shape[0]))
-            return pred.squeeze(-1).numpy()
+            return mean_of(self.loss, pred.squeeze(-1).numpy())
 
     def _state(self):
         return {**self.trunk_, "head_w": self.head_w_, "head_b": self.head_b_}
@@ -204,10 +212,11 @@ class _Update:
         self.trainable = trainable
         self.decay = bool(model.weight_decay)
         self.reduce = np.sum if model.shared_reduce == "sum" else np.mean
+        self.loss = model.loss
 
     def __call__(self, tasks: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> None:
         g = trunk_grads(self.trunk, self.Z[idx], self.head_w[tasks], self.head_b[tasks],
-                        self.y[idx], mask, self.start)
+                        self.y[idx], mask, self.start, self.loss)
         k = len(tasks)
         grad = np.concatenate([g[n].reshape(k, -1) for n in ("hw", "hb", *self.trainable)], 1)
         self.opt.tick(tasks)

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.linear.ridge import inner_folds
 from netscope.multitask.trees.forest import Forest
 
@@ -42,7 +43,8 @@ class BoostedTrees(TaskEstimator):
                  learning_rate: float = 0.05, max_trees: int = 2000, min_leaf: int = 50,
                  max_features: float = 0.3, validation: float = 0.2,
                  threads: int | None = None, seed: int = 0,
-                 trees: int | None = None, progress: Progress | None = None) -> None:
+                 trees: int | None = None, loss: str = "squared_error",
+                 progress: Progress | None = None) -> None:
         self.leaves = leaves
         self.l2 = l2
         self.learning_rate = learning_rate
@@ -53,6 +55,7 @@ class BoostedTrees(TaskEstimator):
         self.threads = threads
         self.seed = seed
         self.trees = trees  # a known setting (one leaves, one l2): no search, no validation
+        self.loss = loss  # squared_error, log_loss (yes/no: probabilities) or poisson (counts)
         self.progress = progress
 
     def _fit(self, X, y, t, n_tasks) -> None:
@@ -71,7 +74,7 @@ class BoostedTrees(TaskEstimator):
         with threadpool_limits(self.threads, user_api="openmp"):
             trials = [self._trial(Z, y, val, leaves, l2)
                       for leaves, l2 in itertools.product(self.leaves, self.l2)]
-        best = min(trials, key=lambda r: r["mse"])
+        best = min(trials, key=lambda r: r["loss"])
         self.search_ = trials
         self.leaves_, self.l2_, self.trees_ = best["leaves"], best["l2"], best["trees"]
         self._fit_final(Z, y, n_tasks)
@@ -102,6 +105,7 @@ class BoostedTrees(TaskEstimator):
         self.forest_ = Forest.from_sklearn(final)
 
     def _check_params(self) -> None:
+        check_loss(self.loss, "boosted trees")
         if self.trees is not None and (self.trees < 1 or len(self.leaves) != 1
                                        or len(self.l2) != 1):
             raise NetscopeError("boosted trees: a fixed number of trees needs one leaves and "
@@ -149,30 +153,33 @@ class BoostedTrees(TaskEstimator):
         return (fold == 0) & (sizes[t] >= 2)
 
     def _model(self, leaves: int, l2: float, trees: int, early: bool):
-        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         cat = [0] if self.task_encoding_ is None else None
-        return HistGradientBoostingRegressor(
-            learning_rate=self.learning_rate, max_iter=trees, max_leaf_nodes=leaves,
-            min_samples_leaf=self.min_leaf_, l2_regularization=l2, categorical_features=cat,
-            max_features=self.max_features, early_stopping=early, n_iter_no_change=20,
-            random_state=self.seed)
+        common = dict(learning_rate=self.learning_rate, max_iter=trees, max_leaf_nodes=leaves,
+                      min_samples_leaf=self.min_leaf_, l2_regularization=l2,
+                      categorical_features=cat, max_features=self.max_features,
+                      early_stopping=early, n_iter_no_change=20, random_state=self.seed)
+        if self.loss == "log_loss":
+            return HistGradientBoostingClassifier(**common)
+        return HistGradientBoostingRegressor(loss=self.loss, **common)
 
     def _trial(self, Z, y, val, leaves, l2) -> dict:
         model = self._model(leaves, l2, self.max_trees, early=True)
         model.fit(Z[~val], y[~val], X_val=Z[val], y_val=y[val])
         # the validation loss per tree count: take the best count, not the last one
-        losses = -np.asarray(model.validation_score_)  # half squared error, at 0..n_iter trees
-        trees = max(1, int(np.argmin(losses)))
-        return {"leaves": leaves, "l2": l2, "trees": trees, "mse": float(2 * losses[trees])}
+        losses = -np.asarray(model.validation_score_)  # the loss (half squared error, log
+        trees = max(1, int(np.argmin(losses)))  # loss or half deviance) at 0..n_iter trees
+        return {"leaves": leaves, "l2": l2, "trees": trees, "loss": float(losses[trees])}
 
     def _predict(self, X, t) -> np.ndarray:
-        return self.forest_.predict(self._design(X, t, training=False))
+        return mean_of(self.loss, self.forest_.predict(self._design(X, t, training=False)))
 
     def _predict_population(self, X) -> np.ndarray:
         """A task never seen: its task column is missing, so every split on the task sends
         it where the trees send missing values (as scikit-learn and LightGBM do)."""
-        return self.forest_.predict(np.hstack([np.full((X.shape[0], 1), np.nan), X]))
+        return mean_of(self.loss, self.forest_.predict(
+            np.hstack([np.full((X.shape[0], 1), np.nan), X])))
 
     def _state(self):
         state = self.forest_.state("forest.")
