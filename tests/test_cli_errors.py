@@ -31,7 +31,7 @@ def places(tmp_path):
                           "y": [i % 7 for i in range(30)]})
     shops.to_csv(tmp_path / "shops.csv", index=False)
     shops.assign(x=1.0, k="p").to_csv(tmp_path / "flat.csv", index=False)
-    kinds = shops.assign(label=["yes", "no", "no"] * 10, one=["yes"] * 30,
+    kinds = shops.assign(label=["yes", "no", "no"] * 10, one=["yes"] * 30, tri=list("rgb") * 10,
                          many=[f"c{i}" for i in range(30)], neg=[i - 3 for i in range(30)],
                          half=[i / 2 for i in range(30)], gone=float("nan"))
     kinds.to_csv(tmp_path / "kinds.csv", index=False)
@@ -105,8 +105,10 @@ CASES = [
      "--target-kind count needs whole numbers >= 0, but row 1 (line 2 of the file) holds -3"),
     (KINDS + ["--target-column", "half", "--features", "x", "--target-kind", "count"],
      "holds 0.5"),
-    (KINDS + ["--target-column", "label", "--features", "x", "--target-kind", "binary",
-              "--families", "mixed-effects"], "does not take binary targets"),
+    (KINDS + ["--target-column", "tri", "--features", "x", "--families", "mixed-effects"],
+     "model family 'mixed-effects' does not take multiclass targets yet"),
+    (KINDS + ["--target-column", "tri", "--features", "x"],
+     "no model family takes multiclass targets yet"),
     (KINDS + ["--target-column", "x", "--features", "gone"], "feature column 'gone' is "
                                                              "missing on every row"),
     (KINDS + ["--target-column", "y", "--features", "gone,x", "--missing", "error"],

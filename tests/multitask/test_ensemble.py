@@ -28,7 +28,7 @@ def test_fit_reuses_given_members_and_weighs_on_inner_rows(tiny):
     assert m.weights_.sum() == pytest.approx(1.0) and (m.weights_ >= 0).all()
     expected = m.weights_[0] * given.predict(X, t) + m.weights_[1] * m.members_[1].predict(X, t)
     np.testing.assert_allclose(m.predict(X, t), expected)
-    assert m.validation_mse_["ensemble"] <= min(m.validation_mse_[k] for k in m.members) + 1e-12
+    assert m.validation_loss_["ensemble"] <= min(m.validation_loss_[k] for k in m.members) + 1e-12
 
 
 def test_unknown_member(tiny):
@@ -88,7 +88,7 @@ def test_small_data_weights_come_from_cross_fitting(tiny):
     for f in range(3):
         part = fold == f
         oof[part] = ridge.settled().fit(X[~part], y[~part], t[~part]).predict(X[part], t[part])
-    assert m.validation_mse_["mtl-ridge"] == pytest.approx(np.mean((oof - y) ** 2), rel=1e-12)
+    assert m.validation_loss_["mtl-ridge"] == pytest.approx(np.mean((oof - y) ** 2), rel=1e-12)
     assert Ensemble(members=("mtl-ridge",)).fit(X, y, t).scheme_ == "5-fold cross-fitting"
 
 
@@ -114,3 +114,29 @@ def test_fit_summaries_say_what_was_chosen(tiny):
     w = ens.weights_
     assert ens.fit_summary() == [f"weights mtl-ridge {w[0]:.2f}, mixed-effects {w[1]:.2f} "
                                  f"(from held-out training rows, 3-fold cross-fitting)"]
+
+
+def test_yes_no_ensemble_weighs_probabilities_by_log_loss():
+    """Members in their logistic forms; the weights minimize the held-out log loss of the
+    averaged probabilities, so the mix is never worse than its best member there."""
+    rng = np.random.default_rng(0)
+    T, n = 20, 40
+    X = rng.normal(size=(T * n, 3))
+    t = np.repeat(np.arange(T), n)
+    eta = X[:, 0] - np.abs(X[:, 1]) + rng.normal(0, 1, T)[t]
+    y = (rng.uniform(size=T * n) < 1 / (1 + np.exp(-eta))).astype(float)
+    m = Ensemble(loss="log_loss", members=("mtl-ridge", "boosted-trees")).fit(X, y, t)
+    assert all(getattr(member, "loss", None) == "log_loss" for member in m.members_)
+    assert m.validation_loss_["ensemble"] <= min(m.validation_loss_[k] for k in m.members) + 1e-9
+    p = m.predict(X, t)
+    assert ((p > 0) & (p < 1)).all()
+
+
+def test_log_loss_weights_find_the_known_mix():
+    """Probabilities that are a 0.3/0.7 mix of two columns get those weights back."""
+    from netscope.multitask.ensemble import simplex_weights
+
+    rng = np.random.default_rng(1)
+    P = rng.uniform(0.05, 0.95, size=(20000, 2))
+    y = (rng.uniform(size=20000) < P @ [0.3, 0.7]).astype(float)
+    np.testing.assert_allclose(simplex_weights(P, y, "log_loss"), [0.3, 0.7], atol=0.03)

@@ -18,6 +18,7 @@ from scipy.optimize import nnls
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linear.glm import check_loss
 from netscope.multitask.linear.mixed import MixedEffects
 from netscope.multitask.linear.ridge import MeanRegularizedRidge, inner_folds
 from netscope.multitask.linear.task_covariance import LearnedTaskCovariance
@@ -40,26 +41,30 @@ class Ensemble(TaskEstimator):
     def __init__(self, *,
                  members: tuple[str, ...] = ("mtl-ridge", "mixed-effects", "boosted-trees"),
                  validation: float = 0.2, folds: int | None = None, seed: int = 0,
-                 progress: Progress | None = None) -> None:
+                 loss: str = "squared_error", progress: Progress | None = None) -> None:
         self.members = members
         self.validation = validation
         self.folds = folds  # K-fold cross-fitting; None: 5 below CROSS_FIT_BELOW rows, else
         self.seed = seed  # one validation share (the share: ``validation``)
+        self.loss = loss  # the members' loss, and what the weights minimize
         self.progress = progress
 
     def _build(self, key: str) -> TaskEstimator:
-        cls = MEMBERS[key]
-        params = cls().get_params()
-        return cls(**{k: v for k, v in (("seed", self.seed),) if k in params})
+        """A member as the registry builds it for this loss, with this seed."""
+        from netscope.multitask.families import FAMILIES
+        from netscope.multitask.settings import Settings
+
+        return FAMILIES[key].for_kind(LOSS_KIND[self.loss]).build(Settings(seed=self.seed))
 
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params()
         self.members_ = [self._given.get(k) or self._build(k).fit(X, y, t) for k in self.members]
         held, P = self._held_out(X, y, t)
-        self.weights_ = simplex_weights(P, y[held])
-        self.validation_mse_ = {k: float(np.mean((P[:, i] - y[held]) ** 2))
-                                for i, k in enumerate(self.members)}
-        self.validation_mse_["ensemble"] = float(np.mean((P @ self.weights_ - y[held]) ** 2))
+        self.weights_ = simplex_weights(P, y[held], self.loss)
+        self.validation_loss_ = {k: float(np.mean(_loss(self.loss, y[held], P[:, i])))
+                                 for i, k in enumerate(self.members)}
+        self.validation_loss_["ensemble"] = float(np.mean(_loss(self.loss, y[held],
+                                                                P @ self.weights_)))
         if self.progress:
             self.progress(f"ensemble: {self.fit_summary()[0]}, {int(held.sum())} rows")
 
@@ -97,6 +102,7 @@ class Ensemble(TaskEstimator):
         return held, P[held]
 
     def _check_params(self) -> None:
+        check_loss(self.loss, "ensemble")
         unknown = [k for k in self.members if k not in MEMBERS]
         if unknown or not self.members:
             raise NetscopeError(f"ensemble: members must be some of {', '.join(MEMBERS)}; "
@@ -126,7 +132,7 @@ class Ensemble(TaskEstimator):
         self.weights_ = state["weights"].numpy()
         self.members_ = []
         for i, key in enumerate(self.members):
-            member = MEMBERS[key]()
+            member = self._build(key)
             member.tasks_, member.n_features_in_ = self.tasks_, self.n_features_in_
             prefix = f"member{i}."
             member._set_state({k[len(prefix):]: v for k, v in state.items()
@@ -134,11 +140,49 @@ class Ensemble(TaskEstimator):
             self.members_.append(member)
 
 
-def simplex_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """argmin |P w - y|^2 over w >= 0 with sum(w) = 1 (non-negative least squares with the
-    sum enforced by a heavily weighted extra row)."""
+LOSS_KIND = {"squared_error": "regression", "log_loss": "binary", "poisson": "count"}
+
+
+def _loss(loss: str, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Each row's loss of a predicted mean: squared error, log loss or Poisson deviance."""
+    from netscope.multitask.targets import KINDS
+
+    return KINDS[LOSS_KIND[loss]].unit_loss(y, mu)
+
+
+def simplex_weights(P: np.ndarray, y: np.ndarray, loss: str = "squared_error") -> np.ndarray:
+    """Convex weights w (w >= 0, sum 1) minimizing the loss of P w: squared error by
+    non-negative least squares (the sum enforced by a heavily weighted extra row); log loss
+    of the averaged probabilities, or Poisson deviance of the averaged means, by SLSQP."""
+    if loss != "squared_error":
+        return _glm_weights(P, y, loss)
     big = 1e3 * max(float(np.abs(P).max()), float(np.abs(y).max()), 1.0) * np.sqrt(len(y))
     A = np.vstack([P, np.full((1, P.shape[1]), big)])
     w, _ = nnls(A, np.append(y, big))
     total = w.sum()
     return w / total if total > 0 else np.full(P.shape[1], 1.0 / P.shape[1])
+
+
+def _glm_weights(P: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray:
+    from scipy.optimize import minimize
+
+    k = P.shape[1]
+
+    def f(w):
+        mu = P @ w
+        if loss == "log_loss":
+            p = np.clip(mu, 1e-15, 1 - 1e-15)
+            value = -np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))
+            grad = -(P.T @ (y / p - (1 - y) / (1 - p))) / len(y)
+        else:
+            m = np.maximum(mu, 1e-300)
+            value = float(np.mean(_loss(loss, y, m)))
+            grad = 2 * (P.T @ (1 - y / m)) / len(y)
+        return value, grad
+
+    res = minimize(f, np.full(k, 1.0 / k), jac=True, method="SLSQP", bounds=[(0, 1)] * k,
+                   constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1,
+                                 "jac": lambda w: np.ones(k)}],
+                   options={"ftol": 1e-12, "maxiter": 500})
+    w = np.clip(res.x, 0, None)
+    return w / w.sum()

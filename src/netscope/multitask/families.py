@@ -234,7 +234,9 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            task_gain=True),
     Family("mixed-effects", "mixed-effects model",
            "random intercept and slopes per task, learned covariance, REML (lme4's model)",
-           _M + "linear.mixed:MixedEffects", (MIXED_COV,), lambda s: {"cov": s.mixed_cov}),
+           _M + "linear.mixed:MixedEffects", (MIXED_COV,), lambda s: {"cov": s.mixed_cov},
+           {"binary": ("mixed-effects logistic", {"loss": "log_loss"}),
+            "count": ("mixed-effects Poisson", {"loss": "poisson"})}),
     Family("boosted-trees", "boosted trees",
            "gradient-boosted trees, task as a categorical feature; trees, leaves and L2 "
            "chosen on inner validation rows",
@@ -251,6 +253,8 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            "weighted average of mean-regularized ridge, mixed-effects and boosted trees; "
            "weights on held-out training rows (time includes the members)",
            _M + "ensemble:Ensemble", (SEED,), lambda s: {"seed": s.seed},
+           {"binary": ("ensemble (MTL logistic + mixed + trees)", {"loss": "log_loss"}),
+            "count": ("ensemble (MTL Poisson + mixed + trees)", {"loss": "poisson"})},
            reuses=("mtl-ridge", "mixed-effects", "boosted-trees")),
 ]}
 

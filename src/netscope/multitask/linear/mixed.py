@@ -21,10 +21,18 @@ from scipy.optimize import minimize
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.linear.linalg import (
     covariance_to_correlation,
     independent_columns,
     within_varying,
+)
+from netscope.multitask.linear.mixed_glm import (
+    laplace,
+    laplace_beta,
+    make_data,
+    pirls_u,
+    start_mode,
 )
 from netscope.multitask.linear.ridge import task_grams
 from netscope.perf import blas_threads
@@ -40,7 +48,7 @@ class MixedEffects(TaskEstimator):
 
     def __init__(self, *, random: str | tuple[int, ...] = "within", cov: str = "factor1",
                  method: str = "reml", max_iter: int = 2000,
-                 start: tuple[float, ...] | None = None,
+                 start: tuple[float, ...] | None = None, loss: str = "squared_error",
                  progress: Progress | None = None) -> None:
         self.random = random
         self.cov = cov
@@ -48,6 +56,7 @@ class MixedEffects(TaskEstimator):
         self.max_iter = max_iter
         self.start = start  # covariance parameters to start from (default: identity; ignored
         # when their number does not match: the random columns found on these rows differ)
+        self.loss = loss  # squared_error (lmer), log_loss or poisson (glmer, Laplace)
         self.progress = progress
 
     # -- fitting ---------------------------------------------------------------------------
@@ -66,6 +75,9 @@ class MixedEffects(TaskEstimator):
         theta0 = _initial_theta(q, self.cov)
         if self.start is not None and len(self.start) == theta0.size:
             theta0 = np.asarray(self.start, dtype=np.float64)
+        if self.loss != "squared_error":
+            self._fit_glmm(D[:, fixed], y, t, n_tasks, zpos, theta0, fixed, random, n, X)
+            return
         # L-BFGS-B's BLAS calls between evaluations leave OpenBLAS threads spinning, which
         # starves torch's threads (10x slower on 2 cores): keep BLAS to one thread here
         with blas_threads(1):
@@ -80,6 +92,64 @@ class MixedEffects(TaskEstimator):
         self._store(fit, fixed, random, X.shape[1], n, result)
         self.theta_ = tuple(float(v) for v in result.x)
 
+    def _fit_glmm(self, D, y, t, n_tasks, zpos, theta0, fixed, random, n, X) -> None:
+        """Logistic or Poisson: the Laplace deviance minimized over theta (mixed_glm.py)."""
+        q = len(random)
+        data = make_data(D, y, t, zpos, n_tasks, self.loss)
+        mode = [start_mode(data, _lower(torch.from_numpy(theta0), q, self.cov).shape[1])]
+
+        def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            theta = np.where(np.abs(theta) < 1e-100, 0.0, theta)
+            th = torch.from_numpy(theta).requires_grad_(True)
+            try:
+                dev, mode[0], _, _ = laplace(data, _lower(th, q, self.cov), mode[0])
+            except torch.linalg.LinAlgError:
+                return float("inf"), np.zeros_like(theta)
+            (grad,) = torch.autograd.grad(dev, th)
+            return float(dev.detach()), grad.numpy()
+
+        with blas_threads(1):
+            result = minimize(f, theta0, jac=True, method="L-BFGS-B",
+                              options={"maxiter": self.max_iter, "gtol": 1e-7, "ftol": 1e-14})
+        if not np.isfinite(result.fun):
+            raise NetscopeError("mixed-effects: the Laplace deviance is not finite; the "
+                                "features may be badly scaled.")
+        L = _lower(torch.from_numpy(result.x), q, self.cov)
+        with torch.no_grad():
+            _, _, beta, u = laplace(data, L, mode[0])
+        result, beta, u = self._stage_two(data, result.x, beta, u)
+        L = _lower(torch.from_numpy(result.x[:-beta.numel()]), q, self.cov)
+        fit = {"beta": beta, "blup": u @ L.T, "cov": L @ L.T,
+               "sigma2": torch.tensor(1.0, dtype=torch.float64)}
+        self._store(fit, fixed, random, X.shape[1], n, result)
+        self.theta_ = tuple(float(v) for v in result.x[:-beta.numel()])
+
+    def _stage_two(self, data, theta, beta, u):
+        """glmer's nAGQ = 1: theta and beta together on the Laplace deviance, the tasks'
+        modes at fixed beta, started from stage one's optimum."""
+        q, k = len(data.zpos), len(theta)
+        state = [u]
+
+        def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+            x = np.where(np.abs(x) < 1e-100, 0.0, x)
+            xt = torch.from_numpy(x).requires_grad_(True)
+            try:
+                dev, state[0] = laplace_beta(data, _lower(xt[:k], q, self.cov), xt[k:],
+                                             state[0])
+            except torch.linalg.LinAlgError:
+                return float("inf"), np.zeros_like(x)
+            (grad,) = torch.autograd.grad(dev, xt)
+            return float(dev.detach()), grad.numpy()
+
+        with blas_threads(1):
+            result = minimize(f, np.concatenate([theta, beta.numpy()]), jac=True,
+                              method="L-BFGS-B",
+                              options={"maxiter": self.max_iter, "gtol": 1e-7, "ftol": 1e-14})
+        beta = torch.from_numpy(result.x[k:])
+        L = _lower(torch.from_numpy(result.x[:k]), q, self.cov)
+        u = pirls_u(data, L, beta, state[0])
+        return result, beta, u
+
     def fit_summary(self) -> list[str]:
         return list(getattr(self, "notes_", []))
 
@@ -89,6 +159,7 @@ class MixedEffects(TaskEstimator):
         return {"start": self.theta_} if hasattr(self, "theta_") else {}
 
     def _check_params(self, n_features: int) -> None:
+        check_loss(self.loss, "mixed-effects")
         if self.method not in METHODS:
             raise NetscopeError(f"mixed-effects: method must be one of {METHODS}, "
                                 f"got {self.method!r}.")
@@ -147,8 +218,11 @@ class MixedEffects(TaskEstimator):
                 self.progress(f"mixed-effects: {line}")
 
     def _notes(self, q: int) -> list[str]:
+        how = self.method.upper() if self.loss == "squared_error" else \
+            f"{'logistic' if self.loss == 'log_loss' else 'Poisson'} link, Laplace " \
+            f"approximation (lme4's glmer: nAGQ = 0, then 1)"
         notes = [f"{q} random effects per task (intercept and {q - 1} slope(s)), "
-                 f"{self.cov} covariance, {self.method.upper()}, "
+                 f"{self.cov} covariance, {how}, "
                  f"{'converged' if self.converged_ else 'NOT converged (raise max_iter)'}"]
         if self.small_tasks_:
             notes.append(f"{self.small_tasks_} task(s) have fewer rows than the {q} random "
@@ -166,11 +240,12 @@ class MixedEffects(TaskEstimator):
         return covariance_to_correlation(self.random_cov_)
 
     def _predict(self, X, t) -> np.ndarray:
-        return np.einsum("nd,nd->n", X, self.coef_[t, :-1]) + self.coef_[t, -1]
+        return mean_of(self.loss, np.einsum("nd,nd->n", X, self.coef_[t, :-1])
+                       + self.coef_[t, -1])
 
     def _predict_population(self, X) -> np.ndarray:
         """The fixed effects alone: a new task's random effects are at their mean, zero."""
-        return X @ self.fixed_effects_[:-1] + self.fixed_effects_[-1]
+        return mean_of(self.loss, X @ self.fixed_effects_[:-1] + self.fixed_effects_[-1])
 
     def _state(self):
         return {"coef": torch.from_numpy(self.coef_),
