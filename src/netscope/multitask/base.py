@@ -50,7 +50,8 @@ class TaskEstimator:
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        REGISTRY[cls.__name__] = cls
+        if not cls.__dict__.get("_abstract", False):  # a base of families, not a family
+            REGISTRY[cls.__name__] = cls
 
     # -- scikit-learn contract -------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:

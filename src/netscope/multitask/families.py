@@ -98,6 +98,15 @@ STAGE_LR = Setting("stage_lr", (1e-3, 1e-4, 1e-5), "learning rates of the three 
                    "e.g. 1e-3,1e-4,1e-5", float, lo=0, hi=10, above=True, count=3)
 SHARED_REDUCE = Setting("shared_reduce", "sum", "how the shared layers combine the tasks' "
                         "steps", str, choices=("sum", "mean"))
+TRAINING = Setting("training", "auto", "how the networks are trained: fixed (the course's "
+                   "epochs and rates) or tuned (epochs by early stopping, learning rate, width "
+                   "and weight decay by a small search, all on an inner validation share of "
+                   "the training rows); auto: fixed under the lecture protocol, tuned otherwise",
+                   str, choices=("auto", "fixed", "tuned"), group="general")
+MAX_EPOCHS = Setting("max_epochs", 300, "most epochs a tuned network trains (per stage for "
+                     "the shared trunk)", lo=1, hi=100_000)
+PATIENCE = Setting("patience", 10, "epochs without a better validation loss before a tuned "
+                   "network stops", lo=1, hi=10_000)
 MIXED_COV = Setting("mixed_cov", "factor1", "random-effects covariance of the mixed model: "
                     "full, diagonal, or rank-r factors plus a diagonal", str,
                     choices=("full", "diag", "factor1", "factor2", "factor3"))
@@ -175,14 +184,19 @@ def _ridge(s) -> dict[str, Any]:
     return {"folds": s.ridge_folds, "seed": s.seed}
 
 
+def _tuning(s) -> dict[str, Any]:
+    return {"tune": s.training == "tuned", "max_epochs": s.max_epochs, "patience": s.patience}
+
+
 def _trunk(method: str) -> Params:
     return lambda s: {"method": method, "stage_epochs": s.stage_epochs, "stage_lr": s.stage_lr,
                       "batch_size": s.batch_size, "optimizer": "adam",
                       "shared_reduce": s.shared_reduce, "pooled_epochs": s.pooled_epochs,
-                      "seed": s.seed, "weight_decay": s.weight_decay}
+                      "seed": s.seed, "weight_decay": s.weight_decay, **_tuning(s)}
 
 
-_TRUNK = (STAGE_EPOCHS, STAGE_LR, SHARED_REDUCE, BATCH, DECAY, SEED)
+_TUNING = (TRAINING, MAX_EPOCHS, PATIENCE)
+_TRUNK = (STAGE_EPOCHS, STAGE_LR, SHARED_REDUCE, BATCH, DECAY, SEED, *_TUNING)
 
 FAMILIES: dict[str, Family] = {f.key: f for f in [
     Family("ridge-per-task", "ridge per task",
@@ -201,16 +215,19 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
                     "30,15", lo=1, hi=4096, count=0),
             Setting("per_task_epochs", 5, "epochs of the per-task MLPs", lo=1, hi=100_000),
             Setting("per_task_optimizer", "rmsprop", "update rule of the per-task MLPs", str,
-                    choices=("rmsprop", "adam", "sgd")), BATCH, LR, DECAY, SEED),
+                    choices=("rmsprop", "adam", "sgd")), BATCH, LR, DECAY, SEED, *_TUNING),
            lambda s: {"hidden": s.per_task_hidden, "epochs": s.per_task_epochs,
                       "batch_size": s.batch_size, "optimizer": s.per_task_optimizer,
-                      "lr": s.lr, "seed": s.seed, "weight_decay": s.weight_decay},
+                      "lr": s.lr, "seed": s.seed, "weight_decay": s.weight_decay,
+                      **_tuning(s)},
            head_forms("per-task MLP")),
     Family("pooled-mlp", "pooled MLP", "one MLP for all rows, task ignored",
-           _M + "networks.pooled:PooledMLP", (POOLED_HIDDEN, POOLED_EPOCHS, BATCH, LR, DECAY, SEED),
+           _M + "networks.pooled:PooledMLP",
+           (POOLED_HIDDEN, POOLED_EPOCHS, BATCH, LR, DECAY, SEED, *_TUNING),
            lambda s: {"hidden": s.pooled_hidden, "epochs": s.pooled_epochs,
                       "batch_size": s.batch_size, "optimizer": "adam", "lr": s.lr,
-                      "seed": s.seed, "weight_decay": s.weight_decay}, head_forms("pooled MLP")),
+                      "seed": s.seed, "weight_decay": s.weight_decay, **_tuning(s)},
+           head_forms("pooled MLP")),
     Family("shared-trunk-accumulate", "shared trunk (accumulate)",
            "pooled MLP's hidden layers shared, a head per task; all tasks' gradients "
            "before each update; staged unfreezing (time includes the pooled start)",
@@ -226,11 +243,12 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            (Setting("gated_width", 32, "task embedding and projection width", lo=1, hi=4096),
             Setting("gated_hidden", 16, "width of the layer after the gate", lo=1, hi=4096),
             Setting("gated_epochs", 20, "epochs of the task-gated network", lo=1, hi=100_000),
-            BATCH, LR, DECAY, SEED),
+            BATCH, LR, DECAY, SEED, *_TUNING),
            lambda s: {"width": s.gated_width, "hidden": s.gated_hidden,
                       "epochs": s.gated_epochs, "batch_size": s.batch_size,
                       "optimizer": "adam", "lr": s.lr, "seed": s.seed,
-                      "weight_decay": s.weight_decay}, head_forms("task-gated network"),
+                      "weight_decay": s.weight_decay, **_tuning(s)},
+           head_forms("task-gated network"),
            task_gain=True),
     Family("mixed-effects", "mixed-effects model",
            "random intercept and slopes per task, learned covariance, REML (lme4's model)",

@@ -8,7 +8,7 @@ split's work in ``fit_split.py``, splits side by side in ``parallel.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.stats import ttest_rel
@@ -134,6 +134,8 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
     listed in the warnings). ``jobs`` > 1 fits splits in that many worker processes (one
     thread each); the numbers are those of ``jobs=1`` up to floating-point summation order."""
     settings = settings or Settings.for_dataset(data.reference)
+    if settings.training == "auto":  # the course's fixed training only under its protocol
+        settings = replace(settings, training="fixed" if protocol.name == "lecture" else "tuned")
     skipped: list[str] = []
     if families is None:
         keys = families_for(data.kind)

@@ -56,9 +56,11 @@ class FlatParams:
 
 def train_flat(grad_fn: GradFn, flat: FlatParams, n_rows: int, spec: OptimizerSpec,
                epochs: int, batch_size: int, seed: int, name: str,
-               progress: Progress | None = None) -> None:
+               progress: Progress | None = None,
+               after_epoch: Callable[[int], bool] | None = None) -> None:
     """Shuffled mini-batch training (Keras ``fit`` semantics: a new order every epoch, a
-    short last batch); ``grad_fn`` sees the batch's row indices."""
+    short last batch); ``grad_fn`` sees the batch's row indices. ``after_epoch(epoch)``
+    (early stopping) ends training when it returns True."""
     opt = StackedOptimizer(spec, 1)  # one "task": the whole vector
     one = np.zeros(1, dtype=np.int64)
     grad = np.zeros_like(flat.values)
@@ -76,6 +78,8 @@ def train_flat(grad_fn: GradFn, flat: FlatParams, n_rows: int, spec: OptimizerSp
                                      f"(non-finite weights); lower the learning rate.")
         if progress:
             progress(f"{name}: epoch {epoch + 1}/{epochs}")
+        if after_epoch is not None and after_epoch(epoch + 1):
+            break
 
 
 def mse_residual(pred: np.ndarray, y: np.ndarray) -> np.ndarray:

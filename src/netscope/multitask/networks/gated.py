@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from netscope.multitask.base import Progress, TaskEstimator, TaskRelations
-from netscope.multitask.linear.glm import check_loss, mean_of
+from netscope.multitask.base import Progress, TaskRelations
+from netscope.multitask.linear.glm import mean_of
 from netscope.multitask.networks.flat_train import (
     FlatParams,
     GradFn,
@@ -22,6 +22,7 @@ from netscope.multitask.networks.flat_train import (
 )
 from netscope.multitask.networks.optim import OptimizerSpec
 from netscope.multitask.networks.pooled import dense
+from netscope.multitask.networks.tuned import NetworkEstimator
 
 
 class GatedNet(nn.Module):
@@ -72,15 +73,17 @@ def gated_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray
     return grad
 
 
-class TaskGatedMLP(TaskEstimator):
+class TaskGatedMLP(NetworkEstimator):
     """Task embedding through a sigmoid gates a dense projection of the features."""
 
     label = "task-gated network"
+    grid = {"lr": (1e-3, 3e-3), "width": (1, 2), "weight_decay": (0.0, 1e-3)}
 
     def __init__(self, *, width: int = 32, hidden: int = 16, epochs: int = 20, batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0,
-                 loss: str = "squared_error") -> None:
+                 loss: str = "squared_error", tune: bool = False, max_epochs: int = 300,
+                 patience: int = 10) -> None:
         self.width = width
         self.hidden = hidden
         self.epochs = epochs
@@ -91,6 +94,9 @@ class TaskGatedMLP(TaskEstimator):
         self.progress = progress
         self.weight_decay = weight_decay
         self.loss = loss  # squared_error, log_loss (a log-odds output) or poisson (log-rate)
+        self.tune = tune  # early stopping and a small search on inner validation rows
+        self.max_epochs = max_epochs
+        self.patience = patience
 
     def gates(self) -> np.ndarray:
         """Each task's gate, sigmoid(embedding) (tasks x width): what the task lets through,
@@ -102,13 +108,18 @@ class TaskGatedMLP(TaskEstimator):
         return TaskRelations("embedding", self.gates(), "the gated network's task gates",
                              "gated")
 
-    def _fit(self, X, y, t, n_tasks) -> None:
-        check_loss(self.loss, self.label)
-        self.net_ = GatedNet(X.shape[1], n_tasks, self.width, self.hidden, self.seed)
+    def _hp(self) -> dict:
+        return {"lr": self.lr, "width": 1, "weight_decay": self.weight_decay,
+                "epochs": self.epochs}
+
+    def _train(self, X, y, t, n_tasks, hp, stop) -> None:
+        self.net_ = GatedNet(X.shape[1], n_tasks, int(self.width * hp["width"]),
+                             int(self.hidden * hp["width"]), self.seed)
         flat = FlatParams.adopt(list(self.net_.parameters()))
         train_flat(gated_gradient(flat, X, t, y, self.loss), flat, X.shape[0],
-                   OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay),
-                   self.epochs, self.batch_size, self.seed, "task-gated", self.progress)
+                   OptimizerSpec(self.optimizer, hp["lr"], weight_decay=hp["weight_decay"]),
+                   hp["epochs"], self.batch_size, self.seed, "task-gated",
+                   None if stop else self.progress, stop)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
@@ -125,6 +136,7 @@ class TaskGatedMLP(TaskEstimator):
         return self.net_.state_dict()
 
     def _set_state(self, state):
-        n_tasks, _ = state["embed.weight"].shape
-        self.net_ = GatedNet(state["project.weight"].shape[1], n_tasks, self.width, self.hidden)
+        n_tasks, width = state["embed.weight"].shape  # sizes from the weights (a search may
+        hidden = state["hidden.weight"].shape[0]  # have widened them)
+        self.net_ = GatedNet(state["project.weight"].shape[1], n_tasks, width, hidden)
         self.net_.load_state_dict(state)

@@ -9,11 +9,13 @@ exactly what T separate training loops do (the tests compare it with such a loop
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
-from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.linear.glm import check_loss, mean_of
+from netscope.multitask.base import Progress
+from netscope.multitask.linear.glm import mean_of
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.networks.stacked import (
     BatchPlan,
@@ -21,6 +23,7 @@ from netscope.multitask.networks.stacked import (
     init_stacked_mlp,
     stacked_mlp_forward,
 )
+from netscope.multitask.networks.tuned import NetworkEstimator
 
 
 def row_loss(loss: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -34,12 +37,16 @@ def row_loss(loss: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def train_stacked(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor,
                   plan: BatchPlan | np.ndarray, spec: OptimizerSpec,
-                  progress: Progress | None = None,
-                  loss: str = "squared_error") -> dict[str, torch.Tensor]:
-    """Per-task mini-batch training of stacked MLP weights along ``plan`` (steps, T, B)."""
+                  progress: Progress | None = None, loss: str = "squared_error",
+                  after_epoch: Callable[[int, dict], bool] | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """Per-task mini-batch training of stacked MLP weights along ``plan`` (steps, T, B).
+    ``after_epoch(epoch, weights)`` (early stopping; needs a ``BatchPlan``) ends training
+    when it returns True."""
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     opt = StackedOptimizer(spec, params["W0"].shape[0])
     every = max(1, len(plan) // 10)
+    per_epoch = getattr(plan, "steps_per_epoch", None)
     for s, step in enumerate(plan):
         Xb, yb, mask = gather_batch(step, X, y)
         count = mask.sum(1)
@@ -55,18 +62,64 @@ def train_stacked(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Ten
                                                         p[active].detach().numpy()))
         if progress and (s + 1) % every == 0:
             progress(f"per-task MLPs: step {s + 1}/{len(plan)}")
+        if after_epoch is not None and (s + 1) % per_epoch == 0 and \
+                after_epoch((s + 1) // per_epoch, {k: v.detach() for k, v in params.items()}):
+            break
     return {k: v.detach() for k, v in params.items()}
 
 
-class PerTaskMLP(TaskEstimator):
+class PerTaskStopping:
+    """Early stopping for independent networks: each task keeps the weights of its own
+    best epoch on its own validation rows; training ends when no task has improved for
+    ``patience`` epochs (a task without validation rows keeps its last weights)."""
+
+    def __init__(self, model: PerTaskMLP, X, y, t, kind, n_tasks: int, patience: int) -> None:
+        self.model, self.X, self.y, self.t, self.kind = model, X, y, t, kind
+        self.count = np.bincount(t, minlength=n_tasks).astype(np.float64)
+        self.best = np.full(n_tasks, np.inf)
+        self.epoch_of = np.zeros(n_tasks, np.int64)
+        self.patience, self.best_state, self.history = patience, None, []
+
+    def __call__(self, epoch: int, weights: dict) -> bool:
+        self.model.params_ = weights
+        loss = self.kind.unit_loss(self.y, self.model._predict(self.X, self.t))
+        per_task = np.bincount(self.t, weights=loss, minlength=len(self.best)) / \
+            np.maximum(self.count, 1)
+        better = (per_task < self.best) | (self.count == 0)
+        self.best[better] = per_task[better]
+        self.epoch_of[better] = epoch
+        if self.best_state is None:
+            self.best_state = {k: v.clone() for k, v in weights.items()}
+        else:
+            idx = torch.from_numpy(np.flatnonzero(better))
+            for k, v in weights.items():
+                self.best_state[k][idx] = v[idx]
+        self.history.append(self.best_loss)
+        seen = self.count > 0
+        return bool((epoch - self.epoch_of[seen] >= self.patience).all())
+
+    @property
+    def best_loss(self) -> float:
+        seen = self.count > 0
+        return float((self.best[seen] * self.count[seen]).sum() / self.count[seen].sum())
+
+    @property
+    def best_epoch(self) -> int:
+        """The median of the tasks' best epochs."""
+        return int(np.median(self.epoch_of[self.count > 0]))
+
+
+class PerTaskMLP(NetworkEstimator):
     """A separate ReLU MLP per task (course: Dense 30-15-1, RMSprop, 5 epochs, batch 32)."""
 
     label = "per-task MLP"
+    grid = {"lr": (1e-3, 1e-2), "width": (1,), "weight_decay": (0.0, 1e-2)}
 
     def __init__(self, *, hidden: tuple[int, ...] = (30, 15), epochs: int = 5, batch_size: int = 32,
                  optimizer: str = "rmsprop", lr: float = 1e-3, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0,
-                 loss: str = "squared_error") -> None:
+                 loss: str = "squared_error", tune: bool = False, max_epochs: int = 300,
+                 patience: int = 10) -> None:
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -76,16 +129,25 @@ class PerTaskMLP(TaskEstimator):
         self.progress = progress
         self.weight_decay = weight_decay
         self.loss = loss  # squared_error, log_loss (a log-odds output) or poisson (log-rate)
+        self.tune = tune  # early stopping per task and a small search on inner validation rows
+        self.max_epochs = max_epochs
+        self.patience = patience
 
-    def _fit(self, X, y, t, n_tasks) -> None:
-        sizes = [X.shape[1], *self.hidden, 1]
+    def _hp(self) -> dict:
+        return {"lr": self.lr, "width": 1, "weight_decay": self.weight_decay,
+                "epochs": self.epochs}
+
+    def _stopper(self, X, y, t, kind, n_tasks):
+        return PerTaskStopping(self, X, y, t, kind, n_tasks, self.patience)
+
+    def _train(self, X, y, t, n_tasks, hp, stop) -> None:
+        sizes = [X.shape[1], *(int(h * hp["width"]) for h in self.hidden), 1]
         init = init_stacked_mlp(n_tasks, sizes, self.seed)
-        plan = BatchPlan(t, n_tasks, self.batch_size, self.epochs,
+        plan = BatchPlan(t, n_tasks, self.batch_size, hp["epochs"],
                          np.random.default_rng(self.seed))
-        spec = OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay)
-        check_loss(self.loss, self.label)
+        spec = OptimizerSpec(self.optimizer, hp["lr"], weight_decay=hp["weight_decay"])
         self.params_ = train_stacked(init, torch.from_numpy(X), torch.from_numpy(y), plan, spec,
-                                     self.progress, self.loss)
+                                     None if stop else self.progress, self.loss, stop)
 
     def _predict(self, X, t, chunk: int = 4096) -> np.ndarray:
         """Each row through its task's network; rows in chunks so memory stays bounded."""

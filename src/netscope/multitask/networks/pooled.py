@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.linear.glm import check_loss, mean_of
+from netscope.multitask.base import Progress
+from netscope.multitask.linear.glm import mean_of
 from netscope.multitask.networks.flat_train import (
     FlatParams,
     GradFn,
@@ -18,6 +18,7 @@ from netscope.multitask.networks.flat_train import (
 )
 from netscope.multitask.networks.optim import OptimizerSpec
 from netscope.multitask.networks.stacked import glorot
+from netscope.multitask.networks.tuned import NetworkEstimator
 
 
 def dense(fan_in: int, fan_out: int, gen: torch.Generator) -> nn.Linear:
@@ -62,16 +63,18 @@ def mlp_gradient(flat: FlatParams, X: np.ndarray, y: np.ndarray,
     return grad
 
 
-class PooledMLP(TaskEstimator):
+class PooledMLP(NetworkEstimator):
     """One ReLU MLP for all tasks, ignoring the task (course: Dense 32-16-1, 20 epochs)."""
 
     label = "pooled MLP"
+    grid = {"lr": (1e-3, 3e-3), "width": (1, 2), "weight_decay": (0.0, 1e-3)}
 
     def __init__(self, *, hidden: tuple[int, ...] = (32, 16), epochs: int = 20,
                  batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0,
-                 loss: str = "squared_error") -> None:
+                 loss: str = "squared_error", tune: bool = False, max_epochs: int = 300,
+                 patience: int = 10) -> None:
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -81,17 +84,22 @@ class PooledMLP(TaskEstimator):
         self.progress = progress
         self.weight_decay = weight_decay
         self.loss = loss  # squared_error, log_loss (a log-odds output) or poisson (log-rate)
+        self.tune = tune  # early stopping and a small search on inner validation rows
+        self.max_epochs = max_epochs
+        self.patience = patience
 
-    def _build(self, n_features: int) -> nn.Sequential:
-        return mlp([n_features, *self.hidden, 1], self.seed)
+    def _hp(self) -> dict:
+        return {"lr": self.lr, "width": 1, "weight_decay": self.weight_decay,
+                "epochs": self.epochs}
 
-    def _fit(self, X, y, t, n_tasks) -> None:
-        check_loss(self.loss, self.label)
-        self.net_ = self._build(X.shape[1])
+    def _train(self, X, y, t, n_tasks, hp, stop) -> None:
+        hidden = [int(h * hp["width"]) for h in self.hidden]
+        self.net_ = mlp([X.shape[1], *hidden, 1], self.seed)
         flat = FlatParams.adopt(list(self.net_.parameters()))
         train_flat(mlp_gradient(flat, X, y, self.loss), flat, X.shape[0],
-                   OptimizerSpec(self.optimizer, self.lr, weight_decay=self.weight_decay),
-                   self.epochs, self.batch_size, self.seed, "pooled MLP", self.progress)
+                   OptimizerSpec(self.optimizer, hp["lr"], weight_decay=hp["weight_decay"]),
+                   hp["epochs"], self.batch_size, self.seed, "pooled MLP",
+                   None if stop else self.progress, stop)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
@@ -104,6 +112,9 @@ class PooledMLP(TaskEstimator):
         return self.net_.state_dict()
 
     def _set_state(self, state):
-        n_features = state["0.weight"].shape[1]
-        self.net_ = self._build(n_features)
+        """The layers' sizes come from the saved weights (a search may have widened them)."""
+        weights = [state[k] for k in sorted(state, key=lambda k: int(k.split(".")[0]))
+                   if k.endswith("weight")]
+        sizes = [weights[0].shape[1], *(w.shape[0] for w in weights)]
+        self.net_ = mlp(sizes, self.seed)
         self.net_.load_state_dict(state)

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from netscope.errors import NetscopeError
-from netscope.multitask.base import Progress, TaskEstimator
+from netscope.multitask.base import Progress
 from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.networks.pooled import PooledMLP
 from netscope.multitask.networks.stacked import batch_plan
+from netscope.multitask.networks.tuned import EarlyStopping, NetworkEstimator
 
 SHARED = ("W0", "b0", "W1", "b1")
 TRAINABLE = {1: (), 2: ("W1", "b1"), 3: SHARED}  # shared layers trained in each stage
@@ -80,17 +81,38 @@ def frozen_input(p: dict[str, torch.Tensor], X: torch.Tensor, start: int) -> tor
     return h
 
 
-class SharedTrunkMTL(TaskEstimator):
+class StageStopping:
+    """Early stopping stage by stage: each stage gets its own watcher; the run's best loss
+    and state are the last stage's, its epochs one per stage."""
+
+    def __init__(self, make) -> None:
+        self.make, self.epochs, self.best_loss, self.best_state = make, [], float("inf"), None
+
+    def stage(self) -> EarlyStopping:
+        return self.make()
+
+    def done(self, watch: EarlyStopping) -> None:
+        self.epochs.append(watch.best_epoch)
+        self.best_loss, self.best_state = watch.best_loss, watch.best_state
+
+    @property
+    def best_epoch(self) -> tuple[int, ...]:
+        return tuple(self.epochs)
+
+
+class SharedTrunkMTL(NetworkEstimator):
     """Two shared hidden layers (from the pooled MLP) and a linear head per task."""
 
     label = "shared trunk"
+    grid = {"stage_lr_scale": (1, 10), "weight_decay": (0.0, 1e-3)}
 
     def __init__(self, *, method: str = "accumulate", stage_epochs: tuple[int, ...] = (10, 10, 10),
                  stage_lr: tuple[float, ...] = (1e-3, 1e-4, 1e-5), batch_size: int = 32,
                  optimizer: str = "adam", shared_reduce: str = "sum",
                  pooled_epochs: int = 20, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0,
-                 loss: str = "squared_error") -> None:
+                 loss: str = "squared_error", tune: bool = False, max_epochs: int = 300,
+                 patience: int = 10) -> None:
         self.method = method
         self.stage_epochs = stage_epochs
         self.stage_lr = stage_lr
@@ -102,6 +124,9 @@ class SharedTrunkMTL(TaskEstimator):
         self.progress = progress
         self.weight_decay = weight_decay
         self.loss = loss  # squared_error, log_loss (log-odds heads) or poisson (log-rates)
+        self.tune = tune  # each stage stopped early on inner validation rows; lr scale and
+        self.max_epochs = max_epochs  # weight decay by a small search
+        self.patience = patience
 
     def fit(self, X, y, tasks, fitted=None, pooled: PooledMLP | None = None) -> SharedTrunkMTL:
         """Fit; ``pooled`` (or ``fitted["pooled-mlp"]``) is a PooledMLP already fit on these
@@ -119,42 +144,73 @@ class SharedTrunkMTL(TaskEstimator):
         return super().fit(X, y, tasks)
 
     def _start(self, X, y, t, n_tasks) -> None:
-        pooled, self._pooled = self._pooled, None  # keep no reference after fitting
-        if pooled is None:
-            pooled = PooledMLP(epochs=self.pooled_epochs, seed=self.seed,
-                               progress=self.progress, weight_decay=self.weight_decay,
-                               loss=self.loss).fit(X, y, t)
-        if len(pooled.hidden) != 2:
+        """Trunk and heads from the pooled MLP (given, or fit here once on these rows)."""
+        if self._pooled is None:
+            self._pooled = PooledMLP(epochs=self.pooled_epochs, seed=self.seed,
+                                     progress=self.progress, weight_decay=self.weight_decay,
+                                     loss=self.loss).fit(X, y, t)
+        net = self._pooled.net_
+        if len(net) != 5:
             raise NetscopeError("the pooled model must have exactly two hidden layers.")
-        net = pooled.net_
         self.trunk_ = {"W0": net[0].weight.detach().T.clone(), "b0": net[0].bias.detach().clone(),
                        "W1": net[2].weight.detach().T.clone(), "b1": net[2].bias.detach().clone()}
         self.head_w_ = net[4].weight.detach()[0].repeat(n_tasks, 1)
         self.head_b_ = net[4].bias.detach().repeat(n_tasks)
 
     def _fit(self, X, y, t, n_tasks) -> None:
+        try:
+            super()._fit(X, y, t, n_tasks)
+        finally:
+            self._pooled = None  # keep no reference after fitting
+
+    def _hp(self) -> dict:
+        return {"stage_lr_scale": 1, "weight_decay": self.weight_decay, "epochs": None}
+
+    def _stopper(self, X, y, t, kind, n_tasks):
+        return StageStopping(lambda: self._stage_stop(X, y, t, kind))
+
+    def _stage_stop(self, X, y, t, kind) -> EarlyStopping:
+        return super()._stopper(X, y, t, kind, None)
+
+    def _train(self, X, y, t, n_tasks, hp, stop) -> None:
+        """The three stages; with ``stop``, each stage runs until its own early stop (at
+        most ``max_epochs``) and keeps its best epoch before the next stage starts."""
         self._start(X, y, t, n_tasks)
         Xt = torch.from_numpy(X)
         rng = np.random.default_rng(self.seed)
         for stage, (epochs, lr) in enumerate(zip(self.stage_epochs, self.stage_lr,
                                                  strict=True), start=1):
-            spec = OptimizerSpec(self.optimizer, lr, weight_decay=self.weight_decay)
-            plan = batch_plan(t, n_tasks, self.batch_size, epochs, rng)
+            spec = OptimizerSpec(self.optimizer, lr * hp["stage_lr_scale"],
+                                 weight_decay=hp["weight_decay"])
             start = FIRST_TRAINED[stage]
             Z = frozen_input(self.trunk_, Xt, start).numpy()
             update = _Update(self, Z, y, StackedOptimizer(spec, n_tasks), TRAINABLE[stage],
                              start)
-            # With the trunk frozen (stage 1) tasks cannot interact, so any interleaving of
-            # their mini-batches gives the same weights: the batched path is then exact.
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence: checked below
-                if self.method == "accumulate" or not TRAINABLE[stage]:
-                    _accumulate(plan, update)
-                else:
-                    _random(plan, update, rng)
-            if self.progress:
+            if stop is None:
+                self._run(batch_plan(t, n_tasks, self.batch_size, epochs, rng), update, stage,
+                          rng)
+            elif epochs > 0:  # a stage the settings skip stays skipped
+                watch = stop.stage()
+                for epoch in range(1, self.max_epochs + 1):
+                    self._run(batch_plan(t, n_tasks, self.batch_size, 1, rng), update, stage,
+                              rng)
+                    if watch(epoch):
+                        break
+                self._set_state(watch.best_state)
+                stop.done(watch)
+            if self.progress and stop is None:
                 self.progress(f"shared-trunk ({self.method}): stage {stage}/3 done")
         if not all(torch.isfinite(v).all() for v in (*self.trunk_.values(), self.head_w_)):
             raise FloatingPointError("shared-trunk training diverged; lower stage_lr.")
+
+    def _run(self, plan, update, stage: int, rng) -> None:
+        # With the trunk frozen (stage 1) tasks cannot interact, so any interleaving of
+        # their mini-batches gives the same weights: the batched path is then exact.
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence: checked after
+            if self.method == "accumulate" or not TRAINABLE[stage]:
+                _accumulate(plan, update)
+            else:
+                _random(plan, update, rng)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
@@ -210,7 +266,7 @@ class _Update:
         self.trunk = {n: v.numpy() for n, v in model.trunk_.items()}  # views: moves trunk_
         self.head_w, self.head_b = model.head_w_.numpy(), model.head_b_.numpy()
         self.trainable = trainable
-        self.decay = bool(model.weight_decay)
+        self.decay = bool(opt.spec.weight_decay)
         self.reduce = np.sum if model.shared_reduce == "sum" else np.mean
         self.loss = model.loss
 
