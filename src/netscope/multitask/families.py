@@ -101,7 +101,8 @@ SHARED_REDUCE = Setting("shared_reduce", "sum", "how the shared layers combine t
 TRAINING = Setting("training", "auto", "how the networks are trained: fixed (the course's "
                    "epochs and rates) or tuned (epochs by early stopping, learning rate, width "
                    "and weight decay by a small search, all on an inner validation share of "
-                   "the training rows); auto: fixed under the lecture protocol, tuned otherwise",
+                   "the training rows); auto: fixed for the built-in data under the lecture "
+                   "protocol (the course's numbers), tuned otherwise",
                    str, choices=("auto", "fixed", "tuned"), group="general")
 MAX_EPOCHS = Setting("max_epochs", 300, "most epochs a tuned network trains (per stage for "
                      "the shared trunk)", lo=1, hi=100_000)

@@ -134,8 +134,9 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
     listed in the warnings). ``jobs`` > 1 fits splits in that many worker processes (one
     thread each); the numbers are those of ``jobs=1`` up to floating-point summation order."""
     settings = settings or Settings.for_dataset(data.reference)
-    if settings.training == "auto":  # the course's fixed training only under its protocol
-        settings = replace(settings, training="fixed" if protocol.name == "lecture" else "tuned")
+    if settings.training == "auto":  # the course's fixed training: its data, its protocol
+        course = protocol.name == "lecture" and data.reference is not None
+        settings = replace(settings, training="fixed" if course else "tuned")
     skipped: list[str] = []
     if families is None:
         keys = families_for(data.kind)

@@ -23,7 +23,7 @@ from netscope.multitask.networks.stacked import (
     init_stacked_mlp,
     stacked_mlp_forward,
 )
-from netscope.multitask.networks.tuned import NetworkEstimator
+from netscope.multitask.networks.tuned import MIN_DELTA, NetworkEstimator
 
 
 def row_loss(loss: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -85,7 +85,8 @@ class PerTaskStopping:
         loss = self.kind.unit_loss(self.y, self.model._predict(self.X, self.t))
         per_task = np.bincount(self.t, weights=loss, minlength=len(self.best)) / \
             np.maximum(self.count, 1)
-        better = (per_task < self.best) | (self.count == 0)
+        better = (per_task < self.best * (1 - MIN_DELTA)) | (self.count == 0) | \
+            ~np.isfinite(self.best)
         self.best[better] = per_task[better]
         self.epoch_of[better] = epoch
         if self.best_state is None:

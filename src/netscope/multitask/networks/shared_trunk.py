@@ -104,7 +104,8 @@ class SharedTrunkMTL(NetworkEstimator):
     """Two shared hidden layers (from the pooled MLP) and a linear head per task."""
 
     label = "shared trunk"
-    grid = {"stage_lr_scale": (1, 10), "weight_decay": (0.0, 1e-3)}
+    grid = {"stage_lr_scale": (3, 10), "weight_decay": (0.0, 1e-3)}
+    stage_epochs_cap = 100  # a tuned stage trains at most this many epochs (or max_epochs)
 
     def __init__(self, *, method: str = "accumulate", stage_epochs: tuple[int, ...] = (10, 10, 10),
                  stage_lr: tuple[float, ...] = (1e-3, 1e-4, 1e-5), batch_size: int = 32,
@@ -191,7 +192,7 @@ class SharedTrunkMTL(NetworkEstimator):
                           rng)
             elif epochs > 0:  # a stage the settings skip stays skipped
                 watch = stop.stage()
-                for epoch in range(1, self.max_epochs + 1):
+                for epoch in range(1, min(self.max_epochs, self.stage_epochs_cap) + 1):
                     self._run(batch_plan(t, n_tasks, self.batch_size, 1, rng), update, stage,
                               rng)
                     if watch(epoch):

@@ -23,6 +23,7 @@ from netscope.multitask.linear.glm import check_loss
 from netscope.multitask.linear.ridge import inner_folds
 from netscope.multitask.targets import KINDS
 
+MIN_DELTA = 1e-4  # an epoch counts as better when it lowers the validation loss by this share
 LOSS_KIND = {"squared_error": "regression", "log_loss": "binary", "poisson": "count"}
 
 
@@ -39,7 +40,7 @@ class EarlyStopping:
     def __call__(self, epoch: int) -> bool:
         loss = self.score()
         self.history.append(loss)
-        if loss < self.best_loss - 1e-12 * abs(self.best_loss) or self.best_state is None:
+        if loss < self.best_loss - MIN_DELTA * abs(self.best_loss) or self.best_state is None:
             self.best_loss, self.best_epoch, self.best_state = loss, epoch, self.snapshot()
         return not np.isfinite(loss) or epoch - self.best_epoch >= self.patience
 
