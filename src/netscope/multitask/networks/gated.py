@@ -77,7 +77,6 @@ class TaskGatedMLP(NetworkEstimator):
     """Task embedding through a sigmoid gates a dense projection of the features."""
 
     label = "task-gated network"
-    grid = {"lr": (1e-3, 3e-3), "width": (1, 2), "weight_decay": (0.0, 1e-3)}
 
     def __init__(self, *, width: int = 32, hidden: int = 16, epochs: int = 20, batch_size: int = 32,
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,

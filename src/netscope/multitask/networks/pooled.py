@@ -67,7 +67,6 @@ class PooledMLP(NetworkEstimator):
     """One ReLU MLP for all tasks, ignoring the task (course: Dense 32-16-1, 20 epochs)."""
 
     label = "pooled MLP"
-    grid = {"lr": (1e-3, 3e-3), "width": (1, 2), "weight_decay": (0.0, 1e-3)}
 
     def __init__(self, *, hidden: tuple[int, ...] = (32, 16), epochs: int = 20,
                  batch_size: int = 32,

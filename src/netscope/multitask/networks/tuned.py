@@ -39,6 +39,7 @@ class EarlyStopping:
 
     def __call__(self, epoch: int) -> bool:
         loss = self.score()
+        loss = loss if np.isfinite(loss) else float("inf")
         self.history.append(loss)
         if loss < self.best_loss - MIN_DELTA * abs(self.best_loss) or self.best_state is None:
             self.best_loss, self.best_epoch, self.best_state = loss, epoch, self.snapshot()
@@ -56,7 +57,11 @@ class NetworkEstimator(TaskEstimator):
     (its architecture, learning rate, weight decay, epochs), calling ``stop(epoch)`` after
     each epoch when given; this class adds the search and early stopping."""
 
-    grid: dict[str, tuple[Any, ...]] = {}  # searched hyper-parameters when tuning
+    # searched when tuning, relative to the given values (so a learning rate the user sets
+    # stays in the search): lr and width are multiplied, weight decay is the given value or
+    # the larger alternative
+    grid: dict[str, tuple[Any, ...]] = {"lr": (1, 3), "width": (1, 2)}
+    decay_alternative = 1e-3
     _abstract = True
 
     def _hp(self) -> dict[str, Any]:
@@ -66,6 +71,14 @@ class NetworkEstimator(TaskEstimator):
     def _train(self, X, y, t, n_tasks, hp: dict[str, Any],
                stop: EarlyStopping | None) -> None:
         raise NotImplementedError
+
+    def _search_space(self) -> list[dict[str, Any]]:
+        """The settings tried: the grid's factors applied to the given values."""
+        base = self._hp()
+        decay = base["weight_decay"]
+        axes = {k: tuple(base[k] * f for f in v) for k, v in self.grid.items()}
+        axes["weight_decay"] = (decay, max(10 * decay, self.decay_alternative))
+        return _combos(axes)
 
     def _stopper(self, X, y, t, kind, n_tasks):
         """Early stopping on the validation rows (X, y, t): the whole network's loss."""
@@ -89,15 +102,23 @@ class NetworkEstimator(TaskEstimator):
             raise NetscopeError(f"{self.label}: no task has 2 training rows, so there are no "
                                 f"inner validation rows to stop early on; use tune=False.")
         kind = KINDS[LOSS_KIND[self.loss]]
-        trials = []
-        for combo in _combos(self.grid):
+        trials, failed = [], None
+        for combo in self._search_space():
             hp = {**self._hp(), **combo, "epochs": self.max_epochs}
             stop = self._stopper(X[va], y[va], t[va], kind, n_tasks)
-            self._train(X[~va], y[~va], t[~va], n_tasks, hp, stop)
+            try:
+                self._train(X[~va], y[~va], t[~va], n_tasks, hp, stop)
+            except FloatingPointError as exc:  # this setting diverged: the others may not
+                failed = exc
+            if stop.best_state is None or not np.isfinite(stop.best_loss):
+                continue
             trials.append((stop.best_loss, stop.best_epoch, combo, stop.best_state))
             if self.progress:
                 self.progress(f"{self.label}: {_shown(combo)}: validation loss "
                               f"{stop.best_loss:.4g} at epoch {stop.best_epoch}")
+        if not trials:
+            raise failed or FloatingPointError(f"{self.label}: every setting of the search "
+                                               f"diverged; lower the learning rate.")
         loss, epoch, combo, state = min(trials, key=lambda r: r[0])
         self._set_state(state)
         self.chosen_ = {**combo, "epochs": epoch}
