@@ -13,7 +13,8 @@ _EXPORTS = {
     "PooledMLP": "networks.pooled", "SharedTrunkMTL": "networks.shared_trunk",
     "TaskGatedMLP": "networks.gated", "MixedEffects": "linear.mixed",
     "BoostedTrees": "trees.boosted", "LearnedTaskCovariance": "linear.task_covariance",
-    "Ensemble": "ensemble", "TaskEstimator": "base", "load_model": "base",
+    "MixedBoosting": "trees.mixed_boosting", "Ensemble": "ensemble",
+    "TaskEstimator": "base", "load_model": "base",
     "compare": "comparison.results", "Comparison": "comparison.results",
     "FAMILIES": "families", "Settings": "settings",
 }

@@ -264,6 +264,14 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            {"binary": ("boosted trees (log loss)", {"loss": "log_loss"}),
             "count": ("boosted trees (Poisson loss)", {"loss": "poisson"})},
            native_missing=True),
+    Family("mixed-boosting", "mixed-effects boosting",
+           "boosted trees for the fixed part plus random intercept and slopes per task "
+           "(GPBoost's model), alternating rounds of trees and mixed-model fits; rounds by "
+           "early stopping on inner validation rows",
+           _M + "trees.mixed_boosting:MixedBoosting", (MIXED_COV, SEED),
+           lambda s: {"cov": s.mixed_cov, "seed": s.seed, "threads": 1},
+           {"binary": ("mixed-effects boosting (logistic)", {"loss": "log_loss"}),
+            "count": ("mixed-effects boosting (Poisson)", {"loss": "poisson"})}),
     Family("learned-task-covariance", "learned task covariance (MTRL)",
            "Zhang & Yeung (2010): shared weights plus task deviations coupled by a learned "
            "task covariance; penalties by inner CV",

@@ -49,7 +49,7 @@ class MixedEffects(TaskEstimator):
     def __init__(self, *, random: str | tuple[int, ...] = "within", cov: str = "factor1",
                  method: str = "reml", max_iter: int = 2000,
                  start: tuple[float, ...] | None = None, loss: str = "squared_error",
-                 progress: Progress | None = None) -> None:
+                 nagq: int = 1, progress: Progress | None = None) -> None:
         self.random = random
         self.cov = cov
         self.method = method
@@ -57,11 +57,25 @@ class MixedEffects(TaskEstimator):
         self.start = start  # covariance parameters to start from (default: identity; ignored
         # when their number does not match: the random columns found on these rows differ)
         self.loss = loss  # squared_error (lmer), log_loss or poisson (glmer, Laplace)
+        self.nagq = nagq  # glmer's nAGQ: 0 (fixed effects at the joint mode) or 1 (then on
+        # the Laplace deviance with the covariance, glmer's default)
         self.progress = progress
 
     # -- fitting ---------------------------------------------------------------------------
+    def fit_offset(self, X, y, tasks, offset: np.ndarray) -> MixedEffects:
+        """Fit with a known part of the linear predictor (another model's, such as boosted
+        trees' log-odds) added to every row; predictions leave it out."""
+        self._offset = np.asarray(offset, np.float64).reshape(-1)
+        try:
+            return self.fit(X, y, tasks)
+        finally:
+            self._offset = None
+
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params(X.shape[1])
+        offset = getattr(self, "_offset", None)
+        if offset is not None and self.loss == "squared_error":
+            y = y - offset
         D = np.hstack([np.ones((X.shape[0], 1)), X])  # constant first: kept when collinear
         fixed = independent_columns(D.T @ D)
         random = self._random_columns(D, t, n_tasks, fixed)
@@ -76,7 +90,8 @@ class MixedEffects(TaskEstimator):
         if self.start is not None and len(self.start) == theta0.size:
             theta0 = np.asarray(self.start, dtype=np.float64)
         if self.loss != "squared_error":
-            self._fit_glmm(D[:, fixed], y, t, n_tasks, zpos, theta0, fixed, random, n, X)
+            self._fit_glmm(D[:, fixed], y, t, n_tasks, zpos, theta0, fixed, random, n, X,
+                           offset)
             return
         # L-BFGS-B's BLAS calls between evaluations leave OpenBLAS threads spinning, which
         # starves torch's threads (10x slower on 2 cores): keep BLAS to one thread here
@@ -92,10 +107,11 @@ class MixedEffects(TaskEstimator):
         self._store(fit, fixed, random, X.shape[1], n, result)
         self.theta_ = tuple(float(v) for v in result.x)
 
-    def _fit_glmm(self, D, y, t, n_tasks, zpos, theta0, fixed, random, n, X) -> None:
+    def _fit_glmm(self, D, y, t, n_tasks, zpos, theta0, fixed, random, n, X,
+                  offset=None) -> None:
         """Logistic or Poisson: the Laplace deviance minimized over theta (mixed_glm.py)."""
         q = len(random)
-        data = make_data(D, y, t, zpos, n_tasks, self.loss)
+        data = make_data(D, y, t, zpos, n_tasks, self.loss, offset)
         mode = [start_mode(data, _lower(torch.from_numpy(theta0), q, self.cov).shape[1])]
 
         def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -117,7 +133,10 @@ class MixedEffects(TaskEstimator):
         L = _lower(torch.from_numpy(result.x), q, self.cov)
         with torch.no_grad():
             _, _, beta, u = laplace(data, L, mode[0])
-        result, beta, u = self._stage_two(data, result.x, beta, u)
+        if self.nagq == 1:
+            result, beta, u = self._stage_two(data, result.x, beta, u)
+        else:
+            result.x = np.concatenate([result.x, beta.numpy()])
         L = _lower(torch.from_numpy(result.x[:-beta.numel()]), q, self.cov)
         fit = {"beta": beta, "blup": u @ L.T, "cov": L @ L.T,
                "sigma2": torch.tensor(1.0, dtype=torch.float64)}
@@ -160,6 +179,8 @@ class MixedEffects(TaskEstimator):
 
     def _check_params(self, n_features: int) -> None:
         check_loss(self.loss, "mixed-effects")
+        if self.nagq not in (0, 1):
+            raise NetscopeError(f"mixed-effects: nagq must be 0 or 1, got {self.nagq!r}.")
         if self.method not in METHODS:
             raise NetscopeError(f"mixed-effects: method must be one of {METHODS}, "
                                 f"got {self.method!r}.")
@@ -220,7 +241,7 @@ class MixedEffects(TaskEstimator):
     def _notes(self, q: int) -> list[str]:
         how = self.method.upper() if self.loss == "squared_error" else \
             f"{'logistic' if self.loss == 'log_loss' else 'Poisson'} link, Laplace " \
-            f"approximation (lme4's glmer: nAGQ = 0, then 1)"
+            f"approximation (lme4's glmer, nAGQ = {self.nagq})"
         notes = [f"{q} random effects per task (intercept and {q - 1} slope(s)), "
                  f"{self.cov} covariance, {how}, "
                  f"{'converged' if self.converged_ else 'NOT converged (raise max_iter)'}"]
@@ -239,9 +260,13 @@ class MixedEffects(TaskEstimator):
         """Correlations of the random effects; 0 where an effect has no variance (not NaN)."""
         return covariance_to_correlation(self.random_cov_)
 
+    def linear_predictor(self, X, t) -> np.ndarray:
+        """Fixed plus random effects on the link scale (t: task positions; -1: none)."""
+        coef = np.where((t >= 0)[:, None], self.coef_[np.maximum(t, 0)], self.fixed_effects_)
+        return np.einsum("nd,nd->n", X, coef[:, :-1]) + coef[:, -1]
+
     def _predict(self, X, t) -> np.ndarray:
-        return mean_of(self.loss, np.einsum("nd,nd->n", X, self.coef_[t, :-1])
-                       + self.coef_[t, -1])
+        return mean_of(self.loss, self.linear_predictor(X, t))
 
     def _predict_population(self, X) -> np.ndarray:
         """The fixed effects alone: a new task's random effects are at their mean, zero."""

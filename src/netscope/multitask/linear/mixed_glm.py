@@ -39,6 +39,7 @@ class GlmmData:
     zpos: torch.Tensor  # random columns' positions inside D
     n_tasks: int
     loss: str  # "log_loss" or "poisson"
+    offset: torch.Tensor | None = None  # (n,) added to every linear predictor (boosted trees)
 
 
 def inverse_link(loss: str, eta: torch.Tensor) -> torch.Tensor:
@@ -84,7 +85,10 @@ def _solve(L: torch.Tensor, G: torch.Tensor, g: torch.Tensor, zpos: torch.Tensor
 
 def _eta(data: GlmmData, L: torch.Tensor, beta: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     b = u @ L.T  # (T, q)
-    return (data.D @ beta + (data.D[:, data.zpos] * b[data.t]).sum(1)).clamp(-ETA_MAX, ETA_MAX)
+    eta = data.D @ beta + (data.D[:, data.zpos] * b[data.t]).sum(1)
+    if data.offset is not None:
+        eta = eta + data.offset
+    return eta.clamp(-ETA_MAX, ETA_MAX)
 
 
 def _newton(data: GlmmData, L: torch.Tensor, beta: torch.Tensor, u: torch.Tensor):
@@ -92,7 +96,8 @@ def _newton(data: GlmmData, L: torch.Tensor, beta: torch.Tensor, u: torch.Tensor
     eta = _eta(data, L, beta, u)
     mu = inverse_link(data.loss, eta)
     w = (mu * (1 - mu) if data.loss == "log_loss" else mu).clamp_min(1e-10)
-    G, g = _grams(data, w, eta + (data.y - mu) / w)
+    z = eta + (data.y - mu) / w
+    G, g = _grams(data, w, z if data.offset is None else z - data.offset)
     return _solve(L, G, g, data.zpos)
 
 
@@ -134,7 +139,8 @@ def _newton_u(data: GlmmData, L: torch.Tensor, beta: torch.Tensor, u: torch.Tens
     mu = inverse_link(data.loss, eta)
     w = (mu * (1 - mu) if data.loss == "log_loss" else mu).clamp_min(1e-10)
     Z = data.D[:, data.zpos]
-    r = (eta + (data.y - mu) / w - data.D @ beta) * w  # W (z - D beta)
+    fixed = data.D @ beta if data.offset is None else data.D @ beta + data.offset
+    r = (eta + (data.y - mu) / w - fixed) * w  # W (z - D beta - offset)
     q = len(data.zpos)
     ZZ = torch.zeros(data.n_tasks, q, q, dtype=L.dtype).index_add_(
         0, data.t, (Z * w[:, None])[:, :, None] * Z[:, None, :])
@@ -184,7 +190,11 @@ def _deviance_at(data: GlmmData, L, beta, u) -> torch.Tensor:
 
 
 def start_mode(data: GlmmData, r: int):
-    """beta at the pooled GLM's intercept only (the mean's link), u = 0."""
+    """beta at the pooled GLM's intercept only (the mean's link; 0 beside an offset),
+    u = 0."""
+    if data.offset is not None:
+        return (torch.zeros(data.D.shape[1], dtype=data.D.dtype),
+                torch.zeros(data.n_tasks, r, dtype=data.D.dtype))
     mean = float(data.y.mean())
     p = data.D.shape[1]
     beta = torch.zeros(p, dtype=data.D.dtype)
@@ -197,7 +207,8 @@ def start_mode(data: GlmmData, r: int):
 
 
 def make_data(D: np.ndarray, y: np.ndarray, t: np.ndarray, zpos: np.ndarray, n_tasks: int,
-              loss: str) -> GlmmData:
+              loss: str, offset: np.ndarray | None = None) -> GlmmData:
     as_t = torch.from_numpy
     return GlmmData(as_t(np.ascontiguousarray(D)), as_t(y.astype(np.float64)),
-                    as_t(t.astype(np.int64)), as_t(zpos.astype(np.int64)), n_tasks, loss)
+                    as_t(t.astype(np.int64)), as_t(zpos.astype(np.int64)), n_tasks, loss,
+                    None if offset is None else as_t(np.asarray(offset, np.float64)))

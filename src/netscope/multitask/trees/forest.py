@@ -63,6 +63,26 @@ class Forest:
                    baseline=np.asarray(model._baseline_prediction, np.float64).reshape(1),
                    depth=np.asarray([depth], np.int64))
 
+    @classmethod
+    def combine(cls, forests: list[Forest]) -> Forest:
+        """One forest predicting the sum of ``forests`` (their trees side by side, their
+        baselines added)."""
+        nodes = np.cumsum([0] + [len(f.feature) for f in forests])
+        bits = np.cumsum([0] + [len(f.cat_bits) for f in forests])
+        cat = lambda name: np.concatenate([getattr(f, name) for f in forests])  # noqa: E731
+        return cls(
+            feature=cat("feature"), threshold=cat("threshold"),
+            left=np.concatenate([f.left + o for f, o in zip(forests, nodes, strict=False)]),
+            right=np.concatenate([f.right + o for f, o in zip(forests, nodes, strict=False)]),
+            is_leaf=cat("is_leaf"), value=cat("value"), is_categorical=cat("is_categorical"),
+            bitset=np.concatenate([f.bitset + b for f, b in zip(forests, bits, strict=False)]),
+            cat_bits=np.concatenate([f.cat_bits for f in forests]),
+            roots=np.concatenate([f.roots + o for f, o in zip(forests, nodes, strict=False)]),
+            baseline=np.array([sum(float(f.baseline[0]) for f in forests)]),
+            depth=np.array([max(int(f.depth[0]) for f in forests)]),
+            missing_left=np.concatenate([f.missing_left if f.missing_left is not None else
+                                         np.zeros(len(f.feature), bool) for f in forests]))
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         node = np.broadcast_to(self.roots, (X.shape[0], self.roots.size)).copy()
         rows = np.arange(X.shape[0])[:, None]
