@@ -40,3 +40,45 @@ def test_a_failing_split_reports_its_error():
                 families=["shared-trunk-accumulate"], jobs=2)
     with pytest.raises(NetscopeError, match="per_task_optimizer must be one of rmsprop"):
         Settings(per_task_optimizer="adagrad")  # refused before any split starts
+
+
+def test_families_are_grouped_with_what_they_reuse():
+    from netscope.multitask.comparison.parallel import units
+
+    keys = ["ridge-per-task", "pooled-mlp", "mtl-ridge", "shared-trunk-accumulate",
+            "boosted-trees", "ensemble", "mixed-effects", "shared-trunk-random"]
+    assert units(keys) == [["ridge-per-task"],
+                           ["pooled-mlp", "shared-trunk-accumulate", "shared-trunk-random"],
+                           ["mtl-ridge", "boosted-trees", "ensemble", "mixed-effects"]]
+
+
+def test_a_dask_cluster_gives_the_local_numbers():
+    """Two worker processes of a local Dask cluster, the grid of splits x family groups."""
+    distributed = pytest.importorskip("distributed")
+    X, y, t = tiny_tasks(n_tasks=5, rows=20)
+    data = TaskData(X=X, y=y, task=t, task_names=[f"t{k}" for k in range(5)],
+                    feature_names=["a", "b", "c"])
+    proto = protocols.standard(data, n_splits=2)
+    families = ["pooled-ridge", "mtl-ridge", "mixed-effects", "boosted-trees", "ensemble"]
+    local = compare(data, proto, families=families)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        messages: list[str] = []
+        remote = compare(data, proto, families=families, scheduler=cluster.scheduler_address,
+                         progress=messages.append)
+    for a, b in zip(local.results, remote.results, strict=True):
+        np.testing.assert_allclose([r["mse"] for r in a.runs], [r["mse"] for r in b.runs],
+                                   rtol=1e-9)
+        np.testing.assert_allclose(a.y_pred, b.y_pred, rtol=1e-9)
+    assert sum("Dask cluster at" in m for m in messages) == 2
+
+
+def test_no_scheduler_there_is_one_clear_error():
+    pytest.importorskip("distributed")
+    from netscope.errors import NetscopeError
+
+    X, y, t = tiny_tasks(n_tasks=3, rows=10)
+    data = TaskData(X=X, y=y, task=t, task_names=["a", "b", "c"], feature_names=["a", "b", "c"])
+    with pytest.raises(NetscopeError, match="no Dask scheduler answers there"):
+        compare(data, protocols.standard(data, n_splits=2), families=["pooled-ridge"],
+                scheduler="tcp://127.0.0.1:1")

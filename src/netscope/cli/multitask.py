@@ -52,6 +52,13 @@ def add(sub) -> None:
     number(run, "--jobs", lo=1, hi=1024,
            help="splits fit side by side in this many processes, one thread each "
                 "(default: --threads when there are several splits)")
+    run.add_argument("--backend", choices=["processes", "dask"], default="processes",
+                     help="where the grid of splits x families runs: local processes "
+                          "(--jobs) or a Dask cluster (--scheduler; pip install "
+                          "'netscope[dask]')")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="the Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (with "
+                          "--backend dask)")
     setting_flags(run)
     run.set_defaults(func=_multitask_run)
 
@@ -148,6 +155,12 @@ def _multitask_run(args) -> int:
     from netscope.multitask.settings import Settings, setting_names
     from netscope.render.comparison import text_report, write_comparison
 
+    if (args.backend == "dask") != bool(args.scheduler):
+        raise NetscopeError("--backend dask and --scheduler ADDRESS go together (the Dask "
+                            "scheduler's address, e.g. tcp://127.0.0.1:8786).")
+    if args.target_kind != "auto" and not args.csv:
+        raise NetscopeError("--target-kind goes with --csv (the built-in data sets' targets "
+                            "are numbers).")
     chosen = _names(args.families, "--families")
     families = check_families(chosen) if chosen else None  # None: all that take the kind
     # a user's file never shares a built-in data set's folder (nor its name or settings)
@@ -155,13 +168,11 @@ def _multitask_run(args) -> int:
     out = check_replaceable(args.out or f"netscope-results/{name}-{args.protocol}")
     progress = progress_printer(args.quiet)
     data = _load(args, progress)
-    if args.target_kind != "auto" and not args.csv:
-        raise NetscopeError("--target-kind goes with --csv (the built-in data sets' targets "
-                            "are numbers).")
     protocol = _protocol(args, data, progress)
     settings = Settings.for_dataset(data.reference,
                                     **{n: getattr(args, n) for n in setting_names()})
-    comp = compare(data, protocol, settings, families, progress, jobs=_jobs(args, protocol))
+    comp = compare(data, protocol, settings, families, progress, jobs=_jobs(args, protocol),
+                   scheduler=args.scheduler)
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         paths = write_comparison(comp, stage)
         if args.save_models:

@@ -62,8 +62,9 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
         runs.append(run)
         if progress:
             m = primary(kind)
-            progress(f"[{split.name}] {family.label}: test {m.header} "
-                     f"{s.values[m.key]:.4f}, {seconds:.1f}s")
+            name = m.header if m.header.startswith("test") else f"test {m.header}"
+            progress(f"[{split.name}] {family.label}: {name} {s.values[m.key]:.4f}, "
+                     f"{seconds:.1f}s")
     return runs
 
 

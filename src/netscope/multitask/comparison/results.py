@@ -128,11 +128,13 @@ class Comparison:
 
 def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None,
             families: Sequence[str] | None = None, progress: Progress | None = None,
-            jobs: int = 1) -> Comparison:
+            jobs: int = 1, scheduler: str | None = None) -> Comparison:
     """Fit every requested family on every split of ``protocol``; score on original scale.
     Without ``families``, every family that takes the data's kind of target (the others are
-    listed in the warnings). ``jobs`` > 1 fits splits in that many worker processes (one
-    thread each); the numbers are those of ``jobs=1`` up to floating-point summation order."""
+    listed in the warnings). ``jobs`` > 1 fits splits (and independent groups of families)
+    in that many worker processes (one thread each), ``scheduler`` (a Dask scheduler's
+    address) on that cluster's workers; the numbers are those of ``jobs=1`` up to
+    floating-point summation order."""
     settings = settings or Settings.for_dataset(data.reference)
     if settings.training == "auto":  # the course's fixed training: its data, its protocol
         course = protocol.name == "lecture" and data.reference is not None
@@ -147,12 +149,13 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
         keys = check_families(families, data.kind)
     results = [FamilyResult(FAMILIES[k].for_kind(data.kind)) for k in keys]
     splits = protocol.splits
-    if jobs > 1 and len(splits) > 1:
+    if scheduler or (jobs > 1 and (len(splits) > 1 or len(keys) > 1)):
         from netscope.multitask.comparison.parallel import fit_splits_in_processes
 
         for split in splits:  # a bad split fails here, before workers start
             split.check(data)
-        outcomes = fit_splits_in_processes(data, protocol, settings, keys, jobs, progress)
+        outcomes = fit_splits_in_processes(data, protocol, settings, keys, jobs, progress,
+                                           scheduler)
     else:
         outcomes = (fit_split(data, split, protocol.scale_from, settings, keys, progress, i == 0)
                     for i, split in enumerate(splits))

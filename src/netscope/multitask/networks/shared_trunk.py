@@ -22,7 +22,7 @@ from netscope.multitask.base import Progress
 from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.networks.pooled import PooledMLP
-from netscope.multitask.networks.stacked import batch_plan
+from netscope.multitask.networks.stacked import BatchPlan, batch_plan
 from netscope.multitask.networks.tuned import EarlyStopping, NetworkEstimator
 
 SHARED = ("W0", "b0", "W1", "b1")
@@ -105,7 +105,8 @@ class SharedTrunkMTL(NetworkEstimator):
 
     label = "shared trunk"
     grid = {"stage_lr_scale": (3, 10)}  # the course's stage rates, times these
-    stage_epochs_cap = 100  # a tuned stage trains at most this many epochs (or max_epochs)
+    decay_alternative = None  # the trunk keeps the pooled model's weight decay
+    stage_epochs_cap = 50  # a tuned stage trains at most this many epochs (or max_epochs)
 
     def __init__(self, *, method: str = "accumulate", stage_epochs: tuple[int, ...] = (10, 10, 10),
                  stage_lr: tuple[float, ...] = (1e-3, 1e-4, 1e-5), batch_size: int = 32,
@@ -192,9 +193,10 @@ class SharedTrunkMTL(NetworkEstimator):
                           rng)
             elif epochs > 0:  # a stage the settings skip stays skipped
                 watch = stop.stage()
-                for epoch in range(1, min(self.max_epochs, self.stage_epochs_cap) + 1):
-                    self._run(batch_plan(t, n_tasks, self.batch_size, 1, rng), update, stage,
-                              rng)
+                most = min(self.max_epochs, self.stage_epochs_cap)
+                plan = iter(BatchPlan(t, n_tasks, self.batch_size, most, rng).by_epoch())
+                for epoch in range(1, most + 1):
+                    self._run(next(plan), update, stage, rng)
                     if watch(epoch):
                         break
                 self._set_state(watch.best_state)

@@ -50,7 +50,9 @@ class BatchPlan:
 
     def __init__(self, task: np.ndarray, n_tasks: int, batch_size: int, epochs: int,
                  rng: np.random.Generator) -> None:
-        self.rows = [np.flatnonzero(task == t) for t in range(n_tasks)]
+        order = np.argsort(task, kind="stable")  # each task's rows in one pass, not T scans
+        bounds = np.searchsorted(task[order], np.arange(n_tasks + 1))
+        self.rows = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.batch = min(batch_size, max(r.size for r in self.rows))  # no all-padding column
         self.steps_per_epoch = max(math.ceil(r.size / self.batch) for r in self.rows)
         self.epochs, self.rng = epochs, rng
@@ -61,6 +63,11 @@ class BatchPlan:
     def __iter__(self) -> Iterator[np.ndarray]:
         for _ in range(self.epochs):
             yield from self._epoch()
+
+    def by_epoch(self) -> Iterator[np.ndarray]:
+        """One (steps, tasks, batch) array per epoch."""
+        for _ in range(self.epochs):
+            yield self._epoch()
 
     def _epoch(self) -> np.ndarray:
         """(steps_per_epoch, tasks, batch) for one epoch, one permutation per task."""

@@ -61,7 +61,7 @@ class NetworkEstimator(TaskEstimator):
     # stays in the search): lr and width are multiplied, weight decay is the given value or
     # the larger alternative
     grid: dict[str, tuple[Any, ...]] = {"lr": (1, 3), "width": (1, 2)}
-    decay_alternative = 1e-3
+    decay_alternative: float | None = 1e-3  # None: weight decay is not searched
     _abstract = True
 
     def _hp(self) -> dict[str, Any]:
@@ -77,7 +77,8 @@ class NetworkEstimator(TaskEstimator):
         base = self._hp()
         decay = base["weight_decay"]
         axes = {k: tuple(base[k] * f for f in v) for k, v in self.grid.items()}
-        axes["weight_decay"] = (decay, max(10 * decay, self.decay_alternative))
+        axes["weight_decay"] = (decay,) if self.decay_alternative is None else \
+            (decay, max(10 * decay, self.decay_alternative))
         return _combos(axes)
 
     def _stopper(self, X, y, t, kind, n_tasks):
@@ -103,9 +104,11 @@ class NetworkEstimator(TaskEstimator):
                                 f"inner validation rows to stop early on; use tune=False.")
         kind = KINDS[LOSS_KIND[self.loss]]
         trials, failed = [], None
-        for combo in self._search_space():
+        space = self._search_space()
+        for i, combo in enumerate(space):
             hp = {**self._hp(), **combo, "epochs": self.max_epochs}
-            stop = self._stopper(X[va], y[va], t[va], kind, n_tasks)
+            stop = _Heartbeat(self._stopper(X[va], y[va], t[va], kind, n_tasks), self.progress,
+                              f"{self.label}: setting {i + 1}/{len(space)} ({_shown(combo)})")
             try:
                 self._train(X[~va], y[~va], t[~va], n_tasks, hp, stop)
             except FloatingPointError as exc:  # this setting diverged: the others may not
@@ -132,6 +135,23 @@ class NetworkEstimator(TaskEstimator):
         return [f"{_shown(chosen)}, chosen by early stopping (patience {self.patience}) and a "
                 f"search over {len(self.search_)} settings on {self.validation_rows_} inner "
                 f"validation rows (best weights kept)"]
+
+
+class _Heartbeat:
+    """A stopper that also says, every 10 epochs, how far the search has come."""
+
+    def __init__(self, stop, progress, what: str) -> None:
+        self.stop, self.progress, self.what = stop, progress, what
+
+    def __call__(self, epoch: int, *args) -> bool:
+        done = self.stop(epoch, *args)
+        if self.progress and (epoch % 10 == 0 or done):
+            self.progress(f"{self.what}: epoch {epoch}, best validation loss "
+                          f"{self.stop.best_loss:.4g} at epoch {self.stop.best_epoch}")
+        return done
+
+    def __getattr__(self, name: str):
+        return getattr(self.stop, name)
 
 
 def _combos(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
