@@ -117,7 +117,7 @@ class TaskGatedMLP(NetworkEstimator):
         flat = FlatParams.adopt(list(self.net_.parameters()))
         train_flat(gated_gradient(flat, X, t, y, self.loss), flat, X.shape[0],
                    OptimizerSpec(self.optimizer, hp["lr"], weight_decay=hp["weight_decay"]),
-                   hp["epochs"], self.batch_size, self.seed, "task-gated",
+                   hp["epochs"], self.batch_size_, self.seed, "task-gated",
                    None if stop else self.progress, stop)
 
     def _predict(self, X, t) -> np.ndarray:

@@ -114,7 +114,7 @@ class PerTaskMLP(NetworkEstimator):
     """A separate ReLU MLP per task (course: Dense 30-15-1, RMSprop, 5 epochs, batch 32)."""
 
     label = "per-task MLP"
-    grid = {"lr": (1, 10)}  # independent small networks: a larger rate, stronger decay
+    grid = {"lr": (3, 10)}  # independent small networks: larger rates, stronger decay
     decay_alternative = 1e-2
 
     def __init__(self, *, hidden: tuple[int, ...] = (30, 15), epochs: int = 5, batch_size: int = 32,

@@ -97,7 +97,7 @@ class PooledMLP(NetworkEstimator):
         flat = FlatParams.adopt(list(self.net_.parameters()))
         train_flat(mlp_gradient(flat, X, y, self.loss), flat, X.shape[0],
                    OptimizerSpec(self.optimizer, hp["lr"], weight_decay=hp["weight_decay"]),
-                   hp["epochs"], self.batch_size, self.seed, "pooled MLP",
+                   hp["epochs"], self.batch_size_, self.seed, "pooled MLP",
                    None if stop else self.progress, stop)
 
     def _predict(self, X, t) -> np.ndarray:

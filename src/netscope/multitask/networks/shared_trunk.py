@@ -104,7 +104,9 @@ class SharedTrunkMTL(NetworkEstimator):
     """Two shared hidden layers (from the pooled MLP) and a linear head per task."""
 
     label = "shared trunk"
-    grid = {"stage_lr_scale": (3, 10)}  # the course's stage rates, times these
+    # the course's stage rates times these; the shared layers take the sum of the tasks'
+    # steps (the course) or their mean (with thousands of tasks a sum is thousands of steps)
+    grid = {"stage_lr_scale": (3, 10), "shared_reduce": ("sum", "mean")}
     decay_alternative = None  # the trunk keeps the pooled model's weight decay
     stage_epochs_cap = 50  # a tuned stage trains at most this many epochs (or max_epochs)
 
@@ -166,7 +168,13 @@ class SharedTrunkMTL(NetworkEstimator):
             self._pooled = None  # keep no reference after fitting
 
     def _hp(self) -> dict:
-        return {"stage_lr_scale": 1, "weight_decay": self.weight_decay, "epochs": None}
+        return {"stage_lr_scale": 1, "weight_decay": self.weight_decay, "epochs": None,
+                "shared_reduce": self.shared_reduce}
+
+    def _search_space(self) -> list[dict]:
+        """With one task per update (``random``) a sum is a mean: search the rates only."""
+        space = super()._search_space()
+        return [c for c in space if self.method == "accumulate" or c["shared_reduce"] == "sum"]
 
     def _stopper(self, X, y, t, kind, n_tasks):
         return StageStopping(lambda: self._stage_stop(X, y, t, kind))
@@ -187,7 +195,7 @@ class SharedTrunkMTL(NetworkEstimator):
             start = FIRST_TRAINED[stage]
             Z = frozen_input(self.trunk_, Xt, start).numpy()
             update = _Update(self, Z, y, StackedOptimizer(spec, n_tasks), TRAINABLE[stage],
-                             start)
+                             start, hp["shared_reduce"])
             if stop is None:
                 self._run(batch_plan(t, n_tasks, self.batch_size, epochs, rng), update, stage,
                           rng)
@@ -264,13 +272,14 @@ class _Update:
     per-operation cost would be most of the time."""
 
     def __init__(self, model: SharedTrunkMTL, Z: np.ndarray, y: np.ndarray,
-                 opt: StackedOptimizer, trainable: tuple[str, ...], start: int) -> None:
+                 opt: StackedOptimizer, trainable: tuple[str, ...], start: int,
+                 reduce: str = "sum") -> None:
         self.Z, self.y, self.opt, self.start = Z, y, opt, start
         self.trunk = {n: v.numpy() for n, v in model.trunk_.items()}  # views: moves trunk_
         self.head_w, self.head_b = model.head_w_.numpy(), model.head_b_.numpy()
         self.trainable = trainable
         self.decay = bool(opt.spec.weight_decay)
-        self.reduce = np.sum if model.shared_reduce == "sum" else np.mean
+        self.reduce = np.sum if reduce == "sum" else np.mean
         self.loss = model.loss
 
     def __call__(self, tasks: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> None:

@@ -23,6 +23,8 @@ from netscope.multitask.linear.glm import check_loss
 from netscope.multitask.linear.ridge import inner_folds
 from netscope.multitask.targets import KINDS
 
+STEPS_PER_EPOCH = 512  # tuned row-batched networks take larger batches past 512 x 32 rows,
+# so an epoch's cost stays in proportion to the rows (Adam moves every parameter each step)
 MIN_DELTA = 1e-4  # an epoch counts as better when it lowers the validation loss by this share
 LOSS_KIND = {"squared_error": "regression", "log_loss": "binary", "poisson": "count"}
 
@@ -76,7 +78,8 @@ class NetworkEstimator(TaskEstimator):
         """The settings tried: the grid's factors applied to the given values."""
         base = self._hp()
         decay = base["weight_decay"]
-        axes = {k: tuple(base[k] * f for f in v) for k, v in self.grid.items()}
+        axes = {k: tuple(f if isinstance(f, str) else base[k] * f for f in v)
+                for k, v in self.grid.items()}  # numbers scale the given value; words replace
         axes["weight_decay"] = (decay,) if self.decay_alternative is None else \
             (decay, max(10 * decay, self.decay_alternative))
         return _combos(axes)
@@ -93,6 +96,7 @@ class NetworkEstimator(TaskEstimator):
         check_loss(self.loss, self.label)
         if not self.tune:
             self.chosen_: dict[str, Any] = {}
+            self.batch_size_ = self.batch_size
             self._train(X, y, t, n_tasks, self._hp(), None)
             return
         if self.max_epochs < 1 or self.patience < 1:
@@ -103,6 +107,7 @@ class NetworkEstimator(TaskEstimator):
             raise NetscopeError(f"{self.label}: no task has 2 training rows, so there are no "
                                 f"inner validation rows to stop early on; use tune=False.")
         kind = KINDS[LOSS_KIND[self.loss]]
+        self.batch_size_ = max(self.batch_size, -(-int((~va).sum()) // STEPS_PER_EPOCH))
         trials, failed = [], None
         space = self._search_space()
         for i, combo in enumerate(space):
@@ -125,6 +130,8 @@ class NetworkEstimator(TaskEstimator):
         loss, epoch, combo, state = min(trials, key=lambda r: r[0])
         self._set_state(state)
         self.chosen_ = {**combo, "epochs": epoch}
+        if self.batch_size_ != self.batch_size:
+            self.chosen_["batch size"] = self.batch_size_
         self.validation_rows_ = int(va.sum())
         self.search_ = [{**c, "epochs": e, "loss": v} for v, e, c, _ in trials]
 
