@@ -69,7 +69,9 @@ def main() -> None:
     df, best = make(a.tasks, a.rows, a.kind, missing=a.missing)
     csv = out / f"{a.kind}-{a.tasks}x{a.rows}.csv"
     df.to_csv(csv, index=False)
-    np.save(csv.with_suffix(".test.npy"), test_mask(csv))
+    mask = test_mask(csv)
+    np.save(csv.with_suffix(".test.npy"), mask)
+    pd.DataFrame({"test": mask.astype(int)}).to_csv(csv.with_suffix(".test.csv"), index=False)
     print(f"{csv} (best possible: {best:.4f})")
 
 

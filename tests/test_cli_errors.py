@@ -33,7 +33,8 @@ def places(tmp_path):
     shops.assign(x=1.0, k="p").to_csv(tmp_path / "flat.csv", index=False)
     kinds = shops.assign(label=["yes", "no", "no"] * 10, one=["yes"] * 30, tri=list("rgb") * 10,
                          many=[f"c{i}" for i in range(30)], neg=[i - 3 for i in range(30)],
-                         half=[i / 2 for i in range(30)], gone=float("nan"))
+                         half=[i / 2 for i in range(30)], gone=float("nan"),
+                         gaps=["a", None, "b"] * 10)
     kinds.to_csv(tmp_path / "kinds.csv", index=False)
     many = pd.DataFrame({"shop": list("abc") * 70, "x": range(210),
                          "y": [f"level{i}" for i in range(210)]})
@@ -121,6 +122,9 @@ CASES = [
       "--quiet", "--out", "{tmp}/m"], "holds text with 210 distinct values, too many for "
                                       "classes (at most 100)"),
     (SURVEY + ["--target-kind", "binary"], "--target-kind goes with --csv"),
+    (SURVEY + ["--backend", "dask"], "--backend dask and --scheduler ADDRESS go together"),
+    (KINDS + ["--target-column", "y", "--task-column", "gaps", "--features", "x"],
+     "task column 'gaps' is empty at row 2"),
     # models and layers
     (["vision", "predict", "chelsea", "--model", "json:loads"], "json:loads() raised TypeError"),
     (["vision", "activations", "chelsea", "--layers", "_fc", "--out", "{tmp}/a"],

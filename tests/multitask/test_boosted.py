@@ -42,11 +42,12 @@ def test_learns_task_offsets_and_threshold():
         next(r["loss"] for r in m.search_ if (r["leaves"], r["l2"]) == (m.leaves_, m.l2_)))
 
 
-def test_many_tasks_are_target_encoded():
+def test_many_tasks_are_encoded_by_their_random_effects():
     X, y, t, offsets = task_offsets(T=300, n=6)
     m = BoostedTrees(leaves=(7,), l2=(0.0,)).fit(X, y, t)
-    assert m.task_encoding_ is not None and m.task_encoding_.shape == (300,)
-    assert np.corrcoef(m.task_encoding_, offsets)[0, 1] > 0.9
+    assert m.encoder_ is not None and m.task_encoding_ is None
+    intercepts = m.encoder_.coef_[:, -1]  # each task's intercept (fixed + random)
+    assert np.corrcoef(intercepts, offsets)[0, 1] > 0.9
     assert np.mean((m.predict(X, t) - y) ** 2) < 0.5 * np.var(y)
 
 
@@ -139,3 +140,29 @@ def test_yes_no_and_count_trees_equal_scikit_learn(loss):
     np.testing.assert_allclose(m.predict(X, t), ref, rtol=1e-9, atol=1e-12)
     searched = BoostedTrees(leaves=(3, 7), l2=(0.0,), loss=loss).fit(X, y, t)
     assert searched.trees_ >= 1 and np.isfinite(searched.predict(X, t)).all()
+
+
+def test_past_255_tasks_the_task_is_a_cross_fitted_mixed_model_encoding(tmp_path):
+    """300 tasks with random intercepts and slopes: the encoding carries both, so the trees
+    stay far ahead of trees without the task; a new task gets the fixed effects' encoding;
+    the encoder saves and loads with the forest."""
+    from netscope.multitask.base import load_model
+
+    rng = np.random.default_rng(0)
+    T, n = 300, 12
+    X = rng.normal(size=(T * n, 2))
+    t = np.repeat(np.arange(T), n)
+    y = np.sin(X[:, 0]) + rng.normal(0, 1, T)[t] + rng.normal(0, 0.7, T)[t] * X[:, 1] + \
+        rng.normal(0, 0.2, T * n)
+    test = np.arange(T * n) % 4 == 0
+    m = BoostedTrees(leaves=(7,), l2=(0.0,)).fit(X[~test], y[~test], t[~test])
+    assert m.encoder_ is not None
+    blind = BoostedTrees(leaves=(7,), l2=(0.0,)).fit(X[~test], y[~test], np.zeros((~test).sum()))
+    err = np.mean((m.predict(X[test], t[test]) - y[test]) ** 2)
+    assert err < 0.5 * np.mean((blind.predict(X[test], np.zeros(test.sum())) - y[test]) ** 2)
+    fe = m.encoder_.fixed_effects_
+    col = X[test][:5] @ fe[:-1] + fe[-1]
+    np.testing.assert_allclose(m.predict(X[test][:5], [10_000] * 5),
+                               m.forest_.predict(np.hstack([col[:, None], X[test][:5]])))
+    again = load_model(m.save(tmp_path / "trees"))
+    np.testing.assert_allclose(again.predict(X[test], t[test]), m.predict(X[test], t[test]))

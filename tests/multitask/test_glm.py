@@ -77,3 +77,40 @@ def test_sharing_beats_per_task_and_pooled_on_grouped_yes_no():
         losses[cls.__name__] = score(KINDS["binary"], y[test], m.predict(X[test], t[test]),
                                      t[test], T).values["log_loss"]
     assert losses["MeanRegularizedRidge"] < min(losses["RidgePerTask"], losses["PooledRidge"])
+
+
+def test_a_class_only_in_the_test_share_is_refused():
+    from netscope.data.tasks import Split, TaskData
+    from netscope.errors import NetscopeError
+    from netscope.multitask import protocols
+
+    X, y, t = grouped(T=2, n=10)
+    y = np.zeros(20)
+    y[[3, 15]] = 1.0
+    d = TaskData(X=X, y=y, task=t, task_names=["a", "b"], feature_names=["u", "v", "w"],
+                 kind="binary", classes=("no", "yes"))
+    split = Split(train=np.setdiff1d(np.arange(20), [3, 15]), test=np.array([3, 15]),
+                  name="split 1")
+    with pytest.raises(NetscopeError, match="class 'yes' of target 'y' has no training rows"):
+        protocols.prepare(d, split, "train")
+
+
+def test_poisson_sharing_beats_per_task_and_pooled():
+    from netscope.multitask.comparison.metrics import score
+    from netscope.multitask.linear.mixed import MixedEffects
+    from netscope.multitask.targets import KINDS
+
+    rng = np.random.default_rng(7)
+    T, n = 60, 25
+    X = rng.normal(size=(T * n, 2))
+    t = np.repeat(np.arange(T), n)
+    c = rng.poisson(np.exp(0.3 + X @ np.array([0.5, -0.3]) + rng.normal(0, 0.6, T)[t]))
+    test = np.arange(T * n) % 3 == 0
+    dev = {}
+    for est in (MixedEffects(loss="poisson", random="intercept"), MeanRegularizedRidge(
+            loss="poisson"), RidgePerTask(loss="poisson"), PooledRidge(loss="poisson")):
+        est.fit(X[~test], c[~test], t[~test])
+        dev[type(est).__name__] = score(KINDS["count"], c[test], est.predict(X[test], t[test]),
+                                        t[test], T).values["poisson_deviance"]
+    for shared in ("MixedEffects", "MeanRegularizedRidge"):
+        assert dev[shared] < min(dev["RidgePerTask"], dev["PooledRidge"])

@@ -28,6 +28,7 @@ from netscope.perf import blas_threads
 
 LAM1_GRID = (1.0, 10.0, 100.0, 1000.0)
 LAM2_GRID = (0.1, 1.0, 10.0, 100.0)
+DENSE_TASKS = 1000  # above this many tasks the report maps the tasks instead of a T x T map
 LAM_SHARED = 1e-2  # the shared weights are nearly free (thousands of rows inform them)
 
 
@@ -63,7 +64,8 @@ class LearnedTaskCovariance(TaskEstimator):
             self.penalties_ = tuple(float(v) for v in self.penalties)
         W, b, omega = solve_mtrl(_stats(X, y, t, n_tasks), *self.penalties_,
                                  self.outer, self.tol, None)
-        self.coef_, self.intercept_, self.task_cov_ = W.T, b, omega
+        self.coef_, self.intercept_ = W.T, b
+        self.task_factor_, self.task_cov_scale_ = omega.factor(), omega.a
 
     def _search(self, X, y, t, n_tasks, grids) -> None:
         """Both penalties by inner cross-validation (warm-started along the grid)."""
@@ -91,11 +93,21 @@ class LearnedTaskCovariance(TaskEstimator):
                              "given" if self.penalties is not None else
                              f"by {self.folds}-fold inner CV")]
 
+    def task_covariance(self) -> np.ndarray:
+        """The learned T x T task covariance (dense: for a few thousand tasks at most)."""
+        F = self.task_factor_
+        return F @ F.T + self.task_cov_scale_ * np.eye(F.shape[0])
+
     def correlations(self) -> np.ndarray:
         """Learned task correlations (T x T); 0 for a task with no variance, never NaN."""
-        return covariance_to_correlation(self.task_cov_)
+        return covariance_to_correlation(self.task_covariance())
 
     def task_relations(self) -> TaskRelations:
+        if len(self.task_factor_) > DENSE_TASKS:  # the tasks' coordinates, not T x T
+            F = self.task_factor_
+            norm = np.sqrt((F * F).sum(1) + self.task_cov_scale_)
+            return TaskRelations("embedding", F / np.where(norm > 0, norm, 1.0)[:, None],
+                                 "learned task correlations (MTRL)", "mtrl")
         return TaskRelations("correlation", self.correlations(), "learned task correlations "
                              "(MTRL)", "mtrl")
 
@@ -109,13 +121,20 @@ class LearnedTaskCovariance(TaskEstimator):
     def _state(self):
         return {"coef": torch.from_numpy(self.coef_),
                 "intercept": torch.from_numpy(self.intercept_),
-                "task_cov": torch.from_numpy(self.task_cov_),
+                "task_factor": torch.from_numpy(np.ascontiguousarray(self.task_factor_)),
+                "task_cov_scale": torch.tensor(self.task_cov_scale_, dtype=torch.float64),
                 "penalties": torch.tensor(self.penalties_, dtype=torch.float64)}
 
     def _set_state(self, state):
         self.coef_ = state["coef"].numpy()
         self.intercept_ = state["intercept"].numpy()
-        self.task_cov_ = state["task_cov"].numpy()
+        if "task_cov" in state:  # saved before the covariance was kept as a factor
+            vals, vecs = np.linalg.eigh(state["task_cov"].numpy())
+            self.task_factor_ = vecs * np.sqrt(np.clip(vals, 0, None))
+            self.task_cov_scale_ = 0.0
+        else:
+            self.task_factor_ = state["task_factor"].numpy()
+            self.task_cov_scale_ = float(state["task_cov_scale"])
         self.penalties_ = tuple(state["penalties"].tolist())
 
 
@@ -130,28 +149,78 @@ def _stats(X, y, t, n_tasks) -> _Stats:
     return _Stats(*task_grams(np.hstack([X, np.ones((len(y), 1))]), y, t, n_tasks))
 
 
+class TaskMetric:
+    """a I + Q diag(r) Q' (Q: T x k, orthonormal columns), the form every task covariance
+    here takes: I/T at the start, rank <= d after (Omega = (V'V)^(1/2) / tr). Products,
+    square roots and distances in O(T k^2), never a T x T array, so 10,000 tasks cost
+    megabytes, not the 800 MB of one dense matrix."""
+
+    __array_ufunc__ = None  # ``ndarray @ TaskMetric`` defers to __rmatmul__
+
+    def __init__(self, a: float, Q: np.ndarray, r: np.ndarray) -> None:
+        self.a, self.Q, self.r = float(a), Q, r
+
+    @classmethod
+    def identity(cls, T: int, a: float) -> TaskMetric:
+        return cls(a, np.zeros((T, 0)), np.zeros(0))
+
+    def __rmatmul__(self, X: np.ndarray) -> np.ndarray:
+        out = ((X @ self.Q) * self.r) @ self.Q.T
+        return out + self.a * X if self.a else out
+
+    def _map(self, f) -> TaskMetric:
+        """f applied to the eigenvalues (f(a) on the complement of Q)."""
+        fa = f(np.array([self.a]))[0] if self.a else 0.0
+        return TaskMetric(fa, self.Q, f(self.a + self.r) - fa)
+
+    def sqrt(self) -> TaskMetric:
+        return self._map(np.sqrt)
+
+    def pinv_sqrt(self) -> TaskMetric:
+        return self._map(lambda v: np.where(v > 1e-12 * max(float(v.max()), 1e-300),
+                                            1.0 / np.sqrt(np.maximum(v, 1e-300)), 0.0))
+
+    def inner(self, other: TaskMetric) -> float:
+        """tr(A B)."""
+        T = self.Q.shape[0]
+        M = self.Q.T @ other.Q
+        return (self.a * other.a * T + self.a * other.r.sum() + other.a * self.r.sum()
+                + float((self.r[:, None] * M * M * other.r[None, :]).sum()))
+
+    def change(self, old: TaskMetric) -> float:
+        """|self - old|_F / |old|_F."""
+        d2 = self.inner(self) + old.inner(old) - 2 * self.inner(old)
+        return float(np.sqrt(max(d2, 0.0) / max(old.inner(old), 1e-300)))
+
+    def factor(self) -> np.ndarray:
+        """F with the low-rank part = F F' (T x k)."""
+        return self.Q * np.sqrt(np.maximum(self.r, 0.0))
+
+    def dense(self) -> np.ndarray:
+        F = self.factor()
+        return F @ F.T + self.a * np.eye(self.Q.shape[0])
+
+
 def solve_mtrl(stats: _Stats, lam1: float, lam2: float, outer: int = 30, tol: float = 1e-4,
-               omega: np.ndarray | None = None, lam0: float = LAM_SHARED):
-    """Alternating minimization; returns (W (d, T), intercepts (T,), Omega (T, T)).
-    Each task's weights are a shared w0 plus a deviation v_t; the deviations are coupled.
-    Omega = (V'V)^(1/2) / tr has rank <= d, so it and its square root come from one thin
-    SVD of V (d x T) instead of two T x T eigendecompositions."""
+               omega: TaskMetric | None = None, lam0: float = LAM_SHARED):
+    """Alternating minimization; returns (W (d, T), intercepts (T,), Omega). Each task's
+    weights are a shared w0 plus a deviation v_t; the deviations are coupled. Omega =
+    (V'V)^(1/2) / tr has rank <= d, so it, its square root and the root's pseudo-inverse
+    all come from one thin SVD of V (d x T), kept as ``TaskMetric``s."""
     T, d = stats.c.shape
-    if omega is None:
-        omega, S = np.eye(T) / T, np.eye(T) / np.sqrt(T)
-    else:
-        S = _sqrt_psd(omega)
+    omega = omega or TaskMetric.identity(T, 1.0 / T)
+    S = omega.sqrt()
     w0, U = np.zeros(d), np.zeros((d, T))
     with blas_threads(1):  # small products: threads only contend
         for _ in range(outer):
             w0, U = _solve_cg(stats, S, omega, lam0, lam1, lam2, w0, U)
             V = U @ S
-            new, S_new, S_pinv = _omega_from(V)
+            new = _omega_from(V)
             if new is None:  # every deviation is zero: the tasks are one
                 break
-            change = np.abs(new - omega).max() / max(np.abs(omega).max(), 1e-300)
-            U = V @ S_pinv  # the same deviations V as the warm start under the new Omega
-            omega, S = new, S_new
+            U = V @ new.pinv_sqrt()  # the same deviations V as the warm start under new Omega
+            change = new.change(omega)
+            omega, S = new, new.sqrt()
             if change < tol:
                 break
         w0, U = _solve_cg(stats, S, omega, lam0, lam1, lam2, w0, U)
@@ -159,16 +228,13 @@ def solve_mtrl(stats: _Stats, lam1: float, lam2: float, outer: int = 30, tol: fl
     return W[:-1], W[-1], omega
 
 
-def _omega_from(V: np.ndarray):
-    """Omega = (V'V)^(1/2) / tr((V'V)^(1/2)), its square root and the root's pseudo-inverse,
-    from the thin SVD V = P diag(s) Q'."""
+def _omega_from(V: np.ndarray) -> TaskMetric | None:
+    """Omega = (V'V)^(1/2) / tr((V'V)^(1/2)) from the thin SVD V = P diag(s) Q'."""
     _, sv, Qt = np.linalg.svd(V, full_matrices=False)
     total = sv.sum()
     if total <= 0:
-        return None, None, None
-    rel = sv / total
-    inv = np.where(rel > 1e-12, 1.0 / np.sqrt(np.maximum(rel, 1e-300)), 0.0)
-    return (Qt.T * rel) @ Qt, (Qt.T * np.sqrt(rel)) @ Qt, (Qt.T * inv) @ Qt
+        return None
+    return TaskMetric(0.0, Qt.T, sv / total)
 
 
 def _sqrt_psd(M: np.ndarray) -> np.ndarray:
@@ -180,7 +246,7 @@ def _solve_cg(stats: _Stats, S, omega, lam0, lam1, lam2, w0, U, iters: int = 300
               rtol: float = 1e-7):
     """Conjugate gradients for fixed Omega in (w0, U), with V = U S: the normal equations
     sum_t A_t w_t + lam0 w0 = sum_t c_t and [A_t w_t]_t S + lam1 U Omega + lam2 U = C S."""
-    T = S.shape[0]
+    T = stats.c.shape[0]
 
     def H(x):
         w, u = x[:, 0], x[:, 1:]

@@ -70,8 +70,9 @@ def train_stacked(params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Ten
 
 class PerTaskStopping:
     """Early stopping for independent networks: each task keeps the weights of its own
-    best epoch on its own validation rows; training ends when no task has improved for
-    ``patience`` epochs (a task without validation rows keeps its last weights)."""
+    best epoch on its own validation rows (a task without validation rows keeps its last
+    weights); training ends when the validation loss of all tasks together has not improved
+    for ``patience`` epochs."""
 
     def __init__(self, model: PerTaskMLP, X, y, t, kind, n_tasks: int, patience: int) -> None:
         self.model, self.X, self.y, self.t, self.kind = model, X, y, t, kind
@@ -79,6 +80,7 @@ class PerTaskStopping:
         self.best = np.full(n_tasks, np.inf)
         self.epoch_of = np.zeros(n_tasks, np.int64)
         self.patience, self.best_state, self.history = patience, None, []
+        self.overall, self.overall_epoch = float("inf"), 0
 
     def __call__(self, epoch: int, weights: dict) -> bool:
         self.model.params_ = weights
@@ -95,9 +97,14 @@ class PerTaskStopping:
             idx = torch.from_numpy(np.flatnonzero(better))
             for k, v in weights.items():
                 self.best_state[k][idx] = v[idx]
-        self.history.append(self.best_loss)
         seen = self.count > 0
-        return bool((epoch - self.epoch_of[seen] >= self.patience).all())
+        now = float((per_task[seen] * self.count[seen]).sum() / self.count[seen].sum())
+        self.history.append(now)
+        if now < self.overall * (1 - MIN_DELTA):
+            self.overall, self.overall_epoch = now, epoch
+        # all tasks together, as plain early stopping would (with thousands of tasks some
+        # task always finds a new best by chance, so waiting for every task never ends)
+        return epoch - self.overall_epoch >= self.patience
 
     @property
     def best_loss(self) -> float:

@@ -52,6 +52,7 @@ def prepare(data: TaskData, split: Split, scale_from: str) -> Prepared:
     if scale_from not in SCALE_CHOICES:
         raise NetscopeError(f"scale_from must be one of {SCALE_CHOICES}, got {scale_from!r}.")
     split.check(data)
+    _check_classes(data, split)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
         prep = _scaled(data, split, scale_from)
     _check_float32(data, prep)
@@ -83,6 +84,20 @@ def _scaled(data: TaskData, split: Split, scale_from: str) -> Prepared:
         X_test_gaps=None if with_gaps is None else with_gaps[split.test],
         notes=tuple(imp.notes(data.X, data.feature_names)) if gaps else (),
     )
+
+
+def _check_classes(data: TaskData, split: Split) -> None:
+    """Every class must have training rows: a class seen only in the test share cannot be
+    learned, and every model would give it probability ~0."""
+    if not data.classes:
+        return
+    present = np.bincount(data.y[split.train].astype(np.int64), minlength=len(data.classes))
+    missing = [data.classes[k] for k in np.flatnonzero(present == 0)]
+    if missing:
+        raise NetscopeError(f"{split.name}: class {missing[0]!r} of target "
+                            f"{data.target_name!r} has no training rows (only test rows), so "
+                            f"no model can learn it; check the column, or use a protocol "
+                            f"whose training rows hold every class.")
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
