@@ -49,7 +49,8 @@ class MixedEffects(TaskEstimator):
     def __init__(self, *, random: str | tuple[int, ...] = "within", cov: str = "factor1",
                  method: str = "reml", max_iter: int = 2000,
                  start: tuple[float, ...] | None = None, loss: str = "squared_error",
-                 nagq: int = 1, progress: Progress | None = None) -> None:
+                 nagq: int = 1, gtol: float = 1e-7,
+                 progress: Progress | None = None) -> None:
         self.random = random
         self.cov = cov
         self.method = method
@@ -57,6 +58,7 @@ class MixedEffects(TaskEstimator):
         self.start = start  # covariance parameters to start from (default: identity; ignored
         # when their number does not match: the random columns found on these rows differ)
         self.loss = loss  # squared_error (lmer), log_loss or poisson (glmer, Laplace)
+        self.gtol = gtol  # L-BFGS's gradient tolerance (looser inside mixed boosting's rounds)
         self.nagq = nagq  # glmer's nAGQ: 0 (fixed effects at the joint mode) or 1 (then on
         # the Laplace deviance with the covariance, glmer's default)
         self.progress = progress
@@ -98,7 +100,8 @@ class MixedEffects(TaskEstimator):
         with blas_threads(1):
             result = minimize(_objective(stats, q, self.cov, self.method), theta0, jac=True,
                               method="L-BFGS-B",
-                              options={"maxiter": self.max_iter, "gtol": 1e-7})
+                              options={"maxiter": self.max_iter, "gtol": self.gtol,
+                                       **({} if self.gtol < 1e-6 else {"ftol": 1e-7})})
         if not np.isfinite(result.fun):
             raise NetscopeError("mixed-effects: the REML/ML deviance is not finite; "
                                 "the features may be badly scaled.")
@@ -126,7 +129,8 @@ class MixedEffects(TaskEstimator):
 
         with blas_threads(1):
             result = minimize(f, theta0, jac=True, method="L-BFGS-B",
-                              options={"maxiter": self.max_iter, "gtol": 1e-7, "ftol": 1e-14})
+                              options={"maxiter": self.max_iter, "gtol": self.gtol,
+                                       "ftol": 1e-14 if self.gtol < 1e-6 else 1e-9})
         if not np.isfinite(result.fun):
             raise NetscopeError("mixed-effects: the Laplace deviance is not finite; the "
                                 "features may be badly scaled.")
@@ -163,7 +167,8 @@ class MixedEffects(TaskEstimator):
         with blas_threads(1):
             result = minimize(f, np.concatenate([theta, beta.numpy()]), jac=True,
                               method="L-BFGS-B",
-                              options={"maxiter": self.max_iter, "gtol": 1e-7, "ftol": 1e-14})
+                              options={"maxiter": self.max_iter, "gtol": self.gtol,
+                                       "ftol": 1e-14 if self.gtol < 1e-6 else 1e-9})
         beta = torch.from_numpy(result.x[k:])
         L = _lower(torch.from_numpy(result.x[:k]), q, self.cov)
         u = pirls_u(data, L, beta, state[0])

@@ -83,8 +83,20 @@ class Forest:
             missing_left=np.concatenate([f.missing_left if f.missing_left is not None else
                                          np.zeros(len(f.feature), bool) for f in forests]))
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        node = np.broadcast_to(self.roots, (X.shape[0], self.roots.size)).copy()
+    def predict(self, X: np.ndarray, block: int = 1 << 18) -> np.ndarray:
+        """The forest's raw prediction; rows x trees are walked in blocks of about ``block``
+        cells, so memory stays bounded however many rows and trees there are."""
+        out = np.full(X.shape[0], self.baseline[0])
+        per = max(1, block // max(X.shape[0], 1))  # trees per block
+        rows = max(1, block // max(min(per, self.roots.size), 1))
+        for r in range(0, X.shape[0], rows):
+            for k in range(0, self.roots.size, per):
+                out[r:r + rows] += self._walk(X[r:r + rows], self.roots[k:k + per])
+        return out
+
+    def _walk(self, X: np.ndarray, roots: np.ndarray) -> np.ndarray:
+        """Sum of the leaf values of the trees starting at ``roots`` for rows X."""
+        node = np.broadcast_to(roots, (X.shape[0], roots.size)).copy()
         rows = np.arange(X.shape[0])[:, None]
         for _ in range(int(self.depth[0])):
             leaf = self.is_leaf[node]
@@ -101,7 +113,7 @@ class Forest:
             if gap.any() and self.missing_left is not None:
                 left[gap] = self.missing_left[node[gap]]
             node = np.where(leaf, node, np.where(left, self.left[node], self.right[node]))
-        return self.baseline[0] + self.value[node].sum(1)
+        return self.value[node].sum(1)
 
     def state(self, prefix: str) -> dict[str, torch.Tensor]:
         return {f"{prefix}{f.name}": torch.from_numpy(np.ascontiguousarray(

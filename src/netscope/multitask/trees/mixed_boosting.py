@@ -75,11 +75,13 @@ class MixedBoosting(TaskEstimator):
                 raise NetscopeError("mixed-effects boosting: no task has 2 training rows, so "
                                     "there are no inner validation rows to stop on.")
             runs = []
-            for leaves in self.leaves:
+            for leaves in sorted(self.leaves):  # small to large, while larger trees help
                 forests, history = self._boost(X[~va], y[~va], t[~va], self.max_rounds,
                                                (X[va], y[va], t[va], kind), leaves)
                 runs.append((min(history), int(np.argmin(history)) + 1, leaves, forests,
                              self._theta))
+                if len(runs) > 1 and runs[-1][0] >= runs[-2][0]:
+                    break
             self.validation_loss_, self.rounds_, self.leaves_, forests, self._theta = min(
                 runs, key=lambda r: r[0])
             self.search_ = [{"leaves": r[2], "rounds": r[1], "loss": r[0]} for r in runs]
@@ -108,7 +110,7 @@ class MixedBoosting(TaskEstimator):
             forest = self._trees((y - mu) / w, X, w, r, leaves)
             forests.append(forest)
             F += forest.predict(X)
-            mixed = self._mixed(0, theta).fit_offset(X, y, t, F)
+            mixed = self._mixed(0, theta, gtol=1e-4).fit_offset(X, y, t, F)
             theta = mixed.theta_
             M = mixed.linear_predictor(X, mixed.task_index(t, len(t)))
             if val is None:
@@ -130,13 +132,14 @@ class MixedBoosting(TaskEstimator):
             max_leaf_nodes=leaves, min_samples_leaf=self.min_leaf,
             l2_regularization=self.l2, max_features=self.max_features, early_stopping=False,
             random_state=self.seed + r)
+        uniform = bool(np.all(weight == weight[0]))  # weighted binning is slow: skip it
         with threadpool_limits(self.threads, user_api="openmp"):
-            model.fit(X, target, sample_weight=weight)
+            model.fit(X, target, sample_weight=None if uniform else weight)
         return Forest.from_sklearn(model)
 
-    def _mixed(self, nagq: int, theta) -> MixedEffects:
+    def _mixed(self, nagq: int, theta, gtol: float = 1e-7) -> MixedEffects:
         return MixedEffects(random=self.random, cov=self.cov, loss=self.loss, nagq=nagq,
-                            start=theta)
+                            start=theta, gtol=gtol)
 
     def _check_params(self) -> None:
         check_loss(self.loss, self.label)
