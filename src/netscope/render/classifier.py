@@ -18,13 +18,7 @@ def roc_png(curves: list[tuple[str, np.ndarray, np.ndarray]], title: str) -> byt
     for label, y, p in curves:
         fpr, tpr = roc_curve(y, p)
         ax.plot(fpr, tpr, linewidth=1, label=f"{label} (AUC {auc.fn(y, p, 1.0):.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    return figure_png(fig)
+    return _finish(fig, ax, "false positive rate", "true positive rate", title, "lower right")
 
 
 def reliability_png(curves: list[tuple[str, np.ndarray, np.ndarray]], title: str) -> bytes:
@@ -35,12 +29,18 @@ def reliability_png(curves: list[tuple[str, np.ndarray, np.ndarray]], title: str
         r = reliability(y, p)
         ax.plot(r["predicted"], r["observed"], marker="o", markersize=3, linewidth=1,
                 label=label)
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("mean predicted probability (bin)")
-    ax.set_ylabel("observed share of the positive class")
+    return _finish(fig, ax, "mean predicted probability (bin)",
+                   "observed share of the positive class", title, "upper left")
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str, legend: str) -> bytes:
+    """The diagonal (chance for ROC, calibration for reliability), labels, legend, PNG."""
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=6, loc="upper left")
+    ax.legend(fontsize=6, loc=legend)
     fig.tight_layout()
     return figure_png(fig)

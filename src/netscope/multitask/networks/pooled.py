@@ -82,10 +82,7 @@ class PooledMLP(NetworkEstimator):
         self.seed = seed
         self.progress = progress
         self.weight_decay = weight_decay
-        self.loss = loss  # squared_error, log_loss (a log-odds output) or poisson (log-rate)
-        self.tune = tune  # early stopping and a small search on inner validation rows
-        self.max_epochs = max_epochs
-        self.patience = patience
+        self._training(loss, tune, max_epochs, patience)
 
     def _hp(self) -> dict:
         return {"lr": self.lr, "width": 1, "weight_decay": self.weight_decay,

@@ -127,10 +127,7 @@ class SharedTrunkMTL(NetworkEstimator):
         self.seed = seed
         self.progress = progress
         self.weight_decay = weight_decay
-        self.loss = loss  # squared_error, log_loss (log-odds heads) or poisson (log-rates)
-        self.tune = tune  # each stage stopped early on inner validation rows; lr scale and
-        self.max_epochs = max_epochs  # weight decay by a small search
-        self.patience = patience
+        self._training(loss, tune, max_epochs, patience)
 
     def fit(self, X, y, tasks, fitted=None, pooled: PooledMLP | None = None) -> SharedTrunkMTL:
         """Fit; ``pooled`` (or ``fitted["pooled-mlp"]``) is a PooledMLP already fit on these

@@ -66,6 +66,12 @@ class NetworkEstimator(TaskEstimator):
     decay_alternative: float | None = 1e-3  # None: weight decay is not searched
     _abstract = True
 
+    def _training(self, loss: str, tune: bool, max_epochs: int, patience: int) -> None:
+        """Store the parameters every network shares: its loss (squared_error, log_loss on
+        a log-odds output, poisson on a log-rate output) and how it is trained (``tune``:
+        early stopping and a small search on inner validation rows)."""
+        self.loss, self.tune, self.max_epochs, self.patience = loss, tune, max_epochs, patience
+
     def _hp(self) -> dict[str, Any]:
         """The setting the parameters give (the course's)."""
         raise NotImplementedError
