@@ -28,6 +28,7 @@ def test_threads_follow_request_environment_and_load(monkeypatch):
         with pytest.raises(NetscopeError, match="NETSCOPE_THREADS must be a whole number"):
             perf.set_threads()
         monkeypatch.delenv("NETSCOPE_THREADS")
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a cap set by someone else
         monkeypatch.setattr(perf, "usable_cpus", lambda: 8)
         monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
         monkeypatch.setattr(perf, "busy_cpus", lambda: 0.2)

@@ -52,9 +52,18 @@ def test_families_are_grouped_with_what_they_reuse():
                            ["mtl-ridge", "boosted-trees", "ensemble", "mixed-effects"]]
 
 
-def test_a_dask_cluster_gives_the_local_numbers():
+def test_a_dask_cluster_gives_the_local_numbers(monkeypatch):
     """Two worker processes of a local Dask cluster, the grid of splits x family groups."""
     distributed = pytest.importorskip("distributed")
+    import os
+
+    for name in list(os.environ):  # Dask's nanny sets thread variables for its workers in
+        monkeypatch.setenv(name, os.environ[name])  # this process: put them back after
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                 "MALLOC_TRIM_THRESHOLD_"):
+        if name not in os.environ:
+            monkeypatch.setenv(name, "")
+            monkeypatch.delenv(name)
     X, y, t = tiny_tasks(n_tasks=5, rows=20)
     data = TaskData(X=X, y=y, task=t, task_names=[f"t{k}" for k in range(5)],
                     feature_names=["a", "b", "c"])
