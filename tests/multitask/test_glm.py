@@ -114,3 +114,28 @@ def test_poisson_sharing_beats_per_task_and_pooled():
                                         t[test], T).values["poisson_deviance"]
     for shared in ("MixedEffects", "MeanRegularizedRidge"):
         assert dev[shared] < min(dev["RidgePerTask"], dev["PooledRidge"])
+
+
+def test_saved_yes_no_models_predict_labels_and_probabilities(tmp_path):
+    """Through the comparison a model learns the class names; saved and loaded, it gives
+    probabilities of both classes and each row's label."""
+    import pandas as pd
+
+    from netscope.data import load_table
+    from netscope.multitask import compare, load_model, protocols
+
+    X, y, t = grouped(T=4, n=40)
+    pd.DataFrame({"u": X[:, 0], "v": X[:, 1], "w": X[:, 2], "shop": t,
+                  "bought": np.where(y == 1, "yes", "no")}).to_csv(tmp_path / "b.csv",
+                                                                   index=False)
+    data = load_table(tmp_path / "b.csv", "shop", "bought")
+    assert data.kind == "binary" and data.classes == ("no", "yes")
+    comp = compare(data, protocols.lecture(data), families=["pooled-ridge", "boosted-trees"])
+    for res in comp.results:
+        model = load_model(res.model.save(tmp_path / res.family.key))
+        proba = model.predict_proba(X[:6], t[:6])
+        np.testing.assert_allclose(proba.sum(1), 1.0)
+        labels = model.predict_labels(X[:6], t[:6])
+        np.testing.assert_array_equal(labels, np.where(proba[:, 1] > 0.5, "yes", "no"))
+    with pytest.raises(Exception, match="predicts numbers, not classes"):
+        RidgePerTask().fit(X, X[:, 0], t).predict_proba(X, t)

@@ -177,6 +177,24 @@ class TaskEstimator:
                           f"seen in fit get the population-level prediction")
         return out
 
+    def predict_proba(self, X, tasks, unseen: str = "population") -> np.ndarray:
+        """Yes/no models: (n, 2) probabilities of the two classes (``classes_`` order:
+        the first is 'no', the second 'yes')."""
+        if getattr(self, "loss", None) != "log_loss":
+            raise NetscopeError(f"{type(self).__name__} predicts numbers, not classes "
+                                f"(loss {getattr(self, 'loss', 'squared_error')!r}); use "
+                                f"predict.")
+        p = self.predict(X, tasks, unseen)
+        return np.column_stack([1.0 - p, p])
+
+    def predict_labels(self, X, tasks, unseen: str = "population",
+                       threshold: float = 0.5) -> np.ndarray:
+        """Yes/no models: each row's class (its name from ``classes_`` when the model knows
+        them, else 0/1), the second class where its probability exceeds ``threshold``."""
+        yes = self.predict_proba(X, tasks, unseen)[:, 1] > threshold
+        names = getattr(self, "classes_", None)
+        return np.asarray(names)[yes.astype(int)] if names else yes.astype(int)
+
     def _predict_population(self, X: np.ndarray) -> np.ndarray:
         """The prediction for a task never seen in fit. By default the average of every
         known task's prediction (for a linear model, the model with the mean weights);
@@ -260,6 +278,7 @@ class TaskEstimator:
                 "class": type(self).__name__, "params": _jsonable(self._saved_params()),
                 "tasks": [_label(v) for v in self.tasks_.tolist()],
                 "n_features": int(self.n_features_in_), "format": FORMAT,
+                **({"classes": list(self.classes_)} if getattr(self, "classes_", None) else {}),
             }
             (tmp / "config.json").write_text(json.dumps(config, indent=2))
             torch.save({k: v.detach().cpu() for k, v in self._state().items()}, tmp / "state.pt")
@@ -290,6 +309,8 @@ def load_model(path: str | Path) -> TaskEstimator:
     model = cls(**_from_json(config["params"], cls))
     model.tasks_ = np.asarray(config["tasks"])
     model.n_features_in_ = config["n_features"]
+    if config.get("classes"):
+        model.classes_ = tuple(config["classes"])
     model._set_state(state)
     return model
 

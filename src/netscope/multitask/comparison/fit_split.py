@@ -49,6 +49,8 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
         if progress:
             progress(f"[{split.name}] {family.label}: training")
         est, seconds = _fit_family(key, prep, settings, data.kind, progress, done)
+        if data.classes:  # saved models name their classes
+            est.classes_ = tuple(data.classes)
         done[key] = (est, seconds)
         X_test = prep.features_for(family.native_missing)[1]
         mu = prep.target.inverse_target(est.predict(X_test, prep.t_test))
