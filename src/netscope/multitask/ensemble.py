@@ -22,6 +22,7 @@ from netscope.multitask.linear.glm import check_loss
 from netscope.multitask.linear.mixed import MixedEffects
 from netscope.multitask.linear.ridge import MeanRegularizedRidge, inner_folds
 from netscope.multitask.linear.task_covariance import LearnedTaskCovariance
+from netscope.multitask.targets import of_loss
 from netscope.multitask.trees.boosted import BoostedTrees
 
 MEMBERS: dict[str, type[TaskEstimator]] = {
@@ -54,17 +55,18 @@ class Ensemble(TaskEstimator):
         from netscope.multitask.families import FAMILIES
         from netscope.multitask.settings import Settings
 
-        return FAMILIES[key].for_kind(LOSS_KIND[self.loss]).build(Settings(seed=self.seed))
+        return FAMILIES[key].for_kind(of_loss(self.loss).name).build(Settings(seed=self.seed))
 
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params()
         self.members_ = [self._given.get(k) or self._build(k).fit(X, y, t) for k in self.members]
         held, P = self._held_out(X, y, t)
         self.weights_ = simplex_weights(P, y[held], self.loss)
-        self.validation_loss_ = {k: float(np.mean(_loss(self.loss, y[held], P[:, i])))
+        kind = of_loss(self.loss)
+        self.validation_loss_ = {k: float(np.mean(kind.unit_loss(y[held], P[:, i])))
                                  for i, k in enumerate(self.members)}
-        self.validation_loss_["ensemble"] = float(np.mean(_loss(self.loss, y[held],
-                                                                P @ self.weights_)))
+        self.validation_loss_["ensemble"] = float(np.mean(kind.unit_loss(y[held],
+                                                                         P @ self.weights_)))
         if self.progress:
             self.progress(f"ensemble: {self.fit_summary()[0]}, {int(held.sum())} rows")
 
@@ -140,16 +142,6 @@ class Ensemble(TaskEstimator):
             self.members_.append(member)
 
 
-LOSS_KIND = {"squared_error": "regression", "log_loss": "binary", "poisson": "count"}
-
-
-def _loss(loss: str, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """Each row's loss of a predicted mean: squared error, log loss or Poisson deviance."""
-    from netscope.multitask.targets import KINDS
-
-    return KINDS[LOSS_KIND[loss]].unit_loss(y, mu)
-
-
 def simplex_weights(P: np.ndarray, y: np.ndarray, loss: str = "squared_error") -> np.ndarray:
     """Convex weights w (w >= 0, sum 1) minimizing the loss of P w: squared error by
     non-negative least squares (the sum enforced by a heavily weighted extra row); log loss
@@ -176,7 +168,7 @@ def _glm_weights(P: np.ndarray, y: np.ndarray, loss: str) -> np.ndarray:
             grad = -(P.T @ (y / p - (1 - y) / (1 - p))) / len(y)
         else:
             m = np.maximum(mu, 1e-300)
-            value = float(np.mean(_loss(loss, y, m)))
+            value = float(np.mean(of_loss(loss).unit_loss(y, m)))
             grad = 2 * (P.T @ (1 - y / m)) / len(y)
         return value, grad
 

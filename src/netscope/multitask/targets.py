@@ -1,5 +1,5 @@
-"""What kind of target a data set has: the one object that losses, links, metrics and
-pictures read, so no family branches on the kind by itself.
+"""What kind of target a data set has: the one object that losses, metrics, scaling and
+pictures read, so no family branches on the kind by itself (the links: linear/glm.py).
 
 - ``regression``: any number; least squares; standardized for fitting, scored in its units.
 - ``binary``: two classes, coded 0/1 in ``TaskData.y`` (``TaskData.classes`` names them);
@@ -26,16 +26,6 @@ class TargetKind:
     noun: str  # how the report names it
     primary: str  # the metric that ranks the models (lower is better)
     standardize: bool  # the protocols scale the target for fitting
-    link: str  # "identity", "logit" or "log": mean = inverse link of the linear predictor
-
-    def mean(self, z: np.ndarray) -> np.ndarray:
-        """The inverse link: the predicted mean from a linear predictor."""
-        z = np.asarray(z, dtype=np.float64)
-        if self.link == "logit":
-            return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic, without overflow
-        if self.link == "log":
-            return np.exp(np.minimum(z, 700.0))
-        return z
 
     def unit_loss(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """Each row's loss: squared error, Bernoulli log loss, or Poisson deviance."""
@@ -52,11 +42,19 @@ class TargetKind:
 
 
 KINDS: dict[str, TargetKind] = {k.name: k for k in (
-    TargetKind("regression", "a number", "mse", True, "identity"),
-    TargetKind("binary", "yes/no (two classes)", "log_loss", False, "logit"),
-    TargetKind("count", "a count (whole numbers >= 0)", "poisson_deviance", False, "log"),
-    TargetKind("multiclass", "one of several classes", "log_loss", False, "softmax"),
+    TargetKind("regression", "a number", "mse", True),
+    TargetKind("binary", "yes/no (two classes)", "log_loss", False),
+    TargetKind("count", "a count (whole numbers >= 0)", "poisson_deviance", False),
+    TargetKind("multiclass", "one of several classes", "log_loss", False),
 )}
+
+# an estimator's ``loss`` parameter -> the kind of target it fits (its inverse link is
+# ``linear/glm.mean_of``)
+LOSS_KIND = {"squared_error": "regression", "log_loss": "binary", "poisson": "count"}
+
+
+def of_loss(loss: str) -> TargetKind:
+    return KINDS[LOSS_KIND[loss]]
 
 
 def kind(name: str) -> TargetKind:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from netscope.errors import NetscopeError
-from netscope.multitask.targets import EPS
+from netscope.multitask.targets import of_loss
 
 LOSSES = ("squared_error", "log_loss", "poisson")
 ETA_MAX = 30.0  # linear predictors are kept in [-30, 30] (probabilities 1e-13 from 0 or 1)
@@ -50,15 +50,7 @@ def unit_loss(loss: str, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
 def scored_loss(loss: str, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """Each row's validation loss: log loss with probabilities clipped to 1e-15, Poisson
     deviance, or squared error."""
-    mu = mean_of(loss, eta)
-    if loss == "log_loss":
-        p = np.clip(mu, EPS, 1 - EPS)
-        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
-    if loss == "poisson":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-        return 2 * (term - (y - mu))
-    return (y - eta) ** 2
+    return of_loss(loss).unit_loss(y, mean_of(loss, eta))
 
 
 def weighted_grams(X: np.ndarray, w: np.ndarray, z: np.ndarray, order: np.ndarray,

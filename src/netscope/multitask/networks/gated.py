@@ -104,10 +104,6 @@ class TaskGatedMLP(NetworkEstimator):
         return TaskRelations("embedding", self.gates(), "the gated network's task gates",
                              "gated")
 
-    def _hp(self) -> dict:
-        return {"lr": self.lr, "width": 1, "weight_decay": self.weight_decay,
-                "epochs": self.epochs}
-
     def _train(self, X, y, t, n_tasks, hp, stop) -> None:
         self.net_ = GatedNet(X.shape[1], n_tasks, int(self.width * hp["width"]),
                              int(self.hidden * hp["width"]), self.seed)

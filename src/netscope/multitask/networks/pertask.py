@@ -139,10 +139,6 @@ class PerTaskMLP(NetworkEstimator):
         self.weight_decay = weight_decay
         self._training(loss, tune, max_epochs, patience)
 
-    def _hp(self) -> dict:
-        return {"lr": self.lr, "width": 1, "weight_decay": self.weight_decay,
-                "epochs": self.epochs}
-
     def _stopper(self, X, y, t, kind, n_tasks):
         return PerTaskStopping(self, X, y, t, kind, n_tasks, self.patience)
 

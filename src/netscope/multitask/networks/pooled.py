@@ -84,10 +84,6 @@ class PooledMLP(NetworkEstimator):
         self.weight_decay = weight_decay
         self._training(loss, tune, max_epochs, patience)
 
-    def _hp(self) -> dict:
-        return {"lr": self.lr, "width": 1, "weight_decay": self.weight_decay,
-                "epochs": self.epochs}
-
     def _train(self, X, y, t, n_tasks, hp, stop) -> None:
         hidden = [int(h * hp["width"]) for h in self.hidden]
         self.net_ = mlp([X.shape[1], *hidden, 1], self.seed)

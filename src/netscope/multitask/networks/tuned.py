@@ -21,12 +21,11 @@ from netscope.errors import NetscopeError
 from netscope.multitask.base import TaskEstimator
 from netscope.multitask.linear.glm import check_loss
 from netscope.multitask.linear.ridge import inner_folds
-from netscope.multitask.targets import KINDS
+from netscope.multitask.targets import of_loss
 
 STEPS_PER_EPOCH = 512  # tuned row-batched networks take larger batches past 512 x 32 rows,
 # so an epoch's cost stays in proportion to the rows (Adam moves every parameter each step)
 MIN_DELTA = 1e-4  # an epoch counts as better when it lowers the validation loss by this share
-LOSS_KIND = {"squared_error": "regression", "log_loss": "binary", "poisson": "count"}
 
 
 class EarlyStopping:
@@ -73,8 +72,9 @@ class NetworkEstimator(TaskEstimator):
         self.loss, self.tune, self.max_epochs, self.patience = loss, tune, max_epochs, patience
 
     def _hp(self) -> dict[str, Any]:
-        """The setting the parameters give (the course's)."""
-        raise NotImplementedError
+        """The setting the parameters give (the course's); the search scales it."""
+        return {"lr": self.lr, "width": 1, "weight_decay": self.weight_decay,
+                "epochs": self.epochs}
 
     def _train(self, X, y, t, n_tasks, hp: dict[str, Any],
                stop: EarlyStopping | None) -> None:
@@ -112,7 +112,7 @@ class NetworkEstimator(TaskEstimator):
         if not va.any():
             raise NetscopeError(f"{self.label}: no task has 2 training rows, so there are no "
                                 f"inner validation rows to stop early on; use tune=False.")
-        kind = KINDS[LOSS_KIND[self.loss]]
+        kind = of_loss(self.loss)
         self.batch_size_ = max(self.batch_size, -(-int((~va).sum()) // STEPS_PER_EPOCH))
         trials, failed = [], None
         space = self._search_space()

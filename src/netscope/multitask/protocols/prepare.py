@@ -10,6 +10,7 @@ import numpy as np
 from netscope.data.tasks import Split, Standardizer, TaskData
 from netscope.errors import NetscopeError
 from netscope.multitask.protocols.missing import Imputer
+from netscope.multitask.targets import KINDS
 
 SCALE_CHOICES = ("all", "train", "none")
 
@@ -71,7 +72,7 @@ def _scaled(data: TaskData, split: Split, scale_from: str) -> Prepared:
         rows = np.arange(data.X.shape[0]) if scale_from == "all" else split.train
         fx = Standardizer.fit(X[rows])
         fy = Standardizer.fit(data.y[rows, None], drop_constant=False)
-    if data.kind != "regression":  # probabilities and counts are fit on their own scale
+    if not KINDS[data.kind].standardize:  # probabilities and counts: their own scale
         fy = Standardizer.identity(1)
     gaps = np.isnan(data.X).any()
     with_gaps = fx.transform(imp.transform(data.X, fill=False)) if gaps else None

@@ -28,8 +28,8 @@ from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
 from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.linear.mixed import MixedEffects
-from netscope.multitask.networks.tuned import LOSS_KIND, validation_rows
-from netscope.multitask.targets import KINDS
+from netscope.multitask.networks.tuned import validation_rows
+from netscope.multitask.targets import of_loss
 from netscope.multitask.trees.forest import Forest
 
 
@@ -64,7 +64,7 @@ class MixedBoosting(TaskEstimator):
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, X, y, t, n_tasks) -> None:
         self._check_params()
-        kind = KINDS[LOSS_KIND[self.loss]]
+        kind = of_loss(self.loss)
         if self.rounds is not None:
             self.leaves_ = self.leaves[0]
             forests, _ = self._boost(X, y, t, self.rounds, None, self.leaves_)
