@@ -33,6 +33,14 @@ def make(tasks: int, rows: int, kind: str = "regression", seed: int = 0,
         p = 1 / (1 + np.exp(-eta))
         y = (rng.uniform(size=tasks * rows) < p).astype(int)
         best = float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    elif kind == "multiclass":  # three classes: softmax of (0, eta, a second task effect)
+        b2 = rng.normal(0, 1.0, tasks)
+        logits = np.column_stack([np.zeros_like(eta), eta, 0.8 * X[:, 0] - X[:, 3] + b2[t]])
+        P = np.exp(logits - logits.max(1, keepdims=True))
+        P /= P.sum(1, keepdims=True)
+        y = (rng.uniform(size=(tasks * rows, 1)) > P.cumsum(1)).sum(1)
+        best = float(-np.mean(np.log(P[np.arange(y.size), y])))
+        y = np.array(["low", "mid", "high"])[y]
     else:
         y = rng.poisson(np.exp(0.4 * eta - 0.5))
         best = float("nan")
@@ -60,7 +68,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tasks", type=int, default=200)
     p.add_argument("--rows", type=int, default=100)
-    p.add_argument("--kind", choices=["regression", "binary", "count"], default="regression")
+    p.add_argument("--kind", choices=["regression", "binary", "multiclass", "count"],
+                   default="regression")
     p.add_argument("--missing", type=float, default=0.0)
     p.add_argument("--out", default="/tmp/grouped")
     a = p.parse_args()

@@ -14,6 +14,7 @@ _EXPORTS = {
     "TaskGatedMLP": "networks.gated", "MixedEffects": "linear.mixed",
     "BoostedTrees": "trees.boosted", "LearnedTaskCovariance": "linear.task_covariance",
     "MixedBoosting": "trees.mixed_boosting", "Ensemble": "ensemble",
+    "OneVsRest": "one_vs_rest",
     "TaskEstimator": "base", "load_model": "base",
     "compare": "comparison.results", "Comparison": "comparison.results",
     "FAMILIES": "families", "Settings": "settings",

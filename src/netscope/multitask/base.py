@@ -167,10 +167,11 @@ class TaskEstimator:
         new = t < 0
         if not new.any():
             return self._predict(X, t)
-        out = np.empty(X.shape[0])
+        pop = self._predict_population(X[new])  # (rows,) or (rows, classes)
+        out = np.empty((X.shape[0], *pop.shape[1:]))
+        out[new] = pop
         if (~new).any():
             out[~new] = self._predict(X[~new], t[~new])
-        out[new] = self._predict_population(X[new])
         if getattr(self, "progress", None):
             self.progress(f"{self.label}: {int(new.sum())} row(s) of "
                           f"{len(np.unique(np.asarray(tasks).reshape(-1)[new]))} task(s) not "
@@ -178,31 +179,33 @@ class TaskEstimator:
         return out
 
     def predict_proba(self, X, tasks, unseen: str = "population") -> np.ndarray:
-        """Yes/no models: (n, 2) probabilities of the two classes (``classes_`` order:
+        """Class models: (n, K) probabilities of the classes in ``classes_`` order (yes/no:
         the first is 'no', the second 'yes')."""
-        if getattr(self, "loss", None) != "log_loss":
+        loss = getattr(self, "loss", "squared_error")
+        if loss not in ("log_loss", "multinomial"):
             raise NetscopeError(f"{type(self).__name__} predicts numbers, not classes "
-                                f"(loss {getattr(self, 'loss', 'squared_error')!r}); use "
-                                f"predict.")
+                                f"(loss {loss!r}); use predict.")
         p = self.predict(X, tasks, unseen)
-        return np.column_stack([1.0 - p, p])
+        return p if p.ndim == 2 else np.column_stack([1.0 - p, p])
 
     def predict_labels(self, X, tasks, unseen: str = "population",
                        threshold: float = 0.5) -> np.ndarray:
-        """Yes/no models: each row's class (its name from ``classes_`` when the model knows
-        them, else 0/1), the second class where its probability exceeds ``threshold``."""
-        yes = self.predict_proba(X, tasks, unseen)[:, 1] > threshold
+        """Class models: each row's class (its name from ``classes_`` when the model knows
+        them, else its code). Yes/no: the second class where its probability exceeds
+        ``threshold``; several classes: the most probable one."""
+        P = self.predict_proba(X, tasks, unseen)
+        code = (P[:, 1] > threshold).astype(int) if P.shape[1] == 2 else P.argmax(1)
         names = getattr(self, "classes_", None)
-        return np.asarray(names)[yes.astype(int)] if names else yes.astype(int)
+        return np.asarray(names)[code] if names else code
 
     def _predict_population(self, X: np.ndarray) -> np.ndarray:
         """The prediction for a task never seen in fit. By default the average of every
         known task's prediction (for a linear model, the model with the mean weights);
         families with a population-level part (fixed effects, a shared head, the shared
         weights) override it."""
-        total = np.zeros(X.shape[0])
-        for k in range(len(self.tasks_)):
-            total += self._predict(X, np.full(X.shape[0], k))
+        total = self._predict(X, np.zeros(X.shape[0], np.int64))
+        for k in range(1, len(self.tasks_)):
+            total = total + self._predict(X, np.full(X.shape[0], k))
         return total / len(self.tasks_)
 
     def task_index(self, tasks, n_rows: int, unseen: str = "error") -> np.ndarray:
@@ -299,7 +302,7 @@ def load_model(path: str | Path) -> TaskEstimator:
         raise NetscopeError(f"{path}: not a saved netscope model (needs config.json and state.pt).")
     try:
         config = json.loads(cfg_path.read_text())
-        cls = REGISTRY[config["class"]]
+        cls = REGISTRY.get(config["class"]) or _import_family(config["class"])
     except (json.JSONDecodeError, KeyError) as exc:
         raise NetscopeError(f"{cfg_path}: unreadable model config ({exc}).") from None
     try:
@@ -313,6 +316,15 @@ def load_model(path: str | Path) -> TaskEstimator:
         model.classes_ = tuple(config["classes"])
     model._set_state(state)
     return model
+
+
+def _import_family(name: str) -> type[TaskEstimator]:
+    """An estimator class by name, importing its module (a fresh process has not)."""
+    import netscope.multitask as package
+
+    if name not in package.__all__:
+        raise KeyError(name)
+    return getattr(package, name)
 
 
 def _label(v: Any) -> Any:

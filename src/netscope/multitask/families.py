@@ -137,19 +137,31 @@ class Family:
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return ("regression", *self.forms)
+        several = ("multiclass",) if "binary" in self.forms else ()
+        return tuple(dict.fromkeys(("regression", *self.forms, *several)))
 
     def for_kind(self, kind: str) -> Family:
         """This family's form for targets of ``kind``: its label, and its estimator built
-        with the form's keywords (a logistic loss, a log-loss head)."""
+        with the form's keywords (a logistic loss, a log-loss head). Several classes without
+        a form of their own: one yes/no model per class against the rest (one_vs_rest.py)."""
         if kind == "regression":
             return self
+        if kind == "multiclass" and kind not in self.forms and "binary" in self.forms:
+            return self._one_vs_rest()
         if kind not in self.forms:
             raise NetscopeError(f"model family {self.key!r} does not take {kind} targets yet.")
         label, extra = self.forms[kind]
         base = self.params
         return replace(self, label=label, params=lambda s: {**base(s), **extra}, forms={},
                        description=f"{self.description} ({label})")
+
+    def _one_vs_rest(self) -> Family:
+        binary = self.for_kind("binary")
+        label = f"{binary.label}, one-vs-rest"
+        return replace(binary, label=label, estimator=_M + "one_vs_rest:OneVsRest",
+                       params=lambda s: {"family": self.key, "member": binary.params(s)},
+                       description=f"{self.description} ({label}: a yes/no model per class, "
+                       f"probabilities normalized)")
 
     def estimator_class(self) -> type:
         module, _, name = self.estimator.partition(":")

@@ -6,7 +6,8 @@ pictures read, so no family branches on the kind by itself (the links: linear/gl
   models predict P(y = 1) through a logistic link; log loss.
 - ``count``: whole numbers >= 0; models predict the mean through a log link; Poisson
   deviance.
-- ``multiclass``: recognized (and said), not taken by any family yet.
+- ``multiclass``: K >= 3 classes coded 0..K-1; models predict an (n, K) matrix of class
+  probabilities (rows sum to 1); log loss of the true class.
 """
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ class TargetKind:
     noun: str  # how the report names it
     primary: str  # the metric that ranks the models (lower is better)
     standardize: bool  # the protocols scale the target for fitting
+    loss_name: str  # each row's loss (``unit_loss``), as the pictures name it
 
     def unit_loss(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
-        """Each row's loss: squared error, Bernoulli log loss, or Poisson deviance."""
+        """Each row's loss: squared error, Bernoulli or multinomial log loss (``mu`` an
+        (n, K) probability matrix), or Poisson deviance."""
         y, mu = np.asarray(y, np.float64), np.asarray(mu, np.float64)
+        if self.name == "multiclass":
+            p = mu[np.arange(y.size), y.astype(np.int64)]
+            return -np.log(np.clip(p, EPS, 1.0))
         if self.name == "binary":
             p = np.clip(mu, EPS, 1 - EPS)
             return -(y * np.log(p) + (1 - y) * np.log1p(-p))
@@ -42,15 +48,16 @@ class TargetKind:
 
 
 KINDS: dict[str, TargetKind] = {k.name: k for k in (
-    TargetKind("regression", "a number", "mse", True),
-    TargetKind("binary", "yes/no (two classes)", "log_loss", False),
-    TargetKind("count", "a count (whole numbers >= 0)", "poisson_deviance", False),
-    TargetKind("multiclass", "one of several classes", "log_loss", False),
+    TargetKind("regression", "a number", "mse", True, "MSE"),
+    TargetKind("binary", "yes/no (two classes)", "log_loss", False, "log loss"),
+    TargetKind("count", "a count (whole numbers >= 0)", "poisson_deviance", False, "deviance"),
+    TargetKind("multiclass", "one of several classes", "log_loss", False, "log loss"),
 )}
 
 # an estimator's ``loss`` parameter -> the kind of target it fits (its inverse link is
 # ``linear/glm.mean_of``)
-LOSS_KIND = {"squared_error": "regression", "log_loss": "binary", "poisson": "count"}
+LOSS_KIND = {"squared_error": "regression", "log_loss": "binary", "poisson": "count",
+             "multinomial": "multiclass"}
 
 
 def of_loss(loss: str) -> TargetKind:

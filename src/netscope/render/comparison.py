@@ -172,7 +172,7 @@ def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
     ax.scatter(a, b, s=12, alpha=0.6)
     hi = float(np.nanmax([a.max(), b.max()]))
     ax.plot([0, hi], [0, hi], color="grey", linewidth=1)
-    loss = {"regression": "MSE", "binary": "log loss", "count": "deviance"}[comp.kind.name]
+    loss = comp.kind.loss_name
     ax.set_xlabel(f"{fams[baseline].family.label}: per-task test {loss}")
     ax.set_ylabel(f"{fams[shared].family.label}: per-task test {loss}")
     gain = int((b < a).sum())
@@ -238,7 +238,7 @@ there are several.</p>{warnings}<ul>{defs}</ul>{chose}
 
 
 def picture_heading(comp: Comparison) -> str:
-    first = ("ROC curves and reliability diagrams (first split)" if comp.kind.name == "binary"
+    first = ("ROC curves and reliability diagrams (first split)" if comp.data.classes
              else "Bland-Altman plots (first split, original scale)")
     return f"{first}, per-task gains, and how the models relate the tasks"
 
@@ -253,7 +253,7 @@ def notes_html(comp: Comparison) -> str:
 def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
     """caption -> (file name, PNG): a Bland-Altman plot per family, per-task gain plots."""
     pictures: dict[str, tuple[str, bytes]] = {}
-    if comp.kind.name == "binary":
+    if comp.data.classes:
         pictures.update(classifier_pictures(comp))
     else:
         for res in comp.results:
@@ -270,14 +270,33 @@ def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
 
 
 def classifier_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
-    """ROC curves and a reliability diagram of every model (first split)."""
+    """ROC curves and a reliability diagram of every model (first split). Several classes:
+    the ROC of every (row, class) pair pooled (micro-average, one-vs-rest) labelled with
+    the macro AUC of the table, and the reliability of each row's most probable class."""
     from netscope.render.classifier import reliability_png, roc_png
 
-    positive = comp.data.classes[1] if comp.data.classes else "1"
-    curves = [(r.family.label, r.y_true, r.y_pred) for r in comp.results]
-    return {"ROC curves": ("roc.png", roc_png(curves, f"ROC, positive class {positive!r}")),
+    auc = next(m for m in metrics_of(comp.kind) if m.key == "auc")
+    if comp.kind.name == "binary":
+        positive = comp.data.classes[1]
+        curves = [(r.family.label, r.y_true, r.y_pred, auc.fn(r.y_true, r.y_pred, 1.0))
+                  for r in comp.results]
+        return {"ROC curves": ("roc.png", roc_png(curves, f"ROC, positive class "
+                                                          f"{positive!r}")),
+                "reliability diagram": ("reliability.png", reliability_png(
+                    curves, f"reliability, positive class {positive!r}"))}
+    k = len(comp.data.classes)
+    roc, top = [], []
+    for r in comp.results:
+        onehot = np.eye(k)[r.y_true.astype(np.int64)]
+        roc.append((r.family.label, onehot.ravel(), r.y_pred.ravel(),
+                    auc.fn(r.y_true, r.y_pred, 1.0)))
+        top.append((r.family.label, (r.y_pred.argmax(1) == r.y_true).astype(float),
+                    r.y_pred.max(1)))
+    return {"ROC curves": ("roc.png", roc_png(roc, f"ROC of {k} classes, one-vs-rest pooled "
+                                                   f"(AUC: macro)")),
             "reliability diagram": ("reliability.png", reliability_png(
-                curves, f"reliability, positive class {positive!r}"))}
+                top, "reliability of the most probable class", "observed share correct",
+                "mean probability of the most probable class (bin)"))}
 
 
 MAP_TASKS = 3  # a 2-D map of tasks relative to each other needs three

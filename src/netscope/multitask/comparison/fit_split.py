@@ -48,9 +48,7 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
         family = FAMILIES[key].for_kind(data.kind)
         if progress:
             progress(f"[{split.name}] {family.label}: training")
-        est, seconds = _fit_family(key, prep, settings, data.kind, progress, done)
-        if data.classes:  # saved models name their classes
-            est.classes_ = tuple(data.classes)
+        est, seconds = _fit_family(key, prep, settings, data, progress, done)
         done[key] = (est, seconds)
         X_test = prep.features_for(family.native_missing)[1]
         mu = prep.target.inverse_target(est.predict(X_test, prep.t_test))
@@ -79,15 +77,17 @@ def _apart(kind, y, mu, new, scale) -> dict[str, float]:
     return out
 
 
-def _fit_family(key: str, prep, settings, kind: str, progress: Progress | None,
+def _fit_family(key: str, prep, settings, data: TaskData, progress: Progress | None,
                 done: dict[str, tuple[TaskEstimator, float]]) -> tuple[TaskEstimator, float]:
     """Fit one family; the families it reuses (``Family.reuses``) are fit first when they
     have not run in this split, and their seconds count toward its time."""
-    family = FAMILIES[key].for_kind(kind)
+    family = FAMILIES[key].for_kind(data.kind)
     for other in family.reuses:
         if other not in done:
-            done[other] = _fit_family(other, prep, settings, kind, progress, done)
+            done[other] = _fit_family(other, prep, settings, data, progress, done)
     est = family.build(settings, progress)
+    if data.classes:  # what the fit's messages and saved models call the classes
+        est.classes_ = tuple(data.classes)
     start = time.perf_counter()
     est.fit(prep.features_for(family.native_missing)[0], prep.y_train, prep.t_train,
             fitted={k: done[k][0] for k in family.reuses})

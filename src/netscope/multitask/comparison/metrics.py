@@ -47,6 +47,25 @@ def _auc(y, mu, _):
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
+def _onehot(y, k: int) -> np.ndarray:
+    return np.eye(k)[np.asarray(y, np.int64)]
+
+
+def _multi_log_loss(y, P, _):
+    from netscope.multitask.targets import KINDS
+
+    return float(np.mean(KINDS["multiclass"].unit_loss(y, P)))
+
+
+def _macro_auc(y, P, _):
+    """Mean over classes of the AUC of class k against the rest (scikit-learn's
+    ``roc_auc_score(multi_class="ovr", average="macro")``); classes absent from ``y`` or
+    present in every row are left out, NaN when none is left."""
+    values = [_auc((y == k).astype(float), P[:, k], _) for k in range(P.shape[1])]
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def _poisson(y, mu, _):
     from netscope.multitask.targets import KINDS
 
@@ -77,6 +96,20 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("accuracy", "accuracy", "%", False, "share of test rows where p > 0.5 "
                "predicts the class", lambda y, mu, _: float(np.mean((mu > 0.5) == (y == 1)))),
         Metric("brier", "Brier score", ".4f", True, "mean of (p - y)^2 over test rows", _mse),
+    ),
+    "multiclass": (
+        Metric("log_loss", "log loss", ".4f", True,
+               "mean of -log p(true class) over test rows (p clipped to 1e-15)",
+               _multi_log_loss),
+        Metric("auc", "AUC (macro, one-vs-rest)", ".4f", False,
+               "mean over classes of the AUC of each class against the rest, pooled over "
+               "test rows (classes absent from the test rows left out)", _macro_auc),
+        Metric("accuracy", "accuracy", "%", False, "share of test rows whose most probable "
+               "class is the true one",
+               lambda y, P, _: float(np.mean(P.argmax(1) == np.asarray(y, np.int64)))),
+        Metric("brier", "Brier score", ".4f", True, "mean over test rows of the sum over "
+               "classes of (p_k - [y = k])^2 (0 to 2)",
+               lambda y, P, _: float(np.mean(((P - _onehot(y, P.shape[1])) ** 2).sum(1)))),
     ),
     "count": (
         Metric("poisson_deviance", "Poisson deviance", ".4f", True,
