@@ -18,7 +18,7 @@ from scipy.optimize import nnls
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
-from netscope.multitask.linear.glm import check_loss
+from netscope.multitask.linear.glm import LOSSES, check_loss
 from netscope.multitask.linear.mixed import MixedEffects
 from netscope.multitask.linear.ridge import MeanRegularizedRidge, inner_folds
 from netscope.multitask.linear.task_covariance import LearnedTaskCovariance
@@ -63,7 +63,7 @@ class Ensemble(TaskEstimator):
         held, P = self._held_out(X, y, t)
         self.weights_ = simplex_weights(P, y[held], self.loss)
         kind = of_loss(self.loss)
-        self.validation_loss_ = {k: float(np.mean(kind.unit_loss(y[held], P[:, i])))
+        self.validation_loss_ = {k: float(np.mean(kind.unit_loss(y[held], P[..., i])))
                                  for i, k in enumerate(self.members)}
         self.validation_loss_["ensemble"] = float(np.mean(kind.unit_loss(y[held],
                                                                          P @ self.weights_)))
@@ -94,17 +94,18 @@ class Ensemble(TaskEstimator):
         if not parts[0].any():
             raise NetscopeError("ensemble: no task has 2 training rows, so there are no inner "
                                 "validation rows to weigh the members on.")
-        P = np.zeros((len(y), len(self.members)))
+        classes = (int(y.max()) + 1,) if self.loss == "multinomial" else ()
+        P = np.zeros((len(y), *classes, len(self.members)))  # members' predictions, last
         for part in parts:
             if part.any():
                 for i, member in enumerate(self.members_):
                     copy = member.settled().fit(X[~part], y[~part], t[~part])
-                    P[part, i] = copy.predict(X[part], t[part])
+                    P[part, ..., i] = copy.predict(X[part], t[part])
         held = np.logical_or.reduce(parts)
         return held, P[held]
 
     def _check_params(self) -> None:
-        check_loss(self.loss, "ensemble")
+        check_loss(self.loss, "ensemble", (*LOSSES, "multinomial"))
         unknown = [k for k in self.members if k not in MEMBERS]
         if unknown or not self.members:
             raise NetscopeError(f"ensemble: members must be some of {', '.join(MEMBERS)}; "
@@ -145,7 +146,12 @@ class Ensemble(TaskEstimator):
 def simplex_weights(P: np.ndarray, y: np.ndarray, loss: str = "squared_error") -> np.ndarray:
     """Convex weights w (w >= 0, sum 1) minimizing the loss of P w: squared error by
     non-negative least squares (the sum enforced by a heavily weighted extra row); log loss
-    of the averaged probabilities, or Poisson deviance of the averaged means, by SLSQP."""
+    of the averaged probabilities, or Poisson deviance of the averaged means, by SLSQP.
+    Several classes: P is (n, K, members), and the log loss only reads each member's
+    probability of the true class."""
+    if loss == "multinomial":
+        return _glm_weights(P[np.arange(len(y)), y.astype(np.int64)], np.ones(len(y)),
+                            "log_loss")
     if loss != "squared_error":
         return _glm_weights(P, y, loss)
     big = 1e3 * max(float(np.abs(P).max()), float(np.abs(y).max()), 1.0) * np.sqrt(len(y))

@@ -177,8 +177,9 @@ class Family:
 
 
 def glm_forms(stem: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The logistic and Poisson forms of a linear family."""
+    """The logistic, softmax and Poisson forms of a linear family."""
     return {"binary": (f"L2-logistic {stem}", {"loss": "log_loss"}),
+            "multiclass": (f"L2-softmax {stem}", {"loss": "multinomial"}),
             "count": (f"L2-Poisson {stem}", {"loss": "poisson"})}
 
 
@@ -293,6 +294,8 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            "weights on held-out training rows (time includes the members)",
            _M + "ensemble:Ensemble", (SEED,), lambda s: {"seed": s.seed},
            {"binary": ("ensemble (MTL logistic + mixed + trees)", {"loss": "log_loss"}),
+            "multiclass": ("ensemble (MTL + mixed + trees, several classes)",
+                           {"loss": "multinomial"}),
             "count": ("ensemble (MTL Poisson + mixed + trees)", {"loss": "poisson"})},
            reuses=("mtl-ridge", "mixed-effects", "boosted-trees")),
 ]}

@@ -25,9 +25,11 @@ class OneVsRest(TaskEstimator):
     loss = "multinomial"  # what it predicts: a probability per class
 
     def __init__(self, *, family: str = "ridge-per-task", member: dict[str, Any] | None = None,
+                 chosen: tuple[dict[str, Any], ...] | None = None,
                  progress: Progress | None = None) -> None:
         self.family = family
         self.member = member  # the yes/no estimator's keywords (None: its defaults)
+        self.chosen = chosen  # per class, what an earlier fit's search chose (settled())
         self.progress = progress
 
     def _member_class(self) -> type[TaskEstimator]:
@@ -42,7 +44,8 @@ class OneVsRest(TaskEstimator):
         def said(line: str) -> None:
             self.progress(f"class {self._name(k)} vs rest: {line}")
 
-        return self._member_class()(**(self.member or {}),
+        settled = self.chosen[k] if self.chosen and k < len(self.chosen) else {}
+        return self._member_class()(**{**(self.member or {}), **settled},
                                     progress=said if self.progress else None)
 
     def _name(self, k: int) -> str:
@@ -57,12 +60,18 @@ class OneVsRest(TaskEstimator):
         if self.n_classes_ < 3:
             raise NetscopeError(f"one-vs-rest: needs at least 3 classes in the training rows, "
                                 f"got {self.n_classes_}; fit a yes/no model instead.")
-        given = self._given
+        odd = [key for key, other in self._given.items() if not isinstance(other, OneVsRest)]
+        if odd:
+            raise NetscopeError(f"one-vs-rest: it combines the class-k models of "
+                                f"{', '.join(odd)}, so those need one-vs-rest fits too.")
         self.members_ = []
         for k in range(self.n_classes_):
-            reused = {key: other.members_[k] for key, other in given.items()}
+            reused = {key: other.members_[k] for key, other in self._given.items()}
             self.members_.append(self._build(k).fit(X, (codes == k).astype(np.float64), t,
                                                     fitted=reused))
+
+    def _chosen(self) -> dict[str, Any]:
+        return {"chosen": tuple(m._chosen() for m in self.members_)}
 
     def _normalized(self, parts: list[np.ndarray]) -> np.ndarray:
         P = np.clip(np.column_stack(parts), 0.0, 1.0)

@@ -13,6 +13,10 @@ intercept is free and each task's deviation from it is penalized like its other 
 task with few rows shrinks toward the shared intercept (a random intercept, in effect).
 Penalties are chosen by K-fold validation inside the training rows
 only, folds stratified by task; the grid and the chosen values are kept for reports.
+
+Each takes ``loss="log_loss"`` (L2-logistic) and ``"poisson"``, fitted by IRLS, and the
+per-task and pooled ones ``"multinomial"`` (softmax over K classes, a weight vector per
+class, each penalized: ``coef_`` is then (K, T, d)), fitted by Newton's method (``glm.py``).
 """
 
 from __future__ import annotations
@@ -24,12 +28,18 @@ import numpy as np
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
 from netscope.multitask.linear.glm import (
+    LOSSES,
+    absent_rates,
     check_loss,
+    class_probs,
     constant_tasks,
     irls,
     mean_of,
+    newton_multinomial,
     scored_loss,
+    softmax,
 )
+from netscope.multitask.targets import KINDS
 
 DEFAULT_GRID = tuple(float(v) for v in 10.0 ** np.arange(-3, 5.01, 0.5))
 
@@ -114,6 +124,8 @@ class _LinearFamily(TaskEstimator):
     n_penalties = 1
     penalty_names: tuple[str, ...] = ("the weights",)
     pins_constant_tasks = False  # per-task fits: a one-class task gets the constant model
+    softmax_pooled: bool | None = None  # several classes: one softmax model for all tasks
+    # (True), one per task (False), or no softmax form (None: one-vs-rest instead)
 
     def __init__(self, *, grid: tuple[float, ...] = DEFAULT_GRID, folds: int = 3, seed: int = 0,
                  penalties: tuple[float, ...] | None = None, loss: str = "squared_error",
@@ -141,10 +153,18 @@ class _LinearFamily(TaskEstimator):
     def _fit(self, X, y, t, n_tasks) -> None:
         if self.folds < 2:
             raise NetscopeError(f"folds must be at least 2, got {self.folds}.")
-        check_loss(self.loss, self.label)
+        if self.loss == "multinomial" and self.softmax_pooled is None:
+            raise NetscopeError(f"{self.label}: no softmax form; for several classes use "
+                                f"OneVsRest(family=...) with loss='log_loss' members (what "
+                                f"`netscope multitask run` does).")
+        check_loss(self.loss, self.label, (*LOSSES, "multinomial"))
         Xc = with_constant(X)
         self.constant_tasks_ = constant_tasks(self.loss, y, t, n_tasks) \
             if self.pins_constant_tasks else np.zeros(n_tasks, bool)
+        if self.loss == "multinomial":
+            self.n_classes_ = int(y.max()) + 1
+            self.absent_rate_ = self._rates(y, t, n_tasks)
+            self.constant_tasks_ = (self.absent_rate_ > 0).any(1)
         if self.penalties is None:
             self._search(Xc, y, t, n_tasks)
         else:
@@ -156,11 +176,25 @@ class _LinearFamily(TaskEstimator):
         if self.constant_tasks_.any() and self.progress:
             self.progress(f"{self.label}: {self.fit_summary()[-1]}")
 
-    def _weights(self, Xc, y, t, n_tasks, penalties, start=None) -> np.ndarray:
-        """The fit at one penalty setting: closed form for squared error, IRLS otherwise."""
+    def _rates(self, y, t, n_tasks) -> np.ndarray:
+        """Several classes: (T, K) smoothed rates of the classes a task never had (per-task
+        fits only: the shared families estimate every class in every task)."""
+        rates = absent_rates(y.astype(np.int64), t, n_tasks, self.n_classes_)
+        return rates if self.pins_constant_tasks else np.zeros_like(rates)
+
+    def _weights(self, Xc, y, t, n_tasks, penalties, start=None,
+                 search: bool = False) -> np.ndarray:
+        """The fit at one penalty setting: closed form for squared error, IRLS otherwise
+        (several classes: to a looser tolerance while searching, ranking penalties only)."""
         if self.loss == "squared_error":
             A, b = task_grams(Xc, y, t, n_tasks)
             return self._solve(A, b, penalties)
+        if self.loss == "multinomial":
+            W, self.newton_steps_ = newton_multinomial(
+                Xc, y.astype(np.int64), t, n_tasks, self.n_classes_, penalties[0],
+                self.softmax_pooled, start, self._rates(y, t, n_tasks) > 0,
+                tol=1e-7 if search else 1e-13)
+            return W
         W, self.newton_steps_ = irls(
             Xc, y, t, n_tasks, self.loss, lambda A, b: self._solve(A, b, penalties),
             lambda W: self._penalty(W, penalties), start,
@@ -175,7 +209,11 @@ class _LinearFamily(TaskEstimator):
                               "given" if self.penalties is not None else
                               f"by {self.folds}-fold inner CV")]
         pinned = getattr(self, "constant_tasks_", np.zeros(0, bool))
-        if pinned.any():
+        if pinned.any() and self.loss == "multinomial":
+            lines.append(f"{int(pinned.sum())} task(s) lack some classes in their training "
+                         f"rows: there each missing class gets its smoothed rate, (0 + 1/2) "
+                         f"/ (n + 1), and the softmax shares the rest")
+        elif pinned.any():
             what = "one class" if self.loss == "log_loss" else "zero counts"
             lines.append(f"{int(pinned.sum())} task(s) have only {what} in their training "
                          f"rows: each gets the constant model (its smoothed rate, (sum + "
@@ -189,10 +227,14 @@ class _LinearFamily(TaskEstimator):
         errors: dict[tuple[float, ...], float] = {}
         for f in range(self.folds):
             tr, va = fold != f, fold == f
+            rates = self._rates(y[tr], t[tr], n_tasks) if self.loss == "multinomial" else None
             for pen, W in self._fold_path(Xc[tr], y[tr], t[tr], n_tasks):
-                eta = np.einsum("nd,nd->n", Xc[va], W[t[va]])
-                err = scored_loss(self.loss, y[va], eta).sum()
-                errors[pen] = errors.get(pen, 0.0) + err
+                if rates is None:
+                    err = scored_loss(self.loss, y[va], np.einsum("nd,nd->n", Xc[va], W[t[va]]))
+                else:
+                    err = KINDS["multiclass"].unit_loss(y[va], self._probs(Xc[va], W, t[va],
+                                                                           rates))
+                errors[pen] = errors.get(pen, 0.0) + err.sum()
         combos = list(errors)
         best = int(np.argmin(list(errors.values())))
         self.penalties_ = tuple(float(v) for v in combos[best])
@@ -210,28 +252,47 @@ class _LinearFamily(TaskEstimator):
             return
         W = None
         for pen in itertools.product(self.grid[::2], repeat=self.n_penalties):
-            W = self._weights(Xc, y, t, n_tasks, pen, W)
+            W = self._weights(Xc, y, t, n_tasks, pen, W, search=True)
             yield pen, W
 
+    @staticmethod
+    def _probs(Xc, W, t, rates) -> np.ndarray:
+        """Class probabilities of rows ``Xc`` (with the constant) under weights (K, T, d)."""
+        return class_probs(np.einsum("nd,knd->nk", Xc, W[:, t]), rates[t])
+
     def _predict(self, X, t) -> np.ndarray:
+        if self.loss == "multinomial":
+            return self._probs(with_constant(X), self.coef_, t, self.absent_rate_)
         return mean_of(self.loss, np.einsum("nd,nd->n", with_constant(X), self.coef_[t]))
 
     def _predict_population(self, X) -> np.ndarray:
         """The mean of the tasks' weights (for ridge, the average of their predictions)."""
+        if self.loss == "multinomial":
+            return softmax(with_constant(X) @ self.population_coef().T)
         return mean_of(self.loss, with_constant(X) @ self.population_coef())
 
     def population_coef(self) -> np.ndarray:
-        return self.coef_.mean(0)
+        """The weights of a task never seen: (d,), or (K, d) for several classes, where a
+        class's weights are averaged over the tasks that had it."""
+        if self.loss != "multinomial":
+            return self.coef_.mean(0)
+        had = (self.absent_rate_ == 0).T[..., None]  # (K, T, 1)
+        return (self.coef_ * had).sum(1) / np.maximum(had.sum(1), 1)
 
     def _state(self):
         import torch
 
+        extra = {"absent": torch.from_numpy(self.absent_rate_)} \
+            if self.loss == "multinomial" else {}
         return {"coef": torch.from_numpy(self.coef_),
-                "penalties": torch.tensor(self.penalties_, dtype=torch.float64)}
+                "penalties": torch.tensor(self.penalties_, dtype=torch.float64), **extra}
 
     def _set_state(self, state):
         self.coef_ = state["coef"].numpy()
         self.penalties_ = tuple(state["penalties"].tolist())
+        if "absent" in state:
+            self.absent_rate_ = state["absent"].numpy()
+            self.n_classes_ = self.absent_rate_.shape[1]
 
 
 def _norms(W: np.ndarray) -> float:
@@ -242,6 +303,7 @@ def _norms(W: np.ndarray) -> float:
 class RidgePerTask(_LinearFamily):
     label = "ridge per task"
     pins_constant_tasks = True
+    softmax_pooled = False
 
     def _solve(self, A, b, penalties):
         return solve_per_task(A, b, penalties[0], free=A.shape[1] - 1)
@@ -252,6 +314,7 @@ class RidgePerTask(_LinearFamily):
 
 class PooledRidge(_LinearFamily):
     label = "pooled ridge"
+    softmax_pooled = True
 
     def _solve(self, A, b, penalties):
         return np.tile(solve_pooled(A, b, penalties[0], free=A.shape[1] - 1), (b.shape[0], 1))
@@ -270,13 +333,21 @@ class MeanRegularizedRidge(_LinearFamily):
         self.shared_coef_ = w0  # the last solve is the final fit's: a new task's weights
         return w0 + V
 
-    def _penalty(self, W, penalties) -> float:
-        """min over w_0 of the two penalties with v_t = w_t - w_0 (w_0's constant free)."""
+    @staticmethod
+    def _shared(W, penalties) -> np.ndarray:
+        """The w_0 that minimizes the two penalties given the tasks' weights W (T, d): the
+        shared weights of the fit, since w_0 enters nothing else (w_0's constant free)."""
         lam_s, lam_t = penalties
-        T, d = W.shape
-        P = np.ones(d)
+        P = np.ones(W.shape[1])
         P[-1] = 0.0
-        w0 = lam_t * W.sum(0) / (lam_s * P + T * lam_t)
+        return lam_t * W.sum(0) / (lam_s * P + W.shape[0] * lam_t)
+
+    def _penalty(self, W, penalties) -> float:
+        """min over w_0 of the two penalties with v_t = w_t - w_0."""
+        lam_s, lam_t = penalties
+        w0 = self._shared(W, penalties)
+        P = np.ones(W.shape[1])
+        P[-1] = 0.0
         return 0.5 * (lam_s * float((P * w0 * w0).sum()) + lam_t * float(((W - w0) ** 2).sum()))
 
     def population_coef(self) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""Several classes: softmax forms of the linear families equal scikit-learn's multinomial
+logistic regression, every family predicts probabilities that sum to one (its own form or
+one-vs-rest), the metrics equal scikit-learn's, and a run writes the pictures."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from netscope.multitask.families import FAMILIES, families_for
+from netscope.multitask.linear.ridge import MeanRegularizedRidge, PooledRidge, RidgePerTask
+
+
+def grouped(T=4, n=60, K=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(T * n, 3))
+    t = np.repeat(np.arange(T), n)
+    logits = X @ rng.normal(size=(3, K)) + rng.normal(0, 1, (T, K))[t]
+    P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = (rng.uniform(size=(T * n, 1)) > P.cumsum(1)).sum(1).astype(float)
+    return X, y, t
+
+
+def test_softmax_per_task_and_pooled_equal_scikit_learn():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, t = grouped()
+    m = RidgePerTask(loss="multinomial", penalties=(2.0,)).fit(X, y, t)
+    assert m.coef_.shape == (3, 4, 4)  # class, task, features + constant
+    for k in range(4):
+        ref = LogisticRegression(C=1 / 2.0, tol=1e-12, max_iter=10_000).fit(X[t == k], y[t == k])
+        np.testing.assert_allclose(m.predict(X[t == k], t[t == k]),
+                                   ref.predict_proba(X[t == k]), atol=1e-6)
+        np.testing.assert_allclose(m.coef_[:, k, :-1], ref.coef_, atol=1e-5)
+    m = PooledRidge(loss="multinomial", penalties=(0.5,)).fit(X, y, t)
+    ref = LogisticRegression(C=2.0, tol=1e-12, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(m.predict(X, t), ref.predict_proba(X), atol=1e-6)
+
+
+def test_a_class_a_task_never_had_gets_its_smoothed_rate():
+    X, y, t = grouped()
+    y = y.copy()
+    y[(t == 1) & (y == 2)] = 0  # task 1 never has class 2
+    y[t == 2] = 1  # task 2 has one class only
+    said = []
+    m = RidgePerTask(loss="multinomial", progress=said.append).fit(X, y, t)
+    P1, P2 = m.predict(X[:5], [1] * 5), m.predict(X[:5], [2] * 5)
+    np.testing.assert_allclose(P1[:, 2], 0.5 / (60 + 1))
+    np.testing.assert_allclose(P2, np.tile([0.5 / 61, 60 / 61, 0.5 / 61], (5, 1)))
+    np.testing.assert_allclose(P1.sum(1), 1.0)
+    assert any("2 task(s) lack some classes" in line for line in said)
+    # a new task: the weights averaged over the tasks that had each class
+    new = m.predict(X[:5], ["new"] * 5)
+    np.testing.assert_allclose(new.sum(1), 1.0)
+    assert (new > 0.01).all()
+
+
+def test_mean_regularized_has_no_softmax_form_and_says_what_to_use():
+    X, y, t = grouped(T=3, n=40)
+    with pytest.raises(Exception, match="no softmax form; for several classes use OneVsRest"):
+        MeanRegularizedRidge(loss="multinomial").fit(X, y, t)
+
+
+def test_multiclass_metrics_equal_scikit_learn():
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    from netscope.multitask.comparison.metrics import METRICS
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 200).astype(float)
+    P = rng.dirichlet(np.ones(4), 200)
+    got = {m.key: m.fn(y, P, 1.0) for m in METRICS["multiclass"]}
+    assert got["log_loss"] == pytest.approx(log_loss(y, P), abs=1e-12)
+    assert got["auc"] == pytest.approx(roc_auc_score(y, P, multi_class="ovr"), abs=1e-12)
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, P.argmax(1)), abs=1e-12)
+    assert got["brier"] == pytest.approx(np.mean(((P - np.eye(4)[y.astype(int)]) ** 2)
+                                                 .sum(1)), abs=1e-12)
+
+
+def test_every_family_with_a_yes_no_form_takes_several_classes():
+    assert set(families_for("multiclass")) == set(families_for("binary"))
+    native = {k for k, f in FAMILIES.items() if "multiclass" in f.forms}
+    assert native == {"ridge-per-task", "pooled-ridge", "ensemble"}
+    ovr = FAMILIES["task-gated"].for_kind("multiclass")
+    assert ovr.label.endswith("one-vs-rest") and ovr.estimator.endswith(":OneVsRest")
+
+
+def test_one_vs_rest_equals_its_yes_no_models_normalized(tmp_path):
+    from netscope.multitask import load_model
+    from netscope.multitask.one_vs_rest import OneVsRest
+
+    X, y, t = grouped()
+    m = OneVsRest(family="mixed-effects", member={"loss": "log_loss"}).fit(X, y, t)
+    fam = FAMILIES["mixed-effects"].estimator_class()
+    parts = np.column_stack([fam(loss="log_loss").fit(X, (y == k).astype(float), t)
+                             .predict(X[:7], t[:7]) for k in range(3)])
+    np.testing.assert_allclose(m.predict(X[:7], t[:7]), parts / parts.sum(1, keepdims=True),
+                               atol=1e-10)
+    m.classes_ = ("r", "g", "b")
+    again = load_model(m.save(tmp_path / "ovr"))
+    np.testing.assert_allclose(again.predict_proba(X[:7], t[:7]), m.predict(X[:7], t[:7]),
+                               atol=1e-12)
+    np.testing.assert_array_equal(again.predict_labels(X[:7], t[:7]),
+                                  np.array(["r", "g", "b"])[m.predict(X[:7], t[:7]).argmax(1)])
+    new = again.predict(X[:3], ["nobody"] * 3)  # each class's fixed effects, normalized
+    np.testing.assert_allclose(new.sum(1), 1.0)
+    with pytest.raises(Exception, match="at least 3 classes"):
+        OneVsRest().fit(X, (y > 0).astype(float), t)
+
+
+def test_a_multiclass_run_of_every_family(tmp_path):
+    """Every family on a three-class file: each is scored by the multiclass metrics, the
+    classes are named in results.json, the pictures are written."""
+    import json
+
+    from netscope.cli import main
+
+    X, y, t = grouped(T=5, n=40)
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "shop": t,
+                  "colour": np.array(["red", "green", "blue"])[y.astype(int)]}).to_csv(
+        tmp_path / "c.csv", index=False)
+    keys = families_for("multiclass")
+    rc = main(["multitask", "run", "--csv", str(tmp_path / "c.csv"), "--task-column", "shop",
+               "--target-column", "colour", "--quiet", "--out", str(tmp_path / "out"),
+               "--max-epochs", "5", "--families", ",".join(keys)])
+    assert rc == 0
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["target"] == {"name": "colour", "kind": "multiclass",
+                             "classes": ["blue", "green", "red"]}
+    rows = {r["family"]: r for r in doc["summary"]}
+    assert set(rows) == set(keys)
+    for r in rows.values():
+        assert 0.3 < r["auc"] <= 1 and 0 < r["log_loss"] < 3 and 0 <= r["brier"] <= 2
+    assert (tmp_path / "out" / "roc.png").stat().st_size > 5000
+    assert (tmp_path / "out" / "reliability.png").stat().st_size > 5000
+    assert "AUC (macro, one-vs-rest)" in (tmp_path / "out" / "report.html").read_text()
