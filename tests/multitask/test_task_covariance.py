@@ -74,3 +74,34 @@ def test_bad_parameters(tiny):
     X, y, t = tiny
     with pytest.raises(NetscopeError, match="penalty grids of numbers > 0"):
         LearnedTaskCovariance(lam1_grid=(0.0,)).fit(X, y, t)
+
+
+@pytest.mark.parametrize("loss", ["log_loss", "poisson"])
+def test_yes_no_and_count_forms_reach_the_pooled_fit_when_tasks_cannot_differ(loss):
+    """With the deviations penalized away, MTRL's logistic / Poisson fit is one pooled GLM
+    (its shared weights nearly free, so the L2-pooled fit at the same small penalty), and
+    at moderate penalties it beats the pooled fit on grouped data in held-out deviance."""
+    from netscope.multitask.linear.glm import scored_loss
+    from netscope.multitask.linear.ridge import PooledRidge
+
+    rng = np.random.default_rng(0)
+    T, n = 8, 80
+    X = rng.normal(size=(T * n, 2))
+    t = np.repeat(np.arange(T), n)
+    eta = X @ np.array([1.0, -0.7]) + rng.normal(0, 1.2, T)[t]
+    y = (rng.uniform(size=T * n) < 1 / (1 + np.exp(-eta))).astype(float) if loss == "log_loss" \
+        else rng.poisson(np.exp(0.5 * eta)).astype(float)
+    tied = LearnedTaskCovariance(loss=loss, penalties=(1e9, 1e9), tol=1e-8).fit(X, y, t)
+    pooled = PooledRidge(loss=loss, penalties=(1e-2,)).fit(X, y, t)
+    np.testing.assert_allclose(tied.predict(X, t), pooled.predict(X, t), rtol=1e-3)
+    train = np.arange(T * n) % 4 != 0
+    free = LearnedTaskCovariance(loss=loss).fit(X[train], y[train], t[train])
+    flat = PooledRidge(loss=loss).fit(X[train], y[train], t[train])
+
+    def held(m):
+        mu = m.predict(X[~train], t[~train])
+        eta = np.log(mu / (1 - mu)) if loss == "log_loss" else np.log(mu)
+        return scored_loss(loss, y[~train], eta).mean()
+
+    assert held(free) < held(flat) - 0.02
+    assert np.isfinite(free.predict(X[:3], ["new"] * 3)).all()

@@ -47,7 +47,8 @@ def add(sub) -> None:
                      "FILE-csv-PROTOCOL for --csv FILE); "
                      "replaced as a whole when the run completes")
     run.add_argument("--save-models", action="store_true",
-                     help="also save each fitted model (first split) under OUT/models/")
+                     help="also save each fitted model (first split) under OUT/models/, "
+                          "with its preprocessing (`netscope multitask predict` reads it)")
     run.add_argument("--quiet", action="store_true", help="no progress messages")
     number(run, "--jobs", lo=1, hi=1024,
            help="splits fit side by side in this many processes, one thread each "
@@ -61,6 +62,16 @@ def add(sub) -> None:
                           "--backend dask)")
     setting_flags(run)
     run.set_defaults(func=_multitask_run)
+    pred = mts.add_parser("predict", help="predict new rows of a table with a model saved by "
+                          "`multitask run --csv ... --save-models`")
+    pred.add_argument("model", help="the saved model's folder (OUT/models/FAMILY)")
+    pred.add_argument("--csv", metavar="FILE", required=True,
+                      help="rows to predict: the training table's task and feature columns "
+                           "(a target column, if any, is kept and ignored)")
+    pred.add_argument("--out", metavar="FILE", required=True,
+                      help="CSV written: the rows with the predictions (a number, or a "
+                           "probability per class and the most probable class)")
+    pred.set_defaults(func=_multitask_predict)
 
 
 def setting_flags(parser) -> None:
@@ -176,8 +187,34 @@ def _multitask_run(args) -> int:
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         paths = write_comparison(comp, stage)
         if args.save_models:
-            for res in comp.results:
-                res.model.save(stage / "models" / res.family.key)
+            _save_models(comp, protocol, stage / "models")
         print(text_report(comp))  # before the swap: after it, only the last line is left
     print(f"\nwrote {len(paths)} files to {out}/ (open {out / 'report.html'})")
+    return 0
+
+
+def _save_models(comp, protocol, folder: Path) -> None:
+    """Each first-split model, and (data from a table) how rows become its input."""
+    from netscope.multitask.pipeline import Preprocessing
+    from netscope.multitask.protocols import prepare
+
+    prep = prepare(comp.data, protocol.splits[0], protocol.scale_from) \
+        if comp.data.columns else None
+    for res in comp.results:
+        path = res.model.save(folder / res.family.key)
+        if prep is not None:
+            Preprocessing.of(comp.data, prep, res.family.native_missing).write(path)
+
+
+def _multitask_predict(args) -> int:
+    from netscope.data.tabular import read_rows
+    from netscope.files.atomic import write_text
+    from netscope.multitask.pipeline import predict_table
+
+    rows = read_rows(Path(args.csv))
+    out, notes = predict_table(args.model, rows, args.csv)
+    for line in notes:
+        print(f"note: {line}")
+    path = write_text(Path(args.out), out.to_csv(index=False))
+    print(f"wrote predictions for {len(out)} row(s) to {path}")
     return 0

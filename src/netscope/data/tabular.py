@@ -19,7 +19,8 @@ from netscope.errors import NetscopeError, first_line, row_at, shown
 MISSING_LEVEL = "(missing)"  # the level a missing text value gets
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_rows(path: Path) -> pd.DataFrame:
+    """A table (CSV in any common delimiter or encoding, or Parquet) as read for netscope."""
     if not path.is_file():
         raise NetscopeError(f"{path}: file not found.")
     suffix = path.suffix.lower()
@@ -130,7 +131,7 @@ def load_table(path: str | Path, task: str, target: str,
     if missing not in ("impute", "error"):
         raise NetscopeError(f"--missing must be impute or error, got {missing!r}.")
     path = Path(path)
-    df = _read(path)
+    df = read_rows(path)
     if df.shape[0] == 0:
         raise NetscopeError(f"{path}: the table has a header but no rows.")
     for col in (task, target, *(features or [])):
@@ -152,13 +153,14 @@ def load_table(path: str | Path, task: str, target: str,
     if goal.keep is not None and not goal.keep.all():
         df = df[goal.keep].reset_index(drop=True)
     notes = {f"target {i + 1}": n for i, n in enumerate(goal.notes)}
-    blocks, names = [], []
+    blocks, names, spec = [], [], []
     for col in features:
         series = df[col]
         if _looks_numeric(series):
             blocks.append(_numeric_or_error(series, col, path,
                                             missing_ok=missing == "impute")[:, None])
             names.append(str(col))
+            spec.append((str(col), None))
         else:
             if missing == "error" and series.isna().any():
                 row = int(np.flatnonzero(series.isna().to_numpy())[0])
@@ -173,13 +175,15 @@ def load_table(path: str | Path, task: str, target: str,
             onehot = (text.to_numpy()[:, None] == np.array(levels)[None, :])
             blocks.append(onehot.astype(np.float64))
             names.extend(f"{col}={level}" for level in levels)
+            spec.append((str(col), tuple(levels)))
     labels = df[task].astype(str).to_numpy()
     task_names = list(dict.fromkeys(labels))  # first-seen order
     index = {name: i for i, name in enumerate(task_names)}
     return TaskData(
         X=np.hstack(blocks), y=goal.y, task=np.array([index[v] for v in labels]),
         task_names=task_names, feature_names=names, name=path.name, target_name=str(target),
-        notes=notes, kind=goal.kind, classes=goal.classes,
+        notes=notes, kind=goal.kind, classes=goal.classes, columns=tuple(spec),
+        task_column=str(task),
     )
 
 

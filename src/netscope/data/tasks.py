@@ -32,6 +32,10 @@ class TaskData:
     # codes 0..K-1 and ``classes`` their names in code order
     kind: str = "regression"
     classes: tuple[str, ...] = ()
+    # how a table's columns became X, for predicting on new rows of the same table: per
+    # column, its name and (text columns) its levels in one-hot order; () when not from one
+    columns: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+    task_column: str | None = None
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X, dtype=np.float64)

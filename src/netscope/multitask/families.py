@@ -288,7 +288,9 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
     Family("learned-task-covariance", "learned task covariance (MTRL)",
            "Zhang & Yeung (2010): shared weights plus task deviations coupled by a learned "
            "task covariance; penalties by inner CV",
-           _M + "linear.task_covariance:LearnedTaskCovariance", _RIDGE, _ridge),
+           _M + "linear.task_covariance:LearnedTaskCovariance", _RIDGE, _ridge,
+           {"binary": ("learned task covariance (MTRL, logistic)", {"loss": "log_loss"}),
+            "count": ("learned task covariance (MTRL, Poisson)", {"loss": "poisson"})}),
     Family("ensemble", "ensemble (MTL ridge + mixed + trees)",
            "weighted average of mean-regularized ridge, mixed-effects and boosted trees; "
            "weights on held-out training rows (time includes the members)",

@@ -32,6 +32,11 @@ class OneVsRest(TaskEstimator):
         self.chosen = chosen  # per class, what an earlier fit's search chose (settled())
         self.progress = progress
 
+    @property
+    def takes_missing(self) -> bool:  # type: ignore[override]
+        """As its yes/no models: trees take missing values as they are."""
+        return self._member_class().takes_missing
+
     def _member_class(self) -> type[TaskEstimator]:
         from netscope.multitask.families import FAMILIES
 

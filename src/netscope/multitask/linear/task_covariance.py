@@ -11,6 +11,10 @@ turns the coupling term into lam_2 |U|^2, so conjugate gradients on (w_0, U) nev
 Omega's inverse (Omega has rank <= d < T here, so the inverse does not exist); for fixed V,
 Omega = (V'V)^(1/2) / tr((V'V)^(1/2)) in closed form. Both penalties come from inner
 validation on the training rows. ``correlations()`` is what the report draws.
+
+Yes/no and count targets (``loss="log_loss"`` / ``"poisson"``) replace the squared error by
+the deviance: each IRLS step is the same problem on the working response with weighted
+grams (``glm.py``), Omega warm-started from the step before.
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ import torch
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator, TaskRelations
+from netscope.multitask.linear.glm import (
+    ETA_MAX,
+    check_loss,
+    mean_of,
+    scored_loss,
+    weighted_grams,
+)
 from netscope.multitask.linear.linalg import covariance_to_correlation
 from netscope.multitask.linear.ridge import inner_folds, penalty_line, task_grams
 from netscope.perf import blas_threads
@@ -30,6 +41,7 @@ LAM1_GRID = (1.0, 10.0, 100.0, 1000.0)
 LAM2_GRID = (0.1, 1.0, 10.0, 100.0)
 DENSE_TASKS = 1000  # above this many tasks the report maps the tasks instead of a T x T map
 LAM_SHARED = 1e-2  # the shared weights are nearly free (thousands of rows inform them)
+MAX_IRLS = 30  # Newton steps of a yes/no or count fit
 
 
 class LearnedTaskCovariance(TaskEstimator):
@@ -40,7 +52,7 @@ class LearnedTaskCovariance(TaskEstimator):
     def __init__(self, *, lam1_grid: tuple[float, ...] = LAM1_GRID,
                  lam2_grid: tuple[float, ...] = LAM2_GRID, folds: int = 3, outer: int = 30,
                  tol: float = 1e-3, seed: int = 0, penalties: tuple[float, float] | None = None,
-                 progress: Progress | None = None) -> None:
+                 loss: str = "squared_error", progress: Progress | None = None) -> None:
         self.lam1_grid = lam1_grid
         self.lam2_grid = lam2_grid
         self.folds = folds
@@ -48,9 +60,11 @@ class LearnedTaskCovariance(TaskEstimator):
         self.tol = tol
         self.seed = seed
         self.penalties = penalties  # a known setting: no search
+        self.loss = loss  # squared_error, log_loss (yes/no) or poisson (counts)
         self.progress = progress
 
     def _fit(self, X, y, t, n_tasks) -> None:
+        check_loss(self.loss, self.label)
         grids = (self.lam1_grid, self.lam2_grid)
         if self.folds < 2 or min(min(g, default=0) for g in grids) <= 0:
             raise NetscopeError("learned task covariance: needs folds >= 2 and penalty grids of "
@@ -62,8 +76,7 @@ class LearnedTaskCovariance(TaskEstimator):
                                 f"got {self.penalties!r}.")
         else:
             self.penalties_ = tuple(float(v) for v in self.penalties)
-        W, b, omega = solve_mtrl(_stats(X, y, t, n_tasks), *self.penalties_,
-                                 self.outer, self.tol, None)
+        W, b, omega = self._solve(X, y, t, n_tasks, self.penalties_, None)
         self.coef_, self.intercept_ = W.T, b
         self.task_factor_, self.task_cov_scale_ = omega.factor(), omega.a
 
@@ -73,17 +86,41 @@ class LearnedTaskCovariance(TaskEstimator):
         errors: dict[tuple[float, float], float] = {}
         for f in range(self.folds):
             tr, va = fold != f, fold == f
-            stats = _stats(X[tr], y[tr], t[tr], n_tasks)
+            stats = _stats(X[tr], y[tr], t[tr], n_tasks) if self.loss == "squared_error" \
+                else None
             warm = None
             for pen in itertools.product(*grids):
-                W, b, omega = solve_mtrl(stats, *pen, self.outer, self.tol, warm)
+                W, b, omega = self._solve(X[tr], y[tr], t[tr], n_tasks, pen, warm, stats)
                 warm = omega
-                err = ((np.einsum("nd,nd->n", X[va], W.T[t[va]]) + b[t[va]] - y[va]) ** 2).sum()
-                errors[pen] = errors.get(pen, 0.0) + err
+                eta = np.einsum("nd,nd->n", X[va], W.T[t[va]]) + b[t[va]]
+                errors[pen] = errors.get(pen, 0.0) + scored_loss(self.loss, y[va], eta).sum()
         self.penalties_ = min(errors, key=errors.get)
         self.cv_mse_ = {k: v / len(y) for k, v in errors.items()}
         if self.progress:
             self.progress(f"learned task covariance: {self.fit_summary()[0]}")
+
+    def _solve(self, X, y, t, n_tasks, pen, omega, stats=None):
+        """(W (d, T), intercepts, Omega) at one penalty setting: the least-squares problem,
+        or IRLS on it for the deviance of yes/no and count targets."""
+        if self.loss == "squared_error":
+            return solve_mtrl(stats or _stats(X, y, t, n_tasks), *pen, self.outer, self.tol,
+                              omega)
+        Xc = np.hstack([X, np.ones((len(y), 1))])
+        order = np.argsort(t, kind="stable")
+        bounds = np.searchsorted(t[order], np.arange(n_tasks + 1))
+        W = np.zeros((Xc.shape[1], n_tasks))
+        for step in range(1, MAX_IRLS + 1):
+            self.newton_steps_ = step
+            eta = np.clip(np.einsum("nd,nd->n", Xc, W.T[t]), -ETA_MAX, ETA_MAX)
+            mu = mean_of(self.loss, eta)
+            D = np.maximum(mu * (1 - mu) if self.loss == "log_loss" else mu, 1e-10)
+            A, c = weighted_grams(Xc, D, eta + (y - mu) / D, order, bounds)
+            Wn, bn, omega = solve_mtrl(_Stats(A, c), *pen, self.outer, self.tol, omega)
+            new = np.vstack([Wn, bn[None]])
+            change, W = float(np.abs(new - W).max()), new
+            if change < 1e-6:
+                break
+        return W[:-1], W[-1], omega
 
     def _chosen(self) -> dict:
         return {"penalties": self.penalties_}
@@ -112,11 +149,11 @@ class LearnedTaskCovariance(TaskEstimator):
                              "(MTRL)", "mtrl")
 
     def _predict(self, X, t) -> np.ndarray:
-        return np.einsum("nd,nd->n", X, self.coef_[t]) + self.intercept_[t]
+        return mean_of(self.loss, np.einsum("nd,nd->n", X, self.coef_[t]) + self.intercept_[t])
 
     def _predict_population(self, X) -> np.ndarray:
-        """The mean task's weights (the average of the tasks' predictions)."""
-        return X @ self.coef_.mean(0) + self.intercept_.mean()
+        """The mean task's weights (for numbers, the average of the tasks' predictions)."""
+        return mean_of(self.loss, X @ self.coef_.mean(0) + self.intercept_.mean())
 
     def _state(self):
         return {"coef": torch.from_numpy(self.coef_),

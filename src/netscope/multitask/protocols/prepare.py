@@ -32,6 +32,7 @@ class Prepared:
     X_train_gaps: np.ndarray | None = None  # as X_train with missing values left NaN (for
     X_test_gaps: np.ndarray | None = None  # families that handle them); None: no gaps
     notes: tuple[str, ...] = ()  # what was imputed
+    imputer: Imputer | None = None  # how gaps were filled (None: no gaps anywhere)
 
     def features_for(self, native_missing: bool) -> tuple[np.ndarray, np.ndarray]:
         """(train, test) features: imputed, or with the gaps as NaN for a family that takes
@@ -84,6 +85,7 @@ def _scaled(data: TaskData, split: Split, scale_from: str) -> Prepared:
         X_train_gaps=None if with_gaps is None else with_gaps[split.train],
         X_test_gaps=None if with_gaps is None else with_gaps[split.test],
         notes=tuple(imp.notes(data.X, data.feature_names)) if gaps else (),
+        imputer=imp,
     )
 
 
