@@ -28,13 +28,23 @@ def _autograd(net, forward, rows, y, loss="squared_error"):
 
 
 def _target(y, loss):
-    """The regression target, or yes/no and counts made from it."""
+    """The regression target, or yes/no, three classes and counts made from it."""
     if loss == "log_loss":
         return (y > 0).astype(float)
+    if loss == "multinomial":
+        return np.digitize(y, [-0.5, 0.5]).astype(float)
     return np.round(np.abs(y)) if loss == "poisson" else y
 
 
-LOSSES = ["squared_error", "log_loss", "poisson"]
+def _outputs(loss):
+    return 3 if loss == "multinomial" else 1
+
+
+def _single(out):
+    return out.squeeze(-1) if out.shape[-1] == 1 else out
+
+
+LOSSES = ["squared_error", "log_loss", "poisson", "multinomial"]
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -42,13 +52,13 @@ LOSSES = ["squared_error", "log_loss", "poisson"]
 def test_mlp_gradient_equals_autograd(hidden, loss):
     X, y, _ = _data()
     y = _target(y, loss)
-    net = mlp([X.shape[1], *hidden, 1], seed=1)
+    net = mlp([X.shape[1], *hidden, _outputs(loss)], seed=1)
     flat = FlatParams.adopt(list(net.parameters()))
     flat.values += np.random.default_rng(2).normal(0, 0.3, flat.values.size)  # biases != 0
     rows = np.array([0, 3, 4, 9, 11])
     got = flat.views(np.zeros_like(flat.values))
     mlp_gradient(flat, X, y, loss)(rows, got)
-    want = _autograd(net, lambda r: net(torch.from_numpy(X[r])).squeeze(-1), rows, y, loss)
+    want = _autograd(net, lambda r: _single(net(torch.from_numpy(X[r]))), rows, y, loss)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
 
@@ -57,7 +67,7 @@ def test_mlp_gradient_equals_autograd(hidden, loss):
 def test_gated_gradient_equals_autograd(loss):
     X, y, t = _data()
     y = _target(y, loss)
-    net = GatedNet(X.shape[1], 3, width=5, hidden=3, seed=0)
+    net = GatedNet(X.shape[1], 3, width=5, hidden=3, seed=0, outputs=_outputs(loss))
     flat = FlatParams.adopt(list(net.parameters()))
     flat.values += np.random.default_rng(3).normal(0, 0.5, flat.values.size)
     rows = np.array([1, 2, 5, 6, 7, 8, 20])  # repeated tasks: the embedding rows accumulate

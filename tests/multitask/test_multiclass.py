@@ -79,8 +79,10 @@ def test_multiclass_metrics_equal_scikit_learn():
 def test_every_family_with_a_yes_no_form_takes_several_classes():
     assert set(families_for("multiclass")) == set(families_for("binary"))
     native = {k for k, f in FAMILIES.items() if "multiclass" in f.forms}
-    assert native == {"ridge-per-task", "pooled-ridge", "ensemble"}
-    ovr = FAMILIES["task-gated"].for_kind("multiclass")
+    assert native == {"ridge-per-task", "pooled-ridge", "ensemble", "per-task-mlp",
+                      "pooled-mlp", "shared-trunk-accumulate", "shared-trunk-random",
+                      "task-gated"}
+    ovr = FAMILIES["mixed-effects"].for_kind("multiclass")
     assert ovr.label.endswith("one-vs-rest") and ovr.estimator.endswith(":OneVsRest")
 
 
@@ -133,3 +135,28 @@ def test_a_multiclass_run_of_every_family(tmp_path):
     assert (tmp_path / "out" / "roc.png").stat().st_size > 5000
     assert (tmp_path / "out" / "reliability.png").stat().st_size > 5000
     assert "AUC (macro, one-vs-rest)" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("key", ["per-task-mlp", "pooled-mlp", "shared-trunk-accumulate",
+                                 "task-gated"])
+def test_networks_take_several_classes_with_a_softmax_head(tmp_path, key):
+    """One output per class: probabilities that sum to one, well above chance on data the
+    features separate, the same after saving and loading, and for a new task."""
+    from netscope.multitask import load_model
+    from netscope.multitask.settings import Settings
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(360, 2))
+    t = np.repeat(np.arange(3), 120)
+    y = np.digitize(X[:, 0] + 0.3 * X[:, 1], [-0.4, 0.4]).astype(float)
+    fam = FAMILIES[key].for_kind("multiclass")
+    assert fam.label.endswith("(softmax)")
+    m = fam.build(Settings(training="tuned", max_epochs=60, patience=10)).fit(X, y, t)
+    P = m.predict(X, t)
+    assert P.shape == (360, 3)
+    np.testing.assert_allclose(P.sum(1), 1.0)
+    assert np.mean(P.argmax(1) == y) > 0.8
+    again = load_model(m.save(tmp_path / key))
+    np.testing.assert_allclose(again.predict(X[:9], t[:9]), P[:9], atol=1e-12)
+    new = m.predict(X[:4], ["other"] * 4)
+    np.testing.assert_allclose(new.sum(1), 1.0)

@@ -17,7 +17,7 @@ def _trunk(seed=0, d=3):
             "b1": torch.randn(4, generator=g, dtype=torch.float64)}
 
 
-@pytest.mark.parametrize("loss", ["squared_error", "log_loss", "poisson"])
+@pytest.mark.parametrize("loss", ["squared_error", "log_loss", "poisson", "multinomial"])
 @pytest.mark.parametrize("start", [0, 1, 2])
 def test_hand_gradients_equal_autograd(start, loss):
     from netscope.multitask.networks.pertask import row_loss
@@ -30,10 +30,13 @@ def test_hand_gradients_equal_autograd(start, loss):
     y = torch.randn(k, B, generator=g, dtype=torch.float64)
     if loss != "squared_error":
         y = (y > 0).double() if loss == "log_loss" else torch.round(y.abs() * 2)
+    heads = (3,) if loss == "multinomial" else ()  # one head per class: (k, 3, 4), (k, 3)
+    if loss == "multinomial":
+        y = y.clamp(max=2)
     mask = torch.ones(k, B, dtype=torch.float64)
     mask[1, 4:] = 0  # a short batch
-    hw = torch.randn(k, 4, generator=g, dtype=torch.float64)
-    hb = torch.randn(k, generator=g, dtype=torch.float64)
+    hw = torch.randn(k, *heads, 4, generator=g, dtype=torch.float64)
+    hb = torch.randn(k, *heads, generator=g, dtype=torch.float64)
     as_np = {n: v.numpy() for n, v in p.items()}  # training passes NumPy arrays
     got = trunk_grads(as_np, Z.numpy(), hw.numpy(), hb.numpy(), y.numpy(), mask.numpy(), start,
                       loss)

@@ -184,9 +184,11 @@ def glm_forms(stem: str) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def head_forms(label: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The yes/no and count forms of a network: its output read as a log-odds (log loss)
-    or as a log-rate (Poisson loss)."""
+    """The yes/no, several-class and count forms of a network: its output read as a
+    log-odds (log loss), one output per class through a softmax, or a log-rate (Poisson
+    loss)."""
     return {"binary": (f"{label} (log loss)", {"loss": "log_loss"}),
+            "multiclass": (f"{label} (softmax)", {"loss": "multinomial"}),
             "count": (f"{label} (Poisson loss)", {"loss": "poisson"})}
 
 

@@ -31,7 +31,10 @@ def check_loss(loss: str, name: str, allowed: tuple[str, ...] = LOSSES) -> None:
 
 
 def mean_of(loss: str, eta: np.ndarray) -> np.ndarray:
-    """The inverse link: probability (logistic), rate (exp) or the value itself."""
+    """The inverse link: probability (logistic), rate (exp), class probabilities (softmax
+    of (n, K) outputs) or the value itself."""
+    if loss == "multinomial":
+        return softmax(eta)
     if loss == "log_loss":
         return 0.5 * (1.0 + np.tanh(0.5 * eta))
     if loss == "poisson":

@@ -88,11 +88,27 @@ def mse_residual(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def output_residual(loss: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """d(mean loss)/d(output) as a column: squared error on the output itself, or the
-    log loss / Poisson loss of the output as a log-odds / log-rate (mean - y for both)."""
+    """d(mean loss)/d(outputs) (n, outputs): squared error on the output itself, the log
+    loss / Poisson loss of the output as a log-odds / log-rate (mean - y for both), or the
+    log loss of softmax(outputs) for class codes y (probabilities - one-hot)."""
+    if loss == "multinomial":
+        P = mean_of(loss, z)
+        P[np.arange(len(y)), y.astype(np.int64)] -= 1.0
+        return P / y.shape[0]
+    z = z[:, 0]
     if loss == "squared_error":
         return mse_residual(z, y)
     return ((mean_of(loss, z) - y) / y.shape[0])[:, None]
+
+
+def n_outputs(loss: str, y: np.ndarray) -> int:
+    """A network's outputs: one per class for several classes, else one."""
+    return int(y.max()) + 1 if loss == "multinomial" else 1
+
+
+def single(out: np.ndarray) -> np.ndarray:
+    """(n, 1) outputs as (n,); one per class stays (n, K)."""
+    return out[:, 0] if out.shape[1] == 1 else out
 
 
 def dense_backward(d_out: np.ndarray, inputs: np.ndarray, W: np.ndarray, gW: np.ndarray,

@@ -17,6 +17,7 @@ from netscope.multitask.networks.flat_train import (
     FlatParams,
     GradFn,
     dense_backward,
+    n_outputs,
     output_residual,
     train_flat,
 )
@@ -27,7 +28,7 @@ from netscope.multitask.networks.tuned import NetworkEstimator
 
 class GatedNet(nn.Module):
     def __init__(self, n_features: int, n_tasks: int, width: int = 32, hidden: int = 16,
-                 seed: int = 0) -> None:
+                 seed: int = 0, outputs: int = 1) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.embed = nn.Embedding(n_tasks, width, dtype=torch.float64)
@@ -36,15 +37,17 @@ class GatedNet(nn.Module):
                                                 dtype=torch.float64) * 2 - 1) * 0.05)
         self.project = dense(n_features, width, gen)
         self.hidden = dense(width, hidden, gen)
-        self.out = dense(hidden, 1, gen)
+        self.out = dense(hidden, outputs, gen)  # one per class for several classes
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.gated(x, torch.sigmoid(self.embed(t)))
 
     def gated(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-        """The output for rows whose gates are given (a task's, or the mean gate)."""
+        """The output for rows whose gates are given (a task's, or the mean gate): (n,),
+        or (n, K) with one output per class."""
         h = gate * torch.relu(self.project(x))
-        return self.out(torch.relu(self.hidden(h))).squeeze(-1)
+        out = self.out(torch.relu(self.hidden(h)))
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
 
 
 def gated_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray,
@@ -64,7 +67,7 @@ def gated_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray
         a1 = h @ W1.T
         a1 += b1
         h1 = np.maximum(a1, 0.0)
-        d = output_residual(loss, (h1 @ Wo.T)[:, 0] + bo[0], y[rows])
+        d = output_residual(loss, h1 @ Wo.T + bo, y[rows])
         d = dense_backward(d, h1, Wo, gWo, gbo) * (a1 > 0)
         d = dense_backward(d, h, W1, gW1, gb1)
         dense_backward(d * gate * (a_p > 0), x, Wp, gWp, gbp)
@@ -106,7 +109,8 @@ class TaskGatedMLP(NetworkEstimator):
 
     def _train(self, X, y, t, n_tasks, hp, stop) -> None:
         self.net_ = GatedNet(X.shape[1], n_tasks, int(self.width * hp["width"]),
-                             int(self.hidden * hp["width"]), self.seed)
+                             int(self.hidden * hp["width"]), self.seed,
+                             n_outputs(self.loss, y))
         flat = FlatParams.adopt(list(self.net_.parameters()))
         train_flat(gated_gradient(flat, X, t, y, self.loss), flat, X.shape[0],
                    OptimizerSpec(self.optimizer, hp["lr"], weight_decay=hp["weight_decay"]),
@@ -130,5 +134,6 @@ class TaskGatedMLP(NetworkEstimator):
     def _set_state(self, state):
         n_tasks, width = state["embed.weight"].shape  # sizes from the weights (a search may
         hidden = state["hidden.weight"].shape[0]  # have widened them)
-        self.net_ = GatedNet(state["project.weight"].shape[1], n_tasks, width, hidden)
+        self.net_ = GatedNet(state["project.weight"].shape[1], n_tasks, width, hidden,
+                             outputs=state["out.weight"].shape[0])
         self.net_.load_state_dict(state)

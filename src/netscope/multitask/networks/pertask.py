@@ -16,6 +16,7 @@ import torch
 
 from netscope.multitask.base import Progress
 from netscope.multitask.linear.glm import mean_of
+from netscope.multitask.networks.flat_train import n_outputs
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.networks.stacked import (
     BatchPlan,
@@ -27,7 +28,10 @@ from netscope.multitask.networks.tuned import MIN_DELTA, NetworkEstimator
 
 
 def row_loss(loss: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each row's loss on the network's output (a value, a log-odds or a log-rate)."""
+    """Each row's loss on the network's output (a value, a log-odds, a log-rate, or one
+    output per class for class codes y)."""
+    if loss == "multinomial":
+        return torch.logsumexp(z, -1) - z.gather(-1, y.long().unsqueeze(-1)).squeeze(-1)
     if loss == "log_loss":
         return torch.nn.functional.softplus(z) - y * z
     if loss == "poisson":
@@ -143,7 +147,8 @@ class PerTaskMLP(NetworkEstimator):
         return PerTaskStopping(self, X, y, t, kind, n_tasks, self.patience)
 
     def _train(self, X, y, t, n_tasks, hp, stop) -> None:
-        sizes = [X.shape[1], *(int(h * hp["width"]) for h in self.hidden), 1]
+        sizes = [X.shape[1], *(int(h * hp["width"]) for h in self.hidden),
+                 n_outputs(self.loss, y)]
         init = init_stacked_mlp(n_tasks, sizes, self.seed)
         plan = BatchPlan(t, n_tasks, self.batch_size, hp["epochs"],
                          np.random.default_rng(self.seed))
@@ -153,13 +158,14 @@ class PerTaskMLP(NetworkEstimator):
 
     def _predict(self, X, t, chunk: int = 4096) -> np.ndarray:
         """Each row through its task's network; rows in chunks so memory stays bounded."""
-        out = np.empty(X.shape[0])
+        outputs = self.params_[f"b{len(self.params_) // 2 - 1}"].shape[1]
+        out = np.empty((X.shape[0], outputs) if outputs > 1 else X.shape[0])
         with torch.no_grad():
             for start in range(0, X.shape[0], chunk):
                 rows = slice(start, start + chunk)
                 Xt = torch.from_numpy(X[rows]).unsqueeze(1)  # (n, 1, d): a row per "task slot"
                 sliced = {k: v[torch.from_numpy(t[rows])] for k, v in self.params_.items()}
-                out[rows] = stacked_mlp_forward(sliced, Xt).squeeze(-1).numpy()
+                out[rows] = stacked_mlp_forward(sliced, Xt)[:, 0].numpy()
         return mean_of(self.loss, out)
 
     def _state(self):

@@ -13,7 +13,9 @@ from netscope.multitask.networks.flat_train import (
     FlatParams,
     GradFn,
     dense_backward,
+    n_outputs,
     output_residual,
+    single,
     train_flat,
 )
 from netscope.multitask.networks.optim import OptimizerSpec
@@ -42,7 +44,7 @@ def mlp(sizes: list[int], seed: int) -> nn.Sequential:
 
 def mlp_gradient(flat: FlatParams, X: np.ndarray, y: np.ndarray,
                  loss: str = "squared_error") -> GradFn:
-    """The batch gradient of a Linear/ReLU stack ending in one output, by hand."""
+    """The batch gradient of a Linear/ReLU stack (one output, or one per class), by hand."""
     values = flat.views()
     weights, biases = values[0::2], values[1::2]
     last = len(weights) - 1
@@ -55,7 +57,7 @@ def mlp_gradient(flat: FlatParams, X: np.ndarray, y: np.ndarray,
             if i < last:
                 pres.append(a)
                 acts.append(np.maximum(a, 0.0))
-        d = output_residual(loss, a[:, 0], y[rows])
+        d = output_residual(loss, a, y[rows])
         for i in range(last, -1, -1):
             d = dense_backward(d, acts[i], weights[i], out[2 * i], out[2 * i + 1])
             if i:
@@ -86,7 +88,7 @@ class PooledMLP(NetworkEstimator):
 
     def _train(self, X, y, t, n_tasks, hp, stop) -> None:
         hidden = [int(h * hp["width"]) for h in self.hidden]
-        self.net_ = mlp([X.shape[1], *hidden, 1], self.seed)
+        self.net_ = mlp([X.shape[1], *hidden, n_outputs(self.loss, y)], self.seed)
         flat = FlatParams.adopt(list(self.net_.parameters()))
         train_flat(mlp_gradient(flat, X, y, self.loss), flat, X.shape[0],
                    OptimizerSpec(self.optimizer, hp["lr"], weight_decay=hp["weight_decay"]),
@@ -95,7 +97,7 @@ class PooledMLP(NetworkEstimator):
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():
-            return mean_of(self.loss, self.net_(torch.from_numpy(X)).squeeze(-1).numpy())
+            return mean_of(self.loss, single(self.net_(torch.from_numpy(X)).numpy()))
 
     def _predict_population(self, X) -> np.ndarray:
         return self._predict(X, np.zeros(X.shape[0], np.int64))  # the task is not used

@@ -23,7 +23,7 @@ from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.networks.pooled import PooledMLP
 from netscope.multitask.networks.stacked import BatchPlan, batch_plan
-from netscope.multitask.networks.tuned import EarlyStopping, NetworkEstimator
+from netscope.multitask.networks.tuned import NETWORK_LOSSES, EarlyStopping, NetworkEstimator
 
 SHARED = ("W0", "b0", "W1", "b1")
 TRAINABLE = {1: (), 2: ("W1", "b1"), 3: SHARED}  # shared layers trained in each stage
@@ -38,6 +38,8 @@ def trunk_forward(p: dict[str, torch.Tensor], Z: torch.Tensor, head_w: torch.Ten
     h = Z
     for layer in range(start, 2):
         h = torch.relu(h @ p[f"W{layer}"] + p[f"b{layer}"].unsqueeze(-2))
+    if head_w.dim() == h.dim():  # (..., K, width): one output per class -> (..., B, K)
+        return h @ head_w.transpose(-1, -2) + head_b.unsqueeze(-2)
     return (h * head_w.unsqueeze(-2)).sum(-1) + head_b.unsqueeze(-1)
 
 
@@ -57,14 +59,23 @@ def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int,
         pre.append(a)
         acts.append(a * (a > 0))
     h = acts[-1]
-    pred = (h * head_w[..., None, :]).sum(-1) + head_b[..., None]
     count = mask.sum(1)[:, None]
-    if loss == "squared_error":
-        r = 2 * (pred - y) * mask / (count + (count == 0))  # dLoss/dpred
-    else:  # log loss on log-odds, Poisson loss on log-rates: mean - y
-        r = (mean_of(loss, pred) - y) * mask / (count + (count == 0))
-    grads = {"hw": (r[..., None] * h).sum(1), "hb": r.sum(1)}
-    d_h = r[..., None] * head_w[..., None, :]
+    if loss == "multinomial":  # heads (k, K, width): softmax log loss, NumPy arrays
+        pred = h @ head_w.swapaxes(-1, -2) + head_b[:, None, :]  # (k, B, K)
+        P = np.exp(pred - pred.max(-1, keepdims=True))
+        P /= P.sum(-1, keepdims=True)
+        r = (P - np.eye(head_w.shape[1])[y.astype(np.int64)]) * \
+            (mask / (count + (count == 0)))[..., None]
+        grads = {"hw": r.swapaxes(-1, -2) @ h, "hb": r.sum(1)}
+        d_h = r @ head_w
+    else:
+        pred = (h * head_w[..., None, :]).sum(-1) + head_b[..., None]
+        if loss == "squared_error":
+            r = 2 * (pred - y) * mask / (count + (count == 0))  # dLoss/dpred
+        else:  # log loss on log-odds, Poisson loss on log-rates: mean - y
+            r = (mean_of(loss, pred) - y) * mask / (count + (count == 0))
+        grads = {"hw": (r[..., None] * h).sum(1), "hb": r.sum(1)}
+        d_h = r[..., None] * head_w[..., None, :]
     for i, layer in reversed(list(enumerate(range(start, 2)))):
         d_a = d_h * (pre[i] > 0)
         grads[f"W{layer}"] = acts[i].swapaxes(-1, -2) @ d_a
@@ -138,7 +149,7 @@ class SharedTrunkMTL(NetworkEstimator):
             raise NetscopeError(
                 f"shared_reduce must be 'sum' or 'mean', got {self.shared_reduce!r}."
             )
-        check_loss(self.loss, self.label)
+        check_loss(self.loss, self.label, NETWORK_LOSSES)
         if len(self.stage_epochs) != 3 or len(self.stage_lr) != 3:
             raise NetscopeError("stage_epochs and stage_lr need three values (one per stage).")
         self._pooled = pooled or (fitted or {}).get("pooled-mlp")
@@ -155,8 +166,11 @@ class SharedTrunkMTL(NetworkEstimator):
             raise NetscopeError("the pooled model must have exactly two hidden layers.")
         self.trunk_ = {"W0": net[0].weight.detach().T.clone(), "b0": net[0].bias.detach().clone(),
                        "W1": net[2].weight.detach().T.clone(), "b1": net[2].bias.detach().clone()}
-        self.head_w_ = net[4].weight.detach()[0].repeat(n_tasks, 1)
-        self.head_b_ = net[4].bias.detach().repeat(n_tasks)
+        w, b = net[4].weight.detach(), net[4].bias.detach()
+        if w.shape[0] == 1:  # one output: heads (T, width), (T,)
+            self.head_w_, self.head_b_ = w[0].repeat(n_tasks, 1), b.repeat(n_tasks)
+        else:  # one output per class: heads (T, K, width), (T, K)
+            self.head_w_, self.head_b_ = w.repeat(n_tasks, 1, 1), b.repeat(n_tasks, 1)
 
     def _fit(self, X, y, t, n_tasks) -> None:
         try:
@@ -225,15 +239,17 @@ class SharedTrunkMTL(NetworkEstimator):
             tt = torch.from_numpy(t)
             Xt = torch.from_numpy(X).unsqueeze(1)
             pred = trunk_forward(self.trunk_, Xt, self.head_w_[tt], self.head_b_[tt])
-            return mean_of(self.loss, pred.squeeze(-1).numpy())
+            return mean_of(self.loss, pred[:, 0].numpy())
 
     def _predict_population(self, X) -> np.ndarray:
         """The mean head on the shared trunk (the average of the tasks' linear heads)."""
         with torch.no_grad():
             Xt = torch.from_numpy(X).unsqueeze(1)
+            n = X.shape[0]
             w, b = self.head_w_.mean(0, keepdim=True), self.head_b_.mean(0, keepdim=True)
-            pred = trunk_forward(self.trunk_, Xt, w.expand(X.shape[0], -1), b.expand(X.shape[0]))
-            return mean_of(self.loss, pred.squeeze(-1).numpy())
+            pred = trunk_forward(self.trunk_, Xt, w.expand(n, *w.shape[1:]),
+                                 b.expand(n, *b.shape[1:]))
+            return mean_of(self.loss, pred[:, 0].numpy())
 
     def _state(self):
         return {**self.trunk_, "head_w": self.head_w_, "head_b": self.head_b_}
@@ -286,10 +302,10 @@ class _Update:
         grad = np.concatenate([g[n].reshape(k, -1) for n in ("hw", "hb", *self.trainable)], 1)
         self.opt.tick(tasks)
         d = self.opt.delta("all", grad, tasks, self._values(tasks) if self.decay else None)
-        width = self.head_w.shape[1]
-        self.head_w[tasks] -= d[:, :width]
-        self.head_b[tasks] -= d[:, width]
-        offset = width + 1
+        hw, hb = self.head_w[0].size, self.head_b[0].size
+        self.head_w[tasks] -= d[:, :hw].reshape(k, *self.head_w.shape[1:])
+        self.head_b[tasks] -= d[:, hw:hw + hb].reshape(k, *self.head_b.shape[1:])
+        offset = hw + hb
         for n in self.trainable:
             shape = self.trunk[n].shape
             size = self.trunk[n].size
@@ -301,4 +317,5 @@ class _Update:
         k = len(tasks)
         shared = [np.broadcast_to(self.trunk[n].ravel(), (k, self.trunk[n].size))
                   for n in self.trainable]
-        return np.concatenate([self.head_w[tasks], self.head_b[tasks][:, None], *shared], 1)
+        return np.concatenate([self.head_w[tasks].reshape(k, -1),
+                               self.head_b[tasks].reshape(k, -1), *shared], 1)

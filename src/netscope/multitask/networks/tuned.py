@@ -19,12 +19,13 @@ import numpy as np
 
 from netscope.errors import NetscopeError
 from netscope.multitask.base import TaskEstimator
-from netscope.multitask.linear.glm import check_loss
+from netscope.multitask.linear.glm import LOSSES, check_loss
 from netscope.multitask.linear.ridge import inner_folds
 from netscope.multitask.targets import of_loss
 
 STEPS_PER_EPOCH = 512  # tuned row-batched networks take larger batches past 512 x 32 rows,
 # so an epoch's cost stays in proportion to the rows (Adam moves every parameter each step)
+NETWORK_LOSSES = (*LOSSES, "multinomial")  # several classes: one output per class, softmax
 MIN_DELTA = 1e-4  # an epoch counts as better when it lowers the validation loss by this share
 
 
@@ -67,8 +68,9 @@ class NetworkEstimator(TaskEstimator):
 
     def _training(self, loss: str, tune: bool, max_epochs: int, patience: int) -> None:
         """Store the parameters every network shares: its loss (squared_error, log_loss on
-        a log-odds output, poisson on a log-rate output) and how it is trained (``tune``:
-        early stopping and a small search on inner validation rows)."""
+        a log-odds output, poisson on a log-rate output, multinomial on one output per
+        class) and how it is trained (``tune``: early stopping and a small search on inner
+        validation rows)."""
         self.loss, self.tune, self.max_epochs, self.patience = loss, tune, max_epochs, patience
 
     def _hp(self) -> dict[str, Any]:
@@ -99,7 +101,7 @@ class NetworkEstimator(TaskEstimator):
         return {k: v.detach().clone() for k, v in self._state().items()}
 
     def _fit(self, X, y, t, n_tasks) -> None:
-        check_loss(self.loss, self.label)
+        check_loss(self.loss, self.label, NETWORK_LOSSES)
         if not self.tune:
             self.chosen_: dict[str, Any] = {}
             self.batch_size_ = self.batch_size
