@@ -19,7 +19,7 @@ LAYERS = [  # a module may import its own layer and the ones above it in this li
     ["netscope.vision.features"],
     ["netscope.vision.metrics"],
     ["netscope.vision.evaluation", "netscope.vision.report", "netscope.vision.datasets"],
-    ["netscope.vision.units"],
+    ["netscope.vision.units", "netscope.vision.concepts"],
     ["netscope.vision.live"],
     ["netscope.vision"],
     ["netscope.render"],

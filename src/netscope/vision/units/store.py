@@ -81,10 +81,14 @@ class PassState:
 class AtlasStore:
     """Shards of one atlas run (see the module docstring)."""
 
-    def __init__(self, out: str | Path, settings: dict, rank: int = 0) -> None:
+    def __init__(self, out: str | Path, settings: dict, rank: int = 0,
+                 run_file: str = RUN_FILE, what: str = "an atlas") -> None:
+        """``run_file`` and ``what``: another pass with the same shards (a dictionary's
+        activation samples) keeps its own identity file and name."""
         self.out, self.rank, self.settings = Path(out), rank, settings
+        self.run_file = run_file
         self.shards = self.out / "shards"
-        check_settings(self.out, settings)
+        check_settings(self.out, settings, run_file, what)
         mine = [index for _, r, index in shard_files(self.shards) if r == rank]
         self.next = max(mine, default=-1) + 1
         for torn in self.shards.glob(f".r{rank}-*.npz.*") if self.shards.is_dir() else []:
@@ -98,15 +102,18 @@ class AtlasStore:
                 covered |= {int(i) for i in z["images"]}
         return covered
 
-    def write(self, state: PassState) -> None:
-        if not (self.out / RUN_FILE).is_file():
-            write_text(self.out / RUN_FILE, json.dumps(self.settings, indent=1, sort_keys=True))
+    def write(self, state) -> None:
+        """A finished shard of ``state`` (anything with ``to_bytes``)."""
+        if not (self.out / self.run_file).is_file():
+            write_text(self.out / self.run_file, json.dumps(self.settings, indent=1,
+                                                            sort_keys=True))
         write_bytes(self.shards / f"r{self.rank}-{self.next:05d}.npz", state.to_bytes())
         self.next += 1
 
 
-def check_settings(out: Path, settings: dict) -> None:
-    path = out / RUN_FILE
+def check_settings(out: Path, settings: dict, run_file: str = RUN_FILE,
+                   what: str = "an atlas") -> None:
+    path = out / run_file
     if not path.is_file():
         return
     try:
@@ -117,7 +124,7 @@ def check_settings(out: Path, settings: dict) -> None:
     changed = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
     if changed:
         k = changed[0]
-        raise NetscopeError(f"{out} holds an atlas of another run ({k}: {before.get(k)!r} "
+        raise NetscopeError(f"{out} holds {what} of another run ({k}: {before.get(k)!r} "
                             f"there, {settings.get(k)!r} now); rerun with the same settings "
                             f"to continue it, or choose another --out.")
 

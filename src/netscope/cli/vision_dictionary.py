@@ -1,0 +1,100 @@
+"""`netscope vision dictionary FOLDER --layer L`: feature directions of a layer (NMF or a
+sparse autoencoder) learned from its activations across a dataset; resumable,
+torchrun-ready."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from netscope.cli.common import progress_printer
+from netscope.cli.options import number
+from netscope.errors import NetscopeError
+
+
+def add_dictionary(vs, common) -> None:
+    from netscope.vision.concepts.dictionaries import METHODS
+
+    p = vs.add_parser("dictionary", help="feature directions of a layer (NMF or a sparse "
+                      "autoencoder) learned from its activations across a dataset: their "
+                      "quality, and how many features each channel serves")
+    common(p, images=False)
+    p.add_argument("folder", nargs="?", help="folder tree of images (searched at any depth)")
+    p.add_argument("--demo", action="store_true", help="the photos that scikit-image and "
+                   "scikit-learn ship (and crops of them), EfficientNet-Lite0's _blocks.4")
+    p.add_argument("--layer", help="layer name (see `netscope vision layers`); its grid "
+                   "positions or tokens are the samples")
+    p.add_argument("--method", choices=METHODS, default="topk-sae",
+                   help="nmf (non-negative layers, CRAFT's), topk-sae, batchtopk-sae or "
+                   "archetypal-sae (default: topk-sae)")
+    number(p, "--features", lo=1, hi=1_000_000, default=64, help="feature directions K")
+    number(p, "--top-k", lo=1, hi=1_000_000, help="SAE codes kept per sample (default K/8)")
+    number(p, "--epochs", lo=1, hi=100_000, default=30, help="SAE passes over the samples "
+           "(NMF: iterations; give more for NMF, e.g. 200)")
+    number(p, "--lr", cast=float, lo=0, hi=10, above=True, default=1e-3,
+           help="SAE learning rate (Adam)")
+    number(p, "--sae-batch", lo=1, hi=1_000_000, default=64, help="samples per SAE step")
+    number(p, "--positions", lo=0, hi=1_000_000, default=16,
+           help="grid positions sampled per image (0: all)")
+    number(p, "--seed", lo=0, hi=2**32 - 1, default=0, help="positions, start, batch order")
+    number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per forward batch")
+    number(p, "--workers", lo=0, hi=256, help="decoding processes (default: the CPUs beside "
+           "this one, at most 4; 0: decode in this process)")
+    number(p, "--shard-size", lo=1, hi=10**7, default=256, help="images per sample shard")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_vision_dictionary, out="netscope-results/vision-dictionary")
+
+
+def _vision_dictionary(args) -> int:
+    from netscope.files.folders import check_writable_dir
+
+    if not args.demo and not args.folder:
+        raise NetscopeError("give a folder of images, or --demo.")
+    if args.folder and not Path(args.folder).is_dir():
+        raise NetscopeError(f"{args.folder}: not a folder; give the folder that holds the "
+                            f"images.")
+    if not args.layer and not args.demo:
+        raise NetscopeError("name the layer: --layer L (see `netscope vision layers --model "
+                            "...` for the names).")
+    check_writable_dir(args.out)
+    from netscope.cli.vision_inputs import start
+    from netscope.vision.concepts.learn import LearnSettings
+    from netscope.vision.concepts.make import make_dictionary
+    from netscope.vision.concepts.samples import SampleSettings
+    from netscope.vision.datasets.explain_run import distributed_rank
+    from netscope.vision.datasets.image_files import default_workers
+    from netscope.vision.units.demo import demo_folder
+
+    rank, _ = distributed_rank()
+    folder = args.folder or str(demo_folder(Path(args.out) / "demo-images"))
+    layer = args.layer or "_blocks.4"
+    sampling = SampleSettings(layer, args.positions, args.batch_size,
+                              default_workers() if args.workers is None else args.workers,
+                              args.shard_size, args.seed)
+    learning = LearnSettings(args.method, args.features, args.top_k, args.epochs,
+                             args.sae_batch, args.lr, args.seed)
+    sampling.check()
+    lm, _ = start(args, images=False)
+    say = progress_printer(args.quiet or rank > 0)
+    try:
+        made = make_dictionary(lm, folder, args.out, sampling, learning, say)
+    except KeyboardInterrupt:
+        print(f"netscope: finished shards and the last checkpoint are kept in {args.out}; run "
+              f"the same command again to continue.", file=sys.stderr)
+        raise
+    if made is None:  # another rank merges and learns
+        return 0
+    from netscope.files.atomic import write_bytes
+    from netscope.render.dictionary import dictionary_png
+
+    made.files["summary.png"] = write_bytes(Path(args.out) / "summary.png", dictionary_png(
+        made.learned.losses, made.quality, f"{learning.method} of {layer}"))
+    q = made.quality
+    print(f"{len(made.samples.x)} samples of {made.samples.x.shape[1]} channels from "
+          f"{len(made.samples.files) - len(made.samples.unreadable)} images; "
+          f"{learning.method}, {learning.features} features: explained variance "
+          f"{q.explained_variance:.2%}, mean L0 {q.mean_l0:.2f}, {q.dead} dead, median "
+          f"{q.summary()['median_features_per_channel']:.2f} features per channel")
+    for name, path in made.files.items():
+        print(f"{name}: {path}")
+    return 0

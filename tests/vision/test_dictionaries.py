@@ -1,0 +1,164 @@
+"""Dictionaries of a layer's features: known features in superposition are recovered, NMF
+equals scikit-learn's multiplicative updates, a killed run resumes to the same dictionary,
+saved dictionaries load safely and refuse another layer, and the command's outputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from netscope.cli import main
+from netscope.errors import NetscopeError
+from netscope.vision.concepts.dictionaries import TopKSAE
+from netscope.vision.concepts.learn import LearnSettings, learn, nmf_iteration
+from netscope.vision.concepts.quality import features_per_channel, quality
+from netscope.vision.concepts.saved import load_dictionary, save_dictionary
+from tests.vision import tiny_units as T
+
+FEATURES = np.array([[1.0, 1, 0, 0], [0, 1, 1, 0]]) / np.sqrt(2)  # share channel 1
+
+
+def superposed(n=1500, seed=0):
+    """Two sparse non-negative features that share channel 1, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    a = rng.exponential(1.0, (n, 2)) * (rng.uniform(size=(n, 2)) < 0.4)
+    return (a @ FEATURES + 0.01 * np.abs(rng.normal(size=(n, 4)))).astype(np.float32)
+
+
+def recovered(atoms: np.ndarray) -> np.ndarray:
+    unit = atoms / np.linalg.norm(atoms, axis=1, keepdims=True)
+    return np.abs(unit @ FEATURES.T).max(0)  # each true feature's best atom
+
+
+@pytest.mark.parametrize("method, features, epochs", [("nmf", 2, 200), ("topk-sae", 4, 20),
+                                                       ("archetypal-sae", 4, 20)])
+def test_features_in_superposition_are_recovered(method, features, epochs):
+    X = superposed()
+    got = learn(X, LearnSettings(method, features, top_k=1, epochs=epochs, lr=1e-2))
+    assert (recovered(got.model.atoms().detach().numpy()) > 0.95).all()
+    q = quality(got, X)
+    assert q.explained_variance > 0.9
+    if method == "nmf":  # the shared channel serves two features, the others one
+        assert q.features_per_channel[1] > 1.8
+        assert q.features_per_channel[0] < 1.2 and q.features_per_channel[2] < 1.2
+        assert q.features_per_channel[3] == 0  # noise only: unused
+
+
+def test_nmf_equals_scikit_learn_multiplicative_updates():
+    from sklearn.decomposition import NMF
+
+    rng = np.random.default_rng(1)
+    X = np.abs(rng.normal(size=(300, 6)))
+    W0, H0 = np.abs(rng.normal(size=(300, 3))), np.abs(rng.normal(size=(3, 6)))
+    ref = NMF(3, solver="mu", init="custom", max_iter=25, tol=0)
+    W = ref.fit_transform(X, W=W0.copy(), H=H0.copy())
+    D, Z = torch.from_numpy(H0.copy()), torch.from_numpy(W0.copy())
+    for _ in range(25):
+        D, Z, _ = nmf_iteration(X, D, Z)
+    np.testing.assert_allclose(D.numpy(), ref.components_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(Z.numpy(), W, rtol=1e-9, atol=1e-12)
+
+
+def test_top_k_keeps_k_codes_and_atoms_stay_unit():
+    torch.manual_seed(0)
+    sae = TopKSAE(5, 8, top_k=3).train()
+    x = torch.randn(10, 5)
+    _, z, _ = sae(x)
+    assert ((z > 0).sum(1) <= 3).all() and (z >= 0).all()
+    np.testing.assert_allclose(sae.atoms().detach().norm(dim=1).numpy(), 1.0, atol=1e-6)
+
+
+def test_features_per_channel_is_the_effective_number():
+    atoms = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    got = features_per_channel(atoms, np.array([1.0, 1.0, 1.0]))
+    np.testing.assert_allclose(got, [1.0, 3.0, 1.0])  # channel 1 split three ways
+
+
+@pytest.mark.parametrize("method", ["topk-sae", "nmf"])
+def test_a_killed_run_resumes_to_the_same_dictionary(tmp_path, method):
+    X = superposed(600)
+    s = LearnSettings(method, 3, top_k=1, epochs=6, lr=1e-2, batch_size=32)
+    whole = learn(X, s)
+
+    def stop(line):
+        if "/6" in line and line.split("/")[0].endswith(" 4"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        learn(X, s, tmp_path / "ck.pt", stop)
+    said = []
+    again = learn(X, s, tmp_path / "ck.pt", said.append)
+    assert any("resumed at" in line and " 4 of 6" in line for line in said)
+    np.testing.assert_allclose(again.model.atoms().detach().numpy(),
+                               whole.model.atoms().detach().numpy(), atol=1e-6)
+    assert again.losses == pytest.approx(whole.losses, rel=1e-6)
+
+
+def test_saved_dictionaries_load_safely_and_refuse_another_layer(tmp_path):
+    X = superposed(400)
+    s = LearnSettings("batchtopk-sae", 4, top_k=1, epochs=3, lr=1e-2)
+    got = learn(X, s)
+    save_dictionary(tmp_path / "d", got, s, "detector", "mix")
+    back, meta = load_dictionary(tmp_path / "d", "detector", "mix")
+    x = torch.from_numpy(X[:20])
+    torch.testing.assert_close(back.encode(x), got.encode(x))
+    assert meta["method"] == "batchtopk-sae" and meta["features"] == 4
+    with pytest.raises(NetscopeError, match="a dictionary of layer 'mix', not 'detect'"):
+        load_dictionary(tmp_path / "d", "detector", "detect")
+    with pytest.raises(NetscopeError, match="not a dictionary netscope wrote"):
+        load_dictionary(tmp_path)
+
+
+def test_bad_settings_are_refused():
+    X = superposed(50)
+    with pytest.raises(NetscopeError, match="--features 80 is more than the 50"):
+        learn(X, LearnSettings("topk-sae", 80))
+    with pytest.raises(NetscopeError, match="nmf needs non-negative activations"):
+        learn(X - 1, LearnSettings("nmf", 2))
+    with pytest.raises(NetscopeError, match="top-k must be from 1 to the number"):
+        learn(X, LearnSettings("topk-sae", 4, top_k=9))
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(NetscopeError, match="NaN or infinity"):
+        learn(bad, LearnSettings("topk-sae", 4))
+
+
+@pytest.fixture
+def squares(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    pictures = [T.red_square(rng, 8 + 3 * i, 10 + 2 * i) for i in range(6)]
+    pictures += [T.edge(rng, 8 + 3 * i) for i in range(6)]
+    for i, img in enumerate(pictures):
+        Image.fromarray((img * 255).round().astype(np.uint8)).save(root / f"p{i}.png")
+    return root
+
+
+def test_cli_dictionary_of_a_polysemantic_channel(squares, tmp_path, capsys):
+    """The detector's ``mix`` unit 0 adds the square and edge detectors, unit 1 is the
+    square alone: NMF finds the edge feature (unit 0 only) and a square feature (mostly
+    unit 1: NMF's atoms may lie outside the data's cone, where squares give both units),
+    and the channels table shows unit 0 serving two features, unit 1 one."""
+    out = tmp_path / "d"
+    args = ["vision", "dictionary", str(squares), "--model", "tests.vision.tiny_units:detector",
+            "--layer", "mix", "--method", "nmf", "--features", "2", "--epochs", "300",
+            "--positions", "0", "--workers", "0", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "from 12 images; nmf, 2 features: explained variance" in said
+    learned, meta = load_dictionary(out, "tests.vision.tiny_units:detector", "mix")
+    atoms = learned.model.atoms().numpy()
+    unit = atoms / np.linalg.norm(atoms, axis=1, keepdims=True)
+    edge = np.abs(unit[:, 0]).argmax()
+    assert unit[edge, 0] > 0.99  # (1, 0): the edge feature lives on unit 0 only
+    assert unit[1 - edge, 1] > unit[1 - edge, 0]  # the square feature leans on unit 1
+    channels = pd.read_csv(out / "channels.csv")
+    assert channels.features_per_channel[0] > 1.5 > channels.features_per_channel[1]
+    assert (out / "summary.png").stat().st_size > 10_000
+    assert meta["quality"]["explained_variance"] > 0.95
+    # the same command again reuses the samples and the finished learning
+    assert main(args) == 0
+    again, _ = load_dictionary(out)
+    np.testing.assert_allclose(again.model.atoms().numpy(), atoms, atol=1e-6)
