@@ -67,22 +67,14 @@ class TopKSAE(Dictionary):
         super().__init__()
         _check_k(top_k, features)
         self.top_k = top_k
-        self.encoder = nn.Linear(channels, features)  # created first: the same draws as
-        self.weights = nn.Parameter(torch.empty(features, channels))  # overcomplete's
-        nn.init.xavier_uniform_(self.weights)
-        with torch.no_grad():  # the encoder starts as the atoms' transpose (Gao et al.
-            self.weights.data = _unit_rows(self.weights)  # 2024): every feature is
-            self.encoder.weight.copy_(self.weights)  # active from the start, fewer die
-            self.encoder.bias.zero_()
+        self.encoder = nn.Linear(channels, features)  # encoder, then dictionary: the same
+        self.dictionary = UnitAtoms(features, channels)  # draws and parameter order as
+        with torch.no_grad():  # overcomplete's; the encoder starts as the atoms' transpose
+            self.encoder.weight.copy_(self.dictionary.weights)  # (Gao et al. 2024): every
+            self.encoder.bias.zero_()  # feature is active from the start, fewer die
 
     def atoms(self) -> torch.Tensor:
-        """Unit-norm atoms; while training, the stored weights are renormalized first (the
-        projection step of projected gradient descent)."""
-        if self.training:
-            with torch.no_grad():
-                self.weights.data = _unit_rows(self.weights)
-            return self.weights
-        return _unit_rows(self.weights)
+        return self.dictionary()
 
     def pre_codes(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -141,17 +133,47 @@ class ArchetypalSAE(TopKSAE):
         if points.ndim != 2 or points.shape[1] != channels or points.shape[0] < features:
             raise NetscopeError(f"archetypal-sae: needs at least {features} anchor points of "
                                 f"{channels} channels, got {tuple(points.shape)}.")
-        self.top_k, self.delta = top_k, delta
+        self.top_k = top_k
         self.encoder = nn.Linear(channels, features)
         with torch.no_grad():  # the encoder starts on the anchors it mixes (tied start)
             self.encoder.weight.copy_(_unit_rows(points[:features].float()))
             self.encoder.bias.zero_()
+        self.dictionary = ArchetypalAtoms(features, channels, points, delta)
+
+
+class UnitAtoms(nn.Module):
+    """K unit-norm atoms; while training, the stored weights are renormalized first (the
+    projection step of projected gradient descent)."""
+
+    def __init__(self, features: int, channels: int) -> None:
+        super().__init__()
+        self.weights = nn.Parameter(torch.empty(features, channels))
+        nn.init.xavier_uniform_(self.weights)
+        with torch.no_grad():
+            self.weights.data = _unit_rows(self.weights)
+
+    def forward(self) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                self.weights.data = _unit_rows(self.weights)
+            return self.weights
+        return _unit_rows(self.weights)
+
+
+class ArchetypalAtoms(nn.Module):
+    """Atoms = (relu-normalized mix of the points + relaxation of norm <= delta) times
+    exp(multiplier); while training the constraints are applied to the stored values."""
+
+    def __init__(self, features: int, channels: int, points: torch.Tensor,
+                 delta: float) -> None:
+        super().__init__()
+        self.delta = delta
         self.register_buffer("points", points.detach().clone())
         self.mix = nn.Parameter(torch.eye(features, points.shape[0]))
         self.relax = nn.Parameter(torch.zeros(features, channels))
         self.multiplier = nn.Parameter(torch.tensor(0.0))
 
-    def atoms(self) -> torch.Tensor:
+    def forward(self) -> torch.Tensor:
         if self.training:
             with torch.no_grad():
                 W = torch.relu(self.mix)

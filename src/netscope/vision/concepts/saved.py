@@ -75,5 +75,5 @@ def _empty(settings: LearnSettings, channels: int, state: dict) -> Dictionary:
     if settings.method == "batchtopk-sae":
         return BatchTopKSAE(channels, K, k)
     if settings.method == "archetypal-sae":
-        return ArchetypalSAE(channels, K, k, torch.zeros_like(state["points"]))
+        return ArchetypalSAE(channels, K, k, torch.zeros_like(state["dictionary.points"]))
     raise NetscopeError(f"unknown dictionary method {settings.method!r}.")
