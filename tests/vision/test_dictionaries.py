@@ -162,3 +162,55 @@ def test_cli_dictionary_of_a_polysemantic_channel(squares, tmp_path, capsys):
     assert main(args) == 0
     again, _ = load_dictionary(out)
     np.testing.assert_allclose(again.model.atoms().numpy(), atoms, atol=1e-6)
+
+
+def test_jansen_total_indices_of_a_known_function():
+    """f = m0 + 2 m1 with masks uniform on [0, 1): total indices 1/5 and 4/5, and 0 for an
+    input f does not read."""
+    from netscope.vision.concepts.craft import halton_design, jansen_total
+
+    d = 512
+    masks = halton_design(3, d)
+    f = masks[:, 0] + 2 * masks[:, 1]
+    got = jansen_total(f, d, 3)
+    np.testing.assert_allclose(got, [0.2, 0.8, 0.0], atol=0.03)
+    assert got[2] == 0.0
+
+
+class TwoChannelNet(torch.nn.Module):
+    """A 1x1 convolution copies two image channels into the layer ``mix``; the class
+    scores read channel 0 only (class 0) or channel 1 only (class 1), after pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix = torch.nn.Conv2d(3, 2, 1, bias=False)
+        self.head = torch.nn.Linear(2, 2, bias=False)
+        with torch.no_grad():
+            self.mix.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).view(2, 3, 1, 1))
+            self.head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 1.0]]))
+
+    def forward(self, x):
+        return self.head(self.mix(x).mean((2, 3)))
+
+
+def test_craft_ranks_the_feature_that_drives_the_class_first():
+    from netscope.vision.concepts.craft import class_importance
+    from netscope.vision.concepts.dictionaries import NMF
+    from netscope.vision.concepts.learn import Learned
+
+    model = TwoChannelNet().eval()
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)) + 0.1
+    learned = Learned(NMF(torch.eye(2)), 1.0, [])  # features = the two channels
+    got = class_importance(model, "mix", learned, x, target=0, designs=64)
+    assert got.ranked()[0] == 0
+    assert got.importance[1] == 0.0 and got.importance[0] > 0.9
+    np.testing.assert_allclose(got.codes[:, 0], x[:, 0].numpy(), rtol=1e-5)  # the maps
+    other = class_importance(model, "mix", learned, x, target=1, designs=64)
+    assert other.ranked()[0] == 1 and other.importance[0] == 0.0
+    with pytest.raises(NetscopeError, match="class 5 is not one of the model's 2 classes"):
+        class_importance(model, "mix", learned, x, target=5)
+    wider = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.Flatten(),
+                                torch.nn.LazyLinear(2))
+    wider(x)
+    with pytest.raises(NetscopeError, match="dictionary has 2 channels but layer 0 has 4"):
+        class_importance(wider, "0", learned, x, target=0)

@@ -55,6 +55,22 @@ class Layout:
                                 f"width) from {tuple(a.shape)}; it returned {got}.")
         return out
 
+    def from_grid(self, grid: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The layer's own layout for a (N, C, h, w) grid (``like``: an output of the layer,
+        whose prefix tokens are kept), so an edited grid can be put back into the network."""
+        if self.form == "nchw":
+            return grid
+        if self.form == "nhwc":
+            return grid.permute(0, 2, 3, 1)
+        if self.form == "tokens":
+            n, c = grid.shape[:2]
+            patches = grid.permute(0, 2, 3, 1).reshape(n, -1, c)
+            prefix = like[:, :self.prefix].expand(n, -1, -1) if self.prefix else patches[:, :0]
+            return torch.cat([prefix.to(patches.dtype), patches], 1)
+        raise NetscopeError("a layer read through a custom reshape transform cannot be "
+                            "edited (its inverse is unknown); pick a layer whose output is a "
+                            "feature map or a token sequence.")
+
     def describe(self, shape: tuple[int, ...]) -> str:
         if self.form == "tokens":
             kept = f"{self.grid[0]}x{self.grid[1]} patch tokens"
