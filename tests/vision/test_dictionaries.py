@@ -214,3 +214,27 @@ def test_craft_ranks_the_feature_that_drives_the_class_first():
     wider(x)
     with pytest.raises(NetscopeError, match="dictionary has 2 channels but layer 0 has 4"):
         class_importance(wider, "0", learned, x, target=0)
+
+
+def test_cli_craft_ranks_the_square_feature_for_the_square_class(squares, tmp_path, capsys):
+    """The detector's class 1 reads ``mix`` unit 1, the square detector alone: of an NMF
+    dictionary's two features (edge: unit 0 only; square) the square one ranks first, and
+    the edge feature's index is 0 (masking it cannot move that score)."""
+    out = tmp_path / "d"
+    model = "tests.vision.tiny_units:detector"
+    assert main(["vision", "dictionary", str(squares), "--model", model, "--layer", "mix",
+                 "--method", "nmf", "--features", "2", "--epochs", "300", "--positions", "0",
+                 "--workers", "0", "--quiet", "--out", str(out)]) == 0
+    learned, _ = load_dictionary(out)
+    atoms = learned.model.atoms().numpy()
+    edge = int(np.argmax(atoms[:, 0] / np.linalg.norm(atoms, axis=1)))
+    images = [str(p) for p in sorted(squares.glob("p[0-2].png"))]
+    assert main(["vision", "craft", *images, "--model", model, "--dictionary", str(out),
+                 "--class", "1", "--designs", "16", "--out", str(tmp_path / "c")]) == 0
+    table = pd.read_csv(tmp_path / "c" / "importance.csv")
+    assert table.feature[0] == 1 - edge
+    assert table.set_index("feature").importance[edge] < 0.01
+    assert (tmp_path / "c" / "craft.png").stat().st_size > 5000
+    assert main(["vision", "craft", *images, "--model", "efficientnet-lite0", "--dictionary",
+                 str(out), "--out", str(tmp_path / "e")]) == 2
+    assert "a dictionary of model 'tests.vision.tiny_units:detector'" in capsys.readouterr().err

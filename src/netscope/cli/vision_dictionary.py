@@ -98,3 +98,65 @@ def _vision_dictionary(args) -> int:
     for name, path in made.files.items():
         print(f"{name}: {path}")
     return 0
+
+
+def add_craft(vs, common) -> None:
+    p = vs.add_parser("craft", help="which dictionary features matter for a class (CRAFT: "
+                      "total Sobol indices of the class score, masking features in the "
+                      "layer), with each feature's map on the images")
+    common(p)
+    p.add_argument("--dictionary", required=True, help="a folder `netscope vision dictionary` "
+                   "wrote for this model (its layer is used)")
+    p.add_argument("--class", dest="classes", action="append",
+                   help="class name or index (default: the images' most common top-1)")
+    number(p, "--designs", lo=2, hi=4096, default=32,
+           help="quasi-random designs per image (cost: designs x (features + 2) passes)")
+    number(p, "--top", lo=1, hi=64, default=5, help="features drawn per image")
+    p.set_defaults(func=_vision_craft, out="netscope-results/vision-craft")
+
+
+def _vision_craft(args) -> int:
+    if args.classes and len(args.classes) > 1:
+        raise NetscopeError("CRAFT explains one class at a time: give --class once.")
+    from netscope.cli.vision_inputs import start
+
+    lm, found = start(args, classes=args.classes)
+    import numpy as np
+    import torch
+
+    from netscope.files.atomic import write_bytes, write_text
+    from netscope.render.dictionary import craft_png
+    from netscope.render.table import csv_text
+    from netscope.vision.concepts.craft import class_importance
+    from netscope.vision.concepts.saved import load_dictionary
+    from netscope.vision.models.classes import class_label, resolve_class
+    from netscope.vision.models.images import load_image
+    from netscope.vision.models.zoo import n_classes
+
+    learned, meta = load_dictionary(args.dictionary, model=lm.name)
+    if not found:
+        raise NetscopeError("give the images to explain (files, folders or sample names).")
+    images = [(name, load_image(source)) for name, source in found]
+    x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
+    if args.classes:
+        target = resolve_class(args.classes[0], lm.class_names, n_classes(lm))
+    else:
+        with torch.no_grad():
+            target = int(np.bincount(lm.model(x).argmax(-1).cpu().numpy()).argmax())
+    name = class_label(lm.class_names, target)
+    say = progress_printer(False)
+    say(f"craft: {len(images)} image(s), class {name}, {meta['features']} features of "
+        f"{meta['layer']}, {args.designs} designs: "
+        f"{len(images) * args.designs * (meta['features'] + 2)} forward passes")
+    got = class_importance(lm.model, meta["layer"], learned, x, target, args.designs)
+    out = Path(args.out)
+    rows = [{"rank": r + 1, "feature": int(k), "importance": float(got.importance[k]),
+             **{f"image{i}": float(got.per_image[i, k]) for i in range(len(images))}}
+            for r, k in enumerate(got.ranked())]
+    table = write_text(out / "importance.csv", csv_text(rows))
+    shown = [(n, lm.preprocess.image(rgb)) for n, rgb in images]
+    picture = write_bytes(out / "craft.png", craft_png(shown, got, name, args.top))
+    best = ", ".join(f"{int(k)} ({got.importance[k]:.3f})" for k in got.ranked()[:args.top])
+    print(f"{name}: features by total Sobol index: {best}")
+    print(f"importance.csv: {table}\ncraft.png: {picture}")
+    return 0

@@ -32,3 +32,45 @@ def dictionary_png(losses: list[float], q, title: str) -> bytes:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def craft_png(images: list[tuple[str, np.ndarray]], importance, class_name: str,
+              top: int = 5) -> bytes:
+    """CRAFT's view of a class: the features ranked by importance (bars), and for each
+    image its top features' code maps over it (upsampled from the layer's grid)."""
+    from netscope.render.heatmap import overlay
+
+    order = importance.ranked()[:top]
+    rows = 1 + len(images)
+    fig, axes = subplots(rows, top + 1, figsize=(2.1 * (top + 1), 2.1 * rows + 0.4),
+                         squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    bar = axes[0, 0]
+    bar.axis("on")
+    ranked = importance.ranked()
+    bar.bar(np.arange(len(ranked)), importance.importance[ranked], width=0.9)
+    bar.set_title("total Sobol index", fontsize=8)
+    bar.set_xticks([])
+    for col, k in enumerate(order, start=1):
+        axes[0, col].text(0.5, 0.5, f"feature {k}\n{importance.importance[k]:.3f}",
+                          ha="center", va="center", fontsize=9)
+    for row, (name, rgb) in enumerate(images, start=1):
+        axes[row, 0].imshow(rgb)
+        axes[row, 0].set_title(name[:24], fontsize=7)
+        H, W = rgb.shape[:2]
+        for col, k in enumerate(order, start=1):
+            heat = _upsampled(importance.codes[row - 1, k], (H, W))
+            top_value = float(importance.codes[:, k].max()) or 1.0
+            axes[row, col].imshow(overlay(rgb, np.clip(heat / top_value, 0, 1)))
+    fig.suptitle(f"CRAFT: the dictionary features behind {class_name}", fontsize=10)
+    fig.tight_layout()
+    return figure_png(fig, dpi=80)
+
+
+def _upsampled(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
