@@ -234,7 +234,36 @@ def test_cli_craft_ranks_the_square_feature_for_the_square_class(squares, tmp_pa
     table = pd.read_csv(tmp_path / "c" / "importance.csv")
     assert table.feature[0] == 1 - edge
     assert table.set_index("feature").importance[edge] < 0.01
+    effects = table.set_index("feature").ablation_effect  # the check by intervention:
+    assert effects[1 - edge] < -1 and abs(effects[edge]) < 0.05  # square carries it
     assert (tmp_path / "c" / "craft.png").stat().st_size > 5000
     assert main(["vision", "craft", *images, "--model", "efficientnet-lite0", "--dictionary",
                  str(out), "--out", str(tmp_path / "e")]) == 2
     assert "a dictionary of model 'tests.vision.tiny_units:detector'" in capsys.readouterr().err
+
+
+def test_ablating_and_patching_a_feature_change_the_score_by_the_analytic_amount():
+    """TwoChannelNet's class 0 is 2 x the mean of channel 0 (feature 0 of an identity
+    dictionary): removing feature 0 takes 2 mean(x0) off it and leaves class 1 alone;
+    setting it to a mean code c makes it 2c; patching it from other images gives theirs."""
+    from netscope.vision.concepts.dictionaries import NMF
+    from netscope.vision.concepts.intervene import ablate, patch
+    from netscope.vision.concepts.learn import Learned
+
+    model = TwoChannelNet().eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 6, 6, generator=g) + 0.1
+    other = torch.rand(4, 3, 6, 6, generator=g) + 0.1
+    learned = Learned(NMF(torch.eye(2)), 1.0, [])
+    got = ablate(model, "mix", learned, x, [0])
+    np.testing.assert_allclose(got.effect(0), -2 * x[:, 0].mean((1, 2)).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(got.effect(1), 0.0, atol=1e-6)
+    mean = ablate(model, "mix", learned, x, [0], "mean", np.array([0.3, 0.0]))
+    np.testing.assert_allclose(mean.after[:, 0], 0.6, rtol=1e-5)
+    swapped = patch(model, "mix", learned, x, other, [0])
+    np.testing.assert_allclose(swapped.after[:, 0], 2 * other[:, 0].mean((1, 2)).numpy(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(swapped.after[:, 1], got.before[:, 1], rtol=1e-6)
+    with pytest.raises(NetscopeError, match="feature 7 does not exist: the dictionary has "
+                                            "features 0..1"):
+        ablate(model, "mix", learned, x, [7])

@@ -145,18 +145,31 @@ def _vision_craft(args) -> int:
             target = int(np.bincount(lm.model(x).argmax(-1).cpu().numpy()).argmax())
     name = class_label(lm.class_names, target)
     say = progress_printer(False)
-    say(f"craft: {len(images)} image(s), class {name}, {meta['features']} features of "
+    say(f"craft: {len(images)} image(s), {name}, {meta['features']} features of "
         f"{meta['layer']}, {args.designs} designs: "
         f"{len(images) * args.designs * (meta['features'] + 2)} forward passes")
     got = class_importance(lm.model, meta["layer"], learned, x, target, args.designs)
+    from netscope.vision.concepts.intervene import ablate
+
+    effect = np.array([ablate(lm.model, meta["layer"], learned, x, [k]).effect(target).mean()
+                       for k in range(meta["features"])])  # the check: remove each feature
     out = Path(args.out)
     rows = [{"rank": r + 1, "feature": int(k), "importance": float(got.importance[k]),
+             "ablation_effect": float(effect[k]),
              **{f"image{i}": float(got.per_image[i, k]) for i in range(len(images))}}
             for r, k in enumerate(got.ranked())]
     table = write_text(out / "importance.csv", csv_text(rows))
     shown = [(n, lm.preprocess.image(rgb)) for n, rgb in images]
     picture = write_bytes(out / "craft.png", craft_png(shown, got, name, args.top))
-    best = ", ".join(f"{int(k)} ({got.importance[k]:.3f})" for k in got.ranked()[:args.top])
-    print(f"{name}: features by total Sobol index: {best}")
+    best = ", ".join(f"{int(k)} ({got.importance[k]:.3f}, removing it: {effect[k]:+.3g})"
+                     for k in got.ranked()[:args.top])
+    print(f"{name}: features by total Sobol index (and the class score's change when the "
+          f"feature is removed from the layer): {best}")
+    if len(effect) > 2 and np.std(got.importance) > 0 and np.std(effect) > 0:
+        from scipy.stats import spearmanr
+
+        rho = spearmanr(got.importance, -effect).statistic
+        print(f"rank correlation of importance with the score lost by removing the feature: "
+              f"{rho:+.2f}")
     print(f"importance.csv: {table}\ncraft.png: {picture}")
     return 0
