@@ -139,14 +139,7 @@ def _stream(lm, root, files, todo, store, settings, layout, say, start) -> None:
         shard.images += [int(i) for i in ids]
         if ok.any():
             xs = x[torch.from_numpy(ok)].to(device, non_blocking=True).to(dtype)
-            with capture(lm.model, [ref]) as rec, torch.no_grad():
-                lm.model(xs)
-                grid = layout.to_grid(rec[ref]).float().flatten(2).cpu().numpy()  # (b, C, P)
-            for image, acts in zip(ids[ok], grid, strict=True):
-                where = positions_of(int(image), acts.shape[1], settings.positions,
-                                     settings.seed)
-                shard.x.append(np.ascontiguousarray(acts[:, where].T, dtype=np.float32))
-                shard.origin.append(np.column_stack([np.full(len(where), image), where]))
+            sample_batch(lm, xs, ids[ok], ref, layout, settings, shard)
         in_shard += len(ids)
         count += len(ids)
         if in_shard >= settings.shard_size:
@@ -155,6 +148,18 @@ def _stream(lm, root, files, todo, store, settings, layout, say, start) -> None:
         line.tick(count, len(shard.unreadable))
     if in_shard:
         store.write(shard)
+
+
+def sample_batch(lm: LoadedModel, xs: torch.Tensor, ids: np.ndarray, ref: LayerRef, layout,
+                 settings: SampleSettings, shard: SampleShard) -> None:
+    """One forward pass; each image's sampled positions go to ``shard``."""
+    with capture(lm.model, [ref]) as rec, torch.no_grad():
+        lm.model(xs)
+        grid = layout.to_grid(rec[ref]).float().flatten(2).cpu().numpy()  # (b, C, P)
+    for image, acts in zip(ids, grid, strict=True):
+        where = positions_of(int(image), acts.shape[1], settings.positions, settings.seed)
+        shard.x.append(np.ascontiguousarray(acts[:, where].T, dtype=np.float32))
+        shard.origin.append(np.column_stack([np.full(len(where), image), where]))
 
 
 def merge_samples(out: str | Path, files: list[str]) -> Samples:
