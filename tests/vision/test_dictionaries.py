@@ -293,3 +293,44 @@ def test_two_torchrun_ranks_give_the_one_process_dictionary(squares, tmp_path):
     da, _ = load_dictionary(tmp_path / "dist")
     db, _ = load_dictionary(tmp_path / "alone")
     torch.testing.assert_close(da.model.atoms(), db.model.atoms())
+
+
+def _folder(root, pictures):
+    root.mkdir()
+    for i, img in enumerate(pictures):
+        Image.fromarray((img * 255).round().astype(np.uint8)).save(root / f"i{i}.png")
+    return root
+
+
+def test_tcav_a_concept_that_raises_the_class_scores_one_and_is_significant(tmp_path, capsys):
+    """The detector's class 0 reads the pooled ``mix`` unit 0 (square + edge detectors):
+    at the pooled layer a red-square concept (against plain grey random sets) raises it on
+    every image (score 1, significant); a random set taken as the concept is not."""
+    rng = np.random.default_rng(0)
+    squares = _folder(tmp_path / "squares", [T.red_square(rng, *rng.integers(6, 26, 2))
+                                             for _ in range(12)])
+    randoms = [_folder(tmp_path / f"random{j}", [T.grey(rng) for _ in range(10)])
+               for j in range(9)]
+    inputs = _folder(tmp_path / "inputs", [T.red_square(rng, *rng.integers(6, 26, 2))
+                                           for _ in range(6)])
+    args = ["vision", "tcav", str(inputs), "--model", "tests.vision.tiny_units:detector",
+            "--concept", str(squares), "--concept", str(randoms[8]),
+            *[a for r in randoms[:8] for a in ("--random", str(r))], "--layers", "pool",
+            "--class", "0", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    table = pd.read_csv(tmp_path / "out" / "tcav.csv").set_index("concept")
+    assert table.tcav_score["squares"] == 1.0 and bool(table.significant["squares"])
+    assert not bool(table.significant["random8"])
+    assert (tmp_path / "out" / "tcav.png").stat().st_size > 5000
+    few = _folder(tmp_path / "few", [T.grey(rng) for _ in range(4)])
+    assert main([*args[:6], str(few), *args[7:]]) == 2
+    assert "4 readable image(s); a concept or random set needs at least 10" in \
+        capsys.readouterr().err
+
+
+def test_tcav_scores_equal_the_directional_derivatives():
+    from netscope.vision.concepts.tcav import CAV, tcav_score
+
+    g = np.array([[1.0, 0.0], [-1.0, 2.0], [0.5, -3.0]])
+    sign, magnitude = tcav_score(g, CAV(np.array([1.0, 1.0]), 1.0))
+    assert sign == pytest.approx(2 / 3) and magnitude == pytest.approx((1 + 1 - 2.5) / 3)

@@ -12,6 +12,7 @@ from netscope.cli.vision_atlas import add_atlas, add_concepts
 from netscope.cli.vision_dataset import add_dataset
 from netscope.cli.vision_dictionary import add_craft, add_dictionary
 from netscope.cli.vision_inputs import start
+from netscope.cli.vision_tcav import add_tcav
 from netscope.errors import NetscopeError
 from netscope.vision.methods.registry import METHODS, describe, method, names
 
@@ -125,6 +126,7 @@ def add(sub) -> None:
     add_concepts(vs, common)
     add_dictionary(vs, common)
     add_craft(vs, common)
+    add_tcav(vs, common)
 
     p = vs.add_parser("evaluate", help="which map to trust: every method scored by deletion, "
                       "insertion, ROAD, confidence change and a sanity check")

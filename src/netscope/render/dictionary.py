@@ -74,3 +74,25 @@ def _upsampled(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     t = torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32))[None, None]
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def tcav_png(results, class_name: str) -> bytes:
+    """TCAV scores per concept and layer (mean over random sets, with each run's score as a
+    dot), beside the scores random sets give each other; non-significant concepts hatched."""
+    fig, ax = subplots(figsize=(max(4.5, 1.2 * len(results) + 1.5), 3.6), dpi=100)
+    for i, t in enumerate(results):
+        ax.bar(i - 0.2, t.score, width=0.4, color="tab:blue",
+               hatch=None if t.significant else "//", edgecolor="white")
+        ax.scatter(np.full(len(t.scores), i - 0.2), t.scores, s=8, color="black", zorder=3)
+        ax.bar(i + 0.2, float(np.mean(t.random_scores)), width=0.4, color="lightgrey")
+        ax.scatter(np.full(len(t.random_scores), i + 0.2), t.random_scores, s=8,
+                   color="dimgrey", zorder=3)
+    ax.set_xticks(range(len(results)))
+    ax.set_xticklabels([f"{t.concept}\n{t.layer}\np={t.p_value:.2g}" for t in results],
+                       fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("TCAV score (share of images)")
+    ax.set_title(f"concepts for {class_name} (grey: random sets; hatched: not significant)",
+                 fontsize=9)
+    fig.tight_layout()
+    return figure_png(fig)
