@@ -334,3 +334,27 @@ def test_tcav_scores_equal_the_directional_derivatives():
     g = np.array([[1.0, 0.0], [-1.0, 2.0], [0.5, -3.0]])
     sign, magnitude = tcav_score(g, CAV(np.array([1.0, 1.0]), 1.0))
     assert sign == pytest.approx(2 / 3) and magnitude == pytest.approx((1 + 1 - 2.5) / 3)
+
+
+def test_atlas_with_a_dictionary_makes_features_units(squares, tmp_path):
+    """Features become a layer of the atlas: the square feature's strongest images are the
+    square images, its page lists the units of mix it reads, and mix's unit pages link the
+    features they feed; feature visualization runs on a feature like on a unit."""
+    model = "tests.vision.tiny_units:detector"
+    d = tmp_path / "d"
+    assert main(["vision", "dictionary", str(squares), "--model", model, "--layer", "mix",
+                 "--method", "nmf", "--features", "2", "--epochs", "300", "--positions", "0",
+                 "--workers", "0", "--quiet", "--out", str(d)]) == 0
+    learned, _ = load_dictionary(d)
+    atoms = learned.model.atoms().numpy()
+    edge = int(np.argmax(atoms[:, 0] / np.linalg.norm(atoms, axis=1)))
+    out = tmp_path / "atlas"
+    assert main(["vision", "atlas", str(squares), "--model", model, "--layers", "detect",
+                 "--dictionary", str(d), "--top", "3", "--picture-steps", "2", "--diverse",
+                 "0", "--table", "csv", "--workers", "0", "--quiet", "--out", str(out)]) == 0
+    units = pd.read_csv(out / "units.csv")
+    square_top = units[(units.layer == "features_mix") & (units.unit == 1 - edge)]
+    assert set(square_top.file) <= {f"p{i}.png" for i in range(6)}  # the square images
+    page = (out / "features_mix" / f"{1 - edge}.html").read_text()
+    assert "Strongest inputs from mix" in page and "Feature visualization" in page
+    assert "What it feeds in features_mix" in (out / "mix" / "1.html").read_text()

@@ -37,6 +37,11 @@ def add_atlas(vs, common) -> None:
     p.add_argument("--no-pictures", action="store_true", help="skip feature visualizations")
     p.add_argument("--no-circuits", action="store_true", help="skip the unit-to-unit "
                    "circuits between consecutive chosen layers")
+    p.add_argument("--dictionary", action="append", metavar="DIR",
+                   help="a dictionary `netscope vision dictionary` learned for this model: "
+                   "its features become a layer of the atlas (features_LAYER), beside their "
+                   "layer, with the units each feature reads and the features each unit "
+                   "feeds (repeat for several)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_vision_atlas, out="netscope-results/vision-atlas")
 
@@ -65,14 +70,28 @@ def _vision_atlas(args) -> int:
 
     rank, world = distributed_rank()
     folder = args.folder or str(demo_folder(Path(args.out) / "demo-images"))
-    settings = AtlasSettings(layers or DEMO_LAYERS, args.top, args.batch_size,
-                             default_workers() if args.workers is None else args.workers,
-                             args.shard_size)
-    settings.check()
+    layers = layers or DEMO_LAYERS
+    dictionaries = [_dictionary(d) for d in args.dictionary or []]
+    for _, meta in dictionaries:  # a feature layer comes with the layer it reads
+        layers = (*layers, meta["layer"]) if meta["layer"] not in layers else layers
+    AtlasSettings(layers).check()
     steps = args.picture_steps or (DEMO_PICTURE_STEPS if args.demo else None)
     pictures = None if args.no_pictures else PictureSettings(
         args.param, steps, args.diverse, args.diversity)
     lm, _ = start(args, images=False)
+    if dictionaries:
+        from netscope.vision.concepts.tap import attach_features
+
+        for (learned, meta), path in zip(dictionaries, args.dictionary, strict=True):
+            if meta["model"] != lm.name:
+                raise NetscopeError(f"{path}: a dictionary of model {meta['model']!r}, not "
+                                    f"{lm.name!r}; learn one for this model.")
+            layers = (*layers, attach_features(lm.model, meta["layer"], learned,
+                                               lm.preprocess.size))
+    settings = AtlasSettings(layers, args.top, args.batch_size,
+                             default_workers() if args.workers is None else args.workers,
+                             args.shard_size)
+    settings.check()
     say = progress_printer(args.quiet or rank > 0)
     try:
         run = make_atlas(lm, folder, args.out, settings, pictures, not args.no_circuits,
@@ -96,6 +115,12 @@ def _vision_atlas(args) -> int:
         print(f"netscope: warning: {s.unreadable} file(s) could not be read; they are listed "
               f"in the files table (status 'unreadable').", file=sys.stderr)
     return 0
+
+
+def _dictionary(folder: str):
+    from netscope.vision.concepts.saved import load_dictionary
+
+    return load_dictionary(folder)
 
 
 def add_concepts(vs, common) -> None:

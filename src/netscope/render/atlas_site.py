@@ -241,7 +241,8 @@ def _unit_page(atlas, la, u: int, stats, rows, class_names, fires: bool) -> byte
                if fired else "")
             + f"<h2>Over the dataset</h2><table>{facts}</table>"
             f"<p>Histogram of the unit's maximum per image</p>{_histogram_svg(edges, counts)}"
-            f"{_similar(la, u)}{_inputs(la, u)}{_classes(la, u, class_names)}")
+            f"{_similar(la, u)}{_inputs(la, u)}{_outputs(atlas, la, u)}"
+            f"{_classes(la, u, class_names)}")
     return _page(f"layer {la.name}, unit {u}", body, 1)
 
 
@@ -269,6 +270,26 @@ def _inputs(la, u: int) -> str:
             f"times the gradient of this unit at its maximum, summed over positions, averaged "
             f"over its top images.</p><table>{links(pos)}</table>"
             + (f"<p>Most inhibiting</p><table>{links(neg)}</table>" if neg else ""))
+
+
+def _outputs(atlas, la, u: int) -> str:
+    """The units (or dictionary features) of the next chosen layer that this unit feeds
+    most: the same circuit terms as their inputs, read the other way."""
+    parts = []
+    for later in atlas.layers.values():
+        if later.inputs is None or later.inputs[0] != la.name:
+            continue
+        column = later.inputs[1][:, u]
+        order = np.lexsort((np.arange(len(column)), -column))
+        best = [j for j in order[:5] if column[j] > 0]
+        what = "feature" if later.name.startswith("features_") else "unit"
+        rows = "".join(f"<tr><td><a href='../{slug(later.name)}/{j}.html'>"
+                       f"{html.escape(later.name)} {what} {j}</a></td><td>{column[j]:+.4g}"
+                       f"</td></tr>" for j in best)
+        parts.append(f"<h2>What it feeds in {html.escape(later.name)}</h2><p class='note'>"
+                     f"The {what}s of {html.escape(later.name)} this unit contributes to "
+                     f"most (the circuit terms of their inputs).</p><table>{rows}</table>")
+    return "".join(parts)
 
 
 def _classes(la, u: int, class_names) -> str:

@@ -210,7 +210,7 @@ class NMF(Dictionary):
             raise NetscopeError("nmf: the layer's activations hold negative values; NMF needs "
                                 "a non-negative layer (after a ReLU) or an SAE method.")
         k = self.dictionary.shape[0]
-        z = torch.full((x.shape[0], k), math.sqrt(max(float(x.mean()), 0.0) / k),
+        z = torch.full((x.shape[0], k), math.sqrt(max(float(x.detach().mean()), 0.0) / k),
                        dtype=x.dtype)
         DDt = self.dictionary @ self.dictionary.T
         XDt = x @ self.dictionary.T

@@ -105,14 +105,15 @@ def _restore(modes, flags) -> None:
 
 @contextmanager
 def hooks(pairs: Iterable[tuple[nn.Module, Callable]], *, pre: bool = False,
-          with_kwargs: bool = False) -> Iterator[None]:
+          with_kwargs: bool = False, prepend: bool = False) -> Iterator[None]:
     """Forward hooks (``pre``: pre-forward hooks) of one's own on modules for the block,
-    each ``(module, hook)``; always removed on exit."""
+    each ``(module, hook)``; ``prepend``: before the module's other hooks. Always removed
+    on exit."""
     handles = []
     try:
         for module, hook in pairs:
             register = module.register_forward_pre_hook if pre else module.register_forward_hook
-            handles.append(register(hook, with_kwargs=with_kwargs))
+            handles.append(register(hook, with_kwargs=with_kwargs, prepend=prepend))
         yield
     finally:
         for h in handles:
@@ -147,13 +148,14 @@ def capture(model: nn.Module, layers: Sequence[str | LayerRef] = (), *, cut: boo
             model.eval()
         for p, _ in flags:
             p.requires_grad_(False)
-        for ref, module in modules:
+        for ref, module in modules:  # first among the module's hooks: what the recording
+            # (or an edit) makes of the layer is what every later hook and module sees
             if ref.port == "input":
                 handles.append(module.register_forward_pre_hook(
-                    _pre_hook(ref, record, cut, stop and len(refs) == 1, edit)))
+                    _pre_hook(ref, record, cut, stop and len(refs) == 1, edit), prepend=True))
             elif ref.port == "output":
                 handles.append(module.register_forward_hook(
-                    _hook(ref, record, cut, stop and len(refs) == 1, edit)))
+                    _hook(ref, record, cut, stop and len(refs) == 1, edit), prepend=True))
             else:
                 raise NetscopeError(f"layer {ref}: the port must be 'input' or 'output'.")
         yield record

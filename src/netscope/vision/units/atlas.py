@@ -179,8 +179,10 @@ def run_order(lm: LoadedModel, names: list[str]) -> list[str]:
                     seen.append(n)
         return hook
 
-    with capture(lm.model, []), hooks((modules[m], mark(m)) for m in by_module), \
-            torch.no_grad():
+    # first among each module's hooks: a hook that runs another module (a dictionary's
+    # feature tap) must see the module marked before the module it runs
+    with capture(lm.model, []), hooks(((modules[m], mark(m)) for m in by_module),
+                                      prepend=True), torch.no_grad():
         lm.model(_noise(lm))
     return seen + [n for n in names if n not in seen]
 

@@ -1,0 +1,75 @@
+"""Dictionary features as a layer of the model, so everything that reads a layer (the atlas's
+pass, strongest images and patches, statistics, similarity, circuits, feature visualization
+by gradient ascent) reads features too: a hook on the dictionary's layer computes the codes
+of every position, differentiably, and passes them through a registered identity module
+(the tap) whose output is a (batch, K, h, w) grid. The network's own computation is left as
+it was.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.concepts.learn import Learned
+from netscope.vision.core.layers import find_layer
+from netscope.vision.core.token_grid import layout_for
+
+
+class FeatureTap(nn.Module):
+    """Holds the dictionary; its output is the codes the hook hands it."""
+
+    def __init__(self, learned: Learned, layer: str) -> None:
+        super().__init__()
+        self.dictionary = learned.model.eval()
+        self.scale = learned.scale
+        self.layer = layer
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return codes
+
+
+def tap_name(layer: str) -> str:
+    """The features' layer name: ``features_`` and the layer's name with every character
+    a module name cannot hold replaced by '_' (``_blocks.15`` -> ``features__blocks_15``)."""
+    return "features_" + re.sub(r"[^A-Za-z0-9_]", "_", layer)
+
+
+def attach_features(model: nn.Module, layer: str, learned: Learned, size: int) -> str:
+    """Register the tap of ``learned`` (a dictionary of ``layer``) on ``model`` and return
+    its layer name; the hook stays for the model's life (a command's run)."""
+    name = tap_name(layer)
+    if hasattr(model, name):
+        raise NetscopeError(f"the model already has a layer {name!r}: the features of "
+                            f"{layer} are attached once.")
+    module = find_layer(model, layer)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    tap = FeatureTap(learned, layer).to(device)
+    probe = torch.zeros(1, 3, size, size, device=device)
+    out = {}
+    handle = module.register_forward_hook(lambda m, i, o: out.setdefault("o", o))
+    try:
+        with torch.no_grad():
+            model(probe)
+    finally:
+        handle.remove()
+    layout = layout_for(model, out["o"], (size, size), layer)
+    channels = int(layout.to_grid(out["o"]).shape[1])
+    atoms = learned.model.atoms()
+    if atoms.shape[1] != channels:
+        raise NetscopeError(f"the dictionary has {atoms.shape[1]} channels but layer {layer} "
+                            f"has {channels}: it was learned on another layer or model.")
+
+    def hook(_module, _inputs, output):
+        grid = layout.to_grid(output).float()
+        n, c, h, w = grid.shape
+        samples = grid.flatten(2).transpose(1, 2).reshape(-1, c) / tap.scale
+        codes = tap.dictionary.encode(samples)  # differentiable: ascent and circuits
+        tap(codes.reshape(n, h * w, -1).transpose(1, 2).reshape(n, -1, h, w))
+
+    model.add_module(name, tap)
+    module.register_forward_hook(hook)
+    return name
