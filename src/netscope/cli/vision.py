@@ -10,7 +10,7 @@ from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
 from netscope.cli.vision_atlas import add_atlas, add_concepts
 from netscope.cli.vision_dataset import add_dataset
-from netscope.cli.vision_dictionary import add_craft, add_dictionary
+from netscope.cli.vision_dictionary import add_circuit, add_craft, add_dictionary
 from netscope.cli.vision_inputs import start
 from netscope.cli.vision_tcav import add_tcav
 from netscope.errors import NetscopeError
@@ -127,6 +127,7 @@ def add(sub) -> None:
     add_dictionary(vs, common)
     add_craft(vs, common)
     add_tcav(vs, common)
+    add_circuit(vs, common)
 
     p = vs.add_parser("evaluate", help="which map to trust: every method scored by deletion, "
                       "insertion, ROAD, confidence change and a sanity check")

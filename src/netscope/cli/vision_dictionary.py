@@ -173,3 +173,80 @@ def _vision_craft(args) -> int:
               f"{rho:+.2f}")
     print(f"importance.csv: {table}\ncraft.png: {picture}")
     return 0
+
+
+def add_circuit(vs, common) -> None:
+    p = vs.add_parser("circuit", help="the circuit of a class on images: units or dictionary "
+                      "features of the chosen layers, the attributions between them, and "
+                      "(--validate) each claim checked by removing the node")
+    common(p)
+    p.add_argument("--layers", required=True, help="comma-separated layers, in the order the "
+                   "network runs them (features_LAYER for a --dictionary's features)")
+    p.add_argument("--dictionary", action="append", metavar="DIR",
+                   help="a dictionary of this model: its features become the layer "
+                   "features_LAYER, spliced into the network (repeat for several)")
+    p.add_argument("--class", dest="classes", action="append",
+                   help="class name or index (default: the images' most common top-1)")
+    number(p, "--top", lo=1, hi=256, default=6, help="nodes kept per layer")
+    number(p, "--share", cast=float, lo=0, hi=1, default=0.05,
+           help="edges below this share of the layer pair's largest are dropped")
+    p.add_argument("--validate", action="store_true", help="remove each node and compare "
+                   "the class score's change with the attribution's prediction")
+    p.set_defaults(func=_vision_circuit, out="netscope-results/vision-circuit")
+
+
+def _vision_circuit(args) -> int:
+    import json
+
+    if args.classes and len(args.classes) > 1:
+        raise NetscopeError("a circuit is drawn for one class: give --class once.")
+    from netscope.cli.vision_inputs import start
+
+    lm, found = start(args, classes=args.classes)
+    import numpy as np
+    import torch
+
+    from netscope.files.atomic import write_bytes, write_text
+    from netscope.render.dictionary import circuit_png
+    from netscope.vision.concepts.circuit import class_circuit, validate
+    from netscope.vision.concepts.saved import load_dictionary
+    from netscope.vision.concepts.tap import attach_features
+    from netscope.vision.models.classes import class_label, resolve_class
+    from netscope.vision.models.images import load_image
+    from netscope.vision.models.zoo import n_classes
+
+    if not found:
+        raise NetscopeError("give the images (files, folders or sample names).")
+    names = {}
+    for folder in args.dictionary or []:
+        learned, meta = load_dictionary(folder, model=lm.name)
+        names[attach_features(lm.model, meta["layer"], learned, lm.preprocess.size,
+                              splice=True)] = "feature"
+    layers = [x.strip() for x in args.layers.split(",") if x.strip()]
+    x = torch.cat([lm.preprocess.tensor(load_image(source)) for _, source in found])
+    if args.classes:
+        target = resolve_class(args.classes[0], lm.class_names, n_classes(lm))
+    else:
+        with torch.no_grad():
+            target = int(np.bincount(lm.model(x).argmax(-1).cpu().numpy()).argmax())
+    name = class_label(lm.class_names, target)
+    say = progress_printer(False)
+    say(f"circuit: {name} on {len(x)} image(s) through {', '.join(layers)}")
+    circuit = class_circuit(lm.model, x, target, layers, args.top, args.share)
+    if args.validate:
+        say("circuit: removing each node to check it")
+        validate(lm.model, x, circuit)
+    out = Path(args.out)
+    doc = write_text(out / "circuit.json", json.dumps(circuit.as_dict(), indent=1))
+    picture = write_bytes(out / "circuit.png", circuit_png(circuit, name, names))
+    print(f"{name}: {sum(len(v) for v in circuit.nodes.values())} nodes, "
+          f"{len(circuit.edges)} edges")
+    if circuit.checks:
+        c = circuit.checks
+        done = ", ".join(f"{k} {v:.0%}" for k, v in c["completeness"].items())
+        print(f"removing each node: correlation of measured with predicted change "
+              f"{c['correlation']:+.2f}, wrong sign: {', '.join(c['wrong_sign']) or 'none'}; "
+              f"score kept with only the graph's nodes: {done} ({c['forward_passes']} "
+              f"forward passes)")
+    print(f"circuit.json: {doc}\ncircuit.png: {picture}")
+    return 0

@@ -96,3 +96,53 @@ def tcav_png(results, class_name: str) -> bytes:
                  fontsize=9)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def circuit_png(circuit, class_name: str, names: dict[str, str] | None = None) -> bytes:
+    """The circuit as a layered graph: a column per layer (the class at the right), a
+    circle per node sized by |contribution| (red: raises the score, blue: lowers it), a
+    line per edge as wide as |weight|; with validation, each node's measured effect of
+    removing it under its label."""
+    names = names or {}
+    fig, ax = subplots(figsize=(2.6 * (len(circuit.layers) + 1), 4.8), dpi=100)
+    pos = {}
+    biggest = max((float(np.abs(circuit.contribution[n][circuit.nodes[n]]).max())
+                   for n in circuit.layers if len(circuit.nodes[n])), default=1.0) or 1.0
+    measured = {d["node"]: d["measured"] for d in circuit.checks.get("nodes", [])}
+    for col, name in enumerate(circuit.layers):
+        kept = circuit.nodes[name]
+        for row, j in enumerate(kept):
+            y = (len(kept) - 1) / 2 - row
+            pos[(name, int(j))] = (col, y)
+            c = float(circuit.contribution[name][j])
+            ax.scatter([col], [y], s=80 + 900 * abs(c) / biggest, zorder=3,
+                       color="tab:red" if c >= 0 else "tab:blue", alpha=0.8)
+            label = f"{names.get(name, 'unit')} {int(j)}\n{c:+.3g}"
+            if f"{name}:{int(j)}" in measured:
+                label += f"\nremoved: {measured[f'{name}:{int(j)}']:+.3g}"
+            ax.text(col + 0.12, y, label, fontsize=7, va="center")
+        ax.text(col, (len(kept) + 1) / 2, name, ha="center", fontsize=8, weight="bold")
+    out_col = len(circuit.layers)
+    ax.scatter([out_col], [0], s=300, marker="s", color="black", zorder=3)
+    ax.text(out_col + 0.12, 0, f"{class_name}\n{circuit.score:.3g}", fontsize=8, va="center")
+    wmax = max((abs(w) for *_, w in circuit.edges), default=1.0) or 1.0
+    for a, i, b, j, w in circuit.edges:
+        (x0, y0), (x1, y1) = pos[(a, i)], pos[(b, j)]
+        ax.plot([x0, x1], [y0, y1], color="tab:red" if w >= 0 else "tab:blue",
+                linewidth=0.5 + 4 * abs(w) / wmax, alpha=0.6, zorder=1)
+    last = circuit.layers[-1]
+    for j in circuit.nodes[last]:
+        x0, y0 = pos[(last, int(j))]
+        c = float(circuit.contribution[last][j])
+        ax.plot([x0, out_col], [y0, 0], color="tab:red" if c >= 0 else "tab:blue",
+                linewidth=0.5 + 4 * abs(c) / biggest, alpha=0.6, zorder=1)
+    tallest = max((len(circuit.nodes[n]) for n in circuit.layers), default=1)
+    ax.set_ylim(-(tallest + 1) / 2, (tallest + 3) / 2)
+    ax.axis("off")
+    title = f"circuit of {class_name}"
+    if circuit.checks:
+        title += (f": removal vs prediction r = {circuit.checks['correlation']:.2f}, "
+                  f"{len(circuit.checks['wrong_sign'])} wrong sign")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return figure_png(fig)

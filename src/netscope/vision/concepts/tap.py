@@ -38,9 +38,14 @@ def tap_name(layer: str) -> str:
     return "features_" + re.sub(r"[^A-Za-z0-9_]", "_", layer)
 
 
-def attach_features(model: nn.Module, layer: str, learned: Learned, size: int) -> str:
+def attach_features(model: nn.Module, layer: str, learned: Learned, size: int,
+                    splice: bool = False) -> str:
     """Register the tap of ``learned`` (a dictionary of ``layer``) on ``model`` and return
-    its layer name; the hook stays for the model's life (a command's run)."""
+    its layer name; the hook stays for the model's life (a command's run). ``splice``: the
+    network goes on from the features, its activations rebuilt as the codes (as the tap
+    returns them, so an edit of the tap reaches the class) times the atoms plus the
+    dictionary's reconstruction error held fixed: the same numbers, but gradients reach
+    the features (the replacement model of circuit work)."""
     name = tap_name(layer)
     if hasattr(model, name):
         raise NetscopeError(f"the model already has a layer {name!r}: the features of "
@@ -68,7 +73,15 @@ def attach_features(model: nn.Module, layer: str, learned: Learned, size: int) -
         n, c, h, w = grid.shape
         samples = grid.flatten(2).transpose(1, 2).reshape(-1, c) / tap.scale
         codes = tap.dictionary.encode(samples)  # differentiable: ascent and circuits
-        tap(codes.reshape(n, h * w, -1).transpose(1, 2).reshape(n, -1, h, w))
+        k = codes.shape[1]
+        seen = tap(codes.reshape(n, h * w, k).transpose(1, 2).reshape(n, k, h, w))
+        if not splice:
+            return None
+        rebuilt = (seen.flatten(2).transpose(1, 2) @ tap.dictionary.atoms()) * tap.scale
+        rebuilt = rebuilt.transpose(1, 2).reshape(n, c, h, w)
+        error = (grid - (codes @ tap.dictionary.atoms()).reshape(n, h * w, c).transpose(1, 2)
+                 .reshape(n, c, h, w) * tap.scale).detach()
+        return layout.from_grid((rebuilt + error).to(output.dtype), output)
 
     model.add_module(name, tap)
     module.register_forward_hook(hook)

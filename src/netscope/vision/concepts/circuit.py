@@ -1,0 +1,158 @@
+"""The circuit of a class on some images: nodes are the units (or dictionary features, as a
+``features_LAYER`` tap) of the chosen layers, edges the attributions between consecutive
+layers, and every claim is checked by intervention.
+
+- A node's contribution to the class score: its activation times the score's gradient,
+  summed over positions (the score's first-order part through that node), averaged over
+  the images. Each layer keeps its ``top`` nodes by |contribution|.
+- The edge from node a (earlier layer) to node b (the next layer): a's activation times
+  the gradient of b's contribution (b's activation times its class gradient, the gradient
+  held fixed) with respect to a, summed over positions, averaged over the images: a's
+  first-order share of b's part of the score. One batched backward pass per layer pair.
+  Edges below ``share`` of the layer pair's largest |edge| are dropped.
+- Validation: each node is removed (its channel zeroed, or a feature's part subtracted) and
+  the class score's measured change set beside the predicted one (minus its
+  contribution): their correlation and the nodes whose sign is wrong. Completeness: the
+  score kept when every node of a layer outside the graph is removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.core.token_grid import layout_for
+
+
+@dataclass
+class Circuit:
+    target: int
+    layers: list[str]
+    nodes: dict[str, np.ndarray]  # layer -> kept node indices, by |contribution|
+    contribution: dict[str, np.ndarray]  # layer -> (units,) mean contribution to the score
+    edges: list[tuple[str, int, str, int, float]]  # (layer, node, next layer, node, weight)
+    score: float  # mean class score
+    checks: dict = field(default_factory=dict)  # filled by validate()
+
+    def as_dict(self) -> dict:
+        return {"target": self.target, "layers": self.layers, "score": self.score,
+                "nodes": [{"layer": name, "node": int(j),
+                           "contribution": float(self.contribution[name][j])}
+                          for name in self.layers for j in self.nodes[name]],
+                "edges": [{"from_layer": a, "from": int(i), "to_layer": b, "to": int(j),
+                           "weight": float(w)} for a, i, b, j, w in self.edges],
+                "checks": self.checks}
+
+
+def class_circuit(model: nn.Module, x: torch.Tensor, target: int, layers: list[str],
+                  top: int = 6, share: float = 0.05) -> Circuit:
+    """The circuit of class ``target`` on images ``x`` through ``layers`` (in the order the
+    network runs them; see the module docstring)."""
+    if len(layers) < 1:
+        raise NetscopeError("name at least one layer for the circuit.")
+    refs = [LayerRef.parse(n) for n in layers]
+    with capture(model, refs) as rec, torch.enable_grad():
+        scores = model(x.detach().requires_grad_(True))  # so every layer carries gradient
+        if not 0 <= target < scores.shape[-1]:
+            raise NetscopeError(f"class {target} is not one of the model's {scores.shape[-1]} "
+                                f"classes.")
+        acts = [rec[r] for r in refs]
+        for name, a in zip(layers, acts, strict=True):
+            if not a.requires_grad:
+                raise NetscopeError(f"the class score does not depend on layer {name}.")
+        grads = torch.autograd.grad(scores[:, target].sum(), acts, retain_graph=True)
+    size = tuple(x.shape[-2:])
+    lay = [layout_for(model, a, size, n) for a, n in zip(acts, layers, strict=True)]
+    contribution, nodes = {}, {}
+    for name, a, g, lo in zip(layers, acts, grads, lay, strict=True):
+        c = (lo.to_grid(a.detach()).float() * lo.to_grid(g).float()).sum((2, 3)).mean(0)
+        contribution[name] = c.cpu().numpy()
+        order = np.lexsort((np.arange(len(c)), -np.abs(contribution[name])))
+        nodes[name] = order[:top]
+    edges = []
+    for (a_name, b_name) in zip(layers, layers[1:], strict=False):
+        edges += _edges(model, x, target, a_name, b_name, nodes, size, share)
+    return Circuit(target, list(layers), nodes, contribution, edges,
+                   float(scores[:, target].detach().mean()))
+
+
+def _edges(model, x, target, a_name, b_name, nodes, size, share) -> list:
+    """Edges from the kept nodes of ``a_name`` to those of ``b_name``."""
+    a_ref, b_ref = LayerRef.parse(a_name), LayerRef.parse(b_name)
+    with capture(model, [a_ref], cut=True) as rec_a, capture(model, [b_ref]) as rec_b, \
+            torch.enable_grad():
+        scores = model(x)
+        leaf, b = rec_a[a_ref], rec_b[b_ref]
+        if not b.requires_grad:
+            raise NetscopeError(f"layer {b_name} does not depend on layer {a_name}; list the "
+                                f"layers in the order the network runs them.")
+        (g_b,) = torch.autograd.grad(scores[:, target].sum(), b, retain_graph=True)
+        lb = layout_for(model, b, size, b_name)
+        part = lb.to_grid(b).float() * lb.to_grid(g_b.detach()).float()  # (n, C, h, w)
+        values = part.sum((2, 3)).sum(0)[torch.as_tensor(nodes[b_name])]  # per kept b node
+        eye = torch.eye(len(values), dtype=values.dtype, device=values.device)
+        (g,) = torch.autograd.grad(values, leaf, grad_outputs=eye, is_grads_batched=True)
+    la = layout_for(model, leaf, size, a_name)
+    a_grid = la.to_grid(leaf.detach()).float()
+    n = leaf.shape[0]
+    terms = torch.stack([(la.to_grid(gj).float() * a_grid).sum((0, 2, 3)) for gj in g]) / n
+    terms = terms.cpu().numpy()[:, nodes[a_name]]  # (kept b, kept a)
+    biggest = float(np.abs(terms).max()) if terms.size else 0.0
+    out = []
+    for jb, b_node in enumerate(nodes[b_name]):
+        for ja, a_node in enumerate(nodes[a_name]):
+            w = float(terms[jb, ja])
+            if biggest > 0 and abs(w) >= share * biggest:
+                out.append((a_name, int(a_node), b_name, int(b_node), w))
+    return out
+
+
+def validate(model: nn.Module, x: torch.Tensor, circuit: Circuit) -> dict:
+    """Remove each node alone and, per layer, everything but the graph's nodes; compare the
+    class score's measured change with the predicted one (see the module docstring)."""
+    t = circuit.target
+    with torch.no_grad():
+        base = model(x)[:, t].float().mean().item()
+    predicted, measured, labels = [], [], []
+    kept = {}
+    for name in circuit.layers:
+        for j in circuit.nodes[name]:
+            measured.append(_score_without(model, x, t, name, [int(j)]) - base)
+            predicted.append(-float(circuit.contribution[name][j]))
+            labels.append(f"{name}:{int(j)}")
+        units = len(circuit.contribution[name])
+        outside = [u for u in range(units) if u not in set(circuit.nodes[name].tolist())]
+        kept[name] = (_score_without(model, x, t, name, outside) if outside else base)
+    pred, meas = np.array(predicted), np.array(measured)
+    corr = float(np.corrcoef(pred, meas)[0, 1]) if len(pred) > 1 and pred.std() > 0 \
+        and meas.std() > 0 else float("nan")
+    wrong = [lab for lab, p, m in zip(labels, pred, meas, strict=True)
+             if p * m < 0 and abs(m) > 1e-6]
+    checks = {"score": base, "forward_passes": len(labels) + len(circuit.layers) + 1,
+              "correlation": corr, "wrong_sign": wrong,
+              "nodes": [{"node": lab, "predicted": float(p), "measured": float(m)}
+                        for lab, p, m in zip(labels, pred, meas, strict=True)],
+              "completeness": {name: (v / base if base else float("nan"))
+                               for name, v in kept.items()}}
+    circuit.checks = checks
+    return checks
+
+
+def _score_without(model, x, target, layer, units) -> float:
+    """The mean class score with ``units`` of ``layer`` set to zero."""
+    ref = LayerRef.parse(layer)
+    size = tuple(x.shape[-2:])
+
+    def edit(a: torch.Tensor) -> torch.Tensor:
+        lo = layout_for(model, a, size, layer)
+        grid = lo.to_grid(a).clone()
+        grid[:, units] = 0
+        return lo.from_grid(grid, a)
+
+    with capture(model, [ref], edit=edit), torch.no_grad():
+        return float(model(x)[:, target].float().mean())
