@@ -381,6 +381,9 @@ def test_the_circuit_of_a_hand_built_detector_finds_exactly_the_built_edges():
         assert node["measured"] == pytest.approx(node["predicted"], abs=1e-5), node
     assert checks["wrong_sign"] == []
     assert checks["completeness"]["mix"] == pytest.approx(1.0)
+    assert len(checks["edges"]) == 4 and checks["edges_wrong_sign"] == []
+    for edge in checks["edges"]:  # each edge's claim, checked by removing its source
+        assert edge["measured"] == pytest.approx(edge["predicted"], abs=1e-5), edge
 
 
 def test_cli_circuit_through_dictionary_features(squares, tmp_path, capsys):

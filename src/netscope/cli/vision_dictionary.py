@@ -246,7 +246,8 @@ def _vision_circuit(args) -> int:
         done = ", ".join(f"{k} {v:.0%}" for k, v in c["completeness"].items())
         print(f"removing each node: correlation of measured with predicted change "
               f"{c['correlation']:+.2f}, wrong sign: {', '.join(c['wrong_sign']) or 'none'}; "
-              f"score kept with only the graph's nodes: {done} ({c['forward_passes']} "
-              f"forward passes)")
+              f"edges: correlation {c['edge_correlation']:+.2f}, wrong sign: "
+              f"{', '.join(c['edges_wrong_sign']) or 'none'}; score kept with only the "
+              f"graph's nodes: {done} ({c['forward_passes']} forward passes)")
     print(f"circuit.json: {doc}\ncircuit.png: {picture}")
     return 0

@@ -114,37 +114,72 @@ def _edges(model, x, target, a_name, b_name, nodes, size, share) -> list:
 
 def validate(model: nn.Module, x: torch.Tensor, circuit: Circuit) -> dict:
     """Remove each node alone and, per layer, everything but the graph's nodes; compare the
-    class score's measured change with the predicted one (see the module docstring)."""
+    class score's measured change with the predicted one, and each edge's claim (removing
+    its earlier node changes its later node's contribution by minus the edge's weight,
+    the later node's class gradient held as it was) with what the same removal does."""
     t = circuit.target
+    grads = _class_gradients(model, x, t, circuit.layers)
     with torch.no_grad():
         base = model(x)[:, t].float().mean().item()
     predicted, measured, labels = [], [], []
     kept = {}
+    edge_rows = []
+    by_source = {}
+    for a, i, b, j, w in circuit.edges:
+        by_source.setdefault((a, i), []).append((b, j, w))
     for name in circuit.layers:
         for j in circuit.nodes[name]:
-            measured.append(_score_without(model, x, t, name, [int(j)]) - base)
+            after = _score_without(model, x, t, name, [int(j)], grads,
+                                   [b for b, *_ in by_source.get((name, int(j)), [])])
+            measured.append(after["score"] - base)
             predicted.append(-float(circuit.contribution[name][j]))
             labels.append(f"{name}:{int(j)}")
+            for b, jb, w in by_source.get((name, int(j)), []):
+                change = float(after[b][jb]) - float(circuit.contribution[b][jb])
+                edge_rows.append({"edge": f"{name}:{int(j)} -> {b}:{jb}", "predicted": -w,
+                                  "measured": change})
         units = len(circuit.contribution[name])
         outside = [u for u in range(units) if u not in set(circuit.nodes[name].tolist())]
-        kept[name] = (_score_without(model, x, t, name, outside) if outside else base)
+        kept[name] = (_score_without(model, x, t, name, outside)["score"] if outside
+                      else base)
     pred, meas = np.array(predicted), np.array(measured)
     corr = float(np.corrcoef(pred, meas)[0, 1]) if len(pred) > 1 and pred.std() > 0 \
         and meas.std() > 0 else float("nan")
     wrong = [lab for lab, p, m in zip(labels, pred, meas, strict=True)
              if p * m < 0 and abs(m) > 1e-6]
-    checks = {"score": base, "forward_passes": len(labels) + len(circuit.layers) + 1,
+    ep = np.array([r["predicted"] for r in edge_rows])
+    em = np.array([r["measured"] for r in edge_rows])
+    edge_corr = float(np.corrcoef(ep, em)[0, 1]) if len(ep) > 1 and ep.std() > 0 \
+        and em.std() > 0 else float("nan")
+    checks = {"score": base, "forward_passes": len(labels) + len(circuit.layers) + 2,
               "correlation": corr, "wrong_sign": wrong,
               "nodes": [{"node": lab, "predicted": float(p), "measured": float(m)}
                         for lab, p, m in zip(labels, pred, meas, strict=True)],
+              "edges": edge_rows, "edge_correlation": edge_corr,
+              "edges_wrong_sign": [r["edge"] for r in edge_rows
+                                   if r["predicted"] * r["measured"] < 0
+                                   and abs(r["measured"]) > 1e-6],
               "completeness": {name: (v / base if base else float("nan"))
                                for name, v in kept.items()}}
     circuit.checks = checks
     return checks
 
 
-def _score_without(model, x, target, layer, units) -> float:
-    """The mean class score with ``units`` of ``layer`` set to zero."""
+def _class_gradients(model, x, target, layers) -> dict[str, torch.Tensor]:
+    """Each layer's class-score gradient on its grid (what contributions are taken with)."""
+    refs = [LayerRef.parse(n) for n in layers]
+    with capture(model, refs) as rec, torch.enable_grad():
+        scores = model(x.detach().requires_grad_(True))
+        acts = [rec[r] for r in refs]
+        grads = torch.autograd.grad(scores[:, target].sum(), acts)
+    size = tuple(x.shape[-2:])
+    return {n: layout_for(model, a, size, n).to_grid(g).float().detach()
+            for n, a, g in zip(layers, acts, grads, strict=True)}
+
+
+def _score_without(model, x, target, layer, units, grads=None, watch=()) -> dict:
+    """The mean class score with ``units`` of ``layer`` set to zero, and for each layer in
+    ``watch`` its nodes' contributions then (activation times the unchanged gradient)."""
     ref = LayerRef.parse(layer)
     size = tuple(x.shape[-2:])
 
@@ -154,5 +189,11 @@ def _score_without(model, x, target, layer, units) -> float:
         grid[:, units] = 0
         return lo.from_grid(grid, a)
 
-    with capture(model, [ref], edit=edit), torch.no_grad():
-        return float(model(x)[:, target].float().mean())
+    watched = [LayerRef.parse(w) for w in dict.fromkeys(watch)]
+    with capture(model, [ref], edit=edit), capture(model, watched) as rec, torch.no_grad():
+        out = {"score": float(model(x)[:, target].float().mean())}
+        for w in watched:
+            a = rec[w]
+            grid = layout_for(model, a, size, str(w)).to_grid(a).float()
+            out[str(w)] = (grid * grads[str(w)]).sum((2, 3)).mean(0).cpu().numpy()
+    return out
