@@ -124,9 +124,12 @@ def test_bad_settings_are_refused():
         learn(bad, LearnSettings("topk-sae", 4))
 
 
-@pytest.fixture
-def squares(tmp_path):
-    root = tmp_path / "images"
+MODEL = "tests.vision.tiny_units:detector"
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory):
+    root = tmp_path_factory.mktemp("squares") / "images"
     root.mkdir()
     rng = np.random.default_rng(0)
     pictures = [T.red_square(rng, 8 + 3 * i, 10 + 2 * i) for i in range(6)]
@@ -134,6 +137,19 @@ def squares(tmp_path):
     for i, img in enumerate(pictures):
         Image.fromarray((img * 255).round().astype(np.uint8)).save(root / f"p{i}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def mix_nmf(squares, tmp_path_factory):
+    """An NMF dictionary of the detector's ``mix`` (two features) made by the command, and
+    the index of its edge feature (unit 0 only; the other is the square feature)."""
+    out = tmp_path_factory.mktemp("mix") / "d"
+    assert main(["vision", "dictionary", str(squares), "--model", MODEL, "--layer", "mix",
+                 "--method", "nmf", "--features", "2", "--epochs", "300", "--positions", "0",
+                 "--workers", "0", "--quiet", "--out", str(out)]) == 0
+    learned, _ = load_dictionary(out)
+    atoms = learned.model.atoms().numpy()
+    return out, int(np.argmax(atoms[:, 0] / np.linalg.norm(atoms, axis=1)))
 
 
 def test_cli_dictionary_of_a_polysemantic_channel(squares, tmp_path, capsys):
@@ -216,18 +232,13 @@ def test_craft_ranks_the_feature_that_drives_the_class_first():
         class_importance(wider, "0", learned, x, target=0)
 
 
-def test_cli_craft_ranks_the_square_feature_for_the_square_class(squares, tmp_path, capsys):
+def test_cli_craft_ranks_the_square_feature_for_the_square_class(squares, mix_nmf, tmp_path,
+                                                                  capsys):
     """The detector's class 1 reads ``mix`` unit 1, the square detector alone: of an NMF
     dictionary's two features (edge: unit 0 only; square) the square one ranks first, and
     the edge feature's index is 0 (masking it cannot move that score)."""
-    out = tmp_path / "d"
-    model = "tests.vision.tiny_units:detector"
-    assert main(["vision", "dictionary", str(squares), "--model", model, "--layer", "mix",
-                 "--method", "nmf", "--features", "2", "--epochs", "300", "--positions", "0",
-                 "--workers", "0", "--quiet", "--out", str(out)]) == 0
-    learned, _ = load_dictionary(out)
-    atoms = learned.model.atoms().numpy()
-    edge = int(np.argmax(atoms[:, 0] / np.linalg.norm(atoms, axis=1)))
+    out, edge = mix_nmf
+    model = MODEL
     images = [str(p) for p in sorted(squares.glob("p[0-2].png"))]
     assert main(["vision", "craft", *images, "--model", model, "--dictionary", str(out),
                  "--class", "1", "--designs", "16", "--out", str(tmp_path / "c")]) == 0
@@ -336,18 +347,12 @@ def test_tcav_scores_equal_the_directional_derivatives():
     assert sign == pytest.approx(2 / 3) and magnitude == pytest.approx((1 + 1 - 2.5) / 3)
 
 
-def test_atlas_with_a_dictionary_makes_features_units(squares, tmp_path):
+def test_atlas_with_a_dictionary_makes_features_units(squares, mix_nmf, tmp_path):
     """Features become a layer of the atlas: the square feature's strongest images are the
     square images, its page lists the units of mix it reads, and mix's unit pages link the
     features they feed; feature visualization runs on a feature like on a unit."""
-    model = "tests.vision.tiny_units:detector"
-    d = tmp_path / "d"
-    assert main(["vision", "dictionary", str(squares), "--model", model, "--layer", "mix",
-                 "--method", "nmf", "--features", "2", "--epochs", "300", "--positions", "0",
-                 "--workers", "0", "--quiet", "--out", str(d)]) == 0
-    learned, _ = load_dictionary(d)
-    atoms = learned.model.atoms().numpy()
-    edge = int(np.argmax(atoms[:, 0] / np.linalg.norm(atoms, axis=1)))
+    model = MODEL
+    d, edge = mix_nmf
     out = tmp_path / "atlas"
     assert main(["vision", "atlas", str(squares), "--model", model, "--layers", "detect",
                  "--dictionary", str(d), "--top", "3", "--picture-steps", "2", "--diverse",
@@ -386,21 +391,16 @@ def test_the_circuit_of_a_hand_built_detector_finds_exactly_the_built_edges():
         assert edge["measured"] == pytest.approx(edge["predicted"], abs=1e-5), edge
 
 
-def test_cli_circuit_through_dictionary_features(squares, tmp_path, capsys):
+def test_cli_circuit_through_dictionary_features(squares, mix_nmf, tmp_path, capsys):
     """With a dictionary of ``mix`` spliced in, class 1 (the square unit) runs through the
     square feature: it is the strongest feature node, spread 2 feeds it, and removing
     each node changes the score as predicted."""
     import json
 
-    model = "tests.vision.tiny_units:detector"
-    d = tmp_path / "d"
-    assert main(["vision", "dictionary", str(squares), "--model", model, "--layer", "mix",
-                 "--method", "nmf", "--features", "2", "--epochs", "300", "--positions", "0",
-                 "--workers", "0", "--quiet", "--out", str(d)]) == 0
-    learned, _ = load_dictionary(d)
-    atoms = learned.model.atoms().numpy()
-    square = 1 - int(np.argmax(atoms[:, 0] / np.linalg.norm(atoms, axis=1)))
-    images = [str(p) for p in sorted(squares.glob("p*.png"))][:6]  # the six squares
+    model = MODEL
+    d, edge = mix_nmf
+    square = 1 - edge
+    images = [str(squares / f"p{i}.png") for i in range(6)]  # the six squares
     assert main(["vision", "circuit", *images, "--model", model, "--layers",
                  "spread,features_mix", "--dictionary", str(d), "--class", "1", "--top", "2",
                  "--validate", "--out", str(tmp_path / "c")]) == 0
@@ -413,3 +413,5 @@ def test_cli_circuit_through_dictionary_features(squares, tmp_path, capsys):
     assert doc["checks"]["correlation"] > 0.9 and doc["checks"]["wrong_sign"] == []
     assert (tmp_path / "c" / "circuit.png").stat().st_size > 5000
     assert "correlation of measured with predicted change" in capsys.readouterr().out
+    page = (tmp_path / "c" / "circuit.html").read_text()
+    assert f"<title>features_mix:{square}: contribution" in page and "<svg" in page

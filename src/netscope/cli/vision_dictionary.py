@@ -192,6 +192,8 @@ def add_circuit(vs, common) -> None:
            help="edges below this share of the layer pair's largest are dropped")
     p.add_argument("--validate", action="store_true", help="remove each node and compare "
                    "the class score's change with the attribution's prediction")
+    p.add_argument("--atlas", help="an atlas folder of the same model and layers: the page's "
+                   "nodes link to their atlas pages")
     p.set_defaults(func=_vision_circuit, out="netscope-results/vision-circuit")
 
 
@@ -207,7 +209,7 @@ def _vision_circuit(args) -> int:
     import torch
 
     from netscope.files.atomic import write_bytes, write_text
-    from netscope.render.dictionary import circuit_png
+    from netscope.render.dictionary import circuit_html, circuit_png
     from netscope.vision.concepts.circuit import class_circuit, validate
     from netscope.vision.concepts.saved import load_dictionary
     from netscope.vision.concepts.tap import attach_features
@@ -239,6 +241,10 @@ def _vision_circuit(args) -> int:
     out = Path(args.out)
     doc = write_text(out / "circuit.json", json.dumps(circuit.as_dict(), indent=1))
     picture = write_bytes(out / "circuit.png", circuit_png(circuit, name, names))
+    import os
+
+    atlas = os.path.relpath(args.atlas, out) if args.atlas else None
+    page = write_text(out / "circuit.html", circuit_html(circuit, name, atlas))
     print(f"{name}: {sum(len(v) for v in circuit.nodes.values())} nodes, "
           f"{len(circuit.edges)} edges")
     if circuit.checks:
@@ -249,5 +255,5 @@ def _vision_circuit(args) -> int:
               f"edges: correlation {c['edge_correlation']:+.2f}, wrong sign: "
               f"{', '.join(c['edges_wrong_sign']) or 'none'}; score kept with only the "
               f"graph's nodes: {done} ({c['forward_passes']} forward passes)")
-    print(f"circuit.json: {doc}\ncircuit.png: {picture}")
+    print(f"circuit.json: {doc}\ncircuit.png: {picture}\ncircuit.html: {page}")
     return 0

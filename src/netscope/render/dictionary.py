@@ -146,3 +146,74 @@ def circuit_png(circuit, class_name: str, names: dict[str, str] | None = None) -
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def circuit_html(circuit, class_name: str, atlas: str | None = None) -> str:
+    """The circuit as a page: an SVG graph whose nodes link to their atlas pages (``atlas``:
+    the atlas folder, relative to the page) and whose edges and nodes show their numbers
+    (and the validation's) on hover, and the tables."""
+    import html as _html
+
+    from netscope.vision.units.atlas import layer_slug
+
+    cols, gap_x, gap_y = len(circuit.layers) + 1, 220, 70
+    tallest = max((len(circuit.nodes[n]) for n in circuit.layers), default=1)
+    width, height = cols * gap_x + 80, (tallest + 1) * gap_y + 40
+    pos = {}
+    for col, name in enumerate(circuit.layers):
+        kept = circuit.nodes[name]
+        for row, j in enumerate(kept):
+            pos[(name, int(j))] = (60 + col * gap_x,
+                                   height / 2 + (row - (len(kept) - 1) / 2) * gap_y)
+    out_xy = (60 + len(circuit.layers) * gap_x, height / 2)
+    measured = {d["node"]: d["measured"] for d in circuit.checks.get("nodes", [])}
+    checked = {d["edge"]: d["measured"] for d in circuit.checks.get("edges", [])}
+    wmax = max((abs(w) for *_, w in circuit.edges), default=1.0) or 1.0
+    cmax = max((abs(float(circuit.contribution[n][j])) for n in circuit.layers
+                for j in circuit.nodes[n]), default=1.0) or 1.0
+    parts = []
+    for a, i, b, j, w in circuit.edges:
+        (x0, y0), (x1, y1) = pos[(a, i)], pos[(b, j)]
+        key = f"{a}:{i} -> {b}:{j}"
+        tip = f"{key}: weight {w:+.4g}" + (f", removing {a}:{i} moved it {checked[key]:+.4g}"
+                                             if key in checked else "")
+        parts.append(f"<line x1='{x0}' y1='{y0}' x2='{x1}' y2='{y1}' stroke='"
+                     f"{'#d62728' if w >= 0 else '#1f77b4'}' stroke-width='"
+                     f"{0.5 + 5 * abs(w) / wmax:.2f}' opacity='0.6'><title>"
+                     f"{_html.escape(tip)}</title></line>")
+    last = circuit.layers[-1]
+    for j in circuit.nodes[last]:
+        (x0, y0), c = pos[(last, int(j))], float(circuit.contribution[last][j])
+        parts.append(f"<line x1='{x0}' y1='{y0}' x2='{out_xy[0]}' y2='{out_xy[1]}' stroke='"
+                     f"{'#d62728' if c >= 0 else '#1f77b4'}' stroke-width='"
+                     f"{0.5 + 5 * abs(c) / cmax:.2f}' opacity='0.4'/>")
+    for (name, j), (x, y) in pos.items():
+        c = float(circuit.contribution[name][j])
+        key = f"{name}:{j}"
+        tip = f"{key}: contribution {c:+.4g}" + (f", removing it: {measured[key]:+.4g}"
+                                                  if key in measured else "")
+        dot = (f"<circle cx='{x}' cy='{y}' r='{6 + 16 * abs(c) / cmax:.1f}' fill='"
+               f"{'#d62728' if c >= 0 else '#1f77b4'}'><title>{_html.escape(tip)}</title>"
+               f"</circle><text x='{x + 22}' y='{y + 4}' font-size='11'>{j}</text>")
+        link = f"{atlas}/{layer_slug(name)}/{j}.html" if atlas else None
+        parts.append(f"<a href='{_html.escape(link)}'>{dot}</a>" if link else dot)
+    for col, name in enumerate(circuit.layers):
+        parts.append(f"<text x='{60 + col * gap_x}' y='18' font-size='12' "
+                     f"text-anchor='middle'>{_html.escape(name)}</text>")
+    parts.append(f"<rect x='{out_xy[0] - 9}' y='{out_xy[1] - 9}' width='18' height='18'/>"
+                 f"<text x='{out_xy[0] + 14}' y='{out_xy[1] + 4}' font-size='12'>"
+                 f"{_html.escape(class_name)} {circuit.score:.3g}</text>")
+    svg = f"<svg width='{width}' height='{height}' role='img'>{''.join(parts)}</svg>"
+    c = circuit.checks
+    summary = "" if not c else (
+        f"<p>Removing each node: correlation of the measured with the predicted change "
+        f"{c['correlation']:+.2f}, wrong sign: {_html.escape(', '.join(c['wrong_sign']) or 'none')}"
+        f"; edges: correlation {c['edge_correlation']:+.2f}, wrong sign: "
+        f"{_html.escape(', '.join(c['edges_wrong_sign']) or 'none')}; score kept with only the "
+        f"graph's nodes: " + ", ".join(f"{_html.escape(k)} {v:.0%}"
+                                        for k, v in c["completeness"].items()) + "</p>")
+    return (f"<!doctype html><meta charset='utf-8'><title>circuit of "
+            f"{_html.escape(class_name)}</title><body style='font-family:sans-serif'>"
+            f"<h1>Circuit of {_html.escape(class_name)}</h1><p>Hover a node or an edge for "
+            f"its numbers" + (", click a node for its atlas page" if atlas else "") +
+            f".</p>{svg}{summary}</body>")

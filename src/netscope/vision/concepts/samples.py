@@ -27,7 +27,7 @@ from netscope.vision.datasets.image_files import (
     RateLine,
     dataset_files,
     default_workers,
-    loader,
+    device_batches,
 )
 from netscope.vision.models.zoo import LoadedModel
 from netscope.vision.units.atlas_run import probe_layers
@@ -130,16 +130,12 @@ def _stream(lm, root, files, todo, store, settings, layout, say, start) -> None:
     device, dtype = torch.device(lm.preprocess.device), getattr(torch, lm.preprocess.dtype)
     shard, in_shard, count = SampleShard(), 0, 0
     line = RateLine("samples", len(todo), say, start)
-    for idx, x, errors in loader(data, todo, settings.batch_size, settings.workers,
-                                 device.type == "cuda"):
-        ids = idx.numpy()
-        ok = np.array([e == "" for e in errors])
-        for i, e in zip(ids[~ok], np.array(errors, dtype=object)[~ok], strict=True):
-            shard.unreadable[int(i)] = str(e)
+    for ids, xs, good, failed in device_batches(data, todo, settings.batch_size,
+                                                settings.workers, device, dtype):
+        shard.unreadable.update(failed)
         shard.images += [int(i) for i in ids]
-        if ok.any():
-            xs = x[torch.from_numpy(ok)].to(device, non_blocking=True).to(dtype)
-            sample_batch(lm, xs, ids[ok], ref, layout, settings, shard)
+        if xs is not None:
+            sample_batch(lm, xs, good, ref, layout, settings, shard)
         in_shard += len(ids)
         count += len(ids)
         if in_shard >= settings.shard_size:

@@ -84,3 +84,17 @@ def loader(data: ImageFiles, indices: list[int], batch_size: int, workers: int,
     return DataLoader(subset, batch_size=batch_size, num_workers=workers, shuffle=False,
                       worker_init_fn=_one_thread if workers else None, pin_memory=pin,
                       persistent_workers=False, prefetch_factor=4 if workers else None)
+
+
+def device_batches(data: ImageFiles, indices: list[int], batch_size: int, workers: int,
+                   device: torch.device, dtype: torch.dtype):
+    """Per batch: (the image indices, the readable ones' input on ``device`` or None when
+    none could be read, their indices, {index: error} of the unreadable)."""
+    for idx, x, errors in loader(data, indices, batch_size, workers, device.type == "cuda"):
+        ids = idx.numpy()
+        ok = np.array([e == "" for e in errors])
+        failed = {int(i): str(e) for i, e in zip(ids[~ok], np.array(errors, dtype=object)[~ok],
+                                                  strict=True)}
+        xs = x[torch.from_numpy(ok)].to(device, non_blocking=True).to(dtype) if ok.any() \
+            else None
+        yield ids, xs, ids[ok], failed

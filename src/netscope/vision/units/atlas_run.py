@@ -24,7 +24,7 @@ from netscope.vision.datasets.image_files import (
     RateLine,
     dataset_files,
     default_workers,
-    loader,
+    device_batches,
 )
 from netscope.vision.models.zoo import LoadedModel
 from netscope.vision.units.store import AtlasStore, PassState, merged
@@ -144,17 +144,13 @@ def _stream(lm, root, files, todo, store, settings, layouts, fresh, say, start):
     device, dtype = torch.device(lm.preprocess.device), getattr(torch, lm.preprocess.dtype)
     state, in_shard, recorded, unreadable = fresh(), 0, 0, 0
     line = RateLine("atlas", len(todo), say, start)
-    for idx, x, errors in loader(data, todo, settings.batch_size, settings.workers,
-                                 device.type == "cuda"):
-        ids = idx.numpy()
-        ok = np.array([e == "" for e in errors])
-        for i, e in zip(ids[~ok], np.array(errors, dtype=object)[~ok], strict=True):
-            state.unreadable[int(i)] = str(e)
+    for ids, xs, good, failed in device_batches(data, todo, settings.batch_size,
+                                                settings.workers, device, dtype):
+        state.unreadable.update(failed)
         state.images += [int(i) for i in ids]
-        if ok.any():
-            xs = x[torch.from_numpy(ok)].to(device, non_blocking=True).to(dtype)
-            record_batch(lm, xs, ids[ok], refs, layouts, state)
-        recorded, unreadable = recorded + int(ok.sum()), unreadable + int((~ok).sum())
+        if xs is not None:
+            record_batch(lm, xs, good, refs, layouts, state)
+        recorded, unreadable = recorded + len(good), unreadable + len(failed)
         in_shard += len(ids)
         if in_shard >= settings.shard_size:
             store.write(state)
