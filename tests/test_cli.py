@@ -42,7 +42,7 @@ def test_survey_standard_end_to_end(tmp_path, data_root, capsys):
     mixed = notes["mixed-effects model"]
     assert mixed.startswith("14 random effects per task") and "factor1" in mixed
     ensemble = notes["ensemble (MTL ridge + mixed + trees)"]
-    assert ensemble.startswith("weights mtl-ridge") and "5-fold cross-fitting" in ensemble
+    assert ensemble.startswith("weights mtl-ridge") and "10-fold cross-fitting" in ensemble
     assert "What the fits chose" in html and "what the fits chose" in text
     assert (out / "models" / "mtl-ridge" / "state.pt").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left

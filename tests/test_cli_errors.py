@@ -106,9 +106,6 @@ CASES = [
      "--target-kind count needs whole numbers >= 0, but row 1 (line 2 of the file) holds -3"),
     (KINDS + ["--target-column", "half", "--features", "x", "--target-kind", "count"],
      "holds 0.5"),
-    (KINDS + ["--target-column", "tri", "--features", "x", "--families",
-              "learned-task-covariance"],
-     "model family 'learned-task-covariance' does not take multiclass targets yet"),
     (KINDS + ["--target-column", "x", "--features", "gone"], "feature column 'gone' is "
                                                              "missing on every row"),
     (KINDS + ["--target-column", "y", "--features", "gone,x", "--missing", "error"],

@@ -13,7 +13,7 @@ from netscope.errors import NetscopeError
 
 
 def add_dictionary(vs, common) -> None:
-    from netscope.vision.concepts.dictionaries import METHODS
+    from netscope.vision.concepts import METHODS
 
     p = vs.add_parser("dictionary", help="feature directions of a layer (NMF or a sparse "
                       "autoencoder) learned from its activations across a dataset: their "

@@ -1,2 +1,5 @@
 """Features as directions: dictionaries of a layer's activations (NMF, sparse autoencoders),
 their quality, and the sample pass that feeds them."""
+
+# the dictionary methods, importable without PyTorch (the command line lists them)
+METHODS = ("nmf", "topk-sae", "batchtopk-sae", "archetypal-sae")

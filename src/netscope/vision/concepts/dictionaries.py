@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.concepts import METHODS  # noqa: F401 - re-exported
 
-METHODS = ("nmf", "topk-sae", "batchtopk-sae", "archetypal-sae")
 EPS = float(torch.finfo(torch.float32).eps)  # scikit-learn's EPSILON for a zero denominator
 
 

@@ -51,8 +51,12 @@ def make_dictionary(lm: LoadedModel, folder: str | Path, out: str | Path,
 def write_tables(out: Path, learned: Learned, q: Quality) -> dict[str, Path]:
     """features.csv (usage, mean code, the channels each atom weighs most) and channels.csv
     (how many features each channel serves, and which)."""
+    import pandas as pd
+
     from netscope.files.atomic import write_text
-    from netscope.render.table import csv_text
+
+    def csv_text(rows: list[dict]) -> str:
+        return pd.DataFrame(rows).to_csv(index=False)
 
     atoms = learned.model.atoms().detach().numpy()
     rows = []
