@@ -415,3 +415,39 @@ def test_cli_circuit_through_dictionary_features(squares, mix_nmf, tmp_path, cap
     assert "correlation of measured with predicted change" in capsys.readouterr().out
     page = (tmp_path / "c" / "circuit.html").read_text()
     assert f"<title>features_mix:{square}: contribution" in page and "<svg" in page
+
+
+KILLED_LEARNING = """
+import os, signal, sys
+import numpy as np
+sys.path.insert(0, os.getcwd())
+from tests.vision.test_dictionaries import superposed
+from netscope.vision.concepts.learn import LearnSettings, learn
+
+def stop(line):
+    if " 3/6" in line:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+learn(superposed(600), LearnSettings(sys.argv[1], 3, top_k=1, epochs=6, lr=1e-2,
+                                     batch_size=32), sys.argv[2], stop)
+"""
+
+
+@pytest.mark.parametrize("method", ["topk-sae", "nmf"])
+def test_kill_9_during_learning_resumes_to_the_same_dictionary(tmp_path, method):
+    import os
+    import subprocess
+    import sys
+
+    s = LearnSettings(method, 3, top_k=1, epochs=6, lr=1e-2, batch_size=32)
+    whole = learn(superposed(600), s)
+    ck = tmp_path / "ck.pt"
+    done = subprocess.run([sys.executable, "-c", KILLED_LEARNING, method, str(ck)],
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                          capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    assert done.returncode == -9, done.stderr[-2000:]
+    said = []
+    again = learn(superposed(600), s, ck, said.append)
+    assert any("resumed at" in line and " 3 of 6" in line for line in said)
+    np.testing.assert_allclose(again.model.atoms().detach().numpy(),
+                               whole.model.atoms().detach().numpy(), atol=1e-6)

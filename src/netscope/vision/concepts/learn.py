@@ -275,7 +275,11 @@ def _key(settings: LearnSettings) -> str:
 
 
 def _resume(checkpoint, settings: LearnSettings) -> dict | None:
-    if checkpoint is None or not Path(checkpoint).is_file():
+    if checkpoint is None:
+        return None
+    for torn in Path(checkpoint).parent.glob(f".{Path(checkpoint).name}.*"):
+        torn.unlink(missing_ok=True)  # a checkpoint half-written when a run was killed
+    if not Path(checkpoint).is_file():
         return None
     try:
         saved = torch.load(checkpoint, weights_only=True)
