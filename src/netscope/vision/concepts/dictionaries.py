@@ -52,6 +52,12 @@ class Dictionary(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x) @ self.atoms()
 
+    def responses(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, K) how strongly each feature's detector answers, before any sparsity
+        selection: what the atlas ranks images by and gradient ascent raises (a top-k code
+        is 0, and its gradient too, wherever another feature wins)."""
+        return self.encode(x)
+
     @property
     def features(self) -> int:
         return int(self.atoms().shape[0])
@@ -85,6 +91,11 @@ class TopKSAE(Dictionary):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.sparsify(torch.relu(self.pre_codes(x)))
+
+    def responses(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output before its ReLU: positive where the feature fires, and with
+        a gradient everywhere (a dead ReLU would stall gradient ascent on a grey start)."""
+        return self.pre_codes(x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(encoder outputs before the ReLU, codes, reconstruction) of a batch."""

@@ -1,9 +1,11 @@
 """Dictionary features as a layer of the model, so everything that reads a layer (the atlas's
 pass, strongest images and patches, statistics, similarity, circuits, feature visualization
-by gradient ascent) reads features too: a hook on the dictionary's layer computes the codes
-of every position, differentiably, and passes them through a registered identity module
-(the tap) whose output is a (batch, K, h, w) grid. The network's own computation is left as
-it was.
+by gradient ascent) reads features too: a hook on the dictionary's layer computes every
+position's feature responses (an SAE's encoder output before its top-k choice, so a feature
+that another one outranks still has a value and a gradient; NMF's codes), differentiably,
+and passes them through a registered identity module (the tap) whose output is a (batch,
+K, h, w) grid. The network's own computation is left as it was. With ``splice`` the codes
+themselves replace the layer's activations (see ``attach_features``).
 """
 
 from __future__ import annotations
@@ -72,11 +74,14 @@ def attach_features(model: nn.Module, layer: str, learned: Learned, size: int,
         grid = layout.to_grid(output).float()
         n, c, h, w = grid.shape
         samples = grid.flatten(2).transpose(1, 2).reshape(-1, c) / tap.scale
-        codes = tap.dictionary.encode(samples)  # differentiable: ascent and circuits
+        if not splice:  # the atlas: each feature's response, before the sparsity choice
+            shown = tap.dictionary.responses(samples)
+            k = shown.shape[1]
+            tap(shown.reshape(n, h * w, k).transpose(1, 2).reshape(n, k, h, w))
+            return None
+        codes = tap.dictionary.encode(samples)  # differentiable: circuits
         k = codes.shape[1]
         seen = tap(codes.reshape(n, h * w, k).transpose(1, 2).reshape(n, k, h, w))
-        if not splice:
-            return None
         rebuilt = (seen.flatten(2).transpose(1, 2) @ tap.dictionary.atoms()) * tap.scale
         rebuilt = rebuilt.transpose(1, 2).reshape(n, c, h, w)
         error = (grid - (codes @ tap.dictionary.atoms()).reshape(n, h * w, c).transpose(1, 2)
