@@ -2,6 +2,8 @@
 equals scikit-learn's multiplicative updates, a killed run resumes to the same dictionary,
 saved dictionaries load safely and refuse another layer, and the command's outputs."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -362,6 +364,10 @@ def test_atlas_with_a_dictionary_makes_features_units(squares, mix_nmf, tmp_path
     assert set(square_top.file) <= {f"p{i}.png" for i in range(6)}  # the square images
     page = (out / "features_mix" / f"{1 - edge}.html").read_text()
     assert "Strongest inputs from mix" in page and "Feature visualization" in page
+    assert "Classes it supports" in page and "predicted class" in page
+    # square images are predicted class 0 (mix 0 = square + edge >= mix 1 = square), and
+    # the square feature's part of mix raises that logit
+    assert re.search(r"<td>class 0</td><td>\+[0-9.e-]+</td>", page)
     assert "What it feeds in features_mix" in (out / "mix" / "1.html").read_text()
 
 

@@ -300,8 +300,7 @@ def _classes(la, u: int, class_names) -> str:
     name = lambda c: class_names[c] if class_names and c < len(class_names) else f"class {c}"  # noqa: E731
     rows = "".join(f"<tr><td>{html.escape(name(c))}</td><td>{row[c]:+.4g}</td></tr>"
                    for c in order)
-    return (f"<h2>Classes it supports</h2><p class='note'>Mean contribution to the class "
-            f"logit over the dataset (classifier weight times mean pooled activation).</p>"
+    return (f"<h2>Classes it supports</h2><p class='note'>{html.escape(la.classes_how)}</p>"
             f"<table>{rows}</table>")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -91,3 +92,35 @@ def attach_features(model: nn.Module, layer: str, learned: Learned, size: int,
     model.add_module(name, tap)
     module.register_forward_hook(hook)
     return name
+
+
+def feature_classes(model: nn.Module, load, name: str, top_image: np.ndarray,
+                    n_classes: int, size: int) -> np.ndarray:
+    """(K, classes) for the features of tap ``name``: on each feature's strongest images
+    (``top_image``, (K, top) file indices, -1 empty), the first-order contribution of the
+    feature's part of the layer's activations (its code times its atom) to the predicted
+    class's logit, summed per class and divided by the feature's number of such images:
+    the classes it supports where it fires most."""
+    from netscope.vision.core.capture import LayerRef, capture
+    from netscope.vision.core.targets import class_output
+
+    tap = dict(model.named_modules())[name]
+    ref = LayerRef.parse(tap.layer)
+    atoms = tap.dictionary.atoms().detach()
+    out = np.zeros((len(top_image), n_classes))
+    for i in sorted({int(v) for v in top_image.ravel() if v >= 0}):
+        x = load([i]).detach().requires_grad_(True)
+        with capture(model, [ref]) as rec, torch.enable_grad():
+            logits = class_output(model(x))
+            acts = rec[ref]
+            c = int(logits[0].argmax())
+            (g,) = torch.autograd.grad(logits[0, c], acts)
+        layout = layout_for(model, acts, (size, size), tap.layer)
+        a = layout.to_grid(acts.detach()).float()[0].flatten(1).T  # (h w, C)
+        grad = layout.to_grid(g).float()[0].flatten(1).T
+        with torch.no_grad():
+            codes = tap.dictionary.encode(a / tap.scale)  # (h w, K)
+            terms = (codes * (grad @ atoms.T) * tap.scale).sum(0).cpu().numpy()
+        mine = (top_image == i).any(1)
+        out[mine, c] += terms[mine]
+    return out / np.maximum((top_image >= 0).sum(1), 1)[:, None]

@@ -40,6 +40,8 @@ class LayerAtlas:
     weights: tuple[str, np.ndarray] | None = None  # (conv name, weight cosine)
     inputs: tuple[str, np.ndarray] | None = None  # (earlier layer, later x earlier terms)
     classes: np.ndarray | None = None  # (units, classes) mean logit contribution
+    classes_how: str = ("Mean contribution to the class logit over the dataset (classifier "
+                        "weight times mean pooled activation).")
     pictures: dict[str, np.ndarray] = field(default_factory=dict)  # "main"/"diverse" images
 
     @property
@@ -151,6 +153,18 @@ def build_atlas(lm: LoadedModel, root: str | Path, files: list[str], state: Pass
         head = circ.pooled_head(lm.model, name, layouts[name], _noise(lm))
         if head is not None:
             layers[name].classes = circ.class_support(head[0], st.statistics()["mean_pooled"])
+        elif _is_feature_layer(lm.model, name):
+            say(f"atlas: classes the features of {name} support")
+            from netscope.vision.concepts.tap import feature_classes
+
+            layers[name].classes = feature_classes(lm.model, load, name,
+                                                   st.arrays["top_image"], _n_classes(lm),
+                                                   lm.preprocess.size)
+            layers[name].classes_how = (
+                "The feature's part of the layer (its code times its atom) times the "
+                "gradient of the predicted class's logit, summed over positions, on the "
+                "feature's strongest images; summed per class and divided by the number of "
+                "those images.")
     if circuits:
         ordered = run_order(lm, names)
         for earlier, later in zip(ordered, ordered[1:], strict=False):
@@ -160,6 +174,19 @@ def build_atlas(lm: LoadedModel, root: str | Path, files: list[str], state: Pass
             layers[later].inputs = (earlier, terms)
     spectrum = state.spectrum / state.spectrum_count if state.spectrum_count else None
     return Atlas(lm.name, lm.preprocess.size, files, state.unreadable, layers, spectrum)
+
+
+def _is_feature_layer(model, name: str) -> bool:
+    from netscope.vision.concepts.tap import FeatureTap
+
+    return isinstance(dict(model.named_modules()).get(name), FeatureTap)
+
+
+def _n_classes(lm: LoadedModel) -> int:
+    with torch.no_grad():
+        from netscope.vision.core.targets import class_output
+
+        return int(class_output(lm.model(_noise(lm))).shape[-1])
 
 
 def run_order(lm: LoadedModel, names: list[str]) -> list[str]:

@@ -128,3 +128,4 @@ def pooled_head(model: nn.Module, layer: str, layout: Layout,
 def class_support(weights: np.ndarray, mean_pooled: np.ndarray) -> np.ndarray:
     """(units, classes): unit u's mean contribution to each class logit over the dataset."""
     return (weights * mean_pooled[None, :]).T
+
