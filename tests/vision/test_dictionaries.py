@@ -283,20 +283,13 @@ def test_ablating_and_patching_a_feature_change_the_score_by_the_analytic_amount
 
 
 def test_two_torchrun_ranks_give_the_one_process_dictionary(squares, tmp_path):
-    import os
-    import subprocess
-    import sys
+    from tests.vision.torchrun import two_ranks
 
     args = ["vision", "dictionary", str(squares), "--model", "tests.vision.tiny_units:detector",
             "--layer", "mix", "--method", "topk-sae", "--features", "4", "--top-k", "1",
             "--epochs", "3", "--positions", "5", "--workers", "0", "--quiet",
             "--shard-size", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-         "2", "-m", "netscope", *args, "--out", str(tmp_path / "dist")],
-        env=env, capture_output=True, text=True, timeout=240, cwd=os.getcwd())
-    assert proc.returncode == 0, proc.stderr[:3000] + "\n...\n" + proc.stderr[-1000:]
+    two_ranks([*args, "--out", str(tmp_path / "dist")])
     shards = {p.name[:2] for p in (tmp_path / "dist" / "shards").glob("*.npz")}
     assert shards == {"r0", "r1"}
     assert main([*args, "--out", str(tmp_path / "alone")]) == 0

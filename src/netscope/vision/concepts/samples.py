@@ -21,17 +21,16 @@ import torch
 from netscope.errors import NetscopeError
 from netscope.files.atomic import write_bytes
 from netscope.vision.core.capture import LayerRef, capture
-from netscope.vision.datasets.explain_run import distributed_rank, on_rank_zero
+from netscope.vision.datasets.explain_run import on_rank_zero
 from netscope.vision.datasets.image_files import (
     ImageFiles,
     RateLine,
-    dataset_files,
     default_workers,
     device_batches,
 )
 from netscope.vision.models.zoo import LoadedModel
-from netscope.vision.units.atlas_run import probe_layers
-from netscope.vision.units.store import AtlasStore, shard_files
+from netscope.vision.units.atlas_run import plan_pass, probe_layers
+from netscope.vision.units.store import shard_files
 
 RUN_FILE = "dictionary-run.json"
 SAMPLES = "samples.npy"  # (n, C) float32, merged, read memory-mapped
@@ -102,16 +101,12 @@ def sample_folder(lm: LoadedModel, root: str | Path, out: str | Path,
     """Sample every image under ``root`` into ``out`` (see the module docstring); the
     merged samples on rank 0 (None on the other ranks)."""
     settings.check()
-    env_rank, env_world = distributed_rank()
-    rank, world = env_rank if rank is None else rank, env_world if world is None else world
     say = progress or (lambda message: None)
-    files = dataset_files(root)
     layouts, _ = probe_layers(lm, (settings.layer,))
-    store = AtlasStore(out, settings.identity(lm, len(files)), rank, RUN_FILE,
-                       "a dictionary")
-    mine = list(range(rank, len(files), world))
-    done = store.done()
-    todo = [i for i in mine if i not in done]
+    plan = plan_pass(root, out, lambda n: settings.identity(lm, n), rank, world, RUN_FILE,
+                     "a dictionary")
+    files, store, mine, todo, rank, world = (plan.files, plan.store, plan.mine, plan.todo,
+                                             plan.rank, plan.world)
     say(f"samples: {len(mine)} images for rank {rank} of {world}, {len(mine) - len(todo)} "
         f"already done, {len(todo)} to go (layer {settings.layer}, "
         f"{settings.positions or 'all'} positions per image)")

@@ -27,7 +27,7 @@ from netscope.vision.datasets.image_files import (
     device_batches,
 )
 from netscope.vision.models.zoo import LoadedModel
-from netscope.vision.units.store import AtlasStore, PassState, merged
+from netscope.vision.units.store import RUN_FILE, AtlasStore, PassState, merged
 from netscope.vision.units.streaming import UnitState
 
 SPECTRUM_SIZE = 128  # the amplitude spectrum is kept at the feature visualizations' size
@@ -73,6 +73,33 @@ class PassSummary:
         return (self.recorded + self.unreadable) / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass
+class PassPlan:
+    """What one rank of a resumable pass over a folder does: the files, the shard store,
+    the images that are this rank's and those still to do."""
+
+    files: list[str]
+    store: AtlasStore
+    mine: list[int]
+    todo: list[int]
+    rank: int
+    world: int
+
+
+def plan_pass(root, out, identity: Callable[[int], dict], rank: int | None,
+              world: int | None, run_file: str = RUN_FILE,
+              what: str = "an atlas") -> PassPlan:
+    """This rank's share of the files under ``root`` (every world-th), less what finished
+    shards in ``out`` cover; ``identity(images)`` is what decides the results."""
+    env_rank, env_world = distributed_rank()
+    rank, world = env_rank if rank is None else rank, env_world if world is None else world
+    files = dataset_files(root)
+    store = AtlasStore(out, identity(len(files)), rank, run_file, what)
+    mine = list(range(rank, len(files), world))
+    done = store.done()
+    return PassPlan(files, store, mine, [i for i in mine if i not in done], rank, world)
+
+
 def high_count(images: int, k: int) -> int:
     """How many of each unit's largest responses the top-1% share needs."""
     return max(k, -(-images // 100))
@@ -83,15 +110,11 @@ def record_folder(lm: LoadedModel, root: str | Path, out: str | Path, settings: 
                   world: int | None = None) -> PassSummary:
     """Stream every image under ``root`` through the model (see the module docstring)."""
     settings.check()
-    env_rank, env_world = distributed_rank()
-    rank, world = env_rank if rank is None else rank, env_world if world is None else world
     say = progress or (lambda message: None)
-    files = dataset_files(root)
     layouts, units = probe_layers(lm, settings.layers)
-    store = AtlasStore(out, settings.identity(lm, len(files)), rank)
-    mine = list(range(rank, len(files), world))
-    done = store.done()
-    todo = [i for i in mine if i not in done]
+    plan = plan_pass(root, out, lambda n: settings.identity(lm, n), rank, world)
+    files, store, mine, todo, rank, world = (plan.files, plan.store, plan.mine, plan.todo,
+                                             plan.rank, plan.world)
     say(f"atlas: {len(mine)} images for rank {rank} of {world}, {len(mine) - len(todo)} "
         f"already done, {len(todo)} to go ({len(settings.layers)} layer(s), batch "
         f"{settings.batch_size}, {settings.workers} decoding workers)")
