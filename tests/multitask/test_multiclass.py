@@ -160,3 +160,37 @@ def test_networks_take_several_classes_with_a_softmax_head(tmp_path, key):
     np.testing.assert_allclose(again.predict(X[:9], t[:9]), P[:9], atol=1e-12)
     new = m.predict(X[:4], ["other"] * 4)
     np.testing.assert_allclose(new.sum(1), 1.0)
+
+
+def test_every_metric_per_task_equals_the_metric_on_that_tasks_test_rows(tmp_path):
+    """per_task_metrics.csv: log loss, AUC, accuracy and Brier of each task's test rows,
+    per family; a metric a task cannot have (AUC where its test rows hold one class) is
+    empty."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from netscope.data import load_table
+    from netscope.multitask import compare, protocols
+    from netscope.render.comparison import task_metric_rows
+
+    X, y, t = grouped(T=4, n=60)
+    y[(t == 3)] = 1  # task 3: one class only, in training and test rows
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "shop": t,
+                  "colour": np.array(["red", "green", "blue"])[y.astype(int)]}).to_csv(
+        tmp_path / "c.csv", index=False)
+    data = load_table(tmp_path / "c.csv", "shop", "colour")
+    proto = protocols.lecture(data)
+    comp = compare(data, proto, families=["pooled-ridge", "ridge-per-task"])
+    rows = pd.DataFrame(task_metric_rows(comp))
+    assert len(rows) == 4 * 2 and set(rows.columns) >= {"log_loss", "auc", "accuracy", "brier"}
+    test = proto.splits[0].test
+    for res in comp.results:
+        for k in range(4):
+            mine = data.task[test] == k
+            yk, pk = res.y_true[mine], res.y_pred[mine]
+            row = rows[(rows.family == res.family.key) & (rows.task == data.task_names[k])]
+            assert float(row.log_loss.iloc[0]) == pytest.approx(
+                log_loss(yk, pk, labels=[0, 1, 2]), rel=1e-9)
+            if len(np.unique(yk)) == 3:
+                assert float(row.auc.iloc[0]) == pytest.approx(
+                    roc_auc_score(yk, pk, multi_class="ovr"), rel=1e-9)
+    assert (rows[rows.task == data.task_names[3]].auc == "").all()  # empty in the CSV

@@ -155,6 +155,23 @@ def per_task_rows(comp: Comparison) -> list[dict]:
     return rows
 
 
+def task_metric_rows(comp: Comparison) -> list[dict]:
+    """One row per (task, family): every metric of the target's kind on the task's test
+    rows, mean over the splits that tested it (empty where none did, or where the metric is
+    undefined for the task)."""
+    sizes = comp.data.task_sizes()
+    keys = [m.key for m in metrics_of(comp.kind) if m.key != "train_seconds"]
+    rows = []
+    for t, name in enumerate(comp.data.task_names):
+        for res in comp.results:
+            row = {"task": name, "rows": int(sizes[t]), "family": res.family.key}
+            for k in keys:
+                vals = np.array([m[k][t] for m in res.task_metrics], dtype=np.float64)
+                row[k] = float(np.nanmean(vals)) if np.isfinite(vals).any() else ""
+            rows.append(row)
+    return rows
+
+
 def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
     """Per-task MSE of a sharing family against a per-task baseline; below the line gains."""
     fams = {r.family.key: r for r in comp.results}
@@ -343,6 +360,9 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
     runs = [{"family": r.family.key, **run} for r in comp.results for run in r.runs]
     paths["runs.csv"] = write_text(out / "runs.csv", csv_text(runs))
     paths["per_task.csv"] = write_text(out / "per_task.csv", csv_text(per_task_rows(comp)))
+    if all(r.task_metrics for r in comp.results):
+        paths["per_task_metrics.csv"] = write_text(out / "per_task_metrics.csv",
+                                                   csv_text(task_metric_rows(comp)))
     doc = {"dataset": comp.data.name, "built_in": comp.data.reference,
            "protocol": comp.protocol.name,
            "target": {"name": comp.data.target_name, "kind": comp.kind.name,

@@ -24,6 +24,7 @@ class SplitRun:
 
     scores: dict
     per_task: np.ndarray
+    task_metrics: dict | None = None  # metric key -> (T,) on each task's test rows
     y_true: np.ndarray | None = None
     y_pred: np.ndarray | None = None
     model: TaskEstimator | None = None
@@ -56,7 +57,7 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
         values = {"split": split.name, **s.values, "train_seconds": seconds}
         if new.any():
             values.update(_apart(kind, y_true, mu, new, prep.reference_scale))
-        run = SplitRun(values, s.per_task)
+        run = SplitRun(values, s.per_task, s.task_metrics)
         if keep:
             run.y_true, run.y_pred, run.model, run.new_task = y_true, mu, est, new
         runs.append(run)

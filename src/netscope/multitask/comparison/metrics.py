@@ -138,6 +138,8 @@ def definitions(kind: TargetKind) -> dict[str, str]:
 class Scores:
     values: dict[str, float]  # metric key -> value on the split's test rows
     per_task: np.ndarray  # (T,) the primary metric's per-row loss averaged per task (NaN: none)
+    task_metrics: dict[str, np.ndarray] | None = None  # metric key -> (T,) on each task's
+    # test rows (NaN where a task has none, or where the metric is undefined there)
 
 
 def score(kind: TargetKind, y_true: np.ndarray, mu: np.ndarray, task: np.ndarray,
@@ -149,7 +151,24 @@ def score(kind: TargetKind, y_true: np.ndarray, mu: np.ndarray, task: np.ndarray
     loss = kind.unit_loss(y, mu)
     counts = np.bincount(task, minlength=n_tasks)
     per_task = np.bincount(task, weights=loss, minlength=n_tasks) / np.maximum(counts, 1)
-    return Scores(values, np.where(counts > 0, per_task, np.nan))
+    return Scores(values, np.where(counts > 0, per_task, np.nan),
+                  task_metrics(kind, y, mu, task, n_tasks, reference_scale))
+
+
+def task_metrics(kind: TargetKind, y: np.ndarray, mu: np.ndarray, task: np.ndarray,
+                 n_tasks: int, reference_scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Every metric of ``kind`` on each task's test rows (NaN where the task has none, or
+    where the metric is undefined there: AUC of a task whose test rows hold one class,
+    explained variance of a task with one test row)."""
+    out = {m.key: np.full(n_tasks, np.nan) for m in METRICS[kind.name]}
+    order = np.argsort(task, kind="stable")
+    bounds = np.searchsorted(task[order], np.arange(n_tasks + 1))
+    with np.errstate(all="ignore"):
+        for t in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            rows = order[bounds[t]:bounds[t + 1]]
+            for m in METRICS[kind.name]:
+                out[m.key][t] = m.fn(y[rows], mu[rows], reference_scale)
+    return out
 
 
 def bland_altman(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray | float]:

@@ -31,6 +31,7 @@ class FamilyResult:
     family: Family
     runs: list[dict] = field(default_factory=list)  # one dict of metrics per split
     per_task: list[np.ndarray] = field(default_factory=list)  # each task's mean loss
+    task_metrics: list[dict] = field(default_factory=list)  # per split: key -> (T,)
     y_true: np.ndarray | None = None  # first split, original scale
     y_pred: np.ndarray | None = None  # predicted means (probabilities for yes/no)
     model: TaskEstimator | None = None  # fitted on the first split
@@ -163,6 +164,8 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
         for res, run in zip(results, outcome, strict=True):
             res.runs.append(run.scores)
             res.per_task.append(run.per_task)
+            if run.task_metrics is not None:
+                res.task_metrics.append(run.task_metrics)
             if i == 0:
                 res.y_true, res.y_pred, res.model = run.y_true, run.y_pred, run.model
                 res.new_task = run.new_task
