@@ -133,6 +133,7 @@ def test_a_multiclass_run_of_every_family(tmp_path):
     for r in rows.values():
         assert 0.3 < r["auc"] <= 1 and 0 < r["log_loss"] < 3 and 0 <= r["brier"] <= 2
     assert (tmp_path / "out" / "roc.png").stat().st_size > 5000
+    assert (tmp_path / "out" / "gain_auc_mtl-ridge.png").stat().st_size > 5000
     assert (tmp_path / "out" / "reliability.png").stat().st_size > 5000
     assert "AUC (macro, one-vs-rest)" in (tmp_path / "out" / "report.html").read_text()
 

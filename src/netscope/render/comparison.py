@@ -172,27 +172,38 @@ def task_metric_rows(comp: Comparison) -> list[dict]:
     return rows
 
 
-def gain_png(comp: Comparison, baseline: str, shared: str) -> bytes | None:
-    """Per-task MSE of a sharing family against a per-task baseline; below the line gains."""
+def gain_png(comp: Comparison, baseline: str, shared: str,
+             metric: str | None = None) -> bytes | None:
+    """Per-task test loss (or ``metric``, e.g. AUC, from each task's test rows) of a
+    sharing family against a per-task baseline; gains are below the diagonal for a loss,
+    above it for a score."""
     fams = {r.family.key: r for r in comp.results}
     if baseline not in fams or shared not in fams:
         return None
+
+    def values(res) -> np.ndarray:
+        parts = res.per_task if metric is None else [m[metric] for m in res.task_metrics]
+        return np.nanmean(np.stack(parts), axis=0)
+
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # tasks never tested: NaN, left out
-        a = np.nanmean(np.stack(fams[baseline].per_task), axis=0)
-        b = np.nanmean(np.stack(fams[shared].per_task), axis=0)
+        a, b = values(fams[baseline]), values(fams[shared])
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
     if not a.size:
         return None
     fig, ax = subplots(figsize=(4.6, 4.2), dpi=110)
     ax.scatter(a, b, s=12, alpha=0.6)
+    lo = 0.0 if metric is None else float(min(a.min(), b.min()))
     hi = float(np.nanmax([a.max(), b.max()]))
-    ax.plot([0, hi], [0, hi], color="grey", linewidth=1)
-    loss = comp.kind.loss_name
-    ax.set_xlabel(f"{fams[baseline].family.label}: per-task test {loss}")
-    ax.set_ylabel(f"{fams[shared].family.label}: per-task test {loss}")
-    gain = int((b < a).sum())
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=1)
+    what = comp.kind.loss_name if metric is None else next(
+        m.header for m in metrics_of(comp.kind) if m.key == metric)
+    ax.set_xlabel(f"{fams[baseline].family.label}: per-task test {what}")
+    ax.set_ylabel(f"{fams[shared].family.label}: per-task test {what}")
+    lower = metric is None or next(m.lower_is_better for m in metrics_of(comp.kind)
+                                   if m.key == metric)
+    gain = int((b < a).sum()) if lower else int((b > a).sum())
     ax.set_title(f"{gain} of {len(a)} tasks gain from sharing", fontsize=10)
     fig.tight_layout()
     return figure_png(fig)
@@ -282,6 +293,11 @@ def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
         png = gain_png(comp, "ridge-per-task", shared)
         if png is not None:
             pictures[f"per-task gain: {shared} vs ridge per task"] = (f"gain_{shared}.png", png)
+        auc = gain_png(comp, "ridge-per-task", shared, "auc") if comp.data.classes and all(
+            r.task_metrics for r in comp.results) else None
+        if auc is not None:
+            pictures[f"per-task AUC gain: {shared} vs ridge per task"] = (
+                f"gain_auc_{shared}.png", auc)
     pictures.update(task_relation_pictures(comp))
     return pictures
 
