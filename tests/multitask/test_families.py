@@ -83,3 +83,31 @@ def test_unknown_empty_and_wrong_kind_families_are_refused():
     if wrong:
         with pytest.raises(NetscopeError, match="does not take count targets"):
             check_families([wrong], kind="count")
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_every_family_on_tasks_of_one_two_and_three_rows(rows):
+    """Tiny tasks never raise a linear-algebra traceback: every family fits with finite
+    predictions, or (one row per task) says clearly that it needs tasks of 2 training rows
+    for its inner validation share (trees, mixed boosting, the ensemble)."""
+    import numpy as np
+
+    from netscope.errors import NetscopeError
+    from netscope.multitask.families import FAMILIES
+    from netscope.multitask.settings import Settings
+
+    rng = np.random.default_rng(rows)
+    X = rng.normal(size=(40 * rows, 3))
+    t = np.repeat(np.arange(40), rows)
+    y = X[:, 0] + rng.normal(0, 1, 40)[t] + 0.3 * rng.normal(size=40 * rows)
+    settings = Settings(training="fixed")
+    done = {}
+    for key, family in FAMILIES.items():
+        fitted = {k: done[k] for k in family.reuses if k in done}
+        try:
+            model = family.build(settings).fit(X, y, t, fitted=fitted)
+        except NetscopeError as exc:
+            assert rows == 1 and "2 training rows" in str(exc), (key, exc)
+            continue
+        done[key] = model
+        assert np.isfinite(model.predict(X, t)).all(), key

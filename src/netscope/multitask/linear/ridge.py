@@ -68,19 +68,24 @@ def penalty(d: int, free: int | None) -> np.ndarray:
     return P
 
 
-def solve_per_task(A, b, lam: float, free: int | None = None) -> np.ndarray:
-    """Each task's ridge solution; a task with too few rows to pin its unpenalized
-    intercept (none, or all rows alike) gets the minimum-norm solution instead of an
-    error, which is what its data say (a task with no training rows predicts 0)."""
-    M = A + lam * penalty(A.shape[1], free)
+def solve_or_least_norm(M: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """M^-1 b (stacked or not); where M is singular (an unpenalized intercept that no row
+    pins: a task, or an inner fold, without training rows) the minimum-norm solution, which
+    is what the data say, instead of an error."""
     try:
         return np.linalg.solve(M, b[..., None])[..., 0]
     except np.linalg.LinAlgError:
         return (np.linalg.pinv(M) @ b[..., None])[..., 0]
 
 
+def solve_per_task(A, b, lam: float, free: int | None = None) -> np.ndarray:
+    """Each task's ridge solution (a task with too few rows to pin its intercept gets the
+    minimum-norm one; a task with no training rows predicts 0)."""
+    return solve_or_least_norm(A + lam * penalty(A.shape[1], free), b)
+
+
 def solve_pooled(A, b, lam: float, free: int | None = None) -> np.ndarray:
-    return np.linalg.solve(A.sum(0) + lam * penalty(A.shape[1], free), b.sum(0))
+    return solve_or_least_norm(A.sum(0) + lam * penalty(A.shape[1], free), b.sum(0))
 
 
 def solve_mean_regularized(A, b, lam_shared: float, lam_task: float, free: int | None = None):
@@ -97,7 +102,7 @@ def mean_regularized_path(A, b, shared_grid, lam_task: float, free: int | None =
     rhs = lam_task * (M @ b[..., None])[..., 0].sum(0)
     P = penalty(d, free)
     for lam_shared in shared_grid:
-        w0 = np.linalg.solve(lam_shared * P + MA, rhs)
+        w0 = solve_or_least_norm(lam_shared * P + MA, rhs)
         V = (M @ (b - A @ w0)[..., None])[..., 0]
         yield lam_shared, w0, V
 
