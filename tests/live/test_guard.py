@@ -201,3 +201,14 @@ def test_the_page_is_served_under_200_connections(monkeypatch):
         for s in idle + slow:
             s.close()
         sink.close()
+
+
+def test_a_port_in_use_is_said_with_another_to_try(web):
+    """Another program (here a second page) on the port: one clear error, no traceback
+    from a half-built server."""
+    from netscope.errors import NetscopeError
+
+    port = web.server.server_address[1]
+    with pytest.raises(NetscopeError, match=f"port {port} on 127.0.0.1 is taken by another "
+                                            f"program; choose another \\(--port {port + 1}"):
+        WebSink(FakeView(), "127.0.0.1", port)

@@ -146,6 +146,9 @@ class BoundedServer(HTTPServer):
                 pass
 
     def server_close(self) -> None:
+        if not hasattr(self, "_stopping"):  # the bind failed before our state existed
+            super().server_close()
+            return
         self._stopping.set()
         self._waiter.join(timeout=5)
         with self._lock:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from netscope.errors import NetscopeError
 from netscope.vision.live.bounded import BoundedServer
 from netscope.vision.live.guard import (
     SECURITY_HEADERS,
@@ -78,7 +79,17 @@ class WebSink:
         self._cond = threading.Condition()
         self._closed = False
         self._quit = False
-        self.server = QuietServer((host, port), self._handler())
+        try:
+            self.server = QuietServer((host, port), self._handler())
+        except OSError as exc:
+            import errno
+
+            if exc.errno == errno.EADDRINUSE:
+                raise NetscopeError(f"port {port} on {host} is taken by another program; "
+                                    f"choose another (--port {port + 1}, or --port 0 for any "
+                                    f"free one).") from None
+            raise NetscopeError(f"cannot serve the live page on {host}:{port} "
+                                f"({exc.strerror or exc}).") from None
         bound, real_port = self.server.server_address[:2]
         self.guard = Guard(host, real_port)
         shown = "127.0.0.1" if bound in ("0.0.0.0", "::") else bound
