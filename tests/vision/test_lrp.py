@@ -284,3 +284,21 @@ def test_attention_written_out_needs_no_user_code():
     heat = lrp(model, x, [0, 2], composite="epsilon", epsilon=0.0)
     torch.testing.assert_close(heat.extras["relevance"], model(x)[[0, 1], [0, 2]])
     assert heat.attributions.abs().sum() > 0
+
+
+def test_a_rule_for_a_layer_the_model_lacks_is_refused_by_name():
+    import torch
+
+    from netscope.errors import NetscopeError
+    from netscope.vision import lrp  # the README's name is importable from the package
+    from netscope.vision.methods.relevance.rules import Epsilon
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(144, 3)).eval()
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(NetscopeError, match="rules name layer 'nope', which the model does "
+                                            "not have"):
+        lrp(model, x, [0], rules={"nope": Epsilon(1e-6)})
+    with pytest.raises(NetscopeError, match="did you mean '0'"):
+        lrp(model, x, [0], rules={"00": Epsilon(1e-6)})
+    assert lrp(model, x, [0], rules={"0": Epsilon(1e-6)}).maps.shape == (1, 8, 8)

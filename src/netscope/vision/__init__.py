@@ -17,6 +17,7 @@ _METHODS = ("explain", "grad_cam", "cam", "eigen_cam", "saliency", "score_cam",
             "guided_grad_cam", "attention_rollout", "random_map")
 _EXPORTS = {
     **{name: "methods" for name in _METHODS},
+    "lrp": "methods.relevance.propagate",
     "Heatmaps": "core.heatmaps", "normalize_maps": "core.heatmaps",
     "Classes": "core.targets", "ScoreFn": "core.targets", "SegmentationMask": "core.targets",
     "DetectorBox": "core.targets", "Regression": "core.targets",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture
 from netscope.vision.core.fastpath import fingerprint
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
@@ -47,6 +48,15 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     if composite == "epsilon-gamma-box" and (low is None or high is None):
         low = x.amin(dim=(0, 2, 3), keepdim=True)[0] if low is None else low
         high = x.amax(dim=(0, 2, 3), keepdim=True)[0] if high is None else high
+    unknown = [k for k in (rules or {}) if k not in dict(model.named_modules())]
+    if unknown:
+        from difflib import get_close_matches
+
+        names = [n for n, _ in model.named_modules() if n]
+        near = get_close_matches(unknown[0], names, 3)
+        raise NetscopeError(f"rules name layer {unknown[0]!r}, which the model does not have"
+                            + (f"; did you mean {', '.join(map(repr, near))}?" if near else
+                               f"; its layers include {', '.join(names[:8])}."))
     spec = Composite(composite, epsilon, gamma, stabilizer, low, high, dict(rules or {}),
                      attention)
     watch = {name: tuple(int(c) for c in chans) for name, chans in (through or {}).items()}
