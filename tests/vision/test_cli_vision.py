@@ -207,3 +207,14 @@ def test_activations_reruns_with_other_options_write_beside(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "chelsea_activations_conv_stem.png",
         "chelsea_activations_conv_stem_strongest_shared_8ch.png"]
+
+
+def test_an_option_the_method_does_not_take_is_an_error_naming_it(capsys):
+    """`saliency --method lrp --smooth 4` drew the same picture as without --smooth."""
+    from netscope.cli import main
+
+    assert main(["vision", "saliency", "chelsea", "--method", "lrp", "--smooth", "4"]) == 2
+    assert "--smooth does not apply to LRP: it is a setting of smoothgrad" in \
+        capsys.readouterr().err
+    assert main(["vision", "gradcam", "chelsea", "--top-k", "8"]) == 2
+    assert "--top-k does not apply to Grad-CAM" in capsys.readouterr().err

@@ -77,7 +77,7 @@ def add(sub) -> None:
                    "default uncentred")
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     _bare(p)
-    p.set_defaults(func=_vision_gradcam)
+    p.set_defaults(func=_vision_gradcam, _option_defaults=_option_defaults(p))
 
     p = vs.add_parser("saliency", help="pixel attributions: image-gradient saliency "
                       "(optionally SmoothGrad), Integrated Gradients, Occlusion")
@@ -106,7 +106,7 @@ def add(sub) -> None:
                    help="LRP: " + attention.help)
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     _bare(p)
-    p.set_defaults(func=_vision_saliency)
+    p.set_defaults(func=_vision_saliency, _option_defaults=_option_defaults(p))
 
     p = vs.add_parser("activations", help="feature maps of chosen layers as grids")
     common(p)
@@ -312,8 +312,35 @@ def _targets(args, lm, n: int):
     return idx * n if len(idx) == 1 else idx
 
 
+FLAG_SETTING = {"smooth": "samples"}  # option -> the method setting it sets, where named apart
+COMMAND_OPTIONS = {"batch_size"}  # the command's own (images per pass), whatever the method
+
+
+def _option_defaults(p) -> dict:
+    return {a.dest: a.default for a in p._actions if a.dest not in ("help",)}
+
+
+def _refuse_foreign_options(args, m) -> None:
+    """An option given a value of its own that the chosen method has no setting for is an
+    error naming it (it would be ignored), with the methods it does apply to."""
+    defaults = getattr(args, "_option_defaults", {})
+    takes = {s.name for s in m.settings}
+    for dest, default in defaults.items():
+        if dest in COMMAND_OPTIONS:
+            continue
+        setting = FLAG_SETTING.get(dest, dest)
+        owners = [n for n, other in METHODS.items() if setting in {s.name for s in
+                                                                   other.settings}]
+        if not owners or setting in takes or getattr(args, dest, default) == default:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        raise NetscopeError(f"{flag} does not apply to {m.label}: it is a setting of "
+                            f"{', '.join(owners)}; drop it or choose one of those methods.")
+
+
 def _settings(args, m, lm) -> dict:
     """The options this command was given, as the settings of method ``m``."""
+    _refuse_foreign_options(args, m)
     given = {k: getattr(args, k) for k in ("layer", "normalize", "eps", "centre", "fusion",
                                            "discard", "batch_size", "baseline", "steps",
                                            "window", "stride", "noise", "composite",
