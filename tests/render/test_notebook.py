@@ -116,3 +116,11 @@ def test_maps_show_over_their_pictures(tiny):
         shown = heat.show(rgb)
         assert shown._repr_png_()[:4] == PNG and "shown over" in repr(shown)
     assert heat.show([rgb, rgb])._repr_png_()[:4] == PNG  # one picture per map
+    from netscope.errors import NetscopeError
+
+    with pytest.raises(NetscopeError, match="3 pictures for 2 map"):
+        heat.show([rgb, rgb, rgb])
+    bad = rgb.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(NetscopeError, match="picture 0 holds NaN"):
+        heat.show(bad)

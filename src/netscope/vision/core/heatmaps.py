@@ -61,7 +61,23 @@ class Heatmaps:
 
     def show(self, images) -> Shown:
         """The maps over the pictures they explain (one RGB array per map, or one for all,
-        any size: the maps are resized to it), for a notebook: ``heat.show(rgb)``."""
+        any size: the maps are resized to it), for a notebook: ``heat.show(rgb)``. Pictures
+        are checked here: one per map (or one), finite RGB values."""
+        import numpy as np
+
+        pictures = images if isinstance(images, list | tuple) else [images]
+        n = len(self.maps)
+        if len(pictures) not in (1, n):
+            raise NetscopeError(f"show: {len(pictures)} pictures for {n} map(s); give one "
+                                f"per map, or one for all.")
+        for i, pic in enumerate(pictures):
+            arr = np.asarray(pic, dtype=np.float64)
+            if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+                raise NetscopeError(f"show: picture {i} has shape {arr.shape}; an RGB picture "
+                                    f"is (height, width, 3).")
+            if not np.isfinite(arr).all():
+                raise NetscopeError(f"show: picture {i} holds NaN or infinity; draw the "
+                                    f"picture the model saw (finite values).")
         return Shown(self, images)
 
     def signed(self) -> torch.Tensor | None:
