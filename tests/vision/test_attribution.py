@@ -353,3 +353,20 @@ def test_grad_cam_at_a_batch_norm_before_an_inplace_relu_uses_the_bn_output():
     expected = torch.relu((g.mean((2, 3), keepdim=True) * acts).sum(1))
     got = A.grad_cam(model, x, 1, layer="bn", normalize="none").maps
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("name", ["gradcam", "saliency", "lrp", "integrated-gradients",
+                                  "occlusion", "scorecam", "guided"])
+def test_an_image_with_nan_is_refused_and_never_spoils_another(name):
+    import torch
+
+    from netscope.errors import NetscopeError
+    from netscope.vision.methods.registry import explain
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(4, 3)).eval()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    x[1, 0, 3, 3] = float("nan")
+    with pytest.raises(NetscopeError, match="image 1 of the batch holds NaN"):
+        explain(name, model, x, [0, 0])
