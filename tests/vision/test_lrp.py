@@ -302,3 +302,39 @@ def test_a_rule_for_a_layer_the_model_lacks_is_refused_by_name():
     with pytest.raises(NetscopeError, match="did you mean '0'"):
         lrp(model, x, [0], rules={"00": Epsilon(1e-6)})
     assert lrp(model, x, [0], rules={"0": Epsilon(1e-6)}).maps.shape == (1, 8, 8)
+
+
+def test_a_model_the_traced_copy_misreads_is_refused_not_explained():
+    """In-place operations in forward (``h += 0.5; h.mul_(2.0)``) were dropped by the traced
+    copy, whose map explained another function without a word; the copy's scores are now
+    checked against the model's on every call."""
+    import torch
+    from torch import nn
+
+    from netscope.errors import NetscopeError
+    from netscope.vision import lrp
+
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            h += 0.5
+            h.mul_(2.0)
+            return self.fc(h.mean((2, 3)))
+
+    class OutOfPlace(InPlace):
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            return self.fc(((h + 0.5) * 2.0).mean((2, 3)))
+
+    torch.manual_seed(0)
+    inplace, outofplace = InPlace().eval(), OutOfPlace().eval()
+    outofplace.load_state_dict(inplace.state_dict())
+    x = torch.rand(2, 3, 8, 8)
+    heat = lrp(outofplace, x, [0, 0])
+    torch.testing.assert_close(heat.extras["score"], outofplace(x)[:, 0].detach())
+    with pytest.raises(NetscopeError, match="traced copy of the model gives the target score"):
+        lrp(inplace, x, [0, 0])

@@ -70,6 +70,7 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         with torch.enable_grad():
             out = graph(xi)
             t = resolve(detached(out), targets)
+            _same_scores(model, x, out, t)
             (weight,) = torch.autograd.grad(t.score(out).sum(), out, retain_graph=True)
             start = weight * out.detach()
             (R,) = torch.autograd.grad(out, xi, start)
@@ -82,6 +83,22 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         seen = probes[units].seen
         heat.extras["units"] = seen.flatten(2).sum(2) if seen.dim() > 2 else seen
     return heat
+
+
+def _same_scores(model: nn.Module, x: torch.Tensor, out, t) -> None:
+    """LRP explains the traced copy of the model: its target scores must be the model's on
+    these images (one extra forward pass), or the map would explain another function."""
+    with torch.no_grad():
+        ref = t.score(model(x.detach())).float()
+    got = t.score(detached(out)).float()
+    scale = float(ref.abs().max()) + 1e-6
+    if not torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * scale):
+        worst = int((got - ref).abs().argmax())
+        raise NetscopeError(
+            f"LRP's traced copy of the model gives the target score {float(got[worst]):.6g} "
+            f"for image {worst} where the model gives {float(ref[worst]):.6g}: some operation "
+            f"of the model's forward is not reproduced (an in-place operation such as "
+            f"`h += ...` or `.mul_(...)`?); write it out of place, or use another method.")
 
 
 def _graph(model: nn.Module, spec: Composite, watch: dict, example: torch.Tensor):
