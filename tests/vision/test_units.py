@@ -484,3 +484,17 @@ def test_a_hugging_face_vit(tree, tmp_path):
     assert layers[block].field.method == "effective" and layers[block].grid == (8, 8)
     assert layers[block].inputs[0] == embed and layers[block].units == 16
     assert len(pd.read_csv(run.tables["units"])) == 2 * 16 * 3
+
+
+def test_concept_relevance_works_with_the_commands_default_layer():
+    """The default layer of a pooled CNN is the pooling's input; concept relevance reads
+    the output of the module that makes it (here ``mix``) instead of refusing."""
+    from netscope.vision.units.concepts import concepts
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(T.red_square(rng, 12, 14).transpose(2, 0, 1)[None]).float()
+    model = T.detector()
+    got = concepts(model, x, [0], relevance="lrp", top=2)
+    by_layer = concepts(model, x, [0], layer="mix", relevance="lrp", top=2)
+    assert got.layer.endswith(":input")
+    np.testing.assert_allclose(got.terms, by_layer.terms, rtol=1e-6)

@@ -102,11 +102,35 @@ def concepts(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                     order, maps, relevance)
 
 
+def _producer(model, x, ref) -> LayerRef:
+    """The module whose output a layer's input is (the default layer of a pooled CNN is the
+    pooling's input), found by running the model once and matching the tensor itself."""
+    seen: list[tuple[str, torch.Tensor]] = []
+    wanted: list[torch.Tensor] = []
+    modules = dict(model.named_modules())
+    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: seen.append((name, o)))
+             for name, m in modules.items() if name]
+    hooks.append(modules[ref.name].register_forward_pre_hook(
+        lambda mod, i: wanted.append(i[0])))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    target = wanted[0] if wanted else None
+    for name, out in reversed(seen):
+        if isinstance(out, torch.Tensor) and target is not None and out is target:
+            return LayerRef.parse(name)
+    raise NetscopeError(f"concept relevance reads a layer's output; {ref} is an input and no "
+                        f"module's output is that tensor: name a layer's output (--layer).")
+
+
 def _crp(model, x, t, ref):
     from netscope.vision.methods.relevance.propagate import lrp
 
     if ref.port != "output":
-        raise NetscopeError(f"concept relevance reads a layer's output; {ref} is an input.")
+        ref = _producer(model, x, ref)  # the module whose output that input is
     labels = t.labels.tolist()
     whole = lrp(model, x, labels, units=ref.name)
     terms = whole.extras["units"][0].detach().float().cpu().numpy()
