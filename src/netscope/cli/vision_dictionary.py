@@ -100,6 +100,22 @@ def _vision_dictionary(args) -> int:
     return 0
 
 
+def _one_class(args, lm, x) -> tuple[int, str]:
+    """The class a command explains: --class, else the images' most common top-1."""
+    import numpy as np
+    import torch
+
+    from netscope.vision.models.classes import class_label, resolve_class
+    from netscope.vision.models.zoo import n_classes
+
+    if args.classes:
+        target = resolve_class(args.classes[0], lm.class_names, n_classes(lm))
+    else:
+        with torch.no_grad():
+            target = int(np.bincount(lm.model(x).argmax(-1).cpu().numpy()).argmax())
+    return target, class_label(lm.class_names, target)
+
+
 def add_craft(vs, common) -> None:
     p = vs.add_parser("craft", help="which dictionary features matter for a class (CRAFT: "
                       "total Sobol indices of the class score, masking features in the "
@@ -129,21 +145,14 @@ def _vision_craft(args) -> int:
     from netscope.render.table import csv_text
     from netscope.vision.concepts.craft import class_importance
     from netscope.vision.concepts.saved import load_dictionary
-    from netscope.vision.models.classes import class_label, resolve_class
     from netscope.vision.models.images import load_image
-    from netscope.vision.models.zoo import n_classes
 
     learned, meta = load_dictionary(args.dictionary, model=lm.name)
     if not found:
         raise NetscopeError("give the images to explain (files, folders or sample names).")
     images = [(name, load_image(source)) for name, source in found]
     x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-    if args.classes:
-        target = resolve_class(args.classes[0], lm.class_names, n_classes(lm))
-    else:
-        with torch.no_grad():
-            target = int(np.bincount(lm.model(x).argmax(-1).cpu().numpy()).argmax())
-    name = class_label(lm.class_names, target)
+    target, name = _one_class(args, lm, x)
     say = progress_printer(False)
     say(f"craft: {len(images)} image(s), {name}, {meta['features']} features of "
         f"{meta['layer']}, {args.designs} designs: "
@@ -205,7 +214,6 @@ def _vision_circuit(args) -> int:
     from netscope.cli.vision_inputs import start
 
     lm, found = start(args, classes=args.classes)
-    import numpy as np
     import torch
 
     from netscope.files.atomic import write_bytes, write_text
@@ -213,9 +221,7 @@ def _vision_circuit(args) -> int:
     from netscope.vision.concepts.circuit import class_circuit, validate
     from netscope.vision.concepts.saved import load_dictionary
     from netscope.vision.concepts.tap import attach_features
-    from netscope.vision.models.classes import class_label, resolve_class
     from netscope.vision.models.images import load_image
-    from netscope.vision.models.zoo import n_classes
 
     if not found:
         raise NetscopeError("give the images (files, folders or sample names).")
@@ -226,12 +232,7 @@ def _vision_circuit(args) -> int:
                               splice=True)] = "feature"
     layers = [x.strip() for x in args.layers.split(",") if x.strip()]
     x = torch.cat([lm.preprocess.tensor(load_image(source)) for _, source in found])
-    if args.classes:
-        target = resolve_class(args.classes[0], lm.class_names, n_classes(lm))
-    else:
-        with torch.no_grad():
-            target = int(np.bincount(lm.model(x).argmax(-1).cpu().numpy()).argmax())
-    name = class_label(lm.class_names, target)
+    target, name = _one_class(args, lm, x)
     say = progress_printer(False)
     say(f"circuit: {name} on {len(x)} image(s) through {', '.join(layers)}")
     circuit = class_circuit(lm.model, x, target, layers, args.top, args.share)

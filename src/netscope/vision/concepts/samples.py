@@ -105,15 +105,15 @@ def sample_folder(lm: LoadedModel, root: str | Path, out: str | Path,
     layouts, _ = probe_layers(lm, (settings.layer,))
     plan = plan_pass(root, out, lambda n: settings.identity(lm, n), rank, world, RUN_FILE,
                      "a dictionary")
-    files, store, mine, todo, rank, world = (plan.files, plan.store, plan.mine, plan.todo,
-                                             plan.rank, plan.world)
-    say(f"samples: {len(mine)} images for rank {rank} of {world}, {len(mine) - len(todo)} "
+    files, mine, todo = plan.files, plan.mine, plan.todo
+    say(f"samples: {len(mine)} images for rank {plan.rank} of {plan.world}, "
+        f"{len(mine) - len(todo)} "
         f"already done, {len(todo)} to go (layer {settings.layer}, "
         f"{settings.positions or 'all'} positions per image)")
     start = time.perf_counter()
-    _stream(lm, root, files, todo, store, settings, layouts[settings.layer], say, start)
+    _stream(lm, root, files, todo, plan.store, settings, layouts[settings.layer], say, start)
     seconds = time.perf_counter() - start
-    merged = on_rank_zero(lambda: merge_samples(out, files), rank, world)
+    merged = on_rank_zero(lambda: merge_samples(out, files), plan.rank, plan.world)
     if merged is not None:
         merged.seconds = seconds
     return merged

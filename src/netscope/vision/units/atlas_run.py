@@ -113,18 +113,18 @@ def record_folder(lm: LoadedModel, root: str | Path, out: str | Path, settings: 
     say = progress or (lambda message: None)
     layouts, units = probe_layers(lm, settings.layers)
     plan = plan_pass(root, out, lambda n: settings.identity(lm, n), rank, world)
-    files, store, mine, todo, rank, world = (plan.files, plan.store, plan.mine, plan.todo,
-                                             plan.rank, plan.world)
-    say(f"atlas: {len(mine)} images for rank {rank} of {world}, {len(mine) - len(todo)} "
+    files, mine, todo = plan.files, plan.mine, plan.todo
+    say(f"atlas: {len(mine)} images for rank {plan.rank} of {plan.world}, "
+        f"{len(mine) - len(todo)} "
         f"already done, {len(todo)} to go ({len(settings.layers)} layer(s), batch "
         f"{settings.batch_size}, {settings.workers} decoding workers)")
     start = time.perf_counter()
     fresh = lambda: PassState({n: UnitState(settings.top_k,  # noqa: E731
                                             high_count(len(files), settings.top_k), units[n])
                                for n in settings.layers})
-    counts = _stream(lm, root, files, todo, store, settings, layouts, fresh, say, start)
+    counts = _stream(lm, root, files, todo, plan.store, settings, layouts, fresh, say, start)
     seconds = time.perf_counter() - start
-    state = _finish(out, rank, world)
+    state = _finish(out, plan.rank, plan.world)
     return PassSummary(files, len(mine) - len(todo), counts[0], counts[1], seconds, state,
                        layouts)
 
