@@ -364,32 +364,6 @@ def test_atlas_with_a_dictionary_makes_features_units(squares, mix_nmf, tmp_path
     assert "What it feeds in features_mix" in (out / "mix" / "1.html").read_text()
 
 
-def test_the_circuit_of_a_hand_built_detector_finds_exactly_the_built_edges():
-    """detect -> spread copies each channel (centre tap), mix adds spread 0 and 1 into unit 0
-    and passes spread 2 as unit 1; class 0 reads pooled mix 0. Its circuit: detect c ->
-    spread c for c = 0, 1 and spread 0, 1 -> mix 0, nothing else; removing a node changes
-    the score by exactly its contribution (the network is linear past the ReLUs)."""
-    from netscope.vision.concepts.circuit import class_circuit, validate
-
-    rng = np.random.default_rng(0)
-    pictures = [T.red_square(rng, 10, 12), T.edge(rng, 14), T.red_square(rng, 20, 8),
-                T.edge(rng, 20)]
-    x = torch.from_numpy(np.stack(pictures).transpose(0, 3, 1, 2)).float()
-    model = T.detector()
-    got = class_circuit(model, x, 0, ["detect", "spread", "mix"], top=3)
-    edges = {(a, i, b, j) for a, i, b, j, _ in got.edges}
-    assert edges == {("detect", 0, "spread", 0), ("detect", 1, "spread", 1),
-                     ("spread", 0, "mix", 0), ("spread", 1, "mix", 0)}
-    checks = validate(model, x, got)
-    for node in checks["nodes"]:
-        assert node["measured"] == pytest.approx(node["predicted"], abs=1e-5), node
-    assert checks["wrong_sign"] == []
-    assert checks["completeness"]["mix"] == pytest.approx(1.0)
-    assert len(checks["edges"]) == 4 and checks["edges_wrong_sign"] == []
-    for edge in checks["edges"]:  # each edge's claim, checked by removing its source
-        assert edge["measured"] == pytest.approx(edge["predicted"], abs=1e-5), edge
-
-
 def test_cli_circuit_through_dictionary_features(squares, mix_nmf, tmp_path, capsys):
     """With a dictionary of ``mix`` spliced in, class 1 (the square unit) runs through the
     square feature: it is the strongest feature node, spread 2 feeds it, and removing

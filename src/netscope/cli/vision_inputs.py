@@ -6,13 +6,15 @@ from __future__ import annotations
 from netscope.errors import NetscopeError
 
 
-def sources(args) -> list[tuple[str, str]]:
-    """(display name, source) for the command's images (the samples with --demo)."""
+def sources(args, names: list[str] | None = None) -> list[tuple[str, str]]:
+    """(display name, source) for the command's images (the samples with --demo), or for
+    ``names`` (another option's images)."""
     from pathlib import Path
 
     from netscope.vision.models.images import SAMPLES, expand_sources
 
-    names = list(args.images) or (list(SAMPLES) if getattr(args, "demo", False) else [])
+    if names is None:
+        names = list(args.images) or (list(SAMPLES) if getattr(args, "demo", False) else [])
     if not names:
         raise NetscopeError("give at least one image (a file, a folder, or a sample: "
                             f"{', '.join(SAMPLES)}), or --demo.")

@@ -10,10 +10,7 @@ layers, and every claim is checked by intervention.
   held fixed) with respect to a, summed over positions, averaged over the images: a's
   first-order share of b's part of the score. One batched backward pass per layer pair.
   Edges below ``share`` of the layer pair's largest |edge| are dropped.
-- Validation: each node is removed (its channel zeroed, or a feature's part subtracted) and
-  the class score's measured change set beside the predicted one (minus its
-  contribution): their correlation and the nodes whose sign is wrong. Completeness: the
-  score kept when every node of a layer outside the graph is removed.
+- Every claim is checked by intervention in ``circuit_checks.py``.
 """
 
 from __future__ import annotations
@@ -83,24 +80,8 @@ def class_circuit(model: nn.Module, x: torch.Tensor, target: int, layers: list[s
 
 def _edges(model, x, target, a_name, b_name, nodes, size, share) -> list:
     """Edges from the kept nodes of ``a_name`` to those of ``b_name``."""
-    a_ref, b_ref = LayerRef.parse(a_name), LayerRef.parse(b_name)
-    with capture(model, [a_ref], cut=True) as rec_a, capture(model, [b_ref]) as rec_b, \
-            torch.enable_grad():
-        scores = model(x)
-        leaf, b = rec_a[a_ref], rec_b[b_ref]
-        if not b.requires_grad:
-            raise NetscopeError(f"layer {b_name} does not depend on layer {a_name}; list the "
-                                f"layers in the order the network runs them.")
-        (g_b,) = torch.autograd.grad(scores[:, target].sum(), b, retain_graph=True)
-        lb = layout_for(model, b, size, b_name)
-        part = lb.to_grid(b).float() * lb.to_grid(g_b.detach()).float()  # (n, C, h, w)
-        values = part.sum((2, 3)).sum(0)[torch.as_tensor(nodes[b_name])]  # per kept b node
-        eye = torch.eye(len(values), dtype=values.dtype, device=values.device)
-        (g,) = torch.autograd.grad(values, leaf, grad_outputs=eye, is_grads_batched=True)
-    la = layout_for(model, leaf, size, a_name)
-    a_grid = la.to_grid(leaf.detach()).float()
-    n = leaf.shape[0]
-    terms = torch.stack([(la.to_grid(gj).float() * a_grid).sum((0, 2, 3)) for gj in g]) / n
+    g, a_grid = edge_gradients(model, x, target, a_name, b_name, nodes[b_name], size)
+    terms = (g * a_grid[None]).sum((1, 3, 4)) / len(x)  # (kept b, units of a)
     terms = terms.cpu().numpy()[:, nodes[a_name]]  # (kept b, kept a)
     biggest = float(np.abs(terms).max()) if terms.size else 0.0
     out = []
@@ -112,88 +93,27 @@ def _edges(model, x, target, a_name, b_name, nodes, size, share) -> list:
     return out
 
 
-def validate(model: nn.Module, x: torch.Tensor, circuit: Circuit) -> dict:
-    """Remove each node alone and, per layer, everything but the graph's nodes; compare the
-    class score's measured change with the predicted one, and each edge's claim (removing
-    its earlier node changes its later node's contribution by minus the edge's weight,
-    the later node's class gradient held as it was) with what the same removal does."""
-    t = circuit.target
-    grads = _class_gradients(model, x, t, circuit.layers)
-    with torch.no_grad():
-        base = model(x)[:, t].float().mean().item()
-    predicted, measured, labels = [], [], []
-    kept = {}
-    edge_rows = []
-    by_source = {}
-    for a, i, b, j, w in circuit.edges:
-        by_source.setdefault((a, i), []).append((b, j, w))
-    for name in circuit.layers:
-        for j in circuit.nodes[name]:
-            after = _score_without(model, x, t, name, [int(j)], grads,
-                                   [b for b, *_ in by_source.get((name, int(j)), [])])
-            measured.append(after["score"] - base)
-            predicted.append(-float(circuit.contribution[name][j]))
-            labels.append(f"{name}:{int(j)}")
-            for b, jb, w in by_source.get((name, int(j)), []):
-                change = float(after[b][jb]) - float(circuit.contribution[b][jb])
-                edge_rows.append({"edge": f"{name}:{int(j)} -> {b}:{jb}", "predicted": -w,
-                                  "measured": change})
-        units = len(circuit.contribution[name])
-        outside = [u for u in range(units) if u not in set(circuit.nodes[name].tolist())]
-        kept[name] = (_score_without(model, x, t, name, outside)["score"] if outside
-                      else base)
-    pred, meas = np.array(predicted), np.array(measured)
-    corr = float(np.corrcoef(pred, meas)[0, 1]) if len(pred) > 1 and pred.std() > 0 \
-        and meas.std() > 0 else float("nan")
-    wrong = [lab for lab, p, m in zip(labels, pred, meas, strict=True)
-             if p * m < 0 and abs(m) > 1e-6]
-    ep = np.array([r["predicted"] for r in edge_rows])
-    em = np.array([r["measured"] for r in edge_rows])
-    edge_corr = float(np.corrcoef(ep, em)[0, 1]) if len(ep) > 1 and ep.std() > 0 \
-        and em.std() > 0 else float("nan")
-    checks = {"score": base, "forward_passes": len(labels) + len(circuit.layers) + 2,
-              "correlation": corr, "wrong_sign": wrong,
-              "nodes": [{"node": lab, "predicted": float(p), "measured": float(m)}
-                        for lab, p, m in zip(labels, pred, meas, strict=True)],
-              "edges": edge_rows, "edge_correlation": edge_corr,
-              "edges_wrong_sign": [r["edge"] for r in edge_rows
-                                   if r["predicted"] * r["measured"] < 0
-                                   and abs(r["measured"]) > 1e-6],
-              "completeness": {name: (v / base if base else float("nan"))
-                               for name, v in kept.items()}}
-    circuit.checks = checks
-    return checks
+def edge_gradients(model, x, target, a_name, b_name, b_nodes, size
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of each of ``b_nodes``' contributions (b's activation times its class
+    gradient, held fixed) with respect to layer ``a_name`` on its grid, (kept b, n, C, h,
+    w), in one batched backward pass; and a's activations on its grid (n, C, h, w)."""
+    a_ref, b_ref = LayerRef.parse(a_name), LayerRef.parse(b_name)
+    with capture(model, [a_ref], cut=True) as rec_a, capture(model, [b_ref]) as rec_b, \
+            torch.enable_grad():
+        scores = model(x)
+        leaf, b = rec_a[a_ref], rec_b[b_ref]
+        if not b.requires_grad:
+            raise NetscopeError(f"layer {b_name} does not depend on layer {a_name}; list the "
+                                f"layers in the order the network runs them.")
+        (g_b,) = torch.autograd.grad(scores[:, target].sum(), b, retain_graph=True)
+        lb = layout_for(model, b, size, b_name)
+        part = lb.to_grid(b).float() * lb.to_grid(g_b.detach()).float()  # (n, C, h, w)
+        values = part.sum((2, 3)).sum(0)[torch.as_tensor(b_nodes)]  # per kept b node
+        eye = torch.eye(len(values), dtype=values.dtype, device=values.device)
+        (g,) = torch.autograd.grad(values, leaf, grad_outputs=eye, is_grads_batched=True)
+    la = layout_for(model, leaf, size, a_name)
+    return (torch.stack([la.to_grid(gj).float() for gj in g]),
+            la.to_grid(leaf.detach()).float())
 
 
-def _class_gradients(model, x, target, layers) -> dict[str, torch.Tensor]:
-    """Each layer's class-score gradient on its grid (what contributions are taken with)."""
-    refs = [LayerRef.parse(n) for n in layers]
-    with capture(model, refs) as rec, torch.enable_grad():
-        scores = model(x.detach().requires_grad_(True))
-        acts = [rec[r] for r in refs]
-        grads = torch.autograd.grad(scores[:, target].sum(), acts)
-    size = tuple(x.shape[-2:])
-    return {n: layout_for(model, a, size, n).to_grid(g).float().detach()
-            for n, a, g in zip(layers, acts, grads, strict=True)}
-
-
-def _score_without(model, x, target, layer, units, grads=None, watch=()) -> dict:
-    """The mean class score with ``units`` of ``layer`` set to zero, and for each layer in
-    ``watch`` its nodes' contributions then (activation times the unchanged gradient)."""
-    ref = LayerRef.parse(layer)
-    size = tuple(x.shape[-2:])
-
-    def edit(a: torch.Tensor) -> torch.Tensor:
-        lo = layout_for(model, a, size, layer)
-        grid = lo.to_grid(a).clone()
-        grid[:, units] = 0
-        return lo.from_grid(grid, a)
-
-    watched = [LayerRef.parse(w) for w in dict.fromkeys(watch)]
-    with capture(model, [ref], edit=edit), capture(model, watched) as rec, torch.no_grad():
-        out = {"score": float(model(x)[:, target].float().mean())}
-        for w in watched:
-            a = rec[w]
-            grid = layout_for(model, a, size, str(w)).to_grid(a).float()
-            out[str(w)] = (grid * grads[str(w)]).sum((2, 3)).mean(0).cpu().numpy()
-    return out
