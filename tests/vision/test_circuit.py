@@ -29,6 +29,8 @@ def test_the_circuit_of_a_hand_built_detector_finds_exactly_the_built_edges():
     edges = {(a, i, b, j) for a, i, b, j, _ in got.edges}
     assert edges == {("detect", 0, "spread", 0), ("detect", 1, "spread", 1),
                      ("spread", 0, "mix", 0), ("spread", 1, "mix", 0)}
+    assert [e.linear for e in got.expanded.values()] == [False, False]  # ReLUs between
+    assert all(e["expanded_weight"] is None for e in got.as_dict()["edges"])
     checks = validate(model, x, got)
     for node in checks["nodes"]:
         assert node["measured"] == pytest.approx(node["predicted"], abs=1e-5), node
@@ -72,6 +74,13 @@ def test_every_replacement_moves_scores_and_contributions_as_predicted(ablation)
     assert checks["correlation"] == pytest.approx(1.0, abs=1e-6)
     assert checks["edge_correlation"] == pytest.approx(1.0, abs=1e-6)
     assert checks["completeness"]["1"] == pytest.approx(1.0)  # every unit of "1" is kept
+    # a 1x1 convolution joins the layers: each edge's expanded weight is its weight
+    w = model[1].weight.detach()[:, :, 0, 0]
+    doc = got.as_dict()
+    assert doc["linear_paths"] == [{"from_layer": "0", "to_layer": "1", "linear": True,
+                                    "affine_gap": pytest.approx(0, abs=1e-5)}]
+    for e in doc["edges"]:
+        assert e["expanded_weight"] == pytest.approx(float(w[e["to"], e["from"]]), rel=1e-5)
 
 
 def test_interventions_are_batched_and_counted():
@@ -147,3 +156,45 @@ def test_cli_refuses_an_ablation_without_validate(tmp_path, capsys):
                  "--out", str(tmp_path / "c")]) == 2
     assert "add --validate" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_expanded_weights_are_the_product_of_the_kernels_on_a_linear_path():
+    """A 3x3 convolution then a 1x1 one: the expanded weight from unit i of the first
+    layer's output to unit j of the last is sum_m W2[j, m] W1[m, i] (3x3), the same at any
+    input; across a ReLU the path is not linear and nothing is claimed."""
+    from netscope.vision.concepts.expanded import expanded_weights
+
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 5, 3,
+                              padding=1), torch.nn.BatchNorm2d(5), torch.nn.Conv2d(5, 2, 1),
+                              torch.nn.ReLU(), torch.nn.Conv2d(2, 2, 1)).eval()
+    net[2].running_mean.uniform_(-1, 1)
+    net[2].running_var.uniform_(0.5, 2)
+    x = pictures()
+    got = expanded_weights(net, x, "0", "3", [0, 1])
+    assert got.linear and got.gap < 1e-5
+    w1, w2 = net[1].weight.detach(), net[3].weight.detach()[:, :, 0, 0]
+    bn = (net[2].weight / torch.sqrt(net[2].running_var + net[2].eps)).detach()
+    want = torch.einsum("jm,m,mihw->jihw", w2, bn, w1).numpy()
+    assert got.kernels.shape == (2, 4, 3, 3)
+    np.testing.assert_allclose(got.kernels, want, rtol=1e-4, atol=1e-6)
+    assert got.weight(1, 2) == pytest.approx(float(want[1, 2].sum()), rel=1e-4)
+    across = expanded_weights(net, x, "0", "5", [0, 1])
+    assert not across.linear and across.kernels is None and across.gap > 1e-3
+
+
+def test_the_pictures_and_page_show_expanded_weights_and_checks():
+    from netscope.render.circuit import circuit_html, expanded_png
+
+    x, model = pictures(), linear_net()
+    got = class_circuit(model, x, 1, ["0", "1"], top=2, share=0.0)
+    validate(model, x, got)
+    png = expanded_png(got)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    page = circuit_html(got, "class 1", {("0", int(got.nodes["0"][0])): ("u.html", None)})
+    e = got.as_dict()["edges"][0]
+    assert f"<td>{e['expanded_weight']:+.4g}</td>" in page
+    assert "0 -&gt; 1: linear (expanded weights shown)" in page
+    assert page.count("<a href='u.html'>") == 2  # the node in the graph and in the table
+    nonlinear = class_circuit(T.detector(), x, 0, ["spread", "mix"], top=2)
+    assert expanded_png(nonlinear) is None

@@ -342,16 +342,22 @@ def test_tcav_scores_equal_the_directional_derivatives():
     assert sign == pytest.approx(2 / 3) and magnitude == pytest.approx((1 + 1 - 2.5) / 3)
 
 
-def test_atlas_with_a_dictionary_makes_features_units(squares, mix_nmf, tmp_path):
+@pytest.fixture(scope="module")
+def feature_atlas(squares, mix_nmf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("feature-atlas") / "atlas"
+    assert main(["vision", "atlas", str(squares), "--model", MODEL, "--layers", "detect",
+                 "--dictionary", str(mix_nmf[0]), "--top", "3", "--picture-steps", "2",
+                 "--diverse", "0", "--table", "csv", "--workers", "0", "--quiet", "--out",
+                 str(out)]) == 0
+    return out
+
+
+def test_atlas_with_a_dictionary_makes_features_units(mix_nmf, feature_atlas):
     """Features become a layer of the atlas: the square feature's strongest images are the
     square images, its page lists the units of mix it reads, and mix's unit pages link the
     features they feed; feature visualization runs on a feature like on a unit."""
-    model = MODEL
     d, edge = mix_nmf
-    out = tmp_path / "atlas"
-    assert main(["vision", "atlas", str(squares), "--model", model, "--layers", "detect",
-                 "--dictionary", str(d), "--top", "3", "--picture-steps", "2", "--diverse",
-                 "0", "--table", "csv", "--workers", "0", "--quiet", "--out", str(out)]) == 0
+    out = feature_atlas
     units = pd.read_csv(out / "units.csv")
     square_top = units[(units.layer == "features_mix") & (units.unit == 1 - edge)]
     assert set(square_top.file) <= {f"p{i}.png" for i in range(6)}  # the square images
@@ -364,11 +370,14 @@ def test_atlas_with_a_dictionary_makes_features_units(squares, mix_nmf, tmp_path
     assert "What it feeds in features_mix" in (out / "mix" / "1.html").read_text()
 
 
-def test_cli_circuit_through_dictionary_features(squares, mix_nmf, tmp_path, capsys):
+def test_cli_circuit_through_dictionary_features(squares, mix_nmf, feature_atlas, tmp_path,
+                                                capsys):
     """With a dictionary of ``mix`` spliced in, class 1 (the square unit) runs through the
     square feature: it is the strongest feature node, spread 2 feeds it, and removing
-    each node changes the score as predicted."""
+    each node changes the score as predicted. With --atlas the page joins the atlas site:
+    listed on its index, its feature nodes show their picture and open their pages."""
     import json
+    import os
 
     model = MODEL
     d, edge = mix_nmf
@@ -376,7 +385,17 @@ def test_cli_circuit_through_dictionary_features(squares, mix_nmf, tmp_path, cap
     images = [str(squares / f"p{i}.png") for i in range(6)]  # the six squares
     assert main(["vision", "circuit", *images, "--model", model, "--layers",
                  "spread,features_mix", "--dictionary", str(d), "--class", "1", "--top", "2",
-                 "--validate", "--out", str(tmp_path / "c")]) == 0
+                 "--validate", "--atlas", str(feature_atlas), "--out", str(tmp_path / "c")]) == 0
+    site_page = (feature_atlas / "circuits" / "class_1.html").read_text()
+    assert f"href='../features_mix/{square}.html'" in site_page
+    assert f"<image href='../features_mix/img/u{square}-main0.png'" in site_page
+    assert "href='../spread/" not in site_page  # spread has no pages in this atlas
+    assert "<a href='../index.html'>atlas index</a>" in site_page
+    index = (feature_atlas / "index.html").read_text()
+    assert index.count("<h2>Circuits</h2>") == 1 and "href='circuits/class_1.html'" in index
+    here = (tmp_path / "c" / "circuit.html").read_text()  # links from the --out folder
+    link = os.path.relpath(feature_atlas / "features_mix" / f"{square}.html", tmp_path / "c")
+    assert f"href='{link}'" in here and link.startswith("..")
     doc = json.loads((tmp_path / "c" / "circuit.json").read_text())
     features = [n for n in doc["nodes"] if n["layer"] == "features_mix"]
     assert max(features, key=lambda n: abs(n["contribution"]))["node"] == square
@@ -388,6 +407,7 @@ def test_cli_circuit_through_dictionary_features(squares, mix_nmf, tmp_path, cap
     assert "correlation of measured with predicted change" in capsys.readouterr().out
     page = (tmp_path / "c" / "circuit.html").read_text()
     assert f"<title>features_mix:{square}: contribution" in page and "<svg" in page
+    assert "Proof by intervention (zero)" in page and "<h2>Edges</h2>" in page
 
 
 KILLED_LEARNING = """

@@ -9,8 +9,9 @@ from netscope.cli.common import Heartbeat, notice, progress_printer
 from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
 from netscope.cli.vision_atlas import add_atlas, add_concepts
+from netscope.cli.vision_circuit import add_circuit
 from netscope.cli.vision_dataset import add_dataset
-from netscope.cli.vision_dictionary import add_circuit, add_craft, add_dictionary
+from netscope.cli.vision_dictionary import add_craft, add_dictionary
 from netscope.cli.vision_inputs import start
 from netscope.cli.vision_tcav import add_tcav
 from netscope.errors import NetscopeError

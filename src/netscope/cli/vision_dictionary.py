@@ -100,7 +100,7 @@ def _vision_dictionary(args) -> int:
     return 0
 
 
-def _one_class(args, lm, x) -> tuple[int, str]:
+def one_class(args, lm, x) -> tuple[int, str]:
     """The class a command explains: --class, else the images' most common top-1."""
     import numpy as np
     import torch
@@ -152,7 +152,7 @@ def _vision_craft(args) -> int:
         raise NetscopeError("give the images to explain (files, folders or sample names).")
     images = [(name, load_image(source)) for name, source in found]
     x = torch.cat([lm.preprocess.tensor(rgb) for _, rgb in images])
-    target, name = _one_class(args, lm, x)
+    target, name = one_class(args, lm, x)
     say = progress_printer(False)
     say(f"craft: {len(images)} image(s), {name}, {meta['features']} features of "
         f"{meta['layer']}, {args.designs} designs: "
@@ -181,100 +181,4 @@ def _vision_craft(args) -> int:
         print(f"rank correlation of importance with the score lost by removing the feature: "
               f"{rho:+.2f}")
     print(f"importance.csv: {table}\ncraft.png: {picture}")
-    return 0
-
-
-def add_circuit(vs, common) -> None:
-    from netscope.vision.concepts import ABLATIONS
-
-    p = vs.add_parser("circuit", help="the circuit of a class on images: units or dictionary "
-                      "features of the chosen layers, the attributions between them, and "
-                      "(--validate) each claim checked by removing the node")
-    common(p)
-    p.add_argument("--layers", required=True, help="comma-separated layers, in the order the "
-                   "network runs them (features_LAYER for a --dictionary's features)")
-    p.add_argument("--dictionary", action="append", metavar="DIR",
-                   help="a dictionary of this model: its features become the layer "
-                   "features_LAYER, spliced into the network (repeat for several)")
-    p.add_argument("--class", dest="classes", action="append",
-                   help="class name or index (default: the images' most common top-1)")
-    number(p, "--top", lo=1, hi=256, default=6, help="nodes kept per layer")
-    number(p, "--share", cast=float, lo=0, hi=1, default=0.05,
-           help="edges below this share of the layer pair's largest are dropped")
-    p.add_argument("--validate", action="store_true", help="change each node (and each "
-                   "layer's nodes outside the graph) and compare the class score's and the "
-                   "later nodes' changes with the attributions' predictions, image by image")
-    p.add_argument("--ablation", choices=ABLATIONS, default="zero", help="how --validate "
-                   "changes a node: zero (remove it), mean (its mean over the --reference "
-                   "images, default the explained ones) or patch (its value on the "
-                   "--reference images, default each explained image's predecessor)")
-    p.add_argument("--reference", nargs="+", metavar="IMAGE", help="images (files, folders "
-                   "or samples) --ablation mean averages over or patch takes nodes from")
-    number(p, "--check-batch", lo=1, hi=100_000, default=64, help="images per forward pass "
-           "when --validate stacks its interventions")
-    p.add_argument("--atlas", help="an atlas folder of the same model and layers: the page's "
-                   "nodes link to their atlas pages")
-    p.set_defaults(func=_vision_circuit, out="netscope-results/vision-circuit")
-
-
-def _vision_circuit(args) -> int:
-    import json
-
-    if args.classes and len(args.classes) > 1:
-        raise NetscopeError("a circuit is drawn for one class: give --class once.")
-    from netscope.cli.vision_inputs import sources, start
-
-    if (args.reference or args.ablation != "zero") and not args.validate:
-        raise NetscopeError("--ablation and --reference choose how --validate checks the "
-                            "circuit: add --validate.")
-    reference = sources(args, args.reference) if args.reference else []
-    lm, found = start(args, classes=args.classes)
-    import torch
-
-    from netscope.files.atomic import write_bytes, write_text
-    from netscope.render.dictionary import circuit_html, circuit_png
-    from netscope.vision.concepts.circuit import class_circuit
-    from netscope.vision.concepts.circuit_checks import validate
-    from netscope.vision.concepts.saved import load_dictionary
-    from netscope.vision.concepts.tap import attach_features
-    from netscope.vision.models.images import load_image
-
-    if not found:
-        raise NetscopeError("give the images (files, folders or sample names).")
-    names = {}
-    for folder in args.dictionary or []:
-        learned, meta = load_dictionary(folder, model=lm.name)
-        names[attach_features(lm.model, meta["layer"], learned, lm.preprocess.size,
-                              splice=True)] = "feature"
-    layers = [x.strip() for x in args.layers.split(",") if x.strip()]
-    x = torch.cat([lm.preprocess.tensor(load_image(source)) for _, source in found])
-    target, name = _one_class(args, lm, x)
-    say = progress_printer(False)
-    say(f"circuit: {name} on {len(x)} image(s) through {', '.join(layers)}")
-    circuit = class_circuit(lm.model, x, target, layers, args.top, args.share)
-    if args.validate:
-        say(f"circuit: checking each node and edge by intervention ({args.ablation})")
-        source = (torch.cat([lm.preprocess.tensor(load_image(s)) for _, s in reference])
-                  if reference else None)
-        validate(lm.model, x, circuit, args.ablation, source, args.check_batch)
-    out = Path(args.out)
-    doc = write_text(out / "circuit.json", json.dumps(circuit.as_dict(), indent=1))
-    picture = write_bytes(out / "circuit.png", circuit_png(circuit, name, names))
-    import os
-
-    atlas = os.path.relpath(args.atlas, out) if args.atlas else None
-    page = write_text(out / "circuit.html", circuit_html(circuit, name, atlas))
-    print(f"{name}: {sum(len(v) for v in circuit.nodes.values())} nodes, "
-          f"{len(circuit.edges)} edges")
-    if circuit.checks:
-        c = circuit.checks
-        done = ", ".join(f"{k} {v:.0%}" for k, v in c["completeness"].items())
-        print(f"changing each node ({c['ablation']}): correlation of measured with predicted "
-              f"change, image by image, "
-              f"{c['correlation']:+.2f}, wrong sign: {', '.join(c['wrong_sign']) or 'none'}; "
-              f"edges: correlation {c['edge_correlation']:+.2f}, wrong sign: "
-              f"{', '.join(c['edges_wrong_sign']) or 'none'}; score kept with only the "
-              f"graph's nodes: {done} ({c['forward_passes']} forward passes, "
-              f"{c['images_forwarded']} images)")
-    print(f"circuit.json: {doc}\ncircuit.png: {picture}\ncircuit.html: {page}")
     return 0

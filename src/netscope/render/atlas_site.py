@@ -159,7 +159,8 @@ def _index(atlas) -> bytes:
             f"<table><tr><th>layer</th><th>units</th><th>grid</th><th>receptive field</th>"
             f"</tr>{rows}</table><p class='note'>geometry: computed from the kernels, strides, "
             f"paddings and dilations on the path; effective: where the gradient of the centre "
-            f"unit is at least 1% of its largest value.</p>")
+            f"unit is at least 1% of its largest value.</p>"
+            f"<!--circuits--><!--/circuits-->")  # `vision circuit --atlas` lists its pages here
     return _page("netscope unit atlas", body, 0)
 
 

@@ -10,6 +10,8 @@ layers, and every claim is checked by intervention.
   held fixed) with respect to a, summed over positions, averaged over the images: a's
   first-order share of b's part of the score. One batched backward pass per layer pair.
   Edges below ``share`` of the layer pair's largest |edge| are dropped.
+- Where only linear operations separate two consecutive layers, their expanded weights
+  (``expanded.py``) are kept beside the edges: the connection independent of the images.
 - Every claim is checked by intervention in ``circuit_checks.py``.
 """
 
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.concepts.expanded import Expanded, expanded_weights
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.token_grid import layout_for
 
@@ -35,6 +38,14 @@ class Circuit:
     edges: list[tuple[str, int, str, int, float]]  # (layer, node, next layer, node, weight)
     score: float  # mean class score
     checks: dict = field(default_factory=dict)  # filled by validate()
+    expanded: dict[tuple[str, str], Expanded] = field(default_factory=dict)  # layer pairs
+
+    def expanded_weight(self, a: str, i: int, b: str, j: int) -> float | None:
+        """The expanded weight of an edge (None where the layers are not linearly joined)."""
+        e = self.expanded.get((a, b))
+        if e is None or not e.linear:
+            return None
+        return e.weight(list(self.nodes[b]).index(j), i)
 
     def as_dict(self) -> dict:
         return {"target": self.target, "layers": self.layers, "score": self.score,
@@ -42,14 +53,19 @@ class Circuit:
                            "contribution": float(self.contribution[name][j])}
                           for name in self.layers for j in self.nodes[name]],
                 "edges": [{"from_layer": a, "from": int(i), "to_layer": b, "to": int(j),
-                           "weight": float(w)} for a, i, b, j, w in self.edges],
+                           "weight": float(w),
+                           "expanded_weight": self.expanded_weight(a, i, b, j)}
+                          for a, i, b, j, w in self.edges],
+                "linear_paths": [{"from_layer": a, "to_layer": b, "linear": e.linear,
+                                  "affine_gap": e.gap} for (a, b), e in self.expanded.items()],
                 "checks": self.checks}
 
 
 def class_circuit(model: nn.Module, x: torch.Tensor, target: int, layers: list[str],
-                  top: int = 6, share: float = 0.05) -> Circuit:
+                  top: int = 6, share: float = 0.05, expanded: bool = True) -> Circuit:
     """The circuit of class ``target`` on images ``x`` through ``layers`` (in the order the
-    network runs them; see the module docstring)."""
+    network runs them; see the module docstring); ``expanded``: look for linear paths
+    between consecutive layers and keep their expanded weights."""
     if len(layers) < 1:
         raise NetscopeError("name at least one layer for the circuit.")
     refs = [LayerRef.parse(n) for n in layers]
@@ -71,11 +87,14 @@ def class_circuit(model: nn.Module, x: torch.Tensor, target: int, layers: list[s
         contribution[name] = c.cpu().numpy()
         order = np.lexsort((np.arange(len(c)), -np.abs(contribution[name])))
         nodes[name] = order[:top]
-    edges = []
+    edges, joined = [], {}
     for (a_name, b_name) in zip(layers, layers[1:], strict=False):
         edges += _edges(model, x, target, a_name, b_name, nodes, size, share)
+        if expanded:
+            joined[(a_name, b_name)] = expanded_weights(model, x, a_name, b_name,
+                                                        [int(j) for j in nodes[b_name]])
     return Circuit(target, list(layers), nodes, contribution, edges,
-                   float(scores[:, target].detach().mean()))
+                   float(scores[:, target].detach().mean()), expanded=joined)
 
 
 def _edges(model, x, target, a_name, b_name, nodes, size, share) -> list:
