@@ -194,7 +194,7 @@ def test_the_pictures_and_page_show_expanded_weights_and_checks():
     page = circuit_html(got, "class 1", {("0", int(got.nodes["0"][0])): ("u.html", None)})
     e = got.as_dict()["edges"][0]
     assert f"<td>{e['expanded_weight']:+.4g}</td>" in page
-    assert "0 -&gt; 1: linear (expanded weights shown)" in page
+    assert "0 -> 1: linear (expanded weights shown)" in page
     assert page.count("<a href='u.html'>") == 2  # the node in the graph and in the table
     nonlinear = class_circuit(T.detector(), x, 0, ["spread", "mix"], top=2)
     assert expanded_png(nonlinear) is None
