@@ -88,7 +88,7 @@ def test_interventions_are_batched_and_counted():
     pass gives the same numbers in more passes."""
     x, model = pictures(), T.detector()
     got = class_circuit(model, x, 0, ["detect", "spread", "mix"], top=3)
-    wide = validate(model, x, got, batch=64)
+    wide = validate(model, x, got, batch=64)  # 16 interventions of 4 images per pass
     # 3 + 3 + 2 nodes (mix has 2 units; every unit is in the graph, so no "rest" to
     # change) = 8 interventions of 4 images in 3 passes, + every layer's rest at once +
     # the base and gradient passes

@@ -39,8 +39,9 @@ def add_circuit(vs, common) -> None:
                    "--reference images, default each explained image's predecessor)")
     p.add_argument("--reference", nargs="+", metavar="IMAGE", help="images (files, folders "
                    "or samples) --ablation mean averages over or patch takes nodes from")
-    number(p, "--check-batch", lo=1, hi=100_000, default=64, help="images per forward pass "
-           "when --validate stacks its interventions")
+    number(p, "--check-batch", lo=1, hi=100_000, default=16, help="images per forward pass "
+           "when --validate stacks its interventions (default 16: on a CPU larger batches "
+           "cost more per image; give more on a GPU)")
     p.add_argument("--atlas", help="an atlas folder of the same model (`vision atlas`): the "
                    "circuit's page joins its site (circuits/CLASS.html, listed on its index) "
                    "and each node shows its picture and opens its unit or feature page")

@@ -35,7 +35,7 @@ from netscope.vision.core.token_grid import layout_for
 
 
 def validate(model: nn.Module, x: torch.Tensor, circuit: Circuit, ablation: str = "zero",
-             source: torch.Tensor | None = None, batch: int = 64) -> dict:
+             source: torch.Tensor | None = None, batch: int = 16) -> dict:
     """Check ``circuit`` on images ``x`` (see the module docstring); ``source``: the images
     ``"mean"`` averages over or ``"patch"`` takes the nodes from (repeated to ``len(x)``);
     ``batch``: images per forward pass (interventions are stacked up to it). Returns the
