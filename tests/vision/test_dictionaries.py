@@ -444,3 +444,40 @@ def test_kill_9_during_learning_resumes_to_the_same_dictionary(tmp_path, method)
     assert any("resumed at" in line and " 3 of 6" in line for line in said)
     np.testing.assert_allclose(again.model.atoms().detach().numpy(),
                                whole.model.atoms().detach().numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("how", ["gradient", "lrp"])
+def test_features_take_their_part_of_their_layers_relevance(squares, mix_nmf, how):
+    """A feature's relevance is its part of the layer's: sum_c code_k atom_kc scale w_c, with
+    w the class gradient (activation x gradient) or the layer's LRP relevance per unit of
+    activation (the z-rule through codes x atoms); the features' parts and the
+    reconstruction error's add up to the layer's relevance at every position."""
+    from netscope.vision.concepts.tap import attach_features
+    from netscope.vision.core.capture import LayerRef
+    from netscope.vision.units.atlas_run import probe_layers
+    from netscope.vision.units.relevance import _gradient_maps, _lrp_maps, unit_relevance
+
+    learned, _ = load_dictionary(mix_nmf[0])
+    lm = T.loaded()
+    name = attach_features(lm.model, "mix", learned, T.SIZE)
+    x = torch.from_numpy(np.stack([np.asarray(Image.open(squares / f"p{i}.png"), np.float32)
+                                   / 255 for i in (0, 7)]).transpose(0, 3, 1, 2))
+    layouts, _ = probe_layers(lm, ("mix", name))
+    refs = {n: LayerRef.parse(n) for n in ("mix", name)}
+    got = unit_relevance(lm.model, x, refs, layouts, how)
+    maps, acts, weights = (_lrp_maps if how == "lrp" else _gradient_maps)(
+        lm.model, x, {"mix": LayerRef.parse("mix")})
+    a, w = acts["mix"].float(), weights["mix"].float()
+    tap = dict(lm.model.named_modules())[name]
+    features = tap.feature_relevance(a, w)  # (n, K, h, w)
+    with torch.no_grad():
+        codes = tap.dictionary.encode(a.flatten(2).transpose(1, 2).reshape(-1, 2) / tap.scale)
+        rebuilt = (codes @ tap.dictionary.atoms() * tap.scale).reshape(2, -1, 2) \
+            .transpose(1, 2).reshape(a.shape)
+    error_part = ((a - rebuilt) * w).sum(1)
+    layer = maps["mix"].sum(1)  # the layer's relevance at each position
+    np.testing.assert_allclose((features.sum(1) + error_part).numpy(), layer.numpy(),
+                               rtol=1e-4, atol=1e-5)
+    total = features.flatten(2).sum(2)
+    np.testing.assert_allclose(got[name][0], (total / (total.abs().sum(1, keepdim=True)
+                                                         + 1e-10)).numpy(), rtol=1e-5)

@@ -13,6 +13,8 @@ from netscope.errors import NetscopeError
 
 
 def add_atlas(vs, common) -> None:
+    from netscope.vision.units import RELEVANCE
+
     p = vs.add_parser("atlas", help="a unit atlas: each unit's strongest dataset examples "
                       "with the patch it sees, statistics, alike units, circuits and feature "
                       "visualizations, as tables and a static site")
@@ -37,6 +39,10 @@ def add_atlas(vs, common) -> None:
     p.add_argument("--no-pictures", action="store_true", help="skip feature visualizations")
     p.add_argument("--no-circuits", action="store_true", help="skip the unit-to-unit "
                    "circuits between consecutive chosen layers")
+    p.add_argument("--relevance", choices=RELEVANCE, help="also rank each unit's images by "
+                   "its share of the predicted class's relevance (relevance maximization, as "
+                   "zennit-crp's reference images): gradient (activation x gradient, any "
+                   "model) or lrp (epsilon-plus); one more backward pass per batch")
     p.add_argument("--dictionary", action="append", metavar="DIR",
                    help="a dictionary `netscope vision dictionary` learned for this model: "
                    "its features become a layer of the atlas (features_LAYER), beside their "
@@ -90,7 +96,7 @@ def _vision_atlas(args) -> int:
                                                lm.preprocess.size))
     settings = AtlasSettings(layers, args.top, args.batch_size,
                              default_workers() if args.workers is None else args.workers,
-                             args.shard_size)
+                             args.shard_size, args.relevance)
     settings.check()
     say = progress_printer(args.quiet or rank > 0)
     try:

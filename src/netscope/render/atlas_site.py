@@ -88,7 +88,8 @@ def write_site(atlas, emit: Callable[[str, bytes], None], view: Callable[[int], 
     """Every page and picture of the site (see the module docstring); returns the pages."""
     say = progress or (lambda message: None)
     examples = atlas.examples()
-    _write_patches(atlas, examples, emit, view, say, grids)
+    relevant = atlas.examples("relevance") if atlas.relevance else examples.iloc[:0]
+    _write_patches(atlas, examples, relevant, emit, view, say, grids)
     pages = ["index.html"]
     emit("index.html", _index(atlas))
     for name, la in atlas.layers.items():
@@ -102,28 +103,33 @@ def write_site(atlas, emit: Callable[[str, bytes], None], view: Callable[[int], 
         emit(f"{s}/index.html", _layer_page(atlas, la, stats))
         pages.append(f"{s}/index.html")
         rows = examples[examples["layer"] == name]
+        used = relevant[relevant["layer"] == name]
         for u in range(la.units):
             emit(f"{s}/{u}.html", _unit_page(atlas, la, u, stats, rows[rows["unit"] == u],
-                                             class_names, grids is not None))
+                                             class_names, grids is not None,
+                                             used[used["unit"] == u]))
             pages.append(f"{s}/{u}.html")
         say(f"atlas site: layer {name}, {la.units} unit pages")
     return pages
 
 
-def _write_patches(atlas, examples, emit, view, say, grids) -> None:
+def _write_patches(atlas, examples, relevant, emit, view, say, grids) -> None:
+    """Each strongest image's patch (-p) and where the unit fires in it (-f), and each most
+    relevant image's patch (-r), every image read once."""
     by_image = defaultdict(list)
     index = {f: i for i, f in enumerate(atlas.files)}
-    for row in examples.itertuples(index=False):
-        by_image[index[row.file]].append(row)
+    for kind, frame in (("p", examples), ("r", relevant)):
+        for row in frame.itertuples(index=False):
+            by_image[index[row.file]].append((kind, row))
     for done, i in enumerate(sorted(by_image)):
         picture = view(i)
         emit(f"images/{i}.jpg", _jpeg(picture))
         layer_grids = grids(picture) if grids is not None else None
-        for row in by_image[i]:
+        for kind, row in by_image[i]:
             box = (row.top, row.left, row.bottom, row.right)
             name = f"{slug(row.layer)}/img/u{row.unit}"
-            emit(f"{name}-p{row.rank}.jpg", _jpeg(crop(picture, box), THUMB))
-            if layer_grids is not None:
+            emit(f"{name}-{kind}{row.rank}.jpg", _jpeg(crop(picture, box), THUMB))
+            if layer_grids is not None and kind == "p":
                 la = atlas.layers[row.layer]
                 fired = fire_overlay(picture, layer_grids[row.layer][row.unit], la.field)
                 emit(f"{name}-f{row.rank}.jpg", _jpeg(crop(fired, box), THUMB))
@@ -209,7 +215,8 @@ def _histogram_svg(edges: np.ndarray, counts: np.ndarray) -> str:
             f"{edges[-1]:.3g}</text></svg>")
 
 
-def _unit_page(atlas, la, u: int, stats, rows, class_names, fires: bool) -> bytes:
+def _unit_page(atlas, la, u: int, stats, rows, class_names, fires: bool,
+               relevant=None) -> bytes:
     index = {f: i for i, f in enumerate(atlas.files)}
     patches = "".join(
         f"<a href='../images/{index[r.file]}.jpg' title='{html.escape(r.file)}: "
@@ -240,11 +247,35 @@ def _unit_page(atlas, la, u: int, stats, rows, class_names, fires: bool) -> byte
             + (f"<p class='note'>Where the unit fires in each patch (its activation on that "
                f"image, scaled to its largest value there)</p><div class='row'>{fired}</div>"
                if fired else "")
+            + _relevant(atlas, u, relevant)
             + f"<h2>Over the dataset</h2><table>{facts}</table>"
             f"<p>Histogram of the unit's maximum per image</p>{_histogram_svg(edges, counts)}"
             f"{_similar(la, u)}{_inputs(la, u)}{_outputs(atlas, la, u)}"
             f"{_classes(la, u, class_names)}")
     return _page(f"layer {la.name}, unit {u}", body, 1)
+
+
+def _relevant(atlas, u: int, rows) -> str:
+    """The images the unit is most used for (relevance maximization)."""
+    if not atlas.relevance:
+        return ""
+    how = {"lrp": "LRP (epsilon-plus)", "gradient": "activation x gradient"}.get(
+        atlas.relevance_how or "", atlas.relevance_how or "")
+    note = (f"Ranked by the unit's share of the relevance of the image's predicted class "
+            f"at this layer ({html.escape(how)}; relevance maximization, as zennit-crp's "
+            f"reference images): the images the unit is used for, not only those it fires "
+            f"on. The patch is centred where its relevance is largest.")
+    if rows is None or rows.empty or not (rows["relevance"] > 0).any():
+        return (f"<h2>Most relevant images</h2><p class='note'>{note}</p><p>No image: the "
+                f"unit takes no positive share of any image's class relevance.</p>")
+    index = {f: i for i, f in enumerate(atlas.files)}
+    shown = rows[rows["relevance"] > 0]
+    patches = "".join(
+        f"<a href='../images/{index[r.file]}.jpg' title='{html.escape(r.file)}: share "
+        f"{r.relevance:.3g} at ({r.y}, {r.x})'><img src='img/u{u}-r{r.rank}.jpg' "
+        f"alt='relevant patch {r.rank}'></a>" for r in shown.itertuples(index=False))
+    return (f"<h2>Most relevant images</h2><p class='note'>{note}</p>"
+            f"<div class='row'>{patches}</div>")
 
 
 def _similar(la, u: int) -> str:

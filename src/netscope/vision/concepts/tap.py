@@ -34,6 +34,21 @@ class FeatureTap(nn.Module):
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         return codes
 
+    def feature_relevance(self, acts: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Each feature's share of a quantity spread over the layer's channels: with the
+        layer's activations ``acts`` and a per-value ``weight`` (both (n, C, h, w) grids),
+        sum_c code_k atom_kc scale weight_c, (n, K, h, w). With the class gradient as the
+        weight it is the feature's first-order part of the score; with LRP relevance
+        divided by the activations, the z-rule through the rebuilt activations (codes times
+        atoms; the reconstruction error keeps the rest)."""
+        n, c, h, w = acts.shape
+        with torch.no_grad():
+            codes = self.dictionary.encode(acts.flatten(2).transpose(1, 2).reshape(-1, c)
+                                           / self.scale)  # (n h w, K)
+            per_value = weight.flatten(2).transpose(1, 2).reshape(-1, c)
+            out = codes * (per_value @ self.dictionary.atoms().T) * self.scale
+        return out.reshape(n, h * w, -1).transpose(1, 2).reshape(n, -1, h, w)
+
 
 def tap_name(layer: str) -> str:
     """The features' layer name: ``features_`` and the layer's name with every character

@@ -75,31 +75,42 @@ class Atlas:
     unreadable: dict[int, str]
     layers: dict[str, LayerAtlas]
     spectrum: np.ndarray | None  # mean amplitude spectrum of the images (3, S, S//2 + 1)
+    relevance_how: str | None = None  # how the pass measured relevance ("gradient", "lrp")
 
-    def examples(self) -> pd.DataFrame:
-        """One row per (layer, unit, rank): the image, its activation, the maximum's
-        position in input pixels (y, x) and on the grid, and the field's box there."""
+    def examples(self, ranking: str = "activation") -> pd.DataFrame:
+        """One row per (layer, unit, rank): the image, its activation (with ``ranking=
+        "relevance"``: the unit's share of the image's class relevance, for the layers the
+        pass measured it on), the position (maximum or most relevant) in input pixels
+        (y, x) and on the grid, and the field's box there."""
+        kind, value = ("top", "activation") if ranking == "activation" else ("rel", "relevance")
         rows = []
         for name, la in self.layers.items():
             a = la.state.arrays
+            if f"{kind}_value" not in a:
+                continue
             for u in range(la.units):
                 for r in range(la.state.k):
-                    i = int(a["top_image"][u, r])
+                    i = int(a[f"{kind}_image"][u, r])
                     if i < 0:
                         continue
-                    gy, gx = int(a["top_y"][u, r]), int(a["top_x"][u, r])
+                    gy, gx = int(a[f"{kind}_y"][u, r]), int(a[f"{kind}_x"][u, r])
                     cy, cx = la.field.centre(gy, gx)
                     top, left, bottom, right = la.field.box(gy, gx)
                     rows.append({"layer": name, "unit": u, "rank": r, "file": self.files[i],
-                                 "activation": float(a["top_value"][u, r]),
+                                 value: float(a[f"{kind}_value"][u, r]),
                                  "y": int(np.floor(cy + 0.5)), "x": int(np.floor(cx + 0.5)),
                                  "grid_y": gy, "grid_x": gx, "top": top, "left": left,
                                  "bottom": bottom, "right": right,
                                  "padded": bool(top < 0 or left < 0 or bottom > self.size
                                                 or right > self.size)})
-        return pd.DataFrame(rows, columns=["layer", "unit", "rank", "file", "activation", "y",
+        return pd.DataFrame(rows, columns=["layer", "unit", "rank", "file", value, "y",
                                            "x", "grid_y", "grid_x", "top", "left", "bottom",
                                            "right", "padded"])
+
+    @property
+    def relevance(self) -> bool:
+        """Whether the pass ranked images by relevance too."""
+        return any(la.state.has_relevance for la in self.layers.values())
 
     def statistics(self) -> pd.DataFrame:
         """One row per (layer, unit): statistics over the dataset, the cluster position,

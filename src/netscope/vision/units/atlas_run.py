@@ -27,6 +27,8 @@ from netscope.vision.datasets.image_files import (
     device_batches,
 )
 from netscope.vision.models.zoo import LoadedModel
+from netscope.vision.units import RELEVANCE
+from netscope.vision.units.relevance import unit_relevance
 from netscope.vision.units.store import RUN_FILE, AtlasStore, PassState, merged
 from netscope.vision.units.streaming import UnitState
 
@@ -40,6 +42,7 @@ class AtlasSettings:
     batch_size: int = 16
     workers: int = field(default_factory=default_workers)
     shard_size: int = 1024
+    relevance: str | None = None  # also rank images by relevance: "gradient" or "lrp"
 
     def check(self) -> None:
         if not self.layers:
@@ -51,11 +54,15 @@ class AtlasSettings:
                 raise NetscopeError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.workers < 0:
             raise NetscopeError(f"workers must be 0 or more, got {self.workers}.")
+        if self.relevance is not None and self.relevance not in RELEVANCE:
+            raise NetscopeError(f"relevance must be one of {', '.join(RELEVANCE)}, got "
+                                f"{self.relevance!r}.")
 
     def identity(self, lm: LoadedModel, images: int) -> dict:
         """What decides the results: a rerun must match it to continue the run."""
-        return {"model": lm.name, "size": lm.preprocess.size, "layers": list(self.layers),
+        made = {"model": lm.name, "size": lm.preprocess.size, "layers": list(self.layers),
                 "top_k": self.top_k, "images": images}
+        return made if self.relevance is None else {**made, "relevance": self.relevance}
 
 
 @dataclass
@@ -172,7 +179,7 @@ def _stream(lm, root, files, todo, store, settings, layouts, fresh, say, start):
         state.unreadable.update(failed)
         state.images += [int(i) for i in ids]
         if xs is not None:
-            record_batch(lm, xs, good, refs, layouts, state)
+            record_batch(lm, xs, good, refs, layouts, state, settings.relevance)
         recorded, unreadable = recorded + len(good), unreadable + len(failed)
         in_shard += len(ids)
         if in_shard >= settings.shard_size:
@@ -185,8 +192,10 @@ def _stream(lm, root, files, todo, store, settings, layouts, fresh, say, start):
 
 
 def record_batch(lm: LoadedModel, x: torch.Tensor, ids: np.ndarray, refs: dict[str, LayerRef],
-                 layouts: dict[str, Layout], state: PassState) -> None:
-    """One forward pass with the layers recorded, reduced to per-unit numbers at once."""
+                 layouts: dict[str, Layout], state: PassState,
+                 relevance: str | None = None) -> None:
+    """One forward pass with the layers recorded, reduced to per-unit numbers at once; with
+    ``relevance``, one more pass with a backward for the units' relevance."""
     with capture(lm.model, list(refs.values())) as rec, torch.no_grad():
         lm.model(x)
         for name, ref in refs.items():
@@ -197,6 +206,10 @@ def record_batch(lm: LoadedModel, x: torch.Tensor, ids: np.ndarray, refs: dict[s
             pos = top.indices.cpu().numpy()
             state.layers[name].update(top.values.cpu().numpy(), ids, pos // w, pos % w,
                                       flat.mean(2).cpu().numpy())
+    if relevance is not None:
+        for name, (share, y, x_) in unit_relevance(lm.model, x, refs, layouts,
+                                                    relevance).items():
+            state.layers[name].update_relevance(share, ids, y, x_)
     _add_spectrum(lm, x, state)
 
 

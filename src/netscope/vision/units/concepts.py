@@ -25,8 +25,7 @@ from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.targets import TargetLike, resolve
 from netscope.vision.core.token_grid import layout_for
 from netscope.vision.models.classes import class_label
-
-RELEVANCE = ("gradient", "lrp")
+from netscope.vision.units import RELEVANCE
 
 
 @dataclass

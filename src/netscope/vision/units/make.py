@@ -62,6 +62,7 @@ def make_atlas(lm: LoadedModel, root: str | Path, out: str | Path, settings: Atl
         raise NetscopeError(f"{root}: none of the {len(summary.files)} image files could be "
                             f"read; see {Path(out) / 'shards'} or the errors above.")
     atlas = build_atlas(lm, root, summary.files, summary.state, summary.layouts, say, circuits)
+    atlas.relevance_how = settings.relevance
     if pictures is not None:
         for name, la in atlas.layers.items():
             la.pictures = _pictures(lm, out, name, la.units, pictures, atlas.spectrum, say)

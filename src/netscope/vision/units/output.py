@@ -11,13 +11,15 @@ from netscope.files.atomic import write_atomic
 from netscope.vision.datasets.store import table_format
 from netscope.vision.units.atlas import Atlas
 
-TABLES = ("units", "unit_stats", "files")
+TABLES = ("units", "unit_stats", "files", "units_by_relevance")
 
 
 def write_tables(atlas: Atlas, out: str | Path, table: str = "auto") -> dict[str, Path]:
     fmt = table_format(table)
     frames = {"units": atlas.examples(), "unit_stats": atlas.statistics(),
               "files": atlas.file_table()}
+    if atlas.relevance:
+        frames["units_by_relevance"] = atlas.examples("relevance")
     paths = {}
     for name, frame in frames.items():
         paths[name] = _write_table(frame, Path(out) / f"{name}.{fmt}", fmt)

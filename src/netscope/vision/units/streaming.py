@@ -11,7 +11,10 @@ Per unit (channel) of one layer, an image's response is the unit's spatial maxim
 - the M largest responses (M = max(K, 1% of the images)), for the share of the unit's
   activation that its top 1% of images take;
 - for similarity, the sums of the spatially pooled (mean) activations and of their
-  products, from which the correlation matrix follows.
+  products, from which the correlation matrix follows;
+- when the pass measures relevance, the K most relevant images (relevance maximization,
+  Achtibat et al. 2023): the unit's share of the image's class relevance at the layer,
+  and the position where its relevance is largest (``rel_*`` arrays, same tie rule).
 """
 
 from __future__ import annotations
@@ -76,10 +79,33 @@ class UnitState:
         a["pooled_sum"] += p.sum(0)
         a["pooled_products"] += p.T @ p
 
+    def update_relevance(self, share: np.ndarray, images: np.ndarray, y: np.ndarray,
+                         x: np.ndarray) -> None:
+        """Add a batch's relevance: ``share``, ``y``, ``x`` (batch, units), each unit's
+        share of the image's relevance and its most relevant grid position."""
+        self._ensure_relevance()
+        img = np.broadcast_to(images[None, :], (self.units, len(images)))
+        _keep_top(self.arrays, share.astype(np.float64).T, img, y.T, x.T, self.k, "rel")
+
+    def _ensure_relevance(self) -> None:
+        if "rel_value" not in self.arrays:
+            c, k = self.units, self.k
+            self.arrays.update({"rel_value": np.full((c, k), -np.inf),
+                                "rel_image": np.full((c, k), -1),
+                                "rel_y": np.zeros((c, k), np.int64),
+                                "rel_x": np.zeros((c, k), np.int64)})
+
+    @property
+    def has_relevance(self) -> bool:
+        return "rel_value" in self.arrays
+
     def merge(self, other: UnitState) -> UnitState:
         """The state of both image sets (they must be disjoint)."""
         if (other.k, other.m, other.units) != (self.k, self.m, self.units):
             raise ValueError("states of different atlases cannot merge")
+        if self.has_relevance or other.has_relevance:  # a shard of unreadable images has none
+            self._ensure_relevance()
+            other._ensure_relevance()
         a, o = self.arrays, other.arrays
         out = UnitState(self.k, self.m, self.units, self.n + other.n)
         m = out.arrays
@@ -88,9 +114,11 @@ class UnitState:
             m[key] = a[key] + o[key]
         m["max"], m["min"] = np.maximum(a["max"], o["max"]), np.minimum(a["min"], o["min"])
         m["high"] = _largest(np.concatenate([a["high"], o["high"]], 1), self.m)
-        for key in ("top_value", "top_image", "top_y", "top_x"):
-            m[key] = a[key].copy()
-        _keep_top(m, o["top_value"], o["top_image"], o["top_y"], o["top_x"], self.k)
+        for kind in ("top", "rel") if self.has_relevance else ("top",):
+            for key in ("value", "image", "y", "x"):
+                m[f"{kind}_{key}"] = a[f"{kind}_{key}"].copy()
+            _keep_top(m, o[f"{kind}_value"], o[f"{kind}_image"], o[f"{kind}_y"],
+                      o[f"{kind}_x"], self.k, kind)
         return out
 
     def save(self, prefix: str) -> dict[str, np.ndarray]:
@@ -141,17 +169,17 @@ def _largest(values: np.ndarray, m: int) -> np.ndarray:
     return -np.sort(-values, axis=1)[:, :m]
 
 
-def _keep_top(a: dict, value, image, y, x, k: int) -> None:
-    """Merge candidate (units, n) columns into the top-K arrays: larger value first, then
-    the lower image index; empty slots (index -1) last."""
-    v = np.concatenate([a["top_value"], value], 1)
-    i = np.concatenate([a["top_image"], image], 1)
-    ys = np.concatenate([a["top_y"], y], 1)
-    xs = np.concatenate([a["top_x"], x], 1)
+def _keep_top(a: dict, value, image, y, x, k: int, kind: str = "top") -> None:
+    """Merge candidate (units, n) columns into the ``kind`` top-K arrays: larger value
+    first, then the lower image index; empty slots (index -1) last."""
+    v = np.concatenate([a[f"{kind}_value"], value], 1)
+    i = np.concatenate([a[f"{kind}_image"], image], 1)
+    ys = np.concatenate([a[f"{kind}_y"], y], 1)
+    xs = np.concatenate([a[f"{kind}_x"], x], 1)
     empty = i < 0
     order = np.lexsort((np.where(empty, np.iinfo(np.int64).max, i), -np.where(empty, -np.inf, v)),
                        axis=1)[:, :k]
-    a["top_value"] = np.take_along_axis(v, order, 1)
-    a["top_image"] = np.take_along_axis(i, order, 1)
-    a["top_y"] = np.take_along_axis(ys, order, 1)
-    a["top_x"] = np.take_along_axis(xs, order, 1)
+    a[f"{kind}_value"] = np.take_along_axis(v, order, 1)
+    a[f"{kind}_image"] = np.take_along_axis(i, order, 1)
+    a[f"{kind}_y"] = np.take_along_axis(ys, order, 1)
+    a[f"{kind}_x"] = np.take_along_axis(xs, order, 1)

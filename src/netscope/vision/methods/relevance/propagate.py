@@ -33,7 +33,8 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         composite: str = "epsilon-plus", epsilon: float = 1e-6, gamma: float = 0.25,
         stabilizer: float = 1e-6, attention: str = "ah", low=None, high=None,
         rules: dict[str, Rule] | None = None, normalize: str = "max",
-        through: dict[str, Sequence[int]] | None = None, units: str | None = None) -> Heatmaps:
+        through: dict[str, Sequence[int]] | None = None,
+        units: str | Sequence[str] | None = None) -> Heatmaps:
     """LRP relevance of each image's target: ``attributions`` the signed relevance per input
     value (N, C, H, W), ``maps`` its sum over channels, positive part, scaled by
     ``normalize`` (what faithfulness metrics rank); ``composite`` picks the rules (see
@@ -46,7 +47,9 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     those channels of the layer pass relevance on, so the map shows where units k
     contribute to the target on this image. ``units="layer"`` reports how much of the
     target's relevance passes through each unit of that layer: ``extras['units']`` (N, C),
-    the relevance at its output summed over positions."""
+    the relevance at its output summed over positions; with several layers
+    (``units=[...]``), ``extras['unit_relevance']`` holds each one's relevance at its output
+    as the layer gives it (for one layer too)."""
     if composite == "epsilon-gamma-box" and (low is None or high is None):
         low = x.amin(dim=(0, 2, 3), keepdim=True)[0] if low is None else low
         high = x.amax(dim=(0, 2, 3), keepdim=True)[0] if high is None else high
@@ -62,8 +65,9 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     spec = Composite(composite, epsilon, gamma, stabilizer, low, high, dict(rules or {}),
                      attention)
     watch = {name: tuple(int(c) for c in chans) for name, chans in (through or {}).items()}
-    if units is not None and units not in watch:
-        watch[units] = None
+    recorded = [] if units is None else [units] if isinstance(units, str) else list(units)
+    for name in recorded:
+        watch.setdefault(name, None)
     graph, probes = _graph(model, spec, watch, x[:1].detach())
     with capture(model, []):  # the user's model is only read: its flags stay as they are
         xi = x.detach().clone().requires_grad_(True)
@@ -79,7 +83,9 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                     "input", "lrp", normalize, attributions=R.detach(),
                     extras={"relevance": R.flatten(1).sum(1).detach(),
                             "score": start.flatten(1).sum(1)})
-    if units is not None:
+    if recorded:
+        heat.extras["unit_relevance"] = {name: probes[name].seen for name in recorded}
+    if isinstance(units, str):
         seen = probes[units].seen
         heat.extras["units"] = seen.flatten(2).sum(2) if seen.dim() > 2 else seen
     return heat
