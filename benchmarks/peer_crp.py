@@ -25,7 +25,8 @@ def _stub_torchvision() -> None:
     import sys
     import types
 
-    names = ("torchvision", "torchvision.models", "torchvision.models.resnet")
+    names = ("torchvision", "torchvision.models", "torchvision.models.resnet",
+             "torchvision.transforms", "torchvision.transforms.functional")
     for name in names:
         sys.modules.setdefault(name, types.ModuleType(name))
     resnet = sys.modules["torchvision.models.resnet"]
@@ -33,6 +34,7 @@ def _stub_torchvision() -> None:
     resnet.BasicBlock = type("BasicBlock", (nn.Module,), {})
     sys.modules["torchvision"].models = sys.modules["torchvision.models"]
     sys.modules["torchvision.models"].resnet = resnet
+    sys.modules["torchvision.transforms.functional"].gaussian_blur = None  # crp.image only
 
 
 def main() -> None:
@@ -57,6 +59,80 @@ def main() -> None:
               f"{diff:.1e} of the largest relevance (total {float(theirs.sum()):.4g} / "
               f"{float(ours.sum()):.4g})")
     print(f"worst {worst:.1e}")
+    references(model)
+
+
+def references(model: nn.Module, n: int = 48, k: int = 8) -> None:
+    """Reference images by relevance: zennit-crp's ``FeatureVisualization`` (EpsilonPlus,
+    ``max_target="sum"``, ``abs_norm=True``, each image's target its predicted class)
+    against the atlas's relevance ranking (``units/relevance.py`` streamed through
+    ``UnitState``) on the same images: the top-k images per channel, their values and the
+    most relevant positions."""
+    import tempfile
+    import time
+
+    import numpy as np
+    from crp.concepts import ChannelConcept
+    from crp.helper import load_maximization
+    from crp.visualization import FeatureVisualization
+    from zennit.composites import EpsilonPlus
+
+    from netscope.vision.core.capture import LayerRef
+    from netscope.vision.core.token_grid import layout_for
+    from netscope.vision.units.relevance import unit_relevance
+    from netscope.vision.units.streaming import UnitState
+
+    x = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        predicted = model(x).argmax(1).tolist()
+    data = [(x[i], predicted[i]) for i in range(n)]
+    layers = ["2", "5"]
+    with tempfile.TemporaryDirectory() as folder:
+        from crp.attribution import CondAttribution
+
+        fv = FeatureVisualization(CondAttribution(model), data,
+                                  {name: ChannelConcept() for name in layers},
+                                  path=folder, max_target="sum", abs_norm=True)
+        start = time.perf_counter()
+        fv.run(EpsilonPlus(), 0, n, batch_size=16)
+        their_time = time.perf_counter() - start
+        theirs = {name: [np.array(a) for a in load_maximization(fv.RelMax.PATH, name)]
+                  for name in layers}
+    refs = {name: LayerRef.parse(name) for name in layers}
+    with torch.no_grad():
+        from netscope.vision.core.capture import capture
+
+        with capture(model, list(refs.values())) as rec:
+            model(x[:1])
+        layouts = {name: layout_for(model, rec[refs[name]], (32, 32), name) for name in layers}
+    states = {name: UnitState(k, k, rec[refs[name]].shape[1]) for name in layers}
+    began = time.perf_counter()
+    for start in range(0, n, 16):
+        ids = np.arange(start, min(n, start + 16))
+        for name, (share, y, xx) in unit_relevance(model, x[ids], refs, layouts,
+                                                   "lrp").items():
+            states[name].update_relevance(share, ids, y, xx)
+    our_time = time.perf_counter() - began
+    print(f"{n} images: zennit-crp FeatureVisualization.run {their_time:.2f} s (with its "
+          f"result files), netscope {our_time:.2f} s ({their_time / our_time:.1f}x)")
+    for name in layers:
+        d, rel, rf = theirs[name]  # (samples, channels)
+        a = states[name].arrays
+        w = layouts[name].to_grid(rec[refs[name]]).shape[-1]
+        live = [c for c in range(d.shape[1]) if np.abs(rel[:k, c]).max() > 1e-9]
+        # images with a non-zero share (zero ties: netscope orders them by image index,
+        # zennit-crp's argsort arbitrarily)
+        shown = {c: rel[:k, c] != 0 for c in live}
+        same_images = all(a["rel_image"][c][shown[c]].tolist() == d[:k, c][shown[c]].tolist()
+                          for c in live)
+        value_diff = max(float(np.abs(a["rel_value"][c] - rel[:k, c]).max()) for c in live)
+        same_rf = all((a["rel_y"][c] * w + a["rel_x"][c])[shown[c]].tolist()
+                      == rf[:k, c][shown[c]].tolist() for c in live)
+        print(f"layer {name}: {len(live)} channels with relevance, "
+              f"{sum(int(v.sum()) for v in shown.values())} (channel, image) pairs; top-{k} images "
+              f"{'identical' if same_images else 'DIFFER'}, largest share difference "
+              f"{value_diff:.1e}, most relevant positions "
+              f"{'identical' if same_rf else 'DIFFER'}")
 
 
 if __name__ == "__main__":
