@@ -368,6 +368,18 @@ def test_atlas_with_a_dictionary_makes_features_units(mix_nmf, feature_atlas):
     # the square feature's part of mix raises that logit
     assert re.search(r"<td>class 0</td><td>\+[0-9.e-]+</td>", page)
     assert "What it feeds in features_mix" in (out / "mix" / "1.html").read_text()
+    # the unit pages say which features each unit takes part in: mix 0 (square + edge) is
+    # polysemantic, mix 1 (the square) serves about one feature
+    served = {u: float(re.search(r"This unit serves ([0-9.]+) features",
+                                 (out / "mix" / f"{u}.html").read_text()).group(1))
+              for u in (0, 1)}
+    assert served[0] > 1.5 and served[1] < 1.2, served
+    assert f"<a href='../features_mix/{edge}.html'>feature {edge}</a>" in \
+        (out / "mix" / "0.html").read_text()
+    direction = (out / "features_mix" / f"{edge}.html").read_text()
+    assert "Its direction over mix" in direction
+    assert direction.index("<a href='../mix/0.html'>unit 0</a>") < \
+        direction.index("Strongest inputs from mix")
 
 
 def test_cli_circuit_through_dictionary_features(squares, mix_nmf, feature_atlas, tmp_path,

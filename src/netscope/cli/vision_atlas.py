@@ -86,14 +86,18 @@ def _vision_atlas(args) -> int:
         args.param, steps, args.diverse, args.diversity)
     lm, _ = start(args, images=False)
     if dictionaries:
+        import numpy as np
+
         from netscope.vision.concepts.tap import attach_features
 
         for (learned, meta), path in zip(dictionaries, args.dictionary, strict=True):
             if meta["model"] != lm.name:
                 raise NetscopeError(f"{path}: a dictionary of model {meta['model']!r}, not "
                                     f"{lm.name!r}; learn one for this model.")
-            layers = (*layers, attach_features(lm.model, meta["layer"], learned,
-                                               lm.preprocess.size))
+            mean_code = meta.get("mean_code")
+            layers = (*layers, attach_features(
+                lm.model, meta["layer"], learned, lm.preprocess.size,
+                mean_code=None if mean_code is None else np.asarray(mean_code)))
     settings = AtlasSettings(layers, args.top, args.batch_size,
                              default_workers() if args.workers is None else args.workers,
                              args.shard_size, args.relevance)

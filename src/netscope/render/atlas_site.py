@@ -250,7 +250,8 @@ def _unit_page(atlas, la, u: int, stats, rows, class_names, fires: bool,
             + _relevant(atlas, u, relevant)
             + f"<h2>Over the dataset</h2><table>{facts}</table>"
             f"<p>Histogram of the unit's maximum per image</p>{_histogram_svg(edges, counts)}"
-            f"{_similar(la, u)}{_inputs(la, u)}{_outputs(atlas, la, u)}"
+            f"{_similar(la, u)}{_direction(atlas, la, u)}{_takes_part(atlas, la, u)}"
+            f"{_inputs(la, u)}{_outputs(atlas, la, u)}"
             f"{_classes(la, u, class_names)}")
     return _page(f"layer {la.name}, unit {u}", body, 1)
 
@@ -285,6 +286,49 @@ def _similar(la, u: int) -> str:
             else "weight cosine (no convolution makes these units)")
     return (f"<h2>Most similar units</h2><table><tr><th>unit</th><th>correlation</th>"
             f"<th>{what}</th></tr>{rows}</table>")
+
+
+def _direction(atlas, la, u: int) -> str:
+    """A dictionary feature's atom: the units of its layer it is made of."""
+    if la.atoms is None:
+        return ""
+    base, atoms, _, _ = la.atoms
+    row = atoms[u]
+    order = np.lexsort((np.arange(len(row)), -np.abs(row)))[:8]
+    linked = base in atlas.layers
+    cell = lambda c: (f"<a href='../{slug(base)}/{c}.html'>unit {c}</a>"  # noqa: E731
+                      if linked else f"unit {c}")
+    rows = "".join(f"<tr><td>{cell(c)}</td><td>{row[c]:+.3f}</td></tr>" for c in order
+                   if row[c] != 0)
+    return (f"<h2>Its direction over {html.escape(base)}</h2><p class='note'>The feature's "
+            f"atom: the units of {html.escape(base)} it is made of, largest "
+            f"weights first.</p><table><tr><th>unit</th><th>weight</th></tr>{rows}</table>")
+
+
+def _takes_part(atlas, la, u: int) -> str:
+    """For a unit of a layer that has a dictionary: the features it takes part in, and how
+    many it serves (exp of the entropy of its split: 1 is monosemantic)."""
+    from netscope.vision.concepts.quality import channel_shares, features_per_channel
+
+    parts = []
+    for feat in atlas.layers.values():
+        if feat.atoms is None or feat.atoms[0] != la.name:
+            continue
+        _, atoms, mean_code, how = feat.atoms
+        share = channel_shares(atoms, mean_code)[:, u]
+        served = float(features_per_channel(atoms, mean_code)[u])
+        order = [k for k in np.lexsort((np.arange(len(share)), -share)) if share[k] >= 0.05][:6]
+        rows = "".join(f"<tr><td><a href='../{slug(feat.name)}/{k}.html'>feature {k}</a></td>"
+                       f"<td>{share[k]:.0%}</td><td>{atoms[k, u]:+.3f}</td></tr>"
+                       for k in order)
+        verdict = ("unused by the dictionary" if served == 0 else
+                   f"serves {served:.2f} features (effective number: 1 is monosemantic)")
+        parts.append(f"<h2>Features it takes part in ({html.escape(feat.name)})</h2>"
+                     f"<p>This unit {verdict}.</p><p class='note'>Each feature's share of the "
+                     f"unit's mean reconstruction: |atom weight| times the feature's mean code "
+                     f"({html.escape(how)}), over all features.</p><table><tr><th>feature"
+                     f"</th><th>share</th><th>atom weight</th></tr>{rows}</table>")
+    return "".join(parts)
 
 
 def _inputs(la, u: int) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from netscope.vision.concepts.learn import Learned, LearnSettings, learn
-from netscope.vision.concepts.quality import Quality, quality
+from netscope.vision.concepts.quality import Quality, channel_shares, quality
 from netscope.vision.concepts.samples import Samples, SampleSettings, sample_folder
 from netscope.vision.concepts.saved import save_dictionary
 from netscope.vision.models.zoo import LoadedModel
@@ -43,7 +43,8 @@ def make_dictionary(lm: LoadedModel, folder: str | Path, out: str | Path,
     files = {"dictionary": save_dictionary(
         out, learned, learning, lm.name, sampling.layer,
         {"quality": q.summary(), "samples": int(len(samples.x)),
-         "images": len(samples.files) - len(samples.unreadable)})}
+         "images": len(samples.files) - len(samples.unreadable),
+         "mean_code": [float(v) for v in q.mean_code]})}
     files.update(write_tables(out, learned, q))
     return MadeDictionary(learned, q, samples, files)
 
@@ -65,11 +66,10 @@ def write_tables(out: Path, learned: Learned, q: Quality) -> dict[str, Path]:
         rows.append({"feature": k, "usage": float(q.usage[k]),
                      "mean_code": float(q.mean_code[k]), "dead": bool(q.usage[k] == 0),
                      "top_channels": " ".join(f"{c}:{atom[c]:+.3f}" for c in top)})
-    share = np.abs(atoms) * np.maximum(q.mean_code, 0)[:, None]
-    total = share.sum(0)
+    share = channel_shares(atoms, q.mean_code)
     channel_rows = []
     for c in range(atoms.shape[1]):
-        part = share[:, c] / total[c] if total[c] > 0 else np.zeros(len(atoms))
+        part = share[:, c]
         main = [k for k in np.argsort(-part) if part[k] >= 0.1][:TOP_CHANNELS]
         channel_rows.append({"channel": c,
                              "features_per_channel": float(q.features_per_channel[c]),

@@ -66,14 +66,21 @@ def quality(learned: Learned, samples) -> Quality:
 UNUSED = 1e-2  # a channel whose reconstruction is under this share of the largest one's
 
 
+def channel_shares(atoms: np.ndarray, mean_code: np.ndarray) -> np.ndarray:
+    """(K, C): each feature's share of each channel's mean reconstruction (|atom| times the
+    positive mean code, divided by the channel's sum; 0 for a channel no feature uses)."""
+    share = np.abs(atoms) * np.maximum(mean_code, 0)[:, None]
+    total = share.sum(0)
+    return np.where(total > 0, share / np.where(total > 0, total, 1), 0.0)
+
+
 def features_per_channel(atoms: np.ndarray, mean_code: np.ndarray) -> np.ndarray:
     """exp(entropy) of each channel's split over the features (see the module docstring);
     a channel the dictionary barely uses (under ``UNUSED`` of the most used channel's
     reconstruction) gets 0: its split would be noise."""
-    share = np.abs(atoms) * np.maximum(mean_code, 0)[:, None]  # (K, C)
-    total = share.sum(0)
-    total = np.where(total >= UNUSED * total.max(initial=0.0), total, 0.0)
+    total = (np.abs(atoms) * np.maximum(mean_code, 0)[:, None]).sum(0)
+    used = total >= UNUSED * total.max(initial=0.0)
+    p = channel_shares(atoms, mean_code)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(total > 0, share / np.where(total > 0, total, 1), 0.0)
         entropy = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0).sum(0)
-    return np.where(total > 0, np.exp(entropy), 0.0)
+    return np.where(used & (total > 0), np.exp(entropy), 0.0)

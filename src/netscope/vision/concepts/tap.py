@@ -25,11 +25,13 @@ from netscope.vision.core.token_grid import layout_for
 class FeatureTap(nn.Module):
     """Holds the dictionary; its output is the codes the hook hands it."""
 
-    def __init__(self, learned: Learned, layer: str) -> None:
+    def __init__(self, learned: Learned, layer: str,
+                 mean_code: np.ndarray | None = None) -> None:
         super().__init__()
         self.dictionary = learned.model.eval()
         self.scale = learned.scale
         self.layer = layer
+        self.mean_code = mean_code  # (K,) over the dictionary's samples, when saved with it
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         return codes
@@ -57,20 +59,21 @@ def tap_name(layer: str) -> str:
 
 
 def attach_features(model: nn.Module, layer: str, learned: Learned, size: int,
-                    splice: bool = False) -> str:
+                    splice: bool = False, mean_code: np.ndarray | None = None) -> str:
     """Register the tap of ``learned`` (a dictionary of ``layer``) on ``model`` and return
     its layer name; the hook stays for the model's life (a command's run). ``splice``: the
     network goes on from the features, its activations rebuilt as the codes (as the tap
     returns them, so an edit of the tap reaches the class) times the atoms plus the
     dictionary's reconstruction error held fixed: the same numbers, but gradients reach
-    the features (the replacement model of circuit work)."""
+    the features (the replacement model of circuit work). ``mean_code``: the features'
+    mean codes (saved with the dictionary), for which units take part in which feature."""
     name = tap_name(layer)
     if hasattr(model, name):
         raise NetscopeError(f"the model already has a layer {name!r}: the features of "
                             f"{layer} are attached once.")
     module = find_layer(model, layer)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    tap = FeatureTap(learned, layer).to(device)
+    tap = FeatureTap(learned, layer, mean_code).to(device)
     probe = torch.zeros(1, 3, size, size, device=device)
     out = {}
     handle = module.register_forward_hook(lambda m, i, o: out.setdefault("o", o))

@@ -43,6 +43,8 @@ class LayerAtlas:
     classes_how: str = ("Mean contribution to the class logit over the dataset (classifier "
                         "weight times mean pooled activation).")
     pictures: dict[str, np.ndarray] = field(default_factory=dict)  # "main"/"diverse" images
+    # dictionary features: (the layer they read, (K, C) atoms, (K,) mean codes, how known)
+    atoms: tuple[str, np.ndarray, np.ndarray, str] | None = None
 
     @property
     def units(self) -> int:
@@ -176,6 +178,7 @@ def build_atlas(lm: LoadedModel, root: str | Path, files: list[str], state: Pass
                 "gradient of the predicted class's logit, summed over positions, on the "
                 "feature's strongest images; summed per class and divided by the number of "
                 "those images.")
+            layers[name].atoms = _atoms(lm.model, name, st)
     if circuits:
         ordered = run_order(lm, names)
         for earlier, later in zip(ordered, ordered[1:], strict=False):
@@ -185,6 +188,17 @@ def build_atlas(lm: LoadedModel, root: str | Path, files: list[str], state: Pass
             layers[later].inputs = (earlier, terms)
     spectrum = state.spectrum / state.spectrum_count if state.spectrum_count else None
     return Atlas(lm.name, lm.preprocess.size, files, state.unreadable, layers, spectrum)
+
+
+def _atoms(model, name: str, st: UnitState) -> tuple[str, np.ndarray, np.ndarray, str]:
+    """A feature layer's atoms over the units it reads and the features' mean codes (saved
+    with the dictionary; else the mean of their non-negative responses over this dataset)."""
+    tap = dict(model.named_modules())[name]
+    atoms = tap.dictionary.atoms().detach().cpu().numpy()
+    if tap.mean_code is not None:
+        return tap.layer, atoms, np.asarray(tap.mean_code, float), "the dictionary's samples"
+    return (tap.layer, atoms, np.maximum(st.statistics()["mean_pooled"], 0),
+            "mean response on this dataset (the dictionary was saved without its mean codes)")
 
 
 def _is_feature_layer(model, name: str) -> bool:
