@@ -493,3 +493,31 @@ def test_features_take_their_part_of_their_layers_relevance(squares, mix_nmf, ho
     total = features.flatten(2).sum(2)
     np.testing.assert_allclose(got[name][0], (total / (total.abs().sum(1, keepdim=True)
                                                          + 1e-10)).numpy(), rtol=1e-5)
+
+
+def test_crop_samples_are_crafts_crops_pooled(squares, tmp_path):
+    """--crops P: every crop of P pixels at stride 0.8 P (craft-xai's unfold), resized to
+    the input (bilinear), through the model, the layer averaged over its grid: one sample
+    per crop, equal to doing it by hand."""
+    from netscope.vision.concepts.samples import SampleSettings, crops_of, sample_folder
+
+    lm = T.loaded()
+    got = sample_folder(lm, squares, tmp_path / "s", SampleSettings("mix", crops=16,
+                                                                    workers=0))
+    per_image = ((T.SIZE - 16) // 12 + 1) ** 2  # stride int(0.8 * 16) = 12: 2 x 2 crops
+    assert got.x.shape == (12 * per_image, 2)
+    assert got.origin[:per_image, 1].tolist() == list(range(per_image))
+    picture = np.asarray(Image.open(squares / "p0.png"), np.float32) / 255
+    x = torch.from_numpy(picture.transpose(2, 0, 1))[None]
+    crops = crops_of(x, 16)
+    assert crops.shape == (per_image, 3, T.SIZE, T.SIZE)
+    np.testing.assert_allclose(crops[3], torch.nn.functional.interpolate(
+        x[:, :, 12:28, 12:28], size=(T.SIZE, T.SIZE), mode="bilinear",
+        align_corners=False)[0])
+    model = T.detector()
+    with torch.no_grad():
+        mix = model.mix(model.relu(model.spread(model.relu(model.detect(crops)))))
+    np.testing.assert_allclose(np.asarray(got.x[:per_image]), mix.mean((2, 3)).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(NetscopeError, match="--crops must be between 1 and the model's input"):
+        sample_folder(lm, squares, tmp_path / "t", SampleSettings("mix", crops=64))

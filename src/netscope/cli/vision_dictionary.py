@@ -36,6 +36,9 @@ def add_dictionary(vs, common) -> None:
     number(p, "--sae-batch", lo=1, hi=1_000_000, default=64, help="samples per SAE step")
     number(p, "--positions", lo=0, hi=1_000_000, default=16,
            help="grid positions sampled per image (0: all)")
+    number(p, "--crops", lo=0, hi=100_000, default=0, help="CRAFT's samples instead: every "
+           "crop of this many pixels of the model's input (stride 80%%), resized to the "
+           "input, its activations averaged (one sample per crop; as craft-xai)")
     number(p, "--seed", lo=0, hi=2**32 - 1, default=0, help="positions, start, batch order")
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per forward batch")
     number(p, "--workers", lo=0, hi=256, help="decoding processes (default: the CPUs beside "
@@ -70,7 +73,7 @@ def _vision_dictionary(args) -> int:
     layer = args.layer or "_blocks.4"
     sampling = SampleSettings(layer, args.positions, args.batch_size,
                               default_workers() if args.workers is None else args.workers,
-                              args.shard_size, args.seed)
+                              args.shard_size, args.seed, args.crops)
     learning = LearnSettings(args.method, args.features, args.top_k, args.epochs,
                              args.sae_batch, args.lr, args.seed)
     sampling.check()

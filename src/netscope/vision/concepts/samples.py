@@ -1,7 +1,10 @@
 """The activation samples a dictionary learns from: one pass over a folder tree (the atlas's
 loader, batches, decoding workers and device), keeping from each image the layer's channel
 vectors at up to P grid positions, chosen by a generator seeded with the image's index (the
-same positions whatever the batch, rank or resume). Shards are written as the pass goes
+same positions whatever the batch, rank or resume), or, with ``crops`` (CRAFT's samples, Fel
+et al. 2023, as craft-xai cuts them), from every crop of that many pixels (stride 80% of it)
+resized to the model's input: the layer's activations averaged over the crop's grid, one
+sample per crop. Shards are written as the pass goes
 (resumable after kill -9; ranks of a ``torchrun`` job take every world-th image), and then
 merged, in image order, into one array on disk that learning reads memory-mapped: memory
 stays that of one shard and one batch, however many images.
@@ -45,17 +48,22 @@ class SampleSettings:
     workers: int = field(default_factory=default_workers)
     shard_size: int = 256  # images per shard
     seed: int = 0
+    crops: int = 0  # crop size in input pixels (0: grid positions are the samples)
 
-    def check(self) -> None:
+    def check(self, size: int | None = None) -> None:
         if self.positions < 0:
             raise NetscopeError(f"--positions must be 0 (all) or more, got {self.positions}.")
+        if self.crops < 0 or (size is not None and self.crops > size):
+            raise NetscopeError(f"--crops must be between 1 and the model's input size "
+                                f"{size or ''} (or 0: grid positions), got {self.crops}.")
         for name in ("batch_size", "shard_size"):
             if getattr(self, name) < 1:
                 raise NetscopeError(f"{name} must be at least 1, got {getattr(self, name)}.")
 
     def identity(self, lm: LoadedModel, images: int) -> dict:
-        return {"model": lm.name, "size": lm.preprocess.size, "layer": self.layer,
+        made = {"model": lm.name, "size": lm.preprocess.size, "layer": self.layer,
                 "positions": self.positions, "seed": self.seed, "images": images}
+        return {**made, "crops": self.crops} if self.crops else made
 
 
 @dataclass
@@ -100,7 +108,7 @@ def sample_folder(lm: LoadedModel, root: str | Path, out: str | Path,
                   rank: int | None = None, world: int | None = None) -> Samples | None:
     """Sample every image under ``root`` into ``out`` (see the module docstring); the
     merged samples on rank 0 (None on the other ranks)."""
-    settings.check()
+    settings.check(lm.preprocess.size)
     say = progress or (lambda message: None)
     layouts, _ = probe_layers(lm, (settings.layer,))
     plan = plan_pass(root, out, lambda n: settings.identity(lm, n), rank, world, RUN_FILE,
@@ -109,7 +117,8 @@ def sample_folder(lm: LoadedModel, root: str | Path, out: str | Path,
     say(f"samples: {len(mine)} images for rank {plan.rank} of {plan.world}, "
         f"{len(mine) - len(todo)} "
         f"already done, {len(todo)} to go (layer {settings.layer}, "
-        f"{settings.positions or 'all'} positions per image)")
+        + (f"crops of {settings.crops} px)" if settings.crops else
+           f"{settings.positions or 'all'} positions per image)"))
     start = time.perf_counter()
     _stream(lm, root, files, todo, plan.store, settings, layouts[settings.layer], say, start)
     seconds = time.perf_counter() - start
@@ -143,7 +152,9 @@ def _stream(lm, root, files, todo, store, settings, layout, say, start) -> None:
 
 def sample_batch(lm: LoadedModel, xs: torch.Tensor, ids: np.ndarray, ref: LayerRef, layout,
                  settings: SampleSettings, shard: SampleShard) -> None:
-    """One forward pass; each image's sampled positions go to ``shard``."""
+    """One forward pass; each image's sampled positions (or crops) go to ``shard``."""
+    if settings.crops:
+        return _crop_batch(lm, xs, ids, ref, layout, settings, shard)
     with capture(lm.model, [ref]) as rec, torch.no_grad():
         lm.model(xs)
         grid = layout.to_grid(rec[ref]).float().flatten(2).cpu().numpy()  # (b, C, P)
@@ -151,6 +162,32 @@ def sample_batch(lm: LoadedModel, xs: torch.Tensor, ids: np.ndarray, ref: LayerR
         where = positions_of(int(image), acts.shape[1], settings.positions, settings.seed)
         shard.x.append(np.ascontiguousarray(acts[:, where].T, dtype=np.float32))
         shard.origin.append(np.column_stack([np.full(len(where), image), where]))
+
+
+def crops_of(xs: torch.Tensor, crop: int) -> torch.Tensor:
+    """Every crop of ``crop`` pixels at a stride of 80% of it (craft-xai's), resized to the
+    images' size: (images x crops, 3, S, S), image-major."""
+    stride = max(1, int(crop * 0.80))
+    patches = torch.nn.functional.unfold(xs, kernel_size=crop, stride=stride)
+    patches = patches.transpose(1, 2).reshape(-1, xs.shape[1], crop, crop)
+    return torch.nn.functional.interpolate(patches, size=tuple(xs.shape[-2:]),
+                                           mode="bilinear", align_corners=False)
+
+
+def _crop_batch(lm, xs, ids, ref, layout, settings, shard) -> None:
+    """Each image's crops through the model, their activations averaged over the grid."""
+    crops = crops_of(xs, settings.crops)
+    per_image = len(crops) // len(xs)
+    pooled = []
+    for lo in range(0, len(crops), settings.batch_size):
+        with capture(lm.model, [ref]) as rec, torch.no_grad():
+            lm.model(crops[lo:lo + settings.batch_size])
+            pooled.append(layout.to_grid(rec[ref]).float().mean((2, 3)).cpu().numpy())
+    pooled = np.concatenate(pooled).reshape(len(xs), per_image, -1)
+    for image, acts in zip(ids, pooled, strict=True):
+        shard.x.append(np.ascontiguousarray(acts, dtype=np.float32))
+        shard.origin.append(np.column_stack([np.full(per_image, image),
+                                             np.arange(per_image)]))
 
 
 def merge_samples(out: str | Path, files: list[str]) -> Samples:
