@@ -521,3 +521,45 @@ def test_crop_samples_are_crafts_crops_pooled(squares, tmp_path):
                                rtol=1e-5, atol=1e-6)
     with pytest.raises(NetscopeError, match="--crops must be between 1 and the model's input"):
         sample_folder(lm, squares, tmp_path / "t", SampleSettings("mix", crops=64))
+
+
+def test_feature_crp_maps_and_the_errors_add_up_to_the_whole_map(squares, mix_nmf):
+    """Concept relevance for dictionary features: each feature's map is the input relevance
+    when only its share of the layer's relevance passes (z-rule through codes x atoms); the
+    features' maps and the reconstruction error's add up to the unconditional LRP map, and
+    the features' terms to the layer's relevance minus the error's."""
+    from netscope.vision.concepts.tap import attach_features, feature_crp, feature_share
+    from netscope.vision.core.capture import LayerRef, capture
+    from netscope.vision.methods.relevance.propagate import lrp
+
+    learned, _ = load_dictionary(mix_nmf[0])
+    model = T.detector()
+    name = attach_features(model, "mix", learned, T.SIZE, splice=True)
+    x = torch.from_numpy(np.asarray(Image.open(squares / "p2.png"), np.float32)
+                         .transpose(2, 0, 1)[None] / 255)
+    terms, maps_for = feature_crp(model, x, [0], name)
+    maps = maps_for([0, 1])
+    whole = lrp(model, x, [0]).attributions[0].sum(0).numpy()
+    with capture(model, [LayerRef.parse("mix")]) as rec, torch.no_grad():
+        model(x)
+    a = rec[LayerRef.parse("mix")].float()
+    tap = dict(model.named_modules())[name]
+    rest = 1 - feature_share(tap, a, 0) - feature_share(tap, a, 1)  # the error's share
+    error = lrp(model, x, [0], weigh={"mix": rest}).attributions[0].sum(0).numpy()
+    np.testing.assert_allclose(maps.sum(0) + error, whole, rtol=1e-4,
+                               atol=1e-5 * np.abs(whole).max())
+    assert np.abs(maps).max() > 0.1 * np.abs(whole).max()  # the features carry the class
+    np.testing.assert_allclose(terms, [m.sum() for m in maps], rtol=1e-3, atol=1e-6)
+
+
+def test_cli_concepts_explains_a_prediction_by_features(squares, mix_nmf, tmp_path, capsys):
+    """Class 1 reads mix 1, the square unit: on a square image the square feature carries
+    it, by activation x gradient and by concept relevance alike."""
+    d, edge = mix_nmf
+    for how in ("gradient", "lrp"):
+        assert main(["vision", "concepts", str(squares / "p2.png"), "--model", MODEL,
+                     "--dictionary", str(d), "--relevance", how, "--top", "2", "--class", "1",
+                     "--out", str(tmp_path / how)]) == 0
+        out = capsys.readouterr().out
+        assert f"units of features_mix: {1 - edge} (" in out, out  # the square feature first
+        assert (tmp_path / how / "concepts-p2.png").stat().st_size > 3000

@@ -146,6 +146,10 @@ def add_concepts(vs, common) -> None:
                    help="gradient: activation x gradient per unit; lrp: concept relevance "
                    "propagation (relevance through each unit)")
     p.add_argument("--atlas", help="an atlas folder of the same model and layer")
+    p.add_argument("--dictionary", metavar="DIR", help="a dictionary of this model: its "
+                   "features (layer features_LAYER, the default --layer then) are explained "
+                   "instead of units; with --relevance lrp each feature's map is its "
+                   "concept-conditional relevance")
     p.set_defaults(func=_vision_concepts, out="netscope-results/vision-concepts")
 
 
@@ -156,6 +160,15 @@ def _vision_concepts(args) -> int:
     from netscope.cli.vision_inputs import start
 
     lm, found = start(args, classes=args.classes)
+    layer = args.layer
+    if args.dictionary:
+        from netscope.vision.concepts.saved import load_dictionary
+        from netscope.vision.concepts.tap import attach_features
+
+        learned, meta = load_dictionary(args.dictionary, model=lm.name)
+        tap = attach_features(lm.model, meta["layer"], learned, lm.preprocess.size,
+                              splice=True)
+        layer = layer or tap
     from netscope.files.atomic import write_bytes
     from netscope.render.concepts import concepts_png
     from netscope.vision.models.classes import resolve_class
@@ -170,7 +183,7 @@ def _vision_concepts(args) -> int:
         wanted = (args.classes or [None])[min(i, len(args.classes or [None]) - 1)]
         target = None if wanted is None else [resolve_class(wanted, lm.class_names,
                                                             n_classes(lm))]
-        result = concepts(lm.model, x, target, layer=args.layer, top=args.top,
+        result = concepts(lm.model, x, target, layer=layer, top=args.top,
                           relevance=args.relevance, class_names=lm.class_names,
                           image=lm.preprocess.image(rgb))
         if args.atlas:

@@ -112,6 +112,54 @@ def attach_features(model: nn.Module, layer: str, learned: Learned, size: int,
     return name
 
 
+def feature_crp(model: nn.Module, x: torch.Tensor, labels: list[int], name: str):
+    """Concept relevance for the features of tap ``name`` on images ``x``: (terms (K,) of
+    image 0, maps_for(features) -> (len, H, W) maps of image 0). LRP relevance at the layer
+    the features read is split over them by the z-rule (each value's share: code times atom
+    over the activation; the reconstruction error keeps the rest), and a feature's map is
+    the input relevance when only its share passes down (``lrp(weigh=...)``): the features'
+    maps and the error's add up to the whole map."""
+    from netscope.vision.core.capture import LayerRef, capture
+    from netscope.vision.methods.relevance.propagate import lrp
+
+    tap = dict(model.named_modules())[name]
+    ref = LayerRef.parse(tap.layer)
+    with capture(model, [ref]) as rec, torch.no_grad():
+        model(x)
+    raw = rec[ref]
+    layout = layout_for(model, raw, tuple(x.shape[-2:]), tap.layer)
+    a = layout.to_grid(raw).float()
+    whole = lrp(model, x, labels, units=tap.layer)
+    R = layout.to_grid(whole.extras["unit_relevance"][tap.layer]).float()
+    terms = tap.feature_relevance(a, R / stabilized(a)).sum((2, 3))[0].cpu().numpy()
+
+    def maps_for(features: list[int]) -> np.ndarray:
+        maps = []
+        for k in features:
+            weight = layout.from_grid(feature_share(tap, a, k), raw)
+            heat = lrp(model, x, labels, weigh={tap.layer: weight})
+            maps.append(heat.attributions[0].sum(0).detach().float().cpu().numpy())
+        return np.stack(maps)
+    return terms, maps_for
+
+
+def feature_share(tap: FeatureTap, acts: torch.Tensor, k: int) -> torch.Tensor:
+    """Feature k's share of each value of the layer's activations (n, C, h, w): its code
+    times its atom times the scale, over the (stabilized) activation."""
+    n, c, h, w = acts.shape
+    with torch.no_grad():
+        codes = tap.dictionary.encode(acts.flatten(2).transpose(1, 2).reshape(-1, c)
+                                      / tap.scale)[:, k]  # (n h w,)
+        part = codes[:, None] * tap.dictionary.atoms()[k][None] * tap.scale  # (n h w, C)
+        part = part.reshape(n, h * w, c).transpose(1, 2).reshape(n, c, h, w)
+    return part / stabilized(acts)
+
+
+def stabilized(a: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``a`` pushed away from zero by ``eps`` (with its sign), for the z-rule's division."""
+    return a + eps * torch.where(a >= 0, 1.0, -1.0)
+
+
 def feature_classes(model: nn.Module, load, name: str, top_image: np.ndarray,
                     n_classes: int, size: int) -> np.ndarray:
     """(K, classes) for the features of tap ``name``: on each feature's strongest images

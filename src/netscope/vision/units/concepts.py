@@ -128,6 +128,10 @@ def _producer(model, x, ref) -> LayerRef:
 def _crp(model, x, t, ref):
     from netscope.vision.methods.relevance.propagate import lrp
 
+    if hasattr(dict(model.named_modules()).get(ref.name), "feature_relevance"):
+        from netscope.vision.concepts.tap import feature_crp  # dictionary features
+
+        return feature_crp(model, x, t.labels.tolist(), ref.name)
     if ref.port != "output":
         ref = _producer(model, x, ref)  # the module whose output that input is
     labels = t.labels.tolist()

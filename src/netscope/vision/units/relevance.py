@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.concepts.tap import stabilized
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.token_grid import Layout, layout_for
 from netscope.vision.units import RELEVANCE
@@ -56,10 +57,6 @@ def unit_relevance(model: nn.Module, x: torch.Tensor, refs: dict[str, LayerRef],
     return out
 
 
-def _stabilized(a: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    return a + eps * torch.where(a >= 0, 1.0, -1.0)
-
-
 def _gradient_maps(model, x, refs) -> tuple[dict, dict, dict]:
     """(activation x gradient, activation, gradient) per layer, for each image's top-1
     class."""
@@ -90,4 +87,4 @@ def _lrp_maps(model, x, refs) -> tuple[dict, dict, dict]:
         model(x)
     maps = {name: seen[ref.name].detach() for name, ref in refs.items()}
     acts = {name: rec[ref] for name, ref in refs.items()}
-    return maps, acts, {name: maps[name] / _stabilized(acts[name]) for name in refs}
+    return maps, acts, {name: maps[name] / stabilized(acts[name]) for name in refs}

@@ -34,7 +34,8 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         stabilizer: float = 1e-6, attention: str = "ah", low=None, high=None,
         rules: dict[str, Rule] | None = None, normalize: str = "max",
         through: dict[str, Sequence[int]] | None = None,
-        units: str | Sequence[str] | None = None) -> Heatmaps:
+        units: str | Sequence[str] | None = None,
+        weigh: dict[str, torch.Tensor] | None = None) -> Heatmaps:
     """LRP relevance of each image's target: ``attributions`` the signed relevance per input
     value (N, C, H, W), ``maps`` its sum over channels, positive part, scaled by
     ``normalize`` (what faithfulness metrics rank); ``composite`` picks the rules (see
@@ -49,7 +50,9 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     target's relevance passes through each unit of that layer: ``extras['units']`` (N, C),
     the relevance at its output summed over positions; with several layers
     (``units=[...]``), ``extras['unit_relevance']`` holds each one's relevance at its output
-    as the layer gives it (for one layer too)."""
+    as the layer gives it (for one layer too). ``weigh={"layer": w}`` multiplies the
+    relevance reaching each value of the layer's output by ``w`` (its shape): a direction's
+    share of each value, so the map shows where a dictionary feature contributes."""
     if composite == "epsilon-gamma-box" and (low is None or high is None):
         low = x.amin(dim=(0, 2, 3), keepdim=True)[0] if low is None else low
         high = x.amax(dim=(0, 2, 3), keepdim=True)[0] if high is None else high
@@ -66,9 +69,20 @@ def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                      attention)
     watch = {name: tuple(int(c) for c in chans) for name, chans in (through or {}).items()}
     recorded = [] if units is None else [units] if isinstance(units, str) else list(units)
-    for name in recorded:
+    for name in [*recorded, *(weigh or {})]:
         watch.setdefault(name, None)
     graph, probes = _graph(model, spec, watch, x[:1].detach())
+    for name, w in (weigh or {}).items():
+        probes[name].weight = w.detach()
+    try:
+        return _propagate(model, x, targets, graph, probes, normalize, recorded, units)
+    finally:
+        for name in weigh or {}:
+            probes[name].weight = None
+
+
+def _propagate(model, x, targets, graph, probes, normalize, recorded, units) -> Heatmaps:
+    """The forward and modified backward pass (see ``lrp``)."""
     with capture(model, []):  # the user's model is only read: its flags stay as they are
         xi = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():

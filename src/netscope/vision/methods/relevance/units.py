@@ -68,12 +68,15 @@ class _SumStep(torch.autograd.Function):
 
 class Probe(nn.Module):
     """Identity in the forward pass; in the backward pass it keeps the relevance reaching
-    a layer's output (``seen``) and, for concept relevance, lets only ``channels`` pass."""
+    a layer's output (``seen``) and, for concept relevance, lets only ``channels`` pass, or
+    passes each value's relevance times ``weight`` (shaped as the layer's output: a
+    direction's share of each value, set for one call)."""
 
     def __init__(self, layer: str, channels: tuple[int, ...] | None) -> None:
         super().__init__()
         self.layer, self.channels = layer, channels
         self.seen: torch.Tensor | None = None
+        self.weight: torch.Tensor | None = None
 
     def forward(self, x):
         return _ProbeStep.apply(x, self)
@@ -89,6 +92,12 @@ class _ProbeStep(torch.autograd.Function):
     def backward(ctx, R):
         probe = ctx.probe
         probe.seen = R.detach()
+        if probe.weight is not None:
+            if probe.weight.shape != R.shape:
+                raise NetscopeError(f"layer {probe.layer}: the relevance weight has shape "
+                                    f"{tuple(probe.weight.shape)}, the layer's output "
+                                    f"{tuple(R.shape)}.")
+            return R * probe.weight.to(R.dtype), None
         if probe.channels is None:
             return R, None
         if R.dim() < 2 or max(probe.channels) >= R.shape[1] or min(probe.channels) < 0:
