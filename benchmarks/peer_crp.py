@@ -59,7 +59,38 @@ def main() -> None:
               f"{diff:.1e} of the largest relevance (total {float(theirs.sum()):.4g} / "
               f"{float(ours.sum()):.4g})")
     print(f"worst {worst:.1e}")
+    graph(model)
     references(model)
+
+
+def graph(model: nn.Module) -> None:
+    """The LRP circuit (``class_circuit(relevance="lrp")``): node relevance and conditional
+    edge relevance against zennit-crp's ``CondAttribution`` with ``record_layer`` (what its
+    ``AttributionGraph`` reads), class 4 through layers 2 and 5."""
+    from crp.attribution import CondAttribution
+    from zennit.composites import EpsilonPlus
+
+    from netscope.vision.concepts.circuit import class_circuit
+
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    target = 4
+    ours = class_circuit(model, x, target, ["2", "5"], top=4, share=0.0, relevance="lrp",
+                         expanded=False)
+    attribution = CondAttribution(model)
+    whole = attribution(x.clone().requires_grad_(True), [{"y": [target]}], EpsilonPlus(),
+                        record_layer=["2", "5"])
+    worst = 0.0
+    for name in ("2", "5"):
+        theirs = whole.relevances[name].sum((2, 3)).mean(0).detach().numpy()
+        worst = max(worst, float(abs(theirs - ours.contribution[name]).max()
+                                 / abs(theirs).max()))
+    for a, i, b, j, w in ours.edges:
+        cond = attribution(x.clone().requires_grad_(True), [{"y": [target], b: [j]}],
+                           EpsilonPlus(), record_layer=[a])
+        theirs = float(cond.relevances[a][:, i].sum((1, 2)).mean())
+        worst = max(worst, abs(theirs - w) / max(abs(theirs), 1e-12))
+    print(f"LRP circuit, {len(ours.edges)} edges: node and edge relevance against "
+          f"CondAttribution, largest relative difference {worst:.1e}")
 
 
 def references(model: nn.Module, n: int = 48, k: int = 8) -> None:

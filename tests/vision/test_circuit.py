@@ -198,3 +198,33 @@ def test_the_pictures_and_page_show_expanded_weights_and_checks():
     assert page.count("<a href='u.html'>") == 2  # the node in the graph and in the table
     nonlinear = class_circuit(T.detector(), x, 0, ["spread", "mix"], top=2)
     assert expanded_png(nonlinear) is None
+
+
+def test_an_lrp_circuit_equals_conditional_relevance_and_is_checked_by_removal():
+    """Nodes: the LRP relevance reaching each unit; edges: the relevance reaching an earlier
+    unit when only the later one passes relevance (CRP). On the detector (ReLU network,
+    epsilon-plus) relevance is conserved: the nodes of ``mix`` carry the class score; the
+    edges into a node sum to its relevance; removing a node of the linear part changes the
+    score by minus its relevance."""
+    from netscope.vision.methods.relevance.propagate import lrp
+
+    x, model = pictures(), T.detector()
+    got = class_circuit(model, x, 0, ["spread", "mix"], top=3, share=0.0, relevance="lrp")
+    assert got.relevance == "lrp" and got.as_dict()["relevance"] == "lrp"
+    whole = lrp(model, x, [0] * 4, units=["spread", "mix"])
+    np.testing.assert_allclose(got.contribution["mix"], whole.extras["unit_relevance"]["mix"]
+                               .sum((2, 3)).mean(0).numpy(), rtol=1e-5)
+    assert got.contribution["mix"].sum() == pytest.approx(got.score, rel=1e-3)  # conserved
+    one = lrp(model, x, [0] * 4, through={"mix": [0]}, units="spread").extras["units"]
+    for a, i, b, j, w in got.edges:
+        assert (a, b, j) == ("spread", "mix", 0) or abs(w) < 1e-9
+        if j == 0:
+            assert w == pytest.approx(float(one[:, i].mean()), rel=1e-5)
+    into = sum(w for *_, j, w in got.edges if j == 0)
+    assert into == pytest.approx(got.contribution["mix"][0], rel=1e-3)
+    checks = validate(model, x, got)
+    for node in checks["nodes"]:
+        if node["node"].startswith("mix:"):
+            assert node["measured"] == pytest.approx(node["predicted"], abs=1e-4)
+    with pytest.raises(NetscopeError, match="LRP circuit claims what removing a node"):
+        validate(model, x, got, ablation="mean")

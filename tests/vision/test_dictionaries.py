@@ -563,3 +563,31 @@ def test_cli_concepts_explains_a_prediction_by_features(squares, mix_nmf, tmp_pa
         out = capsys.readouterr().out
         assert f"units of features_mix: {1 - edge} (" in out, out  # the square feature first
         assert (tmp_path / how / "concepts-p2.png").stat().st_size > 3000
+
+
+def test_cli_lrp_circuit_through_dictionary_features(squares, mix_nmf, tmp_path):
+    """`--relevance lrp` with features: the square feature carries class 1 on the squares,
+    its relevance is its z-rule share of mix's, the edges into it from spread add up to it
+    (relevance is conserved through the ReLU and the convolution), and removing it moves
+    the score by minus its relevance (the network is linear after mix)."""
+    import json
+
+    d, edge = mix_nmf
+    square = 1 - edge
+    images = [str(squares / f"p{i}.png") for i in range(6)]
+    assert main(["vision", "circuit", *images, "--model", MODEL, "--layers",
+                 "spread,features_mix", "--dictionary", str(d), "--class", "1", "--top", "3",
+                 "--share", "0", "--relevance", "lrp", "--validate", "--out",
+                 str(tmp_path / "c")]) == 0
+    doc = json.loads((tmp_path / "c" / "circuit.json").read_text())
+    assert doc["relevance"] == "lrp"
+    features = {n["node"]: n["contribution"] for n in doc["nodes"]
+                if n["layer"] == "features_mix"}
+    assert max(features, key=lambda k: abs(features[k])) == square
+    into = sum(e["weight"] for e in doc["edges"] if e["to"] == square)
+    assert into == pytest.approx(features[square], rel=1e-3)
+    node = next(n for n in doc["checks"]["nodes"] if n["node"] == f"features_mix:{square}")
+    assert node["measured"] == pytest.approx(node["predicted"], rel=1e-3)
+    assert main(["vision", "circuit", *images, "--model", MODEL, "--layers", "spread",
+                 "--relevance", "lrp", "--validate", "--ablation", "mean", "--out",
+                 str(tmp_path / "d")]) == 2

@@ -15,6 +15,7 @@ from netscope.errors import NetscopeError
 
 def add_circuit(vs, common) -> None:
     from netscope.vision.concepts import ABLATIONS
+    from netscope.vision.units import RELEVANCE
 
     p = vs.add_parser("circuit", help="the circuit of a class on images: units or dictionary "
                       "features of the chosen layers, the attributions between them, and "
@@ -28,6 +29,10 @@ def add_circuit(vs, common) -> None:
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (default: the images' most common top-1)")
     number(p, "--top", lo=1, hi=256, default=6, help="nodes kept per layer")
+    p.add_argument("--relevance", choices=RELEVANCE, default="gradient", help="gradient: "
+                   "nodes and edges by activation x gradient (first-order parts of the "
+                   "score); lrp: by LRP relevance and concept-conditional relevance (CRP, "
+                   "zennit-crp's attribution graph), epsilon-plus")
     number(p, "--share", cast=float, lo=0, hi=1, default=0.05,
            help="edges below this share of the layer pair's largest are dropped")
     p.add_argument("--validate", action="store_true", help="change each node (and each "
@@ -61,6 +66,10 @@ def _vision_circuit(args) -> int:
     if (args.reference or args.ablation != "zero") and not args.validate:
         raise NetscopeError("--ablation and --reference choose how --validate checks the "
                             "circuit: add --validate.")
+    if args.relevance == "lrp" and args.ablation != "zero":
+        raise NetscopeError("an LRP circuit claims what removing a node takes away: check it "
+                            "with --ablation zero, or use --relevance gradient to check "
+                            "replacements.")
     reference = sources(args, args.reference) if args.reference else []
     lm, found = start(args, classes=args.classes)
     if args.atlas:
@@ -86,8 +95,10 @@ def _vision_circuit(args) -> int:
     x = torch.cat([lm.preprocess.tensor(load_image(source)) for _, source in found])
     target, name = one_class(args, lm, x)
     say = progress_printer(False)
-    say(f"circuit: {name} on {len(x)} image(s) through {', '.join(layers)}")
-    circuit = class_circuit(lm.model, x, target, layers, args.top, args.share)
+    say(f"circuit: {name} on {len(x)} image(s) through {', '.join(layers)} "
+        f"({args.relevance})")
+    circuit = class_circuit(lm.model, x, target, layers, args.top, args.share,
+                            relevance=args.relevance)
     if args.validate:
         say(f"circuit: checking each node and edge by intervention ({args.ablation})")
         source = (torch.cat([lm.preprocess.tensor(load_image(s)) for _, s in reference])

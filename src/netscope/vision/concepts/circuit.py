@@ -39,6 +39,10 @@ class Circuit:
     score: float  # mean class score
     checks: dict = field(default_factory=dict)  # filled by validate()
     expanded: dict[tuple[str, str], Expanded] = field(default_factory=dict)  # layer pairs
+    relevance: str = "gradient"  # how nodes and edges were measured ("gradient", "lrp")
+    # per image, for "lrp" (whose claims are not first-order): layer -> (n, units) node
+    # relevance; (a, i, b, j) -> (n,) edge relevance
+    each: dict = field(default_factory=dict)
 
     def expanded_weight(self, a: str, i: int, b: str, j: int) -> float | None:
         """The expanded weight of an edge (None where the layers are not linearly joined)."""
@@ -49,6 +53,7 @@ class Circuit:
 
     def as_dict(self) -> dict:
         return {"target": self.target, "layers": self.layers, "score": self.score,
+                "relevance": self.relevance,
                 "nodes": [{"layer": name, "node": int(j),
                            "contribution": float(self.contribution[name][j])}
                           for name in self.layers for j in self.nodes[name]],
@@ -62,12 +67,23 @@ class Circuit:
 
 
 def class_circuit(model: nn.Module, x: torch.Tensor, target: int, layers: list[str],
-                  top: int = 6, share: float = 0.05, expanded: bool = True) -> Circuit:
+                  top: int = 6, share: float = 0.05, expanded: bool = True,
+                  relevance: str = "gradient") -> Circuit:
     """The circuit of class ``target`` on images ``x`` through ``layers`` (in the order the
     network runs them; see the module docstring); ``expanded``: look for linear paths
-    between consecutive layers and keep their expanded weights."""
+    between consecutive layers and keep their expanded weights; ``relevance="lrp"``: nodes
+    and edges by LRP and concept-conditional relevance (``circuit_lrp.py``)."""
     if len(layers) < 1:
         raise NetscopeError("name at least one layer for the circuit.")
+    if relevance == "lrp":
+        from netscope.vision.concepts.circuit_lrp import lrp_circuit
+
+        made = lrp_circuit(model, x, target, layers, top, share)
+        if expanded:
+            made.expanded = _joined(model, x, layers, made.nodes)
+        return made
+    if relevance != "gradient":
+        raise NetscopeError(f"relevance must be gradient or lrp, got {relevance!r}.")
     refs = [LayerRef.parse(n) for n in layers]
     with capture(model, refs) as rec, torch.enable_grad():
         scores = model(x.detach().requires_grad_(True))  # so every layer carries gradient
@@ -81,20 +97,29 @@ def class_circuit(model: nn.Module, x: torch.Tensor, target: int, layers: list[s
         grads = torch.autograd.grad(scores[:, target].sum(), acts, retain_graph=True)
     size = tuple(x.shape[-2:])
     lay = [layout_for(model, a, size, n) for a, n in zip(acts, layers, strict=True)]
-    contribution, nodes = {}, {}
+    contribution = {}
     for name, a, g, lo in zip(layers, acts, grads, lay, strict=True):
         c = (lo.to_grid(a.detach()).float() * lo.to_grid(g).float()).sum((2, 3)).mean(0)
         contribution[name] = c.cpu().numpy()
-        order = np.lexsort((np.arange(len(c)), -np.abs(contribution[name])))
-        nodes[name] = order[:top]
-    edges, joined = [], {}
+    nodes = keep(contribution, top)
+    edges = []
     for (a_name, b_name) in zip(layers, layers[1:], strict=False):
         edges += _edges(model, x, target, a_name, b_name, nodes, size, share)
-        if expanded:
-            joined[(a_name, b_name)] = expanded_weights(model, x, a_name, b_name,
-                                                        [int(j) for j in nodes[b_name]])
     return Circuit(target, list(layers), nodes, contribution, edges,
-                   float(scores[:, target].detach().mean()), expanded=joined)
+                   float(scores[:, target].detach().mean()),
+                   expanded=_joined(model, x, layers, nodes) if expanded else {})
+
+
+def _joined(model, x, layers, nodes) -> dict[tuple[str, str], Expanded]:
+    """Expanded weights of each consecutive layer pair (see ``expanded.py``)."""
+    return {(a, b): expanded_weights(model, x, a, b, [int(j) for j in nodes[b]])
+            for a, b in zip(layers, layers[1:], strict=False)}
+
+
+def keep(contribution: dict[str, np.ndarray], top: int) -> dict[str, np.ndarray]:
+    """Each layer's ``top`` nodes by |contribution| (ties to the lower index)."""
+    return {name: np.lexsort((np.arange(len(c)), -np.abs(c)))[:top]
+            for name, c in contribution.items()}
 
 
 def _edges(model, x, target, a_name, b_name, nodes, size, share) -> list:

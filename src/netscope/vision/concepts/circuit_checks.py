@@ -17,6 +17,10 @@ replacement and a the activation, the attributions predict, to first order:
 
 Completeness: the score kept when every node of a layer outside the graph is changed (per
 layer, and in all the graph's layers at once), as circuit-discovery work reports it.
+
+A circuit drawn by LRP (``circuit_lrp.py``) claims what removing a node takes away: its
+relevance from the score, its share of a later node's relevance from that node's part of
+the score; only removal checks it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ def validate(model: nn.Module, x: torch.Tensor, circuit: Circuit, ablation: str 
     ``batch``: images per forward pass (interventions are stacked up to it). Returns the
     checks and stores them on the circuit."""
     t, size = circuit.target, tuple(x.shape[-2:])
+    if circuit.relevance == "lrp" and ablation != "zero":
+        raise NetscopeError("an LRP circuit claims what removing a node takes away (its "
+                            "relevance): check it with --ablation zero, or draw the circuit "
+                            "with --relevance gradient to check replacements.")
     acts, grads = _grids_and_gradients(model, x, t, circuit.layers)
     with torch.no_grad():
         base_each = model(x)[:, t].float().cpu().numpy()  # (n,)
@@ -64,7 +72,8 @@ def validate(model: nn.Module, x: torch.Tensor, circuit: Circuit, ablation: str 
         if later:  # each later node's contribution per image, unchanged
             after["before " + later] = (acts[later] * grads[later]).sum((2, 3)).cpu().numpy()
         kept[name] = float(after["score"][-1].mean()) if outside else base
-        predicted = (delta * grads[name]).sum((2, 3)).cpu().numpy()  # (n, C)
+        predicted = (-circuit.each["nodes"][name] if circuit.relevance == "lrp"
+                     else (delta * grads[name]).sum((2, 3)).cpu().numpy())  # (n, C)
         for r, j in enumerate(chosen):
             nodes.append(_row("node", f"{name}:{j}", predicted[:, j],
                               after["score"][r] - base_each))
@@ -86,12 +95,16 @@ def _edge_rows(model, x, circuit, name, later, chosen, delta, after, size) -> li
     if not edges:
         return []
     b_nodes = [int(j) for j in circuit.nodes[later]]
-    g, _ = edge_gradients(model, x, circuit.target, name, later, b_nodes, size)
-    moved = (g * delta[None]).sum((3, 4)).cpu().numpy()  # (kept b, n, C): first order
+    if circuit.relevance == "lrp":  # the claim: removing i takes its share of j's relevance
+        claim = {(i, j): -circuit.each["edges"][(name, i, later, j)] for i, j, _ in edges}
+    else:
+        g, _ = edge_gradients(model, x, circuit.target, name, later, b_nodes, size)
+        moved = (g * delta[None]).sum((3, 4)).cpu().numpy()  # (kept b, n, C): first order
+        claim = {(i, j): moved[b_nodes.index(j), :, i] for i, j, _ in edges}
     rows = []
     for i, j, _w in edges:
-        r, jb = chosen.index(i), b_nodes.index(j)
-        rows.append(_row("edge", f"{name}:{i} -> {later}:{j}", moved[jb, :, i],
+        r = chosen.index(i)
+        rows.append(_row("edge", f"{name}:{i} -> {later}:{j}", claim[(i, j)],
                          after[later][r, :, j] - after["before " + later][:, j]))
     return rows
 
