@@ -228,3 +228,19 @@ def test_an_lrp_circuit_equals_conditional_relevance_and_is_checked_by_removal()
             assert node["measured"] == pytest.approx(node["predicted"], abs=1e-4)
     with pytest.raises(NetscopeError, match="LRP circuit claims what removing a node"):
         validate(model, x, got, ablation="mean")
+
+
+@pytest.mark.parametrize("relevance", ["gradient", "lrp"])
+def test_a_vision_transformers_circuit_counts_its_class_token(relevance):
+    """A ViT classifies from its class token, which no patch grid holds: circuits sum and
+    remove over every token, so the last block's units carry the score (they would carry
+    nothing on the patch grid alone) and removing them moves it as claimed."""
+    from tests.vision.tiny_transformers import quadrant_images, tiny_vit
+
+    model = tiny_vit().eval()
+    x, _, _ = quadrant_images(4, 0)
+    got = class_circuit(model, x, 0, ["blocks.0", "blocks.1"], top=3, relevance=relevance)
+    assert np.abs(got.contribution["blocks.1"]).max() > 1e-3
+    assert len(got.edges) >= 1
+    checks = validate(model, x, got)
+    assert checks["correlation"] > 0.95, checks["correlation"]

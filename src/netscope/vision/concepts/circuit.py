@@ -26,7 +26,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.concepts.expanded import Expanded, expanded_weights
 from netscope.vision.core.capture import LayerRef, capture
-from netscope.vision.core.token_grid import layout_for
+from netscope.vision.core.token_grid import positions_for
 
 
 @dataclass
@@ -96,7 +96,7 @@ def class_circuit(model: nn.Module, x: torch.Tensor, target: int, layers: list[s
                 raise NetscopeError(f"the class score does not depend on layer {name}.")
         grads = torch.autograd.grad(scores[:, target].sum(), acts, retain_graph=True)
     size = tuple(x.shape[-2:])
-    lay = [layout_for(model, a, size, n) for a, n in zip(acts, layers, strict=True)]
+    lay = [positions_for(model, a, size, n) for a, n in zip(acts, layers, strict=True)]
     contribution = {}
     for name, a, g, lo in zip(layers, acts, grads, lay, strict=True):
         c = (lo.to_grid(a.detach()).float() * lo.to_grid(g).float()).sum((2, 3)).mean(0)
@@ -151,12 +151,12 @@ def edge_gradients(model, x, target, a_name, b_name, b_nodes, size
             raise NetscopeError(f"layer {b_name} does not depend on layer {a_name}; list the "
                                 f"layers in the order the network runs them.")
         (g_b,) = torch.autograd.grad(scores[:, target].sum(), b, retain_graph=True)
-        lb = layout_for(model, b, size, b_name)
+        lb = positions_for(model, b, size, b_name)
         part = lb.to_grid(b).float() * lb.to_grid(g_b.detach()).float()  # (n, C, h, w)
         values = part.sum((2, 3)).sum(0)[torch.as_tensor(b_nodes)]  # per kept b node
         eye = torch.eye(len(values), dtype=values.dtype, device=values.device)
         (g,) = torch.autograd.grad(values, leaf, grad_outputs=eye, is_grads_batched=True)
-    la = layout_for(model, leaf, size, a_name)
+    la = positions_for(model, leaf, size, a_name)
     return (torch.stack([la.to_grid(gj).float() for gj in g]),
             la.to_grid(leaf.detach()).float())
 

@@ -35,7 +35,7 @@ from netscope.errors import NetscopeError
 from netscope.vision.concepts import ABLATIONS
 from netscope.vision.concepts.circuit import Circuit, edge_gradients
 from netscope.vision.core.capture import LayerRef, capture
-from netscope.vision.core.token_grid import layout_for
+from netscope.vision.core.token_grid import positions_for
 
 
 def validate(model: nn.Module, x: torch.Tensor, circuit: Circuit, ablation: str = "zero",
@@ -143,7 +143,7 @@ def _grids_and_gradients(model, x, target, layers) -> tuple[dict, dict]:
         acts = [rec[r] for r in refs]
         grads = torch.autograd.grad(scores[:, target].sum(), acts)
     size = tuple(x.shape[-2:])
-    los = [layout_for(model, a, size, n) for a, n in zip(acts, layers, strict=True)]
+    los = [positions_for(model, a, size, n) for a, n in zip(acts, layers, strict=True)]
     return ({n: lo.to_grid(a.detach()).float() for n, a, lo in zip(layers, acts, los,
                                                                   strict=True)},
             {n: lo.to_grid(g).float().detach() for n, g, lo in zip(layers, grads, los,
@@ -156,7 +156,7 @@ def _grids(model, x, layers) -> dict[str, torch.Tensor]:
     with capture(model, refs) as rec, torch.no_grad():
         model(x)
     size = tuple(x.shape[-2:])
-    return {n: layout_for(model, rec[r], size, n).to_grid(rec[r]).float()
+    return {n: positions_for(model, rec[r], size, n).to_grid(rec[r]).float()
             for n, r in zip(layers, refs, strict=True)}
 
 
@@ -212,7 +212,7 @@ class _Runs:
         select = masks.to(swap.device)[:, None, :, None, None]
 
         def edit(a: torch.Tensor) -> torch.Tensor:
-            lo = layout_for(self.model, a, size, layer)
+            lo = positions_for(self.model, a, size, layer)
             grid = lo.to_grid(a).reshape(reps, n, *swap.shape[1:])
             new = torch.where(select, swap[None].to(grid.dtype), grid)
             return lo.from_grid(new.reshape(reps * n, *swap.shape[1:]), a)
@@ -224,7 +224,7 @@ class _Runs:
             out = {"score": scores[:, self.target].float().reshape(reps, n).cpu().numpy()}
             for ref, (w, g) in zip(refs, watched.items(), strict=True):
                 a = rec[ref]
-                grid = layout_for(self.model, a, size, w).to_grid(a).float()
+                grid = positions_for(self.model, a, size, w).to_grid(a).float()
                 grid = grid.reshape(reps, n, *grid.shape[1:])
                 out[w] = (grid * g[None]).sum((3, 4)).cpu().numpy()
         self.passes += 1
@@ -239,7 +239,7 @@ class _Runs:
             select = (~keep).to(swap[name].device)[None, :, None, None]
 
             def edit(a: torch.Tensor) -> torch.Tensor:
-                lo = layout_for(self.model, a, size, name)
+                lo = positions_for(self.model, a, size, name)
                 grid = lo.to_grid(a)
                 return lo.from_grid(torch.where(select, swap[name].to(grid.dtype), grid), a)
             return edit

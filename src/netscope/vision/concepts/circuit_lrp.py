@@ -22,7 +22,7 @@ from netscope.errors import NetscopeError
 from netscope.vision.concepts.circuit import Circuit, keep
 from netscope.vision.concepts.tap import feature_share, stabilized
 from netscope.vision.core.capture import LayerRef, capture
-from netscope.vision.core.token_grid import layout_for
+from netscope.vision.core.token_grid import layout_for, positions_for
 
 
 def lrp_circuit(model: nn.Module, x: torch.Tensor, target: int, layers: list[str],
@@ -81,25 +81,29 @@ class _Reads:
         with capture(model, refs) as rec, torch.no_grad():
             model(x)
         self.raw = {m: rec[r] for m, r in zip(self.modules, refs, strict=True)}
-        self.layout = {m: layout_for(model, a, self.size, m) for m, a in self.raw.items()}
-        self.acts = {m: self.layout[m].to_grid(a).float() for m, a in self.raw.items()}
+        # units: every position (a ViT's class token too); features: the patch grid their
+        # tap reads
+        self.view = {n: (layout_for if n in self.taps else positions_for)(
+            model, self.raw[self.base[n]], self.size, self.base[n]) for n in layers}
+        self.acts = {n: self.view[n].to_grid(self.raw[self.base[n]]).float() for n in layers}
 
     def per_unit(self, name: str, seen: dict[str, torch.Tensor]) -> np.ndarray:
         """(n, units) relevance of a circuit layer's nodes from the relevance at the modules'
         outputs."""
-        m = self.base[name]
-        grid = self.layout[m].to_grid(seen[m]).float()
+        grid = self.view[name].to_grid(seen[self.base[name]]).float()
         if name in self.taps:
-            grid = self.taps[name].feature_relevance(self.acts[m], grid / stabilized(
-                self.acts[m]))
+            grid = self.taps[name].feature_relevance(self.acts[name], grid / stabilized(
+                self.acts[name]))
         return grid.sum((2, 3)).detach().cpu().numpy()
 
     def only(self, name: str, j: int) -> dict[str, torch.Tensor]:
-        """The weight that lets only node j of layer ``name`` pass relevance on."""
+        """The weight that lets only node j of layer ``name`` pass relevance on (for a
+        feature: its share of each value of the patch grid; prefix tokens pass nothing)."""
         m = self.base[name]
         if name in self.taps:
-            grid = feature_share(self.taps[name], self.acts[m], j)
+            grid = feature_share(self.taps[name], self.acts[name], j)
         else:
-            grid = torch.zeros_like(self.acts[m])
+            grid = torch.zeros_like(self.acts[name])
             grid[:, j] = 1
-        return {m: self.layout[m].from_grid(grid.to(self.raw[m].dtype), self.raw[m])}
+        zeros = torch.zeros_like(self.raw[m])
+        return {m: self.view[name].from_grid(grid.to(zeros.dtype), zeros)}

@@ -196,3 +196,33 @@ def as_grid(model: nn.Module, a: torch.Tensor, size: tuple[int, int], name: str,
             reshape: Reshape | None = None) -> torch.Tensor:
     """``a`` as an (N, C, h, w) grid (see the module docstring)."""
     return layout_for(model, a, size, name, reshape).to_grid(a)
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Every position of a layer's output, a transformer's prefix tokens (class, register)
+    included, as (N, C, P, 1) columns: what circuits sum and edit over, since a ViT's class
+    token is where its classifier reads. Same methods as ``Layout``, so code that sums over
+    dims (2, 3) or edits and puts back works on either."""
+
+    layout: Layout
+
+    def to_grid(self, a: torch.Tensor) -> torch.Tensor:
+        form = self.layout.form
+        if form == "tokens":
+            return a.transpose(1, 2)[..., None]
+        return self.layout.to_grid(a).flatten(2)[..., None]
+
+    def from_grid(self, columns: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        form = self.layout.form
+        if form == "tokens":
+            return columns[..., 0].transpose(1, 2)
+        n, c = columns.shape[:2]
+        h, w = self.layout.to_grid(like).shape[-2:]
+        return self.layout.from_grid(columns[..., 0].reshape(n, c, h, w), like)
+
+
+def positions_for(model: nn.Module, a: torch.Tensor, size: tuple[int, int],
+                  name: str) -> Positions:
+    """Every position of layer ``name``'s output ``a`` (see ``Positions``)."""
+    return Positions(layout_for(model, a, size, name))
