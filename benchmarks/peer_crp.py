@@ -3,10 +3,16 @@
 conditional heat map of class c through channel k of a layer. `pip install --no-deps
 --target /tmp/zen/lib zennit zennit-crp` (it also needs tqdm on the path; zennit's
 torchvision import is stubbed), then `PYTHONPATH=/tmp/zen/lib:/tmp/oc/lib python
-benchmarks/peer_crp.py`.
+benchmarks/peer_crp.py`. Also the LRP circuit against ``CondAttribution(record_layer=...)``,
+and the reference images by relevance against ``FeatureVisualization``. `... peer_crp.py
+--write-reference tests/vision/data/crp_reference.json` writes the numbers the test suite
+holds (it cannot import zennit-crp).
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -22,7 +28,6 @@ def vgg() -> nn.Module:
 
 def _stub_torchvision() -> None:
     """zennit imports torchvision's ResNet blocks for its canonizers; none is used here."""
-    import sys
     import types
 
     names = ("torchvision", "torchvision.models", "torchvision.models.resnet",
@@ -166,5 +171,48 @@ def references(model: nn.Module, n: int = 48, k: int = 8) -> None:
               f"{'identical' if same_rf else 'DIFFER'}")
 
 
+def held_in() -> nn.Module:
+    """A VGG-style network whose weights are a formula (no random generator), for the test
+    that holds zennit-crp's numbers (tests/vision/data/crp_reference.json)."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(5, 6, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 3)).eval()
+    with torch.no_grad():
+        for k, p in enumerate(net.parameters()):
+            p.copy_(0.4 * torch.sin(torch.arange(p.numel(), dtype=torch.float32) * 0.7 + k)
+                    .reshape(p.shape))
+    return net
+
+
+def held_in_input() -> torch.Tensor:
+    grid = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    return torch.cos(grid * 0.37) + 0.2
+
+
+def write_reference(path: str) -> None:
+    """zennit-crp's conditional heat maps and layer relevances on ``held_in()``, for the
+    test suite (which cannot import zennit-crp)."""
+    import json
+
+    from crp.attribution import CondAttribution
+    from zennit.composites import EpsilonPlus
+
+    model, x = held_in(), held_in_input()
+    cases = []
+    for layer, channel, target in (("2", 1, 0), ("2", 3, 2), ("5", 4, 1), ("5", 0, 0)):
+        got = CondAttribution(model)(x.clone().requires_grad_(True),
+                                     [{"y": [target], layer: [channel]}], EpsilonPlus(),
+                                     record_layer=["0", "2", "5"])
+        cases.append({"layer": layer, "channel": channel, "target": target,
+                      "heatmap": got.heatmap.tolist(),
+                      "relevance": {k: v.sum((2, 3)).tolist()
+                                    for k, v in got.relevances.items()}})
+    Path(path).write_text(json.dumps(cases))
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 2 and sys.argv[1] == "--write-reference":
+        _stub_torchvision()
+        write_reference(sys.argv[2])
+    else:
+        main()

@@ -244,3 +244,30 @@ def test_a_vision_transformers_circuit_counts_its_class_token(relevance):
     assert len(got.edges) >= 1
     checks = validate(model, x, got)
     assert checks["correlation"] > 0.95, checks["correlation"]
+
+
+def test_concept_relevance_equals_held_in_zennit_crp_numbers():
+    """zennit-crp 0.6's CondAttribution (EpsilonPlus) on a VGG-style network with formula
+    weights, held in tests/vision/data/crp_reference.json (benchmarks/peer_crp.py
+    --write-reference): the conditional heat maps and the relevance reaching each earlier
+    layer under the condition (what the LRP circuit's edges are) equal netscope's."""
+    import json
+    from pathlib import Path
+
+    from benchmarks.peer_crp import held_in, held_in_input
+    from netscope.vision.methods.relevance.propagate import lrp
+
+    cases = json.loads((Path(__file__).parent / "data" / "crp_reference.json").read_text())
+    model, x = held_in(), held_in_input()
+    for case in cases:
+        got = lrp(model, x, [case["target"]] * 2, through={case["layer"]: [case["channel"]]},
+                  units=["0", "2", "5"])
+        heat = np.array(case["heatmap"])
+        assert np.abs(heat).max() > 1e-4
+        np.testing.assert_allclose(got.attributions.sum(1).numpy(), heat, rtol=1e-4,
+                                   atol=1e-6 * np.abs(heat).max())
+        below = [k for k in ("0", "2", "5") if int(k) < int(case["layer"])]
+        for layer in below:  # what reaches the earlier layers under the condition
+            want = case["relevance"][layer]
+            mine = got.extras["unit_relevance"][layer].sum((2, 3)).numpy()
+            np.testing.assert_allclose(mine, want, rtol=1e-4, atol=1e-7)
