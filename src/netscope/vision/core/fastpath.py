@@ -18,6 +18,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from netscope.vision.core.functionalize import functionalize
+
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 _KEEP = 4  # traced layers remembered per model
 
@@ -58,6 +60,7 @@ def _build(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
     for module in gm.modules():  # hooks the user had registered do not belong in here
         module._forward_hooks.clear()
         module._forward_pre_hooks.clear()
+    functionalize(gm)  # in-place operations as ordinary ones: the graph can be rewritten
     if layer is not None:
         inside = [n for n in gm.graph.nodes if layer in n.meta.get("nn_module_stack", {})]
         if not inside:
