@@ -106,3 +106,25 @@ def test_torchvision_and_timm_wrappers_with_stand_in_modules(monkeypatch):
     tv.models = types.SimpleNamespace(get_model=failing)
     with pytest.raises(NetscopeError, match="torchvision:resnet50: cannot load .no network"):
         load_model("torchvision:resnet50")
+
+
+@pytest.mark.parametrize("body, said", [
+    ("raise RuntimeError('boom at import')", "importing bad_mod_rt raised RuntimeError: boom"),
+    ("def f(:\n", "importing bad_mod_syn raised SyntaxError: invalid syntax"),
+    ("import sys\nsys.exit(3)", "importing bad_mod_exit called sys.exit(3)"),
+    ("import sys\ndef make():\n    sys.exit(4)", "make() called sys.exit(4) instead of"),
+])
+def test_a_failing_user_module_is_one_line_naming_it(tmp_path, monkeypatch, capsys, body,
+                                                      said):
+    """Whatever the user's module does on import or in its factory (an exception other
+    than ImportError, a syntax error, sys.exit), the command ends with one line naming the
+    module and the error, rc 2."""
+    from netscope.cli import main
+
+    name = said.split()[1] if said.startswith("importing") else "bad_mod_call"
+    (tmp_path / f"{name}.py").write_text(body + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["vision", "gradcam", "chelsea", "--model", f"{name}:make", "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err

@@ -175,8 +175,17 @@ def _factory(spec: str) -> LoadedModel:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
         raise NetscopeError(f"{spec}: cannot import ({exc}).") from None
+    except SystemExit as exc:  # the user's module ended the program on import
+        raise NetscopeError(f"{spec}: importing {module_name} called sys.exit({exc.code}); a "
+                            f"module that builds a model must not exit on import.") from None
+    except Exception as exc:  # SyntaxError, RuntimeError ... in the user's module
+        raise NetscopeError(f"{spec}: importing {module_name} raised {type(exc).__name__}: "
+                            f"{exc}") from None
     try:
         model = func()
+    except SystemExit as exc:
+        raise NetscopeError(f"{spec}() called sys.exit({exc.code}) instead of returning a "
+                            f"model.") from None
     except Exception as exc:  # the user's own code: say whose error it is
         raise NetscopeError(f"{spec}() raised {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
