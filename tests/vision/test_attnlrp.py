@@ -166,3 +166,27 @@ def test_attention_masks_from_the_input():
     with pytest.raises(NetscopeError, match="masks computed from the input are not "
                                             "supported"):
         lrp(Masked(True).eval(), x)
+
+
+def test_len_of_a_tensor_in_forward_traces_as_its_first_dimension():
+    """``cls.expand(len(x), -1, -1)`` (common in ViTs) was refused as data-dependent
+    control flow; it traces as ``x.shape[0]`` does, and the map is the same."""
+    import torch
+
+    from netscope.vision import lrp
+    from tests.vision.tiny_transformers import TinyViT
+
+    class LenViT(TinyViT):
+        def forward(self, x):
+            p = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos
+            x = torch.cat([self.cls_token.expand(len(x), -1, -1), p], 1)
+            return self.head(self.norm(self.blocks(x))[:, 0])
+
+    torch.manual_seed(0)
+    plain = TinyViT().eval()
+    with_len = LenViT().eval()
+    with_len.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(lrp(with_len, x, [0, 1]).attributions,
+                               lrp(plain, x, [0, 1]).attributions)
+    assert len([1, 2, 3]) == 3  # len is itself again after tracing

@@ -10,6 +10,7 @@ the trace, return None and the caller keeps the hook-based path.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import weakref
 
@@ -54,7 +55,8 @@ def traced_copy(model: nn.Module) -> fx.GraphModule | None:
 
 def _build(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
     try:
-        gm = fx.symbolic_trace(copy.deepcopy(model).eval())
+        with _len_as_first_dimension():
+            gm = fx.symbolic_trace(copy.deepcopy(model).eval())
     except Exception:  # data-dependent control flow, non-copyable attributes and the like
         return None
     for module in gm.modules():  # hooks the user had registered do not belong in here
@@ -76,6 +78,24 @@ def _build(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
     for p in gm.parameters():
         p.requires_grad_(False)
     return gm
+
+
+@contextlib.contextmanager
+def _len_as_first_dimension():
+    """``len(x)`` of a traced tensor is its first dimension (``cls.expand(len(x), -1, -1)``
+    in a ViT's forward is no control flow), as ``x.shape[0]`` already traces."""
+    import builtins
+
+    plain = builtins.len
+
+    def traced_len(obj):
+        return obj.size(0) if isinstance(obj, fx.Proxy) else plain(obj)
+
+    builtins.len = traced_len
+    try:
+        yield
+    finally:
+        builtins.len = plain
 
 
 def _conv_args(node: fx.Node, gm: fx.GraphModule):
