@@ -190,3 +190,44 @@ def test_len_of_a_tensor_in_forward_traces_as_its_first_dimension():
     torch.testing.assert_close(lrp(with_len, x, [0, 1]).attributions,
                                lrp(plain, x, [0, 1]).attributions)
     assert len([1, 2, 3]) == 3  # len is itself again after tracing
+
+
+@pytest.mark.parametrize("attention", ["ah", "attnlrp"])
+def test_lrp_of_a_vit_built_on_pytorchs_transformer_encoder(attention):
+    """nn.TransformerEncoder (norm first, GELU, batch first) was one opaque module to LRP
+    ("give it one by name: Pass()", which breaks conservation); it is now written out as its
+    operations: the map equals that of the same ViT written with nn.MultiheadAttention
+    blocks, for both attention rules."""
+    import torch
+    from torch import nn
+
+    from netscope.vision import lrp
+    from tests.vision.tiny_transformers import TinyViT
+
+    class EncoderViT(TinyViT):
+        def __init__(self):
+            super().__init__(mha=True)
+            layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation="gelu",
+                                               batch_first=True, norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+        def forward(self, x):
+            p = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), p], 1)
+            return self.head(self.norm(self.encoder(x))[:, 0])
+
+    torch.manual_seed(0)
+    written = TinyViT(mha=True).eval()
+    encoder = EncoderViT().eval()
+    encoder.load_state_dict(written.state_dict(), strict=False)
+    for block, layer in zip(written.blocks, encoder.encoder.layers, strict=True):
+        layer.self_attn.load_state_dict(block.attn.attn.state_dict())
+        layer.norm1.load_state_dict(block.norm1.state_dict())
+        layer.norm2.load_state_dict(block.norm2.state_dict())
+        layer.linear1.load_state_dict(block.mlp[0].state_dict())
+        layer.linear2.load_state_dict(block.mlp[2].state_dict())
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(encoder(x), written(x))
+    got = lrp(encoder, x, [0, 1], attention=attention)
+    want = lrp(written, x, [0, 1], attention=attention)
+    torch.testing.assert_close(got.attributions, want.attributions, rtol=1e-4, atol=1e-6)

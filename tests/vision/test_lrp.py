@@ -372,3 +372,26 @@ def test_a_change_through_a_view_is_refused_not_explained():
     torch.manual_seed(0)
     with pytest.raises(NetscopeError, match="traced copy of the model gives the target score"):
         lrp(ThroughView().eval(), torch.rand(2, 3, 8, 8), [0, 0])
+
+
+def test_a_block_with_layers_inside_is_refused_without_a_rule_that_breaks_conservation():
+    """A built-in block the trace cannot see into (here nn.TransformerDecoderLayer) must not
+    be given one rule (Pass() would hand all relevance to its input and break conservation):
+    the error says to write it out or use another method."""
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Conv2d(3, 8, 4, 4)
+            self.dec = nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            t = self.embed(x).flatten(2).transpose(1, 2)
+            return self.head(self.dec(t, t).mean(1))
+
+    with pytest.raises(NetscopeError) as err:
+        lrp(Decoder().eval(), torch.rand(1, 3, 16, 16), [0])
+    said = str(err.value)
+    assert "TransformerDecoderLayer at dec, a module with its own layers" in said
+    assert "Pass()" not in said and "would not conserve relevance" in said

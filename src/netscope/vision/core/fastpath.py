@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netscope.vision.core.functionalize import functionalize
+from netscope.vision.core.plain_transformer import write_out_transformers
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 _KEEP = 4  # traced layers remembered per model
@@ -55,8 +56,10 @@ def traced_copy(model: nn.Module) -> fx.GraphModule | None:
 
 def _build(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
     try:
+        twin = copy.deepcopy(model).eval()
+        write_out_transformers(twin)  # nn.TransformerEncoder as the operations it is
         with _len_as_first_dimension():
-            gm = fx.symbolic_trace(copy.deepcopy(model).eval())
+            gm = fx.symbolic_trace(twin)
     except Exception:  # data-dependent control flow, non-copyable attributes and the like
         return None
     for module in gm.modules():  # hooks the user had registered do not belong in here

@@ -453,7 +453,16 @@ def _attr(gm: fx.GraphModule, value):
 def _unsupported(node: fx.Node, name: str, mod: nn.Module | None = None) -> NetscopeError:
     what = type(mod).__name__ if mod is not None else getattr(node.target, "__name__",
                                                                   str(node.target))
+    if mod is not None and (any(True for _ in mod.children())
+                            or any(True for _ in mod.parameters())):
+        # a whole block with weights inside: one rule for it would break conservation
+        return NetscopeError(
+            f"LRP has no rule for {what} at {name}, a module with its own layers that the "
+            f"trace cannot see into; write its forward with operations LRP knows (nn.Linear, "
+            f"nn.Conv2d, nn.MultiheadAttention, F.scaled_dot_product_attention, norms, "
+            f"activations, sums), or use Grad-CAM or Integrated Gradients, which work on any "
+            f"model. A single rule for the whole block would not conserve relevance.")
     return NetscopeError(
         f"LRP has no rule for {what} at {name}; give it one by name: "
-        f"lrp(..., rules={{{name!r}: Pass()}}) for an elementwise operation, Epsilon() for a "
-        f"linear one (netscope.vision.methods.relevance.rules).")
+        f"lrp(..., rules={{{name!r}: Pass()}}) if it is elementwise (each output owes all to "
+        f"its own input), Epsilon() if it is linear (netscope.vision.methods.relevance.rules).")
