@@ -395,3 +395,44 @@ def test_a_block_with_layers_inside_is_refused_without_a_rule_that_breaks_conser
     said = str(err.value)
     assert "TransformerDecoderLayer at dec, a module with its own layers" in said
     assert "Pass()" not in said and "would not conserve relevance" in said
+
+
+class TwoHeads(nn.Module):
+    """Returns {"main": class scores, "aux": another head}; ``OneHead`` the main one only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc, self.aux = nn.Linear(4, 3), nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).mean((2, 3))
+        return {"aux": self.aux(h), "main": self.fc(h)}
+
+
+class OneHead(TwoHeads):
+    def forward(self, x):
+        return super().forward(x)["main"]
+
+
+def two_heads() -> nn.Module:
+    return TwoHeads().eval()
+
+
+def test_lrp_reads_the_output_key_the_model_is_read_for(tmp_path, capsys):
+    """--output-key (read_output) was ignored by LRP, whose traced copy drops hooks: a model
+    with several outputs could not be explained by relevance. The copy now returns the same
+    part, and the map equals that of the model returning it alone."""
+    from netscope.cli import main
+    from netscope.vision.core.targets import read_output
+
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    model = read_output(TwoHeads().eval(), "main")
+    torch.testing.assert_close(lrp(model, x, [2, 1]).attributions,
+                               lrp(OneHead().eval(), x, [2, 1]).attributions)
+    read_output(model, "aux")
+    assert lrp(model, x, [1, 0]).maps.shape == (2, 8, 8)
+    assert main(["vision", "saliency", "chelsea", "--method", "lrp", "--model",
+                 "tests.vision.test_lrp:two_heads", "--output-key", "main", "--out",
+                 str(tmp_path / "o")]) == 0

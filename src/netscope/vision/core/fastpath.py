@@ -21,6 +21,7 @@ from torch import nn
 
 from netscope.vision.core.functionalize import functionalize
 from netscope.vision.core.plain_transformer import write_out_transformers
+from netscope.vision.core.targets import reading_key
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 _KEEP = 4  # traced layers remembered per model
@@ -40,7 +41,7 @@ def truncated(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
         per_model = _CACHE.setdefault(model, {})
     except TypeError:  # not weak-referenceable
         per_model = {}
-    key = (layer, fingerprint(model))
+    key = (layer, fingerprint(model), repr(reading_key(model)))
     if key not in per_model:
         if len(per_model) >= _KEEP:
             per_model.pop(next(iter(per_model)))
@@ -66,6 +67,8 @@ def _build(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
         module._forward_hooks.clear()
         module._forward_pre_hooks.clear()
     functionalize(gm)  # in-place operations as ordinary ones: the graph can be rewritten
+    if layer is None:
+        _read_output(gm, reading_key(model))
     if layer is not None:
         inside = [n for n in gm.graph.nodes if layer in n.meta.get("nn_module_stack", {})]
         if not inside:
@@ -81,6 +84,20 @@ def _build(model: nn.Module, layer: str | None) -> fx.GraphModule | None:
     for p in gm.parameters():
         p.requires_grad_(False)
     return gm
+
+
+def _read_output(gm: fx.GraphModule, key) -> None:
+    """The copy returns the part of the model's output that the model is read for (its
+    ``--output-key``, the logits of a dict holding them), as the model's reading hook, which
+    the copy does not keep, made the model return."""
+    from netscope.vision.core.targets import select_output
+
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    value = out.args[0]
+    if isinstance(value, (dict, tuple, list)):
+        chosen = select_output(value, key)
+        if isinstance(chosen, fx.Node):
+            out.args = (chosen,)
 
 
 @contextlib.contextmanager

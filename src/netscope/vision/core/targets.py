@@ -71,6 +71,13 @@ def class_output(output: Any) -> Any:
 
 
 _READERS: WeakKeyDictionary[torch.nn.Module, RemovableHandle] = WeakKeyDictionary()
+_KEYS: WeakKeyDictionary[torch.nn.Module, Key] = WeakKeyDictionary()
+
+
+def reading_key(model: torch.nn.Module) -> Key:
+    """The key ``read_output`` set on ``model`` (None: none), for code that copies the model
+    without its hooks (traced copies) and must read the same part of its output."""
+    return _KEYS.get(model)
 
 
 def read_output(model: torch.nn.Module, key: Key) -> torch.nn.Module:
@@ -80,10 +87,12 @@ def read_output(model: torch.nn.Module, key: Key) -> torch.nn.Module:
     stacking hooks. For models loaded by a command (``--output-key``); in Python pass
     ``key`` to a target."""
     previous = _READERS.pop(model, None)
+    _KEYS.pop(model, None)
     if previous is not None:
         previous.remove()
     if key is None or key == "":
         return model
+    _KEYS[model] = key
     _READERS[model] = model.register_forward_hook(
         lambda module, inputs, output: select_output(output, key))
     return model

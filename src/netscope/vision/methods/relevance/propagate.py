@@ -20,7 +20,7 @@ from netscope.vision.core.capture import capture
 from netscope.vision.core.fastpath import fingerprint
 from netscope.vision.core.finite import finite_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
-from netscope.vision.core.targets import TargetLike, detached, resolve
+from netscope.vision.core.targets import TargetLike, detached, reading_key, resolve
 from netscope.vision.methods.relevance.composites import Composite
 from netscope.vision.methods.relevance.graph import add_probes, relevance_graph
 from netscope.vision.methods.relevance.rules import Rule
@@ -124,7 +124,8 @@ def _same_scores(model: nn.Module, x: torch.Tensor, out, t) -> None:
 def _graph(model: nn.Module, spec: Composite, watch: dict, example: torch.Tensor):
     """The relevance graph of ``model`` under ``spec`` with probes at the ``watch``ed
     layers, reused while the weights are the same (building it traces and copies)."""
-    key = (repr(spec), tuple(sorted(watch.items())), fingerprint(model))
+    key = (repr(spec), tuple(sorted(watch.items())), fingerprint(model),
+           repr(reading_key(model)))  # the part of the output the model is read for
     try:
         known = _GRAPHS.setdefault(model, {})
     except TypeError:
