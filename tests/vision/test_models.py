@@ -128,3 +128,33 @@ def test_a_failing_user_module_is_one_line_naming_it(tmp_path, monkeypatch, caps
                  str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [
+    ["gradcam", "chelsea"], ["activations", "chelsea"], ["filters", "--layer", "detect"],
+    ["saliency", "chelsea", "--method", "lrp"], ["concepts", "chelsea", "--layer", "detect"],
+])
+def test_a_torchscript_model_is_refused_by_name_where_a_layer_is_read(tmp_path, capsys,
+                                                                      command):
+    """TorchScript modules cannot be hooked (register_forward_hook raised from deep inside
+    PyTorch); every command that reads a layer says so and what works instead."""
+    from netscope.cli import main
+    from tests.vision import tiny_units as T
+
+    path = tmp_path / "t.pt"
+    torch.jit.script(T.detector()).save(str(path))
+    assert main(["vision", *command, "--model", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "a TorchScript model cannot be hooked" in err and "saliency, SmoothGrad" in err
+
+
+def test_a_torchscript_model_takes_the_methods_that_need_no_layer(tmp_path):
+    from netscope.cli import main
+    from tests.vision import tiny_units as T
+
+    path = tmp_path / "t.pt"
+    torch.jit.script(T.detector()).save(str(path))
+    for method in ("saliency", "integrated-gradients", "occlusion"):
+        assert main(["vision", "saliency", "chelsea", "--method", method, "--model", str(path),
+                     "--out", str(tmp_path / "o")]) == 0
+    assert len(list((tmp_path / "o").glob("*.png"))) == 3

@@ -112,6 +112,8 @@ def hooks(pairs: Iterable[tuple[nn.Module, Callable]], *, pre: bool = False,
     handles = []
     try:
         for module, hook in pairs:
+            if isinstance(module, torch.jit.ScriptModule):
+                raise NetscopeError(SCRIPTED)
             register = module.register_forward_pre_hook if pre else module.register_forward_hook
             handles.append(register(hook, with_kwargs=with_kwargs, prepend=prepend))
         yield
@@ -122,6 +124,13 @@ def hooks(pairs: Iterable[tuple[nn.Module, Callable]], *, pre: bool = False,
 
 class StopForward(Exception):
     """Raised by a hook to end a forward pass once the recorded layer has run."""
+
+
+SCRIPTED = ("a TorchScript model cannot be hooked, so what reads a layer (CAM methods, "
+            "LRP, activations, filters, the atlas, dictionaries, concepts, circuits) needs the "
+            "Python model: pass 'package.module:function' returning it. With TorchScript, "
+            "methods that need no layer work: saliency, SmoothGrad, Integrated Gradients, "
+            "occlusion.")
 
 
 @contextmanager
@@ -139,6 +148,8 @@ def capture(model: nn.Module, layers: Sequence[str | LayerRef] = (), *, cut: boo
     refs = [LayerRef.parse(r) for r in layers]
     if (cut or edit is not None) and len(refs) != 1:
         raise NetscopeError("cut=True and edit start at one layer; pass exactly one.")
+    if refs and isinstance(model, torch.jit.ScriptModule):
+        raise NetscopeError(SCRIPTED)
     modules = [(ref, find_layer(model, ref.name)) for ref in refs]  # fail before touching
     modes, flags = _state(model)
     record = Recording()

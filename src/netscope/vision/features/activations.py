@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError, first_line
-from netscope.vision.core.capture import LayerRef, capture, hooks
+from netscope.vision.core.capture import SCRIPTED, LayerRef, capture, hooks
 from netscope.vision.core.device import model_device, model_dtype
 from netscope.vision.core.layer_choice import block_list
 from netscope.vision.core.token_grid import as_grid
@@ -105,6 +105,11 @@ def activations(model: nn.Module, x: torch.Tensor,
     token sequences and channels-last maps come back as (N, C, h, w) grids (class and
     register tokens dropped), other outputs as they are."""
     refs = [LayerRef.parse(r) for r in (layers or conv_stages(model))]
+    if not refs:
+        if isinstance(model, torch.jit.ScriptModule):
+            raise NetscopeError(SCRIPTED)
+        raise NetscopeError("this model has no convolution stages to show by default; name "
+                            "the layers (--layers L1,L2; `netscope vision layers` lists them).")
     with capture(model, refs) as rec, torch.no_grad():
         model(x)
         out = {str(r): rec[r].detach() for r in refs}

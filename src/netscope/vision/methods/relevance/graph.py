@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.core.capture import SCRIPTED
 from netscope.vision.core.fastpath import traced_copy
 from netscope.vision.methods.relevance.attention import (
     MHA,
@@ -100,6 +101,8 @@ def relevance_graph(model: nn.Module, composite: Composite,
                     example: torch.Tensor) -> fx.GraphModule:
     """A copy of ``model`` whose backward pass propagates relevance (see the docstring);
     ``example`` (one input) tells which nodes carry tensors that depend on the input."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise NetscopeError(SCRIPTED)
     gm = traced_copy(model)
     if gm is None:  # Hugging Face models and others fx cannot trace: torch.export
         gm = exported_copy(model, example)
