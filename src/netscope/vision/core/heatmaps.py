@@ -7,6 +7,7 @@ min-max scaled (``"minmax"``); an all-zero map stays zero, never NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,20 +66,20 @@ class Heatmaps:
         are checked here: one per map (or one), finite RGB values."""
         import numpy as np
 
-        pictures = images if isinstance(images, list | tuple) else [images]
+        pictures = list(images) if isinstance(images, list | tuple) else [images]
         n = len(self.maps)
         if len(pictures) not in (1, n):
             raise NetscopeError(f"show: {len(pictures)} pictures for {n} map(s); give one "
                                 f"per map, or one for all.")
         for i, pic in enumerate(pictures):
-            arr = np.asarray(pic, dtype=np.float64)
+            pictures[i] = arr = _picture(pic, i)
             if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
                 raise NetscopeError(f"show: picture {i} has shape {arr.shape}; an RGB picture "
                                     f"is (height, width, 3).")
             if not np.isfinite(arr).all():
                 raise NetscopeError(f"show: picture {i} holds NaN or infinity; draw the "
                                     f"picture the model saw (finite values).")
-        return Shown(self, images)
+        return Shown(self, pictures if isinstance(images, list | tuple) else pictures[0])
 
     def signed(self) -> torch.Tensor | None:
         """For relevance methods (LRP): the signed relevance per pixel (N, H, W), scaled
@@ -144,3 +145,20 @@ class Shown:
 
     def __repr__(self) -> str:
         return f"{self.heat!r}, shown over its image(s)"
+
+
+def _picture(pic, i: int):
+    """A picture for ``show``: an array (a grey one made RGB), or an image file's path."""
+    import numpy as np
+
+    if pic is None:
+        raise NetscopeError(f"show: picture {i} is None; give the picture each map explains "
+                            f"(an RGB array, a PIL image or an image file's path).")
+    if isinstance(pic, str | Path):
+        from netscope.vision.models.images import load_image
+
+        if not Path(pic).is_file():
+            raise NetscopeError(f"show: {pic}: no such image file.")
+        return np.asarray(load_image(str(pic)), dtype=np.float64)
+    arr = np.asarray(pic, dtype=np.float64)
+    return np.repeat(arr[..., None], 3, axis=-1) if arr.ndim == 2 else arr
