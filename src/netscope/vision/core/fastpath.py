@@ -19,6 +19,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from netscope.errors import NetscopeError
 from netscope.vision.core.functionalize import functionalize
 from netscope.vision.core.plain_transformer import write_out_transformers
 from netscope.vision.core.targets import reading_key
@@ -95,7 +96,10 @@ def _read_output(gm: fx.GraphModule, key) -> None:
     out = next(n for n in gm.graph.nodes if n.op == "output")
     value = out.args[0]
     if isinstance(value, (dict, tuple, list)):
-        chosen = select_output(value, key)
+        try:
+            chosen = select_output(value, key)
+        except NetscopeError:  # no part is clear without a key: the whole output stays
+            return
         if isinstance(chosen, fx.Node):
             out.args = (chosen,)
 
