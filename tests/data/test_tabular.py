@@ -141,3 +141,31 @@ def test_other_encodings_are_named(tmp_path):
     (tmp_path / "latin.csv").write_bytes(text.replace("red", "rouge é").encode("latin-1"))
     with pytest.raises(NetscopeError, match=r"not UTF-8 text \(byte 0xe9 .*Latin-1"):
         load_table(tmp_path / "latin.csv", task="group", target="score")
+
+
+def test_nested_parquet_columns_are_named(tmp_path):
+    """Parquet list and struct columns gave misleading errors later ("no feature varies",
+    "deviance is not finite"); they are named at reading."""
+    pytest.importorskip("pyarrow")
+    from netscope.data.tabular import read_rows
+
+    df = pd.DataFrame({"task": ["a", "b"] * 5, "y": np.arange(10.0), "x": np.arange(10.0),
+                       "tags": [[1, 2]] * 10, "meta": [{"k": 1}] * 10})
+    df.to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(NetscopeError, match=r"column\(s\) 'tags', 'meta' hold nested values"):
+        read_rows(tmp_path / "t.parquet")
+    df.drop(columns=["tags", "meta"]).to_parquet(tmp_path / "flat.parquet")
+    assert list(read_rows(tmp_path / "flat.parquet").columns) == ["task", "y", "x"]
+
+
+@pytest.mark.parametrize("name, said", [
+    ("evil\u202eabc", r"'evil\\u202eabc' at row 2 .*U\+202E"),
+    ("two\nlines", r"'two\\nlines' at row 2 .*U\+000A"),
+    ("   ", r"blank name '   ' at row 2"),
+])
+def test_task_names_that_would_break_the_report_are_refused(tmp_path, name, said):
+    df = pd.DataFrame({"task": ["a", name, "a", "b"], "y": [1.0, 2, 3, 4],
+                       "x": [0.0, 1, 2, 3]})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(NetscopeError, match=said):
+        load_table(tmp_path / "t.csv", "task", "y")

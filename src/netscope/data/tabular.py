@@ -34,10 +34,11 @@ def read_rows(path: Path) -> pd.DataFrame:
                     f"or save the table as CSV."
                 ) from None
             try:
-                return pd.read_parquet(path)
+                table = pd.read_parquet(path)
             except (pyarrow.ArrowException, OSError, ValueError) as exc:
                 raise NetscopeError(f"{path}: cannot read as Parquet ({type(exc).__name__}: "
                                     f"{first_line(exc)}); is the file complete?") from None
+            return _flat(table, path)
         encoding, sep = sniff(path)
         read = lambda **kw: pd.read_csv(path, encoding=encoding, sep=sep, **kw)  # noqa: E731
         return _checked_header(read(), read(nrows=1, header=None), path)
@@ -45,6 +46,19 @@ def read_rows(path: Path) -> pd.DataFrame:
         raise NetscopeError(f"{path}: the file is empty (no header, no rows).") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise NetscopeError(f"{path}: cannot parse as a table ({exc}).") from None
+
+
+def _flat(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The table, unless a column holds nested values (Parquet lists, structs, maps), which
+    no model here reads: they are named, instead of failing later as odd numbers."""
+    nested = [str(c) for c in df.columns if df[c].dtype == object and df[c].map(
+        lambda v: isinstance(v, list | tuple | dict | set | np.ndarray)).any()]
+    if nested:
+        names = ", ".join(shown(n) for n in nested[:5]) + (" ..." if len(nested) > 5 else "")
+        raise NetscopeError(f"{path}: column(s) {names} hold nested values (lists, structs or "
+                            f"maps); netscope reads flat tables: give each field its own "
+                            f"column, or drop them.")
+    return df
 
 
 BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
@@ -93,6 +107,23 @@ def _checked_header(df: pd.DataFrame, header: pd.DataFrame, path: Path) -> pd.Da
         raise NetscopeError(f"{path}: the header names {shown} more than once; give every "
                             f"column its own name.")
     return df
+
+
+def _check_task_names(labels: np.ndarray, task: str, path: Path) -> None:
+    """Task names end up in tables, plots and pages: a blank one, or one with a line break,
+    a tab or an invisible formatting character (a right-to-left override turns what follows
+    around) would break them or mislead; each is refused with its row, shown escaped."""
+    for row, name in enumerate(labels):
+        if not name.strip():
+            raise NetscopeError(f"{path}: task column {shown(task)} holds a blank name "
+                                f"{shown(name)} at {row_at(row, True)}; give every task a "
+                                f"visible name.")
+        if not name.isprintable():
+            odd = next(ch for ch in name if not ch.isprintable())
+            raise NetscopeError(f"{path}: task column {shown(task)} holds {shown(name)} at "
+                                f"{row_at(row, True)}, with the invisible character "
+                                f"U+{ord(odd):04X} (line breaks, tabs and text-direction "
+                                f"marks break the report's tables); remove it.")
 
 
 def _numeric_or_error(col: pd.Series, name: str, path: Path,
@@ -177,6 +208,7 @@ def load_table(path: str | Path, task: str, target: str,
             names.extend(f"{col}={level}" for level in levels)
             spec.append((str(col), tuple(levels)))
     labels = df[task].astype(str).to_numpy()
+    _check_task_names(labels, task, path)
     task_names = list(dict.fromkeys(labels))  # first-seen order
     index = {name: i for i, name in enumerate(task_names)}
     return TaskData(
