@@ -168,3 +168,30 @@ def test_a_column_named_twice_is_refused(tmp_path, capsys):
     assert main(["multitask", "run", "--csv", str(path), "--task-column", "task",
                  "--target-column", "y", "--quiet", "--out", str(tmp_path / "o")]) == 2
     assert "the header names 'y' more than once" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_shows_its_default_and_choices():
+    """--help of each command: an option with a default says it (in its text or the
+    formatter's "(default: ...)"), one with choices lists them, and --families names every
+    family key."""
+    import argparse
+
+    from netscope.cli import _leaves, build_parser
+    from netscope.multitask.families import FAMILIES
+
+    parser = build_parser()
+    for leaf in _leaves(parser):
+        formatter = leaf._get_formatter()
+        for action in leaf._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS or isinstance(
+                    action, argparse._HelpAction | argparse._StoreTrueAction):
+                continue
+            shown = formatter._get_help_string(action)
+            if action.default not in (None, False):
+                assert "default" in shown.lower(), (leaf.prog, action.option_strings)
+            if action.choices:
+                assert "{" + ",".join(map(str, action.choices)) + "}" in \
+                    formatter._format_action_invocation(action), (leaf.prog, action.dest)
+    run = next(p for p in _leaves(parser) if p.prog.endswith("multitask run"))
+    families = next(a for a in run._actions if a.dest == "families")
+    assert all(key in families.help for key in FAMILIES)

@@ -35,14 +35,19 @@ def add(sub) -> None:
                      default="lecture",
                      help="lecture: the course's split; standard: the published splits; "
                           "new-tasks: whole tasks held out (grouped K-fold over tasks)")
-    number(run, "--splits", lo=1, help="use only the first N splits (standard); the number "
-           "of task folds K (new-tasks, default 5)")
+    number(run, "--splits", lo=1, help="use only the first N splits (standard; default: all "
+           "of the data's published splits, 10 for the school data); the number of task "
+           "folds K (new-tasks, default 5)")
     number(run, "--new-task-fraction", cast=float, lo=0, hi=1, above=True, below=True,
            help="with --protocol standard: hold this share of the tasks out of training "
                 "whole in each split, scored apart as new tasks")
     number(run, "--test-fraction", cast=float, lo=0, hi=1, above=True, below=True,
-           help="test share for random splits")
-    run.add_argument("--families", help="comma-separated subset of model families")
+           help="test share for random splits (default: 0.4, the course's; 0.25 for the "
+                "survey data)")
+    from netscope.multitask.families import FAMILIES  # no PyTorch: the keys only
+
+    run.add_argument("--families", help="comma-separated subset of model families (default: "
+                     "every family that takes the target's kind): " + ", ".join(FAMILIES))
     run.add_argument("--out", help="output folder (default: netscope-results/DATA-PROTOCOL, "
                      "FILE-csv-PROTOCOL for --csv FILE); "
                      "replaced as a whole when the run completes")
