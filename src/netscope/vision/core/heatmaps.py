@@ -155,10 +155,14 @@ def _picture(pic, i: int):
         raise NetscopeError(f"show: picture {i} is None; give the picture each map explains "
                             f"(an RGB array, a PIL image or an image file's path).")
     if isinstance(pic, str | Path):
-        from netscope.vision.models.images import load_image
+        from PIL import Image, UnidentifiedImageError
 
         if not Path(pic).is_file():
             raise NetscopeError(f"show: {pic}: no such image file.")
-        return np.asarray(load_image(str(pic)), dtype=np.float64)
+        try:
+            with Image.open(pic) as image:
+                return np.asarray(image.convert("RGB"), dtype=np.float64) / 255
+        except (UnidentifiedImageError, OSError) as exc:
+            raise NetscopeError(f"show: {pic}: not an image ({exc}).") from None
     arr = np.asarray(pic, dtype=np.float64)
     return np.repeat(arr[..., None], 3, axis=-1) if arr.ndim == 2 else arr
