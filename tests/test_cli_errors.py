@@ -359,3 +359,22 @@ def test_an_error_is_always_one_line(capsys):
     _fail("x" * 50_000, 2)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and len(err) < MESSAGE_MOST + 100 and "50,000 characters" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["vision", "gradcam", "chelsea", "--class", "tabbyy"],
+    ["vision", "saliency", "chelsea", "--class", "tabbyy"],
+])
+def test_a_misspelt_class_fails_before_pytorch_loads(argv, tmp_path):
+    """The README promises class names are checked before PyTorch loads (it took 11 s on a
+    busy machine to say "did you mean"): a fresh process never imports torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom netscope.cli import main\n"
+            f"rc = main({argv + ['--out', str(tmp_path / 'o')]!r})\n"
+            "print(rc, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.split() == ["2", "False"], done.stdout + done.stderr
+    assert "Did you mean: 'tabby'" in done.stderr

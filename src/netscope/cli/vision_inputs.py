@@ -34,13 +34,13 @@ def start(args, images: bool = True, classes: list[str] | None = None, writes: b
     if writes:
         check_writable_dir(args.out)
     found = sources(args) if images else []  # paths first: no PyTorch import for a typo
-    from netscope.vision.models.classes import resolve_class
-    from netscope.vision.models.zoo import known_class_names, load_model
+    from netscope.vision.models.classes import known_class_names, resolve_class
 
     names = known_class_names(args.model)
     for c in (classes or []) if names else []:
-        resolve_class(c, names, len(names))
+        resolve_class(c, names, len(names))  # before PyTorch loads: a typo fails at once
     from netscope.vision.core.device import resolve_device, to_device
+    from netscope.vision.models.zoo import load_model
 
     if getattr(args, "device", None):
         resolve_device(args.device)  # an unknown or missing device fails before loading

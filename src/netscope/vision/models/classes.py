@@ -9,6 +9,17 @@ from pathlib import Path
 
 from netscope.errors import NetscopeError
 
+DEFAULT_MODEL = "efficientnet-lite0"
+
+
+def known_class_names(spec: str) -> tuple[str, ...] | None:
+    """The class names a model spec will have, when known without loading it (ImageNet
+    for the default and torchvision's classifiers), so class arguments are checked before
+    PyTorch loads (this module does not import it)."""
+    if spec == DEFAULT_MODEL or spec.startswith("torchvision:"):
+        return imagenet_classes()
+    return None
+
 
 @lru_cache(maxsize=1)
 def imagenet_classes() -> tuple[str, ...]:

@@ -15,10 +15,9 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.models.classes import imagenet_classes
+from netscope.vision.models.classes import DEFAULT_MODEL, imagenet_classes
 from netscope.vision.models.images import resize
 
-DEFAULT_MODEL = "efficientnet-lite0"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -98,14 +97,6 @@ def load_model(spec: str = DEFAULT_MODEL) -> LoadedModel:
         f"unknown model {spec!r}: use '{DEFAULT_MODEL}', 'torchvision:NAME', 'timm:NAME', "
         f"a TorchScript file, or 'module:function'."
     )
-
-
-def known_class_names(spec: str) -> tuple[str, ...] | None:
-    """The class names a model spec will have, when known without loading it (ImageNet
-    for the default and torchvision's classifiers), so class arguments are checked first."""
-    if spec == DEFAULT_MODEL or spec.startswith("torchvision:"):
-        return imagenet_classes()
-    return None
 
 
 def _efficientnet_lite0() -> LoadedModel:
