@@ -195,7 +195,7 @@ def test_constant_maps_are_uninformative_and_never_ranked():
     ev = evaluate(one, tiny_images(1), ["gradcam", "saliency", "random"],
                   replace(FAST, layer=None))
     assert ev.best() is None and all(r["rank"] is None for r in ev.table())
-    assert "most faithful here: none (every method's maps are constant)" in text_report(ev)
+    assert "no method gave an informative map here (every map is constant)" in text_report(ev)
 
 
 def test_lrp_keeps_its_sign_in_the_evaluation_pictures():
@@ -210,3 +210,27 @@ def test_lrp_keeps_its_sign_in_the_evaluation_pictures():
     from netscope.render.evaluation import maps_png
 
     assert maps_png(ev, 0)[:4] == b"\x89PNG"
+
+
+def test_random_maps_are_a_floor_never_the_most_faithful_method():
+    """The course notebook once ended "Most faithful here: random": a baseline is never the
+    answer; a method is named only when it ranks ahead of the random maps, and otherwise
+    the verdict says none did, on how many images and steps."""
+    from dataclasses import replace
+
+    lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
+    ev = evaluate(lm, tiny_images(), ["gradcam", "saliency", "random"], FAST)
+    table = ev.table()
+    floor = ev.floor()
+    assert floor["method"] == "random"
+    top = ev.best()
+    if top is not None:
+        assert top["method"] != "random" and top["mean_rank"] < floor["mean_rank"]
+        assert ev.verdict().startswith(f"most faithful here: {top['method']}")
+    # when the random maps rank first, no method is named
+    rows = [dict(r, mean_rank=1.0 if r["method"] == "random" else 2.0) for r in table]
+    forced = replace(ev)
+    forced.table = lambda: sorted(rows, key=lambda r: r["mean_rank"])
+    assert forced.best() is None
+    assert forced.verdict().startswith("no method did better than random maps here (2 "
+                                       "image(s), 4 steps)")

@@ -80,42 +80,40 @@ def text_report(ev: Evaluation) -> str:
     images = ", ".join(f"{n} ({label}, {p:.0%})"
                        for n, label, p in zip(ev.names, ev.labels, ev.probabilities,
                                               strict=True))
-    top = ev.best()
-    best = top["method"] if top else "none (every method's maps are constant)"
     return "\n".join([
         f"model: {ev.model_name}; images: {images}",
         "", markdown_table(HEADER, table_rows(ev)), "",
         *(f"- {k}: {v}" for k, v in MEANING.items()),
         *(f"not applicable: {k}: {v}" for k, v in ev.skipped.items()),
-        f"most faithful here: {best} (took {ev.seconds:.0f} s in all)",
+        f"{ev.verdict()} (took {ev.seconds:.0f} s in all)",
     ])
 
 
 def short_text(ev: Evaluation) -> str:
     """A notebook's text form: the ranked table and the answer, without the glossary."""
-    top = ev.best()
-    best = top["method"] if top else "none (every method's maps are constant)"
     return "\n".join([f"Evaluation of {len(ev.results)} methods on {len(ev.names)} image(s), "
                       f"{ev.model_name}", markdown_table(HEADER, table_rows(ev)),
-                      f"most faithful here: {best}"])
+                      ev.verdict()])
 
 
 def notebook_html(ev: Evaluation) -> str:
     """A notebook's view: the ranked table (failing methods in red) and the answer."""
     from netscope.render.notebook import fragment
 
-    top = ev.best()
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
     body = "".join("<tr" + (' class="fail"' if "FAILS" in r[7] else "") + ">"
                    + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in table_rows(ev))
-    answer = (f"Most faithful here: <b>{html.escape(top['method'])}</b>" if top
-              else "No method gave an informative map")
+    answer = f"<b>{html.escape(_capital(ev.verdict()))}</b>"
     skipped = "".join(f"<p>Not applicable: <b>{html.escape(k)}</b> ({html.escape(v)})</p>"
                       for k, v in ev.skipped.items())
-    return fragment(f"<p>{answer} ({len(ev.names)} image(s), model "
-                    f"<code>{html.escape(ev.model_name)}</code>)</p><table><tr>{head}</tr>"
+    return fragment(f"<p>{answer} (model <code>{html.escape(ev.model_name)}</code>)</p>"
+                    f"<table><tr>{head}</tr>"
                     f"{body}</table>{skipped}", "tr.fail td{color:#b00}")
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def per_image_rows(ev: Evaluation) -> list[dict]:
@@ -190,10 +188,7 @@ def html_report(ev: Evaluation, curves: bytes | None, maps: list[bytes]) -> str:
     sanity = _sanity_table(ev)
     figs = "".join(f"<h3>{html.escape(n)}</h3>{img_tag(png, n)}"
                    for n, png in zip(ev.names, maps, strict=True))
-    top = ev.best()
-    verdict = (f"<b>Most faithful here: {html.escape(top['method'])}</b> (mean rank "
-               f"{top['mean_rank']:.1f})" if top else
-               "<b>No method gave an informative map here</b> (every map is constant)")
+    verdict = f"<b>{html.escape(_capital(ev.verdict()))}</b>"
     s = ev.settings
     skipped = "".join(f"<p>Not applicable here: <b>{html.escape(k)}</b> ({html.escape(v)})</p>"
                       for k, v in ev.skipped.items())

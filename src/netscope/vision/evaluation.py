@@ -146,6 +146,9 @@ SCORED = {"deletion_auc": False, "insertion_auc": True, "road_gap": True,
           "average_drop": False}
 
 
+BASELINES = ("random",)  # scored beside the methods, never named the most faithful
+
+
 @dataclass
 class Evaluation:
     names: list[str]
@@ -192,9 +195,41 @@ class Evaluation:
         return notebook_html(self)
 
     def best(self) -> dict | None:
-        """The top-ranked row; None when no method gave an informative map."""
+        """The top-ranked method that did better than the random maps (when they were
+        scored: a baseline is never "the most faithful method"); None when none did, or no
+        method gave an informative map."""
         table = self.table()
-        return table[0] if table and table[0]["rank"] is not None else None
+        floor = self.floor(table)
+        for r in table:
+            if r["rank"] is None or r["method"] in BASELINES:
+                continue
+            if floor is not None and not r["mean_rank"] < floor["mean_rank"]:
+                return None
+            return r
+        return None
+
+    def floor(self, table: list[dict] | None = None) -> dict | None:
+        """The random maps' ranked row, when they were scored."""
+        table = self.table() if table is None else table
+        return next((r for r in table if r["method"] in BASELINES and r["rank"] is not None),
+                    None)
+
+    def verdict(self) -> str:
+        """The answer in one sentence, with what it rests on."""
+        top, floor = self.best(), self.floor()
+        n, steps = len(self.names), self.settings.steps
+        if top is not None:
+            beyond = (f", ahead of the random maps' {floor['mean_rank']:.1f}" if floor
+                      else "; no random maps were scored to compare with")
+            return (f"most faithful here: {top['method']} (mean rank "
+                    f"{top['mean_rank']:.1f}{beyond}; {n} image(s), {steps} steps)")
+        if floor is None or not any(r["rank"] is not None for r in self.table()
+                                    if r["method"] not in BASELINES):
+            return "no method gave an informative map here (every map is constant)"
+        return (f"no method did better than random maps here ({n} image(s), {steps} "
+                f"steps): on so few images and steps the ranking cannot tell them apart; "
+                f"score more images and steps (vision evaluate --demo: all the sample "
+                f"photos, 50 steps)")
 
 
 def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
