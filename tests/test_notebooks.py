@@ -56,6 +56,11 @@ def test_notebook_outputs(executed, name):
     for index, kinds in EXPECTED[name].items():
         got = _kinds(book.cells[index])
         assert kinds <= got, f"{name} cell {index}: {sorted(got)}"
+    if name == "multitask_school.ipynb":  # the prose states the protocol it prints
+        printed = book.cells[3].outputs[0]["data"]["text/html"]
+        prose = "".join(book.cells[2].source)
+        assert "random 60%/40% train/test split" in printed and "ALL rows" in printed
+        assert "60%" in prose and "40%" in prose and "over all rows" in prose
     if name == "vision_cnn.ipynb":  # random maps are the floor, never the answer
         verdict = book.cells[12].outputs[0]["data"]["text/html"]
         assert "Most faithful here: gradcam" in verdict and "ahead of the random maps" in \
