@@ -218,3 +218,20 @@ def test_an_option_the_method_does_not_take_is_an_error_naming_it(capsys):
         capsys.readouterr().err
     assert main(["vision", "gradcam", "chelsea", "--top-k", "8"]) == 2
     assert "--top-k does not apply to Grad-CAM" in capsys.readouterr().err
+
+
+def test_report_pages_have_an_index_and_say_their_title_once(tmp_path, capsys):
+    """`vision report` wrote one page per image and no index, each page repeating its
+    title: an index now links every image's page (with its thumbnail and top classes),
+    and each page links back."""
+    rc, out, _ = run(capsys, "report", "coffee", "rocket", "--quiet", "--top", "1",
+                     "--out", str(tmp_path))
+    assert rc == 0 and f"open {tmp_path / 'index.html'}" in out
+    index = (tmp_path / "index.html").read_text()
+    for stem in ("coffee", "rocket"):
+        assert f"<a href='{stem}.html'><img src='{stem}_input.png'" in index
+        assert (tmp_path / f"{stem}_input.png").is_file()
+        page = (tmp_path / f"{stem}.html").read_text()
+        assert page.count(f">netscope: {stem}<") == 2  # the page's title and h1, no h2
+        assert f"<h2>{stem}</h2>" not in page and "href='index.html'" in page
+    assert "2 image(s), model <code>efficientnet-lite0</code>" in index

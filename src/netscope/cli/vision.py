@@ -486,6 +486,7 @@ def _vision_report(args) -> int:
             pages = write_explanations(exps, stage, lm.name, args.one_page, beat)
     for path in pages:
         print(f"wrote {out / path.relative_to(stage)}")
+    print(f"open {out / pages[-1].relative_to(stage)}")  # the index (or the one page)
     return 0
 
 

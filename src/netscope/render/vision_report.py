@@ -51,8 +51,10 @@ def page(title: str, body: str) -> str:
             f"{body}</body></html>")
 
 
-def explanation_section(ex: Explanation, out: Path, model_name: str) -> str:
-    """HTML for one image, writing each picture as a PNG under ``out`` too."""
+def explanation_section(ex: Explanation, out: Path, model_name: str,
+                        heading: bool = True) -> str:
+    """HTML for one image, writing each picture as a PNG under ``out`` too; ``heading``:
+    its own title (off on a page that has it as its title already)."""
     stem = slug(ex.title)
     pictures: list[tuple[str, str, bytes]] = [("input", "input (as the model sees it)",
                                                png_bytes(ex.image))]
@@ -72,7 +74,8 @@ def explanation_section(ex: Explanation, out: Path, model_name: str) -> str:
         write_bytes(out / f"{stem}_activations_{slug(layer)}.png", data)
         grids += _figure(data, f"activations of {layer}", "grid")
     figs = "".join(_figure(d, c) for _, c, d in pictures)
-    return (f"<h2>{html.escape(ex.title)}</h2><p>Model <code>{html.escape(model_name)}</code>; "
+    title = f"<h2>{html.escape(ex.title)}</h2>" if heading else ""
+    return (f"{title}<p>Model <code>{html.escape(model_name)}</code>; "
             f"Grad-CAM at layer <code>{html.escape(ex.layer)}</code>, maps divided by their "
             f"maximum; saliency = max over colour channels of |d score / d pixel|"
             f"{f', its mean over {ex.smooth} noisy copies (SmoothGrad)' if ex.smooth else ''}"
@@ -106,12 +109,32 @@ def write_explanations(explanations: Sequence[Explanation], out: str | Path, mod
     sections = []
     for ex in explanations:
         say(f"drawing the pictures of {ex.title}")
-        sections.append((ex, explanation_section(ex, out, model_name)))
+        sections.append((ex, explanation_section(ex, out, model_name, heading=one_page)))
     if one_page:
         body = "".join(s for _, s in sections)
         return [write_text(out / "report.html", page("netscope vision report", body))]
-    return [write_text(out / f"{slug(ex.title)}.html", page(f"netscope: {ex.title}", s))
-            for ex, s in sections]
+    back = "<p><a href='index.html'>all images</a></p>"
+    pages = [write_text(out / f"{slug(ex.title)}.html", page(f"netscope: {ex.title}",
+                                                             back + s))
+             for ex, s in sections]
+    return [*pages, write_text(out / "index.html", _index(explanations, model_name))]
+
+
+def _index(explanations: Sequence[Explanation], model_name: str) -> str:
+    """The report's first page: each image with its top classes and a link to its page."""
+    tiles = "".join(
+        f"<figure><a href='{slug(ex.title)}.html'><img src='{slug(ex.title)}_input.png' "
+        f"alt='{html.escape(ex.title)}' style='width:160px'></a><figcaption>"
+        f"<a href='{slug(ex.title)}.html'>{html.escape(ex.title)}</a>: "
+        + ", ".join(f"{html.escape(n)} {p:.0%}" for _, n, p in ex.predictions[:3])
+        + (f"; Grad-CAM {html.escape(ex.faithfulness['verdict'])} than random maps"
+           if ex.faithfulness.get("verdict") in ("better", "worse") else
+           "; Grad-CAM: cannot tell against random maps" if ex.faithfulness else "")
+        + "</figcaption></figure>" for ex in explanations)
+    return page("netscope vision report", f"<p>{len(explanations)} image(s), model "
+                f"<code>{html.escape(model_name)}</code>; each image's page has its "
+                f"Grad-CAM and saliency maps for its top classes and its activations.</p>"
+                f"<div>{tiles}</div>")
 
 
 def write_gallery(images: Sequence[np.ndarray], labels: Sequence[str], title: str,
