@@ -498,3 +498,31 @@ def test_concept_relevance_works_with_the_commands_default_layer():
     by_layer = concepts(model, x, [0], layer="mix", relevance="lrp", top=2)
     assert got.layer.endswith(":input")
     np.testing.assert_allclose(got.terms, by_layer.terms, rtol=1e-6)
+
+
+def test_the_site_index_shows_units_and_its_real_tables(tree, tmp_path):
+    """The index linked to itself, named a files.csv that was never written and showed no
+    unit; a signed layer's "fires 100%" came without a word. Now: no self link, the tables
+    written, a strip of units per layer, and a note on signed layers."""
+    lm = T.loaded()
+    signed = torch.nn.Conv2d(3, 3, 5, padding=2)  # the detector shifted below 0
+    with torch.no_grad():
+        signed.weight.copy_(lm.model.detect.weight)
+        signed.bias.fill_(-30.0)
+    lm.model.detect = signed
+    out = tmp_path / "atlas"
+    run = make_atlas(lm, tree, out, settings(layers=("detect", "mix"), top_k=2), None,
+                     table="csv")
+    save_site(run.atlas, lm, tree, out)
+    index = (out / "index.html").read_text()
+    assert "atlas index</a>" not in index and "files.parquet" not in index
+    assert "Tables: units.csv, unit_stats.csv, files.csv." in index
+    assert "<a href='detect/0.html' title='unit 0'><img src='detect/img/u0-p0.jpg'" in index
+    assert "1 unreadable, listed in the files table" in index
+    assert "atlas index</a>" in (out / "detect" / "index.html").read_text()
+    # detect is now a convolution whose outputs average below 0 before its ReLU; mix comes
+    # after ReLUs through non-negative weights
+    assert run.atlas.layers["detect"].statistics()["mean_pooled"].max() < 0
+    assert "outputs are signed" in (out / "detect" / "index.html").read_text()
+    assert "outputs are signed" in (out / "detect" / "1.html").read_text()
+    assert "outputs are signed" not in (out / "mix" / "index.html").read_text()

@@ -42,8 +42,9 @@ y=parseFloat(b.dataset[key]);return desc?y-x:x-y;});tiles.forEach(t=>box.appendC
 
 def _page(title: str, body: str, depth: int) -> bytes:
     home = "../" * depth + "index.html"
+    back = f"<p><a href='{home}'>atlas index</a></p>" if depth else ""  # not on the index
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title>{STYLE}</head><body><p><a href='{home}'>atlas index</a></p>"
+            f"</title>{STYLE}</head><body>{back}"
             f"<h1>{html.escape(title)}</h1>{body}</body></html>").encode()
 
 
@@ -83,15 +84,15 @@ def crop(view: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 def write_site(atlas, emit: Callable[[str, bytes], None], view: Callable[[int], np.ndarray],
                class_names: Sequence[str] | None = None,
                progress: Callable[[str], None] | None = None,
-               grids: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
-               ) -> list[str]:
+               grids: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+               tables: Sequence[str] = ()) -> list[str]:
     """Every page and picture of the site (see the module docstring); returns the pages."""
     say = progress or (lambda message: None)
     examples = atlas.examples()
     relevant = atlas.examples("relevance") if atlas.relevance else examples.iloc[:0]
     _write_patches(atlas, examples, relevant, emit, view, say, grids)
     pages = ["index.html"]
-    emit("index.html", _index(atlas))
+    emit("index.html", _index(atlas, tables))
     for name, la in atlas.layers.items():
         s = slug(name)
         stats = la.statistics()
@@ -152,22 +153,40 @@ def _correlation_png(corr: np.ndarray, order: np.ndarray) -> bytes:
     return _png(np.repeat(np.repeat(rgb, scale, 0), scale, 1))
 
 
-def _index(atlas) -> bytes:
+STRIP = 12  # units shown per layer on the index
+
+
+def _index(atlas, tables: Sequence[str] = ()) -> bytes:
     rows = "".join(
         f"<tr><td><a href='{slug(n)}/index.html'>{html.escape(n)}</a></td><td>{la.units}</td>"
         f"<td>{la.grid[0]}x{la.grid[1]}</td><td>{la.field.method}, "
         f"{la.field.size[0]:.0f}x{la.field.size[1]:.0f} px</td></tr>"
         for n, la in atlas.layers.items())
+    strips = "".join(
+        f"<h2><a href='{slug(n)}/index.html'>{html.escape(n)}</a></h2><div class='row'>"
+        + "".join(f"<a href='{slug(n)}/{u}.html' title='unit {u}'>"
+                  f"{_thumb(la, u, slug(n) + '/')}</a>" for u in la.order[:STRIP])
+        + (f" <a href='{slug(n)}/index.html'>all {la.units}</a>" if la.units > STRIP else "")
+        + "</div>" for n, la in atlas.layers.items())
     bad = len(atlas.unreadable)
+    listed = (f"Tables: {', '.join(html.escape(t) for t in tables)}." if tables else "")
+    unread = (f" ({bad} unreadable, listed in the files table)" if bad else "")
     body = (f"<p>Model {html.escape(atlas.model)}, input {atlas.size}x{atlas.size}, "
-            f"{len(atlas.files) - bad} images ({bad} unreadable, listed in files.csv / "
-            f"files.parquet). Tables: units (strongest examples) and unit_stats.</p>"
+            f"{len(atlas.files) - bad} images{unread}. {listed}</p>"
             f"<table><tr><th>layer</th><th>units</th><th>grid</th><th>receptive field</th>"
             f"</tr>{rows}</table><p class='note'>geometry: computed from the kernels, strides, "
             f"paddings and dilations on the path; effective: where the gradient of the centre "
             f"unit is at least 1% of its largest value.</p>"
-            f"<!--circuits--><!--/circuits-->")  # `vision circuit --atlas` lists its pages here
+            f"<!--circuits--><!--/circuits-->"  # `vision circuit --atlas` lists its pages here
+            f"<p class='note'>The first {STRIP} units of each layer in cluster order (alike "
+            f"units side by side): feature visualization where made, else strongest patch."
+            f"</p>{strips}")
     return _page("netscope unit atlas", body, 0)
+
+
+def _thumb(la, u: int, prefix: str = "") -> str:
+    picture = f"img/u{u}-main0.png" if "main" in la.pictures else f"img/u{u}-p0.jpg"
+    return f"<img src='{prefix}{picture}' alt='unit {u}'>"
 
 
 def _tile_picture(la, u: int) -> str:
@@ -193,12 +212,24 @@ def _layer_page(atlas, la, stats) -> bytes:
     body = (f"<p>{la.units} units on a {la.grid[0]}x{la.grid[1]} grid; receptive field "
             f"{la.field.method}, {la.field.size[0]:.0f}x{la.field.size[1]:.0f} px. Each tile: "
             f"the unit's feature visualization (when made) beside its strongest patch.</p>"
+            f"{_signed_note(stats)}"
             f"{buttons}<div class='tiles' id='tiles'>{tiles}</div>"
             f"<h2>Unit correlations (cluster order)</h2><p class='note'>Pearson correlation "
             f"of the units' spatially pooled activations over the dataset; red +1, blue -1."
             f"</p><img src='correlation.png' alt='correlation heat map' "
             f"style='max-width:600px'>{SORT_SCRIPT}")
     return _page(f"layer {la.name}", body, 1)
+
+
+def _signed_note(stats) -> str:
+    """On a layer whose outputs are signed (no ReLU after it: some unit's mean is below
+    0, which a rectified layer's cannot be), "fires" (a maximum above 0) says little."""
+    if not (np.asarray(stats["mean_pooled"]) < 0).any():
+        return ""
+    return ("<p class='note'>This layer's outputs are signed (some units average below 0: "
+            "no ReLU after it), so \"fires\" (the unit's maximum above 0 on an image) is near "
+            "100% and says little here; the histogram of maxima and the strongest images say "
+            "more.</p>")
 
 
 def _histogram_svg(edges: np.ndarray, counts: np.ndarray) -> str:
@@ -248,7 +279,7 @@ def _unit_page(atlas, la, u: int, stats, rows, class_names, fires: bool,
                f"image, scaled to its largest value there)</p><div class='row'>{fired}</div>"
                if fired else "")
             + _relevant(atlas, u, relevant)
-            + f"<h2>Over the dataset</h2><table>{facts}</table>"
+            + f"<h2>Over the dataset</h2>{_signed_note(stats)}<table>{facts}</table>"
             f"<p>Histogram of the unit's maximum per image</p>{_histogram_svg(edges, counts)}"
             f"{_similar(la, u)}{_direction(atlas, la, u)}{_takes_part(atlas, la, u)}"
             f"{_inputs(la, u)}{_outputs(atlas, la, u)}"
@@ -411,7 +442,9 @@ def save_site(atlas, lm, root: str | Path, out: str | Path,
         x = pre.normalize(torch.from_numpy(picture).permute(2, 0, 1)[None].to(pre.device))
         return unit_grids(lm, x.to(getattr(torch, pre.dtype)), layouts)
 
-    write_site(atlas, emit, view, lm.class_names, progress, grids)
+    tables = [f"{name}.{ext}" for name in ("units", "units_by_relevance", "unit_stats", "files")
+              for ext in ("parquet", "csv") if (out / f"{name}.{ext}").is_file()]
+    write_site(atlas, emit, view, lm.class_names, progress, grids, tables)
     for rel, data in pending:
         write_bytes(out / rel, data)
     return out / "index.html"
