@@ -169,3 +169,27 @@ def test_task_names_that_would_break_the_report_are_refused(tmp_path, name, said
     df.to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(NetscopeError, match=said):
         load_table(tmp_path / "t.csv", "task", "y")
+
+
+def test_the_tours_example_files_load_as_their_kinds(tmp_path, capsys):
+    """`netscope data examples` writes every file the README's tour names; each table loads
+    with the target kind the tour says, and the photos are images."""
+    from PIL import Image
+
+    from netscope.cli import main
+
+    assert main(["data", "examples", "--out", str(tmp_path)]) == 0
+    kinds = {"shops.csv": ("shop", "sales", "regression"),
+             "visits.csv": ("clinic", "returned", "binary"),
+             "claims.csv": ("region", "claims", "count"),
+             "trips.csv": ("city", "mode", "multiclass")}
+    for name, (task, target, kind) in kinds.items():
+        data = load_table(tmp_path / name, task, target,
+                          target_kind="count" if kind == "count" else "auto")
+        assert data.kind == kind, name
+        assert data.n_tasks >= 20
+    fresh = pd.read_csv(tmp_path / "new_trips.csv")
+    assert "mode" not in fresh and "city20" in set(fresh.city)  # a city never seen
+    for photo in ("photos/chelsea.jpg", "photos/rocket.jpg", "my.jpg"):
+        assert Image.open(tmp_path / photo).mode == "RGB"
+    assert "--task-column shop --target-column sales" in capsys.readouterr().out

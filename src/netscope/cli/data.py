@@ -1,4 +1,5 @@
-"""`netscope data ...`: fetch and verify the reference data sets."""
+"""`netscope data ...`: fetch and verify the reference data sets; write the tour's example
+files."""
 
 from __future__ import annotations
 
@@ -17,8 +18,14 @@ def add(sub) -> None:
                        help="copy from this local folder (verified) instead of downloading")
     fetch.set_defaults(func=_data_fetch)
     check = ds.add_parser("check", help="verify a data folder against the known checksums")
-    check.add_argument("--data-dir")
+    check.add_argument("--data-dir", help="the folder to verify (default: $NETSCOPE_DATA, "
+                       "else the cache)")
     check.set_defaults(func=_data_check)
+    examples = ds.add_parser("examples", help="write the files the README's tour uses "
+                             "(grouped tables of every target kind, sample photos) into a "
+                             "folder, offline")
+    examples.add_argument("--out", default="netscope-examples", help="the folder")
+    examples.set_defaults(func=_data_examples)
 
 
 def _data_fetch(args) -> int:
@@ -27,6 +34,21 @@ def _data_fetch(args) -> int:
     root = fetch_all(Path(args.dir) if args.dir else None, progress=progress_printer(False),
                      source=Path(args.source) if args.source else None)
     print(f"data ready in {root}")
+    return 0
+
+
+def _data_examples(args) -> int:
+    from netscope.data.examples import TABLES, write_examples
+    from netscope.files.folders import check_writable_dir
+    from netscope.vision.models.images import save_samples
+
+    check_writable_dir(args.out)
+    written = write_examples(args.out) + save_samples(args.out)
+    for name, (group, target, what) in TABLES.items():
+        print(f"{Path(args.out) / name}: {what}; --task-column {group} --target-column "
+              f"{target}")
+    print(f"{len(written)} files in {args.out}/ (new_trips.csv: rows to predict; photos/ and "
+          f"my.jpg: the sample photos); cd {args.out} to run the tour's commands as written")
     return 0
 
 

@@ -149,13 +149,35 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
     return np.asarray(im)
 
 
-def sample_image(name: str) -> np.ndarray:
-    """One of scikit-image's bundled photos: chelsea, coffee, astronaut, rocket."""
+def sample_image(name: str, pil: bool = False) -> np.ndarray | Image.Image:
+    """One of scikit-image's bundled photos: chelsea, coffee, astronaut, rocket, as an RGB
+    float array in [0, 1] (what netscope's functions take), or with ``pil`` as a PIL image
+    (what ``PIL.Image`` code and ``save`` take)."""
     if name not in SAMPLES:
         raise NetscopeError(f"unknown sample image {name!r}; choose from {', '.join(SAMPLES)}.")
     from skimage import data
 
-    return to_rgb(getattr(data, name)(), name)
+    raw = getattr(data, name)()
+    if pil:
+        return Image.fromarray(raw).convert("RGB")
+    return to_rgb(raw, name)
+
+
+def save_samples(folder: str | Path) -> list[Path]:
+    """The sample photos as JPEG files in ``folder``/photos, and chelsea as ``my.jpg``: the
+    files the README's tour names."""
+    import io
+
+    from netscope.files.atomic import write_bytes
+
+    written = []
+    for name in SAMPLES:
+        buffer = io.BytesIO()
+        sample_image(name, pil=True).save(buffer, "JPEG", quality=92)
+        written.append(write_bytes(Path(folder) / "photos" / f"{name}.jpg", buffer.getvalue()))
+        if name == "chelsea":
+            written.append(write_bytes(Path(folder) / "my.jpg", buffer.getvalue()))
+    return written
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
