@@ -23,3 +23,12 @@ def test_render_keeps_the_backend_and_never_loads_pyplot():
     out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["svg", "False", "True", "True"]
+
+
+def test_bland_altman_labels_never_read_minus_zero():
+    """A bias of -0.0013 was labelled "bias -0.00"; labels keep three significant digits."""
+    from netscope.render.blandaltman import value_text
+
+    assert value_text(-0.0013) == "-0.0013"
+    assert value_text(-1e-15) == "0" and value_text(0.0) == "0"
+    assert value_text(12.3456) == "12.3" and value_text(-2.5) == "-2.5"

@@ -16,7 +16,8 @@ def bland_altman_png(y_true: np.ndarray, y_pred: np.ndarray, title: str, unit: s
     for key, style, label in (("bias", "-", "bias"), ("upper", "--", "+1.96 SD"),
                               ("lower", "--", "-1.96 SD")):
         ax.axhline(ba[key], color="#d62728", linestyle=style, linewidth=1)
-        ax.annotate(f"{label} {ba[key]:.2f}", xy=(1.0, ba[key]), xycoords=("axes fraction", "data"),
+        ax.annotate(f"{label} {value_text(ba[key])}", xy=(1.0, ba[key]),
+                    xycoords=("axes fraction", "data"),
                     xytext=(-4, 2), textcoords="offset points", ha="right", fontsize=7,
                     color="#d62728")
     ax.set_xlabel(f"mean of prediction and truth ({unit})")
@@ -24,3 +25,10 @@ def bland_altman_png(y_true: np.ndarray, y_pred: np.ndarray, title: str, unit: s
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def value_text(v: float) -> str:
+    """Three significant digits, never "-0.00": a tiny bias shows its size (-0.0013), an
+    exact zero as 0."""
+    v = float(v)
+    return "0" if v == 0 or abs(v) < 1e-12 else f"{v:.3g}"

@@ -46,7 +46,9 @@ def table_rows(comp: Comparison) -> list[list[str]]:
 
 
 def definitions_of(comp: Comparison) -> dict[str, str]:
-    return {m.key: m.definition for m in columns(comp)}
+    """Each column's definition, by the heading the table shows it under (the summary's
+    key in brackets, for code that reads summary() or the CSV)."""
+    return {f"{m.header} [{m.key}]": m.definition for m in columns(comp)}
 
 
 def one_split_note(comp: Comparison) -> str:
@@ -102,7 +104,7 @@ def text_report(comp: Comparison) -> str:
         "",
         markdown_table(header(comp), table_rows(comp)),
         "",
-        *(f"- {k}: {v}" for k, v in definitions_of(comp).items() if k != "rmse"),
+        *(f"- {k}: {v}" for k, v in definitions_of(comp).items()),
         f"best: {best_line(comp)}",
         *(f"warning: {w}" for w in comp.warnings()),
         *(f"note: {n}" for n in data_notes(comp)),
@@ -385,7 +387,7 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
                       "classes": list(comp.data.classes)},
            "ranked_by": comp.metric.key, "notes": data_notes(comp),
            "protocol_definition": comp.protocol.definition,
-           "definitions": definitions_of(comp),
+           "definitions": {m.key: m.definition for m in columns(comp)},
            "settings": comp.settings.as_dict(),
            "families": [{"key": r.family.key, "label": r.family.label,
                          "description": r.family.description, "kinds": list(r.family.kinds),
