@@ -79,6 +79,28 @@ def test_ascent_pictures_show_themselves(tiny):
     assert repr(result).startswith("AscentResult(2 pictures 16x16, 2 steps")
 
 
+def test_ascent_pictures_are_drawn_four_to_a_row_where_they_belong():
+    """Eight pictures in one row were too small to read in a notebook: they come four to
+    a row; each tile shows its own picture (solid colours found at their places)."""
+    import io
+
+    from PIL import Image
+
+    from netscope.vision.features.ascent import AscentResult
+
+    colours = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1),
+               (0, 0, 0)]
+    images = torch.tensor(colours, dtype=torch.float32)[:, :, None, None].expand(8, 3, 32, 32)
+    result = AscentResult(images.clone(), torch.zeros(1, 8), [f"unit {i}" for i in range(8)])
+    png = np.asarray(Image.open(io.BytesIO(result._repr_png_())).convert("RGB")) / 255
+    h, w, _ = png.shape
+    assert (w, h) == (800, 440)  # 2 rows of 4 tiles, 2 x 2.2 inches each at 100 dpi
+    for i, colour in enumerate(colours[:6]):
+        row, col = divmod(i, 4)  # the tile's centre, by the grid
+        y, x = int((row + 0.55) * h / 2), int((col + 0.5) * w / 4)
+        np.testing.assert_allclose(png[y, x], colour, atol=0.02, err_msg=f"tile {i}")
+
+
 def test_evaluation_and_comparison_are_short_and_scoped(tiny, tmp_path):
     from netscope.data.tabular import load_table
     from netscope.multitask import protocols

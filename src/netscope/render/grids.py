@@ -69,7 +69,8 @@ def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
     return figure_png(fig)
 
 
-def image_row_png(images: Sequence[np.ndarray], labels: Sequence[str], cols: int = 8) -> bytes:
+def image_row_png(images: Sequence[np.ndarray], labels: Sequence[str], cols: int = 8,
+                  label_size: float = 7) -> bytes:
     """RGB float images in a grid, each with its label."""
     n = len(images)
     cols = min(cols, n)
@@ -80,6 +81,6 @@ def image_row_png(images: Sequence[np.ndarray], labels: Sequence[str], cols: int
         ax.axis("off")
         if i < n:
             ax.imshow(np.clip(images[i], 0, 1))
-            ax.set_title(labels[i], fontsize=7)
+            ax.set_title(labels[i], fontsize=label_size)
     fig.tight_layout()
     return figure_png(fig)

@@ -116,10 +116,12 @@ def heatmaps_html(heat) -> str:
 
 
 def pictures_png(images: np.ndarray, labels: Sequence[str]) -> bytes:
-    """(N, H, W, 3) pictures in a row (the first MOST_MAPS), each with its label."""
+    """(N, H, W, 3) pictures (the first MOST_MAPS), four to a row so that each stays
+    readable in a notebook's cell, each with its label."""
     from netscope.render.grids import image_row_png
 
-    return image_row_png(list(images[:MOST_MAPS]), list(labels[:MOST_MAPS]))
+    return image_row_png(list(images[:MOST_MAPS]), list(labels[:MOST_MAPS]), cols=4,
+                         label_size=9)
 
 
 def activations_png(name: str, act: np.ndarray) -> bytes:
