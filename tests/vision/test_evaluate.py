@@ -43,7 +43,13 @@ def test_every_method_is_scored_and_ranked(tiny_eval):
     assert {r["method"] for r in table} == set(ALL_METHODS) == set(EVAL_METHODS) - {"rollout"}
     for r in table:
         assert 0 <= r["deletion_auc"] <= 1 and 0 <= r["insertion_auc"] <= 1
-        assert r["sanity"] in ("passes", "FAILS", "not run")
+    # the verdicts this seeded tiny model gets: Integrated Gradients' maps, x times the
+    # mean gradient, stay dominated by the input's own pattern once every weight is
+    # randomized (Adebayo et al.'s finding for gradient x input); the rest change
+    verdicts = {r["method"]: r["sanity"] for r in table}
+    assert verdicts.pop("random") == "not run" and verdicts.pop("integrated-gradients") == \
+        "FAILS"
+    assert set(verdicts.values()) == {"passes"}, verdicts
     passing = [r["rank"] for r in table if r["sanity"] != "FAILS"]
     failing = [r["rank"] for r in table if r["sanity"] == "FAILS"]
     assert not failing or max(passing) < min(failing)  # failing methods come last
@@ -91,6 +97,21 @@ def test_randomization_changes_gradcam_on_the_default_model_and_not_the_model():
     assert check.passed and check.spearman[-1, 0] < 0.5
     assert check.stages[0] != check.stages[-1] and check.depth[-1] == check.groups
     assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())
+
+
+def test_a_map_that_ignores_the_weights_fails_the_sanity_check():
+    """Analytic ends of the cascading randomization: a "method" that draws the input's
+    brightness whatever the weights keeps rank correlation 1 and FAILS; one that draws the
+    first layer's response changes with the weights and passes."""
+    model = TinyGAP(dtype=torch.float32).eval()
+    x = torch.from_numpy(np.stack([img.transpose(2, 0, 1) for _, img in tiny_images()]))
+    brightness = cascading_randomization(model, x, lambda m, xx, tt: xx.sum(1), [0, 0], 2)
+    assert not brightness.passed and brightness.spearman[-1] == pytest.approx(1.0)
+    first = next(mod for mod in model.modules() if isinstance(mod, torch.nn.Conv2d))
+    name = next(n for n, mod in model.named_modules() if mod is first)
+    response = cascading_randomization(
+        model, x, lambda m, xx, tt: dict(m.named_modules())[name](xx).sum(1).abs(), [0, 0], 1)
+    assert response.passed
 
 
 def test_cli_evaluate(tmp_path, capsys):
