@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.methods.relevance import COMPOSITES
 from netscope.vision.methods.relevance.propagate import lrp
 from netscope.vision.methods.relevance.rules import (
     AlphaBeta,
@@ -88,8 +89,7 @@ def test_each_rule_equals_its_definition_on_two_layers(rule):
     assert float(heat.extras["score"][0]) == pytest.approx(out[1])
 
 
-@pytest.mark.parametrize("composite", ["epsilon", "epsilon-plus", "epsilon-plus-flat",
-                                       "epsilon-gamma-box", "epsilon-alpha2-beta1"])
+@pytest.mark.parametrize("composite", COMPOSITES)
 def test_a_bias_free_network_conserves_the_score(composite):
     model, x = BiasFree().double().eval(), inputs().double()
     heat = lrp(model, x, [0, 3], composite=composite, epsilon=0.0 if composite == "epsilon"
@@ -436,3 +436,24 @@ def test_lrp_reads_the_output_key_the_model_is_read_for(tmp_path, capsys):
     assert main(["vision", "saliency", "chelsea", "--method", "lrp", "--model",
                  "tests.vision.test_lrp:two_heads", "--output-key", "main", "--out",
                  str(tmp_path / "o")]) == 0
+
+
+def test_the_command_line_registry_and_function_share_one_source_of_lrp_settings():
+    """The composites' names and LRP's defaults are declared once: the command line's
+    choices and defaults, the registry's settings and lrp()'s own defaults agree."""
+    import argparse
+    import inspect
+
+    from netscope.cli import _leaves, build_parser
+    from netscope.vision.methods.registry import METHODS
+
+    settings = {s.name: s for s in METHODS["lrp"].settings}
+    assert settings["composite"].choices == COMPOSITES
+    defaults = inspect.signature(lrp).parameters
+    for name in ("composite", "epsilon", "gamma", "stabilizer", "attention"):
+        assert defaults[name].default == settings[name].default, name
+    saliency = next(p for p in _leaves(build_parser()) if p.prog.endswith("vision saliency"))
+    options = {a.dest: a for a in saliency._actions if isinstance(a, argparse.Action)}
+    for name in ("composite", "epsilon", "gamma", "attention"):
+        assert options[name].default == settings[name].default, name
+    assert tuple(options["composite"].choices) == COMPOSITES

@@ -95,16 +95,15 @@ def add(sub) -> None:
     number(p, "--smooth", lo=0, hi=10_000, default=0, help="SmoothGrad samples (0: plain)")
     number(p, "--noise", cast=float, lo=0, hi=10, default=0.05,
            help="SmoothGrad noise SD as a fraction of the input's range")
-    lrp = METHODS["lrp"]
-    p.add_argument("--composite", choices=lrp.settings[0].choices, default="epsilon-plus",
-                   help="LRP: " + lrp.settings[0].help)
-    number(p, "--epsilon", cast=float, lo=0, hi=1e6, above=True, default=1e-6,
-           help="LRP: " + lrp.settings[1].help)
-    number(p, "--gamma", cast=float, lo=0, hi=1e6, default=0.25,
-           help="LRP: " + lrp.settings[2].help)
-    attention = next(s for s in lrp.settings if s.name == "attention")
-    p.add_argument("--attention", choices=attention.choices, default=attention.default,
-                   help="LRP: " + attention.help)
+    lrp = {s.name: s for s in METHODS["lrp"].settings}  # the settings' one source
+    p.add_argument("--composite", choices=lrp["composite"].choices,
+                   default=lrp["composite"].default, help="LRP: " + lrp["composite"].help)
+    number(p, "--epsilon", cast=float, lo=0, hi=1e6, above=True,
+           default=lrp["epsilon"].default, help="LRP: " + lrp["epsilon"].help)
+    number(p, "--gamma", cast=float, lo=0, hi=1e6, default=lrp["gamma"].default,
+           help="LRP: " + lrp["gamma"].help)
+    p.add_argument("--attention", choices=lrp["attention"].choices,
+                   default=lrp["attention"].default, help="LRP: " + lrp["attention"].help)
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     _bare(p)
     p.set_defaults(func=_vision_saliency, _option_defaults=_option_defaults(p))

@@ -16,6 +16,7 @@ from importlib import import_module
 from typing import Any
 
 from netscope.errors import NetscopeError
+from netscope.vision.methods.relevance import ATTENTION, COMPOSITES
 
 BATCH = 16  # images per forward pass in perturbation methods (as core.batched.BATCH)
 
@@ -151,15 +152,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "layer by layer by rules (a modified backward pass)",
            _M + "relevance.propagate:lrp",
            (Setting("composite", "epsilon-plus", "which rule each layer gets (Zennit's "
-                    "composites)", ("epsilon-plus", "epsilon-plus-flat", "epsilon-gamma-box",
-                                   "epsilon-alpha2-beta1", "epsilon-alpha2-beta1-flat",
-                                   "epsilon")),
+                    "composites)", COMPOSITES),
             Setting("epsilon", 1e-6, "the epsilon rule's stabilizer (dense layers)"),
             Setting("gamma", 0.25, "the gamma rule's weight on positive parameters"),
             Setting("stabilizer", 1e-6, "the other rules' stabilizer"),
             Setting("attention", "ah", "transformers: 'ah' holds the attention weights "
                     "constant (Ali et al. 2022); 'attnlrp' passes relevance through queries "
-                    "and keys too (AttnLRP)", choices=("ah", "attnlrp")),
+                    "and keys too (AttnLRP)", choices=ATTENTION),
             Setting("low", None, "z-box: each input channel's lowest value (default: this "
                     "batch's)"),
             Setting("high", None, "z-box: each input channel's highest value"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netscope.errors import NetscopeError
+from netscope.vision.methods.relevance import ATTENTION, COMPOSITES
 from netscope.vision.methods.relevance.rules import (
     AlphaBeta,
     Epsilon,
@@ -35,9 +36,6 @@ from netscope.vision.methods.relevance.rules import (
 )
 
 ROLES = ("conv", "dense", "pool", "sum", "activation", "batchnorm", "layernorm", "attention")
-ATTENTION = ("ah", "attnlrp")  # how relevance passes attention (``attention`` module)
-COMPOSITES = ("epsilon-plus", "epsilon-plus-flat", "epsilon-gamma-box",
-              "epsilon-alpha2-beta1", "epsilon-alpha2-beta1-flat", "epsilon")
 
 
 @dataclass(frozen=True)
