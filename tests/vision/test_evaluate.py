@@ -75,7 +75,21 @@ def test_outputs(tiny_eval, tmp_path):
     assert "LOWER is better" in page and "HIGHER is better" in page and "FAILS when" in page
     assert page.count("data:image/png;base64,") == 3
     text = text_report(tiny_eval)
-    assert "most faithful here:" in text and all(k in text for k in MEANING)
+    assert tiny_eval.verdict() in text and all(k in text for k in MEANING)
+    # the files hold the numbers: the table's, and per image what averages to them
+    import pandas as pd
+
+    table = {r["method"]: r for r in tiny_eval.table()}
+    csv = pd.read_csv(tmp_path / "evaluation.csv").set_index("method")
+    per_image = pd.read_csv(tmp_path / "per_image.csv")
+    assert len(per_image) == len(ALL_METHODS) * len(tiny_eval.names)
+    for method, row in table.items():
+        for col in ("deletion_auc", "insertion_auc"):
+            assert csv.loc[method, col] == pytest.approx(row[col], rel=1e-6)
+            mine = per_image[per_image["method"] == method][col]
+            assert mine.mean() == pytest.approx(row[col], rel=1e-6), (method, col)
+        assert doc["table"][[r["method"] for r in doc["table"]].index(method)]["rank"] == \
+            row["rank"]
 
 
 def test_method_names():
