@@ -146,3 +146,28 @@ def test_maps_show_over_their_pictures(tiny):
     bad[0, 0, 0] = np.nan
     with pytest.raises(NetscopeError, match="picture 0 holds NaN"):
         heat.show(bad)
+
+
+def test_a_shown_map_is_the_known_overlay_of_its_picture(tiny):
+    """``show`` draws exactly overlay(picture, map): on a black picture a map that is 1 on
+    the left half and 0 on the right gives alpha x jet(1) and alpha x jet(0) blocks."""
+    import io
+
+    from matplotlib import colormaps
+    from PIL import Image
+
+    model, x = tiny
+    heat = V.grad_cam(model, x[:1])
+    half = torch.zeros(1, *heat.maps.shape[1:])
+    half[..., : half.shape[-1] // 2] = 1.0
+    heat.maps = half
+    black = np.zeros((64, 64, 3), np.float32)
+    png = np.asarray(Image.open(io.BytesIO(heat.show(black)._repr_png_())).convert("RGB"))
+    rgb = png.reshape(-1, 3).astype(int)
+    jet = colormaps["jet"]
+
+    def count(level: float) -> int:
+        want = np.round(0.45 * np.array(jet(level)[:3]) * 255).astype(int)
+        return int((np.abs(rgb - want).max(1) <= 3).sum())
+
+    assert count(1.0) > 500 and count(0.0) > 500, (count(1.0), count(0.0))
