@@ -280,3 +280,20 @@ def test_lrp_runs_keep_and_show_signed_relevance(tree, tmp_path):
     page = (out / "index.html").read_text()
     assert "signed relevance: red for the class, blue against it" in page
     assert ok["deletion_auc"].between(0, 1).all()
+
+
+def test_progress_lines_say_how_long_is_left(monkeypatch):
+    """A long pass says within its first seconds how long it will take at its rate."""
+    import time
+
+    from netscope.vision.datasets.image_files import RateLine, duration
+
+    clock = iter([10.0, 14.0])
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    said = []
+    line = RateLine("atlas", 1000, said.append, 0.0)
+    line.tick(50, 0)  # 50 images in 10 s: 5/s, 950 left: 190 s
+    line.tick(1000, 2)  # done: no estimate
+    assert said == ["atlas: 50/1000 images, 5.0 images/s, 0 unreadable, about 3 min left",
+                    "atlas: 1000/1000 images, 71.4 images/s, 2 unreadable"]
+    assert [duration(s) for s in (0.2, 42, 600, 9000)] == ["1 s", "42 s", "10 min", "2.5 h"]

@@ -50,7 +50,9 @@ class ImageFiles(Dataset):
 
 
 class RateLine:
-    """A progress line at most every two seconds (and at the end): done/total, images/s."""
+    """A progress line at most every two seconds (and at the end): done/total, images/s,
+    and while work remains, the time it will take at that rate (so a long pass says how
+    long it will be within its first seconds)."""
 
     def __init__(self, what: str, total: int, say, start: float) -> None:
         self.what, self.total, self.say, self.start, self.last = what, total, say, start, start
@@ -62,8 +64,19 @@ class RateLine:
         if now - self.last >= 2 or done == self.total:
             self.last = now
             rate = done / max(now - self.start, 1e-9)
+            left = (f", about {duration((self.total - done) / rate)} left"
+                    if 0 < done < self.total and rate > 0 else "")
             self.say(f"{self.what}: {done}/{self.total} images, {rate:.1f} images/s, "
-                     f"{unreadable} unreadable")
+                     f"{unreadable} unreadable{left}")
+
+
+def duration(seconds: float) -> str:
+    """A rough time span: '40 s', '3 min', '1.5 h'."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def default_workers() -> int:
