@@ -271,3 +271,25 @@ def test_concept_relevance_equals_held_in_zennit_crp_numbers():
             want = case["relevance"][layer]
             mine = got.extras["unit_relevance"][layer].sum((2, 3)).numpy()
             np.testing.assert_allclose(mine, want, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--atlas", "{tmp}"], "not an atlas folder (no index.html and atlas-run.json)"),
+    (["--validate", "--ablation", "patch", "--reference", "{tmp}/none.png"],
+     "none.png: file not found"),
+    (["--validate", "--ablation", "nope"], "invalid choice: 'nope'"),
+])
+def test_cli_circuit_refuses_bad_input_in_one_line(tmp_path, capsys, extra, said):
+    from netscope.cli import main
+
+    argv = ["vision", "circuit", "chelsea", "--model", "tests.vision.tiny_units:detector",
+            "--layers", "mix", "--out", str(tmp_path / "c"),
+            *[a.format(tmp=tmp_path) for a in extra]]
+    try:
+        rc = main(argv)
+    except SystemExit as stop:  # argparse
+        rc = stop.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()

@@ -19,7 +19,7 @@ def add_circuit(vs, common) -> None:
 
     p = vs.add_parser("circuit", help="the circuit of a class on images: units or dictionary "
                       "features of the chosen layers, the attributions between them, and "
-                      "(--validate) each claim checked by removing the node")
+                      "(--validate) each claim checked by intervention")
     common(p)
     p.add_argument("--layers", required=True, help="comma-separated layers, in the order the "
                    "network runs them (features_LAYER for a --dictionary's features)")
