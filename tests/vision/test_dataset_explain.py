@@ -286,7 +286,8 @@ def test_progress_lines_say_how_long_is_left(monkeypatch):
     """A long pass says within its first seconds how long it will take at its rate."""
     import time
 
-    from netscope.vision.datasets.image_files import RateLine, duration
+    from netscope.timing import duration
+    from netscope.vision.datasets.image_files import RateLine
 
     clock = iter([10.0, 14.0])
     monkeypatch.setattr(time, "perf_counter", lambda: next(clock))

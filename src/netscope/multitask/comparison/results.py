@@ -7,6 +7,7 @@ split's work in ``fit_split.py``, splits side by side in ``parallel.py``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -22,6 +23,7 @@ from netscope.multitask.families import FAMILIES, Family, check_families, famili
 from netscope.multitask.protocols import Protocol
 from netscope.multitask.settings import Settings
 from netscope.multitask.targets import KINDS, TargetKind
+from netscope.timing import time_left
 
 DIVERGED = 10.0  # a standardized test MSE above this is reported as a failed fit
 
@@ -160,7 +162,11 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
     else:
         outcomes = (fit_split(data, split, protocol.scale_from, settings, keys, progress, i == 0)
                     for i, split in enumerate(splits))
+    start = time.perf_counter()
     for i, outcome in enumerate(outcomes):
+        if progress and len(splits) > 1 and i + 1 < len(splits):  # the pace so far
+            progress(f"{i + 1}/{len(splits)} splits done"
+                     f"{time_left(time.perf_counter() - start, i + 1, len(splits))}")
         for res, run in zip(results, outcome, strict=True):
             res.runs.append(run.scores)
             res.per_task.append(run.per_task)

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from netscope.errors import NetscopeError
+from netscope.timing import time_left
 from netscope.vision.models.images import IMAGE_SUFFIXES, load_image
 from netscope.vision.models.zoo import Preprocess
 
@@ -64,19 +65,9 @@ class RateLine:
         if now - self.last >= 2 or done == self.total:
             self.last = now
             rate = done / max(now - self.start, 1e-9)
-            left = (f", about {duration((self.total - done) / rate)} left"
-                    if 0 < done < self.total and rate > 0 else "")
             self.say(f"{self.what}: {done}/{self.total} images, {rate:.1f} images/s, "
-                     f"{unreadable} unreadable{left}")
-
-
-def duration(seconds: float) -> str:
-    """A rough time span: '40 s', '3 min', '1.5 h'."""
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
+                     f"{unreadable} unreadable"
+                     f"{time_left(now - self.start, done, self.total)}")
 
 
 def default_workers() -> int:
