@@ -42,8 +42,8 @@ def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
     chosen = choose_channels(act, max_channels, order)
     cols = math.ceil(math.sqrt(len(chosen)))
     rows = math.ceil(len(chosen) / cols)
-    fig, axes = subplots(rows, cols, figsize=(max(1.3 * cols, 5.0), 1.3 * rows + 0.7),
-                             dpi=100, squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(max(1.6 * cols, 5.0), 1.6 * rows + 0.7),
+                             dpi=100, squeeze=False)  # tiles big enough to read in a notebook
     lo, hi = float(act[chosen].min()), float(act[chosen].max())
     image = None
     for i, ax in enumerate(axes.flat):
@@ -54,7 +54,7 @@ def feature_grid_png(act: np.ndarray, layer: str, max_channels: int = 64,
                 image = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi if hi > lo else lo + 1)
             else:
                 ax.imshow(normalized_array(m[None])[0], cmap=cmap, vmin=0, vmax=1)
-            ax.set_title(str(chosen[i]), fontsize=6, pad=1)
+            ax.set_title(str(chosen[i]), fontsize=8, pad=1)
     if chosen != list(range(len(chosen))):
         what = f"the {len(chosen)} of {c} channels with the largest mean; "
     elif len(chosen) < c:
