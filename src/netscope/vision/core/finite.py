@@ -79,9 +79,11 @@ def _as_batch(model: nn.Module, x, name: str) -> torch.Tensor:
 def _check_shape(model, x: torch.Tensor, name: str) -> None:
     """For a model that starts with a 2-D convolution: a batch (N, C, H, W) with its
     channels (other models may take feature vectors or token sequences)."""
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None) \
-        if isinstance(model, nn.Module) else None
-    if first is None:
+    # the first module that holds weights, when it is a 2-D convolution (the stem: models
+    # register it first); anything else and the input's form is not known here
+    first = next((m for m in model.modules() if any(True for _ in m.parameters(
+        recurse=False))), None) if isinstance(model, nn.Module) else None
+    if not isinstance(first, nn.Conv2d):
         return
     c = first.in_channels
     if x.dim() == 3 and x.shape[0] == c:
