@@ -269,3 +269,12 @@ def test_random_maps_are_a_floor_never_the_most_faithful_method():
     assert forced.best() is None
     assert forced.verdict().startswith("no method did better than random maps here (2 "
                                        "image(s), 4 steps)")
+
+
+def test_evaluation_says_how_far_it_is_and_how_long_is_left():
+    said = []
+    lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
+    evaluate(lm, tiny_images(1), ["gradcam", "saliency", "random"], FAST, progress=said.append)
+    starts = [s for s in said if ": maps (" in s]
+    assert [s.split(" (")[1].split(" methods")[0] for s in starts] == ["1/3", "2/3", "3/3"]
+    assert starts[0].endswith("methods)") and starts[1].endswith(" left)")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 
 from netscope.errors import NetscopeError
+from netscope.timing import time_left
 from netscope.vision.core.batched import BATCH, class_scores
 from netscope.vision.core.capture import capture
 from netscope.vision.core.heatmaps import normalize_maps
@@ -253,8 +254,9 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
                     t.tolist(), [class_label(lm.class_names, k) for k in t.tolist()],
                     chosen.tolist(), settings, lm.name)
     scored: dict[str, tuple] = {}  # the same maps (Grad-CAM, XGrad-CAM, HiResCAM and CAM at
-    for name in names:             # a GAP head, equal to SAME) have the same scores: once
-        say(f"{name}: maps")
+    for i, name in enumerate(names):  # a GAP head, equal to SAME) have the same scores: once
+        pace = time_left(time.perf_counter() - start, i, len(names))  # methods cost alike
+        say(f"{name}: maps ({i + 1}/{len(names)} methods{pace})")
         try:
             ev.results.append(_score_method(lm, x, t, name, settings, say, scored))
         except NetscopeError as exc:
