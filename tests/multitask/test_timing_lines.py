@@ -29,3 +29,24 @@ def test_a_comparison_over_splits_says_how_long_is_left(tmp_path):
     lines = [s for s in said if "splits done" in s]
     assert [s.split(",")[0] for s in lines] == ["1/3 splits done", "2/3 splits done"]
     assert all(s.endswith(" left") for s in lines)
+
+
+def test_each_family_says_where_it_is_in_the_split(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from netscope.data.tabular import load_table
+    from netscope.multitask import protocols
+    from netscope.multitask.comparison.results import compare
+
+    rng = np.random.default_rng(0)
+    rows = [{"g": g, "a": rng.normal(), "y": rng.normal() + i}
+            for i, g in enumerate("pqrs") for _ in range(12)]
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    data = load_table(tmp_path / "d.csv", "g", "y")
+    said = []
+    compare(data, protocols.lecture(data), families=["pooled-ridge", "mtl-ridge"],
+            progress=said.append)
+    starts = [s for s in said if ": training (" in s]
+    assert starts[0].endswith("pooled ridge: training (1/2)")
+    assert "training (2/2, about " in starts[1] and starts[1].endswith(" left)")

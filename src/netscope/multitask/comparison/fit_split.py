@@ -15,6 +15,7 @@ from netscope.multitask.comparison.metrics import primary, score
 from netscope.multitask.families import FAMILIES
 from netscope.multitask.protocols import prepare
 from netscope.multitask.targets import KINDS
+from netscope.timing import time_left
 
 
 @dataclass
@@ -44,11 +45,12 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
     y_true = data.y[split.test]
     new = ~np.isin(prep.t_test, prep.t_train)
     done: dict[str, tuple[TaskEstimator, float]] = {}
-    runs = []
-    for key in keys:
+    runs, start = [], time.perf_counter()
+    for i, key in enumerate(keys):
         family = FAMILIES[key].for_kind(data.kind)
-        if progress:
-            progress(f"[{split.name}] {family.label}: training")
+        if progress:  # the pace so far (families differ in cost: a rough guide)
+            pace = time_left(time.perf_counter() - start, i, len(keys))
+            progress(f"[{split.name}] {family.label}: training ({i + 1}/{len(keys)}{pace})")
         est, seconds = _fit_family(key, prep, settings, data, progress, done)
         done[key] = (est, seconds)
         X_test = prep.features_for(family.native_missing)[1]
