@@ -10,7 +10,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import LayerRef, capture
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.layer_choice import default_layer
 from netscope.vision.core.layers import find_layer
@@ -18,7 +18,7 @@ from netscope.vision.core.targets import TargetLike, as_target, resolve
 from netscope.vision.core.token_grid import Reshape, as_grid
 
 
-@finite_images
+@checked_images
 def cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         layer: str | LayerRef | None = None, fc: str | None = None, normalize: str = "max",
         reshape: Reshape | None = None) -> Heatmaps:

@@ -17,14 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from netscope.vision.core.capture import LayerRef, capture
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, top_classes
 from netscope.vision.core.layer_choice import default_layer
 from netscope.vision.core.targets import TargetLike
 from netscope.vision.core.token_grid import Reshape, as_grid
 
 
-@finite_images
+@checked_images
 def eigen_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
               layer: str | LayerRef | None = None, normalize: str = "max",
               centre: bool = False, reshape: Reshape | None = None) -> Heatmaps:

@@ -20,8 +20,8 @@ from torch import nn
 
 from netscope.vision.core.batched import BATCH, batched_scores, check_positive, class_scores
 from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.fastpath import truncated
-from netscope.vision.core.finite import finite_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.layer_choice import default_layer
 from netscope.vision.core.targets import Resolved, TargetLike, resolve
@@ -56,7 +56,7 @@ def _weighted_map(A: torch.Tensor, weights: torch.Tensor, chosen: torch.Tensor, 
                     normalize)
 
 
-@finite_images
+@checked_images
 def score_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
               layer: str | LayerRef | None = None, top_k: int | None = None,
               batch_size: int = BATCH,
@@ -80,7 +80,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                          normalize)
 
 
-@finite_images
+@checked_images
 def ablation_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                  layer: str | LayerRef | None = None, top_k: int | None = None,
                  batch_size: int = BATCH,

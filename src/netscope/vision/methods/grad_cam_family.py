@@ -16,7 +16,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import LayerRef, capture
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.layer_choice import INPUT_IGNORED, default_layer, scores_ignore_input
 from netscope.vision.core.targets import Resolved, TargetLike, detached, resolve
@@ -102,7 +102,7 @@ VARIANTS = {"gradcam": gradcam_weights, "gradcam++": gradcampp_weights,
             "hirescam": hirescam_weights}
 
 
-@finite_images
+@checked_images
 def grad_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
              layer: str | LayerRef | None = None, variant: str = "gradcam",
              normalize: str = "max", eps: float = 0.0,

@@ -14,12 +14,12 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.targets import Resolved, TargetLike, detached, resolve
 
 
-@finite_images
+@checked_images
 def saliency(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
              samples: int = 0, noise: float = 0.05, seed: int = 0) -> Heatmaps:
     """Saliency maps at the input's resolution; ``samples`` > 0 is SmoothGrad."""

@@ -16,7 +16,7 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import LayerRef, capture
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.targets import TargetLike, resolve
 from netscope.vision.methods.grad_cam_family import grad_cam
@@ -60,7 +60,7 @@ def guided_relus(model: nn.Module):
                 m.forward = own
 
 
-@finite_images
+@checked_images
 def guided_backprop(model: nn.Module, x: torch.Tensor,
                     targets: TargetLike = None) -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015): input gradient through guided ReLUs."""
@@ -73,7 +73,7 @@ def guided_backprop(model: nn.Module, x: torch.Tensor,
         return input_grad(model, x, t)
 
 
-@finite_images
+@checked_images
 def guided_grad_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                     layer: str | LayerRef | None = None, normalize: str = "max") -> Heatmaps:
     """Guided backprop times the upsampled Grad-CAM map: the signed pixels (N, 3, H, W) in

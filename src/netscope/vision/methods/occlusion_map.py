@@ -13,7 +13,7 @@ from netscope.errors import NetscopeError
 from netscope.vision.core.baselines import baseline_like
 from netscope.vision.core.batched import BATCH, batched_scores, check_positive, class_scores
 from netscope.vision.core.capture import capture
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.targets import TargetLike, resolve
 
@@ -25,7 +25,7 @@ def _starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-@finite_images
+@checked_images
 def occlusion(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
               window: int = 32, stride: int = 16, baseline: str | torch.Tensor = "zeros",
               batch_size: int = BATCH, scale: str = "logit",

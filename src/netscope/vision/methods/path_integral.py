@@ -15,13 +15,13 @@ from torch import nn
 from netscope.vision.core.baselines import baseline_like
 from netscope.vision.core.batched import BATCH, check_positive, class_scores
 from netscope.vision.core.capture import capture
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.targets import TargetLike, resolve
 from netscope.vision.methods.gradients import input_grad
 
 
-@finite_images
+@checked_images
 def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                          baseline: str | torch.Tensor = "zeros", steps: int = 32,
                          batch_size: int = BATCH) -> Heatmaps:

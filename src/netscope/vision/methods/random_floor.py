@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from netscope.vision.core.capture import capture
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps
 from netscope.vision.core.targets import TargetLike, resolve
 
 
-@finite_images
+@checked_images
 def random_map(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                seed: int = 0, size: int = 14) -> Heatmaps:
     """(N, size, size) uniform noise in [0, 1), the same for a seed whatever the device;

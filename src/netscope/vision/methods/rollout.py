@@ -30,7 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture, hooks
-from netscope.vision.core.finite import finite_images
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, top_classes
 from netscope.vision.core.targets import TargetLike
 from netscope.vision.core.token_grid import infer_layout, patch_size
@@ -127,7 +127,7 @@ def _keep_weights(record: list[torch.Tensor], wanted: dict[int, tuple[bool, bool
     return hook
 
 
-@finite_images
+@checked_images
 def attention_rollout(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                       fusion: str = "mean", discard: float = 0.0,
                       normalize: str = "max") -> Heatmaps:

@@ -17,8 +17,8 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture
+from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.fastpath import fingerprint
-from netscope.vision.core.finite import finite_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.targets import TargetLike, detached, reading_key, resolve
 from netscope.vision.methods.relevance.composites import Composite
@@ -28,7 +28,7 @@ from netscope.vision.methods.relevance.rules import Rule
 _GRAPHS: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
-@finite_images
+@checked_images
 def lrp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         composite: str = "epsilon-plus", epsilon: float = 1e-6, gamma: float = 0.25,
         stabilizer: float = 1e-6, attention: str = "ah", low=None, high=None,

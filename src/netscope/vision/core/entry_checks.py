@@ -27,7 +27,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 
 
-def finite_images(method: Callable) -> Callable:
+def checked_images(method: Callable) -> Callable:
     """Wrap a method ``(model, x, ...)`` with the entry checks of the module docstring."""
 
     @functools.wraps(method)
