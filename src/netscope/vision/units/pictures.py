@@ -5,11 +5,13 @@ phase-only one that keeps the atlas's own images' amplitude spectrum."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
 
 from netscope.errors import NetscopeError
+from netscope.timing import time_left
 from netscope.vision.features.ascent import AscentConfig, visualize_filters
 from netscope.vision.features.presets import PRESETS
 from netscope.vision.models.zoo import LoadedModel
@@ -43,11 +45,12 @@ def unit_pictures(lm: LoadedModel, layer: str, units: int, cfg: AscentConfig,
 
 def _run(lm, layer, units, cfg, copies, diversity, spectrum, say, what) -> np.ndarray:
     step = max(1, PICTURES_PER_BATCH // copies)
-    parts = []
+    parts, begun = [], time.perf_counter()
     for start in range(0, units, step):
         channels = list(range(start, min(units, start + step)))
         result = visualize_filters(lm.model, layer, channels, lm.preprocess, cfg,
                                    copies=copies, diversity=diversity, spectrum=spectrum)
         parts.append(result.images.detach().float().cpu().numpy().astype(np.float16))
-        say(f"atlas: {what} of {layer}, {channels[-1] + 1}/{units} units")
+        say(f"atlas: {what} of {layer}, {channels[-1] + 1}/{units} units"
+            f"{time_left(time.perf_counter() - begun, channels[-1] + 1, units)}")
     return np.concatenate(parts)
