@@ -1,6 +1,21 @@
 """Long runs say how long is left at their pace."""
 
+import numpy as np
+import pandas as pd
+
+from netscope.data.tabular import load_table
+from netscope.multitask import protocols
+from netscope.multitask.comparison.results import compare
 from netscope.timing import duration, time_left
+
+
+def four_groups(tmp_path):
+    """Four small groups of rows, written and loaded as a user's table."""
+    rng = np.random.default_rng(0)
+    rows = [{"g": g, "a": rng.normal(), "y": rng.normal() + i}
+            for i, g in enumerate("pqrs") for _ in range(12)]
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    return load_table(tmp_path / "d.csv", "g", "y")
 
 
 def test_time_left_at_the_pace_so_far():
@@ -10,18 +25,7 @@ def test_time_left_at_the_pace_so_far():
 
 
 def test_a_comparison_over_splits_says_how_long_is_left(tmp_path):
-    import numpy as np
-    import pandas as pd
-
-    from netscope.data.tabular import load_table
-    from netscope.multitask import protocols
-    from netscope.multitask.comparison.results import compare
-
-    rng = np.random.default_rng(0)
-    rows = [{"g": g, "a": rng.normal(), "y": rng.normal() + i}
-            for i, g in enumerate("pqrs") for _ in range(12)]
-    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
-    data = load_table(tmp_path / "d.csv", "g", "y")
+    data = four_groups(tmp_path)
     said = []
     protocol = protocols.new_tasks(data, folds=3)
     assert len(protocol.splits) == 3
@@ -32,18 +36,7 @@ def test_a_comparison_over_splits_says_how_long_is_left(tmp_path):
 
 
 def test_each_family_says_where_it_is_in_the_split(tmp_path):
-    import numpy as np
-    import pandas as pd
-
-    from netscope.data.tabular import load_table
-    from netscope.multitask import protocols
-    from netscope.multitask.comparison.results import compare
-
-    rng = np.random.default_rng(0)
-    rows = [{"g": g, "a": rng.normal(), "y": rng.normal() + i}
-            for i, g in enumerate("pqrs") for _ in range(12)]
-    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
-    data = load_table(tmp_path / "d.csv", "g", "y")
+    data = four_groups(tmp_path)
     said = []
     compare(data, protocols.lecture(data), families=["pooled-ridge", "mtl-ridge"],
             progress=said.append)

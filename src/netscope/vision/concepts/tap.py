@@ -43,13 +43,19 @@ class FeatureTap(nn.Module):
         weight it is the feature's first-order part of the score; with LRP relevance
         divided by the activations, the z-rule through the rebuilt activations (codes times
         atoms; the reconstruction error keeps the rest)."""
-        n, c, h, w = acts.shape
+        n, _, h, w = acts.shape
         with torch.no_grad():
-            codes = self.dictionary.encode(acts.flatten(2).transpose(1, 2).reshape(-1, c)
-                                           / self.scale)  # (n h w, K)
-            per_value = weight.flatten(2).transpose(1, 2).reshape(-1, c)
-            out = codes * (per_value @ self.dictionary.atoms().T) * self.scale
+            out = self.codes(acts) * (_rows(weight) @ self.dictionary.atoms().T) * self.scale
         return out.reshape(n, h * w, -1).transpose(1, 2).reshape(n, -1, h, w)
+
+    def codes(self, acts: torch.Tensor) -> torch.Tensor:
+        """The codes of every position of an (n, C, h, w) grid of the layer: (n h w, K)."""
+        return self.dictionary.encode(_rows(acts) / self.scale)
+
+
+def _rows(grid: torch.Tensor) -> torch.Tensor:
+    """An (n, C, h, w) grid as one row per position: (n h w, C)."""
+    return grid.flatten(2).transpose(1, 2).reshape(-1, grid.shape[1])
 
 
 def tap_name(layer: str) -> str:
@@ -92,7 +98,7 @@ def attach_features(model: nn.Module, layer: str, learned: Learned, size: int,
     def hook(_module, _inputs, output):
         grid = layout.to_grid(output).float()
         n, c, h, w = grid.shape
-        samples = grid.flatten(2).transpose(1, 2).reshape(-1, c) / tap.scale
+        samples = _rows(grid) / tap.scale
         if not splice:  # the atlas: each feature's response, before the sparsity choice
             shown = tap.dictionary.responses(samples)
             k = shown.shape[1]
@@ -148,8 +154,7 @@ def feature_share(tap: FeatureTap, acts: torch.Tensor, k: int) -> torch.Tensor:
     times its atom times the scale, over the (stabilized) activation."""
     n, c, h, w = acts.shape
     with torch.no_grad():
-        codes = tap.dictionary.encode(acts.flatten(2).transpose(1, 2).reshape(-1, c)
-                                      / tap.scale)[:, k]  # (n h w,)
+        codes = tap.codes(acts)[:, k]  # (n h w,)
         part = codes[:, None] * tap.dictionary.atoms()[k][None] * tap.scale  # (n h w, C)
         part = part.reshape(n, h * w, c).transpose(1, 2).reshape(n, c, h, w)
     return part / stabilized(acts)

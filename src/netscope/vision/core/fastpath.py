@@ -22,7 +22,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.core.functionalize import functionalize
 from netscope.vision.core.plain_transformer import write_out_transformers
-from netscope.vision.core.targets import reading_key
+from netscope.vision.core.targets import reading_key, select_output
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 _KEEP = 4  # traced layers remembered per model
@@ -91,7 +91,6 @@ def _read_output(gm: fx.GraphModule, key) -> None:
     """The copy returns the part of the model's output that the model is read for (its
     ``--output-key``, the logits of a dict holding them), as the model's reading hook, which
     the copy does not keep, made the model return."""
-    from netscope.vision.core.targets import select_output
 
     out = next(n for n in gm.graph.nodes if n.op == "output")
     value = out.args[0]
