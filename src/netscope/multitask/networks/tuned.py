@@ -102,6 +102,7 @@ class NetworkEstimator(TaskEstimator):
 
     def _fit(self, X, y, t, n_tasks) -> None:
         check_loss(self.loss, self.label, NETWORK_LOSSES)
+        self._train_mask = None  # the observations a setting trains on (None: all)
         if not self.tune:
             self.chosen_: dict[str, Any] = {}
             self.batch_size_ = self.batch_size
@@ -118,6 +119,7 @@ class NetworkEstimator(TaskEstimator):
         self.batch_size_ = max(self.batch_size, -(-int((~va).sum()) // STEPS_PER_EPOCH))
         trials, failed = [], None
         space = self._search_space()
+        self._train_mask = ~va
         for i, combo in enumerate(space):
             hp = {**self._hp(), **combo, "epochs": self.max_epochs}
             stop = _Heartbeat(self._stopper(X[va], y[va], t[va], kind, n_tasks), self.progress,
