@@ -112,6 +112,20 @@ MIXED_COV = Setting("mixed_cov", "factor1", "random-effects covariance of the mi
                     "full, diagonal, or rank-r factors plus a diagonal", str,
                     choices=("full", "diag", "factor1", "factor2", "factor3"))
 
+BALANCE_LR = Setting("balance_lr", 1e-2, "learning rate of the balancing weights that are "
+                     "learned (uncertainty weighting, GradNorm)", float, lo=0, hi=10, above=True)
+JOINT_EPOCHS = Setting("joint_epochs", 30, "epochs of the expert networks (shared-bottom, "
+                       "MMoE, PLE, cross-stitch)", lo=1, hi=100_000)
+EXPERT_WIDTHS = Setting("expert_widths", (32, 16), "hidden widths of each expert (and of the "
+                        "shared bottom and each cross-stitch column), e.g. 32,16", lo=1,
+                        hi=4096, count=0)
+EXPERTS = Setting("experts", 4, "shared experts of MMoE and of each PLE level", lo=1, hi=256)
+TOWER = Setting("tower_hidden", 8, "hidden width of each task's tower (expert networks)",
+                lo=1, hi=4096)
+PLE_SPECIFIC = Setting("ple_specific", 1, "experts of each task's own at each PLE level",
+                       lo=0, hi=64)
+PLE_LEVELS = Setting("ple_levels", 2, "extraction levels of PLE (1: CGC)", lo=1, hi=8)
+
 Params = Callable[[Any], dict[str, Any]]
 
 
@@ -134,6 +148,24 @@ class Family:
     reuses: tuple[str, ...] = ()
     task_gain: bool = False
     native_missing: bool = False  # takes missing feature values as they are (no imputing)
+    # which layouts it takes: "grouped" (rows in tasks) and "targets" (several targets on
+    # the same rows: each target a task); in the second, a family without shared
+    # parameters is fit on each target alone (the independent baseline)
+    layouts: tuple[str, ...] = ("grouped",)
+    default: bool = True  # runs on grouped data without --families
+    balances: bool = False  # has shared parameters whose tasks' gradients --balancing combines
+    balancing: str = "sum"  # this variant's strategy
+
+    def with_balancing(self, name: str) -> Family:
+        """This family trained with balancing strategy ``name`` (its own row in a run)."""
+        if name == "sum" or not self.balances:
+            return self
+        from netscope.multitask.balancing.registry import BALANCINGS
+
+        base = self.params
+        return replace(self, key=f"{self.key}+{name}",
+                       label=f"{self.label}, {BALANCINGS[name].label}",
+                       params=lambda s: {**base(s), "balancing": name}, balancing=name)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -152,6 +184,8 @@ class Family:
             raise NetscopeError(f"model family {self.key!r} does not take {kind} targets yet.")
         label, extra = self.forms[kind]
         base = self.params
+        if self.balancing != "sum":
+            label = f"{label}, {self.label.rsplit(', ', 1)[1]}"
         return replace(self, label=label, params=lambda s: {**base(s), **extra}, forms={},
                        description=f"{self.description} ({label})")
 
@@ -208,18 +242,36 @@ def _trunk(method: str) -> Params:
     return lambda s: {"method": method, "stage_epochs": s.stage_epochs, "stage_lr": s.stage_lr,
                       "batch_size": s.batch_size, "optimizer": "adam",
                       "shared_reduce": s.shared_reduce, "pooled_epochs": s.pooled_epochs,
-                      "seed": s.seed, "weight_decay": s.weight_decay, **_tuning(s)}
+                      "seed": s.seed, "weight_decay": s.weight_decay,
+                      "balance_lr": s.balance_lr, **_tuning(s)}
 
 
 _TUNING = (TRAINING, MAX_EPOCHS, PATIENCE)
-_TRUNK = (STAGE_EPOCHS, STAGE_LR, SHARED_REDUCE, BATCH, DECAY, SEED, *_TUNING)
+_TRUNK = (STAGE_EPOCHS, STAGE_LR, SHARED_REDUCE, BATCH, DECAY, SEED, BALANCE_LR, *_TUNING)
+_JOINT = (JOINT_EPOCHS, EXPERT_WIDTHS, TOWER, BATCH, LR, DECAY, SEED, BALANCE_LR, *_TUNING)
+
+
+def _joint(architecture: str) -> Params:
+    return lambda s: {"architecture": architecture, "widths": s.expert_widths,
+                      "tower": s.tower_hidden, "experts": s.experts,
+                      "specific": s.ple_specific, "levels": s.ple_levels,
+                      "epochs": s.joint_epochs, "batch_size": s.batch_size, "lr": s.lr,
+                      "seed": s.seed, "weight_decay": s.weight_decay,
+                      "balance_lr": s.balance_lr, **_tuning(s)}
+
+
+def _expert_family(key: str, label: str, description: str, extra=()) -> Family:
+    return Family(key, label, description, _M + "networks.joint:JointNetwork",
+                  (*_JOINT, *extra), _joint(key), head_forms(label),
+                  layouts=("grouped", "targets"), default=False, balances=True)
 
 FAMILIES: dict[str, Family] = {f.key: f for f in [
     Family("ridge-per-task", "ridge per task",
            "independent ridge regression per task, penalty by inner CV",
            _M + "linear.ridge:RidgePerTask", _RIDGE, _ridge, glm_forms("per task")),
     Family("pooled-ridge", "pooled ridge", "one ridge regression for all rows",
-           _M + "linear.ridge:PooledRidge", _RIDGE, _ridge, glm_forms("pooled")),
+           _M + "linear.ridge:PooledRidge", _RIDGE, _ridge, glm_forms("pooled"),
+           layouts=("grouped", "targets")),
     Family("mtl-ridge", "mean-regularized MTL ridge",
            "Evgeniou & Pontil (2004): w_t = w_0 + v_t, both penalties by inner CV",
            _M + "linear.ridge:MeanRegularizedRidge", _RIDGE, _ridge,
@@ -243,12 +295,13 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            lambda s: {"hidden": s.pooled_hidden, "epochs": s.pooled_epochs,
                       "batch_size": s.batch_size, "optimizer": "adam", "lr": s.lr,
                       "seed": s.seed, "weight_decay": s.weight_decay, **_tuning(s)},
-           head_forms("pooled MLP")),
+           head_forms("pooled MLP"), layouts=("grouped", "targets")),
     Family("shared-trunk-accumulate", "shared trunk (accumulate)",
            "pooled MLP's hidden layers shared, a head per task; all tasks' gradients "
            "before each update; staged unfreezing (time includes the pooled start)",
            _M + "networks.shared_trunk:SharedTrunkMTL", _TRUNK, _trunk("accumulate"),
-           head_forms("shared trunk (accumulate)"), reuses=("pooled-mlp",), task_gain=True),
+           head_forms("shared trunk (accumulate)"), reuses=("pooled-mlp",), task_gain=True,
+           balances=True),
     Family("shared-trunk-random", "shared trunk (random batches)",
            "as above, but per-task mini-batches in random order, each applied at once",
            _M + "networks.shared_trunk:SharedTrunkMTL", _TRUNK, _trunk("random"),
@@ -259,13 +312,14 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            (Setting("gated_width", 32, "task embedding and projection width", lo=1, hi=4096),
             Setting("gated_hidden", 16, "width of the layer after the gate", lo=1, hi=4096),
             Setting("gated_epochs", 20, "epochs of the task-gated network", lo=1, hi=100_000),
-            BATCH, LR, DECAY, SEED, *_TUNING),
+            BATCH, LR, DECAY, SEED, BALANCE_LR, *_TUNING),
            lambda s: {"width": s.gated_width, "hidden": s.gated_hidden,
                       "epochs": s.gated_epochs, "batch_size": s.batch_size,
                       "optimizer": "adam", "lr": s.lr, "seed": s.seed,
-                      "weight_decay": s.weight_decay, **_tuning(s)},
+                      "weight_decay": s.weight_decay, "balance_lr": s.balance_lr,
+                      **_tuning(s)},
            head_forms("task-gated network"),
-           task_gain=True),
+           task_gain=True, balances=True),
     Family("mixed-effects", "mixed-effects model",
            "random intercept and slopes per task, learned covariance, REML (lme4's model)",
            _M + "linear.mixed:MixedEffects", (MIXED_COV,), lambda s: {"cov": s.mixed_cov},
@@ -278,7 +332,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            lambda s: {"seed": s.seed, "threads": 1},
            {"binary": ("boosted trees (log loss)", {"loss": "log_loss"}),
             "count": ("boosted trees (Poisson loss)", {"loss": "poisson"})},
-           native_missing=True),
+           native_missing=True, layouts=("grouped", "targets")),
     Family("mixed-boosting", "mixed-effects boosting",
            "boosted trees for the fixed part plus random intercept and slopes per task "
            "(GPBoost's model), alternating rounds of trees and mixed-model fits; rounds by "
@@ -302,6 +356,17 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
                            {"loss": "multinomial"}),
             "count": ("ensemble (MTL Poisson + mixed + trees)", {"loss": "poisson"})},
            reuses=("mtl-ridge", "mixed-effects", "boosted-trees")),
+    _expert_family("shared-bottom", "shared-bottom network",
+                   "one shared MLP (expert widths) and a tower per task, trained jointly on "
+                   "the same rows (several targets: the course's shared trunk)"),
+    _expert_family("mmoe", "MMoE", "Ma et al. (2018): shared experts, a softmax gate per task "
+                   "over them, a tower per task", (EXPERTS,)),
+    _expert_family("ple", "PLE", "Tang et al. (2020): shared experts and each task's own at "
+                   "every level, gates per task (and a shared gate between levels)",
+                   (EXPERTS, PLE_SPECIFIC, PLE_LEVELS)),
+    _expert_family("cross-stitch", "cross-stitch network", "Misra et al. (2016): a column "
+                   "network per task, mixed after each hidden layer by learned cross-stitch "
+                   "units"),
 ]}
 
 
@@ -316,9 +381,17 @@ def all_settings() -> list[Setting]:
     return list(found.values())
 
 
-def families_for(kind: str) -> list[str]:
-    """The families that take targets of ``kind``, in table order."""
-    return [k for k, f in FAMILIES.items() if kind in f.kinds]
+def families_for(kind: str, layout: str = "grouped", chosen: bool = False) -> list[str]:
+    """The families that take targets of ``kind`` in ``layout``, in table order (without
+    ``chosen``: those that run by default)."""
+    return [k for k, f in FAMILIES.items() if kind in f.kinds and layout in f.layouts
+            and (chosen or f.default or layout != "grouped")]
+
+
+def family(key: str) -> Family:
+    """A family by key, or a balancing variant by its key (``mmoe+upgrad``)."""
+    base, _, balancing = key.partition("+")
+    return FAMILIES[base].with_balancing(balancing) if balancing else FAMILIES[base]
 
 
 def check_families(keys: Sequence[str], kind: str | None = None) -> list[str]:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from netscope.multitask.balancing.balancer import Balancer
 from netscope.multitask.base import Progress, TaskRelations
 from netscope.multitask.linear.glm import mean_of
 from netscope.multitask.networks.flat_train import (
@@ -76,6 +77,66 @@ def gated_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray
     return grad
 
 
+def gated_balanced_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: np.ndarray,
+                            loss: str, balancer: Balancer) -> GradFn:
+    """The batch gradient of ``GatedNet`` with the tasks balanced: each task in the batch
+    has its mean loss over its rows; the per-task gradients of the shared layers (all but
+    the embedding) come from one batched pass (per-row backward signals, summed per task
+    through a tasks x rows matrix), the strategy combines them, and each task's embedding
+    row takes its own gradient times the strategy's scale."""
+    E, Wp, bp, W1, b1, Wo, bo = flat.views()
+
+    def grad(rows: np.ndarray, out: list[np.ndarray]) -> None:
+        x, tb, yb = X[rows], t[rows], y[rows]
+        tasks, inv = np.unique(tb, return_inverse=True)
+        M = np.zeros((len(tasks), len(rows)))
+        M[inv, np.arange(len(rows))] = 1.0
+        M /= M.sum(1, keepdims=True)  # each task's mean over its rows
+        gate = 1.0 / (1.0 + np.exp(-E[tb]))
+        a_p = x @ Wp.T + bp
+        proj = np.maximum(a_p, 0.0)
+        h = gate * proj
+        a1 = h @ W1.T + b1
+        h1 = np.maximum(a1, 0.0)
+        z = h1 @ Wo.T + bo
+        d_out = output_residual(loss, z, yb) * len(rows)  # each row's own d loss / d out
+        d_a1 = (d_out @ Wo) * (a1 > 0)
+        d_h = d_a1 @ W1
+        d_ap = d_h * gate * (a_p > 0)
+        per_task = [np.einsum("kr,ro,ri->koi", M, d, inp) for d, inp in
+                    ((d_ap, x), (d_a1, h), (d_out, h1))]
+        biases = [M @ d for d in (d_ap, d_a1, d_out)]
+        k = len(tasks)
+        J = np.concatenate([part.reshape(k, -1) for pair in zip(per_task, biases)
+                            for part in pair], 1)
+        lost = M @ row_loss(loss, z, yb)
+        step = balancer.step(J, lost, tasks)
+        offset = 0
+        for view in out[1:]:
+            view[...] = step.shared[offset:offset + view.size].reshape(view.shape)
+            offset += view.size
+        gE = out[0]
+        gE.fill(0.0)
+        own = M @ (d_h * proj * gate * (1.0 - gate))  # (k, width): each task's row
+        gE[tasks] = own * step.scale[:, None]
+    return grad
+
+
+def row_loss(loss: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's loss on the outputs z (n, outputs): squared error, the log loss of a
+    log-odds or softmax, or the Poisson loss of a log-rate (up to terms without z)."""
+    if loss == "multinomial":
+        top = z.max(1, keepdims=True)
+        lse = top[:, 0] + np.log(np.exp(z - top).sum(1))
+        return lse - z[np.arange(len(y)), y.astype(np.int64)]
+    z = z[:, 0]
+    if loss == "squared_error":
+        return (z - y) ** 2
+    if loss == "log_loss":
+        return np.logaddexp(0.0, z) - y * z
+    return np.exp(np.clip(z, -50, 50)) - y * z
+
+
 class TaskGatedMLP(NetworkEstimator):
     """Task embedding through a sigmoid gates a dense projection of the features."""
 
@@ -85,8 +146,10 @@ class TaskGatedMLP(NetworkEstimator):
                  optimizer: str = "adam", lr: float = 1e-3, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0,
                  loss: str = "squared_error", tune: bool = False, max_epochs: int = 300,
-                 patience: int = 10) -> None:
+                 patience: int = 10, balancing: str = "sum", balance_lr: float = 1e-2) -> None:
         self.width = width
+        self.balancing = balancing
+        self.balance_lr = balance_lr
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -112,10 +175,20 @@ class TaskGatedMLP(NetworkEstimator):
                              int(self.hidden * hp["width"]), self.seed,
                              n_outputs(self.loss, y))
         flat = FlatParams.adopt(list(self.net_.parameters()))
-        train_flat(gated_gradient(flat, X, t, y, self.loss), flat, X.shape[0],
+        if self.balancing == "sum":
+            grad, after = gated_gradient(flat, X, t, y, self.loss), stop
+        else:
+            balancer = Balancer(self.balancing, n_tasks, self.seed, self.balance_lr)
+            grad = gated_balanced_gradient(flat, X, t, y, self.loss, balancer)
+
+            def after(epoch: int) -> bool:
+                balancer.end_epoch()
+                self.balance_ = balancer.record()
+                return bool(stop(epoch)) if stop is not None else False
+        train_flat(grad, flat, X.shape[0],
                    OptimizerSpec(self.optimizer, hp["lr"], weight_decay=hp["weight_decay"]),
                    hp["epochs"], self.batch_size_, self.seed, "task-gated",
-                   None if stop else self.progress, stop)
+                   None if stop else self.progress, after)
 
     def _predict(self, X, t) -> np.ndarray:
         with torch.no_grad():

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from netscope.errors import NetscopeError
+from netscope.multitask.balancing.balancer import Balancer
 from netscope.multitask.base import Progress
 from netscope.multitask.linear.glm import check_loss, mean_of
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
@@ -45,7 +46,8 @@ def trunk_forward(p: dict[str, torch.Tensor], Z: torch.Tensor, head_w: torch.Ten
 
 def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int,
                 loss: str = "squared_error") -> dict:
-    """Per-task gradients of each task's mean squared error on its padded batch.
+    """Per-task gradients of each task's mean loss on its padded batch (and, as ``loss``,
+    that mean loss: the rows of the Jacobian a balancing strategy combines).
 
     Z (k, B, width) enters at layer ``start``; heads (k, 16), (k,); y and mask (k, B).
     Hand-written backpropagation (checked against autograd in the tests): the networks are
@@ -64,16 +66,20 @@ def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int,
         pred = h @ head_w.swapaxes(-1, -2) + head_b[:, None, :]  # (k, B, K)
         P = np.exp(pred - pred.max(-1, keepdims=True))
         P /= P.sum(-1, keepdims=True)
-        r = (P - np.eye(head_w.shape[1])[y.astype(np.int64)]) * \
-            (mask / (count + (count == 0)))[..., None]
+        onehot = np.eye(head_w.shape[1])[y.astype(np.int64)]
+        share = mask / (count + (count == 0))
+        r = (P - onehot) * share[..., None]
+        lost = -np.log(np.clip((P * onehot).sum(-1), 1e-300, None))
         grads = {"hw": r.swapaxes(-1, -2) @ h, "hb": r.sum(1)}
         d_h = r @ head_w
     else:
         pred = (h * head_w[..., None, :]).sum(-1) + head_b[..., None]
+        share = mask / (count + (count == 0))
         if loss == "squared_error":
-            r = 2 * (pred - y) * mask / (count + (count == 0))  # dLoss/dpred
+            r = 2 * (pred - y) * share  # dLoss/dpred
         else:  # log loss on log-odds, Poisson loss on log-rates: mean - y
-            r = (mean_of(loss, pred) - y) * mask / (count + (count == 0))
+            r = (mean_of(loss, pred) - y) * share
+        lost = _unit_loss(loss, y, pred)
         grads = {"hw": (r[..., None] * h).sum(1), "hb": r.sum(1)}
         d_h = r[..., None] * head_w[..., None, :]
     for i, layer in reversed(list(enumerate(range(start, 2)))):
@@ -81,7 +87,18 @@ def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int,
         grads[f"W{layer}"] = acts[i].swapaxes(-1, -2) @ d_a
         grads[f"b{layer}"] = d_a.sum(1)
         d_h = d_a @ p[f"W{layer}"].T
+    grads["loss"] = (lost * share).sum(1)  # each task's mean loss on its batch
     return grads
+
+
+def _unit_loss(loss: str, y, pred):
+    """Each row's loss on the output: squared error, or the negative log-likelihood (up to
+    terms without the output) of a log-odds or a log-rate."""
+    if loss == "squared_error":
+        return (pred - y) ** 2
+    if loss == "log_loss":
+        return np.logaddexp(0.0, pred) - y * pred
+    return np.exp(np.clip(pred, -50, 50)) - y * pred
 
 
 def frozen_input(p: dict[str, torch.Tensor], X: torch.Tensor, start: int) -> torch.Tensor:
@@ -127,8 +144,10 @@ class SharedTrunkMTL(NetworkEstimator):
                  pooled_epochs: int = 20, seed: int = 0,
                  progress: Progress | None = None, weight_decay: float = 0.0,
                  loss: str = "squared_error", tune: bool = False, max_epochs: int = 300,
-                 patience: int = 10) -> None:
+                 patience: int = 10, balancing: str = "sum", balance_lr: float = 1e-2) -> None:
         self.method = method
+        self.balancing = balancing
+        self.balance_lr = balance_lr
         self.stage_epochs = stage_epochs
         self.stage_lr = stage_lr
         self.batch_size = batch_size
@@ -152,6 +171,10 @@ class SharedTrunkMTL(NetworkEstimator):
         check_loss(self.loss, self.label, NETWORK_LOSSES)
         if len(self.stage_epochs) != 3 or len(self.stage_lr) != 3:
             raise NetscopeError("stage_epochs and stage_lr need three values (one per stage).")
+        if self.balancing != "sum" and self.method != "accumulate":
+            raise NetscopeError(f"balancing {self.balancing!r} needs method 'accumulate': "
+                                f"with 'random' one task's batch makes each update, so there "
+                                f"are no gradients to balance.")
         self._pooled = pooled or (fitted or {}).get("pooled-mlp")
         return super().fit(X, y, tasks)
 
@@ -199,6 +222,8 @@ class SharedTrunkMTL(NetworkEstimator):
         self._start(X, y, t, n_tasks)
         Xt = torch.from_numpy(X)
         rng = np.random.default_rng(self.seed)
+        balancer = None if self.balancing == "sum" else \
+            Balancer(self.balancing, n_tasks, self.seed, self.balance_lr)
         for stage, (epochs, lr) in enumerate(zip(self.stage_epochs, self.stage_lr,
                                                  strict=True), start=1):
             spec = OptimizerSpec(self.optimizer, lr * hp["stage_lr_scale"],
@@ -206,7 +231,7 @@ class SharedTrunkMTL(NetworkEstimator):
             start = FIRST_TRAINED[stage]
             Z = frozen_input(self.trunk_, Xt, start).numpy()
             update = _Update(self, Z, y, StackedOptimizer(spec, n_tasks), TRAINABLE[stage],
-                             start, hp["shared_reduce"])
+                             start, hp["shared_reduce"], balancer)
             if stop is None:
                 self._run(batch_plan(t, n_tasks, self.batch_size, epochs, rng), update, stage,
                           rng)
@@ -224,6 +249,8 @@ class SharedTrunkMTL(NetworkEstimator):
                 self.progress(f"shared-trunk ({self.method}): stage {stage}/3 done")
         if not all(torch.isfinite(v).all() for v in (*self.trunk_.values(), self.head_w_)):
             raise FloatingPointError("shared-trunk training diverged; lower stage_lr.")
+        if balancer is not None:
+            self.balance_ = balancer.record()
 
     def _run(self, plan, update, stage: int, rng) -> None:
         # With the trunk frozen (stage 1) tasks cannot interact, so any interleaving of
@@ -231,6 +258,8 @@ class SharedTrunkMTL(NetworkEstimator):
         with np.errstate(over="ignore", invalid="ignore"):  # divergence: checked after
             if self.method == "accumulate" or not TRAINABLE[stage]:
                 _accumulate(plan, update)
+                if update.balancer is not None:
+                    update.balancer.end_epoch()
             else:
                 _random(plan, update, rng)
 
@@ -281,12 +310,15 @@ class _Update:
     """One update for some tasks on their (padded) mini-batches: per-task gradients, then
     each task's own optimizer step over its head and the shared layers being trained (one
     flat vector per task); shared layers receive the sum (or mean) of the tasks' steps.
+    With a ``balancer`` the shared layers instead take one step, by their own optimizer, on
+    the strategy's combination of the tasks' gradients (the Jacobian's rows, all from one
+    batched pass), and each head its gradient times the strategy's scale for its task.
     NumPy views of the model's tensors: at one task per step (``random``), torch's
     per-operation cost would be most of the time."""
 
     def __init__(self, model: SharedTrunkMTL, Z: np.ndarray, y: np.ndarray,
                  opt: StackedOptimizer, trainable: tuple[str, ...], start: int,
-                 reduce: str = "sum") -> None:
+                 reduce: str = "sum", balancer: Balancer | None = None) -> None:
         self.Z, self.y, self.opt, self.start = Z, y, opt, start
         self.trunk = {n: v.numpy() for n, v in model.trunk_.items()}  # views: moves trunk_
         self.head_w, self.head_b = model.head_w_.numpy(), model.head_b_.numpy()
@@ -294,22 +326,52 @@ class _Update:
         self.decay = bool(opt.spec.weight_decay)
         self.reduce = np.sum if reduce == "sum" else np.mean
         self.loss = model.loss
+        self.balancer = balancer
+        self.shared_opt = StackedOptimizer(opt.spec, 1)
 
     def __call__(self, tasks: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> None:
         g = trunk_grads(self.trunk, self.Z[idx], self.head_w[tasks], self.head_b[tasks],
                         self.y[idx], mask, self.start, self.loss)
         k = len(tasks)
+        if self.balancer is not None and self.trainable:
+            self._balanced(g, tasks)
+            return
         grad = np.concatenate([g[n].reshape(k, -1) for n in ("hw", "hb", *self.trainable)], 1)
         self.opt.tick(tasks)
         d = self.opt.delta("all", grad, tasks, self._values(tasks) if self.decay else None)
-        hw, hb = self.head_w[0].size, self.head_b[0].size
-        self.head_w[tasks] -= d[:, :hw].reshape(k, *self.head_w.shape[1:])
-        self.head_b[tasks] -= d[:, hw:hw + hb].reshape(k, *self.head_b.shape[1:])
-        offset = hw + hb
+        offset = self._heads(d, tasks)
         for n in self.trainable:
             shape = self.trunk[n].shape
             size = self.trunk[n].size
             self.trunk[n] -= self.reduce(d[:, offset:offset + size].reshape(k, *shape), axis=0)
+            offset += size
+
+    def _heads(self, d: np.ndarray, tasks: np.ndarray) -> int:
+        """Apply the heads' steps (the first columns of ``d``); returns where they end."""
+        k = len(tasks)
+        hw, hb = self.head_w[0].size, self.head_b[0].size
+        self.head_w[tasks] -= d[:, :hw].reshape(k, *self.head_w.shape[1:])
+        self.head_b[tasks] -= d[:, hw:hw + hb].reshape(k, *self.head_b.shape[1:])
+        return hw + hb
+
+    def _balanced(self, g: dict, tasks: np.ndarray) -> None:
+        k = len(tasks)
+        J = np.concatenate([g[n].reshape(k, -1) for n in self.trainable], 1)
+        step = self.balancer.step(J, g["loss"], tasks)
+        heads = np.concatenate([g["hw"].reshape(k, -1), g["hb"].reshape(k, -1)], 1)
+        self.opt.tick(tasks)
+        values = np.concatenate([self.head_w[tasks].reshape(k, -1),
+                                 self.head_b[tasks].reshape(k, -1)], 1) if self.decay else None
+        self._heads(self.opt.delta("heads", heads * step.scale[:, None], tasks, values), tasks)
+        one = np.zeros(1, np.int64)
+        self.shared_opt.tick(one)
+        flat = np.concatenate([self.trunk[n].ravel() for n in self.trainable])[None]
+        d = self.shared_opt.delta("shared", step.shared[None], one,
+                                  flat if self.decay else None)[0]
+        offset = 0
+        for n in self.trainable:
+            size = self.trunk[n].size
+            self.trunk[n] -= d[offset:offset + size].reshape(self.trunk[n].shape)
             offset += size
 
     def _values(self, tasks: np.ndarray) -> np.ndarray:
