@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from netscope.cli import main
-from netscope.multitask.families import FAMILIES
+from netscope.multitask.families import FAMILIES, families_for
 
 FAST = ["--per-task-epochs", "2", "--pooled-epochs", "2", "--gated-epochs", "2",
         "--stage-epochs", "1,1,1", "--quiet"]
@@ -25,10 +25,10 @@ def test_survey_standard_end_to_end(tmp_path, data_root, capsys):
     assert "the survey's standard protocol is a single fixed split" in text
     assert "protocol repeats the comparison over several splits" not in text
     summary = pd.read_csv(out / "results.csv")
-    assert len(summary) == len(FAMILIES)
+    assert len(summary) == len(families_for("regression"))
     assert set(summary.columns) >= {"mse_std", "mse", "explained_variance", "train_seconds"}
     doc = json.loads((out / "results.json").read_text())
-    assert doc["protocol"] == "standard" and len(doc["runs"]) == len(FAMILIES)
+    assert doc["protocol"] == "standard" and len(doc["runs"]) == len(families_for("regression"))
     per_task = pd.read_csv(out / "per_task.csv")
     assert len(per_task) == 190
     html = (out / "report.html").read_text()

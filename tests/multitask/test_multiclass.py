@@ -81,7 +81,7 @@ def test_every_family_with_a_yes_no_form_takes_several_classes():
     native = {k for k, f in FAMILIES.items() if "multiclass" in f.forms}
     assert native == {"ridge-per-task", "pooled-ridge", "ensemble", "per-task-mlp",
                       "pooled-mlp", "shared-trunk-accumulate", "shared-trunk-random",
-                      "task-gated"}
+                      "task-gated", "shared-bottom", "mmoe", "ple", "cross-stitch"}
     ovr = FAMILIES["mixed-effects"].for_kind("multiclass")
     assert ovr.label.endswith("one-vs-rest") and ovr.estimator.endswith(":OneVsRest")
 

@@ -145,7 +145,7 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
     skipped: list[str] = []
     if families is None:
         keys = families_for(data.kind)
-        skipped = [k for k in FAMILIES if k not in keys]
+        skipped = [k for k, f in FAMILIES.items() if f.default and k not in keys]
         if not keys:
             raise NetscopeError(f"no model family takes {data.kind} targets yet.")
     else:
