@@ -20,11 +20,16 @@ def add(sub) -> None:
     src.add_argument("--csv", metavar="FILE",
                      help="your own grouped data (CSV, or Parquet with pyarrow) instead")
     src.add_argument("--task-column", help="column naming each row's task (with --csv)")
-    src.add_argument("--target-column", help="column to predict (with --csv)")
+    src.add_argument("--target-column", help="column to predict (with --csv); several, "
+                     "comma-separated and without --task-column: each target is a task over "
+                     "the same rows (several targets: shared-bottom, MMoE, PLE, cross-stitch "
+                     "beside independent models per target)")
     src.add_argument("--features", help="comma-separated feature columns (default: all others)")
-    src.add_argument("--target-kind", choices=["auto", *KINDS], default="auto",
+    src.add_argument("--target-kind", type=_kinds, default="auto",
                      help="auto (text, booleans and 0/1 are classes, said in the log), "
-                          "regression, binary, multiclass or count (with --csv)")
+                          "regression, binary, multiclass or count (with --csv); with several "
+                          "targets one kind for all or one per target, comma-separated "
+                          "(default: auto)")
     src.add_argument("--missing", choices=["impute", "error"], default="impute",
                      help="missing feature values: impute (training medians plus "
                           "missing-indicator columns; trees take them as they are) or error "
@@ -48,6 +53,13 @@ def add(sub) -> None:
 
     run.add_argument("--families", help="comma-separated subset of model families (default: "
                      "every family that takes the target's kind): " + ", ".join(FAMILIES))
+    from netscope.multitask.balancing.registry import BALANCINGS  # no PyTorch either
+
+    run.add_argument("--balancing", default="sum",
+                     help="comma-separated strategies by which every network with shared "
+                          "parameters (shared trunk (accumulate), task-gated, shared-bottom, "
+                          "MMoE, PLE, cross-stitch) combines its tasks' gradients, each its "
+                          "own row (default: sum, the course's): " + ", ".join(BALANCINGS))
     run.add_argument("--out", help="output folder (default: netscope-results/DATA-PROTOCOL, "
                      "FILE-csv-PROTOCOL for --csv FILE); "
                      "replaced as a whole when the run completes")
@@ -77,6 +89,17 @@ def add(sub) -> None:
                       help="CSV written: the rows with the predictions (a number, or a "
                            "probability per class and the most probable class)")
     pred.set_defaults(func=_multitask_predict)
+
+
+def _kinds(text: str) -> str:
+    """--target-kind: one kind, or one per target (comma-separated)."""
+    import argparse
+
+    for k in text.split(","):
+        if k.strip() not in ("auto", *KINDS):
+            raise argparse.ArgumentTypeError(f"invalid choice: {k.strip()!r} (choose from "
+                                             f"auto, {', '.join(KINDS)})")
+    return text
 
 
 def setting_flags(parser) -> None:
@@ -150,7 +173,11 @@ def _load(args, progress):
 
     if args.csv:
         if not args.task_column or not args.target_column:
-            raise NetscopeError("--csv needs --task-column and --target-column.")
+            raise NetscopeError("--csv needs --task-column and --target-column (or several "
+                                "comma-separated --target-column names without "
+                                "--task-column: several targets on the same rows).")
+        if "," in args.target_kind:
+            raise NetscopeError("--target-kind takes one kind for one target column.")
         feats = _names(args.features, "--features")
         return load_table(args.csv, args.task_column, args.target_column, feats,
                           target_kind=args.target_kind, missing=args.missing)
@@ -164,9 +191,13 @@ def _multitask_run(args) -> int:
 
     if args.csv and args.task_column and args.target_column and not Path(args.csv).is_file():
         raise NetscopeError(f"{args.csv}: file not found.")  # before PyTorch and SciPy
+    targets = _names(args.target_column, "--target-column") or []
+    if args.csv and len(targets) > 1:
+        return _targets_run(args, targets)
 
     from netscope.files.folders import check_replaceable, staged_folder
     from netscope.multitask.comparison.results import compare
+    from netscope.multitask.balancing.registry import check_balancings
     from netscope.multitask.families import check_families
     from netscope.multitask.settings import Settings, setting_names
     from netscope.render.comparison import text_report, write_comparison
@@ -179,6 +210,7 @@ def _multitask_run(args) -> int:
                             "are numbers).")
     chosen = _names(args.families, "--families")
     families = check_families(chosen) if chosen else None  # None: all that take the kind
+    balancing = check_balancings(_names(args.balancing, "--balancing"))
     # a user's file never shares a built-in data set's folder (nor its name or settings)
     name = f"{Path(args.csv).stem}-csv" if args.csv else args.dataset
     out = check_replaceable(args.out or f"netscope-results/{name}-{args.protocol}")
@@ -188,12 +220,58 @@ def _multitask_run(args) -> int:
     settings = Settings.for_dataset(data.reference,
                                     **{n: getattr(args, n) for n in setting_names()})
     comp = compare(data, protocol, settings, families, progress, jobs=_jobs(args, protocol),
-                   scheduler=args.scheduler)
+                   scheduler=args.scheduler, balancing=balancing)
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         paths = write_comparison(comp, stage)
         if args.save_models:
             _save_models(comp, protocol, stage / "models")
         print(text_report(comp))  # before the swap: after it, only the last line is left
+    print(f"\nwrote {len(paths)} files to {out}/ (open {out / 'report.html'})")
+    return 0
+
+
+def _targets_run(args, targets: list[str]) -> int:
+    """Several targets on the same rows: each target a task over the rows that have it."""
+    import shlex
+    import sys
+
+    if args.task_column:
+        raise NetscopeError(f"several targets ({', '.join(targets)}) with --task-column are not "
+                            f"supported: each target becomes a task over the same rows, so "
+                            f"the rows cannot also be grouped into tasks. Drop --task-column "
+                            f"(give the task column as a feature to keep what it says), or "
+                            f"run one target at a time with --task-column.")
+    if args.protocol == "new-tasks" or args.new_task_fraction is not None:
+        raise NetscopeError("several targets are compared on random splits of the rows "
+                            "(--protocol lecture: one, standard: --splits, default 5); "
+                            "new tasks do not apply: every target is a task of every run.")
+    if args.save_models:
+        raise NetscopeError("--save-models does not save several-target models yet; the run's "
+                            "results and report are written without it.")
+    if not Path(args.csv).is_file():
+        raise NetscopeError(f"{args.csv}: file not found.")
+    from netscope.data.targets_table import load_targets_table
+    from netscope.files.folders import check_replaceable, staged_folder
+    from netscope.multitask.balancing.registry import check_balancings
+    from netscope.multitask.settings import Settings, setting_names
+    from netscope.multitask.several.compare import compare_targets
+    from netscope.render.targets_report import text_report, write_targets
+
+    balancing = check_balancings(_names(args.balancing, "--balancing"))
+    families = _names(args.families, "--families")
+    out = check_replaceable(args.out or f"netscope-results/{Path(args.csv).stem}-csv-targets")
+    progress = progress_printer(args.quiet)
+    kinds = [k.strip() for k in args.target_kind.split(",")]
+    data = load_targets_table(args.csv, targets, _names(args.features, "--features"),
+                              kinds[0] if len(kinds) == 1 else kinds, args.missing)
+    settings = Settings(**{n: getattr(args, n) for n in setting_names()
+                           if getattr(args, n) is not None})
+    splits = 1 if args.protocol == "lecture" else (args.splits or 5)
+    comp = compare_targets(data, settings, families, balancing, splits,
+                           args.test_fraction or 0.25, args.seed or 0, progress)
+    with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
+        paths = write_targets(comp, stage)
+        print(text_report(comp))
     print(f"\nwrote {len(paths)} files to {out}/ (open {out / 'report.html'})")
     return 0
 

@@ -184,6 +184,24 @@ def load_table(path: str | Path, task: str, target: str,
     if goal.keep is not None and not goal.keep.all():
         df = df[goal.keep].reset_index(drop=True)
     notes = {f"target {i + 1}": n for i, n in enumerate(goal.notes)}
+    X, names, spec = encode_features(df, features, path, missing, notes)
+    labels = df[task].astype(str).to_numpy()
+    _check_task_names(labels, task, path)
+    task_names = list(dict.fromkeys(labels))  # first-seen order
+    index = {name: i for i, name in enumerate(task_names)}
+    return TaskData(
+        X=X, y=goal.y, task=np.array([index[v] for v in labels]),
+        task_names=task_names, feature_names=names, name=path.name, target_name=str(target),
+        notes=notes, kind=goal.kind, classes=goal.classes, columns=tuple(spec),
+        task_column=str(task),
+    )
+
+
+def encode_features(df: pd.DataFrame, features: Sequence[str], path: Path, missing: str,
+                    notes: dict[str, str]) -> tuple[np.ndarray, list[str], list]:
+    """The feature columns as numbers: numeric ones as they are (gaps NaN, or an error with
+    ``missing="error"``), text ones one-hot (a missing value its own level, said in
+    ``notes``). Returns X, the encoded names, and per column (name, levels or None)."""
     blocks, names, spec = [], [], []
     for col in features:
         series = df[col]
@@ -207,16 +225,7 @@ def load_table(path: str | Path, task: str, target: str,
             blocks.append(onehot.astype(np.float64))
             names.extend(f"{col}={level}" for level in levels)
             spec.append((str(col), tuple(levels)))
-    labels = df[task].astype(str).to_numpy()
-    _check_task_names(labels, task, path)
-    task_names = list(dict.fromkeys(labels))  # first-seen order
-    index = {name: i for i, name in enumerate(task_names)}
-    return TaskData(
-        X=np.hstack(blocks), y=goal.y, task=np.array([index[v] for v in labels]),
-        task_names=task_names, feature_names=names, name=path.name, target_name=str(target),
-        notes=notes, kind=goal.kind, classes=goal.classes, columns=tuple(spec),
-        task_column=str(task),
-    )
+    return np.hstack(blocks), names, spec
 
 
 def _columns(names, most: int = 20) -> str:

@@ -301,7 +301,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
            "before each update; staged unfreezing (time includes the pooled start)",
            _M + "networks.shared_trunk:SharedTrunkMTL", _TRUNK, _trunk("accumulate"),
            head_forms("shared trunk (accumulate)"), reuses=("pooled-mlp",), task_gain=True,
-           balances=True),
+           balances=True, layouts=("grouped", "targets")),
     Family("shared-trunk-random", "shared trunk (random batches)",
            "as above, but per-task mini-batches in random order, each applied at once",
            _M + "networks.shared_trunk:SharedTrunkMTL", _TRUNK, _trunk("random"),
@@ -319,7 +319,7 @@ FAMILIES: dict[str, Family] = {f.key: f for f in [
                       "weight_decay": s.weight_decay, "balance_lr": s.balance_lr,
                       **_tuning(s)},
            head_forms("task-gated network"),
-           task_gain=True, balances=True),
+           task_gain=True, balances=True, layouts=("grouped", "targets")),
     Family("mixed-effects", "mixed-effects model",
            "random intercept and slopes per task, learned covariance, REML (lme4's model)",
            _M + "linear.mixed:MixedEffects", (MIXED_COV,), lambda s: {"cov": s.mixed_cov},
@@ -410,3 +410,19 @@ def check_families(keys: Sequence[str], kind: str | None = None) -> list[str]:
                                 f"for {kind} targets choose from "
                                 f"{', '.join(families_for(kind)) or '(none yet)'}.")
     return list(keys)
+
+
+def with_balancing(keys: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The run's families with each family that has shared parameters once per balancing
+    strategy (``key+name``; ``sum`` keeps the plain key); names checked, and their solvers
+    (an aggregator whose extra is not installed fails here, before any training)."""
+    from netscope.multitask.balancing.registry import check_balancings, check_installed
+
+    names = check_balancings(names)
+    for n in names:
+        check_installed(n)
+    out: list[str] = []
+    for k in keys:
+        variants = names if FAMILIES[k].balances else ("sum",)
+        out += [k if n == "sum" else f"{k}+{n}" for n in variants]
+    return out

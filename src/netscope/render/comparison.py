@@ -13,6 +13,7 @@ import numpy as np
 from netscope.files.atomic import write_bytes, write_text
 from netscope.multitask.comparison.metrics import Metric, metrics_of
 from netscope.multitask.comparison.results import Comparison
+from netscope.render.balancing import balancing_pictures, per_task_gains
 from netscope.render.blandaltman import bland_altman_png
 from netscope.render.png import figure_png, img_tag, subplots
 from netscope.render.table import csv_text, markdown_table, with_sd
@@ -28,7 +29,15 @@ def columns(comp: Comparison) -> list[Metric]:
         if f"{part}_{m.key}" in first:
             ms.insert(-1, replace(m, key=f"{part}_{m.key}", header=f"{m.header}, {text}",
                                   definition=f"{m.definition}, on the test rows of {text}"))
+    if any("conflict_share" in row for row in comp.summary()):
+        ms.append(CONFLICT)
     return ms
+
+
+CONFLICT = Metric("conflict_share", "conflicting steps", "%", True,
+                  "share of training steps (balanced rows) in which some pair of tasks' "
+                  "gradients of the shared parameters had a negative inner product",
+                  lambda y, mu, s: float("nan"))
 
 
 def header(comp: Comparison) -> list[str]:
@@ -41,7 +50,7 @@ def table_rows(comp: Comparison) -> list[list[str]]:
         n = s["splits"]
         rows.append([s["model"], *(with_sd(s[m.key], s[f"{m.key}_sd"], n,
                                            ".2%" if m.fmt == "%" else m.fmt)
-                                   for m in columns(comp))])
+                                   if m.key in s else "" for m in columns(comp))])
     return rows
 
 
@@ -301,6 +310,7 @@ def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
             pictures[f"per-task AUC gain: {shared} vs ridge per task"] = (
                 f"gain_auc_{shared}.png", auc)
     pictures.update(task_relation_pictures(comp))
+    pictures.update(balancing_pictures(comp))
     return pictures
 
 
@@ -378,6 +388,9 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
     runs = [{"family": r.family.key, **run} for r in comp.results for run in r.runs]
     paths["runs.csv"] = write_text(out / "runs.csv", csv_text(runs))
     paths["per_task.csv"] = write_text(out / "per_task.csv", csv_text(per_task_rows(comp)))
+    gains = per_task_gains(comp)
+    if gains:
+        paths["balancing.csv"] = write_text(out / "balancing.csv", csv_text(gains))
     if all(r.task_metrics for r in comp.results):
         paths["per_task_metrics.csv"] = write_text(out / "per_task_metrics.csv",
                                                    csv_text(task_metric_rows(comp)))
@@ -395,6 +408,7 @@ def write_comparison(comp: Comparison, out_dir: str | Path) -> dict[str, Path]:
                                       for k, v in r.family.chosen(comp.settings).items()}}
                         for r in comp.results],
            "summary": summary, "runs": runs, "warnings": comp.warnings(),
+           "balancing": gains,
            "fit_notes": [{"model": m, "note": line} for m, line in fit_notes(comp)]}
     paths["results.json"] = write_text(out / "results.json", json.dumps(doc, indent=2))
     pictures = report_pictures(comp)

@@ -22,9 +22,11 @@ def with_sd(mean: float, sd: float, splits: int, fmt: str) -> str:
 
 
 def csv_text(rows: Sequence[dict]) -> str:
-    """Rows of dicts (same keys) as CSV text with a header."""
+    """Rows of dicts as CSV text with a header: every key any row has, in first-seen order
+    (a row without one leaves it empty, as a balancing column on a family without it)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(buf, fieldnames=fields, restval="")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()

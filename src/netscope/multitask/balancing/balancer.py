@@ -79,9 +79,10 @@ class Balancer:
 
     def _aggregate(self, J, G, conflict) -> Step:
         agg = self._agg(J.shape[0])
-        with warnings.catch_warnings(), torch.random.fork_rng():
+        with warnings.catch_warnings(), torch.random.fork_rng(enabled=self.spec.draws):
             warnings.simplefilter("ignore")  # cvxpy's notes on re-solving
-            torch.manual_seed(self.seed * 1_000_003 + self.steps)  # GradDrop draws signs
+            if self.spec.draws:  # GradDrop draws signs: seeded per step, the fit's own
+                torch.manual_seed(self.seed * 1_000_003 + self.steps)
             if self.spec.gramian:
                 w = agg(torch.from_numpy(G)).numpy().astype(np.float64)
                 return Step(w @ J, np.ones(len(w)), w, conflict)

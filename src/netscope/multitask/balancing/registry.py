@@ -37,6 +37,7 @@ class Balancing:
     extra: str | None = None
     modules: tuple[str, ...] = ()
     per_count: bool = False  # built for a fixed number of rows (one per count seen)
+    draws: bool = False  # draws random numbers (seeded per step from the fit's seed)
 
 
 _J = "torchjd.aggregation:"
@@ -47,9 +48,9 @@ _NASH = ("nash-mtl", ("cvxpy", "ecos"))
 
 
 def _b(key, label, kind, paper, make="", options=None, gramian=True, needs=(None, ()),
-       per_count=False) -> Balancing:
+       per_count=False, draws=False) -> Balancing:
     return Balancing(key, label, kind, paper, make, options or {}, gramian, needs[0],
-                     needs[1], per_count)
+                     needs[1], per_count, draws)
 
 
 BALANCINGS: dict[str, Balancing] = {b.key: b for b in [
@@ -72,7 +73,7 @@ BALANCINGS: dict[str, Balancing] = {b.key: b for b in [
     _b("nash-mtl", "Nash-MTL", "aggregator", "Navon et al. 2022: the Nash bargaining "
        "solution", _J + "NashMTL", gramian=False, needs=_NASH, per_count=True),
     _b("graddrop", "GradDrop", "aggregator", "Chen et al. 2020: signs dropped at random by "
-       "their purity", _J + "GradDrop", gramian=False),
+       "their purity", _J + "GradDrop", gramian=False, draws=True),
     _b("fairgrad", "FairGrad", "aggregator", "Ban & Ji 2024: alpha-fair utilities, alpha 1",
        _J + "FairGradWeighting", {"alpha": 1.0}, needs=("fairgrad", ("scipy",))),
     _b("uncertainty", "uncertainty weighting", "weighting", "Kendall et al. 2018: each loss "

@@ -12,7 +12,7 @@ import numpy as np
 from netscope.data.tasks import Split, TaskData
 from netscope.multitask.base import Progress, TaskEstimator
 from netscope.multitask.comparison.metrics import primary, score
-from netscope.multitask.families import FAMILIES
+from netscope.multitask.families import family as family_of
 from netscope.multitask.protocols import prepare
 from netscope.multitask.targets import KINDS
 from netscope.timing import time_left
@@ -47,7 +47,7 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
     done: dict[str, tuple[TaskEstimator, float]] = {}
     runs, start = [], time.perf_counter()
     for i, key in enumerate(keys):
-        family = FAMILIES[key].for_kind(data.kind)
+        family = family_of(key).for_kind(data.kind)
         if progress:  # the pace so far (families differ in cost: a rough guide)
             pace = time_left(time.perf_counter() - start, i, len(keys))
             progress(f"[{split.name}] {family.label}: training ({i + 1}/{len(keys)}{pace})")
@@ -57,6 +57,9 @@ def fit_split(data: TaskData, split: Split, scale_from: str, settings,
         mu = prep.target.inverse_target(est.predict(X_test, prep.t_test))
         s = score(kind, y_true, mu, prep.t_test, data.n_tasks, prep.reference_scale)
         values = {"split": split.name, **s.values, "train_seconds": seconds}
+        record = getattr(est, "balance_", None)
+        if record and record["balancing"] != "sum":  # how often the tasks' gradients clashed
+            values["conflict_share"] = record["conflict_share"]
         if new.any():
             values.update(_apart(kind, y_true, mu, new, prep.reference_scale))
         run = SplitRun(values, s.per_task, s.task_metrics)
@@ -84,7 +87,7 @@ def _fit_family(key: str, prep, settings, data: TaskData, progress: Progress | N
                 done: dict[str, tuple[TaskEstimator, float]]) -> tuple[TaskEstimator, float]:
     """Fit one family; the families it reuses (``Family.reuses``) are fit first when they
     have not run in this split, and their seconds count toward its time."""
-    family = FAMILIES[key].for_kind(data.kind)
+    family = family_of(key).for_kind(data.kind)
     for other in family.reuses:
         if other not in done:
             done[other] = _fit_family(other, prep, settings, data, progress, done)

@@ -42,11 +42,11 @@ def units(keys: Sequence[str]) -> list[list[str]]:
     shared trunks and the pooled MLP, the ensemble and its members); each group is a unit
     of work, so the grid of splits x groups spreads over the workers without fitting any
     family twice."""
-    from netscope.multitask.families import FAMILIES
+    from netscope.multitask.families import family
 
     group = {k: {k} for k in keys}
     for k in keys:
-        for other in FAMILIES[k].reuses:
+        for other in family(k).reuses:
             if other in group and group[other] is not group[k]:
                 merged = group[k] | group[other]
                 for member in merged:

@@ -19,7 +19,14 @@ from netscope.errors import NetscopeError
 from netscope.multitask.base import Progress, TaskEstimator
 from netscope.multitask.comparison.fit_split import fit_split
 from netscope.multitask.comparison.metrics import Metric, primary
-from netscope.multitask.families import FAMILIES, Family, check_families, families_for
+from netscope.multitask.families import (
+    FAMILIES,
+    Family,
+    check_families,
+    families_for,
+    family,
+    with_balancing,
+)
 from netscope.multitask.protocols import Protocol
 from netscope.multitask.settings import Settings
 from netscope.multitask.targets import KINDS, TargetKind
@@ -41,6 +48,7 @@ class FamilyResult:
 
     def summary(self) -> dict:
         out: dict = {"family": self.family.key, "model": self.family.label,
+                     "balancing": self.family.balancing if self.family.balances else "",
                      "splits": len(self.runs)}
         for k in [k for k in self.runs[0] if k != "split"]:
             vals = np.array([r[k] for r in self.runs], dtype=np.float64)
@@ -131,13 +139,15 @@ class Comparison:
 
 def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None,
             families: Sequence[str] | None = None, progress: Progress | None = None,
-            jobs: int = 1, scheduler: str | None = None) -> Comparison:
+            jobs: int = 1, scheduler: str | None = None,
+            balancing: Sequence[str] = ("sum",)) -> Comparison:
     """Fit every requested family on every split of ``protocol``; score on original scale.
     Without ``families``, every family that takes the data's kind of target (the others are
     listed in the warnings). ``jobs`` > 1 fits splits (and independent groups of families)
     in that many worker processes (one thread each), ``scheduler`` (a Dask scheduler's
     address) on that cluster's workers; the numbers are those of ``jobs=1`` up to
-    floating-point summation order."""
+    floating-point summation order. ``balancing``: the strategies each family with shared
+    parameters is trained with, each its own row (``mmoe+upgrad``)."""
     settings = settings or Settings.for_dataset(data.reference)
     if settings.training == "auto":  # the course's fixed training: its data, its protocol
         course = protocol.name == "lecture" and data.reference is not None
@@ -150,7 +160,8 @@ def compare(data: TaskData, protocol: Protocol, settings: Settings | None = None
             raise NetscopeError(f"no model family takes {data.kind} targets yet.")
     else:
         keys = check_families(families, data.kind)
-    results = [FamilyResult(FAMILIES[k].for_kind(data.kind)) for k in keys]
+    keys = with_balancing(keys, balancing)
+    results = [FamilyResult(family(k).for_kind(data.kind)) for k in keys]
     splits = protocol.splits
     if scheduler or (jobs > 1 and (len(splits) > 1 or len(keys) > 1)):
         from netscope.multitask.comparison.parallel import fit_splits_in_processes

@@ -103,8 +103,9 @@ def gated_balanced_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: n
         d_a1 = (d_out @ Wo) * (a1 > 0)
         d_h = d_a1 @ W1
         d_ap = d_h * gate * (a_p > 0)
-        per_task = [np.einsum("kr,ro,ri->koi", M, d, inp) for d, inp in
-                    ((d_ap, x), (d_a1, h), (d_out, h1))]
+        per_task = [(M @ (d[:, :, None] * inp[:, None, :]).reshape(len(rows), -1))
+                    .reshape(len(tasks), d.shape[1], inp.shape[1])
+                    for d, inp in ((d_ap, x), (d_a1, h), (d_out, h1))]
         biases = [M @ d for d in (d_ap, d_a1, d_out)]
         k = len(tasks)
         J = np.concatenate([part.reshape(k, -1) for pair in zip(per_task, biases)
