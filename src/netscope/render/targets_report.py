@@ -84,8 +84,11 @@ def text_report(comp: TargetsComparison) -> str:
 def fit_notes(comp: TargetsComparison) -> list[tuple[str, str]]:
     out = []
     for key, runs in comp.runs.items():
-        for model in runs[0].models or []:
-            out += [(comp.label(key), line) for line in model.fit_summary()]
+        models = runs[0].models or []
+        for j, model in enumerate(models):  # one model per target, or one for all
+            who = comp.label(key) + (f" ({comp.data.target_names[j]})" if len(models) > 1
+                                     else "")
+            out += [(who, line) for line in model.fit_summary()]
     return out
 
 
