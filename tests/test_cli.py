@@ -177,7 +177,6 @@ def test_every_option_of_every_command_shows_its_default_and_choices():
     import argparse
 
     from netscope.cli import _leaves, build_parser
-    from netscope.multitask.families import FAMILIES
 
     parser = build_parser()
     for leaf in _leaves(parser):

@@ -223,7 +223,7 @@ def test_mmoe_with_one_expert_is_the_shared_bottom_network():
 
 
 def test_ple_without_experts_of_the_tasks_own_is_mmoe():
-    from netscope.multitask.networks.experts import MMoE, PLE
+    from netscope.multitask.networks.experts import PLE, MMoE
 
     mmoe = MMoE(4, 3, 2, widths=(6, 5), tower=3, experts=3, seed=1)
     ple = PLE(4, 3, 2, widths=(6, 5), tower=3, experts=3, specific=0, levels=1, seed=2)
@@ -290,3 +290,54 @@ def test_random_batches_cannot_be_balanced():
     X, t = np.zeros((6, 2)), np.repeat(np.arange(3), 2)
     with pytest.raises(NetscopeError, match="needs method 'accumulate'"):
         SharedTrunkMTL(method="random", balancing="upgrad").fit(X, np.zeros(6), t)
+
+
+# -- a grouped run with several strategies ----------------------------------------------------
+def test_grouped_run_gives_each_strategy_its_row_and_the_gains(tmp_path, capsys):
+    from netscope.cli import main
+
+    rng = np.random.default_rng(0)
+    n = 120
+    df = {"task": np.repeat(["a", "b", "c", "d"], n // 4), "x1": rng.normal(size=n),
+          "x2": rng.normal(size=n)}
+    df["y"] = df["x1"] * np.repeat([1.0, -1.0, 2.0, 0.5], n // 4) + 0.1 * rng.normal(size=n)
+    import pandas as pd
+
+    path = tmp_path / "g.csv"
+    pd.DataFrame(df).to_csv(path, index=False)
+    out = tmp_path / "res"
+    rc = main(["multitask", "run", "--csv", str(path), "--task-column", "task",
+               "--target-column", "y", "--families", "ridge-per-task,task-gated,mmoe",
+               "--balancing", "sum,pcgrad,uncertainty", "--training", "fixed",
+               "--gated-epochs", "3", "--joint-epochs", "2", "--out", str(out), "--quiet"])
+    assert rc == 0
+    summary = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert summary["family"].tolist() == [
+        "ridge-per-task", "task-gated", "task-gated+pcgrad", "task-gated+uncertainty",
+        "mmoe", "mmoe+pcgrad", "mmoe+uncertainty"]
+    assert summary["balancing"].tolist() == ["", "sum", "pcgrad", "uncertainty", "sum",
+                                             "pcgrad", "uncertainty"]
+    shares = pd.to_numeric(summary["conflict_share"], errors="coerce")
+    assert shares.isna().tolist() == [True, True, False, False, True, False, False]
+    gains = pd.read_csv(out / "balancing.csv")
+    assert gains[["family", "balancing"]].values.tolist() == [
+        ["task-gated", "pcgrad"], ["task-gated", "uncertainty"], ["mmoe", "pcgrad"],
+        ["mmoe", "uncertainty"]]
+    assert (gains["tasks"] == 4).all()
+    assert (out / "balancing_gains.png").is_file()
+    assert "conflicting steps" in capsys.readouterr().out
+
+
+def test_a_missing_solver_stops_a_run_before_training(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from netscope.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ecos" else real(name, *a))
+    out = tmp_path / "res"
+    rc = main(["multitask", "run", "--dataset", "survey", "--families", "task-gated",
+               "--balancing", "nash-mtl", "--out", str(out), "--quiet"])
+    assert rc == 2 and "needs ecos" in capsys.readouterr().err
+    assert not out.exists()

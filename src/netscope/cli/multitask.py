@@ -197,7 +197,6 @@ def _multitask_run(args) -> int:
 
     from netscope.files.folders import check_replaceable, staged_folder
     from netscope.multitask.comparison.results import compare
-    from netscope.multitask.balancing.registry import check_balancings
     from netscope.multitask.families import check_families
     from netscope.multitask.settings import Settings, setting_names
     from netscope.render.comparison import text_report, write_comparison
@@ -210,7 +209,7 @@ def _multitask_run(args) -> int:
                             "are numbers).")
     chosen = _names(args.families, "--families")
     families = check_families(chosen) if chosen else None  # None: all that take the kind
-    balancing = check_balancings(_names(args.balancing, "--balancing"))
+    balancing = _balancing(args)
     # a user's file never shares a built-in data set's folder (nor its name or settings)
     name = f"{Path(args.csv).stem}-csv" if args.csv else args.dataset
     out = check_replaceable(args.out or f"netscope-results/{name}-{args.protocol}")
@@ -252,12 +251,11 @@ def _targets_run(args, targets: list[str]) -> int:
         raise NetscopeError(f"{args.csv}: file not found.")
     from netscope.data.targets_table import load_targets_table
     from netscope.files.folders import check_replaceable, staged_folder
-    from netscope.multitask.balancing.registry import check_balancings
     from netscope.multitask.settings import Settings, setting_names
     from netscope.multitask.several.compare import compare_targets
     from netscope.render.targets_report import text_report, write_targets
 
-    balancing = check_balancings(_names(args.balancing, "--balancing"))
+    balancing = _balancing(args)
     families = _names(args.families, "--families")
     out = check_replaceable(args.out or f"netscope-results/{Path(args.csv).stem}-csv-targets")
     progress = progress_printer(args.quiet)
@@ -274,6 +272,16 @@ def _targets_run(args, targets: list[str]) -> int:
         print(text_report(comp))
     print(f"\nwrote {len(paths)} files to {out}/ (open {out / 'report.html'})")
     return 0
+
+
+def _balancing(args) -> tuple[str, ...]:
+    """--balancing as names, each known and its solver installed (before any data loads)."""
+    from netscope.multitask.balancing.registry import check_balancings, check_installed
+
+    names = check_balancings(_names(args.balancing, "--balancing"))
+    for n in names:
+        check_installed(n)
+    return names
 
 
 def _save_models(comp, protocol, folder: Path) -> None:

@@ -40,7 +40,8 @@ class Experts(nn.Module):
                  gen: torch.Generator) -> None:
         super().__init__()
         sizes = (fan_in, *widths)
-        self.W = nn.ParameterList(_glorot(gen, count, a, b) for a, b in zip(sizes, sizes[1:]))
+        self.W = nn.ParameterList(_glorot(gen, count, a, b) for a, b in
+                                  zip(sizes[:-1], sizes[1:], strict=True))
         self.b = nn.ParameterList(_zeros(count, b) for b in sizes[1:])
         self.count = count
 

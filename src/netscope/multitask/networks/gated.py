@@ -108,7 +108,7 @@ def gated_balanced_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: n
                     for d, inp in ((d_ap, x), (d_a1, h), (d_out, h1))]
         biases = [M @ d for d in (d_ap, d_a1, d_out)]
         k = len(tasks)
-        J = np.concatenate([part.reshape(k, -1) for pair in zip(per_task, biases)
+        J = np.concatenate([part.reshape(k, -1) for pair in zip(per_task, biases, strict=True)
                             for part in pair], 1)
         lost = M @ row_loss(loss, z, yb)
         step = balancer.step(J, lost, tasks)
