@@ -69,6 +69,10 @@ class JointNetwork(NetworkEstimator):
     """Shared-bottom, MMoE, PLE or cross-stitch (``architecture``) with a tower per task."""
 
     label = "joint network"
+    # tuned: the learning rate searched (x1, x3); widths and decay stay as given (each
+    # setting trains every task at once: a larger grid would multiply the whole cost)
+    grid = {"lr": (1, 3)}
+    decay_alternative = None
 
     def __init__(self, *, architecture: str = "mmoe", widths: tuple[int, ...] = (32, 16),
                  tower: int = 8, experts: int = 4, specific: int = 1, levels: int = 1,
@@ -151,6 +155,23 @@ class JointNetwork(NetworkEstimator):
         self.kinds_ = torch.tensor([CODES[name] for name in losses])
         self.classes_per_task_ = torch.from_numpy(classes)
         self._fit_epochs(X, y, t, n_tasks, hp, stop)
+
+    def _stopper(self, X, y, t, kind, n_tasks):
+        """Early stopping on the validation observations: each scored by its own task's
+        loss (targets of several kinds: squared error, log loss, deviance)."""
+        from netscope.multitask.networks.tuned import EarlyStopping
+        from netscope.multitask.targets import of_loss
+
+        losses = self._losses(n_tasks)
+
+        def score() -> float:
+            total = 0.0
+            for k in np.unique(t):
+                rows = t == k
+                mu = self._predict(X[rows], t[rows])
+                total += float(of_loss(losses[k]).unit_loss(y[rows], mu).sum())
+            return total / len(y)
+        return EarlyStopping(score, self._snapshot, self.patience)
 
     def _build(self, config: np.ndarray) -> None:
         d, T, K, tower, experts, specific, levels, *widths = (int(v) for v in config)
