@@ -3,7 +3,8 @@
 registry (``families``), target kinds (``targets``) and ``comparison``.
 
 The public surface, imported on first use: every estimator, ``load_model``, ``compare``,
-``FAMILIES`` and ``Settings``, and the protocols (``protocols.lecture``, ``.standard``)."""
+``FAMILIES`` and ``Settings``, several targets (``compare_targets``, ``mmoe_synthetic``), the
+balancing strategies (``BALANCINGS``, ``Balancer``), and the protocols (``protocols.lecture``, ``.standard``)."""
 
 from netscope.lazy import lazy_exports
 
@@ -14,7 +15,10 @@ _EXPORTS = {
     "TaskGatedMLP": "networks.gated", "MixedEffects": "linear.mixed",
     "BoostedTrees": "trees.boosted", "LearnedTaskCovariance": "linear.task_covariance",
     "MixedBoosting": "trees.mixed_boosting", "Ensemble": "ensemble",
-    "OneVsRest": "one_vs_rest",
+    "OneVsRest": "one_vs_rest", "JointNetwork": "networks.joint",
+    "compare_targets": "several.compare", "TargetsComparison": "several.compare",
+    "mmoe_synthetic": "several.synthetic", "Balancer": "balancing.balancer",
+    "BALANCINGS": "balancing.registry",
     "TaskEstimator": "base", "load_model": "base",
     "compare": "comparison.results", "Comparison": "comparison.results",
     "FAMILIES": "families", "Settings": "settings",
