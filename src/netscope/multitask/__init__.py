@@ -3,8 +3,9 @@
 registry (``families``), target kinds (``targets``) and ``comparison``.
 
 The public surface, imported on first use: every estimator, ``load_model``, ``compare``,
-``FAMILIES`` and ``Settings``, several targets (``compare_targets``, ``mmoe_synthetic``), the
-balancing strategies (``BALANCINGS``, ``Balancer``), and the protocols (``protocols.lecture``, ``.standard``)."""
+``FAMILIES`` and ``Settings``, several targets (``compare_targets``, ``mmoe_synthetic``),
+the balancing strategies (``BALANCINGS``, ``Balancer``), and the protocols
+(``protocols.lecture``, ``.standard``)."""
 
 from netscope.lazy import lazy_exports
 

@@ -227,11 +227,16 @@ PAGE_CSS = ("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:
 
 def html_report(comp: Comparison, pictures: dict[str, tuple[str, bytes]]) -> str:
     """The whole report as a page of its own (report.html)."""
+    return page_html(f"{comp.data.name} multi-task comparison", report_body(comp, pictures))
+
+
+def page_html(title: str, body: str) -> str:
+    """A report page: its title, the comparison's styles, the body."""
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>netscope: {html.escape(comp.data.name)} multi-task comparison</title>
+<title>netscope: {html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 {PAGE_CSS}</style></head><body>
-{report_body(comp, pictures)}
+{body}
 </body></html>"""
 
 

@@ -163,7 +163,7 @@ def _table_html(head: list[str], body: list[list[str]]) -> str:
 
 
 def html_page(comp: TargetsComparison, pics: dict[str, tuple[str, bytes]]) -> str:
-    from netscope.render.comparison import PAGE_CSS
+    from netscope.render.comparison import page_html
 
     answer = "".join(f"<li>{html.escape(line)}</li>" for line in answer_lines(comp))
     tables = "".join(f"<h2>{html.escape(h)}</h2>{_table_html(head, body)}"
@@ -178,15 +178,11 @@ def html_page(comp: TargetsComparison, pics: dict[str, tuple[str, bytes]]) -> st
                     for m, n in fit_notes(comp))
     figs = "".join(f"<figure>{img_tag(png, name)}<figcaption>{html.escape(name)}</figcaption>"
                    f"</figure>" for name, (_, png) in pics.items())
-    return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>netscope: {html.escape(comp.data.name)}, several targets</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
-{PAGE_CSS}</style></head><body>
-<h1>Several targets: {html.escape(comp.data.name)}</h1>
+    name = html.escape(comp.data.name)
+    return page_html(f"{comp.data.name}, several targets", f"""<h1>Several targets: {name}</h1>
 <p><b>Per target, the best model:</b></p><ul>{answer}</ul>
 <p>{len(comp.splits)} random row split(s); values are mean ± SD over splits where there are
 several. A target missing on a row is left out of that row's loss.</p>
 <ul>{notes}</ul>{tables}{gains}
 {f'<h2>What the fits chose (first split)</h2><ul>{chose}</ul>' if chose else ''}
-{f"<h2>Experts' use per target</h2>{figs}" if figs else ''}
-</body></html>"""
+{f"<h2>Experts' use per target</h2>{figs}" if figs else ''}""")
