@@ -14,9 +14,9 @@ import time
 import numpy as np
 import torch
 
+from netscope.multitask.settings import Settings
 from netscope.multitask.several.compare import compare_targets
 from netscope.multitask.several.synthetic import mmoe_synthetic
-from netscope.multitask.settings import Settings
 
 FAMILIES = ["shared-bottom", "mmoe", "ple"]
 
@@ -39,9 +39,10 @@ def main(rows: int, seeds: int, epochs: int) -> None:
                 mse[row["family"]].append(row["mse"])
         means = {f: np.array(v).reshape(seeds, 2).mean(1) for f, v in mse.items()}
         gap = means["shared-bottom"] - means["mmoe"]
+        took = time.perf_counter() - start
         print(f"{rho:4.1f} " + " ".join(f"{means[f].mean():13.4f} ± {means[f].std(ddof=1):6.4f}"
                                          for f in FAMILIES)
-              + f"  {gap.mean():+.4f} ± {gap.std(ddof=1):.4f} ({time.perf_counter() - start:.0f} s)")
+              + f"  {gap.mean():+.4f} ± {gap.std(ddof=1):.4f} ({took:.0f} s)")
 
 
 if __name__ == "__main__":
