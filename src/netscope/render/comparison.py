@@ -305,7 +305,8 @@ def report_pictures(comp: Comparison) -> dict[str, tuple[str, bytes]]:
                 f"bland_altman_{res.family.key}.png",
                 bland_altman_png(res.y_true, res.y_pred, res.family.label,
                                  comp.data.target_name))
-    for shared in (r.family.key for r in comp.results if r.family.task_gain):
+    for shared in (r.family.key for r in comp.results  # strategies: balancing_pictures
+                   if r.family.task_gain and r.family.balancing == "sum"):
         png = gain_png(comp, "ridge-per-task", shared)
         if png is not None:
             pictures[f"per-task gain: {shared} vs ridge per task"] = (f"gain_{shared}.png", png)
