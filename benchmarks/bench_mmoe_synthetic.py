@@ -4,6 +4,10 @@ seeds. The paper's finding: MMoE's advantage over shared-bottom grows as the cor
 falls.
 
     python benchmarks/bench_mmoe_synthetic.py [--rows N] [--seeds K] [--epochs E]
+
+Trained for a fixed 20 epochs, MMoE overfits 8,000 rows of 100 features (train MSE 0.10,
+test 0.66 against shared-bottom's 0.16 / 0.28 at rho 0.5, seed 1): the networks here stop
+early on inner validation rows, as netscope trains them on a user's data.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ FAMILIES = ["shared-bottom", "mmoe", "ple"]
 
 def main(rows: int, seeds: int, epochs: int) -> None:
     torch.set_num_threads(1)
-    settings = Settings(training="fixed", joint_epochs=epochs, expert_widths=(16,),
+    settings = Settings(training="tuned", max_epochs=epochs, patience=5, expert_widths=(16,),
                         experts=8, tower_hidden=8, ple_specific=1, ple_levels=1, lr=1e-3)
-    print(f"{rows} rows (80% train), 100 features, {seeds} seeds, {epochs} epochs, Adam 1e-3, "
-          f"batch 32; experts of 16 units (MMoE 8, PLE 8 shared + 1 per target, one level), "
-          f"shared-bottom 16 units, towers of 8")
+    print(f"{rows} rows (80% train), 100 features, {seeds} seeds; up to {epochs} epochs, early "
+          f"stopping (patience 5) and learning rate 1e-3 or 3e-3 on an inner 20% of the "
+          f"training rows; batch 32; experts of 16 units (MMoE 8, PLE 8 shared + 1 per "
+          f"target, one level), shared-bottom 16 units, towers of 8")
     print(f"{'rho':>4} " + " ".join(f"{f:>22}" for f in FAMILIES) + "  shared-bottom - MMoE")
     for rho in (0.9, 0.5, 0.2):
         mse = {f: [] for f in FAMILIES}
@@ -49,6 +54,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=40)
     a = ap.parse_args()
     main(a.rows, a.seeds, a.epochs)
