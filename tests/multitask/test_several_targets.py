@@ -180,3 +180,41 @@ def test_mmoe_with_zero_experts_is_refused():
 
     with pytest.raises(NetscopeError, match="at least one shared expert"):
         JointNetwork(experts=0).fit(np.zeros((4, 2)), np.zeros(4), [0, 1, 0, 1])
+
+
+def test_saved_models_predict_table_rows_as_the_run_did(tmp_path):
+    """--save-models for several targets: one model of every target (MMoE) or one per
+    target (ridge, trees), with their preprocessing; table rows predicted from them equal
+    the run's own test predictions, in each target's units."""
+    from netscope.multitask.several.compare import compare_targets
+    from netscope.multitask.several.pipeline import predict_targets_table, save_target_models
+
+    path = _table(tmp_path)
+    data = load_targets_table(path, ["score", "passed"])
+    comp = compare_targets(data, FAST, ["pooled-ridge", "boosted-trees", "mmoe"])
+    save_target_models(comp, tmp_path / "models")
+    df = pd.read_csv(path)
+    test = comp.splits[0].test
+    for key in ("pooled-ridge", "boosted-trees", "mmoe"):
+        out, _ = predict_targets_table(tmp_path / "models" / key, df.iloc[test])
+        run = comp.runs[key][0]
+        np.testing.assert_allclose(out["predicted_score"], run.y_pred[0], rtol=1e-9)
+        has = df["passed"].iloc[test].notna().to_numpy()
+        np.testing.assert_allclose(out["p_passed_yes"].to_numpy()[has], run.y_pred[1],
+                                   rtol=1e-9)
+        assert set(out["predicted_passed"]) <= {"yes", "no"}
+
+
+def test_save_and_predict_from_the_command_line(tmp_path, capsys):
+    path = _table(tmp_path)
+    out = tmp_path / "res"
+    assert main(["multitask", "run", "--csv", str(path), "--target-column", "score,visits",
+                 "--target-kind", "regression,count", "--families", "pooled-ridge,ple",
+                 "--training", "fixed", "--joint-epochs", "2", "--out", str(out),
+                 "--save-models", "--quiet"]) == 0
+    pred = tmp_path / "pred.csv"
+    assert main(["multitask", "predict", str(out / "models" / "ple"), "--csv", str(path),
+                 "--out", str(pred)]) == 0
+    got = pd.read_csv(pred)
+    assert {"predicted_score", "predicted_visits"} <= set(got.columns)
+    assert (got["predicted_visits"] > 0).all()  # a count's predicted mean

@@ -244,9 +244,6 @@ def _targets_run(args, targets: list[str]) -> int:
         raise NetscopeError("several targets are compared on random splits of the rows "
                             "(--protocol lecture: one, standard: --splits, default 5); "
                             "new tasks do not apply: every target is a task of every run.")
-    if args.save_models:
-        raise NetscopeError("--save-models does not save several-target models yet; the run's "
-                            "results and report are written without it.")
     if not Path(args.csv).is_file():
         raise NetscopeError(f"{args.csv}: file not found.")
     from netscope.data.targets_table import load_targets_table
@@ -269,6 +266,10 @@ def _targets_run(args, targets: list[str]) -> int:
                            args.test_fraction or 0.25, args.seed or 0, progress)
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         paths = write_targets(comp, stage)
+        if args.save_models:
+            from netscope.multitask.several.pipeline import save_target_models
+
+            save_target_models(comp, stage / "models")
         print(text_report(comp))
     print(f"\nwrote {len(paths)} files to {out}/ (open {out / 'report.html'})")
     return 0
@@ -301,9 +302,11 @@ def _multitask_predict(args) -> int:
     from netscope.data.tabular import read_rows
     from netscope.files.atomic import write_text
     from netscope.multitask.pipeline import predict_table
+    from netscope.multitask.several.pipeline import is_targets_model, predict_targets_table
 
     rows = read_rows(Path(args.csv))
-    out, notes = predict_table(args.model, rows, args.csv)
+    predict = predict_targets_table if is_targets_model(args.model) else predict_table
+    out, notes = predict(args.model, rows, args.csv)
     for line in notes:
         print(f"note: {line}")
     path = write_text(Path(args.out), out.to_csv(index=False))

@@ -85,35 +85,7 @@ class Preprocessing:
     # -- rows -> model input -----------------------------------------------------------------
     def features(self, df: pd.DataFrame, where: str) -> tuple[np.ndarray, list[str]]:
         """The model's input for the rows of ``df``, and notes (unknown text levels)."""
-        missing = [c for c, _ in self.columns if c not in df.columns]
-        if missing:
-            raise NetscopeError(f"{where}: no column {shown(missing[0])}, which the model was "
-                                f"trained on; its columns: "
-                                f"{', '.join(c for c, _ in self.columns)}.")
-        blocks, notes = [], []
-        for col, levels in self.columns:
-            series = df[col]
-            if levels is None:
-                values = pd.to_numeric(series, errors="coerce")
-                bad = values.isna() & series.notna()
-                if bad.any():
-                    row = int(np.flatnonzero(bad.to_numpy())[0])
-                    raise NetscopeError(f"{where}: column {shown(col)} must be numeric, but "
-                                        f"row {row + 1} holds {shown(series.iloc[row])}.")
-                blocks.append(values.to_numpy(np.float64)[:, None])
-                continue
-            text = series.astype(str).where(series.notna(), MISSING_LEVEL).to_numpy()
-            unknown = ~np.isin(text, levels)
-            if unknown.any():
-                notes.append(f"{int(unknown.sum())} row(s) hold level(s) of {shown(col)} not "
-                             f"seen in training (e.g. {shown(text[unknown][0])}): no level "
-                             f"of it is set for them")
-            blocks.append((text[:, None] == np.array(levels)[None, :]).astype(np.float64))
-        X = np.hstack(blocks)
-        imp = Imputer(np.asarray(self.gap_columns, np.int64), np.asarray(self.medians))
-        X = imp.transform(X, fill=not self.gaps_as_nan)  # any gap: its training median
-        keep = np.asarray(self.keep, bool)
-        return ((X - np.asarray(self.mean)) / np.asarray(self.scale))[:, keep], notes
+        return encode_rows(self, df, where)
 
     def task_positions(self, df: pd.DataFrame, where: str) -> np.ndarray:
         """Each row's task position as the model knows it; -1 for a task not seen."""
@@ -137,6 +109,41 @@ class Preprocessing:
             cols = {f"p_{c}": pred[:, k] for k, c in enumerate(self.classes)}
             return {**cols, f"predicted_{name}": np.asarray(self.classes)[pred.argmax(1)]}
         return {f"predicted_{name}": pred * self.target_scale + self.target_mean}
+
+
+def encode_rows(spec, df: pd.DataFrame, where: str) -> tuple[np.ndarray, list[str]]:
+    """The model input for the rows of ``df`` as ``spec`` (a saved preprocessing: its
+    ``columns``, ``gap_columns``, ``medians``, ``mean``, ``scale``, ``keep``,
+    ``gaps_as_nan``) says, and notes (unknown text levels)."""
+    missing = [c for c, _ in spec.columns if c not in df.columns]
+    if missing:
+        raise NetscopeError(f"{where}: no column {shown(missing[0])}, which the model was "
+                            f"trained on; its columns: "
+                            f"{', '.join(c for c, _ in spec.columns)}.")
+    blocks, notes = [], []
+    for col, levels in spec.columns:
+        series = df[col]
+        if levels is None:
+            values = pd.to_numeric(series, errors="coerce")
+            bad = values.isna() & series.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise NetscopeError(f"{where}: column {shown(col)} must be numeric, but "
+                                    f"row {row + 1} holds {shown(series.iloc[row])}.")
+            blocks.append(values.to_numpy(np.float64)[:, None])
+            continue
+        text = series.astype(str).where(series.notna(), MISSING_LEVEL).to_numpy()
+        unknown = ~np.isin(text, levels)
+        if unknown.any():
+            notes.append(f"{int(unknown.sum())} row(s) hold level(s) of {shown(col)} not "
+                         f"seen in training (e.g. {shown(text[unknown][0])}): no level "
+                         f"of it is set for them")
+        blocks.append((text[:, None] == np.array(levels)[None, :]).astype(np.float64))
+    X = np.hstack(blocks)
+    imp = Imputer(np.asarray(spec.gap_columns, np.int64), np.asarray(spec.medians))
+    X = imp.transform(X, fill=not spec.gaps_as_nan)  # any gap: its training median
+    keep = np.asarray(spec.keep, bool)
+    return ((X - np.asarray(spec.mean)) / np.asarray(spec.scale))[:, keep], notes
 
 
 def predict_table(folder: str | Path, df: pd.DataFrame, where: str = "table"

@@ -71,6 +71,8 @@ class PreparedTargets:
     mean: np.ndarray  # (m,) per target: fitted = (y - mean) / scale
     scale: np.ndarray
     split: RowSplit
+    imputer: Imputer | None = None  # how gaps were filled, and the features' scaler
+    scaler: Standardizer | None = None
 
     def features(self, native_missing: bool) -> tuple[np.ndarray, np.ndarray]:
         if native_missing and self.X_train_gaps is not None:
@@ -101,4 +103,4 @@ def prepare_targets(data: TargetsData, split: RowSplit) -> PreparedTargets:
     return PreparedTargets(fx.transform(X[split.train]), fx.transform(X[split.test]),
                            None if gaps is None else gaps[split.train],
                            None if gaps is None else gaps[split.test],
-                           Y[split.train], data.Y[split.test], mean, scale, split)
+                           Y[split.train], data.Y[split.test], mean, scale, split, imp, fx)
