@@ -218,3 +218,16 @@ def test_save_and_predict_from_the_command_line(tmp_path, capsys):
     got = pd.read_csv(pred)
     assert {"predicted_score", "predicted_visits"} <= set(got.columns)
     assert (got["predicted_visits"] > 0).all()  # a count's predicted mean
+
+
+def test_splits_in_worker_processes_give_the_numbers_of_one_process(tmp_path):
+    from netscope.multitask.several.compare import compare_targets
+
+    data = load_targets_table(_table(tmp_path), ["score", "passed"])
+    one = compare_targets(data, FAST, ["pooled-ridge", "mmoe"], splits=2)
+    two = compare_targets(data, FAST, ["pooled-ridge", "mmoe"], splits=2, jobs=2)
+    for a, b in zip(one.summary(), two.summary(), strict=True):
+        assert a["family"] == b["family"] and a["target"] == b["target"]
+        key = "mse" if a["kind"] == "regression" else "log_loss"
+        assert a[key] == pytest.approx(b[key], rel=1e-9)
+    assert two.gates()["mmoe"].shape == (2, 2)  # the first split's models came back

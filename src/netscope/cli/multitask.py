@@ -262,8 +262,11 @@ def _targets_run(args, targets: list[str]) -> int:
     settings = Settings(**{n: getattr(args, n) for n in setting_names()
                            if getattr(args, n) is not None})
     splits = 1 if args.protocol == "lecture" else (args.splits or 5)
+    import torch
+
+    jobs = 1 if splits < 2 else (args.jobs or torch.get_num_threads())
     comp = compare_targets(data, settings, families, balancing, splits,
-                           args.test_fraction or 0.25, args.seed or 0, progress)
+                           args.test_fraction or 0.25, args.seed or 0, progress, jobs)
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         paths = write_targets(comp, stage)
         if args.save_models:

@@ -142,10 +142,11 @@ def targets_families(data: TargetsData, families: Sequence[str] | None,
 def compare_targets(data: TargetsData, settings=None, families: Sequence[str] | None = None,
                     balancing: Sequence[str] = ("sum",), splits: int = 1,
                     test_fraction: float = 0.25, seed: int = 0,
-                    progress: Progress | None = None) -> TargetsComparison:
+                    progress: Progress | None = None, jobs: int = 1) -> TargetsComparison:
     """Fit every family on ``splits`` seeded random row splits; score each target in its
     own units. Networks train as ``settings.training`` says (auto: tuned, as for any
-    user's data)."""
+    user's data). ``jobs`` > 1 fits the splits side by side in that many processes (one
+    thread each; the numbers are those of ``jobs=1``)."""
     from netscope.multitask.settings import Settings
 
     settings = settings or Settings()
@@ -158,11 +159,33 @@ def compare_targets(data: TargetsData, settings=None, families: Sequence[str] | 
             progress(line)
     comp = TargetsComparison(data, parts, settings, keys, {k: [] for k in keys}, skipped)
     start = time.perf_counter()
-    for i, split in enumerate(parts):
-        for key, run in zip(keys, fit_targets_split(data, split, settings, keys, progress,
-                                                    i == 0), strict=True):
+    outcomes = _in_processes(data, parts, settings, keys, jobs) if jobs > 1 and \
+        len(parts) > 1 else (fit_targets_split(data, split, settings, keys, progress, i == 0)
+                             for i, split in enumerate(parts))
+    for i, outcome in enumerate(outcomes):
+        for key, run in zip(keys, outcome, strict=True):
             comp.runs[key].append(run)
         if progress and len(parts) > 1 and i + 1 < len(parts):
             progress(f"{i + 1}/{len(parts)} splits done"
                      f"{time_left(time.perf_counter() - start, i + 1, len(parts))}")
     return comp
+
+
+def _in_processes(data, parts, settings, keys, jobs: int):
+    """Each split in a spawned worker process of one thread, results in split order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from netscope.multitask.comparison.parallel import _one_thread
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(parts)), mp_context=ctx,
+                             initializer=_one_thread) as pool:
+        futures = [pool.submit(fit_targets_split, data, split, settings, keys, None, i == 0)
+                   for i, split in enumerate(parts)]
+        try:
+            for future in futures:
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
