@@ -185,7 +185,9 @@ class Family:
         label, extra = self.forms[kind]
         base = self.params
         if self.balancing != "sum":
-            label = f"{label}, {self.label.rsplit(', ', 1)[1]}"
+            from netscope.multitask.balancing.registry import BALANCINGS
+
+            label = f"{label}, {BALANCINGS[self.balancing].label}"
         return replace(self, label=label, params=lambda s: {**base(s), **extra}, forms={},
                        description=f"{self.description} ({label})")
 

@@ -68,7 +68,6 @@ CODES = {"squared_error": 0, "log_loss": 1, "poisson": 2, "multinomial": 3}
 class JointNetwork(NetworkEstimator):
     """Shared-bottom, MMoE, PLE or cross-stitch (``architecture``) with a tower per task."""
 
-    label = "joint network"
     # tuned: the learning rate searched (x1, x3); widths and decay stay as given (each
     # setting trains every task at once: a larger grid would multiply the whole cost)
     grid = {"lr": (1, 3)}
@@ -97,7 +96,10 @@ class JointNetwork(NetworkEstimator):
         self.balancing = balancing
         self.balance_lr = balance_lr
         self._training(loss, tune, max_epochs, patience)
-        self.label = LABELS.get(architecture, "joint network")
+
+    @property
+    def label(self) -> str:  # what reports and messages call it: its architecture
+        return LABELS.get(self.architecture, "joint network")
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X, y, tasks, fitted=None, rows=None) -> JointNetwork:
