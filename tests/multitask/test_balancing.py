@@ -341,3 +341,19 @@ def test_a_missing_solver_stops_a_run_before_training(tmp_path, monkeypatch, cap
                "--balancing", "nash-mtl", "--out", str(out), "--quiet"])
     assert rc == 2 and "needs ecos" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_expert_networks_on_grouped_classes_give_every_task_every_class():
+    """One softmax loss for all tasks: a task whose rows lack a class still gets a
+    probability for it (and a new task the population's)."""
+    from netscope.multitask.networks.joint import JointNetwork
+
+    rng = np.random.default_rng(0)
+    X, t = rng.normal(size=(90, 3)), np.repeat([0, 1, 2], 30)
+    y = rng.integers(0, 3, 90).astype(float)
+    y[t == 2] = np.minimum(y[t == 2], 1)  # task 2 never has class 2
+    for arch in ("mmoe", "ple", "cross-stitch", "shared-bottom"):
+        m = JointNetwork(architecture=arch, loss="multinomial", epochs=2).fit(X, y, t)
+        P = m.predict(X, t)
+        assert P.shape == (90, 3) and np.allclose(P.sum(1), 1)
+        assert m.predict(X[:2], ["new", "new"]).shape == (2, 3)

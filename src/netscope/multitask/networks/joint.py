@@ -147,9 +147,10 @@ class JointNetwork(NetworkEstimator):
     def _train(self, X, y, t, n_tasks, hp, stop) -> None:
         losses = self._losses(n_tasks)
         classes = np.ones(n_tasks, np.int64)
-        for k, name in enumerate(losses):
-            if name == "multinomial":
-                classes[k] = int(y[t == k].max()) + 1 if (t == k).any() else 2
+        for k, name in enumerate(losses):  # one loss for all (grouped): the data's classes;
+            if name == "multinomial":  # a task of its own kind (a target): its classes
+                rows = y if not self.task_losses else y[t == k]
+                classes[k] = int(rows.max()) + 1 if rows.size else 2
         widths = tuple(max(1, int(w * hp["width"])) for w in self.widths)
         self._config = np.array([X.shape[1], n_tasks, int(classes.max()), self.tower,
                                  self.experts, self.specific, self.levels, *widths])
