@@ -357,3 +357,18 @@ def test_expert_networks_on_grouped_classes_give_every_task_every_class():
         P = m.predict(X, t)
         assert P.shape == (90, 3) and np.allclose(P.sum(1), 1)
         assert m.predict(X[:2], ["new", "new"]).shape == (2, 3)
+
+
+def test_expert_networks_save_and_load(tmp_path):
+    from netscope.multitask.base import load_model
+    from netscope.multitask.networks.joint import JointNetwork
+
+    rng = np.random.default_rng(1)
+    X, t = rng.normal(size=(60, 3)), np.repeat(["a", "b", "c"], 20)
+    y = rng.normal(size=60)
+    for arch in ("ple", "cross-stitch"):
+        m = JointNetwork(architecture=arch, levels=2, epochs=2, balancing="upgrad",
+                         tune=True, max_epochs=3, patience=1).fit(X, y, t)
+        again = load_model(m.save(tmp_path / arch))
+        assert again.label == m.label and again.balancing == "upgrad"
+        np.testing.assert_array_equal(again.predict(X, t), m.predict(X, t))
