@@ -89,11 +89,17 @@ def fit_splits_in_processes(data: TaskData, protocol: Protocol, settings,
 
 
 def _local(work, data, protocol, settings, jobs: int) -> Iterator[list]:
+    return spawned(_work, [(data, split, protocol.scale_from, settings, group, i == 0)
+                           for i, split, group in work], jobs)
+
+
+def spawned(fn, calls: list[tuple], jobs: int) -> Iterator:
+    """``fn(*args)`` for each of ``calls`` in up to ``jobs`` spawned processes of one
+    thread each; results in the order of ``calls`` (the rest cancelled if one fails)."""
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx,
+    with ProcessPoolExecutor(max_workers=min(jobs, len(calls)), mp_context=ctx,
                              initializer=_one_thread) as pool:
-        futures = [pool.submit(_work, data, split, protocol.scale_from, settings, group, i == 0)
-                   for i, split, group in work]
+        futures = [pool.submit(fn, *args) for args in calls]
         try:
             for future in futures:
                 yield future.result()

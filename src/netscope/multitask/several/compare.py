@@ -173,19 +173,7 @@ def compare_targets(data: TargetsData, settings=None, families: Sequence[str] | 
 
 def _in_processes(data, parts, settings, keys, jobs: int):
     """Each split in a spawned worker process of one thread, results in split order."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from netscope.multitask.comparison.parallel import spawned
 
-    from netscope.multitask.comparison.parallel import _one_thread
-
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(parts)), mp_context=ctx,
-                             initializer=_one_thread) as pool:
-        futures = [pool.submit(fit_targets_split, data, split, settings, keys, None, i == 0)
-                   for i, split in enumerate(parts)]
-        try:
-            for future in futures:
-                yield future.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    return spawned(fit_targets_split, [(data, split, settings, keys, None, i == 0)
+                                       for i, split in enumerate(parts)], jobs)
