@@ -41,16 +41,30 @@ class _GuidedReLU(torch.autograd.Function):
         return g * keep, None
 
 
+class _DeconvReLU(torch.autograd.Function):
+    """ReLU whose backward passes the positive part of the gradient, whatever the input
+    (the deconvnet's rule, Zeiler & Fergus 2014)."""
+
+    @staticmethod
+    def forward(ctx, x, upper):
+        return x.clamp(0, upper) if upper is not None else x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.clamp(min=0), None
+
+
 @contextmanager
-def guided_relus(model: nn.Module):
-    """Swap every nn.ReLU/ReLU6 module's forward for the guided one; always swapped back."""
+def guided_relus(model: nn.Module, rule: type[torch.autograd.Function] = _GuidedReLU):
+    """Swap every nn.ReLU/ReLU6 module's forward for one whose backward follows ``rule``
+    (guided by default, or the deconvnet's); always swapped back."""
     swapped = []
     try:
         for m in model.modules():
             if isinstance(m, (nn.ReLU, nn.ReLU6)):
                 upper = 6.0 if isinstance(m, nn.ReLU6) else None
                 swapped.append((m, m.__dict__.get("forward")))
-                m.forward = (lambda u: lambda inp: _GuidedReLU.apply(inp, u))(upper)
+                m.forward = (lambda u: lambda inp: rule.apply(inp, u))(upper)
         yield len(swapped)
     finally:
         for m, own in swapped:

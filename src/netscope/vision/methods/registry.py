@@ -136,6 +136,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Setting("noise", 0.05, "noise SD as a fraction of the input's range"),
             Setting("seed", 0, "seed of the noise")),
            resolution="input", command="saliency"),
+    Method("input-x-gradient", "Input x Gradient", "each pixel times the gradient of the "
+           "target score (Shrikumar et al. 2016)", _M + "input_gradient:input_x_gradient",
+           (NORMALIZE,), resolution="input", command="saliency"),
+    Method("deconvolution", "Deconvolution", "the gradient passed back through ReLUs as its "
+           "positive part only (Zeiler & Fergus 2014)", _M + "input_gradient:deconvolution",
+           (NORMALIZE,), needs=("gradients", "ReLU modules"), resolution="input",
+           command="saliency"),
     Method("integrated-gradients", "Integrated Gradients", "(x - baseline) times the mean "
            "gradient on the straight path from the baseline", _M
            + "path_integral:integrated_gradients",
