@@ -1,0 +1,68 @@
+"""Input x Gradient and Deconvolution against Captum on EfficientNet-Lite0, one process:
+agreement of the attributions and time per batch as a ratio to one forward pass (batch 1
+and 8). Captum is a peer: pip install --target DIR captum tqdm --no-deps, then
+
+    PYTHONPATH=DIR python benchmarks/peer_captum_methods.py
+
+Lite0's activations are nn.ReLU6 modules, which Captum's Deconvolution leaves alone (it
+hooks nn.ReLU only), so the deconvolution rows are compared on Lite0 with its ReLU6
+modules swapped for nn.ReLU in both (the same model for both libraries).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from captum.attr import Deconvolution, InputXGradient
+from torch import nn
+
+from netscope.vision.methods.registry import explain
+from netscope.vision.models.images import SAMPLES, load_image
+from netscope.vision.models.zoo import load_model
+
+
+def timed(fn, reps: int = 5) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - start) / reps
+
+
+def relu_only(model: nn.Module) -> nn.Module:
+    for name, child in model.named_children():
+        if isinstance(child, nn.ReLU6):
+            setattr(model, name, nn.ReLU())
+        else:
+            relu_only(child)
+    return model
+
+
+def main() -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    lm = load_model("efficientnet-lite0")
+    model = lm.model.eval()
+    names = list(SAMPLES)
+    x8 = torch.cat([lm.preprocess.tensor(load_image(names[i % len(names)])) for i in range(8)])
+    print(f"{'method':18} {'batch':>5} {'max |diff|':>11} {'netscope/fwd':>13} "
+          f"{'Captum/fwd':>11}")
+    for name, peer, net in (("input-x-gradient", InputXGradient, model),
+                            ("deconvolution", Deconvolution, relu_only(lm.model))):
+        for b in (1, 8):
+            x = x8[:b]
+            with torch.no_grad():
+                target = net(x).argmax(1).tolist()
+                fwd = timed(lambda: net(x))  # noqa: B023
+            ours = explain(name, net, x, target).attributions
+            theirs = peer(net).attribute(x.clone(), target=target)
+            diff = (ours - theirs).abs().max().item()
+            t_ours = timed(lambda: explain(name, net, x, target))  # noqa: B023
+            t_peer = timed(lambda: peer(net).attribute(x.clone(), target=target))  # noqa: B023
+            print(f"{name:18} {b:5} {diff:11.2e} {t_ours / fwd:13.2f} {t_peer / fwd:11.2f}")
+
+
+if __name__ == "__main__":
+    main()
