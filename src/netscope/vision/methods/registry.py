@@ -143,6 +143,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "positive part only (Zeiler & Fergus 2014)", _M + "input_gradient:deconvolution",
            (NORMALIZE,), needs=("gradients", "ReLU modules"), resolution="input",
            command="saliency"),
+    Method("deeplift", "DeepLIFT", "(x - baseline) times the gradient with each activation's "
+           "slope replaced by its rescale multiplier (Shrikumar et al. 2017)",
+           _M + "deeplift:deeplift", (BASELINE, NORMALIZE),
+           needs=("gradients", "activation modules"), resolution="input",
+           command="saliency"),
     Method("integrated-gradients", "Integrated Gradients", "(x - baseline) times the mean "
            "gradient on the straight path from the baseline", _M
            + "path_integral:integrated_gradients",

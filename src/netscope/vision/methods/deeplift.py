@@ -1,0 +1,105 @@
+"""DeepLIFT with the Rescale rule (Shrikumar et al. 2017), as Captum's ``DeepLift`` runs it.
+
+Each element-wise activation module's backward is replaced by its multiplier
+(f(x) - f(x')) / (x - x'), x' its input on the baseline (the gradient at x where |x - x'|
+< 1e-10); linear layers keep their gradients. The attributions (x - x') times the modified
+gradient sum to F(x) - F(x') exactly when every nonlinearity is such a module (ReLU
+networks: the completeness the tests check). Image and baseline run as one batch, so the
+baseline's activations are read in the same pass (one forward and one backward pass of a
+batch twice the size, as Captum's). Activations called as functions inside
+``forward`` cannot be reached and keep their gradients (``extras["completeness_error"]``
+shows the cost).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.core.baselines import baseline_like
+from netscope.vision.core.capture import capture
+from netscope.vision.core.entry_checks import checked_images
+from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
+from netscope.vision.core.targets import TargetLike, detached, resolve
+
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.SiLU,
+               nn.GELU, nn.Hardswish, nn.Softplus)
+EPS = 1e-10
+
+
+class _Rescale(torch.autograd.Function):
+    """y = f(x) on a batch whose second half is the first half's baselines; backward: the
+    first half's gradient times (f(x) - f(x')) / (x - x'), the baselines' none."""
+
+    @staticmethod
+    def forward(ctx, x, module):
+        y = module._deeplift_forward(x * 1.0)  # a copy: in-place activations change it
+        n = x.shape[0] // 2
+        dx, dy = x[:n] - x[n:], y[:n] - y[n:]
+        small = dx.abs() < EPS
+        ratio = dy / torch.where(small, torch.ones_like(dx), dx)
+        if small.any():  # no difference to rescale: the activation's own slope at x
+            with torch.enable_grad():
+                xg = x[:n].detach().requires_grad_(True)
+                (slope,) = torch.autograd.grad(module._deeplift_forward(xg * 1.0).sum(), xg)
+            ratio = torch.where(small, slope, ratio)
+        ctx.save_for_backward(ratio)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (ratio,) = ctx.saved_tensors
+        n = ratio.shape[0]
+        return torch.cat([g[:n] * ratio, torch.zeros_like(g[n:])]), None
+
+
+@contextmanager
+def rescaled(model: nn.Module):
+    """Swap every element-wise activation module's forward for the Rescale rule; always put
+    back. Yields how many were swapped."""
+    swapped = []
+    try:
+        for m in model.modules():
+            if isinstance(m, ACTIVATIONS):
+                own = m.__dict__.get("forward")
+                m._deeplift_forward = own or type(m).forward.__get__(m)
+                swapped.append((m, own))
+                m.forward = (lambda mod: lambda inp: _Rescale.apply(inp, mod))(m)
+        yield len(swapped)
+    finally:
+        for m, own in swapped:
+            del m._deeplift_forward
+            if own is None:
+                del m.forward
+            else:
+                m.forward = own
+
+
+@checked_images
+def deeplift(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+             baseline: str | torch.Tensor = "zeros", normalize: str = "max") -> Heatmaps:
+    """DeepLIFT (Rescale) maps; signed attributions (N, C, H, W) in ``attributions``;
+    ``extras``: per image ``delta`` = F(x) - F(x') and ``completeness_error``."""
+    base = baseline_like(x, baseline)
+    n = x.shape[0]
+    with capture(model, []), rescaled(model) as swapped:
+        if swapped == 0:
+            raise NetscopeError("DeepLIFT rescales activation modules (nn.ReLU, ReLU6, "
+                                "Sigmoid, Tanh, ...); this model has none that it can "
+                                "reach (activations called as functions are not).")
+        both = torch.cat([x, base]).detach().requires_grad_(True)
+        y = model(both)  # the rescaled modules compute their usual values going forward
+        out = detached(y)[:n]
+        t = resolve(out, targets)
+        score = t.score(y[:n])
+        delta = score.detach() - t.score(detached(y)[n:])
+        (grad,) = torch.autograd.grad(score.sum(), both)
+    attr = (x - base) * grad[:n]
+    gap = (attr.flatten(1).sum(1) - delta).abs()
+    error = gap / torch.where(delta != 0, delta.abs(), torch.ones_like(delta))
+    return Heatmaps(normalize_maps(attr.abs().sum(1), normalize), out, t, t.labels,
+                    "input", "deeplift", attributions=attr,
+                    extras={"delta": delta, "completeness_error": error})
