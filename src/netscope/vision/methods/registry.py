@@ -88,7 +88,8 @@ class Method:
             raise NetscopeError(f"{self.name} has no setting {unknown[0]!r}; it takes {takes}.")
         for s in self.settings:
             value = settings.get(s.name, s.default)
-            if s.choices is not None and value not in s.choices:
+            if s.choices is not None and not hasattr(value, "shape") and \
+                    value not in s.choices:  # a tensor (a baseline, segments) is checked there
                 raise NetscopeError(f"{self.name}: {s.name} must be one of "
                                     f"{', '.join(map(str, s.choices))}, got {value!r}.")
         return self.implementation()(model, x, targets, **dict(self.fixed), **settings)
@@ -159,6 +160,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Setting("stride", 16, "window step, pixels"), BASELINE, BATCH_SIZE,
             Setting("scale", "logit", "read the target as a logit or a softmax probability",
                     ("logit", "prob")), NORMALIZE),
+           needs=(), resolution="input", command="saliency"),
+    Method("feature-ablation", "feature ablation", "each segment (grid cell or SLIC "
+           "superpixel) replaced by the baseline in turn; its pixels get the target's drop",
+           _M + "feature_ablation:feature_ablation",
+           (Setting("segments", "grid", "the features: cells of a grid or SLIC superpixels",
+                    ("grid", "slic")),
+            Setting("cells", 8, "grid cells per side, or the number of superpixels asked"),
+            BASELINE, BATCH_SIZE, NORMALIZE),
            needs=(), resolution="input", command="saliency"),
     Method("lrp", "LRP", "layer-wise relevance propagation: the target score handed down "
            "layer by layer by rules (a modified backward pass)",
