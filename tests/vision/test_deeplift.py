@@ -77,3 +77,41 @@ def test_in_place_activations_give_the_same_attributions():
     x = torch.randn(2, 2, 3, 3, dtype=torch.float64)
     torch.testing.assert_close(explain("deeplift", inplace, x, [0, 1]).attributions,
                                explain("deeplift", net, x, [0, 1]).attributions)
+
+
+def test_deeplift_shap_is_the_mean_of_deeplift_over_its_baselines():
+    net = _net()
+    x = torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    refs = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    heat = explain("deeplift-shap", net, x, [0, 1], baselines=refs)
+    each = [explain("deeplift", net, x, [0, 1], baseline=r).attributions for r in refs]
+    torch.testing.assert_close(heat.attributions, torch.stack(each).mean(0))
+    # complete against the mean output over the baselines
+    mean_base = net(refs)[:, [0, 1]].mean(0)
+    torch.testing.assert_close(heat.attributions.flatten(1).sum(1),
+                               net(x)[[0, 1], [0, 1]] - mean_base)
+    named = explain("deeplift-shap", net, x, [0, 1])  # zeros, blur, mean of each image
+    assert named.extras["completeness_error"].max() < 1e-10
+
+
+def test_deeplift_shap_equals_captum_where_installed():
+    captum = pytest.importorskip("captum.attr", reason="Captum is a peer, not a dependency")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 5)).double()
+    x, refs = torch.randn(3, 3, 16, 16, dtype=torch.float64), torch.randn(4, 3, 16, 16,
+                                                                         dtype=torch.float64)
+    ref = captum.DeepLiftShap(net).attribute(x.clone(), baselines=refs, target=[1, 2, 3])
+    torch.testing.assert_close(explain("deeplift-shap", net, x, [1, 2, 3],
+                                       baselines=refs).attributions, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("baselines, message", [
+    (torch.zeros(2, 3, 3), r"baselines must be \(K, C, H, W\)"),
+    ((), "at least one baseline"),
+])
+def test_deeplift_shap_bad_baselines(baselines, message):
+    with pytest.raises(NetscopeError, match=message):
+        explain("deeplift-shap", _net(), torch.randn(1, 2, 3, 3, dtype=torch.float64),
+                baselines=baselines)

@@ -103,3 +103,38 @@ def deeplift(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     return Heatmaps(normalize_maps(attr.abs().sum(1), normalize), out, t, t.labels,
                     "input", "deeplift", attributions=attr,
                     extras={"delta": delta, "completeness_error": error})
+
+
+@checked_images
+def deeplift_shap(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+                  baselines: tuple[str, ...] | torch.Tensor = ("zeros", "blur", "mean"),
+                  normalize: str = "max") -> Heatmaps:
+    """DeepLIFT-SHAP (Lundberg & Lee 2017): DeepLIFT against each of several baselines,
+    averaged (as Captum's ``DeepLiftShap``). ``baselines``: names of baselines made from each
+    image, or a tensor (K, C, H, W) of reference images shared by all. Every (image,
+    baseline) pair runs in one doubled batch; ``extras["delta"]`` = F(x) - mean F(b)."""
+    n = x.shape[0]
+    if isinstance(baselines, torch.Tensor):
+        refs = baselines.to(dtype=x.dtype, device=x.device)
+        if refs.dim() != 4 or tuple(refs.shape[1:]) != tuple(x.shape[1:]):
+            raise NetscopeError(f"baselines must be (K, C, H, W) with (C, H, W) = "
+                                f"{tuple(x.shape[1:])}, got {tuple(refs.shape)}.")
+        k = refs.shape[0]
+        bases = refs.repeat(n, 1, 1, 1)  # pair (i, j): image i, baseline j
+    else:
+        names = (baselines,) if isinstance(baselines, str) else tuple(baselines)
+        if not names:
+            raise NetscopeError("DeepLIFT-SHAP needs at least one baseline.")
+        k = len(names)
+        bases = torch.stack([baseline_like(x, b) for b in names], 1).flatten(0, 1)
+    with capture(model, []), torch.no_grad():
+        t = resolve(detached(model(x)), targets)
+    pairs = deeplift(model, x.repeat_interleave(k, 0), t.repeat_interleave(k),
+                     baseline=bases, normalize=normalize)
+    attr = pairs.attributions.view(n, k, *x.shape[1:]).mean(1)
+    delta = pairs.extras["delta"].view(n, k).mean(1)
+    gap = (attr.flatten(1).sum(1) - delta).abs()
+    error = gap / torch.where(delta != 0, delta.abs(), torch.ones_like(delta))
+    return Heatmaps(normalize_maps(attr.abs().sum(1), normalize), pairs.logits[::k], t,
+                    t.labels, "input", "deeplift-shap", attributions=attr,
+                    extras={"delta": delta, "completeness_error": error})

@@ -149,6 +149,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            _M + "deeplift:deeplift", (BASELINE, NORMALIZE),
            needs=("gradients", "activation modules"), resolution="input",
            command="saliency"),
+    Method("deeplift-shap", "DeepLIFT-SHAP", "DeepLIFT against several baselines, averaged "
+           "(Lundberg & Lee 2017)", _M + "deeplift:deeplift_shap",
+           (Setting("baselines", ("zeros", "blur", "mean"), "the baselines: names (zeros, "
+                    "blur, mean) or a tensor (K, C, H, W) of reference images"), NORMALIZE),
+           needs=("gradients", "activation modules"), resolution="input",
+           command="saliency"),
     Method("integrated-gradients", "Integrated Gradients", "(x - baseline) times the mean "
            "gradient on the straight path from the baseline", _M
            + "path_integral:integrated_gradients",
