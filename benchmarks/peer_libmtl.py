@@ -11,6 +11,7 @@ takes): the largest difference relative to its norm, and the cosine.
 
 from __future__ import annotations
 
+import random
 import sys
 import types
 
@@ -81,6 +82,7 @@ def main(root: str, n_tasks: int = 3) -> None:
         for p in params:
             p.grad = None
         np.random.seed(0)
+        random.seed(0)  # LibMTL's PCGrad shuffles the projection order with Python's random
         h.backward(losses(), **kw)
         theirs = torch.cat([p.grad.reshape(-1) for p in shared]).numpy()
         rel = np.abs(ours - theirs).max() / np.linalg.norm(theirs)

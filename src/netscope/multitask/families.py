@@ -17,6 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from netscope.errors import NetscopeError
+from netscope.multitask.balancing.registry import BALANCINGS, check_balancings, check_installed
 
 KINDS = ("regression", "binary", "multiclass", "count")
 
@@ -160,8 +161,6 @@ class Family:
         """This family trained with balancing strategy ``name`` (its own row in a run)."""
         if name == "sum" or not self.balances:
             return self
-        from netscope.multitask.balancing.registry import BALANCINGS
-
         base = self.params
         return replace(self, key=f"{self.key}+{name}",
                        label=f"{self.label}, {BALANCINGS[name].label}",
@@ -185,8 +184,6 @@ class Family:
         label, extra = self.forms[kind]
         base = self.params
         if self.balancing != "sum":
-            from netscope.multitask.balancing.registry import BALANCINGS
-
             label = f"{label}, {BALANCINGS[self.balancing].label}"
         return replace(self, label=label, params=lambda s: {**base(s), **extra}, forms={},
                        description=f"{self.description} ({label})")
@@ -418,8 +415,6 @@ def with_balancing(keys: Sequence[str], names: Sequence[str]) -> list[str]:
     """The run's families with each family that has shared parameters once per balancing
     strategy (``key+name``; ``sum`` keeps the plain key); names checked, and their solvers
     (an aggregator whose extra is not installed fails here, before any training)."""
-    from netscope.multitask.balancing.registry import check_balancings, check_installed
-
     names = check_balancings(names)
     for n in names:
         check_installed(n)

@@ -38,7 +38,6 @@ class Uncertainty(LossWeighting):
     def __init__(self, n_tasks: int, seed: int = 0, lr: float = 1e-2) -> None:
         super().__init__(n_tasks, seed, lr)
         self.log_var, self.opt = np.full(n_tasks, -0.5), self._adam()  # LibMTL starts at -0.5
-        self.steps = 0
 
     def weights(self, tasks, losses, J) -> np.ndarray:
         w = 0.5 * np.exp(-self.log_var[tasks])

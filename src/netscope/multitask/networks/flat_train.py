@@ -101,6 +101,21 @@ def output_residual(loss: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return ((mean_of(loss, z) - y) / y.shape[0])[:, None]
 
 
+def output_loss(loss: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's loss on outputs z (n, outputs), or on one output per row of any shape:
+    squared error, the log loss of a log-odds or of a softmax over class codes y, the
+    Poisson loss of a log-rate (up to terms without z)."""
+    if loss == "multinomial":
+        top = z.max(1, keepdims=True)
+        lse = top[:, 0] + np.log(np.exp(z - top).sum(1))
+        return lse - z[np.arange(len(y)), y.astype(np.int64)]
+    if loss == "squared_error":
+        return (z - y) ** 2
+    if loss == "log_loss":
+        return np.logaddexp(0.0, z) - y * z
+    return np.exp(np.clip(z, -50, 50)) - y * z
+
+
 def n_outputs(loss: str, y: np.ndarray) -> int:
     """A network's outputs: one per class for several classes, else one."""
     return int(y.max()) + 1 if loss == "multinomial" else 1

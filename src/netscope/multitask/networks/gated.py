@@ -19,6 +19,7 @@ from netscope.multitask.networks.flat_train import (
     GradFn,
     dense_backward,
     n_outputs,
+    output_loss,
     output_residual,
     train_flat,
 )
@@ -110,7 +111,7 @@ def gated_balanced_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: n
         k = len(tasks)
         J = np.concatenate([part.reshape(k, -1) for pair in zip(per_task, biases, strict=True)
                             for part in pair], 1)
-        lost = M @ row_loss(loss, z, yb)
+        lost = M @ output_loss(loss, z if loss == "multinomial" else z[:, 0], yb)
         step = balancer.step(J, lost, tasks)
         offset = 0
         for view in out[1:]:
@@ -121,21 +122,6 @@ def gated_balanced_gradient(flat: FlatParams, X: np.ndarray, t: np.ndarray, y: n
         own = M @ (d_h * proj * gate * (1.0 - gate))  # (k, width): each task's row
         gE[tasks] = own * step.scale[:, None]
     return grad
-
-
-def row_loss(loss: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Each row's loss on the outputs z (n, outputs): squared error, the log loss of a
-    log-odds or softmax, or the Poisson loss of a log-rate (up to terms without z)."""
-    if loss == "multinomial":
-        top = z.max(1, keepdims=True)
-        lse = top[:, 0] + np.log(np.exp(z - top).sum(1))
-        return lse - z[np.arange(len(y)), y.astype(np.int64)]
-    z = z[:, 0]
-    if loss == "squared_error":
-        return (z - y) ** 2
-    if loss == "log_loss":
-        return np.logaddexp(0.0, z) - y * z
-    return np.exp(np.clip(z, -50, 50)) - y * z
 
 
 class TaskGatedMLP(NetworkEstimator):

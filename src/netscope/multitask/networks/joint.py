@@ -21,6 +21,7 @@ from netscope.multitask.balancing.balancer import Balancer
 from netscope.multitask.base import Progress, TaskRelations
 from netscope.multitask.linear.glm import mean_of
 from netscope.multitask.networks.experts import NETWORKS, own_parameters
+from netscope.multitask.networks.pertask import row_loss
 from netscope.multitask.networks.tuned import NETWORK_LOSSES, NetworkEstimator
 
 LABELS = {"shared-bottom": "shared-bottom network", "mmoe": "MMoE", "ple": "PLE",
@@ -43,6 +44,10 @@ def task_jacobian(losses: torch.Tensor, params: list[torch.Tensor]) -> list[torc
     return list(grads)
 
 
+CODES = {"squared_error": 0, "log_loss": 1, "poisson": 2, "multinomial": 3}
+NAMES = {code: name for name, code in CODES.items()}
+
+
 def observation_loss(out: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
                      kinds: torch.Tensor, n_classes: torch.Tensor) -> torch.Tensor:
     """Each observation's loss by its task's kind (codes in ``CODES``): squared error,
@@ -50,19 +55,18 @@ def observation_loss(out: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
     classes (outputs past them are masked)."""
     z = out[:, 0]
     kind = kinds[t]
-    loss = torch.where(kind == 0, (z - y) ** 2, torch.zeros_like(z))
-    loss = torch.where(kind == 1, torch.nn.functional.softplus(z) - y * z, loss)
-    loss = torch.where(kind == 2, torch.exp(z.clamp(max=50)) - y * z, loss)
+    loss = torch.zeros_like(z)
+    for name, code in CODES.items():
+        if name != "multinomial":
+            loss = torch.where(kind == code, row_loss(name, z, y), loss)
     if bool((kind == 3).any()):
         width = torch.arange(out.shape[1])
         masked = out.masked_fill(width[None, :] >= n_classes[t][:, None], float("-inf"))
-        code = torch.where(kind == 3, y, torch.zeros_like(y)).long().clamp(0, out.shape[1] - 1)
-        ce = torch.logsumexp(masked, 1) - masked.gather(1, code[:, None])[:, 0]
-        loss = torch.where(kind == 3, ce, loss)
+        code = torch.where(kind == 3, y, torch.zeros_like(y)).clamp(0, out.shape[1] - 1)
+        loss = torch.where(kind == 3, row_loss("multinomial", masked, code), loss)
     return loss
 
 
-CODES = {"squared_error": 0, "log_loss": 1, "poisson": 2, "multinomial": 3}
 
 
 class JointNetwork(NetworkEstimator):
@@ -217,7 +221,6 @@ class JointNetwork(NetworkEstimator):
                 opt.zero_grad(set_to_none=True)
                 if balancer.key == "sum":
                     L.sum().backward()
-                    balancer.step(np.zeros((len(L), 0)), L.detach().numpy(), present.numpy())
                 else:
                     self._balanced(L, present, params, own, balancer)
                 opt.step()
@@ -258,7 +261,6 @@ class JointNetwork(NetworkEstimator):
     def _predict(self, X, t) -> np.ndarray:
         out = self._outputs(X, t).numpy()
         kinds = self.kinds_.numpy()[t]
-        names = {v: k for k, v in CODES.items()}
         if (kinds == 3).any():
             if not (kinds == 3).all() or len(np.unique(self.classes_per_task_.numpy()[t])) > 1:
                 raise NetscopeError(f"{self.label}: predict one task of several classes at a "
@@ -266,7 +268,7 @@ class JointNetwork(NetworkEstimator):
             return mean_of("multinomial", out[:, :int(self.classes_per_task_[t[0]])])
         pred = out[:, 0].copy()
         for code in np.unique(kinds):
-            pred[kinds == code] = mean_of(names[int(code)], out[kinds == code, 0])
+            pred[kinds == code] = mean_of(NAMES[int(code)], out[kinds == code, 0])
         return pred
 
     def gate_weights(self, X, t) -> np.ndarray | None:

@@ -21,6 +21,7 @@ from netscope.errors import NetscopeError
 from netscope.multitask.balancing.balancer import Balancer
 from netscope.multitask.base import Progress
 from netscope.multitask.linear.glm import check_loss, mean_of
+from netscope.multitask.networks.flat_train import output_loss
 from netscope.multitask.networks.optim import OptimizerSpec, StackedOptimizer
 from netscope.multitask.networks.pooled import PooledMLP
 from netscope.multitask.networks.stacked import BatchPlan, batch_plan
@@ -79,7 +80,7 @@ def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int,
             r = 2 * (pred - y) * share  # dLoss/dpred
         else:  # log loss on log-odds, Poisson loss on log-rates: mean - y
             r = (mean_of(loss, pred) - y) * share
-        lost = _unit_loss(loss, y, pred)
+        lost = output_loss(loss, pred, y)
         grads = {"hw": (r[..., None] * h).sum(1), "hb": r.sum(1)}
         d_h = r[..., None] * head_w[..., None, :]
     for i, layer in reversed(list(enumerate(range(start, 2)))):
@@ -89,16 +90,6 @@ def trunk_grads(p: dict, Z, head_w, head_b, y, mask, start: int,
         d_h = d_a @ p[f"W{layer}"].T
     grads["loss"] = (lost * share).sum(1)  # each task's mean loss on its batch
     return grads
-
-
-def _unit_loss(loss: str, y, pred):
-    """Each row's loss on the output: squared error, or the negative log-likelihood (up to
-    terms without the output) of a log-odds or a log-rate."""
-    if loss == "squared_error":
-        return (pred - y) ** 2
-    if loss == "log_loss":
-        return np.logaddexp(0.0, pred) - y * pred
-    return np.exp(np.clip(pred, -50, 50)) - y * pred
 
 
 def frozen_input(p: dict[str, torch.Tensor], X: torch.Tensor, start: int) -> torch.Tensor:

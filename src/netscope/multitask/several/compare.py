@@ -34,7 +34,7 @@ class TargetsComparison:
 
     def label(self, key: str) -> str:
         fam = family(key)
-        return fam.label if how(fam) != "alone" else f"{ALONE.get(key.split('+')[0], fam.label)}"
+        return fam.label if how(fam) != "alone" else ALONE.get(key, fam.label)
 
     def summary(self) -> list[dict]:
         """One row per (family, target): every metric of the target's kind, mean and SD over

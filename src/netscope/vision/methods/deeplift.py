@@ -13,8 +13,6 @@ shows the cost).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
@@ -23,6 +21,7 @@ from netscope.vision.core.baselines import baseline_like
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
+from netscope.vision.core.module_swap import swapped_forwards
 from netscope.vision.core.targets import TargetLike, detached, resolve
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.SiLU,
@@ -35,8 +34,8 @@ class _Rescale(torch.autograd.Function):
     first half's gradient times (f(x) - f(x')) / (x - x'), the baselines' none."""
 
     @staticmethod
-    def forward(ctx, x, module):
-        y = module._deeplift_forward(x * 1.0)  # a copy: in-place activations change it
+    def forward(ctx, x, forward):
+        y = forward(x * 1.0)  # a copy: in-place activations change it
         n = x.shape[0] // 2
         dx, dy = x[:n] - x[n:], y[:n] - y[n:]
         small = dx.abs() < EPS
@@ -44,7 +43,7 @@ class _Rescale(torch.autograd.Function):
         if small.any():  # no difference to rescale: the activation's own slope at x
             with torch.enable_grad():
                 xg = x[:n].detach().requires_grad_(True)
-                (slope,) = torch.autograd.grad(module._deeplift_forward(xg * 1.0).sum(), xg)
+                (slope,) = torch.autograd.grad(forward(xg * 1.0).sum(), xg)
             ratio = torch.where(small, slope, ratio)
         ctx.save_for_backward(ratio)
         return y
@@ -56,26 +55,11 @@ class _Rescale(torch.autograd.Function):
         return torch.cat([g[:n] * ratio, torch.zeros_like(g[n:])]), None
 
 
-@contextmanager
 def rescaled(model: nn.Module):
-    """Swap every element-wise activation module's forward for the Rescale rule; always put
-    back. Yields how many were swapped."""
-    swapped = []
-    try:
-        for m in model.modules():
-            if isinstance(m, ACTIVATIONS):
-                own = m.__dict__.get("forward")
-                m._deeplift_forward = own or type(m).forward.__get__(m)
-                swapped.append((m, own))
-                m.forward = (lambda mod: lambda inp: _Rescale.apply(inp, mod))(m)
-        yield len(swapped)
-    finally:
-        for m, own in swapped:
-            del m._deeplift_forward
-            if own is None:
-                del m.forward
-            else:
-                m.forward = own
+    """Every element-wise activation module's backward follows the Rescale rule for the
+    block; yields how many."""
+    return swapped_forwards(model, ACTIVATIONS,
+                            lambda m, own: lambda inp: _Rescale.apply(inp, own))
 
 
 @checked_images

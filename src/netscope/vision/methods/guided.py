@@ -9,8 +9,6 @@ of one call and always put back.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
@@ -18,6 +16,7 @@ from netscope.errors import NetscopeError
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
+from netscope.vision.core.module_swap import swapped_forwards
 from netscope.vision.core.targets import TargetLike, resolve
 from netscope.vision.methods.grad_cam_family import grad_cam
 from netscope.vision.methods.gradients import input_grad
@@ -54,24 +53,13 @@ class _DeconvReLU(torch.autograd.Function):
         return g.clamp(min=0), None
 
 
-@contextmanager
 def guided_relus(model: nn.Module, rule: type[torch.autograd.Function] = _GuidedReLU):
-    """Swap every nn.ReLU/ReLU6 module's forward for one whose backward follows ``rule``
-    (guided by default, or the deconvnet's); always swapped back."""
-    swapped = []
-    try:
-        for m in model.modules():
-            if isinstance(m, (nn.ReLU, nn.ReLU6)):
-                upper = 6.0 if isinstance(m, nn.ReLU6) else None
-                swapped.append((m, m.__dict__.get("forward")))
-                m.forward = (lambda u: lambda inp: rule.apply(inp, u))(upper)
-        yield len(swapped)
-    finally:
-        for m, own in swapped:
-            if own is None:
-                del m.forward  # back to the class's forward
-            else:
-                m.forward = own
+    """Every nn.ReLU/ReLU6 module's backward follows ``rule`` (guided by default, or the
+    deconvnet's) for the block; yields how many."""
+    def make(m: nn.Module, _own):
+        upper = 6.0 if isinstance(m, nn.ReLU6) else None
+        return lambda inp: rule.apply(inp, upper)
+    return swapped_forwards(model, (nn.ReLU, nn.ReLU6), make)
 
 
 @checked_images
