@@ -109,7 +109,7 @@ def test_deeplift_shap_equals_captum_where_installed():
 
 @pytest.mark.parametrize("baselines, message", [
     (torch.zeros(2, 3, 3), r"baselines must be \(K, C, H, W\)"),
-    ((), "at least one baseline"),
+    ((), "baselines needs at least one of zeros, blur, mean"),
 ])
 def test_deeplift_shap_bad_baselines(baselines, message):
     with pytest.raises(NetscopeError, match=message):

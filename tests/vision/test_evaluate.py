@@ -20,9 +20,9 @@ from tests.vision.tiny import TinyGAP
 
 ALL_METHODS, EVAL_METHODS = names("all"), tuple(REGISTERED)
 
-FAST = EvalSettings(steps=4, road_percentages=(50,), top_k=3, ig_steps=4, smooth_samples=2,
-                    occlusion_window=4, occlusion_stride=4, sanity_checkpoints=2,
-                    layer="features.3")
+FAST = EvalSettings(steps=4, road_percentages=(50,), sanity_checkpoints=2,
+                    method_settings=dict(top_k=3, steps=4, samples=2, window=4, stride=4,
+                                         layer="features.3"))
 
 
 def tiny_images(n=2):
@@ -154,9 +154,9 @@ class NoLinearHead(torch.nn.Module):
 
 def test_methods_that_do_not_apply_are_skipped_under_all_only():
     lm = LoadedModel("nohead", NoLinearHead(), Preprocess(8), None)
-    settings = EvalSettings(steps=2, road_percentages=(50,), top_k=2, ig_steps=2,
-                            smooth_samples=1, occlusion_window=4, occlusion_stride=4,
-                            sanity=False, layer="features.0")
+    settings = EvalSettings(steps=2, road_percentages=(50,), sanity=False,
+                            method_settings=dict(top_k=2, steps=2, samples=1, window=4,
+                                                 stride=4, layer="features.0"))
     ev = evaluate(lm, tiny_images(1), "all", settings)
     assert "cam" in ev.skipped and "linear classification head" in ev.skipped["cam"]
     assert "cam" not in {r["method"] for r in ev.table()}
@@ -197,7 +197,7 @@ def test_chosen_metrics_only(tmp_path):
         resolve_metrics(["deletion", "aopc"])
     lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
     settings = EvalSettings(metrics=("road",), road_percentages=(50,), sanity=False,
-                            layer="features.3")
+                            method_settings={"layer": "features.3"})
     ev = evaluate(lm, tiny_images(), ["gradcam", "random"], settings)
     row = ev.table()[0]
     assert row["deletion_auc"] is None and row["road_gap"] is not None
@@ -221,7 +221,8 @@ def test_constant_maps_are_uninformative_and_never_ranked():
     from dataclasses import replace
 
     lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
-    ev = evaluate(lm, tiny_images(), ["gradcam", "saliency"], replace(FAST, layer="pool"))
+    pool = replace(FAST, method_settings={**FAST.method_settings, "layer": "pool"})
+    ev = evaluate(lm, tiny_images(), ["gradcam", "saliency"], pool)
     table = ev.table()
     assert [(r["method"], r["rank"]) for r in table] == [("saliency", 1), ("gradcam", None)]
     assert table[1]["sanity"] == "uninformative (constant maps)"
@@ -229,7 +230,7 @@ def test_constant_maps_are_uninformative_and_never_ranked():
     assert table_rows(ev)[1][0] == "-" and ev.best()["method"] == "saliency"
     one = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(1), None)
     ev = evaluate(one, tiny_images(1), ["gradcam", "saliency", "random"],
-                  replace(FAST, layer=None))
+                  replace(FAST, method_settings={**FAST.method_settings, "layer": None}))
     assert ev.best() is None and all(r["rank"] is None for r in ev.table())
     assert "no method gave an informative map here (every map is constant)" in text_report(ev)
 

@@ -439,12 +439,11 @@ def test_lrp_reads_the_output_key_the_model_is_read_for(tmp_path, capsys):
 
 
 def test_the_command_line_registry_and_function_share_one_source_of_lrp_settings():
-    """The composites' names and LRP's defaults are declared once: the command line's
-    choices and defaults, the registry's settings and lrp()'s own defaults agree."""
-    import argparse
+    """The composites' names and LRP's defaults are declared once: the registry's settings
+    and lrp()'s own defaults agree (the command line derives its options from the registry:
+    tests/vision/test_method_options.py)."""
     import inspect
 
-    from netscope.cli import _leaves, build_parser
     from netscope.vision.methods.registry import METHODS
 
     settings = {s.name: s for s in METHODS["lrp"].settings}
@@ -452,8 +451,4 @@ def test_the_command_line_registry_and_function_share_one_source_of_lrp_settings
     defaults = inspect.signature(lrp).parameters
     for name in ("composite", "epsilon", "gamma", "stabilizer", "attention"):
         assert defaults[name].default == settings[name].default, name
-    saliency = next(p for p in _leaves(build_parser()) if p.prog.endswith("vision saliency"))
-    options = {a.dest: a for a in saliency._actions if isinstance(a, argparse.Action)}
-    for name in ("composite", "epsilon", "gamma", "attention"):
-        assert options[name].default == settings[name].default, name
-    assert tuple(options["composite"].choices) == COMPOSITES
+

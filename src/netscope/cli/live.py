@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from netscope.cli.method_options import add_method_options, given_settings
 from netscope.cli.options import number
 from netscope.errors import NetscopeError
 from netscope.vision.methods.registry import describe, names
@@ -35,6 +36,8 @@ def add(sub) -> None:
     number(p, "--port", lo=0, hi=65535, default=8765, help="port for the page, 0: any free one")
     p.add_argument("--every-frame", action="store_true",
                    help="process every frame of a file instead of dropping stale ones")
+    add_method_options(p, names("live"), title="method settings (given to every method of "
+                       "the cycle that reads them; default: each method's own)")
     p.set_defaults(func=_live)
 
 
@@ -78,7 +81,8 @@ def _live(args) -> int:
     source = open_source(args.source)
     try:
         lm = to_device(load_model(args.model), args.device, args.output_key)
-        view = LiveView(lm, args.mode, args.layer, args.snapshots, cam_method=args.method)
+        view = LiveView(lm, args.mode, args.layer, args.snapshots, cam_method=args.method,
+                        cam_settings=given_settings(args))
     except BaseException:
         source.close()
         raise

@@ -6,6 +6,12 @@ import sys
 from pathlib import Path
 
 from netscope.cli.common import Heartbeat, notice, progress_printer
+from netscope.cli.method_options import (
+    add_method_options,
+    given_settings,
+    method_settings,
+    refuse_foreign,
+)
 from netscope.cli.options import number
 from netscope.cli.vision_ascent import add_ascent
 from netscope.cli.vision_atlas import add_atlas, add_concepts
@@ -16,6 +22,7 @@ from netscope.cli.vision_inputs import start
 from netscope.cli.vision_tcav import add_tcav
 from netscope.errors import NetscopeError
 from netscope.vision.methods.registry import METHODS, describe, method, names
+from netscope.vision.metrics.choices import BULK_DEFAULTS
 
 
 def host(t):
@@ -55,30 +62,15 @@ def add(sub) -> None:
 
     p = vs.add_parser("gradcam", help="class heatmaps over images (Grad-CAM and relatives)")
     common(p)
-    p.add_argument("--layer", help="layer (default: the feature map the head pools)")
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
     _target_options(p)
     p.add_argument("--method", default="gradcam", choices=names("gradcam"),
                    help=describe(names("gradcam")))
-    p.add_argument("--fusion", choices=["mean", "max", "min"], default="mean",
-                   help="attention rollout: how the heads of a layer are combined")
-    number(p, "--discard", cast=float, lo=0, hi=0.99, default=0.0,
-           help="attention rollout: share of each row's weakest attention weights dropped")
-    number(p, "--top-k", lo=0, hi=100_000, default=0,
-           help="Score-CAM / Ablation-CAM: only the k channels with the largest mean "
-           "activation, 0: all")
-    p.add_argument("--normalize", choices=["max", "minmax"], default="max",
-                   help="divide by the maximum (default) or min-max scale")
-    number(p, "--eps", cast=float, lo=0, hi=1, default=0.0,
-           help="Grad-CAM++ denominator term: 0 is the paper's formula, 1e-6 reproduces "
-           "pytorch-grad-cam 1.5.7")
-    p.add_argument("--centre", action="store_true",
-                   help="Eigen-CAM: centre the activations first (as pytorch-grad-cam); "
-                   "default uncentred")
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     _bare(p)
-    p.set_defaults(func=_vision_gradcam, _option_defaults=_option_defaults(p))
+    add_method_options(p, names("gradcam"), shared=("batch_size",))
+    p.set_defaults(func=_vision_gradcam)
 
     p = vs.add_parser("saliency", help="pixel attributions: image-gradient saliency "
                       "(optionally SmoothGrad), Integrated Gradients, Occlusion")
@@ -87,26 +79,13 @@ def add(sub) -> None:
     _target_options(p)
     p.add_argument("--method", choices=names("saliency"), default="saliency",
                    help=describe(names("saliency")) + " (saliency with --smooth N: SmoothGrad)")
-    number(p, "--steps", lo=1, hi=10_000, default=32, help="Integrated Gradients path steps")
-    p.add_argument("--baseline", choices=["zeros", "blur", "mean"], default="zeros",
-                   help="Integrated Gradients' start / what Occlusion puts in the window")
-    number(p, "--window", lo=1, hi=4096, default=32, help="Occlusion window, pixels")
-    number(p, "--stride", lo=1, hi=4096, default=16, help="Occlusion stride, pixels")
-    number(p, "--smooth", lo=0, hi=10_000, default=0, help="SmoothGrad samples (0: plain)")
-    number(p, "--noise", cast=float, lo=0, hi=10, default=0.05,
-           help="SmoothGrad noise SD as a fraction of the input's range")
-    lrp = {s.name: s for s in METHODS["lrp"].settings}  # the settings' one source
-    p.add_argument("--composite", choices=lrp["composite"].choices,
-                   default=lrp["composite"].default, help="LRP: " + lrp["composite"].help)
-    number(p, "--epsilon", cast=float, lo=0, hi=1e6, above=True,
-           default=lrp["epsilon"].default, help="LRP: " + lrp["epsilon"].help)
-    number(p, "--gamma", cast=float, lo=0, hi=1e6, default=lrp["gamma"].default,
-           help="LRP: " + lrp["gamma"].help)
-    p.add_argument("--attention", choices=lrp["attention"].choices,
-                   default=lrp["attention"].default, help="LRP: " + lrp["attention"].help)
+    number(p, "--smooth", lo=0, hi=10_000, default=0,
+           help="SmoothGrad samples (0: plain): --method saliency --smooth N is --method "
+           "smoothgrad --samples N")
     number(p, "--batch-size", lo=1, hi=4096, default=16, help="images per pass")
     _bare(p)
-    p.set_defaults(func=_vision_saliency, _option_defaults=_option_defaults(p))
+    add_method_options(p, names("saliency"), shared=("batch_size",))
+    p.set_defaults(func=_vision_saliency)
 
     p = vs.add_parser("activations", help="feature maps of chosen layers as grids")
     common(p)
@@ -138,14 +117,13 @@ def add(sub) -> None:
                    + ", ".join(n for n in METHODS if n not in names("all")) + "): "
                    + ", ".join(METHODS) + "; methods a model cannot run (CAM without a linear "
                    "head) are skipped under 'all' and listed")
-    p.add_argument("--layer", help="CAM layer (default: the feature map the head pools)")
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
     number(p, "--steps", lo=2, hi=1000, default=50, help="deletion/insertion steps")
     p.add_argument("--baseline", choices=["blur", "mean", "zeros"], default="blur",
                    help="what deletion puts in place of pixels and insertion starts from")
-    number(p, "--top-k", lo=0, hi=100_000, default=128,
-           help="channels for Score-CAM and Ablation-CAM by mean activation, 0: all")
+    number(p, "--batch-size", lo=1, hi=4096, default=16,
+           help="images per forward pass in the metrics and perturbation methods")
     p.add_argument("--metrics", default="all",
                    help="comma-separated: deletion, insertion, road, confidence, sanity; or "
                    "'all' (default)")
@@ -153,6 +131,9 @@ def add(sub) -> None:
            help="evenly spaced depths of the cascading randomization compared (2: after "
            "half of the parameter groups from the head down, then after all of them)")
     p.add_argument("--quiet", action="store_true")
+    add_method_options(p, names(), shared=("batch_size",), overrides=BULK_DEFAULTS,
+                       title="method settings (given to every method that reads them; "
+                       "default: each method's own)")
     p.set_defaults(func=_vision_evaluate, out="netscope-results/vision-evaluate")
 
     p = vs.add_parser("report", help="HTML report per image: predictions, Grad-CAM, saliency, "
@@ -312,57 +293,16 @@ def _targets(args, lm, n: int):
     return idx * n if len(idx) == 1 else idx
 
 
-FLAG_SETTING = {"smooth": "samples"}  # option -> the method setting it sets, where named apart
-COMMAND_OPTIONS = {"batch_size"}  # the command's own (images per pass), whatever the method
-
-
-def _option_defaults(p) -> dict:
-    return {a.dest: a.default for a in p._actions if a.dest not in ("help",)}
-
-
-def _refuse_foreign_options(args, m) -> None:
-    """An option given a value of its own that the chosen method has no setting for is an
-    error naming it (it would be ignored), with the methods it does apply to."""
-    defaults = getattr(args, "_option_defaults", {})
-    takes = {s.name for s in m.settings}
-    for dest, default in defaults.items():
-        if dest in COMMAND_OPTIONS:
-            continue
-        setting = FLAG_SETTING.get(dest, dest)
-        owners = [n for n, other in METHODS.items() if setting in {s.name for s in
-                                                                   other.settings}]
-        if not owners or setting in takes or getattr(args, dest, default) == default:
-            continue
-        flag = "--" + dest.replace("_", "-")
-        raise NetscopeError(f"{flag} does not apply to {m.label}: it is a setting of "
-                            f"{', '.join(owners)}; drop it or choose one of those methods.")
-
-
-def _settings(args, m, lm) -> dict:
-    """The options this command was given, as the settings of method ``m``."""
-    _refuse_foreign_options(args, m)
-    given = {k: getattr(args, k) for k in ("layer", "normalize", "eps", "centre", "fusion",
-                                           "discard", "batch_size", "baseline", "steps",
-                                           "window", "stride", "noise", "composite",
-                                           "epsilon", "gamma", "attention")
-             if hasattr(args, k)}
-    given["top_k"] = getattr(args, "top_k", 0) or None
-    given["samples"] = getattr(args, "smooth", 0)
-    given["low"], given["high"] = lm.preprocess.bounds()  # the pixels' range, normalized
-    return m.accepted(given)
-
-
 def _maps(args, command: str):
     """(images, model input, Heatmaps) per batch of the chosen method, after its checks."""
-    name = "smoothgrad" if command == "saliency" and args.method == "saliency" \
-        and args.smooth > 0 else args.method
-    m = method(name)
+    m = method(_smooth(args) if command == "saliency" else args.method)
     if not m.class_specific and (args.classes or args.mask or args.regression is not None):
         raise NetscopeError(f"{m.label} is class-agnostic (one map per image, whatever the "
                             f"class): drop --class (and --mask, --regression), or pick a "
                             f"class-specific --method.")
+    method_settings(args, m)  # foreign options refused before the model loads
     lm, sources = start(args, classes=args.classes)
-    settings = _settings(args, m, lm)
+    settings = method_settings(args, m, lm.preprocess.bounds())
     progress = progress_printer(getattr(args, "quiet", False))
     for images, x, t in _batches(args, lm, sources):
         with Heartbeat(progress, first=f"{m.label} on {len(images)} image(s)"):
@@ -370,6 +310,20 @@ def _maps(args, command: str):
         for warning in dict.fromkeys(heat.warnings):
             print(f"netscope: warning: {warning}", file=sys.stderr, flush=True)
         yield lm, images, x, heat
+
+
+def _smooth(args) -> str:
+    """--smooth N: SmoothGrad with N samples (the method ``saliency`` turns into)."""
+    if not args.smooth:
+        return args.method
+    if args.method not in ("saliency", "smoothgrad"):
+        raise NetscopeError(f"--smooth does not apply to {method(args.method).label}: it is "
+                            f"a setting of smoothgrad; drop it or choose saliency.")
+    if args.samples is not None and args.samples != args.smooth:
+        raise NetscopeError(f"--smooth {args.smooth} and --samples {args.samples} disagree: "
+                            f"give one of them.")
+    args.samples = args.smooth
+    return "smoothgrad"
 
 
 def _bare(p) -> None:
@@ -416,21 +370,23 @@ def _vision_saliency(args) -> int:
         from netscope.vision.models.classes import class_label
 
         errors = heat.extras.get("completeness_error")
+        signed = heat.signed()  # relevance: drawn with its sign
+        composite = args.composite or METHODS[heat.method].defaults().get("composite")
+        what = f"{heat.method}-{composite}" if composite else heat.method
         for j, (name, _) in enumerate(images):
             k = int(heat.classes[j])
             label = class_label(lm.class_names, k)
             note = "" if errors is None else \
                 f", completeness error {float(errors[j]):.1%} (more --steps if large)"
-            if heat.method == "lrp":
+            if "relevance" in heat.extras:
                 note = (f", relevance {float(heat.extras['relevance'][j]):.4g} of the score "
                         f"{float(heat.extras['score'][j]):.4g} (the rest is absorbed by biases)")
-            picture = relevance_image(host(heat.attributions[j].sum(0))) \
-                if heat.method == "lrp" else saliency_image(host(heat.maps[j]))
-            what = f"lrp-{args.composite}" if heat.method == "lrp" else heat.method
+            picture = saliency_image(host(heat.maps[j])) if signed is None else \
+                relevance_image(host(heat.attributions[j].sum(0)))
             path = _save_picture(args, picture,
                                  Path(args.out) / f"{slug(name)}_{what}_{slug(label)}.png",
                                  f"{name}: {label} ({k})\n{what} (input pixels)",
-                                 "relevance" if heat.method == "lrp" else "saliency")
+                                 "saliency" if signed is None else "relevance")
             print(f"{name}: {label} ({k}){note} -> {path}")
     return 0
 
@@ -497,7 +453,8 @@ def _vision_evaluate(args) -> int:
     from netscope.vision.metrics.choices import resolve_methods, resolve_metrics
 
     methods = args.methods.split(",")
-    resolve_methods(methods)  # argument errors before PyTorch loads
+    chosen = resolve_methods(methods)  # argument errors before PyTorch loads
+    refuse_foreign(args, given_settings(args), [METHODS[n] for n in chosen])
     metrics, sanity = resolve_metrics(args.metrics.split(","))
     out = check_replaceable(args.out)
     check_sources(args)
@@ -508,8 +465,9 @@ def _vision_evaluate(args) -> int:
     lm, sources = start(args, classes=args.classes)
     images = list(_each_image(sources))
     settings = EvalSettings(metrics=metrics, steps=args.steps, baseline=args.baseline,
-                            top_k=args.top_k or None, sanity=sanity,
-                            sanity_checkpoints=args.sanity_checkpoints, layer=args.layer)
+                            sanity=sanity, sanity_checkpoints=args.sanity_checkpoints,
+                            batch_size=args.batch_size,
+                            method_settings=given_settings(args, shared=False))
     targets = _targets(args, lm, len(images))
     with Heartbeat(progress) as beat:
         ev = evaluate(lm, images, methods, settings, targets, beat)

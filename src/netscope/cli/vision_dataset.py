@@ -7,9 +7,11 @@ import os
 import sys
 
 from netscope.cli.common import progress_printer
+from netscope.cli.method_options import add_method_options, given_settings, refuse_foreign
 from netscope.cli.options import dataset_options, number
 from netscope.errors import NetscopeError
-from netscope.vision.methods.registry import describe, names
+from netscope.vision.methods.registry import METHODS, describe, names
+from netscope.vision.metrics.choices import BULK_DEFAULTS
 
 
 def add_dataset(vs, common) -> None:
@@ -19,19 +21,16 @@ def add_dataset(vs, common) -> None:
     p.add_argument("folder", help="folder tree of images (searched at any depth)")
     p.add_argument("--method", choices=names("dataset"), default="gradcam",
                    help=describe(names("dataset")))
-    p.add_argument("--layer", help="CAM layer (default: the feature map the head pools, or a "
-                   "transformer's last norm the score depends on)")
     p.add_argument("--metrics", default="", help="comma-separated: deletion, insertion "
                    "(AUC per image; each costs 2 x steps forward passes)")
     number(p, "--steps", lo=2, hi=1000, default=20, help="deletion/insertion steps")
     dataset_options(p)
-    number(p, "--top-k", lo=0, hi=100_000, default=128,
-           help="Score-CAM / Ablation-CAM: channels by mean activation, 0: all")
     p.add_argument("--labels", choices=["top1", "folder"], default="top1",
                    help="explain each image's top-1 class (default), or the class its first "
                    "folder names (FOLDER/CLASS/image, as torchvision's ImageFolder), with "
                    "accuracy")
     p.add_argument("--quiet", action="store_true")
+    add_method_options(p, names("dataset"), shared=("batch_size",), overrides=BULK_DEFAULTS)
     p.set_defaults(func=_vision_explain, out="netscope-results/vision-explain")
 
     p = vs.add_parser("merge", help="join the shards of an explain run into one table")
@@ -58,9 +57,11 @@ def _vision_explain(args) -> int:
     if world > 1 and args.device in ("cuda", None) and _cuda():
         args.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"  # one GPU per rank
     metrics = tuple(m for m in args.metrics.split(",") if m)
-    settings = DatasetSettings(args.method, args.layer, metrics, args.steps, args.batch_size,
+    refuse_foreign(args, given_settings(args), [METHODS[args.method]])
+    settings = DatasetSettings(args.method, given_settings(args, shared=False), metrics,
+                               args.steps, args.batch_size,
                                default_workers() if args.workers is None else args.workers,
-                               args.shard_size, args.table, args.top_k or None, args.labels)
+                               args.shard_size, args.table, args.labels)
     settings.check()
     lm, _ = start(args, images=False)
     say = progress_printer(args.quiet or rank > 0)

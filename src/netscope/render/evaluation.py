@@ -18,7 +18,7 @@ from netscope.render.png import figure_png, img_tag, subplots
 from netscope.render.table import csv_text, markdown_table
 from netscope.render.vision_report import slug
 from netscope.vision.core.host import host
-from netscope.vision.evaluation import Evaluation
+from netscope.vision.evaluation import BULK_DEFAULTS, Evaluation
 from netscope.vision.metrics.sanity import FAIL_AT
 
 MEANING = {
@@ -202,12 +202,18 @@ img{{max-width:100%}}</style></head><body>
 <p>Model <code>{html.escape(ev.model_name)}</code>, {len(ev.names)} image(s), each explained
 for its top-1 class. {verdict}. Settings: {s.steps} deletion/insertion steps, baseline
 {html.escape(str(s.baseline))}, ROAD at {', '.join(f'{p:g}%' for p in s.road_percentages)},
-Score-CAM/Ablation-CAM on the top {s.top_k or 'all'} channels, layer
-{html.escape(str(s.layer or 'default'))}. {ev.seconds:.0f} s in all.</p>
+method settings {html.escape(_given(ev))}. {ev.seconds:.0f} s in all.</p>
 <table><tr>{head}</tr>{body}</table>{skipped}<ul>{meaning}</ul>
 {f'<h2>Deletion and insertion curves</h2>{img_tag(curves, "curves")}' if curves else ""}
 <h2>Sanity check: Spearman correlation with the trained model's map</h2>{sanity}
 <h2>The maps</h2>{figs}</body></html>"""
+
+
+def _given(ev: Evaluation) -> str:
+    """The method settings that differ from the methods' own defaults (the rest: each
+    method's default; every method's full settings are in evaluation.json)."""
+    given = {**BULK_DEFAULTS, **ev.settings.method_settings}
+    return ", ".join(f"{k} {v}" for k, v in given.items()) or "the methods' own defaults"
 
 
 def _sanity_table(ev: Evaluation) -> str:
@@ -237,6 +243,7 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> dict[str, Path]:
            "settings": {k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in ev.settings.__dict__.items()},
            "meaning": MEANING, "table": table, "seconds": ev.seconds,
+           "method_settings": {r.method: r.settings for r in ev.results},
            "curves": {r.method: {k: {"fractions": getattr(r, k).fractions.tolist(),
                                      "scores": getattr(r, k).scores.tolist()}
                                  for k in ("deletion", "insertion") if getattr(r, k)}

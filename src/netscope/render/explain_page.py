@@ -32,9 +32,9 @@ def explain_page(table: pd.DataFrame, pictures: Sequence[tuple[str, np.ndarray, 
     classes = "".join(f"<tr><td>{html.escape(str(c))}</td><td>{k}</td></tr>"
                       for c, k in top.items())
     figs = ""
-    signed = settings.get("method") == "lrp"
+    signed = settings.get("signed", False)
     if signed:
-        facts += ("<p>LRP maps show signed relevance: red for the class, blue against it, "
+        facts += ("<p>The maps show signed relevance: red for the class, blue against it, "
                   "white for none.</p>")
     probs = dict(zip(ok["file"], ok["probability"], strict=True))
     names = dict(zip(ok["file"], ok["class_name"], strict=True))

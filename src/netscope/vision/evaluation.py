@@ -15,8 +15,9 @@ clear.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from netscope.vision.core.heatmaps import normalize_maps
 from netscope.vision.core.targets import Resolved, resolve
 from netscope.vision.methods.registry import METHODS, Method
 from netscope.vision.metrics.choices import (  # noqa: F401 - re-exported
+    BULK_DEFAULTS,
     METRICS,
     resolve_methods,
     resolve_metrics,
@@ -55,34 +57,37 @@ class EvalSettings:
     steps: int = 50  # deletion/insertion steps
     baseline: str = "blur"  # what deletion puts in place of pixels (insertion starts from it)
     road_percentages: tuple[float, ...] = (20, 50, 80)
-    top_k: int | None = 128  # Score-CAM / Ablation-CAM channels (None: all)
-    ig_steps: int = 32
-    smooth_samples: int = 16
-    occlusion_window: int = 32
-    occlusion_stride: int = 16
     sanity: bool = True
     # evenly spaced depths of the cascading randomization compared: 2 = after half of the
     # parameter groups (from the head down), then after all of them
     sanity_checkpoints: int = 2
-    batch_size: int = BATCH
-    layer: str | None = None  # CAM layer (default: the feature map the head pools)
+    batch_size: int = BATCH  # images per forward pass (metrics, and methods that take it)
+    # settings of the methods by name (the registry's), each given to every method that
+    # takes it, over BULK_DEFAULTS; e.g. {"layer": "features.3", "steps": 64}
+    method_settings: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
 
+    def check(self) -> None:
+        """A method setting that no method has (a typo) is an error; one that only some
+        methods read is given to those."""
+        takes = {s.name for m in METHODS.values() for s in m.settings}
+        unknown = [k for k in self.method_settings if k not in takes]
+        if unknown:
+            raise NetscopeError(f"no method has a setting {unknown[0]!r}; settings: "
+                                f"{', '.join(sorted(takes))}.")
+
+    def for_method(self, m: Method, bounds: tuple | None = None) -> dict[str, Any]:
+        """The keywords method ``m`` runs with here (those it takes; ``bounds``: the model's
+        input range, for the settings filled from it)."""
+        return m.accepted({"batch_size": self.batch_size, "seed": self.seed,
+                           **BULK_DEFAULTS, **self.method_settings,
+                           **m.from_input(bounds)})
 
 
-
-def method_settings(m: Method, s: EvalSettings) -> dict:
-    """The evaluation's settings as the keywords of method ``m`` (those it takes)."""
-    return m.accepted({"layer": s.layer, "top_k": s.top_k, "steps": s.ig_steps,
-                       "samples": s.smooth_samples, "window": s.occlusion_window,
-                       "stride": s.occlusion_stride, "batch_size": s.batch_size,
-                       "seed": s.seed})
-
-
-def explainer(name: str, s: EvalSettings) -> Explain:
+def explainer(name: str, s: EvalSettings, bounds: tuple | None = None) -> Explain:
     """(model, x, targets) -> maps of the registered method ``name`` under settings ``s``."""
     m = METHODS[name]
-    kwargs = method_settings(m, s)
+    kwargs = s.for_method(m, bounds)
     return lambda model, x, t: m(model, x, t, **kwargs).maps
 
 
@@ -102,6 +107,7 @@ class MethodResult:
     sanity: SanityCheck | None
     constant: int = 0  # images whose map is the same value everywhere
     signed: torch.Tensor | None = None  # LRP: signed relevance in [-1, 1], for the pictures
+    settings: dict = field(default_factory=dict)  # every setting the method ran with
 
     @property
     def uninformative(self) -> bool:
@@ -241,6 +247,7 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
     ``targets``)."""
     settings = settings or EvalSettings()
     names = resolve_methods(methods)
+    settings.check()
     if not images:
         raise NetscopeError("give at least one image to evaluate.")
     say = progress or (lambda message: None)
@@ -271,10 +278,11 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
 def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
                   s: EvalSettings, say: Callable[[str], None],
                   scored: dict[str, tuple]) -> MethodResult:
-    explain = explainer(name, s)
+    bounds = lm.preprocess.bounds()
+    explain = explainer(name, s, bounds)
     m = METHODS[name]
     began = time.perf_counter()
-    heat = m(lm.model, x, t, **method_settings(m, s))
+    heat = m(lm.model, x, t, **s.for_method(m, bounds))
     maps = normalize_maps(F.relu(heat.maps))
     seconds = (time.perf_counter() - began) / x.shape[0]
     key = next((k for k, (m, _) in scored.items()
@@ -300,5 +308,7 @@ def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
     constant = int(((flat.amax(1) - flat.amin(1)) <= CONSTANT).sum())
     if constant:
         say(f"{name}: {constant} of {maps.shape[0]} maps are constant (nothing to show)")
+    settings = {k: v for k, v in {**m.defaults(), **s.for_method(m)}.items()
+                if not hasattr(v, "shape") and k not in ("low", "high")}
     return MethodResult(name, maps, seconds, dele, ins, rd, conf, sanity, constant,
-                        heat.signed())
+                        heat.signed(), settings)

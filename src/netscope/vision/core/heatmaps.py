@@ -41,6 +41,7 @@ class Heatmaps:
     warnings: list[str] = field(default_factory=list)  # what a careful user must know
     attributions: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    relevance: bool = False  # attributions are signed relevance (LRP): drawn with their sign
 
     def __post_init__(self) -> None:
         self.logits = class_output(self.logits)  # a ModelOutput's logits, not the wrapper
@@ -85,7 +86,7 @@ class Heatmaps:
         """For relevance methods (LRP): the signed relevance per pixel (N, H, W), scaled
         by each image's largest magnitude into [-1, 1], so evidence against the target is
         drawn too; None for methods whose maps are not signed."""
-        if not self.method.startswith("lrp") or self.attributions is None:
+        if not self.relevance or self.attributions is None:
             return None
         values = self.attributions.sum(1) if self.attributions.dim() == 4 else \
             self.attributions

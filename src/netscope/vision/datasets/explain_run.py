@@ -6,11 +6,13 @@ rank 0 merges once all ranks are done (a gloo/NCCL barrier), or ``merge`` joins 
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ from netscope.vision.datasets.image_files import (
 )
 from netscope.vision.datasets.store import ExplainStore, merge
 from netscope.vision.methods.registry import METHODS, names
+from netscope.vision.metrics.choices import BULK_DEFAULTS
 from netscope.vision.metrics.faithfulness import deletion, insertion
 from netscope.vision.models.classes import class_label
 from netscope.vision.models.zoo import LoadedModel
@@ -41,14 +44,14 @@ LABELS = ("top1", "folder")  # explain each image's predicted class, or its fold
 @dataclass(frozen=True)
 class DatasetSettings:
     method: str = "gradcam"
-    layer: str | None = None
+    # the method's settings by name (the registry's), over BULK_DEFAULTS where it takes them
+    method_settings: Mapping[str, Any] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
     steps: int = 20  # deletion/insertion steps
     batch_size: int = 16
     workers: int = field(default_factory=default_workers)
     shard_size: int = 1024
     table: str = "auto"
-    top_k: int | None = 128  # Score-CAM / Ablation-CAM channels
     labels: str = "top1"
 
     def check(self) -> None:
@@ -62,17 +65,33 @@ class DatasetSettings:
         if bad:
             raise NetscopeError(f"unknown metric {bad[0]!r}; choose from "
                                 f"{', '.join(DATASET_METRICS)}.")
+        METHODS[self.method].check(self.method_settings)
         for name in ("batch_size", "shard_size", "steps"):
             if getattr(self, name) < 1:
                 raise NetscopeError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.workers < 0:
             raise NetscopeError(f"workers must be 0 or more, got {self.workers}.")
 
+    @property
+    def layer(self) -> str | None:
+        return self.method_settings.get("layer")
+
+    def for_method(self, lm: LoadedModel | None = None) -> dict[str, Any]:
+        """The keywords the method runs with (those it takes)."""
+        m = METHODS[self.method]
+        return m.accepted({"batch_size": self.batch_size, **BULK_DEFAULTS,
+                           **self.method_settings,
+                           **m.from_input(None if lm is None else lm.preprocess.bounds())})
+
     def identity(self, lm: LoadedModel) -> dict:
-        """What decides the results: a rerun must match it to continue the run."""
-        return {"model": lm.name, "size": lm.preprocess.size, "method": self.method,
-                "layer": self.layer, "metrics": list(self.metrics), "steps": self.steps,
-                "top_k": self.top_k, "labels": self.labels}
+        """What decides the results: a rerun must match it to continue the run (the
+        method's every setting, its defaults included; as the run file holds it)."""
+        effective = {**METHODS[self.method].defaults(), **self.for_method()}
+        effective.pop("batch_size", None)
+        doc = {"model": lm.name, "size": lm.preprocess.size, "method": self.method,
+               "layer": self.layer, "settings": effective, "metrics": list(self.metrics),
+               "steps": self.steps, "labels": self.labels}
+        return json.loads(json.dumps(doc, default=str))
 
 
 @dataclass
@@ -161,8 +180,7 @@ def folder_labels(lm: LoadedModel, files: list[str]) -> list[int]:
 
 def _run(lm, root, files, labels, todo, store, settings, say, start) -> tuple[int, int, int]:
     chosen = METHODS[settings.method]
-    kwargs = chosen.accepted({"layer": settings.layer, "top_k": settings.top_k,
-                         "batch_size": settings.batch_size})
+    kwargs = settings.for_method(lm)
 
     def explain(model, x, t):
         return chosen(model, x, t, **kwargs)

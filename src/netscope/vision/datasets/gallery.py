@@ -13,6 +13,7 @@ import torch
 from netscope.vision.core.heatmaps import upsample
 from netscope.vision.core.host import host
 from netscope.vision.datasets.store import RUN_FILE, load_maps, read_parts
+from netscope.vision.methods.registry import METHODS
 from netscope.vision.models.images import load_image
 from netscope.vision.models.zoo import LoadedModel
 
@@ -41,8 +42,14 @@ def gallery(lm: LoadedModel, folder: str | Path, out: str | Path
         if row["shard"] not in shards:
             shards[row["shard"]] = load_maps(out, row["shard"])[1]
         small = torch.from_numpy(shards[row["shard"]][int(row["map_index"])].astype(np.float32))
-        signed = settings.get("method") == "lrp"  # stored in [-1, 1]: keep its sign
+        signed = _signed(settings)  # stored in [-1, 1]: keep its sign
         heat = host(upsample(small[None], size, "none" if signed else "max")[0])
         rgb = lm.preprocess.image(load_image(Path(folder) / row["file"]))
         pictures.append((row["file"], rgb, heat))
-    return table, pictures, settings
+    return table, pictures, {**settings, "signed": _signed(settings)}
+
+
+def _signed(settings: dict) -> bool:
+    """Whether the run's method draws signed maps (relevance), from the registry."""
+    m = METHODS.get(settings.get("method", ""))
+    return bool(m and m.signed)

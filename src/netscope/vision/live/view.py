@@ -36,7 +36,10 @@ KEYS = {"n": "next layer", "p": "previous layer", "m": "switch mode", "c": "next
 class LiveView:
     def __init__(self, lm: LoadedModel, mode: str = "heatmap", layer: str | None = None,
                  snapshot_dir: str | Path = "netscope-results/live", max_channels: int = 36,
-                 cam_layer: str | None = None, cam_method: str = "gradcam") -> None:
+                 cam_layer: str | None = None, cam_method: str = "gradcam",
+                 cam_settings: dict | None = None) -> None:
+        """``cam_settings``: method settings by name, each given to every method of the
+        cycle that takes it (``cam_layer`` is its ``layer``)."""
         if mode not in MODES:
             raise NetscopeError(f"mode must be one of {MODES}, got {mode!r}.")
         if cam_method not in CAM_METHODS:
@@ -50,7 +53,16 @@ class LiveView:
             if layer not in self.layers:
                 self.layers.append(layer)
         self.layer_index = self.layers.index(layer) if layer else len(self.layers) // 2
-        self.cam_layer = cam_layer
+        self.cam_settings = {**(cam_settings or {}),
+                             **({"layer": cam_layer} if cam_layer is not None else {})}
+        takes = {s.name for n in CAM_METHODS for s in METHODS[n].settings}
+        unknown = [k for k in self.cam_settings if k not in takes]
+        if unknown:
+            raise NetscopeError(f"no live method has a setting {unknown[0]!r}; they take "
+                                f"{', '.join(sorted(takes))}.")
+        for n in CAM_METHODS:
+            METHODS[n].check(METHODS[n].accepted(self.cam_settings))
+        self.bounds = lm.preprocess.bounds()
         self.paused = False
         self.snapshot_dir = Path(snapshot_dir)
         self.snapshots: list[Path] = []
@@ -108,7 +120,8 @@ class LiveView:
     def _heatmap(self, frame: np.ndarray, x: torch.Tensor) -> np.ndarray:
         cv2 = self._cv2
         method = METHODS[self.cam_method]
-        heat = method(self.lm.model, x, **method.accepted({"layer": self.cam_layer}))
+        heat = method(self.lm.model, x, **method.accepted(self.cam_settings),
+                      **method.from_input(self.bounds))
         h, w = frame.shape[:2]
         signed = heat.method == "lrp"  # relevance has a sign: evidence for and against
         values = heat.attributions[0].sum(0) if signed else heat.maps[0]

@@ -10,6 +10,8 @@ it is first called.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -23,23 +25,88 @@ BATCH = 16  # images per forward pass in perturbation methods (as core.batched.B
 
 @dataclass(frozen=True)
 class Setting:
-    """One keyword a method takes, its default and what it does (for --help and errors)."""
+    """One keyword a method takes: its default, what it does, and what values it takes.
+
+    Declared once, read everywhere: the method checks values against it (Python callers
+    get the same errors as the command line), and every command that offers the method
+    derives its option (``--name``, its type, range, choices and help) from it. ``cast`` is
+    int, float, bool or str; None keeps it off the command line (a Python object: a module,
+    a rule table). ``off`` is the command-line value that stands for None ("0: all");
+    ``many`` takes a comma-separated list of ``choices``; ``from_input`` ("low" / "high")
+    is filled by commands from the model's input range."""
 
     name: str
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    cast: type | None = None
+    lo: float | None = None
+    hi: float | None = None
+    above: bool = False  # lo itself is not allowed
+    off: Any = None
+    many: bool = False
+    from_input: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def on_command_line(self) -> bool:
+        return (self.cast is not None or self.choices is not None) and self.from_input is None
+
+    def check(self, value: Any, owner: str) -> None:
+        """An error naming ``owner`` (the method) when ``value`` is not allowed; a tensor (a
+        baseline, segments) is left to the method's own checks."""
+        if hasattr(value, "shape") or (value is None and (self.default is None
+                                                           or self.off is not None)):
+            return
+        if self.choices is not None:
+            values = tuple(value) if self.many and isinstance(value, list | tuple) else \
+                (value,)
+            bad = [v for v in values if v not in self.choices]
+            if not values:
+                raise NetscopeError(f"{owner}: {self.name} needs at least one of "
+                                    f"{', '.join(map(str, self.choices))}.")
+            if bad:
+                raise NetscopeError(f"{owner}: {self.name} must be "
+                                    f"{'some' if self.many else 'one'} of "
+                                    f"{', '.join(map(str, self.choices))}, got {value!r}.")
+            return
+        if self.cast in (int, float):
+            self._check_number(value, owner)
+        elif self.cast is bool and not isinstance(value, bool):
+            raise NetscopeError(f"{owner}: {self.name} must be True or False, got {value!r}.")
+
+    def _check_number(self, value: Any, owner: str) -> None:
+        whole = self.cast is int
+        ok = isinstance(value, numbers.Integral if whole else numbers.Real) and \
+            not isinstance(value, bool) and math.isfinite(value)
+        low = self.lo is None or (value > self.lo if self.above else value >= self.lo) \
+            if ok else False
+        high = self.hi is None or value <= self.hi if ok else False
+        if not (ok and low and high):
+            noun = "a whole number" if whole else "a number"
+            bounds = [f"{'>' if self.above else '>='} {self.lo:g}"] if self.lo is not None \
+                else []
+            bounds += [f"<= {self.hi:g}"] if self.hi is not None else []
+            raise NetscopeError(f"{owner}: {self.name} must be {noun}"
+                                f"{' ' + ' and '.join(bounds) if bounds else ''}, got "
+                                f"{value!r}.")
 
 
 LAYER = Setting("layer", None, "layer whose activations are used (default: the feature map "
-                "the head pools, or a transformer's last block the score depends on)")
+                "the head pools, or a transformer's last block the score depends on)",
+                cast=str)
 NORMALIZE = Setting("normalize", "max", "divide each map by its maximum, or min-max scale it",
                     ("max", "minmax"))
-BATCH_SIZE = Setting("batch_size", BATCH, "perturbed copies per forward pass")
-TOP_K = Setting("top_k", None, "only the k channels with the largest mean activation (None: "
-                "all)")
+BATCH_SIZE = Setting("batch_size", BATCH, "perturbed copies per forward pass", cast=int,
+                     lo=1, hi=4096)
+TOP_K = Setting("top_k", None, "only the k channels with the largest mean activation (0: "
+                "all)", cast=int, lo=0, hi=100_000, off=0)
 BASELINE = Setting("baseline", "zeros", "the reference image: zeros, a blurred copy, or the "
                    "image's mean colour", ("zeros", "blur", "mean"))
+SEED = Setting("seed", 0, "seed of the noise", cast=int, lo=0, hi=2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -50,7 +117,8 @@ class Method:
     ReLU modules); ``resolution`` where the map lives (a layer's grid, or the input's
     pixels); ``command`` which single-method command lists it (``gradcam`` or
     ``saliency``); ``in_all`` whether `vision evaluate`'s 'all' includes it; ``live``
-    whether live mode's method cycle does; ``dataset`` whether `vision explain` offers it."""
+    whether live mode's method cycle does; ``dataset`` whether `vision explain` offers it;
+    ``signed`` whether its maps carry a sign worth drawing (relevance for and against)."""
 
     name: str
     label: str
@@ -65,6 +133,7 @@ class Method:
     in_all: bool = True
     live: bool = False
     dataset: bool = True
+    signed: bool = False
     _impl: list = field(default_factory=list, compare=False, repr=False)
 
     def defaults(self) -> dict[str, Any]:
@@ -76,23 +145,41 @@ class Method:
             self._impl.append(getattr(import_module(module), name))
         return self._impl[0]
 
+    def from_input(self, bounds: tuple[Any, Any] | None) -> dict[str, Any]:
+        """The settings filled from the model's input range (LRP's z-box bounds)."""
+        if bounds is None:
+            return {}
+        return {s.name: bounds[0] if s.from_input == "low" else bounds[1]
+                for s in self.settings if s.from_input}
+
     def accepted(self, candidates: dict[str, Any]) -> dict[str, Any]:
         """The entries of ``candidates`` that are settings of this method."""
         names = {s.name for s in self.settings}
         return {k: v for k, v in candidates.items() if k in names}
 
-    def __call__(self, model, x, targets=None, **settings):
+    def check(self, settings: dict[str, Any]) -> None:
+        """An error for a keyword this method does not take, or a value it does not allow."""
         unknown = sorted(set(settings) - {s.name for s in self.settings})
         if unknown:
             takes = ", ".join(s.name for s in self.settings) or "no settings"
             raise NetscopeError(f"{self.name} has no setting {unknown[0]!r}; it takes {takes}.")
         for s in self.settings:
-            value = settings.get(s.name, s.default)
-            if s.choices is not None and not hasattr(value, "shape") and \
-                    value not in s.choices:  # a tensor (a baseline, segments) is checked there
-                raise NetscopeError(f"{self.name}: {s.name} must be one of "
-                                    f"{', '.join(map(str, s.choices))}, got {value!r}.")
-        return self.implementation()(model, x, targets, **dict(self.fixed), **settings)
+            if s.name in settings:
+                s.check(settings[s.name], self.name)
+
+    def __call__(self, model, x, targets=None, **settings):
+        """The maps; a setting not given takes the registry's default (which may differ
+        from the function's: SmoothGrad is saliency with 16 samples)."""
+        self.check(settings)
+        settings = {**self.defaults(), **settings}
+        for s in self.settings:
+            if s.name in settings:
+                if s.off is not None and not hasattr(settings[s.name], "shape") and \
+                        settings[s.name] == s.off:
+                    settings[s.name] = None  # "0: all"
+        heat = self.implementation()(model, x, targets, **dict(self.fixed), **settings)
+        heat.method = self.name  # the registered name (a variant's, a test's own method)
+        return heat
 
 
 CAM_SETTINGS = (LAYER, NORMALIZE)
@@ -109,14 +196,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     _cam_variant("gradcam++", "Grad-CAM++", "positive gradients weighted by Grad-CAM++'s "
                  "closed-form coefficients",
                  Setting("eps", 0.0, "denominator term: 0 is the paper's formula, 1e-6 "
-                         "reproduces pytorch-grad-cam 1.5.7")),
+                         "reproduces pytorch-grad-cam 1.5.7", cast=float, lo=0, hi=1)),
     _cam_variant("xgradcam", "XGrad-CAM", "the activation-weighted mean of the gradient"),
     _cam_variant("layercam", "LayerCAM", "each position weighted by its positive gradient"),
     _cam_variant("hirescam", "HiResCAM", "each position weighted by its gradient"),
     Method("eigencam", "Eigen-CAM", "the activations' first principal direction "
            "(class-agnostic, no gradients)", _M + "eigen:eigen_cam",
            (*CAM_SETTINGS, Setting("centre", False, "centre the activations first (as "
-                                   "pytorch-grad-cam); default uncentred")),
+                                   "pytorch-grad-cam); default uncentred", cast=bool)),
            needs=(), class_specific=False, live=True),
     Method("cam", "CAM", "class weights of a global-average-pool + linear head",
            _M + "class_activation:cam",
@@ -133,9 +220,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            _M + "gradients:saliency", resolution="input", command="saliency"),
     Method("smoothgrad", "SmoothGrad", "saliency averaged over noisy copies",
            _M + "gradients:saliency",
-           (Setting("samples", 16, "noisy copies"),
-            Setting("noise", 0.05, "noise SD as a fraction of the input's range"),
-            Setting("seed", 0, "seed of the noise")),
+           (Setting("samples", 16, "noisy copies", cast=int, lo=1, hi=10_000),
+            Setting("noise", 0.05, "noise SD as a fraction of the input's range",
+                    cast=float, lo=0, hi=10), SEED),
            resolution="input", command="saliency"),
     Method("input-x-gradient", "Input x Gradient", "each pixel times the gradient of the "
            "target score (Shrikumar et al. 2016)", _M + "input_gradient:input_x_gradient",
@@ -151,19 +238,22 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            command="saliency"),
     Method("deeplift-shap", "DeepLIFT-SHAP", "DeepLIFT against several baselines, averaged "
            "(Lundberg & Lee 2017)", _M + "deeplift:deeplift_shap",
-           (Setting("baselines", ("zeros", "blur", "mean"), "the baselines: names (zeros, "
-                    "blur, mean) or a tensor (K, C, H, W) of reference images"), NORMALIZE),
+           (Setting("baselines", ("zeros", "blur", "mean"), "the baselines, comma-separated "
+                    "(Python: or a tensor (K, C, H, W) of reference images)",
+                    ("zeros", "blur", "mean"), many=True), NORMALIZE),
            needs=("gradients", "activation modules"), resolution="input",
            command="saliency"),
     Method("integrated-gradients", "Integrated Gradients", "(x - baseline) times the mean "
            "gradient on the straight path from the baseline", _M
            + "path_integral:integrated_gradients",
-           (BASELINE, Setting("steps", 32, "path steps (trapezoid rule)"), BATCH_SIZE),
+           (BASELINE, Setting("steps", 32, "path steps (trapezoid rule)", cast=int, lo=1,
+                              hi=10_000), BATCH_SIZE),
            resolution="input", command="saliency"),
     Method("occlusion", "Occlusion", "the target's drop when a sliding window is replaced by "
            "the baseline", _M + "occlusion_map:occlusion",
-           (Setting("window", 32, "window side, pixels"),
-            Setting("stride", 16, "window step, pixels"), BASELINE, BATCH_SIZE,
+           (Setting("window", 32, "window side, pixels", cast=int, lo=1, hi=4096),
+            Setting("stride", 16, "window step, pixels", cast=int, lo=1, hi=4096), BASELINE,
+            BATCH_SIZE,
             Setting("scale", "logit", "read the target as a logit or a softmax probability",
                     ("logit", "prob")), NORMALIZE),
            needs=(), resolution="input", command="saliency"),
@@ -172,7 +262,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            _M + "feature_ablation:feature_ablation",
            (Setting("segments", "grid", "the features: cells of a grid or SLIC superpixels",
                     ("grid", "slic")),
-            Setting("cells", 8, "grid cells per side, or the number of superpixels asked"),
+            Setting("cells", 8, "grid cells per side, or the number of superpixels asked",
+                    cast=int, lo=1, hi=4096),
             BASELINE, BATCH_SIZE, NORMALIZE),
            needs=(), resolution="input", command="saliency"),
     Method("lrp", "LRP", "layer-wise relevance propagation: the target score handed down "
@@ -180,22 +271,26 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            _M + "relevance.propagate:lrp",
            (Setting("composite", "epsilon-plus", "which rule each layer gets (Zennit's "
                     "composites)", COMPOSITES),
-            Setting("epsilon", 1e-6, "the epsilon rule's stabilizer (dense layers)"),
-            Setting("gamma", 0.25, "the gamma rule's weight on positive parameters"),
-            Setting("stabilizer", 1e-6, "the other rules' stabilizer"),
+            Setting("epsilon", 1e-6, "the epsilon rule's stabilizer (dense layers)",
+                    cast=float, lo=0, hi=1e6, above=True),
+            Setting("gamma", 0.25, "the gamma rule's weight on positive parameters",
+                    cast=float, lo=0, hi=1e6),
+            Setting("stabilizer", 1e-6, "the other rules' stabilizer", cast=float, lo=0,
+                    hi=1e6, above=True),
             Setting("attention", "ah", "transformers: 'ah' holds the attention weights "
                     "constant (Ali et al. 2022); 'attnlrp' passes relevance through queries "
                     "and keys too (AttnLRP)", choices=ATTENTION),
             Setting("low", None, "z-box: each input channel's lowest value (default: this "
-                    "batch's)"),
-            Setting("high", None, "z-box: each input channel's highest value"),
+                    "batch's; commands: the model's input range)", from_input="low"),
+            Setting("high", None, "z-box: each input channel's highest value",
+                    from_input="high"),
             Setting("rules", None, "a rule per layer name, over the composite's"),
             NORMALIZE,
             Setting("through", None, "concept relevance: {layer: [channels]} lets only those "
                     "units pass relevance on"),
             Setting("units", None, "a layer whose per-unit relevance is reported")),
            needs=("gradients", "a model torch.fx can trace"), resolution="input",
-           command="saliency", live=True),
+           command="saliency", live=True, signed=True),
     Method("guided", "guided Grad-CAM", "guided backpropagation times the upsampled Grad-CAM "
            "map", _M + "guided:guided_grad_cam", CAM_SETTINGS,
            needs=("gradients", "ReLU modules"), resolution="input", dataset=False),
@@ -203,12 +298,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "vision transformer (class-agnostic)", _M + "rollout:attention_rollout",
            (Setting("fusion", "mean", "how the heads of a layer are combined",
                     ("mean", "max", "min")),
-            Setting("discard", 0.0, "share of each row's weakest attention weights dropped"),
+            Setting("discard", 0.0, "share of each row's weakest attention weights dropped",
+                    cast=float, lo=0, hi=0.99),
             NORMALIZE),
            needs=("readable attention",), class_specific=False, in_all=False),
     Method("random", "random map", "uniform noise: the floor any method must clear",
            _M + "random_floor:random_map",
-           (Setting("seed", 0, "seed of the noise"), Setting("size", 14, "map side")),
+           (SEED, Setting("size", 14, "map side", cast=int, lo=1, hi=4096)),
            needs=(), class_specific=False, command=None, dataset=False),
 )}
 

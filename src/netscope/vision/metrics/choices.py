@@ -9,6 +9,10 @@ from netscope.errors import NetscopeError
 from netscope.vision.methods.registry import METHODS, names
 
 METRICS = ("deletion", "insertion", "road", "confidence")
+# what commands that run many methods or images (`vision evaluate`, `vision explain`) give a
+# method where its own default would be slow: Score-CAM and Ablation-CAM on the 128 channels
+# of largest mean activation (a forward pass each), not all of them
+BULK_DEFAULTS = {"top_k": 128}
 
 
 def wants_all(methods: Sequence[str] | str) -> bool:
