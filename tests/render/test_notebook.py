@@ -112,7 +112,8 @@ def test_evaluation_and_comparison_are_short_and_scoped(tiny, tmp_path):
     rng = np.random.default_rng(0)
     ev = evaluate(LoadedModel("tiny", model, Preprocess(8), None),
                   [("a", rng.random((8, 8, 3)).astype(np.float32))], ["gradcam", "random"],
-                  EvalSettings(steps=4, road_percentages=(50,), sanity_checkpoints=2))
+                  EvalSettings(metric_settings=dict(steps=4, road_percentages=(50,),
+                                                    sanity_checkpoints=2)))
     _scoped_only(ev._repr_html_())
     assert "most faithful here:" in repr(ev) and len(repr(ev)) < 2000
     rows = [{"g": g, "a": rng.normal(), "b": rng.normal(), "y": rng.normal() + i}

@@ -10,7 +10,13 @@ import torch
 from netscope import vision as A
 from netscope.cli import main
 from netscope.errors import NetscopeError
-from netscope.render.evaluation import MEANING, table_rows, text_report, write_evaluation
+from netscope.render.evaluation import (
+    header,
+    meaning,
+    table_rows,
+    text_report,
+    write_evaluation,
+)
 from netscope.vision.evaluation import METHODS, EvalSettings, evaluate, resolve_methods
 from netscope.vision.methods.registry import METHODS as REGISTERED
 from netscope.vision.methods.registry import names
@@ -20,7 +26,8 @@ from tests.vision.tiny import TinyGAP
 
 ALL_METHODS, EVAL_METHODS = names("all"), tuple(REGISTERED)
 
-FAST = EvalSettings(steps=4, road_percentages=(50,), sanity_checkpoints=2,
+FAST = EvalSettings(metric_settings=dict(steps=4, road_percentages=(50,),
+                                         sanity_checkpoints=2),
                     method_settings=dict(top_k=3, steps=4, samples=2, window=4, stride=4,
                                          layer="features.3"))
 
@@ -72,11 +79,13 @@ def test_outputs(tiny_eval, tmp_path):
     doc = json.loads((tmp_path / "evaluation.json").read_text())
     assert len(doc["table"]) == len(ALL_METHODS)
     assert len(doc["curves"]["gradcam"]["deletion"]["scores"][0]) == FAST.steps + 1
+    assert doc["metric_settings"]["road"] == {"road_percentages": [50]}
+    assert len(doc["details"]["gradcam"]["sanity"]["spearman"]) == 2
     page = (tmp_path / "report.html").read_text()
     assert "LOWER is better" in page and "HIGHER is better" in page and "FAILS when" in page
     assert page.count("data:image/png;base64,") == 3
     text = text_report(tiny_eval)
-    assert tiny_eval.verdict() in text and all(k in text for k in MEANING)
+    assert tiny_eval.verdict() in text and all(k in text for k in meaning(tiny_eval))
     # the files hold the numbers: the table's, and per image what averages to them
     import pandas as pd
 
@@ -154,7 +163,8 @@ class NoLinearHead(torch.nn.Module):
 
 def test_methods_that_do_not_apply_are_skipped_under_all_only():
     lm = LoadedModel("nohead", NoLinearHead(), Preprocess(8), None)
-    settings = EvalSettings(steps=2, road_percentages=(50,), sanity=False,
+    settings = EvalSettings(metrics=("deletion", "insertion", "road", "confidence"),
+                            metric_settings=dict(steps=2, road_percentages=(50,)),
                             method_settings=dict(top_k=2, steps=2, samples=1, window=4,
                                                  stride=4, layer="features.0"))
     ev = evaluate(lm, tiny_images(1), "all", settings)
@@ -191,25 +201,26 @@ def test_equal_scores_share_a_rank(tiny_eval):
 def test_chosen_metrics_only(tmp_path):
     from netscope.vision.evaluation import resolve_metrics
 
-    assert resolve_metrics("all") == (("deletion", "insertion", "road", "confidence"), True)
-    assert resolve_metrics(["road", "sanity"]) == (("road",), True)
+    assert resolve_metrics("all") == ("deletion", "insertion", "road", "confidence", "sanity")
+    assert resolve_metrics(["sanity", "road"]) == ("road", "sanity")
     with pytest.raises(NetscopeError, match="unknown metric 'aopc'"):
         resolve_metrics(["deletion", "aopc"])
     lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
-    settings = EvalSettings(metrics=("road",), road_percentages=(50,), sanity=False,
+    settings = EvalSettings(metrics=("road",), metric_settings={"road_percentages": (50,)},
                             method_settings={"layer": "features.3"})
     ev = evaluate(lm, tiny_images(), ["gradcam", "random"], settings)
     row = ev.table()[0]
     assert row["deletion_auc"] is None and row["road_gap"] is not None
     assert row["sanity"] == "not run" and row["rank_road_gap"] in (1, 2)
     paths = write_evaluation(ev, tmp_path)
-    assert "curves.png" not in paths and table_rows(ev)[0][2] == "-"  # no deletion column
+    assert "curves.png" not in paths and header(ev) == ["rank", "method", "ROAD gap (higher)",
+                                                        "s / image"]
 
 
 def test_spread_over_images_is_shown(tiny_eval):
     row = next(r for r in tiny_eval.table() if r["method"] == "gradcam")
     per = [res for res in tiny_eval.results if res.method == "gradcam"][0]
-    assert row["deletion_auc_sd"] == pytest.approx(float(per.deletion.auc.std()))
+    assert row["deletion_auc_sd"] == pytest.approx(float(per.values("deletion_auc").std()))
     cells = next(c for c in table_rows(tiny_eval) if c[1] == "gradcam")
     assert " ± " in cells[2]
 

@@ -171,7 +171,7 @@ def test_a_method_added_by_one_declaration_is_everywhere(monkeypatch, tmp_path, 
     lm = LoadedModel("tiny", TinyGAP(dtype=torch.float32), Preprocess(8), None)
     rgb = np.random.default_rng(0).random((12, 12, 3)).astype(np.float32)
     ev = evaluate(lm, [("a", rgb)], ["doubled", "saliency"],
-                  EvalSettings(steps=3, road_percentages=(50,), sanity=False,
+                  EvalSettings(metrics=("deletion",), metric_settings={"steps": 3},
                                method_settings={"gain": 3.0}))
     assert [r.method for r in ev.results] == ["doubled", "saliency"]
     assert ev.results[0].settings == {"gain": 3.0}

@@ -1,7 +1,7 @@
-"""The options of the attribution methods a command offers, derived from the registry's
-``Setting``s: one flag per setting name (``--samples``, ``--baseline``...), with its type,
-range, choices, default and the methods that read it, so a method's settings are declared
-once. Flags default to "not given": a method then runs on its own default (or on the
+"""The options of the attribution methods (and metrics) a command offers, derived from the
+registries' ``Setting``s: one flag per setting name (``--samples``, ``--baseline``...), with
+its type, range, choices, default and the methods that read it, so a method's settings are
+declared once. Flags default to "not given": a method then runs on its own default (or on the
 command's stated override, such as `vision evaluate`'s 128 Score-CAM channels). A command
 option of the same name keeps its name, and the method's setting becomes
 ``--method-NAME``; ``shared`` options (images per pass) set both.
@@ -10,22 +10,21 @@ option of the same name keeps its name, and the method's setting becomes
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from netscope.cli.options import Number
+from netscope.cli.options import Number, NumberList
 from netscope.errors import NetscopeError
 from netscope.vision.methods.registry import METHODS, Method, Setting
 
-PREFIX = "method_"  # dest of a setting whose name a command's own option has taken
 
-
-def settings_of(methods: Iterable[str]) -> dict[str, list[tuple[str, Setting]]]:
-    """Setting name -> [(method, its Setting)] over ``methods``, on the command line only,
-    in registry order."""
+def settings_of(owners: Mapping[str, Sequence[Setting]]
+                ) -> dict[str, list[tuple[str, Setting]]]:
+    """Setting name -> [(owner, its Setting)] over ``owners`` (methods or metrics), on the
+    command line only, in registry order."""
     found: dict[str, list[tuple[str, Setting]]] = {}
-    for name in methods:
-        for s in METHODS[name].settings:
+    for name, settings in owners.items():
+        for s in settings:
             if s.on_command_line:
                 found.setdefault(s.name, []).append((name, s))
     return found
@@ -36,35 +35,50 @@ def add_method_options(parser, methods: Sequence[str], *, shared: Iterable[str] 
                        ) -> None:
     """One option per setting of ``methods`` (see the module docstring); ``overrides``: the
     command's own defaults for some settings, said in --help."""
+    _add_options(parser, {n: METHODS[n].settings for n in methods}, "method", shared,
+                 overrides, title or "method settings (default: each method's own)")
+
+
+def add_metric_options(parser, metrics: Sequence[str]) -> None:
+    """One option per setting of ``metrics`` (the metric table's)."""
+    from netscope.vision.metrics.registry import METRICS
+
+    _add_options(parser, {n: METRICS[n].settings for n in metrics}, "metric", (), None,
+                 "metric settings (default: each metric's own)")
+
+
+def _add_options(parser, owners: Mapping[str, Sequence[Setting]], kind: str,
+                 shared: Iterable[str], overrides: dict[str, Any] | None, title: str) -> None:
     overrides = dict(overrides or {})
     taken = {a.dest for a in parser._actions}
-    group = parser.add_argument_group(title or "method settings (default: each method's own)")
+    group = parser.add_argument_group(title)
     dests: dict[str, str] = {}
-    for name, users in settings_of(methods).items():
+    for name, users in settings_of(owners).items():
         if name in shared:
             dests[name] = name
             continue
-        dest = PREFIX + name if name in taken else name
+        dest = f"{kind}_{name}" if name in taken else name
         dests[dest] = name
         s = users[0][1]
         flag = "--" + dest.replace("_", "-")
-        text = f"{s.help} ({_defaults(users, overrides.get(name), len(methods))})"
+        text = f"{s.help} ({_defaults(users, overrides.get(name), len(owners))})"
         if s.cast is bool:
             group.add_argument(flag, dest=dest, action="store_const", const=not s.default,
                                default=None, help=text)
         elif s.choices is not None:
-            kind = _choices(s) if s.many else None
-            group.add_argument(flag, dest=dest, type=kind, default=None, help=text,
+            group.add_argument(flag, dest=dest, type=_choices(s) if s.many else None,
+                               default=None, help=text,
                                **({} if s.many else {"choices": list(s.choices)}),
                                metavar=",".join(map(str, s.choices)) if s.many else None)
         elif s.cast in (int, float):
-            check = Number(s.cast, s.lo, s.hi, above=s.above)
-            group.add_argument(flag, dest=dest, type=check, default=None,
-                               help=f"{text} ({check.text})")
+            check = Number(s.cast, s.lo, s.hi, above=s.above, below=s.below)
+            parse = NumberList(check) if s.many else check
+            group.add_argument(flag, dest=dest, type=parse, default=None,
+                               help=f"{text} ({parse.text})")
         else:
             group.add_argument(flag, dest=dest, type=s.cast, default=None, help=text)
-    parser.set_defaults(_method_options=dests, _method_overrides=overrides,
-                        _method_shared=tuple(shared))
+    parser.set_defaults(**{f"_{kind}_options": dests, f"_{kind}_overrides": overrides,
+                           f"_{kind}_shared": tuple(shared)})
 
 
 def _defaults(users: list[tuple[str, Setting]], override: Any, offered: int) -> str:
@@ -88,7 +102,7 @@ def _shown(value: Any, s: Setting) -> str:
     if value is None:
         return "none" if s.off is None else f"{s.off}"
     if isinstance(value, tuple):
-        return ",".join(map(str, value))
+        return ",".join(_shown(v, s) for v in value)
     if isinstance(value, bool):
         return "on" if value else "off"
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -107,11 +121,11 @@ def _choices(s: Setting):
     return parse
 
 
-def given_settings(args, shared: bool = True) -> dict[str, Any]:
-    """The method settings given on the command line: setting name -> value (with or
-    without the command's ``shared`` options)."""
-    dests = getattr(args, "_method_options", {})
-    left = () if shared else getattr(args, "_method_shared", ())
+def given_settings(args, shared: bool = True, kind: str = "method") -> dict[str, Any]:
+    """The method (or metric) settings given on the command line: setting name -> value
+    (with or without the command's ``shared`` options)."""
+    dests = getattr(args, f"_{kind}_options", {})
+    left = () if shared else getattr(args, f"_{kind}_shared", ())
     return {name: getattr(args, dest) for dest, name in dests.items()
             if getattr(args, dest, None) is not None and name not in left}
 

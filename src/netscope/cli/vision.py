@@ -8,6 +8,7 @@ from pathlib import Path
 from netscope.cli.common import Heartbeat, notice, progress_printer
 from netscope.cli.method_options import (
     add_method_options,
+    add_metric_options,
     given_settings,
     method_settings,
     refuse_foreign,
@@ -22,7 +23,8 @@ from netscope.cli.vision_inputs import start
 from netscope.cli.vision_tcav import add_tcav
 from netscope.errors import NetscopeError
 from netscope.vision.methods.registry import METHODS, describe, method, names
-from netscope.vision.metrics.choices import BULK_DEFAULTS
+from netscope.vision.metrics.choices import BULK_DEFAULTS, default_metrics
+from netscope.vision.metrics.registry import METRICS as METRIC_TABLE
 
 
 def host(t):
@@ -108,8 +110,8 @@ def add(sub) -> None:
     add_tcav(vs, common)
     add_circuit(vs, common)
 
-    p = vs.add_parser("evaluate", help="which map to trust: every method scored by deletion, "
-                      "insertion, ROAD, confidence change and a sanity check")
+    p = vs.add_parser("evaluate", help="which map to trust: every method scored by "
+                      + ", ".join(m.label for m in METRIC_TABLE.values()))
     common(p)
     p.add_argument("--demo", action="store_true", help="use the four bundled sample photos")
     p.add_argument("--methods", default="all",
@@ -119,17 +121,12 @@ def add(sub) -> None:
                    "head) are skipped under 'all' and listed")
     p.add_argument("--class", dest="classes", action="append",
                    help="class name or index (repeat per image; default: top-1)")
-    number(p, "--steps", lo=2, hi=1000, default=50, help="deletion/insertion steps")
-    p.add_argument("--baseline", choices=["blur", "mean", "zeros"], default="blur",
-                   help="what deletion puts in place of pixels and insertion starts from")
     number(p, "--batch-size", lo=1, hi=4096, default=16,
            help="images per forward pass in the metrics and perturbation methods")
     p.add_argument("--metrics", default="all",
-                   help="comma-separated: deletion, insertion, road, confidence, sanity; or "
-                   "'all' (default)")
-    number(p, "--sanity-checkpoints", lo=1, hi=1000, default=2,
-           help="evenly spaced depths of the cascading randomization compared (2: after "
-           "half of the parameter groups from the head down, then after all of them)")
+                   help=f"comma-separated: {', '.join(METRIC_TABLE)}; or 'all' (default: "
+                   f"{', '.join(default_metrics())})")
+    add_metric_options(p, list(METRIC_TABLE))
     p.add_argument("--quiet", action="store_true")
     add_method_options(p, names(), shared=("batch_size",), overrides=BULK_DEFAULTS,
                        title="method settings (given to every method that reads them; "
@@ -455,7 +452,7 @@ def _vision_evaluate(args) -> int:
     methods = args.methods.split(",")
     chosen = resolve_methods(methods)  # argument errors before PyTorch loads
     refuse_foreign(args, given_settings(args), [METHODS[n] for n in chosen])
-    metrics, sanity = resolve_metrics(args.metrics.split(","))
+    metrics = resolve_metrics(args.metrics.split(","))
     out = check_replaceable(args.out)
     check_sources(args)
     from netscope.render.evaluation import text_report, write_evaluation
@@ -464,10 +461,10 @@ def _vision_evaluate(args) -> int:
     progress = progress_printer(args.quiet)
     lm, sources = start(args, classes=args.classes)
     images = list(_each_image(sources))
-    settings = EvalSettings(metrics=metrics, steps=args.steps, baseline=args.baseline,
-                            sanity=sanity, sanity_checkpoints=args.sanity_checkpoints,
-                            batch_size=args.batch_size,
-                            method_settings=given_settings(args, shared=False))
+    settings = EvalSettings(metrics=metrics,
+                            metric_settings=given_settings(args, kind="metric"),
+                            method_settings=given_settings(args, shared=False),
+                            batch_size=args.batch_size)
     targets = _targets(args, lm, len(images))
     with Heartbeat(progress) as beat:
         ev = evaluate(lm, images, methods, settings, targets, beat)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,61 +20,73 @@ from netscope.render.table import csv_text, markdown_table
 from netscope.render.vision_report import slug
 from netscope.vision.core.host import host
 from netscope.vision.evaluation import BULK_DEFAULTS, Evaluation
-from netscope.vision.metrics.sanity import FAIL_AT
+from netscope.vision.metrics.registry import METRICS, Column, Metric
 
-MEANING = {
-    "deletion_auc": "area under the target's probability while pixels are replaced by the "
-                    "baseline, most important first (Petsiuk et al. 2018): LOWER is better",
-    "insertion_auc": "area under the target's probability while pixels are restored onto the "
-                     "baseline image, most important first: HIGHER is better",
-    "road_gap": "ROAD (Rong et al. 2022): mean over the removal shares of p(least relevant "
-                "removed) - p(most relevant removed), holes filled by noisy linear "
-                "imputation: HIGHER is better",
-    "average_drop": "mean of max(0, Y - O) / Y, Y the probability on the image, O on the image "
-                    "multiplied by the map (Chattopadhay et al. 2018): LOWER is better",
-    "increase_in_confidence": "share of images with O > Y: HIGHER is better",
-    "sanity": f"cascading randomization (Adebayo et al. 2018): FAILS when the map's Spearman "
-              f"correlation with the trained model's map is still >= {FAIL_AT} with every "
-              f"layer re-initialized, i.e. the map does not depend on what the model learned",
-    "seconds_per_image": "time to compute the maps, per image, on this machine",
-    "rank": "mean of the ranks in deletion, insertion, ROAD gap and average drop; methods "
-            "that fail the sanity check come after all that pass; a method whose maps are "
-            "constant is uninformative and not ranked (-). Values are means over the "
-            "images, ± their SD: where the SDs overlap, these images cannot tell the methods "
-            "apart; evaluate more images",
-}
-HEADER = ["rank", "method", "deletion AUC (lower)", "insertion AUC (higher)",
-          "ROAD gap (higher)", "average drop (lower)", "increase (higher)", "sanity",
-          "s / image"]
+
+def meaning(ev: Evaluation) -> dict[str, str]:
+    """What every column shown means and which way is better, from the metric table."""
+    out: dict[str, str] = {}
+    for m in chosen_metrics(ev):
+        if m.verdict:
+            out[m.name] = m.verdict
+        else:
+            out.update({c.name: c.meaning for c in m.columns})
+    ranked = [c.header.split(" (")[0] for c, _ in _ranked(ev)]
+    out["seconds_per_image"] = "time to compute the maps, per image, on this machine"
+    out["rank"] = (f"mean of the ranks in {', '.join(ranked) or 'no column'}; methods that "
+                   f"fail a verdict (the sanity check) come after all that pass; a method "
+                   f"whose maps are constant is uninformative and not ranked (-). Values are "
+                   f"means over the images, ± their SD: where the SDs overlap, these images "
+                   f"cannot tell the methods apart; evaluate more images")
+    return out
+
+
+def chosen_metrics(ev: Evaluation) -> list[Metric]:
+    """The metrics run here, in the table's order."""
+    ran = {k for r in ev.results for k in r.scores}
+    return [m for n, m in METRICS.items() if n in ev.settings.metrics and
+            (n in ran or not ev.results)]
+
+
+def _ranked(ev: Evaluation) -> list[tuple[Column, Metric]]:
+    names = {c for c, _ in ev.ranked_columns()}
+    return [(c, m) for m in chosen_metrics(ev) for c in m.columns if c.name in names]
+
+
+def header(ev: Evaluation) -> list[str]:
+    cells = ["rank", "method"]
+    for m in chosen_metrics(ev):
+        cells += [m.name] if m.verdict else [c.header for c in m.columns]
+    return cells + ["s / image"]
 
 
 def table_rows(ev: Evaluation) -> list[list[str]]:
     rows = []
     for r in ev.table():
-        sanity = r["sanity"] if r["sanity_spearman"] is None else \
-            f"{r['sanity']} (rho {r['sanity_spearman']:.2f})"
-        rows.append(["-" if r["rank"] is None else str(r["rank"]), r["method"],
-                     _pm(r, "deletion_auc"),
-                     _pm(r, "insertion_auc"), _pm(r, "road_gap"),
-                     _fmt(r["average_drop"], ".1%"), _fmt(r["increase_in_confidence"], ".0%"),
-                     sanity, f"{r['seconds_per_image']:.2f}"])
+        cells = ["-" if r["rank"] is None else str(r["rank"]), r["method"]]
+        for m in chosen_metrics(ev):
+            cells += [_verdict(r, m)] if m.verdict else [_cell(r, c) for c in m.columns]
+        rows.append(cells + [f"{r['seconds_per_image']:.2f}"])
     return rows
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _verdict(row: dict, m: Metric) -> str:
+    """'passes (rho 0.12)': the verdict, with its metric's numbers."""
+    numbers = [f"{c.header} {format(row[c.name], c.shown)}" for c in m.columns
+               if row[c.name] is not None]
+    return row[m.name] + (f" ({', '.join(numbers)})" if numbers else "")
 
 
-def _pm(row: dict, key: str) -> str:
+def _cell(row: dict, c: Column) -> str:
     """mean ± SD over images (the SD says how sure the ranking is)."""
-    if row[key] is None:
+    if row[c.name] is None:
         return "-"
-    sd = row.get(f"{key}_sd") or 0.0
-    return f"{row[key]:.3f}" + (f" ± {sd:.3f}" if sd else "")
+    sd = row.get(f"{c.name}_sd") or 0.0 if c.spread else 0.0
+    return format(row[c.name], c.shown) + (f" ± {format(sd, c.shown)}" if sd else "")
 
 
-def _value(values, i: int) -> float | None:
-    return None if values is None else float(values[i])
+def _failing(cells: list[str]) -> bool:
+    return any(c.startswith("FAILS") for c in cells)
 
 
 def text_report(ev: Evaluation) -> str:
@@ -82,8 +95,8 @@ def text_report(ev: Evaluation) -> str:
                                               strict=True))
     return "\n".join([
         f"model: {ev.model_name}; images: {images}",
-        "", markdown_table(HEADER, table_rows(ev)), "",
-        *(f"- {k}: {v}" for k, v in MEANING.items()),
+        "", markdown_table(header(ev), table_rows(ev)), "",
+        *(f"- {k}: {v}" for k, v in meaning(ev).items()),
         *(f"not applicable: {k}: {v}" for k, v in ev.skipped.items()),
         f"{ev.verdict()} (took {ev.seconds:.0f} s in all)",
     ])
@@ -92,7 +105,7 @@ def text_report(ev: Evaluation) -> str:
 def short_text(ev: Evaluation) -> str:
     """A notebook's text form: the ranked table and the answer, without the glossary."""
     return "\n".join([f"Evaluation of {len(ev.results)} methods on {len(ev.names)} image(s), "
-                      f"{ev.model_name}", markdown_table(HEADER, table_rows(ev)),
+                      f"{ev.model_name}", markdown_table(header(ev), table_rows(ev)),
                       ev.verdict()])
 
 
@@ -100,8 +113,8 @@ def notebook_html(ev: Evaluation) -> str:
     """A notebook's view: the ranked table (failing methods in red) and the answer."""
     from netscope.render.notebook import fragment
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
-    body = "".join("<tr" + (' class="fail"' if "FAILS" in r[7] else "") + ">"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header(ev))
+    body = "".join("<tr" + (' class="fail"' if _failing(r) else "") + ">"
                    + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in table_rows(ev))
     answer = f"<b>{html.escape(_capital(ev.verdict()))}</b>"
@@ -116,41 +129,45 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _value(values, i: int) -> float | None:
+    return None if values is None else float(values[i])
+
+
 def per_image_rows(ev: Evaluation) -> list[dict]:
     rows = []
+    shown = [c for m in chosen_metrics(ev) for c in m.columns]
     for res in ev.results:
         for i, name in enumerate(ev.names):
-            rows.append({
-                "method": res.method, "image": name, "class": ev.labels[i],
-                "class_index": ev.targets[i], "probability": ev.probabilities[i],
-                "deletion_auc": _value(res.deletion and res.deletion.auc, i),
-                "insertion_auc": _value(res.insertion and res.insertion.auc, i),
-                "road_gap": _value(res.road and res.road.gap, i),
-                "drop": _value(res.confidence and res.confidence.drop, i),
-                "increase": _value(res.confidence and res.confidence.increase, i),
-                "sanity_spearman": (None if res.sanity is None
-                                    else float(res.sanity.spearman[-1, i])),
-            })
+            row = {"method": res.method, "image": name, "class": ev.labels[i],
+                   "class_index": ev.targets[i], "probability": ev.probabilities[i]}
+            row.update({c.name: _value(res.values(c.name), i) for c in shown})
+            rows.append(row)
     return rows
 
 
+def plotted(ev: Evaluation) -> list[Metric]:
+    """The metrics with a curve to draw."""
+    return [m for m in chosen_metrics(ev)
+            if any(m.name in r.scores and r.scores[m.name].plot for r in ev.results)]
+
+
 def curves_png(ev: Evaluation) -> bytes:
-    """Mean deletion and insertion curves over the images, one line per method."""
-    fig, axes = subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric in zip(axes, ("deletion", "insertion"), strict=True):
+    """Mean curves over the images (deletion, insertion...), one line per method."""
+    metrics = plotted(ev)
+    fig, axes = subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+    for ax, m in zip(axes.flat, metrics, strict=True):
+        plot = None
         for res in ev.results:
-            curve = getattr(res, metric)
-            if curve is None:
+            plot = res.scores[m.name].plot if m.name in res.scores else None
+            if plot is None:
                 continue
+            auc = res.values(m.columns[0].name)
             style = ":" if res.method == "random" else "-"
-            ax.plot(host(curve.fractions), host(curve.scores.mean(0)), style,
-                    label=f"{res.method} ({float(curve.auc.mean()):.3f})")
-        ax.set(xlabel=f"share of pixels {'removed' if metric == 'deletion' else 'restored'}",
-               ylabel="probability of the target class", title=f"{metric} (mean over images)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, f"{metric} not computed", ha="center", transform=ax.transAxes)
+            ax.plot(host(plot.x), host(plot.y.mean(0)), style,
+                    label=f"{res.method} ({float(auc.mean()):.3f})")
+            ax.set(xlabel=plot.x_label, ylabel=plot.y_label)
+        ax.set_title(f"{m.label} (mean over images)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return figure_png(fig, dpi=100)
 
@@ -179,17 +196,16 @@ def maps_png(ev: Evaluation, i: int) -> bytes:
 
 
 def html_report(ev: Evaluation, curves: bytes | None, maps: list[bytes]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
-    body = "".join("<tr" + (' class="fail"' if "FAILS" in r[7] else "") + ">"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header(ev))
+    body = "".join("<tr" + (' class="fail"' if _failing(r) else "") + ">"
                    + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in table_rows(ev))
-    meaning = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
-                      for k, v in MEANING.items())
+    glossary = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
+                       for k, v in meaning(ev).items())
     sanity = _sanity_table(ev)
     figs = "".join(f"<h3>{html.escape(n)}</h3>{img_tag(png, n)}"
                    for n, png in zip(ev.names, maps, strict=True))
     verdict = f"<b>{html.escape(_capital(ev.verdict()))}</b>"
-    s = ev.settings
     skipped = "".join(f"<p>Not applicable here: <b>{html.escape(k)}</b> ({html.escape(v)})</p>"
                       for k, v in ev.skipped.items())
     return f"""<!doctype html><html><head><meta charset="utf-8">
@@ -200,13 +216,24 @@ td:nth-child(2),th:nth-child(2){{text-align:left}}tr.fail td{{color:#b00}}
 img{{max-width:100%}}</style></head><body>
 <h1>Which map to trust</h1>
 <p>Model <code>{html.escape(ev.model_name)}</code>, {len(ev.names)} image(s), each explained
-for its top-1 class. {verdict}. Settings: {s.steps} deletion/insertion steps, baseline
-{html.escape(str(s.baseline))}, ROAD at {', '.join(f'{p:g}%' for p in s.road_percentages)},
-method settings {html.escape(_given(ev))}. {ev.seconds:.0f} s in all.</p>
-<table><tr>{head}</tr>{body}</table>{skipped}<ul>{meaning}</ul>
-{f'<h2>Deletion and insertion curves</h2>{img_tag(curves, "curves")}' if curves else ""}
+for its top-1 class. {verdict}. Metric settings: {html.escape(_metric_settings(ev))}; method
+settings {html.escape(_given(ev))}. {ev.seconds:.0f} s in all.</p>
+<table><tr>{head}</tr>{body}</table>{skipped}<ul>{glossary}</ul>
+{f'<h2>Curves</h2>{img_tag(curves, "curves")}' if curves else ""}
 <h2>Sanity check: Spearman correlation with the trained model's map</h2>{sanity}
 <h2>The maps</h2>{figs}</body></html>"""
+
+
+def _metric_settings(ev: Evaluation) -> str:
+    """Every setting the chosen metrics ran with."""
+    seen: dict[str, Any] = {}
+    for m in chosen_metrics(ev):
+        seen.update(ev.settings.for_metric(m))
+    return ", ".join(f"{k} {_plain_text(v)}" for k, v in seen.items()) or "none"
+
+
+def _plain_text(value: Any) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple | list) else str(value)
 
 
 def _given(ev: Evaluation) -> str:
@@ -217,16 +244,17 @@ def _given(ev: Evaluation) -> str:
 
 
 def _sanity_table(ev: Evaluation) -> str:
-    checked = [r for r in ev.results if r.sanity is not None]
+    """The correlations at every depth of the cascading randomization, per method."""
+    checked = [(r.method, r.scores["sanity"]) for r in ev.results if "sanity" in r.scores]
     if not checked:
         return "<p>Not run.</p>"
-    first = checked[0].sanity
-    head = "".join(f"<th>{html.escape(n)} ({d}/{first.groups} groups)</th>"
-                   for n, d in zip(first.stages, first.depth, strict=True))
+    first = checked[0][1].record
+    head = "".join(f"<th>{html.escape(n)} ({d}/{first['groups']} groups)</th>"
+                   for n, d in zip(first["stages"], first["depth"], strict=True))
     rows = "".join(
-        f"<tr><td>{html.escape(r.method)}</td>"
-        + "".join(f"<td>{v:.2f}</td>" for v in r.sanity.spearman.mean(1))
-        + f"<td>{'passes' if r.sanity.passed else 'FAILS'}</td></tr>" for r in checked)
+        f"<tr><td>{html.escape(method)}</td>"
+        + "".join(f"<td>{float(np.mean(v)):.2f}</td>" for v in got.record["spearman"])
+        + f"<td>{'passes' if got.passed else 'FAILS'}</td></tr>" for method, got in checked)
     return (f"<p>Layers re-initialized from the head down; columns: randomized down to "
             f"this group.</p><table><tr><th>method</th>{head}<th>verdict</th></tr>{rows}"
             f"</table>")
@@ -242,19 +270,16 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> dict[str, Path]:
            "targets": ev.targets, "probabilities": ev.probabilities,
            "settings": {k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in ev.settings.__dict__.items()},
-           "meaning": MEANING, "table": table, "seconds": ev.seconds,
+           "metric_settings": {m.name: ev.settings.for_metric(m) for m in chosen_metrics(ev)},
+           "meaning": meaning(ev), "table": table, "seconds": ev.seconds,
            "method_settings": {r.method: r.settings for r in ev.results},
-           "curves": {r.method: {k: {"fractions": getattr(r, k).fractions.tolist(),
-                                     "scores": getattr(r, k).scores.tolist()}
-                                 for k in ("deletion", "insertion") if getattr(r, k)}
+           "curves": {r.method: {k: s.record for k, s in r.scores.items() if s.plot}
                       for r in ev.results},
-           "sanity": {r.method: {"stages": r.sanity.stages, "depth": r.sanity.depth,
-                                 "spearman": r.sanity.spearman.tolist(),
-                                 "ssim": r.sanity.ssim.tolist()}
-                      for r in ev.results if r.sanity is not None}}
+           "details": {r.method: {k: s.record for k, s in r.scores.items()
+                                  if s.record and not s.plot} for r in ev.results}}
     paths["evaluation.json"] = write_text(out / "evaluation.json",
                                           json.dumps(doc, indent=1, default=_plain))
-    curves = curves_png(ev) if {"deletion", "insertion"} & set(ev.settings.metrics) else None
+    curves = curves_png(ev) if plotted(ev) else None
     if curves:
         paths["curves.png"] = write_bytes(out / "curves.png", curves)
     maps = [maps_png(ev, i) for i in range(len(ev.names))]

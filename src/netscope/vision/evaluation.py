@@ -1,15 +1,14 @@
 """Which map to trust: every attribution method on the same images and classes, scored by
-every faithfulness metric, with the sanity check, in one call.
+every metric of the metric table (``metrics.registry``: deletion, insertion, ROAD,
+confidence change, the sanity check, ...), in one call.
 
-For each method: deletion AUC (lower is better), insertion AUC (higher), ROAD gap
-(higher), average drop in confidence (lower), increase in confidence (higher), the
-randomization sanity verdict, and the seconds per image its maps took. Methods are ranked by
-their mean rank over the four faithfulness columns; a method that fails the sanity check is
-ranked after every method that passes, whatever its scores (its maps do not depend on the
-model). A method whose maps are all constant (a 1x1 grid, an image smaller than the
-occlusion window) shows nothing: it is reported as uninformative and never ranked, whatever
-its scores and sanity verdict. A ``random`` map is scored too, as the floor any method must
-clear.
+For each method: every column of every metric chosen, and the seconds per image its maps
+took. Methods are ranked by their mean rank over the ranked columns; a method that fails a
+verdict (the sanity check) is ranked after every method that passes, whatever its scores
+(its maps do not depend on the model). A method whose maps are all constant (a 1x1 grid,
+an image smaller than the occlusion window) shows nothing: it is reported as uninformative
+and never ranked, whatever its scores and sanity verdict. A ``random`` map is scored too,
+as the floor any method must clear.
 """
 
 from __future__ import annotations
@@ -33,48 +32,42 @@ from netscope.vision.core.targets import Resolved, resolve
 from netscope.vision.methods.registry import METHODS, Method
 from netscope.vision.metrics.choices import (  # noqa: F401 - re-exported
     BULK_DEFAULTS,
-    METRICS,
+    default_metrics,
     resolve_methods,
     resolve_metrics,
     wants_all,
 )
-from netscope.vision.metrics.faithfulness import (
-    ConfidenceChange,
-    Curve,
-    confidence_change,
-    deletion,
-    insertion,
-)
-from netscope.vision.metrics.road import Road, road
-from netscope.vision.metrics.sanity import Explain, SanityCheck, cascading_randomization
+from netscope.vision.metrics.registry import METRICS as METRIC_TABLE
+from netscope.vision.metrics.registry import Metric, columns
+from netscope.vision.metrics.scored import Explain, MetricInput, Scores
 from netscope.vision.models.classes import class_label
 from netscope.vision.models.zoo import LoadedModel
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    metrics: tuple[str, ...] = METRICS  # which of them to compute (the sanity check: below)
-    steps: int = 50  # deletion/insertion steps
-    baseline: str = "blur"  # what deletion puts in place of pixels (insertion starts from it)
-    road_percentages: tuple[float, ...] = (20, 50, 80)
-    sanity: bool = True
-    # evenly spaced depths of the cascading randomization compared: 2 = after half of the
-    # parameter groups (from the head down), then after all of them
-    sanity_checkpoints: int = 2
-    batch_size: int = BATCH  # images per forward pass (metrics, and methods that take it)
-    # settings of the methods by name (the registry's), each given to every method that
-    # takes it, over BULK_DEFAULTS; e.g. {"layer": "features.3", "steps": 64}
+    # names in the metric table (default: all but the opt-in ones)
+    metrics: tuple[str, ...] = field(default_factory=default_metrics)
+    # settings of the metrics by name (the table's), each given to every metric that takes
+    # it; e.g. {"steps": 20, "road_percentages": (50,), "sanity_checkpoints": 1}
+    metric_settings: Mapping[str, Any] = field(default_factory=dict)
+    # settings of the methods by name (the method registry's), each given to every method
+    # that takes it, over BULK_DEFAULTS; e.g. {"layer": "features.3", "steps": 64}
     method_settings: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = BATCH  # images per forward pass (metrics, and methods that take it)
     seed: int = 0
 
     def check(self) -> None:
-        """A method setting that no method has (a typo) is an error; one that only some
-        methods read is given to those."""
-        takes = {s.name for m in METHODS.values() for s in m.settings}
-        unknown = [k for k in self.method_settings if k not in takes]
-        if unknown:
-            raise NetscopeError(f"no method has a setting {unknown[0]!r}; settings: "
-                                f"{', '.join(sorted(takes))}.")
+        """Unknown metric names, and settings that no method or metric has (a typo), are
+        errors; a setting only some read is given to those."""
+        resolve_metrics(self.metrics)
+        for what, given, table in (("method", self.method_settings, METHODS),
+                                   ("metric", self.metric_settings, METRIC_TABLE)):
+            takes = {s.name for m in table.values() for s in m.settings}
+            unknown = [k for k in given if k not in takes]
+            if unknown:
+                raise NetscopeError(f"no {what} has a setting {unknown[0]!r}; settings: "
+                                    f"{', '.join(sorted(takes))}.")
 
     def for_method(self, m: Method, bounds: tuple | None = None) -> dict[str, Any]:
         """The keywords method ``m`` runs with here (those it takes; ``bounds``: the model's
@@ -82,6 +75,17 @@ class EvalSettings:
         return m.accepted({"batch_size": self.batch_size, "seed": self.seed,
                            **BULK_DEFAULTS, **self.method_settings,
                            **m.from_input(bounds)})
+
+    def for_metric(self, m: Metric) -> dict[str, Any]:
+        """Every setting metric ``m`` runs with here (its defaults, and what was given)."""
+        names = {s.name for s in m.settings}
+        return {**m.defaults(), **{k: v for k, v in self.metric_settings.items()
+                                   if k in names}}
+
+    @property
+    def steps(self) -> int:
+        """Deletion / insertion steps (what the verdict says the ranking rests on)."""
+        return self.for_metric(METRIC_TABLE["deletion"])["steps"]
 
 
 def explainer(name: str, s: EvalSettings, bounds: tuple | None = None) -> Explain:
@@ -91,8 +95,9 @@ def explainer(name: str, s: EvalSettings, bounds: tuple | None = None) -> Explai
     return lambda model, x, t: m(model, x, t, **kwargs).maps
 
 
-NO_SANITY = ("random",)  # a random map has nothing to check
+BASELINES = ("random",)  # scored beside the methods, never named the most faithful
 SAME = 1e-6  # maps (scaled to [0, 1]) closer than this are scored once
+CONSTANT = 1e-6  # a map whose range is below this (after scaling to [0, 1]) is constant
 
 
 @dataclass
@@ -100,11 +105,7 @@ class MethodResult:
     method: str
     maps: torch.Tensor  # (N, h, w) in [0, 1]
     seconds_per_image: float
-    deletion: Curve | None  # None: not asked for
-    insertion: Curve | None
-    road: Road | None
-    confidence: ConfidenceChange | None
-    sanity: SanityCheck | None
+    scores: dict[str, Scores] = field(default_factory=dict)  # metric name -> its scores
     constant: int = 0  # images whose map is the same value everywhere
     signed: torch.Tensor | None = None  # LRP: signed relevance in [-1, 1], for the pictures
     settings: dict = field(default_factory=dict)  # every setting the method ran with
@@ -113,47 +114,47 @@ class MethodResult:
     def uninformative(self) -> bool:
         return self.constant == self.maps.shape[0]
 
+    def values(self, column: str) -> torch.Tensor | None:
+        """Per-image values of a metric column; None where its metric was not run."""
+        return next((s.values[column] for s in self.scores.values() if column in s.values),
+                    None)
+
+    def verdict(self, metric: str) -> str:
+        """'passes', 'FAILS', 'not run', or 'uninformative (constant maps)'."""
+        if self.uninformative:
+            return "uninformative (constant maps)"
+        got = self.scores.get(metric)
+        return "not run" if got is None else "passes" if got.passed else "FAILS"
+
     def row(self) -> dict:
-        """Means over images of every metric."""
-        sanity = ("not run" if self.sanity is None
-                  else "passes" if self.sanity.passed else "FAILS")
-        return {
-            "method": self.method,
-            "deletion_auc": _mean(self.deletion and self.deletion.auc),
-            "insertion_auc": _mean(self.insertion and self.insertion.auc),
-            "road_gap": _mean(self.road and self.road.gap),
-            "average_drop": _mean(self.confidence and self.confidence.drop),
-            "increase_in_confidence": _mean(self.confidence and self.confidence.increase),
-            "deletion_auc_sd": _sd(self.deletion and self.deletion.auc),
-            "insertion_auc_sd": _sd(self.insertion and self.insertion.auc),
-            "road_gap_sd": _sd(self.road and self.road.gap),
-            "sanity": "uninformative (constant maps)" if self.uninformative else sanity,
-            "sanity_spearman": None if self.sanity is None or self.uninformative
-            else self.sanity.final_spearman,
-            "constant_maps": self.constant,
-            "seconds_per_image": self.seconds_per_image,
-        }
+        """Means over images of every column of the metric table (None: not run), the SD
+        where the table shows one, and each verdict."""
+        row: dict[str, Any] = {"method": self.method}
+        for m, c in columns():
+            values = None if m.verdict and self.uninformative else self.values(c.name)
+            row[c.name] = _mean(values)
+            if c.spread:
+                row[f"{c.name}_sd"] = _sd(values)
+        for m in METRIC_TABLE.values():
+            if m.verdict:
+                row[m.name] = self.verdict(m.name)
+        row.update(constant_maps=self.constant, seconds_per_image=self.seconds_per_image)
+        return row
 
 
 def _mean(values: torch.Tensor | None) -> float | None:
-    return None if values is None else float(values.mean())
+    return None if values is None else float(values.float().mean())
 
 
 def _sd(values: torch.Tensor | None) -> float | None:
     """SD over images: how much a method's score depends on the image (0 for one image)."""
     if values is None:
         return None
-    return float(values.std()) if values.numel() > 1 else 0.0
+    return float(values.float().std()) if values.numel() > 1 else 0.0
 
 
-CONSTANT = 1e-6  # a map whose range is below this (after scaling to [0, 1]) is constant
-
-# column -> True when higher is better
-SCORED = {"deletion_auc": False, "insertion_auc": True, "road_gap": True,
-          "average_drop": False}
-
-
-BASELINES = ("random",)  # scored beside the methods, never named the most faithful
+def _fails(row: dict) -> bool:
+    return any(row.get(m.name) == "FAILS" for m in METRIC_TABLE.values() if m.verdict)
 
 
 @dataclass
@@ -169,24 +170,30 @@ class Evaluation:
     skipped: dict[str, str] = field(default_factory=dict)  # method -> why it does not apply
     seconds: float = 0.0
 
+    def ranked_columns(self, rows: list[dict] | None = None) -> list[tuple[str, bool]]:
+        """(column, higher is better) of the ranked columns that hold values here."""
+        rows = [r.row() for r in self.results] if rows is None else rows
+        return [(c.name, c.better == "higher") for m, c in columns(self.settings.metrics)
+                if c.ranked and rows and rows[0][c.name] is not None]
+
     def table(self) -> list[dict]:
         """One row per method, ranked (rank 1 = most faithful; see the module docstring)."""
         rows = [r.row() for r in self.results]
         shown = [row for row, res in zip(rows, self.results, strict=True)
                  if not res.uninformative]  # a constant map is never ranked
-        scored = [c for c in SCORED if rows and rows[0][c] is not None]
+        scored = self.ranked_columns(rows)
         for r in rows:
-            r.update({f"rank_{c}": None for c in scored}, mean_rank=float("nan"), rank=None)
-        for col in scored:  # equal values share the better rank
+            r.update({f"rank_{c}": None for c, _ in scored}, mean_rank=float("nan"),
+                     rank=None)
+        for col, higher in scored:  # equal values share the better rank
             values = np.array([r[col] for r in shown])
-            ranks = rankdata(-values if SCORED[col] else values, method="min") \
-                if shown else []
+            ranks = rankdata(-values if higher else values, method="min") if shown else []
             for r, rank in zip(shown, ranks, strict=True):
                 r[f"rank_{col}"] = int(rank)
         for r in shown:
-            r["mean_rank"] = float(np.mean([r[f"rank_{c}"] for c in scored])) if scored \
+            r["mean_rank"] = float(np.mean([r[f"rank_{c}"] for c, _ in scored])) if scored \
                 else float("nan")
-        shown.sort(key=lambda r: (r["sanity"] == "FAILS", r["mean_rank"]))
+        shown.sort(key=lambda r: (_fails(r), r["mean_rank"]))
         for place, r in enumerate(shown):
             r["rank"] = place + 1
         return shown + [r for r in rows if r["rank"] is None]
@@ -242,9 +249,11 @@ class Evaluation:
 def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
              methods: Sequence[str] | str = "all", settings: EvalSettings | None = None,
              targets: Sequence[int] | None = None,
-             progress: Callable[[str], None] | None = None) -> Evaluation:
+             progress: Callable[[str], None] | None = None,
+             masks: torch.Tensor | None = None) -> Evaluation:
     """Score ``methods`` on ``images`` ((name, RGB) pairs) for each image's top-1 class (or
-    ``targets``)."""
+    ``targets``); ``masks`` (N, H, W) at the model's input size: where each object is, for
+    the metrics that need them."""
     settings = settings or EvalSettings()
     names = resolve_methods(methods)
     settings.check()
@@ -265,7 +274,7 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
         pace = time_left(time.perf_counter() - start, i, len(names))  # methods cost alike
         say(f"{name}: maps ({i + 1}/{len(names)} methods{pace})")
         try:
-            ev.results.append(_score_method(lm, x, t, name, settings, say, scored))
+            ev.results.append(_score_method(lm, x, t, name, settings, say, scored, masks))
         except NetscopeError as exc:
             if not wants_all(methods):
                 raise
@@ -276,33 +285,29 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
 
 
 def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
-                  s: EvalSettings, say: Callable[[str], None],
-                  scored: dict[str, tuple]) -> MethodResult:
+                  s: EvalSettings, say: Callable[[str], None], scored: dict[str, tuple],
+                  masks: torch.Tensor | None = None) -> MethodResult:
     bounds = lm.preprocess.bounds()
-    explain = explainer(name, s, bounds)
     m = METHODS[name]
     began = time.perf_counter()
     heat = m(lm.model, x, t, **s.for_method(m, bounds))
     maps = normalize_maps(F.relu(heat.maps))
     seconds = (time.perf_counter() - began) / x.shape[0]
-    key = next((k for k, (m, _) in scored.items()
-                if m.shape == maps.shape and torch.allclose(m, maps, rtol=0, atol=SAME)), name)
-    if key == name:
-        say(f"{name}: {', '.join(s.metrics)}")
-        scored[key] = (maps, (
-            deletion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
-            if "deletion" in s.metrics else None,
-            insertion(lm.model, x, maps, t, s.steps, s.baseline, s.batch_size)
-            if "insertion" in s.metrics else None,
-            road(lm.model, x, maps, t, s.road_percentages, seed=s.seed,
-                 batch_size=s.batch_size) if "road" in s.metrics else None,
-            confidence_change(lm.model, x, maps, t, lm.preprocess)
-            if "confidence" in s.metrics else None))
-    dele, ins, rd, conf = scored[key][1]
-    sanity = None
-    if s.sanity and name not in NO_SANITY:
-        say(f"{name}: sanity check")
-        sanity = cascading_randomization(lm.model, x, explain, t, s.sanity_checkpoints, s.seed)
+    inp = MetricInput(lm.model, x, maps, t, lm.preprocess, explainer(name, s, bounds), masks,
+                      s.batch_size, s.seed)
+    run = [METRIC_TABLE[k] for k in s.metrics
+           if "masks" not in METRIC_TABLE[k].needs or masks is not None]
+    key = next((k for k, (seen, _) in scored.items() if seen.shape == maps.shape
+                and torch.allclose(seen, maps, rtol=0, atol=SAME)), name)
+    if key == name:  # maps-only metrics: once for equal maps
+        shared = [k for k in run if "method" not in k.needs]
+        say(f"{name}: {', '.join(k.name for k in shared)}")
+        scored[key] = (maps, {k.name: k(inp, **s.for_metric(k)) for k in shared})
+    scores = dict(scored[key][1])
+    for k in run:
+        if "method" in k.needs and name not in BASELINES:  # random maps: nothing to check
+            say(f"{name}: {k.label}")
+            scores[k.name] = k(inp, **s.for_metric(k))
     flat = F.interpolate(maps[:, None].float(), size=tuple(x.shape[-2:]), mode="bilinear",
                          align_corners=False).flatten(1)  # as the map lies on the image
     constant = int(((flat.amax(1) - flat.amin(1)) <= CONSTANT).sum())
@@ -310,5 +315,6 @@ def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
         say(f"{name}: {constant} of {maps.shape[0]} maps are constant (nothing to show)")
     settings = {k: v for k, v in {**m.defaults(), **s.for_method(m)}.items()
                 if not hasattr(v, "shape") and k not in ("low", "high")}
-    return MethodResult(name, maps, seconds, dele, ins, rd, conf, sanity, constant,
+    order = [k for k in METRIC_TABLE if k in scores]
+    return MethodResult(name, maps, seconds, {k: scores[k] for k in order}, constant,
                         heat.signed(), settings)

@@ -32,8 +32,8 @@ class Setting:
     derives its option (``--name``, its type, range, choices and help) from it. ``cast`` is
     int, float, bool or str; None keeps it off the command line (a Python object: a module,
     a rule table). ``off`` is the command-line value that stands for None ("0: all");
-    ``many`` takes a comma-separated list of ``choices``; ``from_input`` ("low" / "high")
-    is filled by commands from the model's input range."""
+    ``many`` takes a comma-separated list (of ``choices``, or numbers); ``from_input``
+    ("low" / "high") is filled by commands from the model's input range."""
 
     name: str
     default: Any
@@ -43,6 +43,7 @@ class Setting:
     lo: float | None = None
     hi: float | None = None
     above: bool = False  # lo itself is not allowed
+    below: bool = False  # hi itself is not allowed
     off: Any = None
     many: bool = False
     from_input: str | None = None
@@ -73,7 +74,13 @@ class Setting:
                                     f"{'some' if self.many else 'one'} of "
                                     f"{', '.join(map(str, self.choices))}, got {value!r}.")
             return
-        if self.cast in (int, float):
+        if self.cast in (int, float) and self.many:
+            values = tuple(value) if isinstance(value, list | tuple) else (value,)
+            if not values:
+                raise NetscopeError(f"{owner}: {self.name} needs at least one value.")
+            for v in values:
+                self._check_number(v, owner)
+        elif self.cast in (int, float):
             self._check_number(value, owner)
         elif self.cast is bool and not isinstance(value, bool):
             raise NetscopeError(f"{owner}: {self.name} must be True or False, got {value!r}.")
@@ -84,12 +91,14 @@ class Setting:
             not isinstance(value, bool) and math.isfinite(value)
         low = self.lo is None or (value > self.lo if self.above else value >= self.lo) \
             if ok else False
-        high = self.hi is None or value <= self.hi if ok else False
+        high = self.hi is None or (value < self.hi if self.below else value <= self.hi) \
+            if ok else False
         if not (ok and low and high):
             noun = "a whole number" if whole else "a number"
             bounds = [f"{'>' if self.above else '>='} {self.lo:g}"] if self.lo is not None \
                 else []
-            bounds += [f"<= {self.hi:g}"] if self.hi is not None else []
+            bounds += [f"{'<' if self.below else '<='} {self.hi:g}"] if self.hi is not None \
+                else []
             raise NetscopeError(f"{owner}: {self.name} must be {noun}"
                                 f"{' ' + ' and '.join(bounds) if bounds else ''}, got "
                                 f"{value!r}.")

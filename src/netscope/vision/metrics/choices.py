@@ -7,8 +7,13 @@ from collections.abc import Sequence
 
 from netscope.errors import NetscopeError
 from netscope.vision.methods.registry import METHODS, names
+from netscope.vision.metrics.registry import METRICS as REGISTERED
 
-METRICS = ("deletion", "insertion", "road", "confidence")
+
+def default_metrics() -> tuple[str, ...]:
+    """What 'all' means: every registered metric but the opt-in ones."""
+    return tuple(n for n, m in REGISTERED.items() if m.default)
+
 # what commands that run many methods or images (`vision evaluate`, `vision explain`) give a
 # method where its own default would be slow: Score-CAM and Ablation-CAM on the 128 channels
 # of largest mean activation (a forward pass each), not all of them
@@ -34,12 +39,12 @@ def resolve_methods(chosen: Sequence[str] | str) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def resolve_metrics(names: Sequence[str] | str) -> tuple[tuple[str, ...], bool]:
-    """('all' or names of METRICS and 'sanity') -> (metrics, whether to run the sanity check)."""
-    names = list(METRICS) + ["sanity"] if names == "all" or list(names) == ["all"] \
-        else list(names)
-    unknown = [n for n in names if n not in (*METRICS, "sanity")]
-    if unknown or not names:
+def resolve_metrics(chosen: Sequence[str] | str) -> tuple[str, ...]:
+    """'all' (every default metric) or names of registered metrics, in the registry's
+    order."""
+    chosen = list(default_metrics()) if chosen == "all" or list(chosen) == ["all"] else list(chosen)
+    unknown = [n for n in chosen if n not in REGISTERED]
+    if unknown or not chosen:
         raise NetscopeError(f"unknown metric {unknown[0] if unknown else ''!r}; choose from "
-                            f"{', '.join(METRICS)}, sanity, or 'all'.")
-    return tuple(m for m in METRICS if m in names), "sanity" in names
+                            f"{', '.join(REGISTERED)}, or 'all'.")
+    return tuple(n for n in REGISTERED if n in chosen)

@@ -25,6 +25,7 @@ from netscope.vision.core.batched import BATCH, batched_scores, check_positive, 
 from netscope.vision.core.capture import capture
 from netscope.vision.core.heatmaps import Heatmaps
 from netscope.vision.core.targets import Resolved, TargetLike, resolve
+from netscope.vision.metrics.scored import MetricInput, Plot, Scores
 from netscope.vision.models.zoo import Preprocess
 
 
@@ -141,3 +142,29 @@ def confidence_change(model: nn.Module, x: torch.Tensor, maps: Heatmaps | torch.
         both = model(torch.cat([x, masked]))
     scores = class_scores(both, t.tile(2), "prob")
     return ConfidenceChange(scores[: x.shape[0]], scores[x.shape[0]:])
+
+
+def deletion_scores(inp: MetricInput, *, steps: int, baseline: str) -> Scores:
+    """The registry's deletion metric: the AUC per image, and the curve."""
+    return _auc(deletion(inp.model, inp.x, inp.maps, inp.targets, steps, baseline,
+                         inp.batch_size), "removed")
+
+
+def insertion_scores(inp: MetricInput, *, steps: int, baseline: str) -> Scores:
+    """The registry's insertion metric: the AUC per image, and the curve."""
+    return _auc(insertion(inp.model, inp.x, inp.maps, inp.targets, steps, baseline,
+                          inp.batch_size), "restored")
+
+
+def _auc(curve: Curve, done: str) -> Scores:
+    plot = Plot(curve.fractions, curve.scores, f"share of pixels {done}",
+                "probability of the target class")
+    return Scores({f"{curve.metric}_auc": curve.auc}, plot=plot,
+                  record={"fractions": curve.fractions.tolist(),
+                          "scores": curve.scores.tolist()})
+
+
+def confidence_scores(inp: MetricInput) -> Scores:
+    """The registry's confidence metric: average drop and increase in confidence."""
+    change = confidence_change(inp.model, inp.x, inp.maps, inp.targets, inp.preprocess)
+    return Scores({"average_drop": change.drop, "increase_in_confidence": change.increase})

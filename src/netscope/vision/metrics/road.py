@@ -29,6 +29,7 @@ from netscope.vision.core.batched import BATCH, batched_scores
 from netscope.vision.core.heatmaps import Heatmaps
 from netscope.vision.core.targets import TargetLike
 from netscope.vision.metrics.faithfulness import input_maps, pixel_ranks, targets_for
+from netscope.vision.metrics.scored import MetricInput, Scores
 
 NEIGHBOURS = [(-1, 0, 1 / 6), (1, 0, 1 / 6), (0, -1, 1 / 6), (0, 1, 1 / 6),
               (-1, -1, 1 / 12), (-1, 1, 1 / 12), (1, -1, 1 / 12), (1, 1, 1 / 12)]
@@ -119,3 +120,12 @@ def road(model: nn.Module, x: torch.Tensor, maps: Heatmaps | torch.Tensor,
     scores = batched_scores(model, lambda a, b: stack[a:b], stack.shape[0],
                             t.repeat_interleave(per), batch_size, "prob").view(-1, 2, len(pcts))
     return Road(pcts, scores[:, 0], scores[:, 1])
+
+
+def road_scores(inp: MetricInput, *, road_percentages: Sequence[float]) -> Scores:
+    """The registry's ROAD metric: the gap per image."""
+    r = road(inp.model, inp.x, inp.maps, inp.targets, road_percentages, seed=inp.seed,
+             batch_size=inp.batch_size)
+    return Scores({"road_gap": r.gap}, record={"percentages": list(r.percentages),
+                                               "morf": r.morf.tolist(),
+                                               "lerf": r.lerf.tolist()})

@@ -27,8 +27,9 @@ from netscope.errors import NetscopeError
 from netscope.vision.core.heatmaps import upsample
 from netscope.vision.core.host import host
 from netscope.vision.core.targets import TargetLike
+from netscope.vision.metrics.registry import FAIL_AT
+from netscope.vision.metrics.scored import MetricInput, Scores
 
-FAIL_AT = 0.5
 COMPARE_SIZE = 56
 # (model, x, targets) -> maps (N, h, w): how a metric asks for maps, never by method name
 Explain = Callable[[nn.Module, torch.Tensor, TargetLike], torch.Tensor]
@@ -117,3 +118,14 @@ def cascading_randomization(model: nn.Module, x: torch.Tensor, explain: Explain,
         ssims.append(ssim)
         names.append(groups[depth - 1][0])
     return SanityCheck(names, depths, len(groups), np.array(rhos), np.array(ssims))
+
+
+def sanity_scores(inp: MetricInput, *, sanity_checkpoints: int) -> Scores:
+    """The registry's sanity check: the final Spearman correlation per image, the verdict,
+    and the correlations at every checkpoint for the report."""
+    check = cascading_randomization(inp.model, inp.x, inp.explain, inp.targets,
+                                    sanity_checkpoints, inp.seed)
+    return Scores({"sanity_spearman": torch.from_numpy(check.spearman[-1].copy())},
+                  passed=check.passed,
+                  record={"stages": check.stages, "depth": check.depth, "groups": check.groups,
+                          "spearman": check.spearman.tolist(), "ssim": check.ssim.tolist()})
