@@ -126,6 +126,9 @@ def add(sub) -> None:
     p.add_argument("--metrics", default="all",
                    help=f"comma-separated: {', '.join(METRIC_TABLE)}; or 'all' (default: "
                    f"{', '.join(default_metrics())})")
+    p.add_argument("--masks", help="folder of object masks, one per image named as the "
+                   "image (NAME.png, white = inside, the image's size): adds the "
+                   "localisation metrics to the table and the ranking")
     add_metric_options(p, list(METRIC_TABLE))
     p.add_argument("--quiet", action="store_true")
     add_method_options(p, names(), shared=("batch_size",), overrides=BULK_DEFAULTS,
@@ -453,6 +456,12 @@ def _vision_evaluate(args) -> int:
     chosen = resolve_methods(methods)  # argument errors before PyTorch loads
     refuse_foreign(args, given_settings(args), [METHODS[n] for n in chosen])
     metrics = resolve_metrics(args.metrics.split(","))
+    needing = [k for k in metrics if "masks" in METRIC_TABLE[k].needs]
+    if needing and not args.masks and args.metrics != "all":
+        raise NetscopeError(f"--metrics {','.join(needing)} needs --masks DIR (one object "
+                            f"mask per image).")
+    if args.masks and not Path(args.masks).is_dir():
+        raise NetscopeError(f"--masks {args.masks}: not a folder.")
     out = check_replaceable(args.out)
     check_sources(args)
     from netscope.render.evaluation import text_report, write_evaluation
@@ -466,8 +475,13 @@ def _vision_evaluate(args) -> int:
                             method_settings=given_settings(args, shared=False),
                             batch_size=args.batch_size)
     targets = _targets(args, lm, len(images))
+    masks = None
+    if args.masks:
+        from netscope.vision.models.masks import masks_for
+
+        masks = masks_for(images, args.masks, lm.preprocess)
     with Heartbeat(progress) as beat:
-        ev = evaluate(lm, images, methods, settings, targets, beat)
+        ev = evaluate(lm, images, methods, settings, targets, beat, masks)
     with staged_folder(out, shlex.join(["netscope", *sys.argv[1:]]), notice) as stage:
         write_evaluation(ev, stage)
     print(text_report(ev))

@@ -98,6 +98,7 @@ def text_report(ev: Evaluation) -> str:
         "", markdown_table(header(ev), table_rows(ev)), "",
         *(f"- {k}: {v}" for k, v in meaning(ev).items()),
         *(f"not applicable: {k}: {v}" for k, v in ev.skipped.items()),
+        *(f"metric not run: {k}: {v}" for k, v in ev.not_run.items()),
         f"{ev.verdict()} (took {ev.seconds:.0f} s in all)",
     ])
 
@@ -207,7 +208,9 @@ def html_report(ev: Evaluation, curves: bytes | None, maps: list[bytes]) -> str:
                    for n, png in zip(ev.names, maps, strict=True))
     verdict = f"<b>{html.escape(_capital(ev.verdict()))}</b>"
     skipped = "".join(f"<p>Not applicable here: <b>{html.escape(k)}</b> ({html.escape(v)})</p>"
-                      for k, v in ev.skipped.items())
+                      for k, v in ev.skipped.items()) + \
+        "".join(f"<p>Metric not run: <b>{html.escape(k)}</b> ({html.escape(v)})</p>"
+                for k, v in ev.not_run.items())
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>netscope: which map to trust</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
@@ -272,6 +275,7 @@ def write_evaluation(ev: Evaluation, out: str | Path) -> dict[str, Path]:
                         for k, v in ev.settings.__dict__.items()},
            "metric_settings": {m.name: ev.settings.for_metric(m) for m in chosen_metrics(ev)},
            "meaning": meaning(ev), "table": table, "seconds": ev.seconds,
+           "metrics_not_run": ev.not_run,
            "method_settings": {r.method: r.settings for r in ev.results},
            "curves": {r.method: {k: s.record for k, s in r.scores.items() if s.plot}
                       for r in ev.results},

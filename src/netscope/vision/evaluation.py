@@ -37,6 +37,7 @@ from netscope.vision.metrics.choices import (  # noqa: F401 - re-exported
     resolve_metrics,
     wants_all,
 )
+from netscope.vision.metrics.localisation import check_masks
 from netscope.vision.metrics.registry import METRICS as METRIC_TABLE
 from netscope.vision.metrics.registry import Metric, columns
 from netscope.vision.metrics.scored import Explain, MetricInput, Scores
@@ -169,6 +170,7 @@ class Evaluation:
     results: list[MethodResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # method -> why it does not apply
     seconds: float = 0.0
+    not_run: dict[str, str] = field(default_factory=dict)  # metric -> why it was not run
 
     def ranked_columns(self, rows: list[dict] | None = None) -> list[tuple[str, bool]]:
         """(column, higher is better) of the ranked columns that hold values here."""
@@ -269,6 +271,11 @@ def evaluate(lm: LoadedModel, images: Sequence[tuple[str, np.ndarray]],
     ev = Evaluation([n for n, _ in images], [lm.preprocess.image(rgb) for _, rgb in images],
                     t.tolist(), [class_label(lm.class_names, k) for k in t.tolist()],
                     chosen.tolist(), settings, lm.name)
+    if masks is not None:
+        masks = check_masks(masks, x)
+    ev.not_run = {k: "no masks given (vision evaluate --masks DIR; evaluate(..., masks=))"
+                  for k in settings.metrics if "masks" in METRIC_TABLE[k].needs
+                  and masks is None}
     scored: dict[str, tuple] = {}  # the same maps (Grad-CAM, XGrad-CAM, HiResCAM and CAM at
     for i, name in enumerate(names):  # a GAP head, equal to SAME) have the same scores: once
         pace = time_left(time.perf_counter() - start, i, len(names))  # methods cost alike
@@ -296,7 +303,7 @@ def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
     inp = MetricInput(lm.model, x, maps, t, lm.preprocess, explainer(name, s, bounds), masks,
                       s.batch_size, s.seed)
     run = [METRIC_TABLE[k] for k in s.metrics
-           if "masks" not in METRIC_TABLE[k].needs or masks is not None]
+           if "masks" not in METRIC_TABLE[k].needs or masks is not None]  # else: not_run
     key = next((k for k, (seen, _) in scored.items() if seen.shape == maps.shape
                 and torch.allclose(seen, maps, rtol=0, atol=SAME)), name)
     if key == name:  # maps-only metrics: once for equal maps

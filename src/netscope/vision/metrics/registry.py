@@ -106,6 +106,27 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
             Column("increase_in_confidence", "increase (higher)", "higher",
                    "share of images with O > Y: HIGHER is better", ranked=False,
                    shown=".0%", spread=False))),
+    Metric("localisation", "localisation", _M + "localisation:localisation_scores",
+           (Column("pointing_game", "pointing game (higher)", "higher",
+                   "share of images whose map's maximum lies inside the object's mask "
+                   "(Zhang et al. 2018): HIGHER is better", spread=False, shown=".0%"),
+            Column("relevance_mass", "relevance mass (higher)", "higher",
+                   "share of the map's mass inside the mask (Arras et al. 2022): HIGHER is "
+                   "better"),
+            Column("relevance_rank", "relevance rank (higher)", "higher",
+                   "share of the K most relevant pixels inside the mask, K its size (Arras "
+                   "et al. 2022): HIGHER is better"),
+            Column("localisation_auc", "mask AUC (higher)", "higher",
+                   "ROC AUC of the map as a pixel classifier of the mask (0.5: chance): "
+                   "HIGHER is better")),
+           needs=("masks",)),
+    Metric("complexity", "complexity", _M + "complexity:complexity_scores",
+           (Column("sparseness", "sparseness", "higher",
+                   "Gini index of the map's values (Chalasani et al. 2020): higher = "
+                   "sparser, easier to read; not ranked (not faithfulness)", ranked=False),
+            Column("complexity", "complexity", "lower",
+                   "entropy of the map as a distribution over pixels (Bhatt et al. 2020): "
+                   "lower = simpler; not ranked (not faithfulness)", ranked=False))),
     Metric("sanity", "sanity check", _M + "sanity:sanity_scores",
            (Column("sanity_spearman", "rho", None,
                    "Spearman correlation of the map with the trained model's map, every "
