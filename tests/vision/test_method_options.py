@@ -175,3 +175,11 @@ def test_a_method_added_by_one_declaration_is_everywhere(monkeypatch, tmp_path, 
                                method_settings={"gain": 3.0}))
     assert [r.method for r in ev.results] == ["doubled", "saliency"]
     assert ev.results[0].settings == {"gain": 3.0}
+
+
+def test_methods_work_under_a_callers_no_grad():
+    """Captum's metrics call explanation functions inside torch.no_grad()."""
+    model, x = TinyGAP(), torch.rand(1, 3, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        inside = METHODS["saliency"](model, x).maps
+    torch.testing.assert_close(inside, METHODS["saliency"](model, x).maps)

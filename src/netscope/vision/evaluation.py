@@ -90,10 +90,11 @@ class EvalSettings:
 
 
 def explainer(name: str, s: EvalSettings, bounds: tuple | None = None) -> Explain:
-    """(model, x, targets) -> maps of the registered method ``name`` under settings ``s``."""
+    """(model, x, targets) -> maps of the registered method ``name`` under settings ``s``,
+    made non-negative and scaled to a maximum of 1 as the evaluated maps are."""
     m = METHODS[name]
     kwargs = s.for_method(m, bounds)
-    return lambda model, x, t: m(model, x, t, **kwargs).maps
+    return lambda model, x, t: normalize_maps(F.relu(m(model, x, t, **kwargs).maps))
 
 
 BASELINES = ("random",)  # scored beside the methods, never named the most faithful

@@ -186,7 +186,11 @@ class Method:
                 if s.off is not None and not hasattr(settings[s.name], "shape") and \
                         settings[s.name] == s.off:
                     settings[s.name] = None  # "0: all"
-        heat = self.implementation()(model, x, targets, **dict(self.fixed), **settings)
+        from torch import enable_grad  # loaded with the method: a caller's no_grad()
+        # (Captum's metrics run explanation functions under one) must not break gradients
+
+        with enable_grad():
+            heat = self.implementation()(model, x, targets, **dict(self.fixed), **settings)
         heat.method = self.name  # the registered name (a variant's, a test's own method)
         return heat
 

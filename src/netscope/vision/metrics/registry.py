@@ -106,6 +106,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
             Column("increase_in_confidence", "increase (higher)", "higher",
                    "share of images with O > Y: HIGHER is better", ranked=False,
                    shown=".0%", spread=False))),
+    Metric("infidelity", "infidelity", _M + "infidelity:infidelity_scores",
+           (Column("infidelity", "infidelity (lower)", "lower",
+                   "mean squared error between the map's (best-scaled) dot product with "
+                   "Gaussian perturbations and the target logit's change under them (Yeh et "
+                   "al. 2019, Captum's infidelity with normalize=True): LOWER is better",
+                   shown=".4g"),),
+           (Setting("infidelity_samples", 16, "infidelity: perturbations per image",
+                    cast=int, lo=1, hi=10_000),
+            Setting("infidelity_noise", 0.1, "infidelity: the perturbations' SD, in the "
+                    "model's input units", cast=float, lo=0, hi=100, above=True))),
     Metric("localisation", "localisation", _M + "localisation:localisation_scores",
            (Column("pointing_game", "pointing game (higher)", "higher",
                    "share of images whose map's maximum lies inside the object's mask "
@@ -127,6 +137,28 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
             Column("complexity", "complexity", "lower",
                    "entropy of the map as a distribution over pixels (Bhatt et al. 2020): "
                    "lower = simpler; not ranked (not faithfulness)", ranked=False))),
+    Metric("max-sensitivity", "max-sensitivity", _M + "robustness:max_sensitivity_scores",
+           (Column("max_sensitivity", "max-sensitivity (lower)", "lower",
+                   "largest relative change of the map under uniform noise on the input "
+                   "(Yeh et al. 2019; Captum's sensitivity_max, Quantus' MaxSensitivity): "
+                   "lower = more robust; not ranked (not faithfulness)", ranked=False),),
+           (Setting("sensitivity_samples", 10, "max-sensitivity: noise draws per image",
+                    cast=int, lo=1, hi=10_000),
+            Setting("sensitivity_radius", 0.02, "max-sensitivity: the uniform noise's "
+                    "half-width, in the model's input units", cast=float, lo=0, hi=100,
+                    above=True)),
+           needs=("method",), default=False),
+    Metric("local-lipschitz", "local Lipschitz estimate",
+           _M + "robustness:local_lipschitz_scores",
+           (Column("local_lipschitz", "local Lipschitz (lower)", "lower",
+                   "largest ||map change|| / ||input change|| under Gaussian noise "
+                   "(Alvarez-Melis & Jaakkola 2018, Quantus' LocalLipschitzEstimate): "
+                   "lower = more robust; not ranked (not faithfulness)", ranked=False),),
+           (Setting("lipschitz_samples", 10, "local Lipschitz: noise draws per image",
+                    cast=int, lo=1, hi=10_000),
+            Setting("lipschitz_sd", 0.1, "local Lipschitz: the Gaussian noise's SD, in the "
+                    "model's input units", cast=float, lo=0, hi=100, above=True)),
+           needs=("method",), default=False),
     Metric("sanity", "sanity check", _M + "sanity:sanity_scores",
            (Column("sanity_spearman", "rho", None,
                    "Spearman correlation of the map with the trained model's map, every "
