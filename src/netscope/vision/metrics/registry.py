@@ -76,6 +76,10 @@ class Metric:
 
 _M = "netscope.vision.metrics."
 STEPS = Setting("steps", 50, "deletion/insertion steps", cast=int, lo=2, hi=1000)
+SANITY_CHECKPOINTS = Setting("sanity_checkpoints", 2, "evenly spaced depths of the cascading "
+                             "randomization compared (2: after half of the parameter groups "
+                             "from the head down, then after all of them)", cast=int, lo=1,
+                             hi=1000)
 FILL = Setting("baseline", "blur", "what deletion puts in place of pixels and insertion "
                "starts from", ("blur", "mean", "zeros"))
 
@@ -159,13 +163,29 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
             Setting("lipschitz_sd", 0.1, "local Lipschitz: the Gaussian noise's SD, in the "
                     "model's input units", cast=float, lo=0, hi=100, above=True)),
            needs=("method",), default=False),
+    Metric("emprt", "eMPRT", _M + "randomisation:emprt_scores",
+           (Column("emprt", "eMPRT (higher)", "higher",
+                   "relative change of the map's histogram entropy once every layer of a "
+                   "copy of the model is re-initialized (Hedström et al. 2023): HIGHER = "
+                   "the map depends more on what the model learned; not ranked",
+                   ranked=False),),
+           needs=("method",), default=False),
+    Metric("smprt", "sMPRT", _M + "randomisation:smprt_scores",
+           (Column("smprt_spearman", "sMPRT rho (lower)", "lower",
+                   "Spearman correlation of the denoised map with the trained model's once "
+                   "every layer is re-initialized (smooth MPRT, Hedström et al. 2023): "
+                   "LOWER is better; not ranked", ranked=False),),
+           (Setting("smprt_samples", 10, "sMPRT: noisy copies averaged per map (Quantus: "
+                    "50)", cast=int, lo=1, hi=10_000),
+            Setting("smprt_noise", 0.1, "sMPRT: noise SD as a fraction of the image's "
+                    "range", cast=float, lo=0, hi=10),
+            SANITY_CHECKPOINTS),
+           needs=("method",), default=False),
     Metric("sanity", "sanity check", _M + "sanity:sanity_scores",
            (Column("sanity_spearman", "rho", None,
                    "Spearman correlation of the map with the trained model's map, every "
                    "layer re-initialized", ranked=False, shown=".2f", spread=False),),
-           (Setting("sanity_checkpoints", 2, "evenly spaced depths of the cascading "
-                    "randomization compared (2: after half of the parameter groups from "
-                    "the head down, then after all of them)", cast=int, lo=1, hi=1000),),
+           (SANITY_CHECKPOINTS,),
            needs=("method",),
            verdict=f"cascading randomization (Adebayo et al. 2018): FAILS when the map's "
                    f"Spearman correlation with the trained model's map is still >= "
