@@ -201,7 +201,8 @@ def test_equal_scores_share_a_rank(tiny_eval):
 def test_chosen_metrics_only(tmp_path):
     from netscope.vision.evaluation import resolve_metrics
 
-    assert resolve_metrics("all") == ("deletion", "insertion", "road", "confidence", "sanity")
+    assert resolve_metrics("all") == ("deletion", "insertion", "road", "confidence",
+                                      "infidelity", "localisation", "complexity", "sanity")
     assert resolve_metrics(["sanity", "road"]) == ("road", "sanity")
     with pytest.raises(NetscopeError, match="unknown metric 'aopc'"):
         resolve_metrics(["deletion", "aopc"])
