@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.methods.feature_ablation import segment_masks
 from netscope.vision.methods.registry import explain
+from netscope.vision.methods.segments import segment_masks
 
 
 def _linear():

@@ -82,8 +82,8 @@ def _add_options(parser, owners: Mapping[str, Sequence[Setting]], kind: str,
 
 
 def _defaults(users: list[tuple[str, Setting]], override: Any, offered: int) -> str:
-    """'default 32' or 'default 16 for smoothgrad, 8 for ...'; the methods that read it when
-    not all of the command's do."""
+    """'default: 32', or 'default: 16 for smoothgrad; default: 8 for a, b'; the methods
+    that read it when not all of the command's do."""
     if override is not None:
         return f"default here: {_shown(override, users[0][1])}" + _where(users, offered)
     if "default" in users[0][1].help:  # the help says it in words
@@ -91,7 +91,10 @@ def _defaults(users: list[tuple[str, Setting]], override: Any, offered: int) -> 
     values = {_shown(s.default, s) for _, s in users}
     if len(values) == 1:
         return f"default: {values.pop()}" + _where(users, offered)
-    return "default: " + ", ".join(f"{_shown(s.default, s)} for {m}" for m, s in users)
+    groups: dict[str, list[str]] = {}
+    for m, s in users:
+        groups.setdefault(_shown(s.default, s), []).append(m)
+    return "; ".join(f"default: {v} for {', '.join(ms)}" for v, ms in groups.items())
 
 
 def _where(users: list[tuple[str, Setting]], offered: int) -> str:

@@ -13,7 +13,7 @@ from netscope.render.png import figure_png, subplots
 # how each kind of picture was coloured: (colour map, low, high, what the bar measures)
 SCALES = {
     "map": ("jet", 0.0, 1.0, "share of the map's maximum"),
-    "saliency": ("inferno", 0.0, 1.0, "|gradient|, share of its 99th percentile"),
+    "saliency": ("inferno", 0.0, 1.0, "the map, share of its 99th percentile"),
     "relevance": ("bwr", -1.0, 1.0, "relevance, share of the 99th percentile of |R|"),
     "gradient": ("gray", -1.0, 1.0, "signed gradient, share of its 99th percentile"),
 }

@@ -321,7 +321,7 @@ def _score_method(lm: LoadedModel, x: torch.Tensor, t: Resolved, name: str,
     constant = int(((flat.amax(1) - flat.amin(1)) <= CONSTANT).sum())
     if constant:
         say(f"{name}: {constant} of {maps.shape[0]} maps are constant (nothing to show)")
-    settings = {k: v for k, v in {**m.defaults(), **s.for_method(m)}.items()
+    settings = {k: v for k, v in m.effective(s.for_method(m)).items()
                 if not hasattr(v, "shape") and k not in ("low", "high")}
     order = [k for k in METRIC_TABLE if k in scores]
     return MethodResult(name, maps, seconds, {k: scores[k] for k in order}, constant,

@@ -18,6 +18,20 @@ from netscope.errors import NetscopeError
 from netscope.vision.core.targets import Resolved, batch_size, class_output
 
 NORMALIZE = ("max", "minmax", "none")
+REDUCTIONS = ("abs-sum", "abs-max", "sum-relu")  # attributions (N, C, H, W) -> maps (N, H, W)
+
+
+def reduced(attr: torch.Tensor, how: str) -> torch.Tensor:
+    """A method's map from its attributions: |a| summed over colours (Integrated
+    Gradients, DeepLIFT, Input x Gradient), |a|'s maximum over colours (saliency), or the
+    positive part of their sum (relevance, ablation drops)."""
+    if how == "abs-sum":
+        return attr.abs().sum(1)
+    if how == "abs-max":
+        return attr.abs().amax(1)
+    if how == "sum-relu":
+        return attr.sum(1).clamp(min=0)
+    raise NetscopeError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {how!r}.")
 
 
 @dataclass
@@ -28,8 +42,10 @@ class Heatmaps:
     methods such as Eigen-CAM and attention rollout), ``classes`` the class of each map (-1
     where the target has none; for class-agnostic methods the top-1 class, for labels
     only). ``attributions`` keeps signed per-pixel values (N, C, H, W) for the methods that
-    have them (Integrated Gradients, guided Grad-CAM); ``extras`` per-image numbers a method
-    reports (Integrated Gradients' completeness error)."""
+    have them (Integrated Gradients, guided Grad-CAM), and ``reduction`` how the maps come
+    from them (so a wrapper such as the noise tunnel can average attributions and draw the
+    map the method would); ``extras`` per-image numbers a method reports (Integrated
+    Gradients' completeness error)."""
 
     maps: torch.Tensor
     logits: Any
@@ -42,6 +58,7 @@ class Heatmaps:
     attributions: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     relevance: bool = False  # attributions are signed relevance (LRP): drawn with their sign
+    reduction: str | None = None  # how maps come from attributions (``reduced``)
 
     def __post_init__(self) -> None:
         self.logits = class_output(self.logits)  # a ModelOutput's logits, not the wrapper

@@ -86,7 +86,7 @@ class DatasetSettings:
     def identity(self, lm: LoadedModel) -> dict:
         """What decides the results: a rerun must match it to continue the run (the
         method's every setting, its defaults included; as the run file holds it)."""
-        effective = {**METHODS[self.method].defaults(), **self.for_method()}
+        effective = METHODS[self.method].effective(self.for_method())
         effective.pop("batch_size", None)
         doc = {"model": lm.name, "size": lm.preprocess.size, "method": self.method,
                "layer": self.layer, "settings": effective, "metrics": list(self.metrics),

@@ -20,7 +20,7 @@ from netscope.errors import NetscopeError
 from netscope.vision.core.baselines import baseline_like
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
-from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
+from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
 from netscope.vision.core.module_swap import swapped_forwards
 from netscope.vision.core.targets import TargetLike, detached, resolve
 
@@ -84,8 +84,8 @@ def deeplift(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     attr = (x - base) * grad[:n]
     gap = (attr.flatten(1).sum(1) - delta).abs()
     error = gap / torch.where(delta != 0, delta.abs(), torch.ones_like(delta))
-    return Heatmaps(normalize_maps(attr.abs().sum(1), normalize), out, t, t.labels,
-                    "input", "deeplift", attributions=attr,
+    return Heatmaps(normalize_maps(reduced(attr, "abs-sum"), normalize), out, t, t.labels,
+                    "input", "deeplift", attributions=attr, reduction="abs-sum",
                     extras={"delta": delta, "completeness_error": error})
 
 
@@ -119,6 +119,6 @@ def deeplift_shap(model: nn.Module, x: torch.Tensor, targets: TargetLike = None,
     delta = pairs.extras["delta"].view(n, k).mean(1)
     gap = (attr.flatten(1).sum(1) - delta).abs()
     error = gap / torch.where(delta != 0, delta.abs(), torch.ones_like(delta))
-    return Heatmaps(normalize_maps(attr.abs().sum(1), normalize), pairs.logits[::k], t,
-                    t.labels, "input", "deeplift-shap", attributions=attr,
+    return Heatmaps(normalize_maps(reduced(attr, "abs-sum"), normalize), pairs.logits[::k], t,
+                    t.labels, "input", "deeplift-shap", attributions=attr, reduction="abs-sum",
                     extras={"delta": delta, "completeness_error": error})

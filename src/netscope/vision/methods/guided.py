@@ -85,4 +85,4 @@ def guided_grad_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = Non
     pixels = guided * heat.upsampled(tuple(x.shape[-2:]))[:, None]
     return Heatmaps(normalize_maps(pixels.abs().sum(1), normalize), heat.logits, heat.target,
                     heat.classes, heat.layer, "guided", normalize, heat.warnings,
-                    attributions=pixels)
+                    attributions=pixels, reduction="abs-sum")

@@ -18,7 +18,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
-from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
+from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
 from netscope.vision.core.targets import TargetLike, detached, resolve
 from netscope.vision.methods.guided import _DeconvReLU, guided_relus
 
@@ -38,8 +38,8 @@ def input_x_gradient(model: nn.Module, x: torch.Tensor, targets: TargetLike = No
     with capture(model, []):
         grad, logits, t = _gradient(model, x, targets)
     attr = x.detach() * grad
-    return Heatmaps(normalize_maps(attr.abs().sum(1), normalize), logits, t, t.labels, "input",
-                    "input-x-gradient", attributions=attr)
+    return Heatmaps(normalize_maps(reduced(attr, "abs-sum"), normalize), logits, t, t.labels,
+                    "input", "input-x-gradient", attributions=attr, reduction="abs-sum")
 
 
 @checked_images
@@ -52,5 +52,5 @@ def deconvolution(model: nn.Module, x: torch.Tensor, targets: TargetLike = None,
                                 "modules; this model has none (a ReLU called as a function "
                                 "cannot be reached).")
         grad, logits, t = _gradient(model, x, targets)
-    return Heatmaps(normalize_maps(grad.abs().sum(1), normalize), logits, t, t.labels, "input",
-                    "deconvolution", attributions=grad)
+    return Heatmaps(normalize_maps(reduced(grad, "abs-sum"), normalize), logits, t, t.labels,
+                    "input", "deconvolution", attributions=grad, reduction="abs-sum")

@@ -16,7 +16,7 @@ from netscope.vision.core.baselines import baseline_like
 from netscope.vision.core.batched import BATCH, check_positive, class_scores
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
-from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
+from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
 from netscope.vision.core.targets import TargetLike, resolve
 from netscope.vision.methods.gradients import input_grad
 
@@ -51,6 +51,6 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: TargetLike 
     attr = (x - base) * total
     gap = (attr.flatten(1).sum(1) - delta).abs()
     error = gap / torch.where(delta != 0, delta.abs(), torch.ones_like(delta))
-    return Heatmaps(normalize_maps(attr.abs().sum(1)), out, t, t.labels, "input",
-                    "integrated-gradients", attributions=attr,
+    return Heatmaps(normalize_maps(reduced(attr, "abs-sum")), out, t, t.labels, "input",
+                    "integrated-gradients", attributions=attr, reduction="abs-sum",
                     extras={"delta": delta, "completeness_error": error})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any
 
@@ -47,6 +47,10 @@ class Setting:
     off: Any = None
     many: bool = False
     from_input: str | None = None
+
+    def but(self, default: Any) -> Setting:
+        """The same setting with a method's own default."""
+        return replace(self, default=default)
 
     @property
     def flag(self) -> str:
@@ -112,10 +116,31 @@ NORMALIZE = Setting("normalize", "max", "divide each map by its maximum, or min-
 BATCH_SIZE = Setting("batch_size", BATCH, "perturbed copies per forward pass", cast=int,
                      lo=1, hi=4096)
 TOP_K = Setting("top_k", None, "only the k channels with the largest mean activation (0: "
-                "all)", cast=int, lo=0, hi=100_000, off=0)
+                "all)", cast=int, lo=0, hi=10_000, off=0)
 BASELINE = Setting("baseline", "zeros", "the reference image: zeros, a blurred copy, or the "
                    "image's mean colour", ("zeros", "blur", "mean"))
 SEED = Setting("seed", 0, "seed of the noise", cast=int, lo=0, hi=2**32 - 1)
+BASELINES = Setting("baselines", ("zeros", "blur", "mean"), "the baselines, comma-separated "
+                    "(Python: or a tensor (K, C, H, W) of reference images)",
+                    ("zeros", "blur", "mean"), many=True)
+STEPS = Setting("steps", 32, "path steps (trapezoid rule)", cast=int, lo=1, hi=10_000)
+SEGMENTS = Setting("segments", "grid", "the features: cells of a grid or SLIC superpixels "
+                   "(Python: or a label map (N, H, W) of one's own)", ("grid", "slic"))
+
+
+CELLS = Setting("cells", 8, "grid cells per side, or the number of superpixels asked",
+                cast=int, lo=1, hi=4096)
+
+
+TUNNEL_KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
+TUNNEL = (  # Captum's NoiseTunnel over any method (methods.noise_tunnel)
+    Setting("nt_samples", None, "noise tunnel: run the method on this many noisy copies and "
+            "combine the results (0: off)", cast=int, lo=0, hi=10_000, off=0),
+    Setting("nt_type", "smoothgrad", "noise tunnel: combine by the mean (smoothgrad), the "
+            "mean square (smoothgrad_sq) or the variance (vargrad)", TUNNEL_KINDS),
+    Setting("nt_noise", 0.05, "noise tunnel: noise SD as a fraction of the input's range",
+            cast=float, lo=0, hi=10, above=True, below=True),
+    Setting("nt_seed", 0, "noise tunnel: seed of the noise", cast=int, lo=0, hi=2**32 - 1))
 
 
 @dataclass(frozen=True)
@@ -127,7 +152,9 @@ class Method:
     pixels); ``command`` which single-method command lists it (``gradcam`` or
     ``saliency``); ``in_all`` whether `vision evaluate`'s 'all' includes it; ``live``
     whether live mode's method cycle does; ``dataset`` whether `vision explain` offers it;
-    ``signed`` whether its maps carry a sign worth drawing (relevance for and against)."""
+    ``signed`` whether its maps carry a sign worth drawing (relevance for and against);
+    ``tunnel`` whether it takes the noise tunnel's settings (``TUNNEL``, added to its
+    own)."""
 
     name: str
     label: str
@@ -143,10 +170,24 @@ class Method:
     live: bool = False
     dataset: bool = True
     signed: bool = False
+    tunnel: bool = True
     _impl: list = field(default_factory=list, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tunnel:
+            object.__setattr__(self, "settings", (*self.settings, *TUNNEL))
 
     def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.settings}
+
+    def effective(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Every setting the method runs with (its defaults, and ``given``), for records;
+        the noise tunnel's only when it is on."""
+        out = {**self.defaults(), **self.accepted(given)}
+        if not out.get("nt_samples"):
+            for s in TUNNEL:
+                out.pop(s.name, None)
+        return out
 
     def implementation(self) -> Callable[..., Any]:
         if not self._impl:
@@ -189,8 +230,17 @@ class Method:
         from torch import enable_grad  # loaded with the method: a caller's no_grad()
         # (Captum's metrics run explanation functions under one) must not break gradients
 
+        tunnel = {s.name[3:]: settings.pop(s.name) for s in TUNNEL if s.name in settings}
         with enable_grad():
-            heat = self.implementation()(model, x, targets, **dict(self.fixed), **settings)
+            if tunnel.get("samples"):
+                from netscope.vision.methods.noise_tunnel import noise_tunnel
+
+                heat = noise_tunnel(model, x, targets, method=self.implementation(),
+                                    kind=tunnel.pop("type"), **tunnel, **dict(self.fixed),
+                                    **settings)
+            else:
+                heat = self.implementation()(model, x, targets, **dict(self.fixed),
+                                             **settings)
         heat.method = self.name  # the registered name (a variant's, a test's own method)
         return heat
 
@@ -231,12 +281,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            _M + "forward_cams:ablation_cam", (*CAM_SETTINGS, TOP_K, BATCH_SIZE), needs=()),
     Method("saliency", "saliency", "|d score / d pixel|, the maximum over colours",
            _M + "gradients:saliency", resolution="input", command="saliency"),
-    Method("smoothgrad", "SmoothGrad", "saliency averaged over noisy copies",
+    Method("smoothgrad", "SmoothGrad", "saliency averaged over noisy copies (the noise "
+           "tunnel over saliency)",
            _M + "gradients:saliency",
            (Setting("samples", 16, "noisy copies", cast=int, lo=1, hi=10_000),
             Setting("noise", 0.05, "noise SD as a fraction of the input's range",
                     cast=float, lo=0, hi=10), SEED),
-           resolution="input", command="saliency"),
+           resolution="input", command="saliency", tunnel=False),
     Method("input-x-gradient", "Input x Gradient", "each pixel times the gradient of the "
            "target score (Shrikumar et al. 2016)", _M + "input_gradient:input_x_gradient",
            (NORMALIZE,), resolution="input", command="saliency"),
@@ -251,17 +302,35 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            command="saliency"),
     Method("deeplift-shap", "DeepLIFT-SHAP", "DeepLIFT against several baselines, averaged "
            "(Lundberg & Lee 2017)", _M + "deeplift:deeplift_shap",
-           (Setting("baselines", ("zeros", "blur", "mean"), "the baselines, comma-separated "
-                    "(Python: or a tensor (K, C, H, W) of reference images)",
-                    ("zeros", "blur", "mean"), many=True), NORMALIZE),
+           (BASELINES, NORMALIZE),
            needs=("gradients", "activation modules"), resolution="input",
            command="saliency"),
+    Method("gradient-shap", "GradientSHAP", "(x - baseline) times the gradient at a random "
+           "point between them, for random baselines, averaged: Integrated Gradients in "
+           "expectation (Lundberg & Lee 2017)", _M + "gradient_shap:gradient_shap",
+           (BASELINES, Setting("samples", 16, "random (baseline, point) draws per image",
+                               cast=int, lo=1, hi=10_000),
+            Setting("noise", 0.0, "noise SD added to the image, as a fraction of its range "
+                    "(0: none)", cast=float, lo=0, hi=10), SEED, BATCH_SIZE, NORMALIZE),
+           resolution="input", command="saliency", in_all=False),
     Method("integrated-gradients", "Integrated Gradients", "(x - baseline) times the mean "
            "gradient on the straight path from the baseline", _M
            + "path_integral:integrated_gradients",
-           (BASELINE, Setting("steps", 32, "path steps (trapezoid rule)", cast=int, lo=1,
-                              hi=10_000), BATCH_SIZE),
+           (BASELINE, STEPS, BATCH_SIZE),
            resolution="input", command="saliency"),
+    Method("layer-conductance", "layer conductance", "Integrated Gradients split over a "
+           "layer's units: dF/du times u's change along the path, summed (Dhamdhere et al. "
+           "2018)", _M + "conductance:layer_conductance",
+           (LAYER, BASELINE, STEPS, BATCH_SIZE, NORMALIZE), in_all=False),
+    Method("neuron-conductance", "neuron conductance", "each pixel's share of the flow "
+           "through one channel of a layer, along the Integrated Gradients path",
+           _M + "conductance:neuron_conductance",
+           (LAYER, Setting("unit", 0, "the layer's channel whose flow is split over the input",
+                           cast=int, lo=0, hi=1_000_000),
+            Setting("position", None, "one position (i, j) of the channel (Python; default: "
+                    "all of them)"),
+            BASELINE, STEPS, BATCH_SIZE, NORMALIZE),
+           resolution="input", command="saliency", in_all=False),
     Method("occlusion", "Occlusion", "the target's drop when a sliding window is replaced by "
            "the baseline", _M + "occlusion_map:occlusion",
            (Setting("window", 32, "window side, pixels", cast=int, lo=1, hi=4096),
@@ -273,12 +342,32 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("feature-ablation", "feature ablation", "each segment (grid cell or SLIC "
            "superpixel) replaced by the baseline in turn; its pixels get the target's drop",
            _M + "feature_ablation:feature_ablation",
-           (Setting("segments", "grid", "the features: cells of a grid or SLIC superpixels",
-                    ("grid", "slic")),
-            Setting("cells", 8, "grid cells per side, or the number of superpixels asked",
-                    cast=int, lo=1, hi=4096),
-            BASELINE, BATCH_SIZE, NORMALIZE),
+           (SEGMENTS, CELLS, BASELINE, BATCH_SIZE, NORMALIZE),
            needs=(), resolution="input", command="saliency"),
+    Method("shapley-sampling", "Shapley value sampling", "each segment's mean change of the "
+           "target when it is put back on the baseline, over random orders of the segments "
+           "(Castro et al. 2009)", _M + "shapley_sampling:shapley_sampling",
+           (SEGMENTS, CELLS.but(4), BASELINE,
+            Setting("samples", 25, "random orders of the segments", cast=int, lo=1,
+                    hi=10_000), SEED, BATCH_SIZE, NORMALIZE),
+           needs=(), resolution="input", command="saliency", in_all=False),
+    Method("kernel-shap", "KernelSHAP", "a linear model of the target on which segments are "
+           "kept, fitted on samples weighted by the Shapley kernel (Lundberg & Lee 2017)",
+           _M + "surrogate:kernel_shap",
+           (SEGMENTS.but("slic"), CELLS.but(50), BASELINE,
+            Setting("samples", 200, "perturbed images (the full and the empty one first)",
+                    cast=int, lo=1, hi=10_000), SEED, BATCH_SIZE, NORMALIZE),
+           needs=(), resolution="input", command="saliency", in_all=False),
+    Method("lime", "LIME", "a sparse linear model of the target on which segments are kept, "
+           "fitted on samples weighted by their closeness to the image (Ribeiro et al. 2016)",
+           _M + "surrogate:lime",
+           (SEGMENTS.but("slic"), CELLS.but(50), BASELINE,
+            Setting("samples", 200, "perturbed images", cast=int, lo=1, hi=10_000),
+            Setting("kernel_width", 1.0, "width of the kernel on the cosine distance",
+                    cast=float, lo=0, hi=1e6, above=True),
+            Setting("alpha", 0.01, "the Lasso's L1 weight", cast=float, lo=0, hi=1e6),
+            SEED, BATCH_SIZE, NORMALIZE),
+           needs=(), resolution="input", command="saliency", in_all=False),
     Method("lrp", "LRP", "layer-wise relevance propagation: the target score handed down "
            "layer by layer by rules (a modified backward pass)",
            _M + "relevance.propagate:lrp",
@@ -318,7 +407,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("random", "random map", "uniform noise: the floor any method must clear",
            _M + "random_floor:random_map",
            (SEED, Setting("size", 14, "map side", cast=int, lo=1, hi=4096)),
-           needs=(), class_specific=False, command=None, dataset=False),
+           needs=(), class_specific=False, command=None, dataset=False, tunnel=False),
 )}
 
 

@@ -1,0 +1,144 @@
+"""Conductance (Dhamdhere et al. 2018; Captum's ``LayerConductance`` and
+``NeuronConductance``): Integrated Gradients split by the hidden units the path flows
+through.
+
+- Layer conductance of unit u: the sum over the path's steps of dF/du times the change of u
+  between consecutive points, from the baseline to the image. Summed over a layer that
+  every path crosses, it is F(x) - F(baseline). The map is its positive part summed over
+  channels, on the layer's grid (as a CAM); the units' values are in ``extras["units"]``
+  (N, C, h, w).
+- Neuron conductance of a channel: each input value's share of the flow through that
+  channel (every position of it, or one ``position``): (x - x') times the path integral of
+  sum_ij dF/dA_cij dA_cij/dx. For one position it is Captum's neuron conductance; for a
+  channel it is the sum of its positions' (Captum's callable selector multiplies the summed
+  gradient by the summed input gradient instead, which is not a flow through the units).
+
+The path is the trapezoid rule over ``steps`` intervals (steps + 1 points, as Integrated
+Gradients here; Captum's ``method="riemann_trapezoid"`` with n_steps = steps for layer
+conductance, steps + 1 for neuron conductance); Captum's default Gauss-Legendre points
+never reach the image or the baseline, so its layer conductance does not telescope to
+F(x) - F(baseline).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.core.baselines import baseline_like
+from netscope.vision.core.batched import BATCH, check_positive, class_scores
+from netscope.vision.core.capture import LayerRef, capture
+from netscope.vision.core.entry_checks import checked_images
+from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
+from netscope.vision.core.layer_choice import default_layer
+from netscope.vision.core.targets import Resolved, TargetLike, detached, resolve
+from netscope.vision.methods.grad_cam_family import layer_gradients
+
+
+def _path(x: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The path's points (fractions of the way from the baseline) and trapezoid weights."""
+    alphas = torch.linspace(0, 1, steps + 1, dtype=x.dtype, device=x.device)
+    weights = torch.full_like(alphas, 1 / steps)
+    weights[0] = weights[-1] = 0.5 / steps
+    return alphas, weights
+
+
+def _start(model: nn.Module, x: torch.Tensor, targets: TargetLike, base: torch.Tensor):
+    with capture(model, []), torch.no_grad():
+        logits, base_out = model(x), model(base)
+    t = resolve(detached(logits), targets)
+    delta = class_scores(logits, t, "logit") - class_scores(base_out, t, "logit")
+    return detached(logits), t, delta
+
+
+@checked_images
+def layer_conductance(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+                      layer: str | LayerRef | None = None, baseline: str | torch.Tensor = "zeros",
+                      steps: int = 32, batch_size: int = BATCH,
+                      normalize: str = "max") -> Heatmaps:
+    """Each unit's conductance at ``layer`` (module docstring)."""
+    steps = check_positive("steps", steps)
+    check_positive("batch_size", batch_size)
+    layer = layer or default_layer(model, x)
+    base = baseline_like(x, baseline)
+    logits, t, delta = _start(model, x, targets, base)
+    alphas, _ = _path(x, steps)
+    n, points = x.shape[0], steps + 1
+    acts, grads = [], []
+    for start in range(0, n * points, batch_size):
+        j = torch.arange(start, min(n * points, start + batch_size), device=x.device)
+        img, a = j // points, alphas[j % points].view(-1, 1, 1, 1)
+        A, g, _, _ = layer_gradients(model, base[img] + a * (x[img] - base[img]), layer,
+                                     t[img])
+        acts.append(A)
+        grads.append(g)
+    A = torch.cat(acts).view(n, points, *acts[0].shape[1:])
+    g = torch.cat(grads).view(n, points, *grads[0].shape[1:])
+    units = (g[:, :-1] * (A[:, 1:] - A[:, :-1])).sum(1)
+    maps = F.relu(units.sum(1))
+    return Heatmaps(normalize_maps(maps, normalize), logits, t, t.labels, str(layer),
+                    "layer-conductance", normalize,
+                    extras={"units": units, "delta": delta,
+                            "layer_total": units.flatten(1).sum(1)})
+
+
+@checked_images
+def neuron_conductance(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+                       layer: str | LayerRef | None = None, unit: int = 0,
+                       position: tuple[int, int] | None = None,
+                       baseline: str | torch.Tensor = "zeros", steps: int = 32,
+                       batch_size: int = BATCH, normalize: str = "max") -> Heatmaps:
+    """Each input value's conductance through channel ``unit`` of ``layer`` (one
+    ``position`` (i, j) of it, or all), module docstring; signed values in
+    ``attributions``, ``extras["unit_total"]`` their sum per image."""
+    steps = check_positive("steps", steps)
+    check_positive("batch_size", batch_size)
+    layer = layer or default_layer(model, x)
+    base = baseline_like(x, baseline)
+    logits, t, _ = _start(model, x, targets, base)
+    alphas, weights = _path(x, steps)
+    n, points = x.shape[0], steps + 1
+    total = torch.zeros_like(x)
+    for start in range(0, n * points, batch_size):
+        j = torch.arange(start, min(n * points, start + batch_size), device=x.device)
+        img, k = j // points, j % points
+        path = base[img] + alphas[k].view(-1, 1, 1, 1) * (x[img] - base[img])
+        g = _flow_gradient(model, path, layer, t[img], unit, position)
+        total.index_add_(0, img, g * weights[k].view(-1, 1, 1, 1))
+    attr = (x - base) * total
+    return Heatmaps(normalize_maps(reduced(attr, "abs-sum"), normalize), logits, t, t.labels,
+                    "input", "neuron-conductance", normalize, attributions=attr,
+                    reduction="abs-sum",
+                    extras={"unit_total": attr.flatten(1).sum(1).detach()})
+
+
+def _flow_gradient(model: nn.Module, x: torch.Tensor, layer, t: Resolved, unit: int,
+                   position: tuple[int, int] | None) -> torch.Tensor:
+    """d/dx of sum_ij (dF/dA_cij, held fixed) A_cij over the unit's positions: the input
+    gradient of the flow through the unit."""
+    ref = LayerRef.parse(layer)
+    xi = x.detach().clone().requires_grad_(True)
+    with capture(model, [ref]) as rec:
+        out = model(xi)
+        A = rec[ref]
+        if A.dim() != 4:
+            raise NetscopeError(f"neuron conductance needs a layer with channels and a grid "
+                                f"(N, C, h, w); {layer} gives {tuple(A.shape)}.")
+        if not 0 <= unit < A.shape[1]:
+            raise NetscopeError(f"layer {layer} has {A.shape[1]} channels (0..{A.shape[1] - 1})"
+                                f"; unit {unit} does not exist.")
+        score = t.score(out).sum()
+        (g,) = torch.autograd.grad(score, A, retain_graph=True)
+        keep = torch.zeros_like(A)
+        if position is None:
+            keep[:, unit] = 1
+        else:
+            i, jj = position
+            if not (0 <= i < A.shape[2] and 0 <= jj < A.shape[3]):
+                raise NetscopeError(f"position {tuple(position)} is outside layer {layer}'s "
+                                    f"{A.shape[2]}x{A.shape[3]} grid.")
+            keep[:, unit, i, jj] = 1
+        (dx,) = torch.autograd.grad((g.detach() * keep * A).sum(), xi, allow_unused=True)
+    return torch.zeros_like(xi) if dx is None else dx

@@ -1,0 +1,98 @@
+"""GradientSHAP (Lundberg & Lee 2017; Captum's ``GradientShap``): Integrated Gradients in
+expectation. Per sample, a baseline b is drawn from a set of references, a point is drawn
+uniformly on the straight line from b to the (optionally noisy) image x', and the sample's
+attribution is (x' - b) times the gradient there; the attributions are the mean over
+samples. Their sum approaches F(x) - E F(b) as the samples grow (exactly so, sample by
+sample, on a linear model); ``extras["delta"]`` is F(x) minus the mean of F over the
+drawn baselines, to compare with.
+
+Each image draws its samples (baseline, point, noise) from its own generator seeded by
+``seed``; all samples run in batches of ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from netscope.errors import NetscopeError
+from netscope.vision.core.baselines import baseline_like
+from netscope.vision.core.batched import BATCH, check_positive, class_scores
+from netscope.vision.core.capture import capture
+from netscope.vision.core.entry_checks import checked_images
+from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
+from netscope.vision.core.targets import TargetLike, detached, resolve
+from netscope.vision.methods.gradients import input_grad
+
+
+@checked_images
+def gradient_shap(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+                  baselines: tuple[str, ...] | torch.Tensor = ("zeros", "blur", "mean"),
+                  samples: int = 16, noise: float = 0.0, seed: int = 0,
+                  batch_size: int = BATCH, normalize: str = "max") -> Heatmaps:
+    """GradientSHAP maps (module docstring); ``baselines``: names of baselines made from
+    each image, or a tensor (K, C, H, W) of reference images shared by all; ``noise``: SD
+    of the noise added to the image, as a fraction of its value range (0: none)."""
+    samples = check_positive("samples", samples)
+    if not 0 <= noise < 10:
+        raise NetscopeError(f"GradientSHAP: noise must be a fraction of the input's range "
+                            f">= 0 (e.g. 0.05), got {noise!r}.")
+    refs = references(x, baselines)
+    n, k = refs.shape[:2]
+    span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, 1, 1, 1)
+    idx, alpha, eps = [], [], []
+    for i in range(n):
+        gen = torch.Generator().manual_seed(seed)
+        idx.append(torch.randint(k, (samples,), generator=gen))
+        alpha.append(torch.rand(samples, generator=gen, dtype=torch.float64))
+        eps.append(torch.randn((samples, *x.shape[1:]), generator=gen, dtype=torch.float64)
+                   * noise * float(span[i]))
+    return gradient_shap_draws(model, x, targets, refs, torch.stack(idx), torch.stack(alpha),
+                               torch.stack(eps) if noise > 0 else None, batch_size,
+                               normalize)
+
+
+def references(x: torch.Tensor, baselines) -> torch.Tensor:
+    """(N, K, C, H, W): each image's reference images, from names or a (K, C, H, W)
+    tensor shared by all."""
+    if isinstance(baselines, torch.Tensor):
+        refs = baselines.to(dtype=x.dtype, device=x.device)
+        if refs.dim() != 4 or tuple(refs.shape[1:]) != tuple(x.shape[1:]) or not len(refs):
+            raise NetscopeError(f"baselines must be (K, C, H, W) with K >= 1 and (C, H, W) = "
+                                f"{tuple(x.shape[1:])}, got {tuple(refs.shape)}.")
+        return refs[None].expand(x.shape[0], *refs.shape)
+    names = (baselines,) if isinstance(baselines, str) else tuple(baselines)
+    if not names:
+        raise NetscopeError("GradientSHAP needs at least one baseline.")
+    return torch.stack([baseline_like(x, b) for b in names], 1)
+
+
+def gradient_shap_draws(model: nn.Module, x: torch.Tensor, targets: TargetLike,
+                        refs: torch.Tensor, idx: torch.Tensor, alpha: torch.Tensor,
+                        eps: torch.Tensor | None = None, batch_size: int = BATCH,
+                        normalize: str = "max") -> Heatmaps:
+    """GradientSHAP on given draws, per image i and sample s: baseline ``refs[i, idx[i,
+    s]]``, point ``alpha[i, s]`` of the way from it to x_i + ``eps[i, s]`` (another
+    library's samples give its result)."""
+    n, s = idx.shape
+    with capture(model, []):
+        with torch.no_grad():
+            logits = detached(model(x))
+            ref_scores = model(refs.flatten(0, 1))
+        t = resolve(logits, targets)
+        drawn = class_scores(ref_scores, t.repeat_interleave(refs.shape[1]), "logit")
+        drawn = drawn.view(n, -1).gather(1, idx.to(drawn.device))
+        total = torch.zeros_like(x)
+        for start in range(0, n * s, check_positive("batch_size", batch_size)):
+            j = torch.arange(start, min(n * s, start + batch_size))
+            img, smp = j // s, j % s
+            xs = x[img] + (0 if eps is None else eps[img, smp].to(x.device, x.dtype))
+            b = refs[img, idx[img, smp]]
+            a = alpha[img, smp].to(x.device, x.dtype).view(-1, 1, 1, 1)
+            g = input_grad(model, a * xs + (1 - a) * b, t[img])
+            total.index_add_(0, img.to(x.device), (xs - b) * g)
+    attr = total / s
+    delta = class_scores(logits, t, "logit") - drawn.mean(1)
+    return Heatmaps(normalize_maps(reduced(attr, "abs-sum"), normalize), logits, t, t.labels,
+                    "input", "gradient-shap", normalize, attributions=attr,
+                    reduction="abs-sum", extras={"delta": delta})
