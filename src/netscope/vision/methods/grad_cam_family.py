@@ -21,6 +21,7 @@ from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.layer_choice import INPUT_IGNORED, default_layer, scores_ignore_input
 from netscope.vision.core.targets import Resolved, TargetLike, detached, resolve
 from netscope.vision.core.token_grid import Reshape, layout_for
+from netscope.vision.methods.eigen import first_singular_projection, oriented
 
 
 def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str | LayerRef,
@@ -97,9 +98,30 @@ def hirescam_weights(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return grad
 
 
+def elementwise_map(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Element-wise Grad-CAM (pytorch-grad-cam's ``GradCAMElementWise``): sum_k ReLU(g_kij
+    A_kij), each channel's positive contribution at each position, so channels that push
+    the score down at a place cannot cancel those that push it up."""
+    return F.relu(grad * A).sum(1)
+
+
+def eigengrad_map(A: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Eigen-Grad-CAM (pytorch-grad-cam): the gradient x activation products (positions x
+    channels), centred over positions, projected on their first principal direction. The
+    direction's sign, which pytorch-grad-cam leaves to the SVD, is chosen so the map
+    correlates positively with sum_k g_k A_k (the score's first-order share of each place)."""
+    n, _, h, w = A.shape
+    m = (grad * A).flatten(2).transpose(1, 2).double()  # (N, h*w, K)
+    plain = m.sum(2)
+    m = m - m.mean(1, keepdim=True)
+    return oriented(first_singular_projection(m), plain).to(A.dtype).view(n, h, w)
+
+
 VARIANTS = {"gradcam": gradcam_weights, "gradcam++": gradcampp_weights,
             "xgradcam": xgradcam_weights, "layercam": layercam_weights,
-            "hirescam": hirescam_weights}
+            "hirescam": hirescam_weights, "gradcam-elementwise": elementwise_map,
+            "eigengradcam": eigengrad_map}
+MAPS = ("gradcam-elementwise", "eigengradcam")  # variants that make the map themselves
 
 
 @checked_images
@@ -119,9 +141,12 @@ def grad_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         raise NetscopeError(f"eps must be a finite number >= 0, got {eps}.")
     layer = layer or default_layer(model, x)
     A, grad, logits, t = layer_gradients(model, x, layer, targets, reshape)
-    weights = gradcampp_weights(A, grad, eps) if variant == "gradcam++" else \
-        VARIANTS[variant](A, grad)
-    maps = F.relu((weights * A).sum(1))
+    if variant in MAPS:
+        maps = F.relu(VARIANTS[variant](A, grad))
+    else:
+        weights = gradcampp_weights(A, grad, eps) if variant == "gradcam++" else \
+            VARIANTS[variant](A, grad)
+        maps = F.relu((weights * A).sum(1))
     heat = Heatmaps(normalize_maps(maps, normalize), logits, t, t.labels, str(layer), variant,
                     normalize)
     if not bool(grad.abs().amax() > 0) and scores_ignore_input(model, x):

@@ -263,11 +263,22 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     _cam_variant("xgradcam", "XGrad-CAM", "the activation-weighted mean of the gradient"),
     _cam_variant("layercam", "LayerCAM", "each position weighted by its positive gradient"),
     _cam_variant("hirescam", "HiResCAM", "each position weighted by its gradient"),
+    _cam_variant("gradcam-elementwise", "element-wise Grad-CAM", "each channel's positive "
+                 "gradient x activation at each position, summed"),
+    _cam_variant("eigengradcam", "Eigen-Grad-CAM", "the first principal direction of the "
+                 "gradient x activation products"),
     Method("eigencam", "Eigen-CAM", "the activations' first principal direction "
            "(class-agnostic, no gradients)", _M + "eigen:eigen_cam",
            (*CAM_SETTINGS, Setting("centre", False, "centre the activations first (as "
                                    "pytorch-grad-cam); default uncentred", cast=bool)),
            needs=(), class_specific=False, live=True),
+    Method("kpcacam", "KPCA-CAM", "the activations' first kernel principal component "
+           "(class-agnostic, no gradients)", _M + "eigen:kpca_cam",
+           (*CAM_SETTINGS, Setting("kernel", "sigmoid", "kernel PCA's kernel",
+                                   ("sigmoid", "rbf", "poly", "cosine", "linear")),
+            Setting("kernel_gamma", None, "the kernel's coefficient (default: 1 / channels)",
+                    cast=float, lo=0, hi=1e6, above=True)),
+           needs=(), class_specific=False),
     Method("cam", "CAM", "class weights of a global-average-pool + linear head",
            _M + "class_activation:cam",
            (LAYER, Setting("fc", None, "the linear head (default: the last nn.Linear)"),
@@ -331,6 +342,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                     "all of them)"),
             BASELINE, STEPS, BATCH_SIZE, NORMALIZE),
            resolution="input", command="saliency", in_all=False),
+    Method("fullgrad", "FullGrad", "x times the input gradient plus, at every convolution "
+           "and batch norm, the bias times the gradient: together they make up the score "
+           "(Srinivas & Fleuret 2019)", _M + "full_gradient:full_grad", (NORMALIZE,),
+           needs=("gradients", "convolution or batch-norm biases"), resolution="input",
+           command="saliency"),
     Method("occlusion", "Occlusion", "the target's drop when a sliding window is replaced by "
            "the baseline", _M + "occlusion_map:occlusion",
            (Setting("window", 32, "window side, pixels", cast=int, lo=1, hi=4096),

@@ -1,0 +1,79 @@
+"""Element-wise Grad-CAM, Eigen-Grad-CAM and KPCA-CAM: their formulas on a tiny model,
+KPCA-CAM with a linear kernel as centred Eigen-CAM, and pytorch-grad-cam on the same layer
+and inputs where it is installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from netscope.errors import NetscopeError
+from netscope.vision.methods.grad_cam_family import layer_gradients
+from netscope.vision.methods.registry import explain
+from tests.vision.tiny import TinyGAP, image
+
+LAYER = "features.3"  # an 8x8 grid on 8x8 images: the peer's resize is the identity
+
+
+def _scaled(m: torch.Tensor) -> torch.Tensor:
+    m = F.relu(m)
+    return m / m.flatten(1).amax(1).view(-1, 1, 1)
+
+
+def test_elementwise_sums_each_channels_positive_share():
+    model, x = TinyGAP(), image(2)
+    A, g, _, _ = layer_gradients(model, x, LAYER, [1, 2])
+    heat = explain("gradcam-elementwise", model, x, [1, 2], layer=LAYER)
+    torch.testing.assert_close(heat.maps, _scaled(F.relu(g * A).sum(1)))
+
+
+def test_eigengradcam_is_the_first_principal_direction_of_gradient_times_activation():
+    model, x = TinyGAP(), image(2)
+    A, g, _, _ = layer_gradients(model, x, LAYER, [0, 2])
+    heat = explain("eigengradcam", model, x, [0, 2], layer=LAYER)
+    for i in range(2):
+        m = (g[i] * A[i]).flatten(1).T
+        m = m - m.mean(0)
+        v = torch.linalg.svd(m, full_matrices=False).Vh[0]
+        proj = m @ v
+        plain = (g[i] * A[i]).sum(0).flatten()
+        if float(torch.corrcoef(torch.stack([proj, plain]))[0, 1]) < 0:
+            proj = -proj  # oriented toward the score's first-order share of each place
+        torch.testing.assert_close(heat.maps[i], _scaled(proj.view(1, 8, 8))[0])
+
+
+def test_kpcacam_with_a_linear_kernel_is_centred_eigencam():
+    model, x = TinyGAP(), image(2)
+    kpca = explain("kpcacam", model, x, layer=LAYER, kernel="linear")
+    eigen = explain("eigencam", model, x, layer=LAYER, centre=True)
+    torch.testing.assert_close(kpca.maps, eigen.maps, rtol=1e-6, atol=1e-8)
+    assert kpca.target is None  # class-agnostic
+
+
+def test_bad_kernels_are_refused():
+    with pytest.raises(NetscopeError, match="kernel must be one of sigmoid"):
+        explain("kpcacam", TinyGAP(), image(1), kernel="laplace")
+
+
+def test_equal_to_pytorch_grad_cam_where_installed():
+    pgc = pytest.importorskip("pytorch_grad_cam", reason="pytorch-grad-cam is a peer")
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model, x = TinyGAP(dtype=torch.float32).eval(), image(8, dtype=torch.float32)
+    targets, compared = [0, 1, 2] * 2 + [0, 1], []
+    for ours, peer, settings in (("gradcam-elementwise", pgc.GradCAMElementWise, {}),
+                                 ("eigengradcam", pgc.EigenGradCAM, {}),
+                                 ("kpcacam", pgc.KPCA_CAM, {})):
+        ref = peer(model, target_layers=[model.features[3]])(
+            input_tensor=x.clone(), targets=[ClassifierOutputTarget(c) for c in targets])
+        heat = explain(ours, model, x, targets, layer=LAYER, normalize="minmax", **settings)
+        got = heat.maps.numpy()
+        for i in range(8):
+            if ours != "gradcam-elementwise" and np.corrcoef(got[i].ravel(),
+                                                             ref[i].ravel())[0, 1] < 0:
+                continue  # the peer left the projection's sign to the decomposition
+            np.testing.assert_allclose(got[i], ref[i], atol=2e-5, err_msg=ours)
+            compared.append(ours)
+    assert len(set(compared)) == 3, compared  # each compared on at least one image
