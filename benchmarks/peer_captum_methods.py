@@ -12,23 +12,13 @@ modules swapped for nn.ReLU in both (the same model for both libraries).
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 from captum.attr import Deconvolution, DeepLift, InputXGradient
+from peer_timing import lite0_photos, timed  # benchmarks/peer_timing.py
 from torch import nn
 
 from netscope.vision.methods.registry import explain
-from netscope.vision.models.images import SAMPLES, load_image
-from netscope.vision.models.zoo import load_model
-
-
-def timed(fn, reps: int = 5) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - start) / reps
 
 
 def relu_only(model: nn.Module) -> nn.Module:
@@ -54,10 +44,8 @@ def main() -> None:
     import warnings
 
     warnings.simplefilter("ignore")
-    lm = load_model("efficientnet-lite0")
-    model = lm.model.eval()
-    names = list(SAMPLES)
-    x8 = torch.cat([lm.preprocess.tensor(load_image(names[i % len(names)])) for i in range(8)])
+    lm, x8 = lite0_photos(8)
+    model = lm.model
     print(f"{'method':18} {'batch':>5} {'max |diff|':>11} {'netscope/fwd':>13} "
           f"{'Captum/fwd':>11}")
     deeplift = lambda net: _ZeroBaseline(DeepLift(net))  # noqa: E731

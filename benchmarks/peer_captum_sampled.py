@@ -4,7 +4,7 @@ samples (the draws Captum made, recorded or replayed) and time per batch as a ra
 forward pass (batch 1 and 8). Captum is a peer: pip install --target DIR captum tqdm
 --no-deps, then
 
-    PYTHONPATH=DIR python benchmarks/peer_captum_sampled.py [--batches 1,8]
+    PYTHONPATH=DIR:. python benchmarks/peer_captum_sampled.py [--batches 1,8]
 
 Settings, the same for both: GradientSHAP 16 samples over 3 reference images; the noise
 tunnel 8 samples of Input x Gradient; conductance 16 steps (trapezoid) at Lite0's last
@@ -16,12 +16,12 @@ its fastest), netscope 16 images per pass.
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 import torch
 from captum import attr as C
+from peer_timing import lite0_photos, timed  # benchmarks/peer_timing.py
 
 from netscope.vision.core.layer_choice import default_layer
 from netscope.vision.methods.gradient_shap import gradient_shap_draws, references
@@ -31,37 +31,11 @@ from netscope.vision.methods.registry import explain
 from netscope.vision.methods.segments import segment_masks
 from netscope.vision.methods.shapley_sampling import shapley_orders
 from netscope.vision.methods.surrogate import fitted
-from netscope.vision.models.images import SAMPLES, load_image
-from netscope.vision.models.zoo import load_model
-
-
-def timed(fn, reps: int = 2) -> float:
-    fn()
-    start = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - start) / reps
+from tests.vision.peer_draws import recording
 
 
 def module(model, name: str):
     return dict(model.named_modules())[name.split(":")[0]]
-
-
-def recording(perturb):
-    """Captum's perturbation function with every sample it draws kept."""
-    seen = []
-    if perturb.__code__.co_flags & 0x20:  # a generator function
-        def gen(*args, **kwargs):
-            for row in perturb(*args, **kwargs):
-                seen.append(row[0].clone())
-                yield row
-        return gen, seen
-
-    def plain(*args, **kwargs):
-        row = perturb(*args, **kwargs)
-        seen.append(row[0].clone())
-        return row
-    return plain, seen
 
 
 def cases(model, x, t, refs, layer):
@@ -69,6 +43,7 @@ def cases(model, x, t, refs, layer):
     n = len(x)
     mask = segment_masks(x, "grid", 4)
     layer_module = module(model, layer)
+    on_input = layer.endswith(":input")  # the default layer is the pooling's input
 
     def gshap_same():
         np.random.seed(0)
@@ -119,7 +94,7 @@ def cases(model, x, t, refs, layer):
         ours = explain("layer-conductance", model, x, t, layer=layer, steps=16)
         return ours.extras["units"], C.LayerConductance(model, layer_module).attribute(
             x.clone(), baselines=torch.zeros_like(x), target=t, n_steps=16,
-            method="riemann_trapezoid")
+            method="riemann_trapezoid", attribute_to_layer_input=on_input)
     return [
         ("gradient-shap", lambda: explain("gradient-shap", model, x, t, baselines=refs,
                                           samples=16),
@@ -134,12 +109,13 @@ def cases(model, x, t, refs, layer):
                                               steps=16),
          lambda: C.LayerConductance(model, layer_module).attribute(
              x.clone(), baselines=torch.zeros_like(x), target=t, n_steps=16,
-             method="riemann_trapezoid"), lc_same),
+             method="riemann_trapezoid", attribute_to_layer_input=on_input), lc_same),
         ("neuron-conductance", lambda: explain("neuron-conductance", model, x, t, layer=layer,
                                                unit=0, position=(3, 3), steps=15),
          lambda: C.NeuronConductance(model, layer_module).attribute(
              x.clone(), neuron_selector=(0, 3, 3), baselines=torch.zeros_like(x), target=t,
-             n_steps=16, method="riemann_trapezoid"), lambda: None),
+             n_steps=16, method="riemann_trapezoid", attribute_to_neuron_input=on_input),
+         lambda: None),
         ("shapley-sampling", lambda: explain("shapley-sampling", model, x, t, segments="grid",
                                              cells=4, samples=4),
          lambda: C.ShapleyValueSampling(model).attribute(
@@ -165,10 +141,8 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
-    lm = load_model("efficientnet-lite0")
-    model = lm.model.eval()
-    names = list(SAMPLES)
-    x8 = torch.cat([lm.preprocess.tensor(load_image(names[i % len(names)])) for i in range(8)])
+    lm, x8 = lite0_photos(8)
+    model = lm.model
     refs = torch.stack([torch.zeros_like(x8[0]), x8.mean(0), x8[0].mean((1, 2), keepdim=True)
                         .expand_as(x8[0])])
     layer = str(default_layer(model, x8[:1]))

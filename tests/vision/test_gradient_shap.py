@@ -11,12 +11,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.methods.gradient_shap import gradient_shap_draws, references
 from netscope.vision.methods.registry import explain
-
-
-def _linear():
-    torch.manual_seed(0)
-    lin = nn.Linear(3 * 4 * 4, 5).double()
-    return nn.Sequential(nn.Flatten(), lin), lin.weight.detach().view(5, 3, 4, 4)
+from tests.vision.tiny import linear_model
 
 
 def _smooth():
@@ -28,7 +23,7 @@ def _smooth():
 def test_a_linear_model_sample_by_sample():
     """f = w.x: each sample's attribution (x - b) w sums to f(x) - f(b), whatever the
     point drawn; the mean is (x - mean b) w."""
-    model, W = _linear()
+    model, W = linear_model()
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
     refs = torch.randn(3, 3, 4, 4, dtype=torch.float64)
     heat = explain("gradient-shap", model, x, [1, 4], baselines=refs, samples=7, seed=2)
@@ -80,7 +75,7 @@ def test_equal_to_captum_on_the_same_draws_where_installed():
 
 
 def test_bad_settings_are_refused():
-    model, _ = _linear()
+    model, _ = linear_model()
     x = torch.randn(1, 3, 4, 4, dtype=torch.float64)
     with pytest.raises(NetscopeError, match=r"baselines must be \(K, C, H, W\)"):
         explain("gradient-shap", model, x, baselines=torch.zeros(2, 3, 5, 5))

@@ -11,12 +11,7 @@ from netscope.errors import NetscopeError
 from netscope.vision.methods.input_gradient import input_x_gradient
 from netscope.vision.methods.noise_tunnel import noise_tunnel, tunnel_draws
 from netscope.vision.methods.registry import METHODS, explain
-
-
-def _linear():
-    torch.manual_seed(0)
-    lin = nn.Linear(3 * 4 * 4, 5).double()
-    return nn.Sequential(nn.Flatten(), lin), lin.weight.detach().view(5, 3, 4, 4)
+from tests.vision.tiny import linear_model
 
 
 def _conv():
@@ -29,7 +24,7 @@ def _conv():
 def test_input_x_gradient_of_a_linear_model_through_the_tunnel():
     """On f = w.x, Input x Gradient of x + e is (x + e) w: the mean is (x + mean e) w, the
     mean square its square's mean, the variance var(e) w^2."""
-    model, W = _linear()
+    model, W = linear_model()
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
     draws = torch.randn(5, 2, 3, 4, 4, dtype=torch.float64) * 0.3
     w = W[[1, 4]]
@@ -101,7 +96,7 @@ def test_equal_to_captum_on_the_same_draws_where_installed():
 
 
 def test_bad_settings_are_refused():
-    model, _ = _linear()
+    model, _ = linear_model()
     x = torch.randn(1, 3, 4, 4, dtype=torch.float64)
     with pytest.raises(NetscopeError, match="at least 1 noisy sample"):
         noise_tunnel(model, x, method=input_x_gradient, samples=0)

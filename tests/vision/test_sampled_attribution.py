@@ -14,6 +14,7 @@ from netscope.vision.methods.registry import explain
 from netscope.vision.methods.segments import segment_masks
 from netscope.vision.methods.shapley_sampling import shapley_orders
 from netscope.vision.methods.surrogate import fitted
+from tests.vision.peer_draws import recording
 
 
 class Additive(nn.Module):
@@ -103,23 +104,6 @@ def test_shapley_equals_captum_on_the_same_orders_where_installed():
     torch.testing.assert_close(ours.attributions, ref.double(), rtol=0, atol=1e-6)
 
 
-def _recording(perturb):
-    """Captum's perturbation function, with every sample it draws kept."""
-    seen = []
-    if hasattr(perturb, "__code__") and perturb.__code__.co_flags & 0x20:  # a generator
-        def gen(*args, **kwargs):
-            for row in perturb(*args, **kwargs):
-                seen.append(row[0].clone())
-                yield row
-        return gen, seen
-
-    def plain(*args, **kwargs):
-        row = perturb(*args, **kwargs)
-        seen.append(row[0].clone())
-        return row
-    return plain, seen
-
-
 @pytest.mark.parametrize("kind", ["kernel-shap", "lime"])
 def test_surrogates_equal_captum_on_the_same_samples_where_installed(kind):
     captum = pytest.importorskip("captum.attr", reason="Captum is a peer, not a dependency")
@@ -127,7 +111,7 @@ def test_surrogates_equal_captum_on_the_same_samples_where_installed(kind):
     x = torch.randn(1, 3, 8, 8, dtype=torch.float64)
     mask = segment_masks(x, "grid", 4)
     peer = captum.KernelShap(model) if kind == "kernel-shap" else captum.Lime(model)
-    peer.perturb_func, seen = _recording(peer.perturb_func)
+    peer.perturb_func, seen = recording(peer.perturb_func)
     torch.manual_seed(2)
     ref = peer.attribute(x.clone(), target=3, baselines=0.0, feature_mask=mask[:, None],
                          n_samples=40)

@@ -122,3 +122,11 @@ class TinyFCN(nn.Module):
 
 def tiny_fcn() -> nn.Module:
     return TinyFCN().eval()
+
+
+def linear_model(classes: int = 5, side: int = 4, seed: int = 0):
+    """f(x) = W x + b on (N, 3, side, side) images (float64), and W as (classes, 3, side,
+    side): gradient methods have exact answers on it."""
+    torch.manual_seed(seed)
+    lin = nn.Linear(3 * side * side, classes).double()
+    return nn.Sequential(nn.Flatten(), lin), lin.weight.detach().view(classes, 3, side, side)

@@ -16,7 +16,7 @@ from torch import nn
 from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture
 from netscope.vision.core.fastpath import truncated
-from netscope.vision.core.targets import Resolved, class_score
+from netscope.vision.core.targets import Resolved, class_score, detached
 
 # Lite0 on 2 CPU cores: 11.8 ms per image at batch 16 (channels-last), 21 ms at batch 64,
 # whose activations no longer fit the caches
@@ -27,6 +27,29 @@ def check_positive(name: str, value: int) -> int:
     if int(value) != value or value < 1:
         raise NetscopeError(f"{name} must be a whole number >= 1, got {value!r}.")
     return int(value)
+
+
+def chunks(total: int, batch_size: int) -> list[torch.Tensor]:
+    """Row indices in batches of ``batch_size``, a small tail (under a quarter of a batch)
+    joined to the batch before it: 17 path points at batch size 16 make one pass, not a
+    pass of 16 and another of 1, which costs as much as several rows in a batch."""
+    check_positive("batch_size", batch_size)
+    starts = list(range(0, total, batch_size))
+    if len(starts) > 1 and total - starts[-1] < batch_size / 4:
+        starts.pop()
+    ends = [*starts[1:], total]
+    return [torch.arange(a, b) for a, b in zip(starts, ends, strict=True)]
+
+
+def two_outputs(model: nn.Module, a: torch.Tensor, b: torch.Tensor):
+    """The model's (detached) outputs on batches ``a`` and ``b``: one forward pass when it
+    returns a tensor (a start-up pass costs as much as one at batch 1), two otherwise (a
+    dict or detector output cannot be split by rows)."""
+    with capture(model, []), torch.no_grad():
+        both = model(torch.cat([a, b]))
+        if isinstance(both, torch.Tensor):
+            return both[:len(a)].detach(), both[len(a):].detach()
+        return detached(model(a)), detached(model(b))
 
 
 def class_scores(out, targets: torch.Tensor | Resolved, scale: str) -> torch.Tensor:

@@ -17,11 +17,11 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.baselines import baseline_like
-from netscope.vision.core.batched import BATCH, check_positive, class_scores
+from netscope.vision.core.batched import BATCH, check_positive, chunks, class_scores, two_outputs
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
-from netscope.vision.core.targets import TargetLike, detached, resolve
+from netscope.vision.core.targets import TargetLike, resolve
 from netscope.vision.methods.gradients import input_grad
 
 
@@ -76,15 +76,12 @@ def gradient_shap_draws(model: nn.Module, x: torch.Tensor, targets: TargetLike,
     library's samples give its result)."""
     n, s = idx.shape
     with capture(model, []):
-        with torch.no_grad():
-            logits = detached(model(x))
-            ref_scores = model(refs.flatten(0, 1))
+        logits, ref_scores = two_outputs(model, x, refs.flatten(0, 1))
         t = resolve(logits, targets)
         drawn = class_scores(ref_scores, t.repeat_interleave(refs.shape[1]), "logit")
         drawn = drawn.view(n, -1).gather(1, idx.to(drawn.device))
         total = torch.zeros_like(x)
-        for start in range(0, n * s, check_positive("batch_size", batch_size)):
-            j = torch.arange(start, min(n * s, start + batch_size))
+        for j in chunks(n * s, batch_size):
             img, smp = j // s, j % s
             xs = x[img] + (0 if eps is None else eps[img, smp].to(x.device, x.dtype))
             b = refs[img, idx[img, smp]]

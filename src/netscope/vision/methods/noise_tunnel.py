@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.core.batched import BATCH
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced, top_classes
@@ -55,17 +56,21 @@ def tunnel_draws(method: Callable[..., Heatmaps], model: nn.Module, x: torch.Ten
                  targets: TargetLike, draws: torch.Tensor, kind: str = "smoothgrad",
                  **settings) -> Heatmaps:
     """The tunnel on given noise ``draws`` (S, N or 1, C, H, W), added as they are: the
-    same samples as another library's give the same result."""
+    same samples as another library's give the same result. Several samples go to the
+    method in one call (a batch of about ``BATCH`` images)."""
     with capture(model, []), torch.no_grad():
         logits = detached(model(x))
     t = resolve(logits, targets)
-    first = second = None
-    heat = None
-    for eps in draws:
-        heat = method(model, x + eps, t, **settings)
+    n, per = x.shape[0], max(1, BATCH // x.shape[0])  # samples per call: one batch
+    first = second = heat = None
+    for start in range(0, len(draws), per):
+        eps = draws[start:start + per]
+        k = eps.shape[0]
+        heat = method(model, (x[None] + eps).flatten(0, 1), t.tile(k), **settings)
         value = _combined_value(heat)
-        first = value if first is None else first + value
-        second = value * value if second is None else second + value * value
+        value = value.view(k, n, *value.shape[1:])  # rows are sample-major
+        first = value.sum(0) if first is None else first + value.sum(0)
+        second = (value * value).sum(0) if second is None else second + (value * value).sum(0)
     mean, square = first / len(draws), second / len(draws)
     out = {"smoothgrad": mean, "smoothgrad_sq": square, "vargrad": square - mean * mean}[kind]
     return _result(heat, out, logits, t)

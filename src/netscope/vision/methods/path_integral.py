@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from netscope.vision.core.baselines import baseline_like
-from netscope.vision.core.batched import BATCH, check_positive, class_scores
+from netscope.vision.core.batched import BATCH, check_positive, chunks, class_scores
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
@@ -42,8 +42,8 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: TargetLike 
         delta = class_scores(out, t, "logit") - class_scores(out_base, t, "logit")
         total = torch.zeros_like(x)
         points = n * (steps + 1)  # point j: image j // (steps + 1), alpha j % (steps + 1)
-        for start in range(0, points, batch_size):
-            j = torch.arange(start, min(points, start + batch_size), device=x.device)
+        for j in chunks(points, batch_size):
+            j = j.to(x.device)
             img, a = j // (steps + 1), alphas[j % (steps + 1)].view(-1, 1, 1, 1)
             path = base[img] + a * (x[img] - base[img])
             g = input_grad(model, path.contiguous(memory_format=torch.channels_last), t[img])
