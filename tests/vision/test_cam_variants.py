@@ -77,3 +77,56 @@ def test_equal_to_pytorch_grad_cam_where_installed():
             np.testing.assert_allclose(got[i], ref[i], atol=2e-5, err_msg=ours)
             compared.append(ours)
     assert len(set(compared)) == 3, compared  # each compared on at least one image
+
+
+def test_shapleycam_of_a_logit_through_a_piecewise_linear_head_is_gradcam():
+    model, x = TinyGAP(), image(2)
+    shapley = explain("shapleycam", model, x, [0, 1], layer=LAYER, score="logit")
+    torch.testing.assert_close(shapley.maps, explain("gradcam", model, x, [0, 1],
+                                                     layer=LAYER).maps)
+
+
+def test_shapleycam_weights_are_gradient_minus_half_the_hessian_times_activations():
+    model, x = TinyGAP(), image(1)
+    A, _, _, _ = layer_gradients(model, x, LAYER, [2])
+
+    def rest(a):
+        y = model.fc(model.pool(a).flatten(1))
+        return y[0, 2] + torch.log_softmax(y, 1)[0, 2]
+
+    g = torch.autograd.functional.jacobian(rest, A)
+    _, hvp = torch.autograd.functional.hvp(rest, A, A)
+    w = (g - 0.5 * hvp).mean((2, 3), keepdim=True)
+    heat = explain("shapleycam", model, x, [2], layer=LAYER)
+    torch.testing.assert_close(heat.maps, _scaled((w * A).sum(1)))
+    assert hvp.abs().max() > 1e-6  # the softmax's curvature is there
+
+
+def test_finercam_without_contrast_is_gradcam_and_names_the_neighbours():
+    model, x = TinyGAP(), image(2)
+    plain = explain("finercam", model, x, [0, 2], layer=LAYER, alpha=0.0, comparisons=1)
+    torch.testing.assert_close(plain.maps, explain("gradcam", model, x, [0, 2],
+                                                   layer=LAYER).maps)
+    logits = model(x).detach()
+    near = (logits - logits[[0, 1], [0, 2]][:, None]).abs()
+    near[[0, 1], [0, 2]] = float("inf")
+    assert plain.extras["neighbours"][:, 0].tolist() == near.argmin(1).tolist()
+    clipped = explain("finercam", model, x, comparisons=5)  # 3 classes: 2 others
+    assert clipped.extras["neighbours"].shape == (2, 2) and "compared with 2" in \
+        clipped.warnings[0]
+
+
+def test_second_order_and_contrast_cams_equal_pytorch_grad_cam_where_installed():
+    pgc = pytest.importorskip("pytorch_grad_cam", reason="pytorch-grad-cam is a peer")
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
+
+    model, x = TinyGAP(dtype=torch.float32).eval(), image(4, dtype=torch.float32)
+    layer = [model.features[3]]
+    ref = pgc.ShapleyCAM(model, target_layers=layer)(
+        input_tensor=x.clone(), targets=[ClassifierOutputReST(c) for c in (0, 1, 2, 0)])
+    got = explain("shapleycam", model, x, [0, 1, 2, 0], layer=LAYER, normalize="minmax")
+    np.testing.assert_allclose(got.maps.numpy(), ref, atol=2e-5)
+    ref = pgc.FinerCAM(model, target_layers=layer)(input_tensor=x.clone(),
+                                                   comparison_categories=[1, 2])
+    got = explain("finercam", model, x, layer=LAYER, comparisons=2, normalize="minmax")
+    np.testing.assert_allclose(got.maps.numpy(), ref, atol=2e-5)

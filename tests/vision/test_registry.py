@@ -22,7 +22,7 @@ from tests.vision.tiny_transformers import tiny_vit
 SMALL = {"scorecam": {"top_k": 3}, "ablationcam": {"top_k": 3}, "smoothgrad": {"samples": 2},
          "integrated-gradients": {"steps": 3}, "occlusion": {"window": 3, "stride": 1},
          "shapley-sampling": {"samples": 2}, "kernel-shap": {"samples": 24, "cells": 8},
-         "lime": {"samples": 24, "cells": 8, "alpha": 1e-6}, "gradient-shap": {"samples": 2},
+         "lime": {"samples": 24, "cells": 8, "lasso_alpha": 1e-6}, "gradient-shap": {"samples": 2},
          "layer-conductance": {"steps": 3}, "neuron-conductance": {"steps": 3}}
 
 

@@ -64,7 +64,8 @@ def test_an_additive_model_gets_each_segments_term(name):
 def test_lime_with_a_tiny_l1_weight_gets_the_terms_too():
     model = Additive()
     x = torch.randn(1, 3, 8, 8, dtype=torch.float64)
-    heat = explain("lime", model, x, [1], segments="grid", cells=2, samples=64, alpha=1e-9)
+    heat = explain("lime", model, x, [1], segments="grid", cells=2, samples=64,
+                   lasso_alpha=1e-9)
     torch.testing.assert_close(_per_segment(heat, segment_masks(x, "grid", 2))[0],
                                _terms(model, x, 1)[0], rtol=1e-4, atol=1e-5)
 

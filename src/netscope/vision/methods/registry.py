@@ -267,6 +267,18 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                  "gradient x activation at each position, summed"),
     _cam_variant("eigengradcam", "Eigen-Grad-CAM", "the first principal direction of the "
                  "gradient x activation products"),
+    Method("shapleycam", "Shapley-CAM", "Grad-CAM's weights with the second-order term: "
+           "mean of (gradient - Hessian x activations / 2) (Cai et al. 2025)",
+           _M + "shapley_cam:shapley_cam",
+           (LAYER, Setting("score", "rest", "the score explained: ReST (logit + log "
+                           "probability, the paper's) or the logit", ("rest", "logit")),
+            NORMALIZE), live=True),
+    Method("finercam", "Finer-CAM", "Grad-CAM of the target against the classes it is "
+           "nearly confused with (Zhang et al. 2025)", _M + "finer_cam:finer_cam",
+           (LAYER, Setting("alpha", 1.0, "how much of the neighbours' logits is subtracted "
+                           "(0: Grad-CAM)", cast=float, lo=0, hi=1e6),
+            Setting("comparisons", 3, "how many nearest classes the target is compared with",
+                    cast=int, lo=1, hi=100_000), NORMALIZE)),
     Method("eigencam", "Eigen-CAM", "the activations' first principal direction "
            "(class-agnostic, no gradients)", _M + "eigen:eigen_cam",
            (*CAM_SETTINGS, Setting("centre", False, "centre the activations first (as "
@@ -381,7 +393,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Setting("samples", 200, "perturbed images", cast=int, lo=1, hi=10_000),
             Setting("kernel_width", 1.0, "width of the kernel on the cosine distance",
                     cast=float, lo=0, hi=1e6, above=True),
-            Setting("alpha", 0.01, "the Lasso's L1 weight", cast=float, lo=0, hi=1e6),
+            Setting("lasso_alpha", 0.01, "the Lasso's L1 weight", cast=float, lo=0, hi=1e6),
             SEED, BATCH_SIZE, NORMALIZE),
            needs=(), resolution="input", command="saliency", in_all=False),
     Method("lrp", "LRP", "layer-wise relevance propagation: the target score handed down "

@@ -40,12 +40,12 @@ PIN = 1e6  # KernelSHAP's weight on the full and the empty image (Captum's inf_w
 def lime(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
          segments: str | torch.Tensor = "slic", cells: int = 50,
          baseline: str | torch.Tensor = "zeros", samples: int = 200,
-         kernel_width: float = 1.0, alpha: float = 0.01, seed: int = 0,
+         kernel_width: float = 1.0, lasso_alpha: float = 0.01, seed: int = 0,
          batch_size: int = BATCH, normalize: str = "max") -> Heatmaps:
     """LIME's segment weights (module docstring)."""
     masks, draws = _draws(x, segments, cells, samples, seed, _bernoulli)
     return fitted(model, x, targets, masks, draws, "lime", baseline, batch_size, normalize,
-                  kernel_width=kernel_width, alpha=alpha)
+                  kernel_width=kernel_width, alpha=lasso_alpha)
 
 
 @checked_images
@@ -87,7 +87,7 @@ def fitted(model: nn.Module, x: torch.Tensor, targets: TargetLike, masks: torch.
                     extras={"segments": masks})
     empty = [i for i, c in enumerate(coefs) if not bool((c > 0).any())]
     if empty:
-        why = (f"the Lasso's L1 weight (alpha {alpha:g}) zeroed them: lower alpha"
+        why = (f"the Lasso's L1 weight ({alpha:g}) zeroed them: lower lasso_alpha"
                if kind == "lime" else "more samples may find some")
         heat.warnings.append(f"{kind}: no segment raises the target in image(s) "
                              f"{', '.join(map(str, empty))}, so their maps are empty; {why}.")
