@@ -130,3 +130,28 @@ def test_second_order_and_contrast_cams_equal_pytorch_grad_cam_where_installed()
                                                    comparison_categories=[1, 2])
     got = explain("finercam", model, x, layer=LAYER, comparisons=2, normalize="minmax")
     np.testing.assert_allclose(got.maps.numpy(), ref, atol=2e-5)
+
+
+def test_sscam_without_noise_and_iscam_with_one_step_are_scorecam():
+    model, x = TinyGAP(), image(2)
+    score = explain("scorecam", model, x, [0, 2], layer=LAYER).maps
+    for name, settings in (("sscam", {"mask_noise": 0.0, "samples": 3}),
+                           ("iscam", {"samples": 1})):
+        torch.testing.assert_close(explain(name, model, x, [0, 2], layer=LAYER,
+                                           **settings).maps, score)
+
+
+def test_iscam_averages_the_scores_of_the_integrated_masks():
+    model, x = TinyGAP(), image(1)
+    A, _, _, _ = layer_gradients(model, x, LAYER, [1])
+    steps = 3
+    scales = torch.cumsum(torch.arange(1, steps + 1, dtype=torch.float64) / steps, 0)
+    w = torch.zeros(A.shape[1], dtype=torch.float64)
+    for k in range(A.shape[1]):
+        m = A[0, k] - A[0, k].min()
+        m = m / m.max() if m.max() > 0 else m
+        with torch.no_grad():
+            w[k] = torch.stack([torch.softmax(model(x * c * m), 1)[0, 1]
+                                for c in scales]).mean()
+    heat = explain("iscam", model, x, [1], layer=LAYER, samples=steps)
+    torch.testing.assert_close(heat.maps, _scaled((w.view(1, -1, 1, 1) * A).sum(1)))

@@ -127,7 +127,7 @@ def test_smoothgrad_runs_on_its_own_default():
 
 def test_options_a_method_does_not_read_are_refused(capsys):
     assert main(["vision", "gradcam", "chelsea", "--method", "gradcam", "--top-k", "3"]) == 2
-    assert "--top-k does not apply to Grad-CAM: it is a setting of scorecam, ablationcam" \
+    assert "--top-k does not apply to Grad-CAM: it is a setting of scorecam, sscam, iscam, " \
         in capsys.readouterr().err
     assert main(["vision", "evaluate", "chelsea", "--methods", "gradcam,saliency",
                  "--window", "8"]) == 2

@@ -94,7 +94,8 @@ def test_every_command_lists_the_registry():
     from netscope.vision.evaluation import resolve_methods
 
     sampled = {"gradient-shap", "layer-conductance", "neuron-conductance", "shapley-sampling",
-               "kernel-shap", "lime"}  # hundreds of passes per image: asked for by name
+               "kernel-shap", "lime", "sscam", "iscam"}  # hundreds of passes per image:
+    # asked for by name
     assert resolve_methods("all") == list(names("all")) == \
         [n for n in METHODS if n != "rollout" and n not in sampled]
     helps = build_parser().format_help()

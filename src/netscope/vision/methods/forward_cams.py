@@ -7,12 +7,15 @@ weight by what the model does when the channel is used or removed:
   authors' code does (no baseline subtracted);
 - Ablation-CAM (Desai & Ramaswamy 2020): w_k = (y - y_k) / y, the relative drop of the
   target's logit y when channel k is set to zero at the layer.
-Each needs one forward pass per channel and image; they run in batches. ``top_k`` keeps
+SS-CAM and IS-CAM average Score-CAM's weight over noisy or scaled copies of each map.
+Each needs one forward pass per channel and image (per copy); they run in batches. ``top_k`` keeps
 only the k channels with the largest mean activation (the others get weight 0), the usual
 way to make them affordable on wide layers (1280 channels at EfficientNet-Lite0's head).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,28 +59,76 @@ def _weighted_map(A: torch.Tensor, weights: torch.Tensor, chosen: torch.Tensor, 
                     normalize)
 
 
+def _mask_scores(model: nn.Module, x: torch.Tensor, A: torch.Tensor, chosen: torch.Tensor,
+                 t: Resolved, batch_size: int,
+                 variants: tuple[Callable[[torch.Tensor], torch.Tensor], ...]) -> torch.Tensor:
+    """(N, k): the target's mean probability on the image times each chosen channel's map
+    (upsampled, min-max scaled), over the ``variants`` of the map (SS-CAM's noisy copies,
+    IS-CAM's scaled ones; Score-CAM has the map alone)."""
+    k, v = chosen.shape[1], len(variants)
+
+    def make(start: int, stop: int) -> torch.Tensor:
+        idx = torch.arange(start, stop, device=A.device)  # row: image, channel, variant
+        n, c = idx // (k * v), chosen[idx // (k * v), (idx // v) % k]
+        m = F.interpolate(A[n, c][:, None], size=x.shape[-2:], mode="bilinear",
+                          align_corners=False)
+        m = normalize_maps(m[:, 0], "minmax")
+        m = torch.stack([variants[int(j)](mj) for j, mj in zip(idx % v, m, strict=True)])
+        return x[n] * m[:, None]
+
+    scores = batched_scores(model, make, x.shape[0] * k * v, t.repeat_interleave(k * v),
+                            batch_size, "prob")
+    return scores.view(-1, k, v).mean(2)
+
+
+def _score_family(model, x, targets, layer, top_k, batch_size, normalize, reshape, method,
+                  variants) -> Heatmaps:
+    layer = LayerRef.parse(layer or default_layer(model, x))
+    A, _, logits, t = _activations(model, x, layer, targets, reshape)
+    chosen = chosen_channels(A, top_k)
+    weights = _mask_scores(model, x, A, chosen, t, batch_size, variants)
+    return _weighted_map(A, weights, chosen, logits, t, layer, method, normalize)
+
+
 @checked_images
 def score_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
               layer: str | LayerRef | None = None, top_k: int | None = None,
               batch_size: int = BATCH,
               normalize: str = "max", reshape: Reshape | None = None) -> Heatmaps:
     """Score-CAM maps, one target per image (see the module docstring)."""
-    layer = LayerRef.parse(layer or default_layer(model, x))
-    A, _, logits, t = _activations(model, x, layer, targets, reshape)
-    chosen = chosen_channels(A, top_k)
-    k = chosen.shape[1]
+    return _score_family(model, x, targets, layer, top_k, batch_size, normalize, reshape,
+                         "scorecam", (lambda m: m,))
 
-    def make(start: int, stop: int) -> torch.Tensor:
-        idx = torch.arange(start, stop, device=A.device)
-        n, c = idx // k, chosen[idx // k, idx % k]
-        m = F.interpolate(A[n, c][:, None], size=x.shape[-2:], mode="bilinear",
-                          align_corners=False)
-        return x[n] * normalize_maps(m[:, 0], "minmax")[:, None]
 
-    scores = batched_scores(model, make, x.shape[0] * k, t.repeat_interleave(k), batch_size,
-                            "prob")
-    return _weighted_map(A, scores.view(-1, k), chosen, logits, t, layer, "scorecam",
-                         normalize)
+@checked_images
+def ss_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+           layer: str | LayerRef | None = None, top_k: int | None = None,
+           samples: int = 35, mask_noise: float = 2.0, seed: int = 0, batch_size: int = BATCH,
+           normalize: str = "max", reshape: Reshape | None = None) -> Heatmaps:
+    """SS-CAM (Wang et al. 2020, "Smoothed Score-CAM"): Score-CAM's weight averaged over
+    ``samples`` copies of each channel's scaled map with Gaussian noise (SD ``mask_noise``,
+    the paper's 2 on maps in [0, 1]) added; one noise pattern per sample, drawn from
+    ``seed``, shared by the channels and images."""
+    check_positive("samples", samples)
+    gen = torch.Generator().manual_seed(seed)
+    noise = [torch.randn(x.shape[-2:], generator=gen, dtype=x.dtype).to(x.device) * mask_noise
+             for _ in range(samples)]
+    return _score_family(model, x, targets, layer, top_k, batch_size, normalize, reshape,
+                         "sscam", tuple((lambda m, e=e: m + e) for e in noise))
+
+
+@checked_images
+def is_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+           layer: str | LayerRef | None = None, top_k: int | None = None, samples: int = 10,
+           batch_size: int = BATCH, normalize: str = "max",
+           reshape: Reshape | None = None) -> Heatmaps:
+    """IS-CAM (Naidu et al. 2020, "Integrated Score-CAM"): Score-CAM's weight averaged over
+    the channel's scaled map times c_i = sum_{j <= i} j / N, i = 1..N (N = ``samples``),
+    the paper's integration of the mask (as TorchCAM)."""
+    check_positive("samples", samples)
+    scales = torch.cumsum(torch.arange(1, samples + 1, dtype=torch.float64) / samples, 0)
+    return _score_family(model, x, targets, layer, top_k, batch_size, normalize, reshape,
+                         "iscam", tuple((lambda m, c=float(c): m * c) for c in scales))
 
 
 @checked_images

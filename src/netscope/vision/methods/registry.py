@@ -299,6 +299,16 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("scorecam", "Score-CAM", "each channel weighted by the target's probability on "
            "the image masked by it (a forward pass per channel)",
            _M + "forward_cams:score_cam", (*CAM_SETTINGS, TOP_K, BATCH_SIZE), needs=()),
+    Method("sscam", "SS-CAM", "Score-CAM's weights averaged over noisy copies of each "
+           "channel's map (Wang et al. 2020)", _M + "forward_cams:ss_cam",
+           (*CAM_SETTINGS, TOP_K, Setting("samples", 35, "noisy copies of each map", cast=int,
+                                          lo=1, hi=10_000),
+            Setting("mask_noise", 2.0, "noise SD on the maps (scaled to [0, 1])", cast=float,
+                    lo=0, hi=1e6), SEED, BATCH_SIZE), needs=(), in_all=False),
+    Method("iscam", "IS-CAM", "Score-CAM's weights integrated over scaled copies of each "
+           "channel's map (Naidu et al. 2020)", _M + "forward_cams:is_cam",
+           (*CAM_SETTINGS, TOP_K, Setting("samples", 10, "integration steps", cast=int, lo=1,
+                                          hi=10_000), BATCH_SIZE), needs=(), in_all=False),
     Method("ablationcam", "Ablation-CAM", "each channel weighted by the target's drop when "
            "it is zeroed (a forward pass per channel)",
            _M + "forward_cams:ablation_cam", (*CAM_SETTINGS, TOP_K, BATCH_SIZE), needs=()),
