@@ -155,3 +155,21 @@ def test_iscam_averages_the_scores_of_the_integrated_masks():
                                 for c in scales]).mean()
     heat = explain("iscam", model, x, [1], layer=LAYER, samples=steps)
     torch.testing.assert_close(heat.maps, _scaled((w.view(1, -1, 1, 1) * A).sum(1)))
+
+
+def test_smooth_gradcampp_averages_the_derivatives_over_noisy_copies():
+    from netscope.vision.methods.grad_cam_family import pp_weights
+    from netscope.vision.methods.noise_tunnel import noise_draws
+
+    model, x = TinyGAP(), image(2)
+    A, _, _, _ = layer_gradients(model, x, LAYER, [0, 1])
+    gs = [layer_gradients(model, x + e, LAYER, [0, 1])[1]
+          for e in noise_draws(x, 3, 0.1, 4)]
+    g = torch.stack(gs)
+    w = pp_weights(A, g.mean(0), (g ** 2).mean(0), (g ** 3).mean(0))
+    heat = explain("smoothgradcam++", model, x, [0, 1], layer=LAYER, samples=3, noise=0.1,
+                   seed=4)
+    torch.testing.assert_close(heat.maps, _scaled((w * A).sum(1)))
+    tiny = explain("smoothgradcam++", model, x, [0, 1], layer=LAYER, samples=1, noise=1e-9)
+    torch.testing.assert_close(tiny.maps, explain("gradcam++", model, x, [0, 1],
+                                                  layer=LAYER).maps, rtol=1e-5, atol=1e-6)

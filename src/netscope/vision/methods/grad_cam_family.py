@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netscope.errors import NetscopeError
+from netscope.vision.core.batched import check_positive
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
@@ -60,10 +61,16 @@ def gradcampp_weights(A: torch.Tensor, grad: torch.Tensor, eps: float = 0.0) -> 
     a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3 + eps), alpha_k = sum_ij a_kij ReLU(g_kij).
     ``eps`` = 0 is the paper's formula; pytorch-grad-cam (1.5.7) adds eps = 1e-6 to the
     denominator, which changes the map wherever g^2 is small against 1e-6."""
-    g2, g3 = grad**2, grad**3
+    return pp_weights(A, grad, grad**2, grad**3, eps)
+
+
+def pp_weights(A: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, g3: torch.Tensor,
+               eps: float = 0.0) -> torch.Tensor:
+    """Grad-CAM++'s weights from the first, second and third derivatives (their means over
+    noisy copies in Smooth Grad-CAM++)."""
     a = _safe_divide(g2, 2 * g2 + A.sum((2, 3), keepdim=True) * g3 + eps)
-    a = torch.where(grad != 0, a, torch.zeros_like(a))
-    return (a * F.relu(grad)).sum((2, 3), keepdim=True)
+    a = torch.where(g2 != 0, a, torch.zeros_like(a))
+    return (a * F.relu(g1)).sum((2, 3), keepdim=True)
 
 
 PP_UNSTABLE = 0.05  # |2 + g * sum(A)| below this at a position that matters: unstable map
@@ -153,6 +160,33 @@ def grad_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         raise NetscopeError(INPUT_IGNORED)
     heat.warnings += _warnings(A, grad, layer, variant, eps)
     return heat
+
+
+@checked_images
+def smooth_gradcampp(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
+                     layer: str | LayerRef | None = None, samples: int = 4,
+                     noise: float = 0.05, seed: int = 0, eps: float = 0.0,
+                     normalize: str = "max") -> Heatmaps:
+    """Smooth Grad-CAM++ (Omeiza et al. 2019): Grad-CAM++ on the clean image's activations
+    with the gradient, its square and its cube each averaged over ``samples`` noisy copies
+    of the image (noise SD ``noise`` x each image's range, as SmoothGrad), so the weights
+    do not hang on one image's gradient. As the paper; TorchCAM 0.5 weights the last
+    sample's gradient instead of the mean and sums A g^3 over positions."""
+    from netscope.vision.methods.noise_tunnel import noise_draws
+
+    if not 0 < noise < 10:
+        raise NetscopeError(f"Smooth Grad-CAM++: noise must be a positive fraction of the "
+                            f"input's range below 10 (e.g. 0.05), got {noise!r}.")
+    layer = layer or default_layer(model, x)
+    A, _, logits, t = layer_gradients(model, x, layer, targets)
+    g1 = g2 = g3 = torch.zeros_like(A)
+    for e in noise_draws(x, check_positive("samples", samples), noise, seed):
+        _, g, _, _ = layer_gradients(model, x + e, layer, t)
+        g1, g2, g3 = g1 + g, g2 + g**2, g3 + g**3
+    g1, g2, g3 = g1 / samples, g2 / samples, g3 / samples
+    maps = F.relu((pp_weights(A, g1, g2, g3, eps) * A).sum(1))
+    return Heatmaps(normalize_maps(maps, normalize), logits, t, t.labels, str(layer),
+                    "smoothgradcam++", normalize)
 
 
 def _warnings(A: torch.Tensor, grad: torch.Tensor, layer, variant: str,

@@ -45,11 +45,17 @@ def noise_tunnel(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, 
     if kind not in KINDS:
         raise NetscopeError(f"noise tunnel kind must be one of {', '.join(KINDS)}, got "
                             f"{kind!r}.")
+    return tunnel_draws(method, model, x, targets, noise_draws(x, samples, noise, seed), kind,
+                        **settings)
+
+
+def noise_draws(x: torch.Tensor, samples: int, noise: float, seed: int) -> torch.Tensor:
+    """(samples, N, C, H, W): one Gaussian pattern per sample, shared by the images and
+    scaled by each image's value range times ``noise``."""
     gen = torch.Generator().manual_seed(seed)
     span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, *[1] * (x.dim() - 1))
-    draws = torch.stack([torch.randn((1, *x.shape[1:]), generator=gen, dtype=x.dtype)
-                         .to(x.device) * noise * span for _ in range(samples)])
-    return tunnel_draws(method, model, x, targets, draws, kind, **settings)
+    return torch.stack([torch.randn((1, *x.shape[1:]), generator=gen, dtype=x.dtype)
+                        .to(x.device) * noise * span for _ in range(samples)])
 
 
 def tunnel_draws(method: Callable[..., Heatmaps], model: nn.Module, x: torch.Tensor,

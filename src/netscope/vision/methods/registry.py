@@ -123,6 +123,8 @@ SEED = Setting("seed", 0, "seed of the noise", cast=int, lo=0, hi=2**32 - 1)
 BASELINES = Setting("baselines", ("zeros", "blur", "mean"), "the baselines, comma-separated "
                     "(Python: or a tensor (K, C, H, W) of reference images)",
                     ("zeros", "blur", "mean"), many=True)
+PP_EPS = Setting("eps", 0.0, "Grad-CAM++'s denominator term: 0 is the paper's formula, "
+                 "1e-6 reproduces pytorch-grad-cam 1.5.7", cast=float, lo=0, hi=1)
 STEPS = Setting("steps", 32, "path steps (trapezoid rule)", cast=int, lo=1, hi=10_000)
 SEGMENTS = Setting("segments", "grid", "the features: cells of a grid or SLIC superpixels "
                    "(Python: or a label map (N, H, W) of one's own)", ("grid", "slic"))
@@ -258,8 +260,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     _cam_variant("gradcam", "Grad-CAM", "channel weights = the spatial mean of the gradient"),
     _cam_variant("gradcam++", "Grad-CAM++", "positive gradients weighted by Grad-CAM++'s "
                  "closed-form coefficients",
-                 Setting("eps", 0.0, "denominator term: 0 is the paper's formula, 1e-6 "
-                         "reproduces pytorch-grad-cam 1.5.7", cast=float, lo=0, hi=1)),
+                 PP_EPS),
+    Method("smoothgradcam++", "Smooth Grad-CAM++", "Grad-CAM++ with its derivatives "
+           "averaged over noisy copies of the image (Omeiza et al. 2019)",
+           _M + "grad_cam_family:smooth_gradcampp",
+           (*CAM_SETTINGS, Setting("samples", 4, "noisy copies", cast=int, lo=1, hi=10_000),
+            Setting("noise", 0.05, "noise SD as a fraction of the input's range", cast=float,
+                    lo=0, hi=10), SEED,
+            PP_EPS), live=True),
     _cam_variant("xgradcam", "XGrad-CAM", "the activation-weighted mean of the gradient"),
     _cam_variant("layercam", "LayerCAM", "each position weighted by its positive gradient"),
     _cam_variant("hirescam", "HiResCAM", "each position weighted by its gradient"),
