@@ -450,6 +450,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                     cast=float, lo=0, hi=0.99),
             NORMALIZE),
            needs=("readable attention",), class_specific=False, in_all=False),
+    Method("legrad", "LeGrad", "each block's logit-lens class score differentiated with "
+           "respect to its attention, positive parts averaged (Bousselham et al. 2024)",
+           _M + "legrad:legrad",
+           (Setting("blocks", None, "the last k blocks (0: all)", cast=int, lo=0, hi=10_000,
+                    off=0),
+            Setting("score_projection_fn", None, "tokens -> logits, for a model whose head is "
+                    "not found (Python)"), NORMALIZE),
+           needs=("gradients", "readable attention"), in_all=False),
     Method("random", "random map", "uniform noise: the floor any method must clear",
            _M + "random_floor:random_map",
            (SEED, Setting("size", 14, "map side", cast=int, lo=1, hi=4096)),

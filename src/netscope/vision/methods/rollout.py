@@ -38,7 +38,7 @@ from netscope.vision.core.token_grid import infer_layout, patch_size
 FUSIONS = ("mean", "max", "min")
 
 
-def _explicit_sdpa(record: list[torch.Tensor]):
+def _explicit_sdpa(record: list[torch.Tensor], graph: bool = False):
     """scaled_dot_product_attention computed as softmax(q k^T * scale + mask) v, recording
     the attention weights (dropout is off: explanations run in eval mode)."""
 
@@ -57,22 +57,23 @@ def _explicit_sdpa(record: list[torch.Tensor]):
             logits = logits.masked_fill(~attn_mask, float("-inf")) \
                 if attn_mask.dtype == torch.bool else logits + attn_mask
         weights = logits.softmax(-1)
-        record.append(weights.detach())
+        record.append(weights if graph else weights.detach())
         return weights @ value
 
     return sdpa
 
 
 @contextmanager
-def attention_recorded(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+def attention_recorded(model: nn.Module, graph: bool = False) -> Iterator[list[torch.Tensor]]:
     """Every attention matrix (batch, heads, tokens, tokens) computed inside the block, in
-    order; the model and torch are left as they were."""
+    order (``graph``: still in the autograd graph, for gradients with respect to them); the
+    model and torch are left as they were."""
     record: list[torch.Tensor] = []
     wanted: dict[int, tuple[bool, bool]] = {}  # what each MHA's caller asked for
     mha = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
     with hooks(((m, _ask_weights(wanted)) for m in mha), pre=True, with_kwargs=True), \
-            hooks(((m, _keep_weights(record, wanted)) for m in mha), with_kwargs=True), \
-            _ExplicitAttention(_explicit_sdpa(record), record):
+            hooks(((m, _keep_weights(record, wanted, graph)) for m in mha), with_kwargs=True), \
+            _ExplicitAttention(_explicit_sdpa(record, graph), record, graph):
         yield record
 
 
@@ -86,9 +87,9 @@ class _ExplicitAttention(TorchFunctionMode):
     ViTs) is recorded as it is computed; nothing global is patched, so another thread (live
     mode's server) or another model is never affected."""
 
-    def __init__(self, sdpa, record: list[torch.Tensor]) -> None:
+    def __init__(self, sdpa, record: list[torch.Tensor], graph: bool = False) -> None:
         super().__init__()
-        self.sdpa, self.record = sdpa, record
+        self.sdpa, self.record, self.graph = sdpa, record, graph
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -96,7 +97,7 @@ class _ExplicitAttention(TorchFunctionMode):
             return self.sdpa(*args, **kwargs)
         out = func(*args, **kwargs)
         if func in _SOFTMAX and _is_attention(out, args, kwargs):
-            self.record.append(out.detach())
+            self.record.append(out if self.graph else out.detach())
         return out
 
 
@@ -118,13 +119,30 @@ def _ask_weights(wanted: dict[int, tuple[bool, bool]]):
     return hook
 
 
-def _keep_weights(record: list[torch.Tensor], wanted: dict[int, tuple[bool, bool]]):
+def _keep_weights(record: list[torch.Tensor], wanted: dict[int, tuple[bool, bool]],
+                  graph: bool = False):
     def hook(module, args, kwargs, output):
         out, weights = output
-        record.append(weights.detach())
+        record.append(weights if graph else weights.detach())
+        if graph:  # the output made from the recorded weights, so gradients reach them
+            out = _attended(module, weights, args[2] if len(args) > 2 else kwargs["value"])
         need, average = wanted.pop(id(module))
         return out, (weights.mean(1) if average else weights) if need else None
     return hook
+
+
+def _attended(mha: nn.MultiheadAttention, weights: torch.Tensor,
+              value: torch.Tensor) -> torch.Tensor:
+    """nn.MultiheadAttention's output computed from its per-head ``weights`` (batch, heads,
+    queries, keys) and its ``value`` input: out_proj(weights @ value projection)."""
+    e, h = mha.embed_dim, mha.num_heads
+    v = value if mha.batch_first else value.transpose(0, 1)
+    w_v = mha.in_proj_weight[2 * e:] if mha.in_proj_weight is not None else mha.v_proj_weight
+    b_v = None if mha.in_proj_bias is None else mha.in_proj_bias[2 * e:]
+    n, s = v.shape[:2]
+    v = F.linear(v, w_v, b_v).view(n, s, h, e // h).transpose(1, 2)
+    out = mha.out_proj((weights @ v).transpose(1, 2).reshape(n, weights.shape[-2], e))
+    return out if mha.batch_first else out.transpose(0, 1)
 
 
 @checked_images
