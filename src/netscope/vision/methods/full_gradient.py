@@ -73,9 +73,10 @@ def full_grad(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
             continue
         term = g * b.view(1, -1, *[1] * (g.dim() - 2))
         bias_total += term.flatten(1).sum(1)
-        if g.dim() == 4:
-            up = F.interpolate(scaled(term), size=size, mode="bilinear", align_corners=True)
-            maps = maps + up.sum(1)
+        if g.dim() == 4:  # resizing is linear: summing the channels first is the same map
+            up = F.interpolate(scaled(term).sum(1, keepdim=True), size=size, mode="bilinear",
+                               align_corners=True)
+            maps = maps + up[:, 0]
     input_total = input_term.flatten(1).sum(1)
     s = score.detach()
     error = (s - input_total - bias_total).abs() / s.abs().clamp(min=1e-12)
