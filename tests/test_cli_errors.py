@@ -287,7 +287,7 @@ def test_help_shows_defaults_and_exact_ranges(capsys):
         main(["vision", "gradcam", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(a whole number from 1 to 4096) (default: 16)" in text
-    assert "(default: 0; scorecam, ablationcam)" in text  # a zero default is shown too
+    assert "(default: 0; scorecam, sscam, iscam, ablationcam)" in text  # a zero default too
     rc, err = run_cli(["multitask", "run", "--test-fraction", "1"], capsys)
     assert rc == 2 and "--test-fraction: expected a number > 0 and < 1, got '1'" in err
 
