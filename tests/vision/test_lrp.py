@@ -447,8 +447,35 @@ def test_the_command_line_registry_and_function_share_one_source_of_lrp_settings
     from netscope.vision.methods.registry import METHODS
 
     settings = {s.name: s for s in METHODS["lrp"].settings}
-    assert settings["composite"].choices == COMPOSITES
+    assert tuple(settings["composite"].choices) == COMPOSITES
     defaults = inspect.signature(lrp).parameters
     for name in ("composite", "epsilon", "gamma", "stabilizer", "attention"):
         assert defaults[name].default == settings[name].default, name
 
+
+
+def test_a_composite_added_by_one_table_entry_is_offered_everywhere(monkeypatch):
+    """Composites are a table of (layer role, rule) with a first-layer rule, as Zennit's
+    LayerMapComposite: one entry makes a composite lrp(), explain() and the command line
+    know."""
+    from netscope.cli import build_parser
+    from netscope.vision.methods.registry import explain
+    from netscope.vision.methods.relevance import COMPOSITE_TABLE, CompositeSpec
+    from netscope.vision.methods.relevance.composites import Composite
+    from netscope.vision.methods.relevance.rules import Flat, ZPlus
+
+    monkeypatch.setitem(COMPOSITE_TABLE, "zplus-all", CompositeSpec(
+        {"conv": "zplus", "dense": "zplus"}, first="flat", first_roles=("dense",)))
+    c = Composite("zplus-all")
+    assert isinstance(c.choose("dense", "fc", False), ZPlus)
+    assert isinstance(c.choose("dense", "fc", True), Flat)
+    assert isinstance(c.choose("conv", "features.0", True), ZPlus)  # first: dense only
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 3)).double().eval()
+    x = torch.randn(1, 3, 8, 8, dtype=torch.float64)
+    ours = explain("lrp", model, x, [1], composite="zplus-all")
+    assert not torch.allclose(ours.maps, explain("lrp", model, x, [1]).maps)
+    args = build_parser().parse_args(["vision", "saliency", "chelsea", "--method", "lrp",
+                                      "--composite", "zplus-all"])
+    assert args.composite == "zplus-all"

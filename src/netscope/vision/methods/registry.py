@@ -18,7 +18,7 @@ from importlib import import_module
 from typing import Any
 
 from netscope.errors import NetscopeError
-from netscope.vision.methods.relevance import ATTENTION, COMPOSITES
+from netscope.vision.methods.relevance import ATTENTION, COMPOSITE_TABLE
 
 BATCH = 16  # images per forward pass in perturbation methods (as core.batched.BATCH)
 
@@ -418,7 +418,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "layer by layer by rules (a modified backward pass)",
            _M + "relevance.propagate:lrp",
            (Setting("composite", "epsilon-plus", "which rule each layer gets (Zennit's "
-                    "composites)", COMPOSITES),
+                    "composites)", COMPOSITE_TABLE),  # live: a composite added is offered
             Setting("epsilon", 1e-6, "the epsilon rule's stabilizer (dense layers)",
                     cast=float, lo=0, hi=1e6, above=True),
             Setting("gamma", 0.25, "the gamma rule's weight on positive parameters",

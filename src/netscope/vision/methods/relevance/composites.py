@@ -1,4 +1,5 @@
-"""Composites: which rule each layer gets, by its type and position, as Zennit names them.
+"""Composites: which rule each layer gets, by its type and position, as Zennit names them
+(the table is ``relevance.COMPOSITE_TABLE``; this module makes its rules).
 
 Every composite passes relevance unchanged through activations and a left-over batch norm
 (``Pass``), normalizes sums, average pooling and attention's weighted sum of values
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netscope.errors import NetscopeError
-from netscope.vision.methods.relevance import ATTENTION, COMPOSITES
+from netscope.vision.methods.relevance import ATTENTION, BASE, COMPOSITE_TABLE
 from netscope.vision.methods.relevance.rules import (
     AlphaBeta,
     Epsilon,
@@ -35,7 +36,14 @@ from netscope.vision.methods.relevance.rules import (
     ZPlus,
 )
 
-ROLES = ("conv", "dense", "pool", "sum", "activation", "batchnorm", "layernorm", "attention")
+ROLES = tuple(BASE)  # conv, dense, pool, sum, activation, batchnorm, layernorm, attention
+RULES = {  # the table's rule names, made with a composite's parameters
+    "pass": lambda c: Pass(), "norm": lambda c: Norm(c.stabilizer),
+    "epsilon": lambda c: Epsilon(c.epsilon), "zplus": lambda c: ZPlus(c.stabilizer),
+    "gamma": lambda c: Gamma(c.gamma, c.stabilizer),
+    "alpha2-beta1": lambda c: AlphaBeta(2.0, 1.0, c.stabilizer),
+    "flat": lambda c: Flat(c.stabilizer), "zbox": lambda c: c.zbox(),
+}
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,9 @@ class Composite:
         if self.attention not in ATTENTION:
             raise NetscopeError(f"attention must be one of {', '.join(ATTENTION)} (how "
                                 f"relevance passes attention), got {self.attention!r}.")
-        if self.name not in COMPOSITES:
+        if self.name not in COMPOSITE_TABLE:
             raise NetscopeError(f"unknown composite {self.name!r}; choose from "
-                                f"{', '.join(COMPOSITES)}.")
+                                f"{', '.join(COMPOSITE_TABLE)}.")
         if not self.epsilon > 0 and self.name != "epsilon":
             raise NetscopeError(f"epsilon must be > 0, got {self.epsilon} (LRP-0 is "
                                 f"composite 'epsilon' with epsilon 0).")
@@ -71,34 +79,23 @@ class Composite:
                                 f"Pass()), got {value!r}.")
 
     def choose(self, role: str, name: str, first: bool) -> Rule:
-        """The rule of the layer ``name`` playing ``role`` (one of ROLES)."""
+        """The rule of the layer ``name`` playing ``role`` (one of ROLES): the user's, else
+        the composite's table entry (``relevance.COMPOSITE_TABLE``)."""
         own = self.own_rule(name)
         if own is not None:
             return own
-        if role == "activation" or role == "batchnorm":
-            return Pass()
-        if role in ("pool", "sum", "attention"):
-            return Norm(self.stabilizer) if self.name != "epsilon" else Epsilon(self.epsilon)
-        if role == "layernorm":  # the LN rule: the epsilon rule with the SD held constant
-            return Epsilon(self.epsilon)
-        eps = Epsilon(self.epsilon)
-        if self.name == "epsilon":
-            return eps
-        if first and self.name.endswith("-flat"):
-            return Flat(self.stabilizer)
-        if role == "dense":
-            return eps
-        if self.name.startswith("epsilon-plus"):
-            return ZPlus(self.stabilizer)
-        if self.name.startswith("epsilon-alpha2-beta1"):
-            return AlphaBeta(2.0, 1.0, self.stabilizer)
-        if first:  # epsilon-gamma-box
-            if self.low is None or self.high is None:
-                raise NetscopeError("epsilon-gamma-box needs the input's bounds (low, high): "
-                                    "the lowest and highest value a pixel can take after "
-                                    "normalization.")
-            return ZBox(self.low, self.high, self.stabilizer)
-        return Gamma(self.gamma, self.stabilizer)
+        spec = COMPOSITE_TABLE[self.name]
+        if first and spec.first is not None and role in spec.first_roles:
+            return RULES[spec.first](self)
+        table = {**BASE, **spec.layers}
+        return RULES[table.get(role, table["conv"])](self)  # a whole module (MHA): as a conv
+
+    def zbox(self) -> Rule:
+        if self.low is None or self.high is None:
+            raise NetscopeError(f"{self.name} needs the input's bounds (low, high): the "
+                                f"lowest and highest value a pixel can take after "
+                                f"normalization.")
+        return ZBox(self.low, self.high, self.stabilizer)
 
     def own_rule(self, name: str) -> Rule | None:
         """The user's rule for this layer or the closest enclosing one, if any."""
