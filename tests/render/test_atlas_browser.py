@@ -9,6 +9,7 @@ from PIL import Image
 from netscope.render.atlas_site import save_site
 from netscope.vision.units.atlas_run import AtlasSettings
 from netscope.vision.units.make import PictureSettings, make_atlas
+from netscope.vision.units.site import site_views
 from tests.live.test_browser import CHROMIUM, DRIVER, _browser
 from tests.vision import tiny_units as T
 
@@ -29,7 +30,7 @@ def test_every_page_loads_in_chromium(tmp_path):
     lm = T.loaded()
     run = make_atlas(lm, root, out, AtlasSettings(("detect", "mix"), top_k=3, workers=0),
                      PictureSettings(steps=2, diverse=2), table="csv")
-    save_site(run.atlas, lm, root, out)
+    save_site(run.atlas, site_views(run.atlas, lm, root), out)
     driver = _browser(tmp_path, logs=True)
     try:
         for page in sorted(out.rglob("*.html")):

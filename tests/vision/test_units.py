@@ -22,6 +22,7 @@ from netscope.vision.units.atlas import build_atlas
 from netscope.vision.units.atlas_run import AtlasSettings, record_folder
 from netscope.vision.units.make import PictureSettings, make_atlas
 from netscope.vision.units.receptive_field import Field, receptive_fields
+from netscope.vision.units.site import site_views
 from netscope.vision.units.streaming import UnitState
 from tests.vision import tiny_units as T
 
@@ -277,7 +278,8 @@ def test_site_pages_and_links(tree, tmp_path):
     out = tmp_path / "site"
     run = make_atlas(T.loaded(), tree, out, settings(layers=("detect", "mix"), top_k=3),
                      PictureSettings(steps=2, diverse=2), table="csv")
-    assert save_site(run.atlas, T.loaded(), tree, out) == out / "index.html"
+    views = site_views(run.atlas, T.loaded(), tree)
+    assert save_site(run.atlas, views, out) == out / "index.html"
     pages = list(out.rglob("*.html"))
     assert len(pages) == 1 + 2 + 3 + 2  # index, two layer pages, 3 + 2 unit pages
     for page in pages:
@@ -313,7 +315,7 @@ def test_where_a_unit_fires_inside_its_patch(tree, tmp_path):
         assert abs(peak[0] - SQUARES[1][0]) <= 1 and abs(peak[1] - SQUARES[1][1]) <= 1, name
     out = tmp_path / "site"
     run = make_atlas(lm, tree, out, settings(layers=("detect",), top_k=2), None, table="csv")
-    save_site(run.atlas, lm, tree, out)
+    save_site(run.atlas, site_views(run.atlas, lm, tree), out)
     page = (out / "detect" / "0.html").read_text()
     assert "img/u0-f0.jpg" in page and "Where the unit fires" in page
     fired = np.asarray(Image.open(out / "detect" / "img" / "u0-f0.jpg")).astype(float)
@@ -366,7 +368,7 @@ def test_patches_past_the_edge_are_padded(tree, tmp_path):
                      table="csv")
     ex = pd.read_csv(run.tables["units"])
     assert ex["padded"].any()  # squares near the border: their 9x9 fields reach past it
-    save_site(run.atlas, T.loaded(), tree, tmp_path / "o")
+    save_site(run.atlas, site_views(run.atlas, T.loaded(), tree), tmp_path / "o")
     page = (tmp_path / "o" / "spread" / "0.html").read_text()
     assert "reach past the image edge" in page
 
@@ -422,7 +424,7 @@ def test_concepts_of_one_prediction(tree, tmp_path):
     out = tmp_path / "atlas"
     run = make_atlas(lm, tree, out, settings(layers=("mix",), top_k=2),
                      PictureSettings(steps=2, diverse=0), table="csv")
-    save_site(run.atlas, lm, tree, out)
+    save_site(run.atlas, site_views(run.atlas, lm, tree), out)
     attach_atlas(c, out, "detector", T.SIZE)
     assert c.atlas[0]["picture"].shape == (128, 128, 3) and len(c.atlas[0]["patches"]) == 2
     with pytest.raises(NetscopeError, match="built for model 'detector' at 32 px, not 'other'"):
@@ -513,7 +515,7 @@ def test_the_site_index_shows_units_and_its_real_tables(tree, tmp_path):
     out = tmp_path / "atlas"
     run = make_atlas(lm, tree, out, settings(layers=("detect", "mix"), top_k=2), None,
                      table="csv")
-    save_site(run.atlas, lm, tree, out)
+    save_site(run.atlas, site_views(run.atlas, lm, tree), out)
     index = (out / "index.html").read_text()
     assert "atlas index</a>" not in index and "files.parquet" not in index
     assert "Tables: units.csv, unit_stats.csv, files.csv." in index

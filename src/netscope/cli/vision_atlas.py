@@ -118,9 +118,10 @@ def _vision_atlas(args) -> int:
         print(f"{name}: {path}")
     if run.atlas is not None:
         from netscope.render.atlas_site import save_site
+        from netscope.vision.units.site import site_views
 
         say("atlas: writing the site")
-        print(f"site: {save_site(run.atlas, lm, folder, args.out, say)}")
+        print(f"site: {save_site(run.atlas, site_views(run.atlas, lm, folder), args.out, say)}")
     if s.unreadable:
         print(f"netscope: warning: {s.unreadable} file(s) could not be read; they are listed "
               f"in the files table (status 'unreadable').", file=sys.stderr)

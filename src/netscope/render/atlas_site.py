@@ -411,16 +411,12 @@ def _classes(la, u: int, class_names) -> str:
             f"<table>{rows}</table>")
 
 
-def save_site(atlas, lm, root: str | Path, out: str | Path,
-               progress: Callable[[str], None] | None = None) -> Path:
-    """Write the site into ``out``, every file atomically and the index page last (a site
-    with an index is complete); returns the index page."""
-    import torch
-
+def save_site(atlas, views, out: str | Path,
+              progress: Callable[[str], None] | None = None) -> Path:
+    """Write the site into ``out`` from the model's ``views`` (``vision.units.site``),
+    every file atomically and the index page last (a site with an index is complete);
+    returns the index page."""
     from netscope.files.atomic import write_bytes
-    from netscope.vision.models.images import load_image
-    from netscope.vision.units.atlas_run import probe_layers
-    from netscope.vision.units.fire_maps import unit_grids
 
     out = Path(out)
     pending: list[tuple[str, bytes]] = []
@@ -431,20 +427,9 @@ def save_site(atlas, lm, root: str | Path, out: str | Path,
         else:
             write_bytes(out / rel, data)
 
-    def view(i: int) -> np.ndarray:
-        rgb = lm.preprocess.image(load_image(Path(root) / atlas.files[i]))
-        return rgb.astype(np.float32) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
-
-    layouts, _ = probe_layers(lm, tuple(atlas.layers))
-
-    def grids(picture: np.ndarray) -> dict[str, np.ndarray]:
-        pre = lm.preprocess
-        x = pre.normalize(torch.from_numpy(picture).permute(2, 0, 1)[None].to(pre.device))
-        return unit_grids(lm, x.to(getattr(torch, pre.dtype)), layouts)
-
     tables = [f"{name}.{ext}" for name in ("units", "units_by_relevance", "unit_stats", "files")
               for ext in ("parquet", "csv") if (out / f"{name}.{ext}").is_file()]
-    write_site(atlas, emit, view, lm.class_names, progress, grids, tables)
+    write_site(atlas, emit, views.picture, views.class_names, progress, views.grids, tables)
     for rel, data in pending:
         write_bytes(out / rel, data)
     return out / "index.html"

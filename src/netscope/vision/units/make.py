@@ -1,7 +1,7 @@
 """A whole atlas, start to finish: the dataset pass (resumable, torchrun-ready), the merged
 statistics, similarity and circuits, the units' pictures (kept per layer, so a rerun with
 the same picture settings reuses them) and the tables. The site is drawn on top of the
-result by ``render.atlas_site.save_site``."""
+result by ``render.atlas_site.save_site`` from ``vision.units.site``'s views."""
 
 from __future__ import annotations
 

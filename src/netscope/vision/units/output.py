@@ -1,5 +1,5 @@
 """Writing an atlas's tables (Parquet when pyarrow is installed, else CSV), atomically;
-the site is drawn by ``render.atlas_site.save_site``."""
+the site is drawn by ``render.atlas_site.save_site`` from ``vision.units.site``'s views."""
 
 from __future__ import annotations
 
