@@ -29,6 +29,12 @@ def check_positive(name: str, value: int) -> int:
     return int(value)
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Images in channels-last memory (oneDNN's convolutions run about 1.3x faster on
+    them); other tensors as they are."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def chunks(total: int, batch_size: int) -> list[torch.Tensor]:
     """Row indices in batches of ``batch_size``, a small tail (under a quarter of a batch)
     joined to the batch before it: 17 path points at batch size 16 make one pass, not a
@@ -75,8 +81,6 @@ def batched_scores(model: nn.Module, make: Callable[[int, int], torch.Tensor], t
     with capture(model, []), torch.no_grad():
         for start in range(0, total, batch_size):
             stop = min(total, start + batch_size)
-            batch = make(start, stop)
-            if batch.dim() == 4:
-                batch = batch.contiguous(memory_format=torch.channels_last)
+            batch = channels_last(make(start, stop))
             out.append(class_scores(net(batch), targets[start:stop], scale))
     return torch.cat(out) if out else torch.zeros(0)

@@ -30,7 +30,14 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.baselines import baseline_like
-from netscope.vision.core.batched import BATCH, check_positive, chunks, class_scores, two_outputs
+from netscope.vision.core.batched import (
+    BATCH,
+    channels_last,
+    check_positive,
+    chunks,
+    class_scores,
+    two_outputs,
+)
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
@@ -59,8 +66,8 @@ class _Path:
         for j in chunks(self.x.shape[0] * points, batch_size):
             j = j.to(self.x.device)
             img, k = j // points, j % points
-            yield img, k, self.base[img] + self.alphas[k].view(-1, 1, 1, 1) * (
-                self.x[img] - self.base[img])
+            yield img, k, channels_last(self.base[img] + self.alphas[k].view(-1, 1, 1, 1) * (
+                self.x[img] - self.base[img]))
 
 
 def _path(model: nn.Module, x: torch.Tensor, targets: TargetLike, layer, baseline,

@@ -17,7 +17,14 @@ from torch import nn
 
 from netscope.errors import NetscopeError
 from netscope.vision.core.baselines import baseline_like
-from netscope.vision.core.batched import BATCH, check_positive, chunks, class_scores, two_outputs
+from netscope.vision.core.batched import (
+    BATCH,
+    channels_last,
+    check_positive,
+    chunks,
+    class_scores,
+    two_outputs,
+)
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
@@ -86,7 +93,7 @@ def gradient_shap_draws(model: nn.Module, x: torch.Tensor, targets: TargetLike,
             xs = x[img] + (0 if eps is None else eps[img, smp].to(x.device, x.dtype))
             b = refs[img, idx[img, smp]]
             a = alpha[img, smp].to(x.device, x.dtype).view(-1, 1, 1, 1)
-            g = input_grad(model, a * xs + (1 - a) * b, t[img])
+            g = input_grad(model, channels_last(a * xs + (1 - a) * b), t[img])
             total.index_add_(0, img.to(x.device), (xs - b) * g)
     attr = total / s
     delta = class_scores(logits, t, "logit") - drawn.mean(1)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from netscope.vision.core.baselines import baseline_like
-from netscope.vision.core.batched import BATCH, check_positive, chunks, class_scores
+from netscope.vision.core.batched import BATCH, channels_last, check_positive, chunks, class_scores
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
@@ -46,7 +46,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: TargetLike 
             j = j.to(x.device)
             img, a = j // (steps + 1), alphas[j % (steps + 1)].view(-1, 1, 1, 1)
             path = base[img] + a * (x[img] - base[img])
-            g = input_grad(model, path.contiguous(memory_format=torch.channels_last), t[img])
+            g = input_grad(model, channels_last(path), t[img])
             total.index_add_(0, img, g * weights[j % (steps + 1)].view(-1, 1, 1, 1))
     attr = (x - base) * total
     gap = (attr.flatten(1).sum(1) - delta).abs()
