@@ -175,6 +175,12 @@ def test_a_method_added_by_one_declaration_is_everywhere(monkeypatch, tmp_path, 
                                method_settings={"gain": 3.0}))
     assert [r.method for r in ev.results] == ["doubled", "saliency"]
     assert ev.results[0].settings == {"gain": 3.0}
+    from netscope.render.evaluation import text_report, write_evaluation
+
+    assert "doubled" in text_report(ev)
+    write_evaluation(ev, tmp_path / "ev")  # the report names it and the settings it ran with
+    report = (tmp_path / "ev" / "report.html").read_text()
+    assert "doubled" in report and "gain" in report
 
 
 def test_methods_work_under_a_callers_no_grad():
