@@ -133,3 +133,14 @@ def test_bad_settings_are_refused():
         explain("lime", model, x, cells=65)
     with pytest.raises(NetscopeError, match="segments must be"):
         explain("kernel-shap", model, x, segments=torch.zeros(7, 7, dtype=torch.long))
+
+
+def test_kernelshap_draws_each_coalition_with_its_complement():
+    from netscope.vision.methods.surrogate import _shapley_kernel
+
+    rows = _shapley_kernel(6, 11, torch.Generator().manual_seed(0))
+    assert rows[0].tolist() == [1] * 6 and rows[1].tolist() == [0] * 6
+    for j in range(2, 10, 2):
+        assert (rows[j] + rows[j + 1]).tolist() == [1] * 6
+        assert 1 <= int(rows[j].sum()) <= 5  # never the full or the empty one again
+    assert len(rows) == 11 and 1 <= int(rows[10].sum()) <= 5  # an odd count: the last alone

@@ -400,15 +400,17 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("kernel-shap", "KernelSHAP", "a linear model of the target on which segments are "
            "kept, fitted on samples weighted by the Shapley kernel (Lundberg & Lee 2017)",
            _M + "surrogate:kernel_shap",
-           (SEGMENTS.but("slic"), CELLS.but(50), BASELINE,
-            Setting("samples", 200, "perturbed images (the full and the empty one first)",
+           (SEGMENTS.but("slic"), CELLS.but(25), BASELINE,
+            Setting("samples", 600, "perturbed images (the full and the empty one first, "
+                    "then coalitions and their complements)",
                     cast=int, lo=1, hi=10_000), SEED, BATCH_SIZE, NORMALIZE),
            needs=(), resolution="input", command="saliency", in_all=False),
     Method("lime", "LIME", "a sparse linear model of the target on which segments are kept, "
            "fitted on samples weighted by their closeness to the image (Ribeiro et al. 2016)",
            _M + "surrogate:lime",
            (SEGMENTS.but("slic"), CELLS.but(50), BASELINE,
-            Setting("samples", 200, "perturbed images", cast=int, lo=1, hi=10_000),
+            Setting("samples", 1000, "perturbed images (the lime package's default)",
+                    cast=int, lo=1, hi=10_000),
             Setting("kernel_width", 1.0, "width of the kernel on the cosine distance",
                     cast=float, lo=0, hi=1e6, above=True),
             Setting("lasso_alpha", 0.01, "the Lasso's L1 weight", cast=float, lo=0, hi=1e6),

@@ -9,8 +9,11 @@ coefficient is its attribution, painted on its pixels. As Captum's ``Lime`` and
   width, 1); a Lasso (alpha 0.01) with an intercept.
 - KernelSHAP: the full and the empty image first (weight 1e6, which pins the values to sum
   to F(x) - F(baseline)), then k segments kept with p(k) ~ (M - 1) / (k (M - k)) and the k
-  chosen uniformly, weight 1 (the Shapley kernel, sampled); least squares with an
-  intercept. On a model that adds one term per segment it returns each term exactly.
+  chosen uniformly, weight 1 (the Shapley kernel, sampled), each coalition followed by its
+  complement (paired sampling, Covert & Lee 2021: Captum draws them independently, and on
+  EfficientNet-Lite0 its maps then hardly agree between two seeds, see BENCHMARKS.md);
+  least squares with an intercept. On a model that adds one term per segment it returns
+  each term exactly.
 
 Each image draws its samples from its own generator seeded by ``seed`` (its map does not
 depend on the other images of the batch); the cosine distances come from per-segment sums,
@@ -39,7 +42,7 @@ PIN = 1e6  # KernelSHAP's weight on the full and the empty image (Captum's inf_w
 @checked_images
 def lime(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
          segments: str | torch.Tensor = "slic", cells: int = 50,
-         baseline: str | torch.Tensor = "zeros", samples: int = 200,
+         baseline: str | torch.Tensor = "zeros", samples: int = 1000,
          kernel_width: float = 1.0, lasso_alpha: float = 0.01, seed: int = 0,
          batch_size: int = BATCH, normalize: str = "max") -> Heatmaps:
     """LIME's segment weights (module docstring)."""
@@ -50,8 +53,8 @@ def lime(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
 
 @checked_images
 def kernel_shap(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
-                segments: str | torch.Tensor = "slic", cells: int = 50,
-                baseline: str | torch.Tensor = "zeros", samples: int = 200, seed: int = 0,
+                segments: str | torch.Tensor = "slic", cells: int = 25,
+                baseline: str | torch.Tensor = "zeros", samples: int = 600, seed: int = 0,
                 batch_size: int = BATCH, normalize: str = "max") -> Heatmaps:
     """KernelSHAP's segment values (module docstring)."""
     if samples < 2:
@@ -109,17 +112,22 @@ def _bernoulli(k: int, samples: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def _shapley_kernel(k: int, samples: int, gen: torch.Generator) -> torch.Tensor:
-    """The full and the empty coalition, then sizes drawn by the Shapley kernel."""
+    """The full and the empty coalition, then coalitions whose sizes are drawn by the
+    Shapley kernel, each followed by its complement (paired sampling, Covert & Lee 2021)."""
     rows = torch.zeros(samples, k, dtype=torch.long)
     rows[0] = 1
     if k < 2:
         return rows
     sizes = torch.arange(1, k, dtype=torch.float64)
     p = (k - 1) / (sizes * (k - sizes))
-    size = 1 + torch.multinomial(p / p.sum(), max(samples - 2, 0), replacement=True,
-                                 generator=gen)
-    for r, s in enumerate(size.tolist(), start=2):
-        rows[r, torch.randperm(k, generator=gen)[:s]] = 1
+    pairs = (max(samples - 2, 0) + 1) // 2
+    size = 1 + torch.multinomial(p / p.sum(), max(pairs, 1), replacement=True, generator=gen)
+    for j, s in enumerate(size.tolist()[:pairs]):
+        z = torch.zeros(k, dtype=torch.long)
+        z[torch.randperm(k, generator=gen)[:s]] = 1
+        for r, row in ((2 + 2 * j, z), (3 + 2 * j, 1 - z)):
+            if r < samples:
+                rows[r] = row
     return rows
 
 
