@@ -1,7 +1,8 @@
 """The CAM variants pytorch-grad-cam 1.5.7 has (element-wise Grad-CAM, Eigen-Grad-CAM,
-KPCA-CAM, FullGrad) against netscope's on EfficientNet-Lite0, one process: agreement of the
-min-max scaled maps at the input's size (correlation and largest difference per image) and
-time per batch as a ratio to one forward pass (batch 1 and 8). pytorch-grad-cam is a peer:
+KPCA-CAM, FullGrad, Shapley-CAM, Finer-CAM) against netscope's on EfficientNet-Lite0, one
+process: agreement of the min-max scaled maps at the input's size (correlation and largest
+difference per image) and time per batch as a ratio to one forward pass (batch 1 and 8).
+pytorch-grad-cam is a peer:
 
     pip install --target DIR grad-cam ttach opencv-python-headless tqdm --no-deps
     PYTHONPATH=DIR:STUBS python benchmarks/peer_gradcam_variants.py
@@ -19,7 +20,7 @@ import numpy as np
 import pytorch_grad_cam as pgc
 import torch
 from peer_timing import lite0_photos, timed  # benchmarks/peer_timing.py
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
 
 from netscope.vision.core.heatmaps import normalize_maps, upsample
 from netscope.vision.methods.registry import explain
@@ -28,7 +29,9 @@ LAYER = "_blocks.15"  # the last MBConv block (a 7 x 7 grid)
 CASES = (("gradcam-elementwise", pgc.GradCAMElementWise),
          ("eigengradcam", pgc.EigenGradCAM),
          ("kpcacam", pgc.KPCA_CAM),
-         ("fullgrad", pgc.FullGrad))
+         ("fullgrad", pgc.FullGrad),
+         ("shapleycam", pgc.ShapleyCAM),
+         ("finercam", pgc.FinerCAM))
 
 
 
@@ -57,7 +60,9 @@ def main() -> None:
             fwd = timed(lambda: model(x), 5)  # noqa: B023
         for name, peer in CASES:
             cam = peer(model, target_layers=[] if name == "fullgrad" else [layer])
-            targets = [ClassifierOutputTarget(c) for c in t]
+            targets = None if name == "finercam" else [  # Finer-CAM: its own neighbours
+                (ClassifierOutputReST if name == "shapleycam" else ClassifierOutputTarget)(c)
+                for c in t]
             ref = cam(input_tensor=x.clone(), targets=targets)
             got = ours_at_input(name, model, x, t)
             corr = [np.corrcoef(got[i].ravel(), ref[i].ravel())[0, 1] for i in range(b)]
