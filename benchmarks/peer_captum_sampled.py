@@ -23,8 +23,9 @@ import torch
 from captum import attr as C
 from peer_timing import lite0_photos, timed  # benchmarks/peer_timing.py
 
+from netscope.vision.core.baselines import baseline_sets
 from netscope.vision.core.layer_choice import default_layer
-from netscope.vision.methods.gradient_shap import gradient_shap_draws, references
+from netscope.vision.methods.gradient_shap import gradient_shap_draws
 from netscope.vision.methods.input_gradient import input_x_gradient
 from netscope.vision.methods.noise_tunnel import tunnel_draws
 from netscope.vision.methods.registry import explain
@@ -56,7 +57,7 @@ def cases(model, x, t, refs, layer):
         eps = torch.normal(0, torch.tensor(0.0).repeat(16 * n, *x.shape[1:])).view(
             n, 16, *x.shape[1:])
         alpha = torch.as_tensor(np.random.uniform(0.0, 1.0, 16 * n)).view(n, 16)
-        ours = gradient_shap_draws(model, x, t, references(x, refs), idx, alpha, eps)
+        ours = gradient_shap_draws(model, x, t, baseline_sets(x, refs), idx, alpha, eps)
         return ours.attributions, ref
 
     def tunnel_same():

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.methods.gradient_shap import gradient_shap_draws, references
+from netscope.vision.core.baselines import baseline_sets
+from netscope.vision.methods.gradient_shap import gradient_shap_draws
 from netscope.vision.methods.registry import explain
 from tests.vision.tiny import linear_model
 
@@ -70,7 +71,7 @@ def test_equal_to_captum_on_the_same_draws_where_installed():
     torch.manual_seed(0)
     eps = torch.normal(0, torch.tensor(sd).repeat(2 * n, 3, 6, 6)).double().view(2, n, 3, 6, 6)
     alpha = torch.as_tensor(np.random.uniform(0.0, 1.0, 2 * n)).view(2, n)
-    ours = gradient_shap_draws(model, x, [1, 3], references(x, refs), idx, alpha, eps)
+    ours = gradient_shap_draws(model, x, [1, 3], baseline_sets(x, refs), idx, alpha, eps)
     torch.testing.assert_close(ours.attributions, ref, rtol=0, atol=1e-12)
 
 

@@ -52,3 +52,18 @@ def baseline_like(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> tor
         return torch.zeros_like(x)
     raise NetscopeError(f"unknown baseline {baseline!r}: use one of {', '.join(BASELINES)}, "
                         f"or a tensor of the images' shape.")
+
+
+def baseline_sets(x: torch.Tensor, baselines) -> torch.Tensor:
+    """(N, K, C, H, W): each image's K references (DeepLIFT-SHAP, GradientSHAP), from
+    names of baselines made from each image, or a (K, C, H, W) tensor shared by all."""
+    if isinstance(baselines, torch.Tensor):
+        refs = baselines.to(dtype=x.dtype, device=x.device)
+        if refs.dim() != 4 or tuple(refs.shape[1:]) != tuple(x.shape[1:]) or not len(refs):
+            raise NetscopeError(f"baselines must be (K, C, H, W) with K >= 1 and (C, H, W) = "
+                                f"{tuple(x.shape[1:])}, got {tuple(refs.shape)}.")
+        return refs[None].expand(x.shape[0], *refs.shape)
+    names = (baselines,) if isinstance(baselines, str) else tuple(baselines)
+    if not names:
+        raise NetscopeError("give at least one baseline.")
+    return torch.stack([baseline_like(x, b) for b in names], 1)

@@ -22,66 +22,21 @@ F(x) - F(baseline).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.core.baselines import baseline_like
 from netscope.vision.core.batched import (
     BATCH,
-    channels_last,
-    check_positive,
-    chunks,
-    class_scores,
-    two_outputs,
 )
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
 from netscope.vision.core.layer_choice import default_layer
-from netscope.vision.core.targets import Resolved, TargetLike, resolve
+from netscope.vision.core.targets import Resolved, TargetLike
 from netscope.vision.methods.grad_cam_family import layer_gradients
-
-
-@dataclass
-class _Path:
-    """The straight path from the baseline to each image (trapezoid rule), the targets
-    fixed on the images, and the drop F(x) - F(baseline)."""
-
-    x: torch.Tensor
-    base: torch.Tensor
-    layer: str | LayerRef
-    logits: torch.Tensor
-    t: Resolved
-    delta: torch.Tensor
-    alphas: torch.Tensor
-    weights: torch.Tensor
-
-    def batches(self, batch_size: int):
-        """(image index, point index, the points' images) a batch at a time."""
-        points = len(self.alphas)
-        for j in chunks(self.x.shape[0] * points, batch_size):
-            j = j.to(self.x.device)
-            img, k = j // points, j % points
-            yield img, k, channels_last(self.base[img] + self.alphas[k].view(-1, 1, 1, 1) * (
-                self.x[img] - self.base[img]))
-
-
-def _path(model: nn.Module, x: torch.Tensor, targets: TargetLike, layer, baseline,
-          steps: int, batch_size: int) -> _Path:
-    steps = check_positive("steps", steps)
-    check_positive("batch_size", batch_size)
-    base = baseline_like(x, baseline)
-    logits, base_out = two_outputs(model, x, base)
-    t = resolve(logits, targets)
-    delta = class_scores(logits, t, "logit") - class_scores(base_out, t, "logit")
-    alphas = torch.linspace(0, 1, steps + 1, dtype=x.dtype, device=x.device)
-    weights = torch.full_like(alphas, 1 / steps)
-    weights[0] = weights[-1] = 0.5 / steps
-    return _Path(x, base, layer or default_layer(model, x), logits, t, delta, alphas, weights)
+from netscope.vision.methods.straight_path import straight_path
 
 
 @checked_images
@@ -90,10 +45,11 @@ def layer_conductance(model: nn.Module, x: torch.Tensor, targets: TargetLike = N
                       steps: int = 32, batch_size: int = BATCH,
                       normalize: str = "max") -> Heatmaps:
     """Each unit's conductance at ``layer`` (module docstring)."""
-    p = _path(model, x, targets, layer, baseline, steps, batch_size)
+    p = straight_path(model, x, targets, baseline, steps, batch_size)
+    layer = layer or default_layer(model, x)
     acts, grads = [], []
     for img, _, points in p.batches(batch_size):
-        A, g, _, _ = layer_gradients(model, points, p.layer, p.t[img])
+        A, g, _, _ = layer_gradients(model, points, layer, p.t[img])
         acts.append(A)
         grads.append(g)
     n = x.shape[0]
@@ -101,7 +57,7 @@ def layer_conductance(model: nn.Module, x: torch.Tensor, targets: TargetLike = N
     g = torch.cat(grads).view(n, len(p.alphas), *grads[0].shape[1:])
     units = (g[:, :-1] * (A[:, 1:] - A[:, :-1])).sum(1)
     maps = F.relu(units.sum(1))
-    return Heatmaps(normalize_maps(maps, normalize), p.logits, p.t, p.t.labels, str(p.layer),
+    return Heatmaps(normalize_maps(maps, normalize), p.logits, p.t, p.t.labels, str(layer),
                     "layer-conductance", normalize,
                     extras={"units": units, "delta": p.delta,
                             "layer_total": units.flatten(1).sum(1)})
@@ -116,10 +72,11 @@ def neuron_conductance(model: nn.Module, x: torch.Tensor, targets: TargetLike = 
     """Each input value's conductance through channel ``unit`` of ``layer`` (one
     ``position`` (i, j) of it, or all), module docstring; signed values in
     ``attributions``, ``extras["unit_total"]`` their sum per image."""
-    p = _path(model, x, targets, layer, baseline, steps, batch_size)
+    p = straight_path(model, x, targets, baseline, steps, batch_size)
+    layer = layer or default_layer(model, x)
     total = torch.zeros_like(x)
     for img, k, points in p.batches(batch_size):
-        g = _flow_gradient(model, points, p.layer, p.t[img], unit, position)
+        g = _flow_gradient(model, points, layer, p.t[img], unit, position)
         total.index_add_(0, img, g * p.weights[k].view(-1, 1, 1, 1))
     attr = (x - p.base) * total
     return Heatmaps(normalize_maps(reduced(attr, "abs-sum"), normalize), p.logits, p.t,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.core.baselines import baseline_like
+from netscope.vision.core.baselines import baseline_like, baseline_sets
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
@@ -98,19 +98,9 @@ def deeplift_shap(model: nn.Module, x: torch.Tensor, targets: TargetLike = None,
     image, or a tensor (K, C, H, W) of reference images shared by all. Every (image,
     baseline) pair runs in one doubled batch; ``extras["delta"]`` = F(x) - mean F(b)."""
     n = x.shape[0]
-    if isinstance(baselines, torch.Tensor):
-        refs = baselines.to(dtype=x.dtype, device=x.device)
-        if refs.dim() != 4 or tuple(refs.shape[1:]) != tuple(x.shape[1:]):
-            raise NetscopeError(f"baselines must be (K, C, H, W) with (C, H, W) = "
-                                f"{tuple(x.shape[1:])}, got {tuple(refs.shape)}.")
-        k = refs.shape[0]
-        bases = refs.repeat(n, 1, 1, 1)  # pair (i, j): image i, baseline j
-    else:
-        names = (baselines,) if isinstance(baselines, str) else tuple(baselines)
-        if not names:
-            raise NetscopeError("DeepLIFT-SHAP needs at least one baseline.")
-        k = len(names)
-        bases = torch.stack([baseline_like(x, b) for b in names], 1).flatten(0, 1)
+    refs = baseline_sets(x, baselines)
+    k = refs.shape[1]
+    bases = refs.flatten(0, 1)  # pair (i, j): image i, baseline j
     with capture(model, []), torch.no_grad():
         t = resolve(detached(model(x)), targets)
     pairs = deeplift(model, x.repeat_interleave(k, 0), t.repeat_interleave(k),

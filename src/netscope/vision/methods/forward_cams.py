@@ -15,8 +15,6 @@ way to make them affordable on wide layers (1280 channels at EfficientNet-Lite0'
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,20 +58,20 @@ def _weighted_map(A: torch.Tensor, weights: torch.Tensor, chosen: torch.Tensor, 
 
 
 def _mask_scores(model: nn.Module, x: torch.Tensor, A: torch.Tensor, chosen: torch.Tensor,
-                 t: Resolved, batch_size: int,
-                 variants: tuple[Callable[[torch.Tensor], torch.Tensor], ...]) -> torch.Tensor:
+                 t: Resolved, batch_size: int, scales: torch.Tensor,
+                 shifts: torch.Tensor) -> torch.Tensor:
     """(N, k): the target's mean probability on the image times each chosen channel's map
-    (upsampled, min-max scaled), over the ``variants`` of the map (SS-CAM's noisy copies,
-    IS-CAM's scaled ones; Score-CAM has the map alone)."""
-    k, v = chosen.shape[1], len(variants)
+    (upsampled, min-max scaled), over copies of the map, copy j being map * scales[j] +
+    shifts[j] (SS-CAM's noisy copies, IS-CAM's scaled ones; Score-CAM has the map alone)."""
+    k, v = chosen.shape[1], len(scales)
 
     def make(start: int, stop: int) -> torch.Tensor:
         idx = torch.arange(start, stop, device=A.device)  # row: image, channel, variant
         n, c = idx // (k * v), chosen[idx // (k * v), (idx // v) % k]
         m = F.interpolate(A[n, c][:, None], size=x.shape[-2:], mode="bilinear",
                           align_corners=False)
-        m = normalize_maps(m[:, 0], "minmax")
-        m = torch.stack([variants[int(j)](mj) for j, mj in zip(idx % v, m, strict=True)])
+        j = idx % v
+        m = normalize_maps(m[:, 0], "minmax") * scales[j].view(-1, 1, 1) + shifts[j]
         return x[n] * m[:, None]
 
     scores = batched_scores(model, make, x.shape[0] * k * v, t.repeat_interleave(k * v),
@@ -82,11 +80,14 @@ def _mask_scores(model: nn.Module, x: torch.Tensor, A: torch.Tensor, chosen: tor
 
 
 def _score_family(model, x, targets, layer, top_k, batch_size, normalize, reshape, method,
-                  variants) -> Heatmaps:
+                  scales=(1.0,), shifts=None) -> Heatmaps:
     layer = LayerRef.parse(layer or default_layer(model, x))
     A, _, logits, t = _activations(model, x, layer, targets, reshape)
     chosen = chosen_channels(A, top_k)
-    weights = _mask_scores(model, x, A, chosen, t, batch_size, variants)
+    scales = torch.as_tensor(scales, dtype=x.dtype, device=x.device)
+    shifts = torch.zeros((len(scales), *x.shape[-2:]), dtype=x.dtype, device=x.device) \
+        if shifts is None else shifts
+    weights = _mask_scores(model, x, A, chosen, t, batch_size, scales, shifts)
     return _weighted_map(A, weights, chosen, logits, t, layer, method, normalize)
 
 
@@ -97,7 +98,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
               normalize: str = "max", reshape: Reshape | None = None) -> Heatmaps:
     """Score-CAM maps, one target per image (see the module docstring)."""
     return _score_family(model, x, targets, layer, top_k, batch_size, normalize, reshape,
-                         "scorecam", (lambda m: m,))
+                         "scorecam")
 
 
 @checked_images
@@ -111,10 +112,10 @@ def ss_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     ``seed``, shared by the channels and images."""
     check_positive("samples", samples)
     gen = torch.Generator().manual_seed(seed)
-    noise = [torch.randn(x.shape[-2:], generator=gen, dtype=x.dtype).to(x.device) * mask_noise
-             for _ in range(samples)]
+    noise = torch.stack([torch.randn(x.shape[-2:], generator=gen, dtype=x.dtype)
+                         for _ in range(samples)]).to(x.device) * mask_noise
     return _score_family(model, x, targets, layer, top_k, batch_size, normalize, reshape,
-                         "sscam", tuple((lambda m, e=e: m + e) for e in noise))
+                         "sscam", (1.0,) * samples, noise)
 
 
 @checked_images
@@ -128,7 +129,7 @@ def is_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
     check_positive("samples", samples)
     scales = torch.cumsum(torch.arange(1, samples + 1, dtype=torch.float64) / samples, 0)
     return _score_family(model, x, targets, layer, top_k, batch_size, normalize, reshape,
-                         "iscam", tuple((lambda m, c=float(c): m * c) for c in scales))
+                         "iscam", scales.tolist())
 
 
 @checked_images

@@ -23,6 +23,7 @@ from netscope.vision.core.layer_choice import INPUT_IGNORED, default_layer, scor
 from netscope.vision.core.targets import Resolved, TargetLike, detached, resolve
 from netscope.vision.core.token_grid import Reshape, layout_for
 from netscope.vision.methods.eigen import first_singular_projection, oriented
+from netscope.vision.methods.noise_tunnel import noise_draws
 
 
 def layer_gradients(model: nn.Module, x: torch.Tensor, layer: str | LayerRef,
@@ -172,8 +173,6 @@ def smooth_gradcampp(model: nn.Module, x: torch.Tensor, targets: TargetLike = No
     of the image (noise SD ``noise`` x each image's range, as SmoothGrad), so the weights
     do not hang on one image's gradient. As the paper; TorchCAM 0.5 weights the last
     sample's gradient instead of the mean and sums A g^3 over positions."""
-    from netscope.vision.methods.noise_tunnel import noise_draws
-
     if not 0 < noise < 10:
         raise NetscopeError(f"Smooth Grad-CAM++: noise must be a positive fraction of the "
                             f"input's range below 10 (e.g. 0.05), got {noise!r}.")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.core.baselines import baseline_like
+from netscope.vision.core.baselines import baseline_sets
 from netscope.vision.core.batched import (
     BATCH,
     channels_last,
@@ -44,7 +44,7 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, targets: TargetLike = None,
     if not 0 <= noise < 10:
         raise NetscopeError(f"GradientSHAP: noise must be a fraction of the input's range "
                             f">= 0 (e.g. 0.05), got {noise!r}.")
-    refs = references(x, baselines)
+    refs = baseline_sets(x, baselines)
     n, k = refs.shape[:2]
     span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, 1, 1, 1)
     idx, alpha, eps = [], [], []
@@ -57,21 +57,6 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, targets: TargetLike = None,
     return gradient_shap_draws(model, x, targets, refs, torch.stack(idx), torch.stack(alpha),
                                torch.stack(eps) if noise > 0 else None, batch_size,
                                normalize)
-
-
-def references(x: torch.Tensor, baselines) -> torch.Tensor:
-    """(N, K, C, H, W): each image's reference images, from names or a (K, C, H, W)
-    tensor shared by all."""
-    if isinstance(baselines, torch.Tensor):
-        refs = baselines.to(dtype=x.dtype, device=x.device)
-        if refs.dim() != 4 or tuple(refs.shape[1:]) != tuple(x.shape[1:]) or not len(refs):
-            raise NetscopeError(f"baselines must be (K, C, H, W) with K >= 1 and (C, H, W) = "
-                                f"{tuple(x.shape[1:])}, got {tuple(refs.shape)}.")
-        return refs[None].expand(x.shape[0], *refs.shape)
-    names = (baselines,) if isinstance(baselines, str) else tuple(baselines)
-    if not names:
-        raise NetscopeError("GradientSHAP needs at least one baseline.")
-    return torch.stack([baseline_like(x, b) for b in names], 1)
 
 
 def gradient_shap_draws(model: nn.Module, x: torch.Tensor, targets: TargetLike,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from netscope.vision.core.baselines import baseline_like
-from netscope.vision.core.batched import BATCH, channels_last, check_positive, chunks, class_scores
+from netscope.vision.core.batched import BATCH
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
-from netscope.vision.core.targets import TargetLike, resolve
+from netscope.vision.core.targets import TargetLike
 from netscope.vision.methods.gradients import input_grad
+from netscope.vision.methods.straight_path import straight_path
 
 
 @checked_images
@@ -28,29 +28,13 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: TargetLike 
     """IG maps; the signed attributions (N, C, H, W) are in ``attributions``, and
     ``extras`` holds per image ``delta`` = F(x) - F(baseline) and ``completeness_error`` =
     |sum(attributions) - delta| / |delta|."""
-    steps = check_positive("steps", steps)
-    check_positive("batch_size", batch_size)
-    base = baseline_like(x, baseline)
-    n = x.shape[0]
-    alphas = torch.linspace(0, 1, steps + 1, dtype=x.dtype, device=x.device)
-    weights = torch.ones_like(alphas) / steps
-    weights[0] = weights[-1] = 0.5 / steps
+    p = straight_path(model, x, targets, baseline, steps, batch_size)
+    total = torch.zeros_like(x)
     with capture(model, []):
-        with torch.no_grad():
-            out, out_base = model(x), model(base)
-        t = resolve(out, targets)
-        delta = class_scores(out, t, "logit") - class_scores(out_base, t, "logit")
-        total = torch.zeros_like(x)
-        points = n * (steps + 1)  # point j: image j // (steps + 1), alpha j % (steps + 1)
-        for j in chunks(points, batch_size):
-            j = j.to(x.device)
-            img, a = j // (steps + 1), alphas[j % (steps + 1)].view(-1, 1, 1, 1)
-            path = base[img] + a * (x[img] - base[img])
-            g = input_grad(model, channels_last(path), t[img])
-            total.index_add_(0, img, g * weights[j % (steps + 1)].view(-1, 1, 1, 1))
-    attr = (x - base) * total
-    gap = (attr.flatten(1).sum(1) - delta).abs()
-    error = gap / torch.where(delta != 0, delta.abs(), torch.ones_like(delta))
-    return Heatmaps(normalize_maps(reduced(attr, "abs-sum")), out, t, t.labels, "input",
-                    "integrated-gradients", attributions=attr, reduction="abs-sum",
-                    extras={"delta": delta, "completeness_error": error})
+        for img, k, points in p.batches(batch_size):
+            g = input_grad(model, points, p.t[img])
+            total.index_add_(0, img, g * p.weights[k].view(-1, 1, 1, 1))
+    attr = (x - p.base) * total
+    return Heatmaps(normalize_maps(reduced(attr, "abs-sum")), p.logits, p.t, p.t.labels,
+                    "input", "integrated-gradients", attributions=attr, reduction="abs-sum",
+                    extras={"delta": p.delta, "completeness_error": p.completeness_error(attr)})
