@@ -12,24 +12,7 @@ from netscope.vision.core.capture import capture
 from netscope.vision.methods.legrad import score_projection
 from netscope.vision.methods.registry import explain
 from tests.vision.tiny import TinyGAP, image
-from tests.vision.tiny_transformers import TinyViT
-
-
-class TorchvisionLikeBlock(nn.Module):
-    """A block whose attention is a direct ``self_attention`` child (TorchCAM's LeGrad
-    hooks only those)."""
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(dim)
-        self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.ln_2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.ln_1(x)
-        x = x + self.self_attention(y, y, y, need_weights=False)[0]
-        return x + self.mlp(self.ln_2(x))
+from tests.vision.tiny_transformers import EncoderBlock, TinyViT, TorchvisionViT
 
 
 class ClassTokenViT(nn.Module):
@@ -41,7 +24,7 @@ class ClassTokenViT(nn.Module):
         self.patch_embed = nn.Conv2d(3, 16, 4, 4)
         self.cls_token = nn.Parameter(torch.randn(1, 1, 16) * 0.5)
         self.pos = nn.Parameter(torch.randn(1, 64, 16) * 0.5)
-        self.blocks = nn.Sequential(*[TorchvisionLikeBlock(16, 2) for _ in range(3)])
+        self.blocks = nn.Sequential(*[EncoderBlock(16, 2, 32) for _ in range(3)])
         self.norm = nn.LayerNorm(16)
         self.head = nn.Linear(16, 5)
 
@@ -76,13 +59,24 @@ def test_maps_on_both_attention_paths(mha):
 
 def test_equal_to_torchcam_where_installed():
     methods = pytest.importorskip("torchcam.methods", reason="TorchCAM is a peer")
-    model = ClassTokenViT().eval()
-    x = torch.randn(2, 3, 32, 32)
+    torch.manual_seed(0)
+    model = TorchvisionViT().double().eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     ours = explain("legrad", model, x, [1, 3], normalize="minmax").maps
-    with methods.LeGrad(model, ["blocks.0", "blocks.1", "blocks.2"],
-                        score_projection=lambda z: model.head(model.norm(z)[:, 0])) as cam:
+    blocks = [f"encoder.layers.{i}" for i in range(3)]
+    own_forward = lambda z: model.heads(model.encoder.ln(z)[:, 0])  # noqa: E731
+    with methods.LeGrad(model, blocks, score_projection=own_forward) as cam:
         ref = cam([1, 3], model(x))[0]
-    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)  # TorchCAM's min-max has an eps
+    # TorchCAM's default projection for torchvision's ViT averages all tokens, where the
+    # model itself reads the class token: netscope follows the model
+    mean_tokens = lambda z: model.heads(model.encoder.ln(z.mean(1)))  # noqa: E731
+    with methods.LeGrad(model, blocks) as cam:
+        default = cam([1, 3], model(x))[0]
+    theirs = explain("legrad", model, x, [1, 3], normalize="minmax",
+                     score_projection_fn=mean_tokens).maps
+    torch.testing.assert_close(theirs, default, rtol=0, atol=1e-5)
+    assert (ours - default).abs().max() > 0.05
 
 
 def test_models_without_blocks_or_heads_are_refused():

@@ -113,6 +113,60 @@ class TinySwin(nn.Module):
         return self.head(x.mean((1, 2)))
 
 
+class EncoderBlock(nn.Module):
+    """torchvision's ViT block: ``ln_1``, a batch-first ``self_attention`` child (where
+    TorchCAM's LeGrad hooks), ``ln_2``, ``mlp``."""
+
+    def __init__(self, dim: int, heads: int, mlp: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim, eps=1e-6)
+        self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.ln_1(x)
+        x = x + self.self_attention(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class Encoder(nn.Module):
+    def __init__(self, tokens: int, dim: int, depth: int, heads: int, mlp: int) -> None:
+        super().__init__()
+        self.pos_embedding = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
+        self.layers = nn.Sequential(*[EncoderBlock(dim, heads, mlp) for _ in range(depth)])
+        self.ln = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ln(self.layers(x + self.pos_embedding))
+
+
+class TorchvisionViT(nn.Module):
+    """torchvision's ``VisionTransformer`` layout (``conv_proj``, ``class_token``,
+    ``encoder.layers``, ``encoder.ln``, ``heads``) with random weights, so peers that know
+    torchvision's ViT run on it without torchvision; ``vit_b16()`` is ViT-B/16's size."""
+
+    def __init__(self, size: int = 32, patch: int = 4, dim: int = 16, depth: int = 3,
+                 heads: int = 2, mlp: int = 32, classes: int = 5) -> None:
+        super().__init__()
+        self.image_size, self.patch_size = size, patch
+        self.conv_proj = nn.Conv2d(3, dim, patch, patch)
+        self.class_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.encoder = Encoder((size // patch) ** 2 + 1, dim, depth, heads, mlp)
+        self.heads = nn.Sequential(nn.Linear(dim, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.conv_proj(x).flatten(2).transpose(1, 2)
+        z = torch.cat([self.class_token.expand(p.shape[0], -1, -1), p], 1)
+        return self.heads(self.encoder(z)[:, 0])
+
+
+def vit_b16(seed: int = 0) -> nn.Module:
+    """A ViT-B/16 (224 px, 12 blocks of width 768, 12 heads, 1000 classes), random weights."""
+    torch.manual_seed(seed)
+    return TorchvisionViT(224, 16, 768, 12, 12, 3072, 1000).eval()
+
+
 def tiny_vit() -> nn.Module:
     torch.manual_seed(0)
     return TinyViT().eval()

@@ -30,21 +30,30 @@ def saliency(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                             seed=seed)
         heat.method = "smoothgrad"
         return heat
-    with capture(model, []):  # one pass gives the logits, the targets and the gradient
-        xi = x.detach().clone().requires_grad_(True)
-        out = model(xi)
-        logits = detached(out)
-        t = resolve(logits, targets)
-        (grad,) = torch.autograd.grad(t.score(out).sum(), xi)
+    with capture(model, []):
+        grad, logits, t = scored_gradient(model, x, targets)
     return Heatmaps(normalize_maps(reduced(grad, "abs-max"), "max"), logits, t, t.labels,
                     "input", "saliency", attributions=grad.abs(), reduction="abs-max")
+
+
+def scored_gradient(model: nn.Module, x: torch.Tensor, targets: TargetLike
+                    ) -> tuple[torch.Tensor, torch.Tensor, Resolved]:
+    """One forward pass gives the logits, the resolved targets and d(target scores)/d(x)
+    (see ``input_grad`` for scores that do not depend on the input)."""
+    xi = x.detach().clone().requires_grad_(True)
+    out = model(xi)
+    t = resolve(detached(out), targets)
+    return _grad_or_zero(t.score(out).sum(), xi), detached(out), t
 
 
 def input_grad(model: nn.Module, x: torch.Tensor, t: Resolved) -> torch.Tensor:
     """d (sum of each image's target score) / d input (zero where a score does not
     depend on the input, e.g. a box target that no detection matches)."""
     xi = x.detach().clone().requires_grad_(True)
-    score = t.score(model(xi)).sum()
+    return _grad_or_zero(t.score(model(xi)).sum(), xi)
+
+
+def _grad_or_zero(score: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
     if not score.requires_grad:
         return torch.zeros_like(xi)
     (grad,) = torch.autograd.grad(score, xi, allow_unused=True)

@@ -17,9 +17,9 @@ from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.module_swap import swapped_forwards
-from netscope.vision.core.targets import TargetLike, resolve
+from netscope.vision.core.targets import TargetLike
 from netscope.vision.methods.grad_cam_family import grad_cam
-from netscope.vision.methods.gradients import input_grad
+from netscope.vision.methods.gradients import scored_gradient
 
 
 class _GuidedReLU(torch.autograd.Function):
@@ -70,9 +70,7 @@ def guided_backprop(model: nn.Module, x: torch.Tensor,
         if n == 0:
             raise NetscopeError("guided backpropagation needs nn.ReLU/ReLU6 modules; "
                                 "this model has none.")
-        logits = model(x).detach()
-        t = resolve(logits, targets)
-        return input_grad(model, x, t)
+        return scored_gradient(model, x, targets)[0]
 
 
 @checked_images

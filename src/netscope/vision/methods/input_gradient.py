@@ -19,16 +19,9 @@ from netscope.errors import NetscopeError
 from netscope.vision.core.capture import capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps, reduced
-from netscope.vision.core.targets import TargetLike, detached, resolve
+from netscope.vision.core.targets import TargetLike
+from netscope.vision.methods.gradients import scored_gradient
 from netscope.vision.methods.guided import _DeconvReLU, guided_relus
-
-
-def _gradient(model: nn.Module, x: torch.Tensor, targets: TargetLike):
-    xi = x.detach().clone().requires_grad_(True)
-    out = model(xi)
-    t = resolve(detached(out), targets)
-    (grad,) = torch.autograd.grad(t.score(out).sum(), xi)
-    return grad, detached(out), t
 
 
 @checked_images
@@ -36,7 +29,7 @@ def input_x_gradient(model: nn.Module, x: torch.Tensor, targets: TargetLike = No
                      normalize: str = "max") -> Heatmaps:
     """x times d score / d x, one forward and one backward pass."""
     with capture(model, []):
-        grad, logits, t = _gradient(model, x, targets)
+        grad, logits, t = scored_gradient(model, x, targets)
     attr = x.detach() * grad
     return Heatmaps(normalize_maps(reduced(attr, "abs-sum"), normalize), logits, t, t.labels,
                     "input", "input-x-gradient", attributions=attr, reduction="abs-sum")
@@ -51,6 +44,6 @@ def deconvolution(model: nn.Module, x: torch.Tensor, targets: TargetLike = None,
             raise NetscopeError("Deconvolution changes the backward pass of nn.ReLU/ReLU6 "
                                 "modules; this model has none (a ReLU called as a function "
                                 "cannot be reached).")
-        grad, logits, t = _gradient(model, x, targets)
+        grad, logits, t = scored_gradient(model, x, targets)
     return Heatmaps(normalize_maps(reduced(grad, "abs-sum"), normalize), logits, t, t.labels,
                     "input", "deconvolution", attributions=grad, reduction="abs-sum")
