@@ -13,13 +13,10 @@ forward plus gradient of 2N rows.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
-from collections.abc import Callable
 
 import torch
-from peer_timing import lite0_photos  # benchmarks/peer_timing.py
+from peer_timing import alternating, lite0_photos  # benchmarks/peer_timing.py
 
 from netscope.vision.methods.registry import explain
 
@@ -36,19 +33,6 @@ def forward_and_gradient(model: torch.nn.Module, x: torch.Tensor, target: list[i
     xi = x.detach().clone().requires_grad_(True)
     out = model(xi)
     torch.autograd.grad(out[torch.arange(len(x)), target].sum(), xi)
-
-
-def alternating(base: Callable[[], object], fn: Callable[[], object],
-                rounds: int) -> tuple[float, float]:
-    """Median seconds of ``base`` and ``fn``, each call next to the other's."""
-    fn(), base()
-    tb, tf = [], []
-    for _ in range(rounds):
-        for f, ts in ((base, tb), (fn, tf)):
-            start = time.perf_counter()
-            f()
-            ts.append(time.perf_counter() - start)
-    return statistics.median(tb), statistics.median(tf)
 
 
 def main() -> None:
@@ -68,12 +52,12 @@ def main() -> None:
         for name in args.only:
             base = lambda: forward_and_gradient(model, x, target)  # noqa: B023, E731
             run = lambda: explain(name, model, x, target, **METHODS[name])  # noqa: B023, E731
-            tb, tm = alternating(base, run, args.rounds)
+            tb, tm = alternating([base, run], args.rounds)
             print(f"{name:20} {b:5} {tb:11.4f} {tm:9.4f} {tm / tb:6.2f}", flush=True)
             if name == "deeplift":
                 x2, t2 = torch.cat([x, x]), target * 2
-                tb2, tm2 = alternating(lambda: forward_and_gradient(model, x2, t2),  # noqa: B023
-                                       run, args.rounds)
+                tb2, tm2 = alternating([lambda: forward_and_gradient(model, x2, t2),  # noqa: B023
+                                        run], args.rounds)
                 print(f"{'  (vs 2N rows)':20} {b:5} {tb2:11.4f} {tm2:9.4f} {tm2 / tb2:6.2f}",
                       flush=True)
 

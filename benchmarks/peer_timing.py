@@ -3,6 +3,7 @@ EfficientNet-Lite0, so every comparison times and feeds both libraries alike."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,21 @@ def timed(fn: Callable[[], object], reps: int = 3) -> float:
     for _ in range(reps):
         fn()
     return (time.perf_counter() - start) / reps
+
+
+def alternating(fns: list[Callable[[], object]], rounds: int = 7) -> list[float]:
+    """Median seconds per call of each of ``fns``, called in turn ``rounds`` times after a
+    warm-up (this machine drifts by tens of percent between runs, much less between
+    neighbouring calls, so ratios of these medians are steadier than separate timings)."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, ts in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - start)
+    return [statistics.median(ts) for ts in times]
 
 
 def lite0_photos(n: int = 8) -> tuple[LoadedModel, torch.Tensor]:

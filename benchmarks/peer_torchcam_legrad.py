@@ -1,12 +1,13 @@
 """LeGrad against TorchCAM 0.5's on a ViT-B/16 (torchvision's layout, random weights:
 torchvision itself is not installable beside the pinned CPU torch), one process: the
-largest difference of the min-max maps and seconds per batch over one forward pass, at
+largest difference of the min-max maps (netscope's raw maps scaled as TorchCAM scales,
+eps included) and seconds per batch over one forward pass (all timed in turn, medians), at
 batch 1 and 8, over all 12 blocks and the last 4 (TorchCAM's example). Both read each
 block's tokens through the model's own final norm and class token (TorchCAM's default for
 torchvision's ViT averages all tokens instead; see BENCHMARKS.md).
 
     pip install --target DIR torchcam --no-deps
-    PYTHONPATH=DIR:src:. python benchmarks/peer_torchcam_legrad.py
+    PYTHONPATH=DIR:src:.:benchmarks python benchmarks/peer_torchcam_legrad.py
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from __future__ import annotations
 import warnings
 
 import torch
-from peer_timing import timed  # benchmarks/peer_timing.py
+from peer_timing import alternating  # benchmarks/peer_timing.py
 from torchcam.methods import LeGrad
 
-from netscope.vision.methods.registry import explain
+from netscope.vision.methods.legrad import legrad
 from tests.vision.tiny_transformers import vit_b16
+
+
+def torchcam_scaled(maps: torch.Tensor) -> torch.Tensor:
+    """TorchCAM's min-max: (m - min) / (max - min + 1e-8), the eps large beside LeGrad's
+    small raw values."""
+    lo = maps.amin((1, 2), keepdim=True)
+    return (maps - lo) / ((maps - lo).amax((1, 2), keepdim=True) + 1e-8)
 
 
 def main() -> None:
@@ -34,18 +42,21 @@ def main() -> None:
         for b in (1, 8):
             x = x8[:b]
             with torch.no_grad():
-                fwd = timed(lambda: model(x))  # noqa: B023
                 target = model(x).argmax(1).tolist()
 
+            def forward():
+                with torch.no_grad():
+                    model(x)  # noqa: B023
+
             def ours():
-                return explain("legrad", model, x, target, blocks=blocks,  # noqa: B023
-                               normalize="minmax").maps
+                return legrad(model, x, target, blocks=blocks,  # noqa: B023
+                              normalize="none").maps  # the raw means (not offered on the CLI)
 
             def theirs():
                 with LeGrad(model, names, score_projection=own) as cam:  # noqa: B023
                     return cam(target, model(x))[0]  # noqa: B023
-            diff = (ours() - theirs()).abs().max().item()
-            t_ours, t_peer = timed(ours), timed(theirs)
+            diff = (torchcam_scaled(ours()) - theirs()).abs().max().item()
+            fwd, t_ours, t_peer = alternating([forward, ours, theirs], rounds=5)
             print(f"{blocks:6} {b:5} {diff:9.1e} {t_ours / fwd:13.2f} {t_peer / fwd:13.2f} "
                   f"{t_ours / t_peer:6.2f}", flush=True)
 

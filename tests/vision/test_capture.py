@@ -151,10 +151,10 @@ def test_bad_layer_refs():
 
 
 def test_probes_that_watch_every_module_leave_no_hook():
+    from netscope.vision.core.attention_record import attention_recorded
     from netscope.vision.core.layer_choice import grid_layers
     from netscope.vision.core.memory import activation_elements
     from netscope.vision.features.activations import list_layers
-    from netscope.vision.methods.rollout import attention_recorded
     from tests.vision.tiny_transformers import TinyViT
 
     model = TinyGAP()
@@ -170,3 +170,28 @@ def test_probes_that_watch_every_module_leave_no_hook():
     with pytest.raises(RuntimeError), attention_recorded(vit):
         raise RuntimeError("the body fails")
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in vit.modules())
+
+
+def test_batch_first_attention_gets_a_foldable_layout_and_the_same_values():
+    """Inside capture (weights frozen) a batch-first nn.MultiheadAttention receives its
+    input laid out so that its internal (tokens, batch, dim) view is contiguous; query, key
+    and value stay one tensor; the outputs are unchanged; the hook goes on exit."""
+    from tests.vision.tiny_transformers import TorchvisionViT
+
+    torch.manual_seed(0)
+    vit = TorchvisionViT().double().eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    before = vit(x)
+    seen = []
+    mha = vit.encoder.layers[0].self_attention
+
+    def watch(_m, args, kwargs):
+        seen.append((args[0].transpose(0, 1).is_contiguous(), args[0] is args[1] is args[2]))
+    with capture(vit, ["encoder.layers.1"]):
+        handle = mha.register_forward_pre_hook(watch, with_kwargs=True)  # after capture's
+        try:
+            torch.testing.assert_close(vit(x), before)
+        finally:
+            handle.remove()
+    assert seen == [(True, True)]
+    assert not any(m._forward_pre_hooks for m in vit.modules())

@@ -51,6 +51,25 @@ def test_equal_to_captum_where_installed():
                                rtol=0, atol=1e-12)
 
 
+
+def test_where_image_and_baseline_agree_the_slope_is_captums():
+    """A baseline equal to the image on its left half: there the activations' inputs are
+    equal and the multiplier is each activation's own slope (ReLU's by a table, LeakyReLU's
+    and Sigmoid's by autograd), as Captum takes the gradient."""
+    captum = pytest.importorskip("captum.attr", reason="Captum is a peer, not a dependency")
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1),
+                        nn.LeakyReLU(0.2), nn.Conv2d(4, 4, 1), nn.Sigmoid(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)).double()
+    x = torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    base = torch.randn_like(x)
+    base[..., :6] = x[..., :6]
+    ref = captum.DeepLift(net).attribute(x.clone(), baselines=base, target=[0, 4])
+    ours = explain("deeplift", net, x, [0, 4], baseline=base)
+    torch.testing.assert_close(ours.attributions, ref, rtol=0, atol=1e-12)
+    assert ours.extras["completeness_error"].max() < 1e-9
+
+
 def test_the_model_is_left_as_found_even_when_the_method_raises():
     net = _net()
     x = torch.randn(1, 2, 3, 3, dtype=torch.float64)
@@ -115,3 +134,61 @@ def test_deeplift_shap_bad_baselines(baselines, message):
     with pytest.raises(NetscopeError, match=message):
         explain("deeplift-shap", _net(), torch.randn(1, 2, 3, 3, dtype=torch.float64),
                 baselines=baselines)
+
+
+class _Shared(nn.Module):
+    """One ReLU module called twice (Captum's DeepLift refuses such models)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.c1, self.c2 = nn.Conv2d(2, 3, 1), nn.Conv2d(3, 3, 1)
+        self.relu, self.head = nn.ReLU(), nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu(self.c2(self.relu(self.c1(x))))
+        return self.head(h.mean((2, 3)))
+
+
+def test_an_activation_called_twice_is_rescaled_per_call():
+    net = _Shared().double()
+    x = torch.randn(2, 2, 4, 4, dtype=torch.float64)
+    heat = explain("deeplift", net, x, [0, 1])
+    delta = net(x)[[0, 1], [0, 1]] - net(torch.zeros_like(x))[:, [0, 1]].diagonal()
+    torch.testing.assert_close(heat.attributions.flatten(1).sum(1), delta)
+
+
+class _Branching(nn.Module):
+    """Runs a second activation only on inputs with a positive sum."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.relu, self.head = nn.Conv2d(2, 2, 1), nn.ReLU(), nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.relu(self.conv(x))
+        if x.sum() > 0:
+            h = self.relu(h - 0.1)
+        return self.head(h.mean((2, 3)))
+
+
+def test_a_model_whose_path_depends_on_the_input_is_refused():
+    net = _Branching().double()
+    x = torch.ones(1, 2, 3, 3, dtype=torch.float64)
+    with pytest.raises(NetscopeError, match="ran differently on the two|made fewer calls"):
+        explain("deeplift", net, x, [0])  # the image takes the branch, the zero baseline not
+    with pytest.raises(NetscopeError, match="made fewer calls"):
+        explain("deeplift", net, -x, [0], baseline=x)
+    assert "forward" not in net.relu.__dict__
+
+
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.ReLU6(), nn.ReLU6(inplace=True), nn.ELU()])
+def test_the_slope_table_is_autograds_at_kinks_too(act):
+    from netscope.vision.methods.deeplift import slope_of
+
+    x = torch.tensor([-1.0, 0.0, 0.5, 6.0, 7.0], dtype=torch.float64)
+    xg = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(act(xg * 1.0).sum(), xg)
+    torch.testing.assert_close(slope_of(act, act.forward)(x), expected)
+    torch.testing.assert_close(x, torch.tensor([-1.0, 0.0, 0.5, 6.0, 7.0],
+                                               dtype=torch.float64))  # x left as it was

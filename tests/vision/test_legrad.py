@@ -92,3 +92,46 @@ def test_models_without_blocks_or_heads_are_refused():
     heat = explain("legrad", model, torch.randn(1, 3, 32, 32), score_projection_fn=lambda z:
                    model.out(model.norm(z)[:, 0]))
     assert heat.maps.shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize("mha", [False, True])
+def test_attention_is_recorded_in_the_chosen_blocks_only(mha):
+    """Blocks outside ``within`` keep their fused attention and record nothing; the chosen
+    block's weights are the same as when every block records."""
+    from netscope.vision.core.attention_record import attention_recorded
+
+    model = TinyViT(mha=mha, depth=3).double().eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        plain = model(x)
+        with attention_recorded(model) as every:
+            model(x)
+        with attention_recorded(model, within=[model.blocks[1]]) as one:
+            torch.testing.assert_close(model(x), plain)
+    assert len(every) == 3 and len(one) == 1
+    torch.testing.assert_close(one[0], every[1])
+    heat = explain("legrad", model, x, [1, 3], blocks=2)
+    assert heat.layer == "attention (2 blocks)"
+
+
+class _KeywordViT(TinyViT):
+    """Calls its blocks by keyword (as Hugging Face's encoders may): the graph cannot start
+    at the first chosen block's input, so LeGrad starts it at the image instead."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos
+        z = torch.cat([self.cls_token.expand(p.shape[0], -1, -1), p], 1)
+        for block in self.blocks:
+            z = block(x=z)
+        return self.head(self.norm(z)[:, 0])
+
+
+def test_blocks_called_by_keyword_give_the_same_maps():
+    torch.manual_seed(0)
+    model = TinyViT(depth=3).double().eval()
+    keyword = _KeywordViT(depth=3).double().eval()
+    keyword.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    for blocks in (None, 2):
+        torch.testing.assert_close(explain("legrad", keyword, x, [1, 3], blocks=blocks).maps,
+                                   explain("legrad", model, x, [1, 3], blocks=blocks).maps)

@@ -11,12 +11,13 @@ from torch import nn
 from netscope import vision as A
 from netscope.cli import main
 from netscope.errors import NetscopeError
+from netscope.vision.core.attention_record import attention_recorded
 from netscope.vision.core.capture import capture
 from netscope.vision.core.layer_choice import default_layer, grid_layers
 from netscope.vision.core.token_grid import infer_layout, layout_for, patch_size
 from netscope.vision.features.activations import activations, conv_stages
 from netscope.vision.methods.forward_cams import ablation_cam, score_cam
-from netscope.vision.methods.rollout import attention_recorded, attention_rollout, rollout_matrix
+from netscope.vision.methods.rollout import attention_rollout, rollout_matrix
 from tests.vision.tiny_transformers import TinyViT, tiny_swin, tiny_vit
 
 X = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))

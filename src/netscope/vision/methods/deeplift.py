@@ -4,14 +4,18 @@ Each element-wise activation module's backward is replaced by its multiplier
 (f(x) - f(x')) / (x - x'), x' its input on the baseline (the gradient at x where |x - x'|
 < 1e-10); linear layers keep their gradients. The attributions (x - x') times the modified
 gradient sum to F(x) - F(x') exactly when every nonlinearity is such a module (ReLU
-networks: the completeness the tests check). Image and baseline run as one batch, so the
-baseline's activations are read in the same pass (one forward and one backward pass of a
-batch twice the size, as Captum's). Activations called as functions inside
-``forward`` cannot be reached and keep their gradients (``extras["completeness_error"]``
-shows the cost).
+networks: the completeness the tests check). The baseline runs first without a graph,
+each activation recording its input and output; then the image runs forward and backward
+alone (Captum runs both as one doubled batch: twice the backward work). Activations called
+as functions inside ``forward`` cannot be reached and keep their gradients
+(``extras["completeness_error"]`` shows the cost).
 """
 
 from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -30,58 +34,114 @@ EPS = 1e-10
 
 
 class _Rescale(torch.autograd.Function):
-    """y = f(x) on a batch whose second half is the first half's baselines; backward: the
-    first half's gradient times (f(x) - f(x')) / (x - x'), the baselines' none."""
+    """y = f(x); backward: the gradient times (f(x) - f(x')) / (x - x'), x' and f(x') the
+    activation's input and output on the baseline (the slope at x where they are equal)."""
 
     @staticmethod
-    def forward(ctx, x, forward):
-        y = forward(x * 1.0)  # a copy: in-place activations change it
-        n = x.shape[0] // 2
-        dx, dy = x[:n] - x[n:], y[:n] - y[n:]
-        small = dx.abs() < EPS
-        ratio = dy / torch.where(small, torch.ones_like(dx), dx)
+    def forward(ctx, x, x_base, y_base, forward, slope):
+        y = forward(x)
+        dx = x - x_base
+        ratio = torch.sub(y, y_base).div_(dx)  # in place: these tensors are the largest
+        small = dx.abs_() < EPS
         if small.any():  # no difference to rescale: the activation's own slope at x
-            with torch.enable_grad():
-                xg = x[:n].detach().requires_grad_(True)
-                (slope,) = torch.autograd.grad(forward(xg * 1.0).sum(), xg)
-            ratio = torch.where(small, slope, ratio)
+            torch.where(small, slope(x), ratio, out=ratio)
         ctx.save_for_backward(ratio)
         return y
 
     @staticmethod
     def backward(ctx, g):
         (ratio,) = ctx.saved_tensors
-        n = ratio.shape[0]
-        return torch.cat([g[:n] * ratio, torch.zeros_like(g[n:])]), None
+        return g * ratio, None, None, None, None
 
 
-def rescaled(model: nn.Module):
-    """Every element-wise activation module's backward follows the Rescale rule for the
-    block; yields how many."""
-    return swapped_forwards(model, ACTIVATIONS,
-                            lambda m, own: lambda inp: _Rescale.apply(inp, own))
+class _BaselineTape:
+    """Each activation call's input and output on the baseline, recorded in a first pass
+    (no graph) and handed, call by call, to the same activation in the image's pass."""
+
+    def __init__(self) -> None:
+        self.recording = True
+        self.calls: dict[int, deque] = {}
+
+    def forward(self, module: nn.Module, own):
+        def run(inp: torch.Tensor) -> torch.Tensor:
+            queue = self.calls.setdefault(id(module), deque())
+            if self.recording:
+                x_base = inp.detach() * 1.0  # a copy: in-place activations change inp
+                y = own(x_base * 1.0)
+                queue.append((x_base, y.detach()))
+                return y
+            if not queue or queue[0][0].shape != inp.shape:
+                raise NetscopeError(
+                    f"DeepLIFT pairs each activation call on the image with the same call on "
+                    f"the baseline; {type(module).__name__} ran differently on the two (the "
+                    f"model's path depends on its input's values), so there is no pair.")
+            x_base, y_base = queue.popleft()
+            return _Rescale.apply(inp, x_base, y_base, copying(own, module),
+                                  slope_of(module, own))
+        return run
+
+    def unused(self) -> int:
+        return sum(len(q) for q in self.calls.values())
+
+
+def slope_of(module: nn.Module, own) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x -> the activation's derivative at x, as autograd gives it (0 at a kink)."""
+    if type(module) is nn.ReLU:
+        return lambda x: (x > 0).to(x.dtype)
+    if type(module) is nn.ReLU6:
+        return lambda x: ((x > 0) & (x < 6)).to(x.dtype)
+
+    def by_autograd(x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            xg = x.detach().clone().requires_grad_(True)
+            return torch.autograd.grad(own(xg * 1.0).sum(), xg)[0]
+    return by_autograd
+
+
+def copying(own, module: nn.Module):
+    """``own`` on a copy of its input where the module works in place (the input is
+    needed again for the multiplier)."""
+    return (lambda inp: own(inp * 1.0)) if getattr(module, "inplace", False) else own
+
+
+@contextmanager
+def rescaled(model: nn.Module) -> Iterator[tuple[_BaselineTape, int]]:
+    """Every element-wise activation module records its baseline calls, then (after
+    ``tape.recording = False``) follows the Rescale rule; yields the tape and how many."""
+    tape = _BaselineTape()
+    with swapped_forwards(model, ACTIVATIONS, tape.forward) as n:
+        yield tape, n
 
 
 @checked_images
 def deeplift(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
              baseline: str | torch.Tensor = "zeros", normalize: str = "max") -> Heatmaps:
     """DeepLIFT (Rescale) maps; signed attributions (N, C, H, W) in ``attributions``;
-    ``extras``: per image ``delta`` = F(x) - F(x') and ``completeness_error``."""
+    ``extras``: per image ``delta`` = F(x) - F(x') and ``completeness_error``. The baseline
+    runs first without a graph, recording every activation's input and output; the image
+    then runs forward and backward alone (Captum runs both as one doubled batch, forward
+    and backward: twice the backward work for the same numbers)."""
     base = baseline_like(x, baseline)
-    n = x.shape[0]
-    with capture(model, []), rescaled(model) as swapped:
+    with capture(model, []), rescaled(model) as (tape, swapped):
         if swapped == 0:
             raise NetscopeError("DeepLIFT rescales activation modules (nn.ReLU, ReLU6, "
                                 "Sigmoid, Tanh, ...); this model has none that it can "
                                 "reach (activations called as functions are not).")
-        both = torch.cat([x, base]).detach().requires_grad_(True)
-        y = model(both)  # the rescaled modules compute their usual values going forward
-        out = detached(y)[:n]
+        with torch.no_grad():
+            base_out = model(base.detach())
+        tape.recording = False
+        xi = x.detach().clone().requires_grad_(True)
+        y = model(xi)  # the rescaled modules compute their usual values going forward
+        if tape.unused():
+            raise NetscopeError("DeepLIFT pairs each activation call on the image with the "
+                                "same call on the baseline; the model made fewer calls on "
+                                "the image (its path depends on its input's values).")
+        out = detached(y)
         t = resolve(out, targets)
-        score = t.score(y[:n])
-        delta = score.detach() - t.score(detached(y)[n:])
-        (grad,) = torch.autograd.grad(score.sum(), both)
-    attr = (x - base) * grad[:n]
+        score = t.score(y)
+        delta = score.detach() - t.score(detached(base_out))
+        (grad,) = torch.autograd.grad(score.sum(), xi)
+    attr = (x - base) * grad
     gap = (attr.flatten(1).sum(1) - delta).abs()
     error = gap / torch.where(delta != 0, delta.abs(), torch.ones_like(delta))
     return Heatmaps(normalize_maps(reduced(attr, "abs-sum"), normalize), out, t, t.labels,

@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from netscope.errors import NetscopeError
-from netscope.vision.core.capture import capture
+from netscope.vision.core.attention_record import attention_recorded
+from netscope.vision.core.capture import capture, hooks
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
 from netscope.vision.core.layer_choice import block_list
 from netscope.vision.core.targets import TargetLike, class_score, detached, resolve
 from netscope.vision.core.token_grid import infer_layout, patch_size
-from netscope.vision.methods.rollout import attention_recorded
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
 
@@ -52,6 +52,14 @@ def score_projection(model: nn.Module, prefix: int) -> Projection | None:
     return None
 
 
+def _graph_starts_here(_module: nn.Module, args: tuple) -> tuple | None:
+    """The first chosen block's input as a leaf that needs gradients, so the graph (and the
+    fused attention's loss of its fast path) starts there."""
+    if args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
+        return (args[0].detach().requires_grad_(True), *args[1:])
+    return None
+
+
 @checked_images
 def legrad(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
            blocks: int | None = None, score_projection_fn: Projection | None = None,
@@ -63,12 +71,17 @@ def legrad(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         raise NetscopeError("LeGrad needs a vision transformer's list of blocks (a Sequential "
                             "or ModuleList of blocks); this model has none. Use Grad-CAM.")
     chosen = names if not blocks else names[-blocks:]
-    with capture(model, chosen) as rec, attention_recorded(model, graph=True) as att:
-        xi = x.detach().clone().requires_grad_(True)  # keeps the graph when weights are frozen
-        out = model(xi)
-        if len(att) != len(names):
-            raise NetscopeError(f"LeGrad reads one attention per block; this model has "
-                                f"{len(names)} blocks and computed {len(att)} attentions.")
+    blocks_chosen = [model.get_submodule(n) for n in chosen]
+    with capture(model, chosen) as rec, \
+            attention_recorded(model, graph=True, within=blocks_chosen) as att:
+        with hooks([(blocks_chosen[0], _graph_starts_here)], pre=True):
+            out = model(x.detach())  # weights are frozen: no graph before the first block
+        if att and not att[0].requires_grad:  # the block's input came by keyword
+            att.clear()
+            out = model(x.detach().clone().requires_grad_(True))
+        if len(att) != len(chosen):
+            raise NetscopeError(f"LeGrad reads one attention per block; the {len(chosen)} "
+                                f"blocks chosen computed {len(att)} attentions.")
         t = resolve(detached(out), targets)
         if t.kind != "class":
             raise NetscopeError("LeGrad explains a class score: give class targets.")
@@ -81,8 +94,7 @@ def legrad(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
                                 "head, and found neither here; pass score_projection_fn="
                                 "tokens -> logits.")
         maps = []
-        for name in chosen:
-            a = att[names.index(name)]
+        for name, a in zip(chosen, att, strict=True):
             s = class_score(project(rec[name]), t.labels, "logit")
             (g,) = torch.autograd.grad(s.sum(), a, retain_graph=True)
             maps.append(g.relu().mean((1, 2))[:, layout.prefix:])
