@@ -278,7 +278,7 @@ def test_lrp_runs_keep_and_show_signed_relevance(tree, tmp_path):
     assert maps.min() < 0 < maps.max() and np.abs(maps).max() <= 1.0 + 1e-3
     assert np.allclose(np.abs(maps).reshape(len(maps), -1).max(1), 1.0, atol=1e-3)
     page = (out / "index.html").read_text()
-    assert "signed relevance: red for the class, blue against it" in page
+    assert "red for the class, blue against it" in page
     assert ok["deletion_auc"].between(0, 1).all()
 
 

@@ -61,6 +61,26 @@ def test_an_additive_model_gets_each_segments_term(name):
                                rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["feature-ablation", "shapley-sampling", "kernel-shap",
+                                  "lime"])
+def test_segment_values_are_drawn_with_their_sign(name):
+    """Evidence against the class is kept: ``signed()`` is each segment's value over the
+    largest magnitude (negative where the term is), while the map keeps the positive part."""
+    model = Additive()
+    x = torch.randn(1, 3, 8, 8, dtype=torch.float64)
+    heat = explain(name, model, x, [0], segments="grid", cells=2,
+                   **({} if name == "feature-ablation" else {"samples": 64}),
+                   **({"lasso_alpha": 1e-9} if name == "lime" else {}))
+    masks = segment_masks(x, "grid", 2)[0]
+    terms = _terms(model, x, 0)[0]
+    assert (terms < 0).any() and (terms > 0).any()
+    signed = heat.signed()[0]
+    expected = terms / terms.abs().max()
+    got = torch.stack([signed[masks == k][0] for k in range(4)])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 if name == "lime" else 1e-6)
+    assert heat.maps.min() >= 0
+
+
 def test_lime_with_a_tiny_l1_weight_gets_the_terms_too():
     model = Additive()
     x = torch.randn(1, 3, 8, 8, dtype=torch.float64)

@@ -34,8 +34,8 @@ def explain_page(table: pd.DataFrame, pictures: Sequence[tuple[str, np.ndarray, 
     figs = ""
     signed = settings.get("signed", False)
     if signed:
-        facts += ("<p>The maps show signed relevance: red for the class, blue against it, "
-                  "white for none.</p>")
+        facts += ("<p>The maps are signed (relevance, or each segment's value): red for "
+                  "the class, blue against it, white for none.</p>")
     probs = dict(zip(ok["file"], ok["probability"], strict=True))
     names = dict(zip(ok["file"], ok["class_name"], strict=True))
     for file, rgb, heat in pictures:

@@ -14,7 +14,7 @@ from netscope.render.png import figure_png, subplots
 SCALES = {
     "map": ("jet", 0.0, 1.0, "share of the map's maximum"),
     "saliency": ("inferno", 0.0, 1.0, "the map, share of its 99th percentile"),
-    "relevance": ("bwr", -1.0, 1.0, "relevance, share of the 99th percentile of |R|"),
+    "relevance": ("bwr", -1.0, 1.0, "for (red) / against (blue), share of the 99th pct of |value|"),
     "gradient": ("gray", -1.0, 1.0, "signed gradient, share of its 99th percentile"),
 }
 

@@ -57,7 +57,8 @@ class Heatmaps:
     warnings: list[str] = field(default_factory=list)  # what a careful user must know
     attributions: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
-    relevance: bool = False  # attributions are signed relevance (LRP): drawn with their sign
+    signed_evidence: bool = False  # attributions are evidence for (+) and against (-) the
+    # target (LRP's relevance, the segment methods' values): drawn with their sign
     reduction: str | None = None  # how maps come from attributions (``reduced``)
 
     def __post_init__(self) -> None:
@@ -100,10 +101,11 @@ class Heatmaps:
         return Shown(self, pictures if isinstance(images, list | tuple) else pictures[0])
 
     def signed(self) -> torch.Tensor | None:
-        """For relevance methods (LRP): the signed relevance per pixel (N, H, W), scaled
-        by each image's largest magnitude into [-1, 1], so evidence against the target is
-        drawn too; None for methods whose maps are not signed."""
-        if not self.relevance or self.attributions is None:
+        """For methods whose attributions are signed evidence (LRP, feature ablation,
+        Shapley sampling, KernelSHAP, LIME): their sum over colours per pixel (N, H, W),
+        scaled by each image's largest magnitude into [-1, 1], so evidence against the
+        target is drawn too; None for the others."""
+        if not self.signed_evidence or self.attributions is None:
             return None
         values = self.attributions.sum(1) if self.attributions.dim() == 4 else \
             self.attributions

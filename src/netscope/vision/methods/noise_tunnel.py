@@ -99,4 +99,4 @@ def _result(heat: Heatmaps, out: torch.Tensor, logits, t: Resolved) -> Heatmaps:
     return Heatmaps(normalize_maps(maps, how), logits, None if agnostic else t,
                     top_classes(logits) if agnostic else t.labels, heat.layer,
                     heat.method, how, list(heat.warnings), attributions=attributions,
-                    relevance=heat.relevance, reduction=heat.reduction)
+                    signed_evidence=heat.signed_evidence, reduction=heat.reduction)

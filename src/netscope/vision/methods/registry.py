@@ -154,7 +154,8 @@ class Method:
     pixels); ``command`` which single-method command lists it (``gradcam`` or
     ``saliency``); ``in_all`` whether `vision evaluate`'s 'all' includes it; ``live``
     whether live mode's method cycle does; ``dataset`` whether `vision explain` offers it;
-    ``signed`` whether its maps carry a sign worth drawing (relevance for and against);
+    ``signed`` whether its attributions are evidence for and against the target, drawn
+    with their sign (LRP's relevance, the segment methods' values);
     ``tunnel`` whether it takes the noise tunnel's settings (``TUNNEL``, added to its
     own)."""
 
@@ -244,6 +245,7 @@ class Method:
                 heat = self.implementation()(model, x, targets, **dict(self.fixed),
                                              **settings)
         heat.method = self.name  # the registered name (a variant's, a test's own method)
+        heat.signed_evidence = heat.signed_evidence or self.signed
         return heat
 
 
@@ -389,14 +391,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "superpixel) replaced by the baseline in turn; its pixels get the target's drop",
            _M + "feature_ablation:feature_ablation",
            (SEGMENTS, CELLS, BASELINE, BATCH_SIZE, NORMALIZE),
-           needs=(), resolution="input", command="saliency"),
+           needs=(), resolution="input", command="saliency", signed=True),
     Method("shapley-sampling", "Shapley value sampling", "each segment's mean change of the "
            "target when it is put back on the baseline, over random orders of the segments "
            "(Castro et al. 2009)", _M + "shapley_sampling:shapley_sampling",
            (SEGMENTS, CELLS.but(4), BASELINE,
             Setting("samples", 25, "random orders of the segments", cast=int, lo=1,
                     hi=10_000), SEED, BATCH_SIZE, NORMALIZE),
-           needs=(), resolution="input", command="saliency", in_all=False),
+           needs=(), resolution="input", command="saliency", in_all=False,
+           signed=True),
     Method("kernel-shap", "KernelSHAP", "a linear model of the target on which segments are "
            "kept, fitted on samples weighted by the Shapley kernel (Lundberg & Lee 2017)",
            _M + "surrogate:kernel_shap",
@@ -404,7 +407,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             Setting("samples", 600, "perturbed images (the full and the empty one first, "
                     "then coalitions and their complements)",
                     cast=int, lo=1, hi=10_000), SEED, BATCH_SIZE, NORMALIZE),
-           needs=(), resolution="input", command="saliency", in_all=False),
+           needs=(), resolution="input", command="saliency", in_all=False,
+           signed=True),
     Method("lime", "LIME", "a sparse linear model of the target on which segments are kept, "
            "fitted on samples weighted by their closeness to the image (Ribeiro et al. 2016)",
            _M + "surrogate:lime",
@@ -415,7 +419,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                     cast=float, lo=0, hi=1e6, above=True),
             Setting("lasso_alpha", 0.01, "the Lasso's L1 weight", cast=float, lo=0, hi=1e6),
             SEED, BATCH_SIZE, NORMALIZE),
-           needs=(), resolution="input", command="saliency", in_all=False),
+           needs=(), resolution="input", command="saliency", in_all=False,
+           signed=True),
     Method("lrp", "LRP", "layer-wise relevance propagation: the target score handed down "
            "layer by layer by rules (a modified backward pass)",
            _M + "relevance.propagate:lrp",

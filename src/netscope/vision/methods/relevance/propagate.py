@@ -96,7 +96,7 @@ def _propagate(model, x, targets, graph, probes, normalize, recorded, units) -> 
     heat = Heatmaps(normalize_maps(signed.clamp(min=0), normalize), detached(out), t, t.labels,
                     "input", "lrp", normalize, attributions=R.detach(),
                     extras={"relevance": R.flatten(1).sum(1).detach(),
-                            "score": start.flatten(1).sum(1)}, relevance=True,
+                            "score": start.flatten(1).sum(1)}, signed_evidence=True,
                     reduction="sum-relu" if R.dim() == 4 else None)
     if recorded:
         heat.extras["unit_relevance"] = {name: probes[name].seen for name in recorded}
