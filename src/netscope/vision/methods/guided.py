@@ -34,10 +34,10 @@ class _GuidedReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        keep = (x > 0) & (g > 0)
+        positive = g.clamp(min=0)  # then the activation's own backward: two fused passes
         if ctx.upper is not None:
-            keep &= x < ctx.upper
-        return g * keep, None
+            return torch.ops.aten.hardtanh_backward(positive, x, 0.0, ctx.upper), None
+        return torch.ops.aten.threshold_backward(positive, x, 0.0), None
 
 
 class _DeconvReLU(torch.autograd.Function):
