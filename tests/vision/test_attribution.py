@@ -370,3 +370,16 @@ def test_an_image_with_nan_is_refused_and_never_spoils_another(name):
     x[1, 0, 3, 3] = float("nan")
     with pytest.raises(NetscopeError, match="image 1 of the batch holds NaN"):
         explain(name, model, x, [0, 0])
+
+
+def test_guided_backprop_equals_pytorch_grad_cam_where_installed():
+    pgc = pytest.importorskip("pytorch_grad_cam", reason="pytorch-grad-cam is a peer")
+    model, x = TinyGAP(dtype=torch.float32).eval(), image(2, dtype=torch.float32)
+    ours = guided.guided_backprop(model, x, [1, 2])
+    for i, c in enumerate((1, 2)):
+        ref = pgc.GuidedBackpropReLUModel(model, device="cpu")(x[i:i + 1].clone(), c)
+        np.testing.assert_allclose(ours[i].permute(1, 2, 0).numpy(), ref, atol=1e-6)
+    assert not any(type(m).__name__.startswith("GuidedBackprop") for m in model.modules())
+    out = guided.guided_grad_cam(model, x, [1, 2])  # one forward pass, two backward
+    cam = A.grad_cam(model, x, [1, 2]).upsampled((x.shape[-2:]))
+    torch.testing.assert_close(out.attributions, ours * cam[:, None])

@@ -149,18 +149,22 @@ def grad_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = None, *,
         raise NetscopeError(f"eps must be a finite number >= 0, got {eps}.")
     layer = layer or default_layer(model, x)
     A, grad, logits, t = layer_gradients(model, x, layer, targets, reshape)
-    if variant in MAPS:
-        maps = F.relu(VARIANTS[variant](A, grad))
-    else:
-        weights = gradcampp_weights(A, grad, eps) if variant == "gradcam++" else \
-            VARIANTS[variant](A, grad)
-        maps = F.relu((weights * A).sum(1))
-    heat = Heatmaps(normalize_maps(maps, normalize), logits, t, t.labels, str(layer), variant,
-                    normalize)
+    heat = Heatmaps(normalize_maps(variant_maps(A, grad, variant, eps), normalize), logits, t,
+                    t.labels, str(layer), variant, normalize)
     if not bool(grad.abs().amax() > 0) and scores_ignore_input(model, x):
         raise NetscopeError(INPUT_IGNORED)
-    heat.warnings += _warnings(A, grad, layer, variant, eps)
+    heat.warnings += cam_warnings(A, grad, layer, variant, eps)
     return heat
+
+
+def variant_maps(A: torch.Tensor, grad: torch.Tensor, variant: str,
+                 eps: float = 0.0) -> torch.Tensor:
+    """ReLU(sum_k alpha_k A_k) with the variant's weights (or its own map)."""
+    if variant in MAPS:
+        return F.relu(VARIANTS[variant](A, grad))
+    weights = gradcampp_weights(A, grad, eps) if variant == "gradcam++" else \
+        VARIANTS[variant](A, grad)
+    return F.relu((weights * A).sum(1))
 
 
 @checked_images
@@ -188,7 +192,7 @@ def smooth_gradcampp(model: nn.Module, x: torch.Tensor, targets: TargetLike = No
                     "smoothgradcam++", normalize)
 
 
-def _warnings(A: torch.Tensor, grad: torch.Tensor, layer, variant: str,
+def cam_warnings(A: torch.Tensor, grad: torch.Tensor, layer, variant: str,
               eps: float) -> list[str]:
     """What the user must know about these maps: an empty gradient, an unstable Grad-CAM++."""
     found = []
