@@ -156,7 +156,7 @@ def deeplift_shap(model: nn.Module, x: torch.Tensor, targets: TargetLike = None,
     """DeepLIFT-SHAP (Lundberg & Lee 2017): DeepLIFT against each of several baselines,
     averaged (as Captum's ``DeepLiftShap``). ``baselines``: names of baselines made from each
     image, or a tensor (K, C, H, W) of reference images shared by all. Every (image,
-    baseline) pair runs in one doubled batch; ``extras["delta"]`` = F(x) - mean F(b)."""
+    baseline) pair runs in one DeepLIFT batch; ``extras["delta"]`` = F(x) - mean F(b)."""
     n = x.shape[0]
     refs = baseline_sets(x, baselines)
     k = refs.shape[1]
