@@ -63,11 +63,13 @@ class _BaselineTape:
         self.calls: dict[int, deque] = {}
 
     def forward(self, module: nn.Module, own):
+        safe, slope = copying(own, module), slope_of(module, own)
+
         def run(inp: torch.Tensor) -> torch.Tensor:
             queue = self.calls.setdefault(id(module), deque())
             if self.recording:
-                x_base = inp.detach() * 1.0  # a copy: in-place activations change inp
-                y = own(x_base * 1.0)
+                x_base = inp.detach() * 1.0  # kept: later in-place work must not change it
+                y = safe(x_base)
                 queue.append((x_base, y.detach()))
                 return y
             if not queue or queue[0][0].shape != inp.shape:
@@ -76,8 +78,7 @@ class _BaselineTape:
                     f"the baseline; {type(module).__name__} ran differently on the two (the "
                     f"model's path depends on its input's values), so there is no pair.")
             x_base, y_base = queue.popleft()
-            return _Rescale.apply(inp, x_base, y_base, copying(own, module),
-                                  slope_of(module, own))
+            return _Rescale.apply(inp, x_base, y_base, safe, slope)
         return run
 
     def unused(self) -> int:
@@ -91,10 +92,12 @@ def slope_of(module: nn.Module, own) -> Callable[[torch.Tensor], torch.Tensor]:
     if type(module) is nn.ReLU6:
         return lambda x: ((x > 0) & (x < 6)).to(x.dtype)
 
+    safe = copying(own, module)
+
     def by_autograd(x: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
             xg = x.detach().clone().requires_grad_(True)
-            return torch.autograd.grad(own(xg * 1.0).sum(), xg)[0]
+            return torch.autograd.grad(safe(xg).sum(), xg)[0]
     return by_autograd
 
 

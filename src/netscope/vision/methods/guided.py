@@ -16,7 +16,7 @@ from netscope.errors import NetscopeError
 from netscope.vision.core.capture import LayerRef, capture
 from netscope.vision.core.entry_checks import checked_images
 from netscope.vision.core.heatmaps import Heatmaps, normalize_maps
-from netscope.vision.core.layer_choice import default_layer
+from netscope.vision.core.layer_choice import INPUT_IGNORED, default_layer, scores_ignore_input
 from netscope.vision.core.module_swap import swapped_forwards
 from netscope.vision.core.targets import TargetLike, detached, resolve
 from netscope.vision.core.token_grid import layout_for
@@ -56,12 +56,12 @@ class _DeconvReLU(torch.autograd.Function):
     (the deconvnet's rule, Zeiler & Fergus 2014)."""
 
     @staticmethod
-    def forward(ctx, x, upper):
+    def forward(ctx, x, upper, _switch=None):
         return x.clamp(0, upper) if upper is not None else x.clamp(min=0)
 
     @staticmethod
     def backward(ctx, g):
-        return g.clamp(min=0), None
+        return g.clamp(min=0), None, None
 
 
 def guided_relus(model: nn.Module, rule: type[torch.autograd.Function] = _GuidedReLU,
@@ -71,9 +71,7 @@ def guided_relus(model: nn.Module, rule: type[torch.autograd.Function] = _Guided
     is given; yields how many."""
     def make(m: nn.Module, _own):
         upper = 6.0 if isinstance(m, nn.ReLU6) else None
-        if switch is not None:
-            return lambda inp: rule.apply(inp, upper, switch)
-        return lambda inp: rule.apply(inp, upper)
+        return lambda inp: rule.apply(inp, upper, switch)
     return swapped_forwards(model, (nn.ReLU, nn.ReLU6), make)
 
 
@@ -112,6 +110,8 @@ def guided_grad_cam(model: nn.Module, x: torch.Tensor, targets: TargetLike = Non
         (g_input,) = torch.autograd.grad(score, xi, allow_unused=True)
     A = layout.to_grid(A.detach())
     g_layer = torch.zeros_like(A) if g_layer is None else layout.to_grid(g_layer)
+    if not bool(g_layer.abs().amax() > 0) and scores_ignore_input(model, x):
+        raise NetscopeError(INPUT_IGNORED)  # as Grad-CAM says it
     g_input = torch.zeros_like(x) if g_input is None else g_input
     cam = Heatmaps(normalize_maps(variant_maps(A, g_layer, "gradcam"), normalize),
                    detached(out), t, t.labels, str(ref), "gradcam", normalize)
